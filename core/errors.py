@@ -1,0 +1,56 @@
+"""Domain errors: every failure the product can explain to a user.
+
+Each error has a machine ``code`` and an English ``msgid`` that transports translate through
+gettext; ``params`` are formatted into the translated text. Transports map error classes to
+their own responses in one place each (the bot's error router, the web app's error middleware).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+
+class DomainError(Exception):
+    code: ClassVar[str] = "error"
+    msgid: ClassVar[str] = "Something went wrong. Please try again later."
+
+    def __init__(self, detail: str = "", **params: Any) -> None:
+        # ``detail`` is for logs and developers only; it is never shown to a user.
+        super().__init__(detail or self.code)
+        self.detail = detail
+        self.params = params
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    msgid = "Not found."
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    msgid = "You do not have access to this."
+
+
+class InvalidInput(DomainError):
+    code = "invalid_input"
+    msgid = "The request is not valid."
+
+
+class ConsentRequired(DomainError):
+    code = "consent_required"
+    msgid = "Please accept the privacy policy first."
+
+
+class UserBlocked(DomainError):
+    code = "user_blocked"
+    msgid = "Your account is blocked. Contact support if you think this is a mistake."
+
+
+class RateLimited(DomainError):
+    code = "rate_limited"
+    msgid = "Too many requests. Please wait a little and try again."
+
+
+class Unauthorized(DomainError):
+    code = "unauthorized"
+    msgid = "Please sign in."
