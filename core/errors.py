@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from core.i18n import N_
+
 
 class DomainError(Exception):
     code: ClassVar[str] = "error"
-    msgid: ClassVar[str] = "Something went wrong. Please try again later."
+    msgid: ClassVar[str] = N_("Something went wrong. Please try again later.")
 
     def __init__(self, detail: str = "", **params: Any) -> None:
         # ``detail`` is for logs and developers only; it is never shown to a user.
@@ -23,34 +25,34 @@ class DomainError(Exception):
 
 class NotFound(DomainError):
     code = "not_found"
-    msgid = "Not found."
+    msgid = N_("Not found.")
 
 
 class Forbidden(DomainError):
     code = "forbidden"
-    msgid = "You do not have access to this."
+    msgid = N_("You do not have access to this.")
 
 
 class InvalidInput(DomainError):
     code = "invalid_input"
-    msgid = "The request is not valid."
+    msgid = N_("The request is not valid.")
 
 
 class ConsentRequired(DomainError):
     code = "consent_required"
-    msgid = "Please accept the privacy policy first."
+    msgid = N_("Please accept the privacy policy first.")
 
 
 class UserBlocked(DomainError):
     code = "user_blocked"
-    msgid = "Your account is blocked. Contact support if you think this is a mistake."
+    msgid = N_("Your account is blocked. Contact support if you think this is a mistake.")
 
 
 class RateLimited(DomainError):
     code = "rate_limited"
-    msgid = "Too many requests. Please wait a little and try again."
+    msgid = N_("Too many requests. Please wait a little and try again.")
 
 
 class Unauthorized(DomainError):
     code = "unauthorized"
-    msgid = "Please sign in."
+    msgid = N_("Please sign in.")

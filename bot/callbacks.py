@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from aiogram.filters.callback_data import CallbackData
+
+
+class ConsentCallback(CallbackData, prefix="consent"):
+    version: str
+
+
+class MenuCallback(CallbackData, prefix="menu"):
+    action: str
+
+
+class LanguageCallback(CallbackData, prefix="lang"):
+    code: str

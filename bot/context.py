@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.clock import Clock, utcnow
+
+
+@dataclass(frozen=True)
+class BotContext:
+    """What handlers need to know about the deployment, passed through workflow data."""
+
+    policy_version: str
+    policy_url: str
+    web_app_url: str
+    admin_ids: frozenset[int] = frozenset()
+    clock: Clock = utcnow

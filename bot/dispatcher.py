@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.base import BaseStorage
+from aiogram.types import BotCommand, BotCommandScopeDefault, MenuButtonWebApp, WebAppInfo
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+
+from bot.context import BotContext
+from bot.handlers import account, errors, fallback, start
+from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
+from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR
+from db.engine import UnitOfWorkFactory
+
+
+def create_i18n() -> I18n:
+    return I18n(path=LOCALES_DIR, default_locale="en", domain=DOMAIN)
+
+
+def create_dispatcher(
+    *, uow_factory: UnitOfWorkFactory, ctx: BotContext, storage: BaseStorage
+) -> Dispatcher:
+    i18n = create_i18n()
+    dp = Dispatcher(storage=storage, ctx=ctx, i18n=i18n)
+    dp.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
+    LocaleMiddleware(i18n).setup(dp)
+    gate = ConsentGateMiddleware()
+    dp.message.middleware(gate)
+    dp.callback_query.middleware(gate)
+    dp.include_routers(errors.router, start.router, account.router, fallback.router)
+    dp.startup.register(set_commands)
+    return dp
+
+
+async def set_commands(bot: Bot, i18n: I18n, ctx: BotContext) -> None:
+    """The command list per interface language (Telegram picks by the user's app language),
+    and the menu button that opens the Mini App in every private chat."""
+    await bot.set_chat_menu_button(
+        menu_button=MenuButtonWebApp(text="NetRoom", web_app=WebAppInfo(url=ctx.web_app_url))
+    )
+    for language in LANGUAGES:
+        with i18n.use_locale(language):
+            commands = [
+                BotCommand(command="start", description=_("Start and main menu")),
+                BotCommand(command="menu", description=_("Main menu")),
+                BotCommand(command="referral", description=_("Invite friends")),
+                BotCommand(command="language", description=_("Interface language")),
+                BotCommand(command="privacy", description=_("Your data and the privacy policy")),
+            ]
+        await bot.set_my_commands(
+            commands,
+            scope=BotCommandScopeDefault(),
+            language_code=None if language == "en" else language,
+        )

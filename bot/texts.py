@@ -1,0 +1,90 @@
+"""User-visible texts built from the gettext catalogue; placeholders filled after translation."""
+
+from __future__ import annotations
+
+from html import escape
+
+from aiogram.utils.i18n import gettext as _
+
+from bot.context import BotContext
+from core.dto import ReferralInfo, ReferralOutcome
+
+
+def consent_text(ctx: BotContext, *, renewed: bool) -> str:
+    head = (
+        _("📄 Our privacy policy has changed. Please read it and accept it to keep using NetRoom.")
+        if renewed
+        else _("👋 Welcome to NetRoom: many AI models in one chat.")
+    )
+    summary = _(
+        "Before we start, please accept our privacy policy. In short:\n"
+        "• we keep your Telegram ID, name, language and settings;\n"
+        "• your messages are stored for 14 days, then deleted;\n"
+        "• your requests go only to the developer of the model you choose;\n"
+        "• payments go through YooKassa and Telegram Stars, we never see card details;\n"
+        "• you can get a copy of your data or delete your account through support.\n"
+        "The service is for adults (18+)."
+    )
+    link = _('Full text: <a href="{url}">privacy policy</a>').format(url=escape(ctx.policy_url))
+    return f"{head}\n\n{summary}\n\n{link}"
+
+
+def welcome_text(name: str | None) -> str:
+    if name:
+        return _("✅ Thank you, {name}! You are all set.").format(name=escape(name))
+    return _("✅ Thank you! You are all set.")
+
+
+def menu_text() -> str:
+    return _("What would you like to do? Open NetRoom to chat with AI models.")
+
+
+def referral_outcome_text(outcome: ReferralOutcome) -> str | None:
+    texts = {
+        ReferralOutcome.APPLIED: _("🤝 You joined by a friend's invitation."),
+        ReferralOutcome.UNKNOWN_CODE: _(
+            "This invitation link is not valid any more, but you are welcome all the same."
+        ),
+        ReferralOutcome.SELF_INVITE: _("This is your own invitation link: share it with friends."),
+        ReferralOutcome.CYCLE: _("You cannot join through a friend you invited yourself."),
+        ReferralOutcome.ALREADY_REGISTERED: _(
+            "You already have an account, so this invitation cannot be applied."
+        ),
+    }
+    return texts.get(outcome)
+
+
+def referral_text(info: ReferralInfo, link: str) -> str:
+    return _(
+        "👥 <b>Invite friends</b>\n\n"
+        "Your link: {link}\n\n"
+        "Joined through your link: {level1}\n"
+        "Joined through your friends' links: {level2}"
+    ).format(link=escape(link), level1=info.level1, level2=info.level2)
+
+
+def invited_friend_text() -> str:
+    return _("🎉 A friend joined NetRoom through your link.")
+
+
+def language_prompt() -> str:
+    return _("Choose the interface language:")
+
+
+def language_set_text() -> str:
+    return _("Language changed.")
+
+
+def privacy_text(ctx: BotContext) -> str:
+    return _(
+        "🔒 <b>Your data</b>\n\n"
+        "We keep your account and settings, your messages for 14 days, payment records as the "
+        "law requires, and technical logs for up to 90 days.\n"
+        "You have the right to a copy of your data, to correct it, to delete your account and to "
+        "withdraw consent. Write to support to use them.\n\n"
+        'Policy version {version}: <a href="{url}">full text</a>'
+    ).format(version=escape(ctx.policy_version), url=escape(ctx.policy_url))
+
+
+def generic_error_text() -> str:
+    return _("Something went wrong. Please try again later.")

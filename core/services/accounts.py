@@ -1,0 +1,204 @@
+"""Accounts: registration through Telegram, consent, language, referral relationships."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+
+from core.deeplinks import new_referral_code
+from core.dto import ClientInfo, ReferralInfo, ReferralOutcome, Registration, StartPayload, UserDTO
+from core.errors import InvalidInput, NotFound
+from db.models import Identity, SignupAttribution, User
+from db.uow import UnitOfWork
+
+LANGUAGES = ("en", "ru")
+ACTIVITY_RESOLUTION = timedelta(minutes=5)
+
+
+def pick_language(language_code: str | None) -> str:
+    """Telegram's ``language_code`` (IETF tag) to one of our interface languages."""
+    if language_code and language_code.split("-")[0].lower() in ("ru", "uk", "be", "kk"):
+        return "ru"
+    return "en"
+
+
+def to_dto(user: User, consent_version: str | None) -> UserDTO:
+    return UserDTO(
+        id=user.id,
+        telegram_id=user.telegram_id,
+        username=user.username,
+        profile_name=user.profile_name,
+        language=user.language,
+        theme=user.theme,
+        features=dict(user.features or {}),
+        history_enabled=user.history_enabled,
+        is_blocked=user.is_blocked,
+        referral_code=user.referral_code,
+        invited_by=user.invited_by,
+        ref1_count=user.ref1_count,
+        ref2_count=user.ref2_count,
+        created_at=user.created_at,
+        last_activity_at=user.last_activity_at,
+        consent_version=consent_version,
+    )
+
+
+async def _dto(uow: UnitOfWork, user: User) -> UserDTO:
+    return to_dto(user, await uow.users.latest_consent_version(user.id))
+
+
+async def get_by_telegram_id(uow: UnitOfWork, telegram_id: int) -> UserDTO | None:
+    user = await uow.users.by_telegram_id(telegram_id)
+    return None if user is None else await _dto(uow, user)
+
+
+async def get_user(uow: UnitOfWork, user_id: int) -> UserDTO:
+    user = await uow.users.get(user_id)
+    if user is None:
+        raise NotFound(f"user {user_id}")
+    return await _dto(uow, user)
+
+
+async def register_telegram_user(
+    uow: UnitOfWork,
+    *,
+    telegram_id: int,
+    username: str | None,
+    first_name: str | None,
+    last_name: str | None,
+    language_code: str | None,
+    payload: StartPayload,
+    policy_version: str,
+    client: ClientInfo,
+) -> Registration:
+    """Create the account on acceptance of the policy, or record a renewed acceptance.
+
+    Idempotent: accepting twice (or two taps racing) yields one account and the inviter is
+    recorded only at the first registration.
+    """
+    existing = await uow.users.by_telegram_id(telegram_id, for_update=True)
+    if existing is not None:
+        return await _accept_again(uow, existing, payload, policy_version, client.platform)
+
+    name = " ".join(part for part in (first_name, last_name) if part) or None
+    referral = ReferralOutcome.NONE
+    inviter: User | None = None
+    if payload.referral_code:
+        inviter = await uow.users.by_referral_code(payload.referral_code)
+        referral = ReferralOutcome.APPLIED if inviter else ReferralOutcome.UNKNOWN_CODE
+
+    user = User(
+        telegram_id=telegram_id,
+        username=username,
+        profile_name=name[:256] if name else None,
+        language=pick_language(language_code),
+        referral_code=await _unique_referral_code(uow),
+        invited_by=inviter.id if inviter else None,
+    )
+    try:
+        async with uow.session.begin_nested():
+            await uow.users.add(user)
+    except IntegrityError:
+        # A concurrent acceptance created the account first.
+        existing = await uow.users.by_telegram_id(telegram_id, for_update=True)
+        if existing is None:
+            raise
+        return await _accept_again(uow, existing, payload, policy_version, client.platform)
+
+    await uow.users.add_identity(
+        Identity(user_id=user.id, provider="telegram", subject=str(telegram_id))
+    )
+    await uow.users.add_consent(user.id, policy_version, client.platform)
+    await uow.users.add_attribution(_attribution(user.id, payload, client))
+    if inviter is not None:
+        await uow.users.bump_referral_counters(inviter.id, inviter.invited_by)
+    await uow.commit()
+    return Registration(user=to_dto(user, policy_version), created=True, referral=referral)
+
+
+async def _accept_again(
+    uow: UnitOfWork, user: User, payload: StartPayload, policy_version: str, platform: str
+) -> Registration:
+    referral = ReferralOutcome.NONE
+    if payload.referral_code:
+        referral = await _referral_refusal(uow, user, payload.referral_code)
+    if await uow.users.latest_consent_version(user.id) != policy_version:
+        await uow.users.add_consent(user.id, policy_version, platform)
+    await uow.commit()
+    return Registration(user=to_dto(user, policy_version), created=False, referral=referral)
+
+
+async def _referral_refusal(uow: UnitOfWork, user: User, code: str) -> ReferralOutcome:
+    """Why a referral code cannot apply to an existing account."""
+    if code == user.referral_code:
+        return ReferralOutcome.SELF_INVITE
+    inviter = await uow.users.by_referral_code(code)
+    if inviter is None:
+        return ReferralOutcome.UNKNOWN_CODE
+    if user.id in await uow.users.inviter_chain(inviter.id):
+        return ReferralOutcome.CYCLE
+    return ReferralOutcome.ALREADY_REGISTERED
+
+
+async def check_start_payload(
+    uow: UnitOfWork, telegram_id: int, payload: StartPayload
+) -> ReferralOutcome:
+    """What a deep link would do for this Telegram user, before anything is stored."""
+    if not payload.referral_code:
+        return ReferralOutcome.NONE
+    user = await uow.users.by_telegram_id(telegram_id)
+    if user is not None:
+        return await _referral_refusal(uow, user, payload.referral_code)
+    inviter = await uow.users.by_referral_code(payload.referral_code)
+    return ReferralOutcome.APPLIED if inviter else ReferralOutcome.UNKNOWN_CODE
+
+
+def _attribution(user_id: int, payload: StartPayload, client: ClientInfo) -> SignupAttribution:
+    return SignupAttribution(
+        user_id=user_id,
+        landing_page=client.landing_page,
+        referrer=client.referrer,
+        utm_source=payload.utm.get("utm_source"),
+        utm_medium=payload.utm.get("utm_medium"),
+        utm_campaign=payload.utm.get("utm_campaign"),
+        utm_term=payload.utm.get("utm_term"),
+        utm_content=payload.utm.get("utm_content"),
+        platform=client.platform,
+        device_type=client.device_type,
+        os=client.os,
+        browser=client.browser,
+        ip=client.ip,
+        user_agent=client.user_agent[:512] if client.user_agent else None,
+    )
+
+
+async def _unique_referral_code(uow: UnitOfWork) -> str:
+    for _ in range(8):
+        code = new_referral_code()
+        if await uow.users.by_referral_code(code) is None:
+            return code
+    raise RuntimeError("could not find a free referral code")
+
+
+async def set_language(uow: UnitOfWork, user_id: int, language: str) -> UserDTO:
+    if language not in LANGUAGES:
+        raise InvalidInput(f"language {language!r}")
+    await uow.users.set_fields(user_id, language=language)
+    await uow.commit()
+    return await get_user(uow, user_id)
+
+
+async def referral_info(uow: UnitOfWork, user_id: int) -> ReferralInfo:
+    user = await uow.users.get(user_id)
+    if user is None:
+        raise NotFound(f"user {user_id}")
+    return ReferralInfo(code=user.referral_code, level1=user.ref1_count, level2=user.ref2_count)
+
+
+async def record_activity(uow: UnitOfWork, user: UserDTO, *, now: datetime) -> None:
+    """Keep `last_activity_at` fresh to five minutes without a write on every message."""
+    if user.last_activity_at is not None and now - user.last_activity_at < ACTIVITY_RESOLUTION:
+        return
+    await uow.users.touch_activity(user.id, now)
+    await uow.commit()

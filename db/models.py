@@ -1,0 +1,125 @@
+"""Tables for accounts. Each column maps to a category of the privacy policy (section 3)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy import Identity as Generated
+from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.orm import Mapped, mapped_column
+
+from db.base import Base, created_at_column
+
+
+class User(Base):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    # 3.1 identifiers
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, unique=True)
+    username: Mapped[str | None] = mapped_column(String(64))
+    profile_name: Mapped[str | None] = mapped_column(String(256))
+    # 3.7 settings and flags
+    language: Mapped[str] = mapped_column(String(8), server_default="en")
+    theme: Mapped[str] = mapped_column(String(16), server_default="auto")
+    features: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    history_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    is_blocked: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # 3.6 referral relationships
+    referral_code: Mapped[str] = mapped_column(String(32), unique=True)
+    invited_by: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    ref1_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    ref2_count: Mapped[int] = mapped_column(Integer, server_default="0")
+    # 3.4 current session data
+    created_at: Mapped[datetime] = created_at_column()
+    last_activity_at: Mapped[datetime | None]
+    last_auth_at: Mapped[datetime | None]
+    last_auth_platform: Mapped[str | None] = mapped_column(String(16))
+    last_auth_device: Mapped[str | None] = mapped_column(String(32))
+    last_auth_os: Mapped[str | None] = mapped_column(String(64))
+    last_auth_browser: Mapped[str | None] = mapped_column(String(64))
+    last_auth_ip: Mapped[str | None] = mapped_column(INET)
+    last_auth_user_agent: Mapped[str | None] = mapped_column(String(512))
+
+    __table_args__ = (
+        CheckConstraint("invited_by IS NULL OR invited_by <> id", name="no_self_invite"),
+        CheckConstraint("language IN ('en', 'ru')", name="language_known"),
+        Index("ix_users_username_lower", text("lower(username)")),
+    )
+
+
+class Identity(Base):
+    """One way to sign in to an account: telegram, email, google or yandex."""
+
+    __tablename__ = "identities"
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    # Telegram id, lower-cased email, Google `sub` or Yandex `id`.
+    subject: Mapped[str] = mapped_column(String(320))
+    email: Mapped[str | None] = mapped_column(String(320))
+    email_verified: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    password_hash: Mapped[str | None] = mapped_column(String(256))
+    created_at: Mapped[datetime] = created_at_column()
+
+    __table_args__ = (
+        UniqueConstraint("provider", "subject"),
+        CheckConstraint(
+            "provider IN ('telegram', 'email', 'google', 'yandex')", name="provider_known"
+        ),
+    )
+
+
+class Consent(Base):
+    """The consent log: which policy version a user accepted, when and where."""
+
+    __tablename__ = "consents"
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    policy_version: Mapped[str] = mapped_column(String(32))
+    platform: Mapped[str] = mapped_column(String(16))
+    accepted_at: Mapped[datetime] = created_at_column()
+
+
+class SignupAttribution(Base):
+    """Recorded once, at first registration (policy 3.3)."""
+
+    __tablename__ = "signup_attributions"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    landing_page: Mapped[str | None] = mapped_column(String(512))
+    referrer: Mapped[str | None] = mapped_column(String(512))
+    utm_source: Mapped[str | None] = mapped_column(String(64))
+    utm_medium: Mapped[str | None] = mapped_column(String(64))
+    utm_campaign: Mapped[str | None] = mapped_column(String(64))
+    utm_term: Mapped[str | None] = mapped_column(String(64))
+    utm_content: Mapped[str | None] = mapped_column(String(64))
+    platform: Mapped[str] = mapped_column(String(16))
+    device_type: Mapped[str | None] = mapped_column(String(32))
+    os: Mapped[str | None] = mapped_column(String(64))
+    browser: Mapped[str | None] = mapped_column(String(64))
+    ip: Mapped[str | None] = mapped_column(INET)
+    user_agent: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = created_at_column()

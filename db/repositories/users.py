@@ -1,0 +1,99 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Consent, Identity, SignupAttribution, User
+
+
+class UsersRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def get(self, user_id: int, *, for_update: bool = False) -> User | None:
+        stmt = select(User).where(User.id == user_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_telegram_id(self, telegram_id: int, *, for_update: bool = False) -> User | None:
+        stmt = select(User).where(User.telegram_id == telegram_id)
+        if for_update:
+            stmt = stmt.with_for_update()
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def by_referral_code(self, code: str) -> User | None:
+        stmt = select(User).where(User.referral_code == code)
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def add(self, user: User) -> User:
+        self.session.add(user)
+        await self.session.flush()
+        return user
+
+    async def add_identity(self, identity: Identity) -> None:
+        self.session.add(identity)
+        await self.session.flush()
+
+    async def identities(self, user_id: int) -> list[Identity]:
+        stmt = select(Identity).where(Identity.user_id == user_id).order_by(Identity.id)
+        return list((await self.session.execute(stmt)).scalars())
+
+    async def add_consent(self, user_id: int, policy_version: str, platform: str) -> None:
+        self.session.add(Consent(user_id=user_id, policy_version=policy_version, platform=platform))
+        await self.session.flush()
+
+    async def latest_consent_version(self, user_id: int) -> str | None:
+        stmt = (
+            select(Consent.policy_version)
+            .where(Consent.user_id == user_id)
+            .order_by(Consent.accepted_at.desc(), Consent.id.desc())
+            .limit(1)
+        )
+        return (await self.session.execute(stmt)).scalar_one_or_none()
+
+    async def add_attribution(self, attribution: SignupAttribution) -> None:
+        self.session.add(attribution)
+        await self.session.flush()
+
+    async def attribution(self, user_id: int) -> SignupAttribution | None:
+        return await self.session.get(SignupAttribution, user_id)
+
+    async def inviter_chain(self, user_id: int, depth: int = 64) -> list[int]:
+        """Ids of the user's inviter, the inviter's inviter, and so on (nearest first)."""
+        rows = await self.session.execute(
+            text(
+                """
+                WITH RECURSIVE chain(id, invited_by, depth) AS (
+                    SELECT id, invited_by, 0 FROM users WHERE id = :user_id
+                    UNION ALL
+                    SELECT u.id, u.invited_by, c.depth + 1
+                    FROM users u JOIN chain c ON u.id = c.invited_by
+                    WHERE c.depth < :depth
+                )
+                SELECT id FROM chain WHERE depth > 0 ORDER BY depth
+                """
+            ),
+            {"user_id": user_id, "depth": depth},
+        )
+        return [row[0] for row in rows]
+
+    async def bump_referral_counters(self, level1_id: int, level2_id: int | None) -> None:
+        await self.session.execute(
+            update(User).where(User.id == level1_id).values(ref1_count=User.ref1_count + 1)
+        )
+        if level2_id is not None:
+            await self.session.execute(
+                update(User).where(User.id == level2_id).values(ref2_count=User.ref2_count + 1)
+            )
+
+    async def set_fields(self, user_id: int, **values: Any) -> None:
+        await self.session.execute(update(User).where(User.id == user_id).values(**values))
+
+    async def touch_activity(self, user_id: int, now: datetime) -> None:
+        await self.session.execute(
+            update(User).where(User.id == user_id).values(last_activity_at=now)
+        )

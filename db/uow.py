@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.repositories.users import UsersRepository
+
+
+class UnitOfWork:
+    """A database session with its repositories. The use case commits; nobody else does."""
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self.users = UsersRepository(session)
+
+    async def __aenter__(self) -> UnitOfWork:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Whatever was not committed by the use case is discarded.
+        await self.session.rollback()
+        await self.session.close()
+
+    async def commit(self) -> None:
+        await self.session.commit()
+
+    async def rollback(self) -> None:
+        await self.session.rollback()

