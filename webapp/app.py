@@ -8,7 +8,7 @@ import jinja2
 from aiohttp import web
 
 from webapp.errors import error_middleware
-from webapp.i18n import install_i18n
+from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
 from webapp.routes import health, pages
 
@@ -23,9 +23,8 @@ def create_app(context: WebContext) -> web.Application:
         app,
         loader=jinja2.FileSystemLoader(HERE / "templates"),
         autoescape=jinja2.select_autoescape(["html"]),
-        extensions=["jinja2.ext.i18n"],
     )
-    install_i18n(env)
+    env.globals["_"] = translations("en").gettext
     app.router.add_static("/static/", HERE / "static", name="static")
     health.setup(app)
     pages.setup(app)

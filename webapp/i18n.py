@@ -2,8 +2,9 @@ from __future__ import annotations
 
 import gettext
 from functools import cache
+from typing import Any
 
-import jinja2
+import aiohttp_jinja2
 from aiohttp import web
 
 from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR
@@ -14,12 +15,15 @@ def translations(language: str) -> gettext.NullTranslations:
     return gettext.translation(DOMAIN, LOCALES_DIR, languages=[language], fallback=True)
 
 
-def install_i18n(env: jinja2.Environment) -> None:
-    env.install_gettext_callables(  # type: ignore[attr-defined]
-        gettext=lambda s: translations("en").gettext(s),
-        ngettext=lambda s, p, n: translations("en").ngettext(s, p, n),
-        newstyle=True,
-    )
+def render_page(request: web.Request, template: str, context: dict[str, Any]) -> web.Response:
+    """A page in the request's language; templates translate with ``_()``. A language picked
+    with ``?lang=`` is remembered in a cookie."""
+    language = request_language(request)
+    page = {"lang": language, "_": translations(language).gettext, **context}
+    response = aiohttp_jinja2.render_template(template, request, page)
+    if request.query.get("lang") == language:
+        response.set_cookie("lang", language, max_age=365 * 86400, samesite="Lax", httponly=True)
+    return response
 
 
 def request_language(request: web.Request) -> str:

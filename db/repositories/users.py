@@ -97,3 +97,23 @@ class UsersRepository:
         await self.session.execute(
             update(User).where(User.id == user_id).values(last_activity_at=now)
         )
+
+    async def scrub_technical_data(self, cutoff: datetime) -> int:
+        """Forget IP addresses and User-Agents recorded before ``cutoff``; rows affected."""
+        signups = await self.session.execute(
+            update(SignupAttribution)
+            .where(
+                SignupAttribution.created_at < cutoff,
+                (SignupAttribution.ip.is_not(None)) | (SignupAttribution.user_agent.is_not(None)),
+            )
+            .values(ip=None, user_agent=None)
+        )
+        logins = await self.session.execute(
+            update(User)
+            .where(
+                User.last_auth_at < cutoff,
+                (User.last_auth_ip.is_not(None)) | (User.last_auth_user_agent.is_not(None)),
+            )
+            .values(last_auth_ip=None, last_auth_user_agent=None)
+        )
+        return int(signups.rowcount or 0) + int(logins.rowcount or 0)  # type: ignore[attr-defined]

@@ -1,0 +1,47 @@
+# NetRoom: `make run` starts everything on a fresh machine; `make test` runs every check.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+INSTALLED := $(VENV)/.installed
+
+.PHONY: run test install locales catalogue lint chromium bench clean
+
+$(INSTALLED): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --disable-pip-version-check -q -e '.[dev]'
+	touch $(INSTALLED)
+
+install: $(INSTALLED)
+
+# Compiled message catalogues (.mo) are build output, not sources.
+locales: install
+	$(BIN)/pybabel compile -d locales -D messages --use-fuzzy -f
+
+# After changing user-visible text: refresh the template and the ru/en catalogues, then translate.
+catalogue: install
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k __ -k lazy_gettext --omit-header --sort-output -o locales/messages.pot .
+	$(BIN)/pybabel update -i locales/messages.pot -d locales -D messages --width 100 --no-fuzzy-matching
+
+run: install locales
+	$(BIN)/netroom run
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+# Browser tests drive Debian's Chromium.
+chromium:
+	@test -x /usr/bin/chromium || { \
+		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
+
+test: install locales chromium lint
+	$(BIN)/python -m pytest -q
+
+bench: install locales
+	$(BIN)/python -m bench.initdata
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from netroom.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,185 @@
+"""The ``netroom`` command: run, bot, web, worker, migrate, sandbox."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import secrets
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+import httpx
+from pydantic import ValidationError
+
+from core.config import Settings
+from db.migrate import upgrade
+from netroom.processes import BotLink, Roles, serve, stop_on_signals
+from netroom.resources import Endpoints, backing_services, open_resources
+
+log = logging.getLogger("netroom")
+
+SANDBOX_BOT_USERNAME = "netroom_sandbox_bot"
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Request lines carry URLs; keep them out of the default log.
+    for noisy in ("httpx", "httpcore", "aiohttp.access"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def sandbox_token(data_dir: Path) -> str:
+    """A bot token for the sandbox, kept under DATA_DIR so the bot's id is stable across runs."""
+    path = data_dir / "sandbox-bot-token"
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = f"{secrets.randbelow(9 * 10**9) + 10**9}:{secrets.token_urlsafe(27)}"
+    path.write_text(token)
+    path.chmod(0o600)
+    return token
+
+
+async def _register_sandbox_bot(sandbox_url: str, token: str) -> None:
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
+        response = await http.post(
+            "/sandbox/api/bots",
+            json={"token": token, "username": SANDBOX_BOT_USERNAME, "first_name": "NetRoom"},
+        )
+        response.raise_for_status()
+
+
+async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sandbox: bool) -> None:
+    from sandbox.app import start_sandbox
+
+    async with contextlib.AsyncExitStack() as stack:
+        stop = await stack.enter_async_context(stop_on_signals())
+        link: BotLink | None = None
+        sandbox_url: str | None = None
+        if settings.bot.token is not None:
+            link = BotLink(settings.bot.token.get_secret_value(), settings.bot.api_base)
+        elif with_sandbox:
+            server = await start_sandbox(settings.sandbox.host, settings.sandbox.port)
+            stack.push_async_callback(server.stop)
+            sandbox_url = server.url
+            token = sandbox_token(settings.data_dir)
+            await _register_sandbox_bot(sandbox_url, token)
+            link = BotLink(token, sandbox_url)
+        resources = await stack.enter_async_context(open_resources(settings, endpoints))
+
+        async def ready() -> None:
+            lines = ["", "NetRoom is running."]
+            if roles.web:
+                lines.append(f"  Web app:        {settings.web.public_url}")
+            if sandbox_url is not None:
+                lines.append(f"  Chat with the bot in the Telegram sandbox: {sandbox_url}/")
+            lines.append("  Press Ctrl+C to stop.")
+            print("\n".join(lines), flush=True)
+
+        await serve(settings, resources, roles, link=link, stop=stop, on_ready=ready)
+    log.info("stopped")
+
+
+def _serve_command(settings: Settings, roles: Roles, *, migrate: bool, with_sandbox: bool) -> int:
+    with backing_services(settings) as endpoints:
+        if migrate:
+            upgrade(endpoints.database_url)
+        asyncio.run(_run(settings, endpoints, roles, with_sandbox))
+    return 0
+
+
+def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    roles = Roles(bot=True, web=True, worker=True, scheduler=True)
+    return _serve_command(settings, roles, migrate=True, with_sandbox=True)
+
+
+def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
+    if settings.bot.token is None:
+        print("netroom bot needs BOT__TOKEN (or use `netroom run` for the sandbox)", file=sys.stderr)
+        return 2
+    if settings.bot.webhook_url:
+        print("with BOT__WEBHOOK_URL set, updates arrive at `netroom web`", file=sys.stderr)
+        return 2
+    return _serve_command(settings, Roles(bot=True), migrate=False, with_sandbox=False)
+
+
+def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    # In webhook mode the web processes receive the bot's updates.
+    with_bot = bool(settings.bot.webhook_url and settings.bot.token)
+    return _serve_command(
+        settings, Roles(web=True, bot=with_bot), migrate=False, with_sandbox=False
+    )
+
+
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    roles = Roles(worker=True, scheduler=bool(args.scheduler))
+    return _serve_command(settings, roles, migrate=False, with_sandbox=False)
+
+
+def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    with backing_services(settings) as endpoints:
+        upgrade(endpoints.database_url, args.revision)
+    print(f"database schema at {args.revision}")
+    return 0
+
+
+def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from sandbox.app import main as sandbox_main
+
+    host = args.host or settings.sandbox.host
+    port = args.port or settings.sandbox.port
+    sandbox_main(["--host", host, "--port", str(port)])
+    return 0
+
+
+def parser() -> argparse.ArgumentParser:
+    root = argparse.ArgumentParser(prog="netroom", description="NetRoom: AI models in Telegram")
+    sub = root.add_subparsers(dest="command", required=True)
+    sub.add_parser("run", help="everything in one process (sandbox when BOT__TOKEN is unset)")
+    sub.add_parser("bot", help="the bot, by long polling")
+    sub.add_parser("web", help="the web app (and the bot's webhook when BOT__WEBHOOK_URL is set)")
+    worker = sub.add_parser("worker", help="a background job worker")
+    worker.add_argument(
+        "--scheduler", action="store_true", help="also enqueue periodic jobs (run exactly one)"
+    )
+    migrate = sub.add_parser("migrate", help="bring the database schema up to date")
+    migrate.add_argument("revision", nargs="?", default="head")
+    sandbox = sub.add_parser("sandbox", help="the local stand-ins for Telegram and the providers")
+    sandbox.add_argument("--host")
+    sandbox.add_argument("--port", type=int)
+    return root
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "bot": cmd_bot,
+    "web": cmd_web,
+    "worker": cmd_worker,
+    "migrate": cmd_migrate,
+    "sandbox": cmd_sandbox,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        settings = Settings()
+    except ValidationError as exc:
+        # Name the variables and the problems, never the values: they may be secrets.
+        print("configuration error:", file=sys.stderr)
+        for error in exc.errors(include_input=False, include_url=False):
+            name = "__".join(str(part) for part in error["loc"]).upper()
+            print(f"  {name or 'settings'}: {error['msg']}", file=sys.stderr)
+        return 2
+    configure_logging(settings.log_level)
+    return COMMANDS[args.command](settings, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

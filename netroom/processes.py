@@ -1,0 +1,192 @@
+"""The running service: bot, web app, background worker and scheduler, started and stopped
+together around one set of resources."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+
+from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.base import DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.webhook.aiohttp_server import SimpleRequestHandler
+from aiohttp import web
+
+from bot.context import BotContext
+from bot.dispatcher import create_dispatcher
+from bot.factory import create_bot
+from core.config import Settings
+from netroom.jobs import JobDeps, create_broker, run_scheduler, run_worker
+from netroom.resources import Resources
+from webapp.app import create_app
+from webapp.keys import WebContext
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Roles:
+    bot: bool = False
+    web: bool = False
+    worker: bool = False
+    scheduler: bool = False
+
+
+@dataclass(frozen=True)
+class BotLink:
+    """Where the bot's Bot API lives and with which token (real Telegram or the sandbox)."""
+
+    token: str
+    api_base: str
+
+
+def web_app_url(settings: Settings) -> str:
+    return settings.web.public_url.rstrip("/") + "/"
+
+
+def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
+    storage = RedisStorage(resources.redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
+    ctx = BotContext(
+        policy_version=settings.policy.version,
+        policy_url=settings.policy_url,
+        web_app_url=web_app_url(settings),
+        admin_ids=frozenset(settings.bot.admin_ids),
+    )
+    return create_dispatcher(uow_factory=resources.uow_factory, ctx=ctx, storage=storage)
+
+
+def build_web_app(settings: Settings, resources: Resources) -> web.Application:
+    return create_app(
+        WebContext(
+            uow_factory=resources.uow_factory,
+            redis=resources.redis,
+            public_url=settings.web.public_url,
+            policy_version=settings.policy.version,
+            policy_date=settings.policy.date.isoformat(),
+        )
+    )
+
+
+def install_webhook(app: web.Application, dp: Dispatcher, bot: Bot, settings: Settings) -> None:
+    """Telegram's updates arrive at the web app; the secret header is checked on each."""
+    secret = settings.bot.webhook_secret
+    SimpleRequestHandler(
+        dispatcher=dp,
+        bot=bot,
+        secret_token=secret.get_secret_value() if secret else None,
+    ).register(app, path=settings.bot.webhook_path)
+
+
+async def _start_bot_webhook(dp: Dispatcher, bot: Bot, settings: Settings) -> None:
+    assert settings.bot.webhook_url is not None
+    secret = settings.bot.webhook_secret
+    await bot.set_webhook(
+        url=settings.bot.webhook_url.rstrip("/") + settings.bot.webhook_path,
+        secret_token=secret.get_secret_value() if secret else None,
+        allowed_updates=dp.resolve_used_update_types(),
+    )
+    await dp.emit_startup(bot=bot)
+
+
+async def serve(
+    settings: Settings,
+    resources: Resources,
+    roles: Roles,
+    *,
+    link: BotLink | None,
+    stop: asyncio.Event,
+    on_ready: Callable[[], Awaitable[None]] | None = None,
+) -> None:
+    """Run the given roles until ``stop`` is set, then shut down in order: stop taking new work,
+    finish what is in flight, close connections."""
+    async with contextlib.AsyncExitStack() as stack:
+        tasks: list[asyncio.Task[None]] = []
+        bot: Bot | None = None
+        dp: Dispatcher | None = None
+        webhook = bool(settings.bot.webhook_url)
+        if roles.bot:
+            if link is None:
+                raise RuntimeError("the bot role needs BOT__TOKEN or the sandbox")
+            bot = create_bot(link.token, link.api_base)
+            stack.push_async_callback(bot.session.close)
+            dp = build_dispatcher(settings, resources)
+
+        if roles.web:
+            app = build_web_app(settings, resources)
+            if bot is not None and dp is not None and webhook:
+                install_webhook(app, dp, bot, settings)
+            runner = web.AppRunner(app, access_log=None)
+            await runner.setup()
+            stack.push_async_callback(runner.cleanup)
+            site = web.TCPSite(runner, settings.web.host, settings.web.port)
+            await site.start()
+            log.info("web app listening on %s:%s", settings.web.host, settings.web.port)
+
+        if bot is not None and dp is not None:
+            if webhook:
+                if not roles.web:
+                    raise RuntimeError("webhook mode receives updates in the web app: run `web`")
+                await _start_bot_webhook(dp, bot, settings)
+                stack.push_async_callback(dp.emit_shutdown, bot=bot)
+            else:
+                await bot.delete_webhook(drop_pending_updates=False)
+                tasks.append(asyncio.create_task(_poll(dp, bot), name="bot-polling"))
+
+        if roles.worker or roles.scheduler:
+            broker = create_broker(
+                resources.endpoints.redis_url, JobDeps(uow_factory=resources.uow_factory)
+            )
+            if roles.worker:
+                tasks.append(asyncio.create_task(run_worker(broker, stop), name="worker"))
+            if roles.scheduler:
+                tasks.append(asyncio.create_task(run_scheduler(broker, stop), name="scheduler"))
+            if not roles.worker:
+                stack.push_async_callback(broker.shutdown)
+
+        if on_ready is not None:
+            await on_ready()
+        await _wait(stop, tasks)
+        if dp is not None and not webhook:
+            with contextlib.suppress(RuntimeError):
+                await dp.stop_polling()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        for task, result in zip(tasks, results, strict=True):
+            if isinstance(result, BaseException) and not isinstance(
+                result, asyncio.CancelledError
+            ):
+                log.error("%s stopped with an error", task.get_name(), exc_info=result)
+
+
+async def _poll(dp: Dispatcher, bot: Bot) -> None:
+    await dp.start_polling(bot, handle_signals=False, close_bot_session=False)
+
+
+async def _wait(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
+    """Until a stop is asked for, or a component dies (then everything stops)."""
+    stopper = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
+    if stopper not in done:
+        for task in done:
+            if task.exception() is not None:
+                log.error("%s failed; stopping", task.get_name(), exc_info=task.exception())
+        stop.set()
+        await stopper
+    else:
+        stopper.result()
+
+
+@contextlib.asynccontextmanager
+async def stop_on_signals() -> AsyncIterator[asyncio.Event]:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        yield stop
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)

@@ -1,0 +1,78 @@
+"""Every long-lived resource, built from the settings in one place and closed on shutdown."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.config import Settings
+from db.engine import UnitOfWorkFactory, create_engine
+from netroom.embedded import EmbeddedPostgres, EmbeddedRedis
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Endpoints:
+    database_url: str
+    redis_url: str
+
+
+@contextlib.contextmanager
+def backing_services(settings: Settings) -> Iterator[Endpoints]:
+    """The configured Postgres and Redis, or embedded ones under DATA_DIR for the unset ones.
+
+    Embedded servers are stopped on exit; a server left behind by a killed run is picked up again.
+    """
+    with contextlib.ExitStack() as stack:
+        database_url = settings.database.url
+        if database_url is None:
+            postgres = EmbeddedPostgres(settings.data_dir)
+            database_url = postgres.start()
+            stack.callback(postgres.stop)
+        redis_url = settings.redis.url
+        if redis_url is None:
+            redis = EmbeddedRedis(settings.data_dir)
+            redis_url = redis.start()
+            stack.callback(redis.stop)
+        yield Endpoints(database_url=database_url, redis_url=redis_url)
+
+
+@dataclass(frozen=True)
+class Resources:
+    settings: Settings
+    endpoints: Endpoints
+    engine: AsyncEngine
+    uow_factory: UnitOfWorkFactory
+    redis: Redis
+    http: httpx.AsyncClient
+
+
+@contextlib.asynccontextmanager
+async def open_resources(settings: Settings, endpoints: Endpoints) -> AsyncIterator[Resources]:
+    engine = create_engine(
+        endpoints.database_url,
+        pool_size=settings.database.pool_size,
+        max_overflow=settings.database.max_overflow,
+    )
+    redis = Redis.from_url(endpoints.redis_url)
+    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+    try:
+        yield Resources(
+            settings=settings,
+            endpoints=endpoints,
+            engine=engine,
+            uow_factory=UnitOfWorkFactory.for_engine(engine),
+            redis=redis,
+            http=http,
+        )
+    finally:
+        await http.aclose()
+        await redis.aclose()
+        await engine.dispose()

@@ -1,0 +1,51 @@
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import select, update
+
+from core.dto import ClientInfo
+from core.services import retention
+from db.models import SignupAttribution, User
+from db.uow import UnitOfWork
+from tests.factories import register
+
+NOW = datetime(2026, 11, 24, 3, 17, tzinfo=UTC)
+CLIENT = ClientInfo(platform="web", ip="203.0.113.7", user_agent="Mozilla/5.0 Test")
+
+
+async def _age(uow: UnitOfWork, user_id: int, days: int) -> None:
+    then = NOW - timedelta(days=days)
+    await uow.session.execute(
+        update(SignupAttribution).filter_by(user_id=user_id).values(created_at=then)
+    )
+    await uow.session.execute(
+        update(User)
+        .filter_by(id=user_id)
+        .values(last_auth_at=then, last_auth_ip="203.0.113.7", last_auth_user_agent="UA")
+    )
+
+
+async def test_ip_and_user_agent_older_than_90_days_are_erased(uow: UnitOfWork) -> None:
+    user = (await register(uow, client=CLIENT)).user
+    await _age(uow, user.id, days=91)
+    changed = await retention.scrub_technical_data(uow, now=NOW)
+    assert changed >= 2
+    attribution = await uow.users.attribution(user.id)
+    assert attribution is not None
+    assert (attribution.ip, attribution.user_agent) == (None, None)
+    assert attribution.platform == "web"  # the rest of the attribution stays
+    row = (await uow.session.execute(select(User).filter_by(id=user.id))).scalar_one()
+    await uow.session.refresh(row)
+    assert (row.last_auth_ip, row.last_auth_user_agent) == (None, None)
+
+
+async def test_recent_ip_and_user_agent_are_kept(uow: UnitOfWork) -> None:
+    user = (await register(uow, client=CLIENT)).user
+    await _age(uow, user.id, days=89)
+    await retention.scrub_technical_data(uow, now=NOW)
+    attribution = await uow.users.attribution(user.id)
+    assert attribution is not None
+    await uow.session.refresh(attribution)
+    assert str(attribution.ip) == "203.0.113.7"
+    assert attribution.user_agent == "Mozilla/5.0 Test"

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from tests.webapp.conftest import ClientMaker, make_context
+from webapp.app import create_app
+
+Client = TestClient[web.Request, web.Application]
+
+
+async def test_healthz_reports_postgres_and_redis_ok(client: Client) -> None:
+    response = await client.get("/healthz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
+
+
+async def test_healthz_answers_503_naming_redis_when_it_is_down(
+    aiohttp_client: ClientMaker, engine: AsyncEngine
+) -> None:
+    # A port nothing listens on: a real refused connection.
+    dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
+    try:
+        client = await aiohttp_client(create_app(make_context(engine, dead)))
+        response = await client.get("/healthz")
+        assert response.status == 503
+        assert await response.json() == {"status": "down", "postgres": "ok", "redis": "down"}
+    finally:
+        await dead.aclose()
+
+
+async def test_home_page_is_english_by_default_and_links_the_bot(client: Client) -> None:
+    response = await client.get("/")
+    assert response.status == 200
+    html = await response.text()
+    assert "Every AI model in one Telegram chat" in html
+    assert 'href="https://t.me/netroom_test_bot"' in html
+    assert 'lang="en"' in html
+
+
+async def test_home_page_follows_the_browser_language(client: Client) -> None:
+    response = await client.get("/", headers={"Accept-Language": "ru-RU,ru;q=0.9,en;q=0.8"})
+    html = await response.text()
+    assert "Все нейросети в одном чате Telegram" in html
+    assert 'lang="ru"' in html
+
+
+async def test_language_choice_from_the_query_is_remembered(client: Client) -> None:
+    first = await client.get("/?lang=ru", headers={"Accept-Language": "en"})
+    assert 'lang="ru"' in await first.text()
+    second = await client.get("/", headers={"Accept-Language": "en"})
+    assert 'lang="ru"' in await second.text()
+
+
+async def test_privacy_page_shows_the_policy_with_its_date(client: Client) -> None:
+    response = await client.get("/privacy/")
+    assert response.status == 200
+    html = await response.text()
+    assert "Last updated: 2026-11-01" in html
+    assert "7. Retention periods" in html
+    assert "14 days from creation" in html
+
+
+async def test_privacy_without_slash_redirects(client: Client) -> None:
+    response = await client.get("/privacy", allow_redirects=False)
+    assert response.status == 308
+    assert response.headers["Location"] == "/privacy/"
+
+
+async def test_unknown_page_is_404(client: Client) -> None:
+    response = await client.get("/no-such-page")
+    assert response.status == 404

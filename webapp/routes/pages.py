@@ -1,0 +1,59 @@
+"""Public pages: the home page and the privacy policy."""
+
+from __future__ import annotations
+
+import re
+from functools import cache
+from pathlib import Path
+
+from aiohttp import web
+
+from webapp.i18n import render_page
+from webapp.keys import CONTEXT
+
+POLICY_FILE = Path(__file__).resolve().parent.parent / "policy" / "privacy-policy.txt"
+SECTION = re.compile(r"^(\d+)\.\s+(.+)$")
+
+
+@cache
+def policy_sections() -> list[tuple[str, list[str]]]:
+    """The policy text as (heading, paragraphs) pairs; numbered lines are headings."""
+    sections: list[tuple[str, list[str]]] = [("", [])]
+    for line in POLICY_FILE.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        if SECTION.match(line):
+            sections.append((line, []))
+        else:
+            sections[-1][1].append(line)
+    return [s for s in sections if s[0] or s[1]]
+
+
+async def show_home(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    bot_link = f"https://t.me/{ctx.bot_username}" if ctx.bot_username else None
+    return render_page(request, "home.html", {"bot_link": bot_link})
+
+
+async def show_privacy(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    return render_page(
+        request,
+        "privacy.html",
+        {
+            "sections": policy_sections(),
+            "policy_date": ctx.policy_date,
+            "policy_version": ctx.policy_version,
+        },
+    )
+
+
+async def redirect_privacy(request: web.Request) -> web.Response:
+    raise web.HTTPPermanentRedirect("/privacy/")
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/", show_home, name="home")
+    app.router.add_get("/privacy/", show_privacy, name="privacy")
+    app.router.add_get("/privacy", redirect_privacy)
