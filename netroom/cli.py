@@ -101,7 +101,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
     if settings.bot.token is None:
-        print("netroom bot needs BOT__TOKEN (or use `netroom run` for the sandbox)", file=sys.stderr)
+        print(
+            "netroom bot needs BOT__TOKEN (or use `netroom run` for the sandbox)", file=sys.stderr
+        )
         return 2
     if settings.bot.webhook_url:
         print("with BOT__WEBHOOK_URL set, updates arrive at `netroom web`", file=sys.stderr)

@@ -47,7 +47,9 @@ async def test_registration_twice_keeps_one_account_and_first_attribution(uow: U
     second = await register(uow, tg_id=tg, payload="src_second")
     assert not second.created
     assert second.user.id == first.user.id
-    count = await uow.session.scalar(select(func.count()).select_from(User).filter_by(telegram_id=tg))
+    count = await uow.session.scalar(
+        select(func.count()).select_from(User).filter_by(telegram_id=tg)
+    )
     assert count == 1
     attributions = (
         await uow.session.scalars(select(SignupAttribution).filter_by(user_id=first.user.id))

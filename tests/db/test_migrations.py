@@ -75,7 +75,6 @@ def test_migrations_match_the_models(database_url: str) -> None:
 
     assert models.User.__table__.metadata is Base.metadata
 
-
     async def diff() -> list[object]:
         from db.engine import create_engine as create_async
 
