@@ -6,8 +6,8 @@ Environment variable names are an interface operators and deploy scripts depend 
 
 from __future__ import annotations
 
+import datetime as dt
 import re
-from datetime import date
 from enum import StrEnum
 from pathlib import Path
 
@@ -77,7 +77,7 @@ class WebSettings(BaseModel):
 class PolicySettings(BaseModel):
     # Bump the version on a material change: users are asked to accept again.
     version: str = "2026-11-01"
-    date: date = date(2026, 11, 1)
+    date: dt.date = dt.date(2026, 11, 1)
 
 
 class SandboxSettings(BaseModel):

@@ -34,8 +34,8 @@ class JobDeps:
     clock: Clock = utcnow
 
 
-def create_broker(redis_url: str, deps: JobDeps) -> AsyncBroker:
-    broker = ListQueueBroker(redis_url, queue_name=QUEUE)
+def create_broker(redis_url: str, deps: JobDeps, *, queue: str = QUEUE) -> AsyncBroker:
+    broker = ListQueueBroker(redis_url, queue_name=queue)
     register_jobs(broker, deps)
     return broker
 
