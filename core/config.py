@@ -29,7 +29,6 @@ class DatabaseSettings(BaseModel):
     url: str | None = None
     pool_size: int = 10
     max_overflow: int = 10
-    echo: bool = False
 
 
 class RedisSettings(BaseModel):
