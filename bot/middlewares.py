@@ -34,6 +34,8 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             user = None
             if tg_user is not None and not tg_user.is_bot:
                 user = await accounts.get_by_telegram_id(uow, tg_user.id)
+                # The handler may talk to Telegram before its use case runs.
+                await uow.end_read()
             data["user"] = user
             return await handler(event, data)
 

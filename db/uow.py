@@ -32,3 +32,7 @@ class UnitOfWork:
 
     async def rollback(self) -> None:
         await self.session.rollback()
+
+    async def end_read(self) -> None:
+        """End a read-only transaction so no connection idles in one during network calls."""
+        await self.session.rollback()

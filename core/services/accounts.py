@@ -149,8 +149,11 @@ async def check_start_payload(
         return ReferralOutcome.NONE
     user = await uow.users.by_telegram_id(telegram_id)
     if user is not None:
-        return await _referral_refusal(uow, user, payload.referral_code)
+        outcome = await _referral_refusal(uow, user, payload.referral_code)
+        await uow.end_read()
+        return outcome
     inviter = await uow.users.by_referral_code(payload.referral_code)
+    await uow.end_read()
     return ReferralOutcome.APPLIED if inviter else ReferralOutcome.UNKNOWN_CODE
 
 
@@ -193,7 +196,9 @@ async def referral_info(uow: UnitOfWork, user_id: int) -> ReferralInfo:
     user = await uow.users.get(user_id)
     if user is None:
         raise NotFound(f"user {user_id}")
-    return ReferralInfo(code=user.referral_code, level1=user.ref1_count, level2=user.ref2_count)
+    info = ReferralInfo(code=user.referral_code, level1=user.ref1_count, level2=user.ref2_count)
+    await uow.end_read()
+    return info
 
 
 async def record_activity(uow: UnitOfWork, user: UserDTO, *, now: datetime) -> None:
