@@ -1,0 +1,66 @@
+"""The sandbox: local stand-ins for the outside world over real HTTP, in one aiohttp app."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from aiohttp import web
+
+from sandbox.telegram import TelegramOptions, setup_telegram
+
+
+def create_app(*, options: TelegramOptions | None = None) -> web.Application:
+    app = web.Application(client_max_size=60 * 1024 * 1024)
+    setup_telegram(app, options)
+    return app
+
+
+@dataclass
+class SandboxServer:
+    url: str
+    app: web.Application
+    runner: web.AppRunner
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_sandbox(
+    host: str = "127.0.0.1", port: int = 0, *, options: TelegramOptions | None = None
+) -> SandboxServer:
+    app = create_app(options=options)
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    bound = port
+    for address in runner.addresses:
+        bound = address[1]
+    return SandboxServer(url=f"http://{host}:{bound}", app=app, runner=runner)
+
+
+async def _serve(host: str, port: int) -> None:
+    server = await start_sandbox(host, port)
+    print(f"Sandbox running at {server.url}/", flush=True)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await server.stop()
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m sandbox")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    args = parser.parse_args(argv)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(args.host, args.port))

@@ -1,0 +1,185 @@
+"""A typed client for the sandbox's control API, for tests, benchmarks and scripts."""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Callable
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+Event = dict[str, Any]
+
+
+class SandboxClient:
+    def __init__(self, base_url: str, *, http: httpx.AsyncClient | None = None) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._own = http is None
+        self.http = http or httpx.AsyncClient(timeout=40)
+
+    async def __aenter__(self) -> SandboxClient:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._own:
+            await self.http.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        response = await self.http.request(method, f"{self.base_url}/sandbox/api{path}", **kwargs)
+        if response.status_code >= 400:
+            raise SandboxError(response.status_code, response.text)
+        return response.json()
+
+    # --- people and bots ------------------------------------------------------------------
+
+    async def create_user(self, first_name: str = "Alice", **fields: Any) -> dict[str, Any]:
+        data = await self._call("POST", "/users", json={"first_name": first_name, **fields})
+        return dict(data["user"])
+
+    async def users(self) -> list[dict[str, Any]]:
+        return list((await self._call("GET", "/users"))["users"])
+
+    async def block(self, user_id: int, blocked: bool = True) -> None:
+        await self._call("POST", f"/users/{user_id}/block", json={"blocked": blocked})
+
+    async def create_group(self, title: str, member_ids: list[int]) -> dict[str, Any]:
+        data = await self._call("POST", "/groups", json={"title": title, "member_ids": member_ids})
+        return dict(data["chat"])
+
+    async def register_bot(
+        self, token: str, username: str | None = None, first_name: str | None = None
+    ) -> dict[str, Any]:
+        body = {"token": token, "username": username, "first_name": first_name}
+        return dict((await self._call("POST", "/bots", json=body))["bot"])
+
+    async def bots(self) -> list[dict[str, Any]]:
+        return list((await self._call("GET", "/bots"))["bots"])
+
+    # --- acting as a user -----------------------------------------------------------------
+
+    async def send_text(
+        self,
+        chat_id: int,
+        text: str,
+        *,
+        from_user_id: int | None = None,
+        reply_to_message_id: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"text": text}
+        if from_user_id is not None:
+            body["from_user_id"] = from_user_id
+        if reply_to_message_id is not None:
+            body["reply_to_message_id"] = reply_to_message_id
+        return dict(await self._call("POST", f"/chats/{chat_id}/messages", json=body))
+
+    async def send_document(
+        self,
+        chat_id: int,
+        file_name: str,
+        content: bytes,
+        mime_type: str = "application/octet-stream",
+        *,
+        caption: str | None = None,
+        from_user_id: int | None = None,
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "content_base64": base64.b64encode(content).decode(),
+            "caption": caption,
+        }
+        if from_user_id is not None:
+            body["from_user_id"] = from_user_id
+        return dict(await self._call("POST", f"/chats/{chat_id}/documents", json=body))
+
+    async def send_photo(
+        self, chat_id: int, content: bytes, *, caption: str | None = None
+    ) -> dict[str, Any]:
+        body = {"content_base64": base64.b64encode(content).decode(), "caption": caption}
+        return dict(await self._call("POST", f"/chats/{chat_id}/photos", json=body))
+
+    async def tap(
+        self, chat_id: int, message_id: int, data: str, *, from_user_id: int | None = None
+    ) -> dict[str, Any]:
+        body: dict[str, Any] = {"message_id": message_id, "data": data}
+        if from_user_id is not None:
+            body["from_user_id"] = from_user_id
+        return dict(await self._call("POST", f"/chats/{chat_id}/callbacks", json=body))
+
+    async def initdata(
+        self, user_id: int, *, start_param: str | None = None, url: str | None = None
+    ) -> dict[str, Any]:
+        body = {"user_id": user_id, "start_param": start_param, "url": url}
+        return dict(await self._call("POST", "/initdata", json=body))
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def transcript(self, chat_id: int) -> dict[str, Any]:
+        return dict(await self._call("GET", f"/chats/{chat_id}"))
+
+    async def bot_messages(self, chat_id: int) -> list[dict[str, Any]]:
+        messages = (await self.transcript(chat_id))["messages"]
+        return [m for m in messages if m["is_bot_message"] and not m["deleted"]]
+
+    async def events(
+        self, *, after: int = 0, chat_id: int | None = None, wait: float = 0
+    ) -> tuple[list[Event], int]:
+        params: dict[str, Any] = {"after": after, "timeout": wait}
+        if chat_id is not None:
+            params["chat_id"] = chat_id
+        data = await self._call("GET", "/events", params=params)
+        return list(data["events"]), int(data["last_seq"])
+
+    async def last_seq(self) -> int:
+        return (await self.events(after=1 << 62))[1]
+
+    async def wait_for(
+        self,
+        predicate: Callable[[Event], bool],
+        *,
+        chat_id: int | None = None,
+        after: int = 0,
+        wait: float = 10,
+    ) -> Event:
+        """The first event after ``after`` that satisfies ``predicate``, waiting up to ``wait``
+        seconds; TimeoutError lists what was seen instead."""
+        deadline = time.monotonic() + wait
+        seen: list[Event] = []
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                kinds = [(e["type"], e.get("message", {}).get("text")) for e in seen]
+                raise TimeoutError(f"no matching event in {wait}s; saw {kinds}")
+            batch, _ = await self.events(after=after, chat_id=chat_id, wait=min(remaining, 5))
+            for event in batch:
+                seen.append(event)
+                after = max(after, event["seq"])
+                if predicate(event):
+                    return event
+
+    # --- faults ---------------------------------------------------------------------------
+
+    async def fault(self, method: str, error_code: int, **fields: Any) -> None:
+        await self._call(
+            "POST", "/faults", json={"method": method, "error_code": error_code, **fields}
+        )
+
+    async def clear_faults(self) -> None:
+        await self._call("DELETE", "/faults")
+
+
+class SandboxError(Exception):
+    def __init__(self, status: int, body: str) -> None:
+        super().__init__(f"{status}: {body}")
+        self.status = status
+        self.body = body

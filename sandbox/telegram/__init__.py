@@ -1,0 +1,23 @@
+"""A local Telegram Bot API server with a control API to act as users."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from sandbox.telegram.botapi import WORLD, setup_botapi
+from sandbox.telegram.control import setup_control
+from sandbox.telegram.state import TelegramOptions, World
+from sandbox.telegram.webhooks import webhook_ctx
+
+TELEGRAM = WORLD
+
+__all__ = ["TELEGRAM", "TelegramOptions", "World", "setup_telegram"]
+
+
+def setup_telegram(app: web.Application, options: TelegramOptions | None = None) -> World:
+    world = World(options)
+    app[WORLD] = world
+    setup_botapi(app)
+    setup_control(app)
+    app.cleanup_ctx.append(webhook_ctx)
+    return world
