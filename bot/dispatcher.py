@@ -4,13 +4,20 @@ from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault, MenuButtonWebApp, WebAppInfo
 from aiogram.utils.i18n import I18n
-from aiogram.utils.i18n import gettext as _
 
 from bot.context import BotContext
 from bot.handlers import account, errors, fallback, start
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
-from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR
+from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR, N_
 from db.engine import UnitOfWorkFactory
+
+COMMANDS = (
+    ("start", N_("Start and main menu")),
+    ("menu", N_("Main menu")),
+    ("referral", N_("Invite friends")),
+    ("language", N_("Interface language")),
+    ("privacy", N_("Your data and the privacy policy")),
+)
 
 
 def create_i18n() -> I18n:
@@ -39,14 +46,10 @@ async def set_commands(bot: Bot, i18n: I18n, ctx: BotContext) -> None:
         menu_button=MenuButtonWebApp(text="NetRoom", web_app=WebAppInfo(url=ctx.web_app_url))
     )
     for language in LANGUAGES:
-        with i18n.use_locale(language):
-            commands = [
-                BotCommand(command="start", description=_("Start and main menu")),
-                BotCommand(command="menu", description=_("Main menu")),
-                BotCommand(command="referral", description=_("Invite friends")),
-                BotCommand(command="language", description=_("Interface language")),
-                BotCommand(command="privacy", description=_("Your data and the privacy policy")),
-            ]
+        commands = [
+            BotCommand(command=name, description=i18n.gettext(text, locale=language))
+            for name, text in COMMANDS
+        ]
         await bot.set_my_commands(
             commands,
             scope=BotCommandScopeDefault(),

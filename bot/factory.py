@@ -6,9 +6,12 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
+from bot.retry import RetryAfterMiddleware
+
 TELEGRAM_API = "https://api.telegram.org"
 
 
 def create_bot(token: str, api_base: str = TELEGRAM_API) -> Bot:
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")))
+    session.middleware(RetryAfterMiddleware())
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))

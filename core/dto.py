@@ -45,6 +45,8 @@ class Registration:
     user: UserDTO
     created: bool
     referral: ReferralOutcome
+    # Who invited the new account, so they can be told a friend joined.
+    inviter: UserDTO | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import logging
+from contextlib import suppress
 
 from aiogram import Bot, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import ErrorEvent
 from aiogram.utils.i18n import gettext as _
 
@@ -30,6 +32,8 @@ async def on_error(event: ErrorEvent, bot: Bot) -> None:
         chat_id = update.message.chat.id
     elif update.callback_query is not None:
         chat_id = update.callback_query.from_user.id
-        await update.callback_query.answer()
+        with suppress(TelegramAPIError):  # it may have been answered before the failure
+            await update.callback_query.answer()
     if chat_id is not None:
-        await bot.send_message(chat_id, text)
+        with suppress(TelegramAPIError):
+            await bot.send_message(chat_id, text)

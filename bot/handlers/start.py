@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
+
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, MenuButtonWebApp, Message, WebAppInfo
@@ -12,7 +15,13 @@ from aiogram.utils.i18n import gettext as _
 from bot.callbacks import ConsentCallback
 from bot.context import BotContext
 from bot.keyboards import consent_keyboard, main_menu
-from bot.texts import consent_text, menu_text, referral_outcome_text, welcome_text
+from bot.texts import (
+    consent_text,
+    invited_friend_text,
+    menu_text,
+    referral_outcome_text,
+    welcome_text,
+)
 from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo, ReferralOutcome, UserDTO
 from core.services import accounts
@@ -102,6 +111,11 @@ async def on_accept(
         await bot.send_message(
             query.from_user.id, menu_text(), reply_markup=main_menu(ctx.web_app_url)
         )
+    inviter = registration.inviter
+    if inviter is not None and inviter.telegram_id is not None:
+        with i18n.use_locale(inviter.language), suppress(TelegramAPIError):
+            # The inviter may have blocked the bot since; the new account stands regardless.
+            await bot.send_message(inviter.telegram_id, invited_friend_text())
 
 
 @router.message(Command("menu", "help"))

@@ -111,10 +111,14 @@ async def register_telegram_user(
     )
     await uow.users.add_consent(user.id, policy_version, client.platform)
     await uow.users.add_attribution(_attribution(user.id, payload, client))
+    inviter_dto = None
     if inviter is not None:
         await uow.users.bump_referral_counters(inviter.id, inviter.invited_by)
+        inviter_dto = await _dto(uow, inviter)
     await uow.commit()
-    return Registration(user=to_dto(user, policy_version), created=True, referral=referral)
+    return Registration(
+        user=to_dto(user, policy_version), created=True, referral=referral, inviter=inviter_dto
+    )
 
 
 async def _accept_again(

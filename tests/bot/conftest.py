@@ -1,0 +1,150 @@
+"""The real bot (aiogram Bot + dispatcher, polling) against the sandbox over HTTP, on the test
+database and Redis. Each test acts as fresh Telegram users, so tests never see each other."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.base import DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.context import BotContext
+from bot.dispatcher import create_dispatcher
+from bot.factory import create_bot
+from db.engine import UnitOfWorkFactory
+from sandbox.app import SandboxServer, start_sandbox
+from sandbox.client import Event, SandboxClient
+
+POLICY_VERSION = "2026-11-01"
+WEB_APP_URL = "http://netroom.test/"
+BOT_USERNAME = "netroom_test_bot"
+
+
+@dataclass
+class BotHarness:
+    sandbox: SandboxServer
+    client: SandboxClient
+    bot: Bot
+    dp: Dispatcher
+    uow_factory: UnitOfWorkFactory
+
+
+@pytest.fixture(scope="session")
+async def harness(engine: AsyncEngine, redis_url: str) -> AsyncIterator[BotHarness]:
+    sandbox = await start_sandbox()
+    token = f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
+    client = SandboxClient(sandbox.url)
+    await client.register_bot(token, BOT_USERNAME, "NetRoom")
+    redis = Redis.from_url(redis_url)
+    storage = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
+    uow_factory = UnitOfWorkFactory.for_engine(engine)
+    ctx = BotContext(
+        policy_version=POLICY_VERSION,
+        policy_url="http://netroom.test/privacy/",
+        web_app_url=WEB_APP_URL,
+    )
+    dp = create_dispatcher(uow_factory=uow_factory, ctx=ctx, storage=storage)
+    bot = create_bot(token, sandbox.url)
+    polling = asyncio.create_task(
+        dp.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=1)
+    )
+    try:
+        # Start-up (commands, menu button) is done once both command lists are set.
+        started = 0
+        after = 0
+        while started < 2:
+            if polling.done():
+                polling.result()
+            events, after = await client.events(after=after, wait=1)
+            started += sum(1 for e in events if e["type"] == "commands_set")
+        yield BotHarness(sandbox, client, bot, dp, uow_factory)
+    finally:
+        with contextlib.suppress(RuntimeError):
+            await dp.stop_polling()
+        await asyncio.wait_for(polling, 10)
+        await bot.session.close()
+        await storage.close()
+        await client.aclose()
+        await sandbox.stop()
+
+
+def is_bot_message(event: Event) -> bool:
+    return event["type"] == "bot_message"
+
+
+def text_of(event: Event) -> str:
+    return str(event.get("message", {}).get("text") or "")
+
+
+class Person:
+    """A Telegram user chatting with the bot in the sandbox."""
+
+    def __init__(self, client: SandboxClient, user: dict[str, Any]) -> None:
+        self.client = client
+        self.user = user
+        self.id: int = user["id"]
+
+    async def say(self, text: str, *, replies: int = 1, wait: float = 10) -> list[Event]:
+        """Send a text and return the bot's next ``replies`` messages."""
+        after = await self.client.last_seq()
+        await self.client.send_text(self.id, text)
+        return await self.replies(after, replies, wait=wait)
+
+    async def tap(
+        self, message: Event | dict[str, Any], data: str, *, replies: int = 1
+    ) -> list[Event]:
+        after = await self.client.last_seq()
+        message_id = message["message_id"]
+        await self.client.tap(self.id, message_id, data)
+        return await self.replies(after, replies)
+
+    async def replies(self, after: int, count: int, *, wait: float = 10) -> list[Event]:
+        found: list[Event] = []
+        while len(found) < count:
+            event = await self.client.wait_for(
+                is_bot_message, chat_id=self.id, after=after, wait=wait
+            )
+            found.append(event)
+            after = event["seq"]
+        return found
+
+    async def accept(self, consent: Event) -> list[Event]:
+        """Tap Accept under the consent message; the welcome and the main menu follow."""
+        accept = [b for b in buttons(consent) if "callback_data" in b]
+        assert len(accept) == 1, "the consent message has exactly one button"
+        return await self.tap(consent, accept[0]["callback_data"], replies=2)
+
+
+def buttons(event: Event) -> list[dict[str, Any]]:
+    markup = event["message"].get("reply_markup") or {}
+    return [b for row in markup.get("inline_keyboard", []) for b in row]
+
+
+def button_data(event: Event, label: str) -> str:
+    for button in buttons(event):
+        if label in button["text"] and "callback_data" in button:
+            return str(button["callback_data"])
+    raise AssertionError(f"no button {label!r} in {[b['text'] for b in buttons(event)]}")
+
+
+PersonFactory = Callable[..., Any]
+
+
+@pytest.fixture
+def person(harness: BotHarness) -> PersonFactory:
+    async def make(
+        first_name: str = "Alice", language_code: str | None = "en", **kw: Any
+    ) -> Person:
+        user = await harness.client.create_user(first_name, language_code=language_code, **kw)
+        return Person(harness.client, user)
+
+    return make
