@@ -89,7 +89,7 @@ async def _start_bot_webhook(dp: Dispatcher, bot: Bot, settings: Settings) -> No
         secret_token=secret.get_secret_value() if secret else None,
         allowed_updates=dp.resolve_used_update_types(),
     )
-    await dp.emit_startup(bot=bot)
+    await dp.emit_startup(bot=bot, **dp.workflow_data)
 
 
 async def serve(
@@ -131,7 +131,7 @@ async def serve(
                 if not roles.web:
                     raise RuntimeError("webhook mode receives updates in the web app: run `web`")
                 await _start_bot_webhook(dp, bot, settings)
-                stack.push_async_callback(dp.emit_shutdown, bot=bot)
+                stack.push_async_callback(dp.emit_shutdown, bot=bot, **dp.workflow_data)
             else:
                 await bot.delete_webhook(drop_pending_updates=False)
                 tasks.append(asyncio.create_task(_poll(dp, bot), name="bot-polling"))
