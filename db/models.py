@@ -123,3 +123,86 @@ class SignupAttribution(Base):
     ip: Mapped[str | None] = mapped_column(INET)
     user_agent: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = created_at_column()
+
+
+class Balance(Base):
+    """A user's rouble balance in kopecks. ``reserved`` is held for requests in flight; the
+    constraint makes overspending impossible whatever the concurrency."""
+
+    __tablename__ = "balances"
+    __table_args__ = (
+        CheckConstraint("reserved >= 0", name="reserved_not_negative"),
+        CheckConstraint("balance >= reserved", name="covers_reserved"),
+        CheckConstraint("discount_percent BETWEEN 0 AND 100", name="discount_range"),
+        CheckConstraint("bonus_percent BETWEEN 0 AND 1000", name="bonus_range"),
+    )
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    balance: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    reserved: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    # Individual terms (policy 3.2): a discount on requests and a bonus on top-ups.
+    discount_percent: Mapped[int] = mapped_column(Integer, server_default="0")
+    bonus_percent: Mapped[int] = mapped_column(Integer, server_default="0")
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class LedgerEntry(Base):
+    """Append-only: the balance is always the sum of a user's entries."""
+
+    __tablename__ = "ledger_entries"
+    __table_args__ = (
+        CheckConstraint("kind IN ('debit', 'credit', 'refund', 'adjustment')", name="kind_known"),
+        CheckConstraint(
+            "category IN ('text', 'image', 'video', 'topup', 'referral', 'bonus',"
+            " 'subscription', 'other')",
+            name="category_known",
+        ),
+        CheckConstraint("balance_after >= 0", name="balance_after_not_negative"),
+        Index("ix_ledger_entries_user_id_id", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="RESTRICT"), index=False
+    )
+    kind: Mapped[str] = mapped_column(String(16))
+    category: Mapped[str] = mapped_column(String(16))
+    # Signed kopecks: credits positive, debits negative.
+    amount: Mapped[int] = mapped_column(BigInteger)
+    balance_after: Mapped[int] = mapped_column(BigInteger)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    # What the provider charged us, and the terms applied on top of it.
+    cost: Mapped[int | None] = mapped_column(BigInteger)
+    markup_percent: Mapped[int | None] = mapped_column(Integer)
+    discount_percent: Mapped[int | None] = mapped_column(Integer)
+    model_id: Mapped[str | None] = mapped_column(String(128))
+    meta: Mapped[dict[str, Any]] = mapped_column(
+        "metadata", JSONB, server_default=text("'{}'::jsonb")
+    )
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Reservation(Base):
+    """Money held for a request in flight, settled on its actual usage or released."""
+
+    __tablename__ = "reservations"
+    __table_args__ = (
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("status IN ('held', 'settled', 'released')", name="status_known"),
+        Index("ix_reservations_held", "created_at", postgresql_where=text("status = 'held'")),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    amount: Mapped[int] = mapped_column(BigInteger)
+    status: Mapped[str] = mapped_column(String(16), server_default="held")
+    model_id: Mapped[str | None] = mapped_column(String(128))
+    idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    created_at: Mapped[datetime] = created_at_column()
+    closed_at: Mapped[datetime | None]

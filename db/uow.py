@@ -4,6 +4,7 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.repositories.ledger import LedgerRepository
 from db.repositories.users import UsersRepository
 
 
@@ -13,6 +14,7 @@ class UnitOfWork:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
         self.users = UsersRepository(session)
+        self.ledger = LedgerRepository(session)
 
     async def __aenter__(self) -> UnitOfWork:
         return self

@@ -1,0 +1,330 @@
+"""The ledger: balances in integer kopecks, append-only entries, reservations for requests in
+flight. Every operation carries an idempotency key and applies exactly once.
+
+Pricing rule: price = cost × (100 + markup)% × (100 − discount)%, rounded UP to a whole kopeck
+(a fraction of a kopeck is never given away, and the user never pays more than one kopeck over
+the exact figure). A settle never charges more than the user can pay: the charge is capped at the
+reserve plus what is still available, so the balance never goes below zero.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from core.errors import DomainError, InvalidInput
+from core.i18n import N_
+from db.models import LedgerEntry
+from db.repositories.ledger import DuplicateKey, entry_args
+from db.uow import UnitOfWork
+
+KINDS = ("debit", "credit", "refund", "adjustment")
+CATEGORIES = ("text", "image", "video", "topup", "referral", "bonus", "subscription", "other")
+
+
+class InsufficientFunds(DomainError):
+    code = "insufficient_funds"
+    msgid = N_("Not enough money on your balance for this request. Top up to continue.")
+
+
+class ReservationClosed(DomainError):
+    code = "reservation_closed"
+    msgid = N_("This request has already been paid for or cancelled.")
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceDTO:
+    user_id: int
+    balance: int
+    reserved: int
+    discount_percent: int
+    bonus_percent: int
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.reserved
+
+
+@dataclass(frozen=True, slots=True)
+class EntryDTO:
+    id: int
+    user_id: int
+    kind: str
+    category: str
+    amount: int
+    balance_after: int
+    model_id: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    created_at: datetime | None
+    # False when the idempotency key had been used before: nothing new happened.
+    applied: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class ReservationDTO:
+    id: int
+    user_id: int
+    amount: int
+    status: str
+    applied: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Charge:
+    """What a request cost and why: the provider's cost and the terms applied to it."""
+
+    cost: int | None = None
+    markup_percent: int | None = None
+    discount_percent: int | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    model_id: str | None = None
+    meta: dict[str, Any] | None = None
+
+
+def price(cost: int, *, markup_percent: int, discount_percent: int) -> int:
+    """The user's price in kopecks for a provider cost in kopecks (see the module docstring)."""
+    if cost < 0 or markup_percent < -100 or not 0 <= discount_percent <= 100:
+        raise ValueError("cost, markup or discount out of range")
+    numerator = cost * (100 + markup_percent) * (100 - discount_percent)
+    return -(-numerator // 10_000)
+
+
+def with_bonus(amount: int, bonus_percent: int) -> int:
+    """A top-up with the user's bonus coefficient: the bonus is rounded down."""
+    return amount + amount * bonus_percent // 100
+
+
+def _entry(row: LedgerEntry, *, applied: bool = True) -> EntryDTO:
+    return EntryDTO(
+        id=row.id,
+        user_id=row.user_id,
+        kind=row.kind,
+        category=row.category,
+        amount=row.amount,
+        balance_after=row.balance_after,
+        model_id=row.model_id,
+        input_tokens=row.input_tokens,
+        output_tokens=row.output_tokens,
+        created_at=row.created_at,
+        applied=applied,
+    )
+
+
+def _record(row: Mapping[str, Any]) -> EntryDTO:
+    return EntryDTO(
+        id=row["id"],
+        user_id=row["user_id"],
+        kind=row["kind"],
+        category=row["category"],
+        amount=row["amount"],
+        balance_after=row["balance_after"],
+        model_id=row["model_id"],
+        input_tokens=row["input_tokens"],
+        output_tokens=row["output_tokens"],
+        created_at=row["created_at"],
+    )
+
+
+def _args(
+    *, user_id: int, amount: int, kind: str, category: str, key: str, charge: Charge | None
+) -> list[Any]:
+    if kind not in KINDS or category not in CATEGORIES:
+        raise InvalidInput(f"kind {kind!r} / category {category!r}")
+    if not key or len(key) > 128:
+        raise InvalidInput("idempotency key must be 1-128 characters")
+    c = charge or Charge()
+    return entry_args(
+        user_id=user_id,
+        amount=amount,
+        kind=kind,
+        category=category,
+        key=key,
+        meta=json.dumps(c.meta or {}, ensure_ascii=False, sort_keys=True),
+        input_tokens=c.input_tokens,
+        output_tokens=c.output_tokens,
+        cost=c.cost,
+        markup_percent=c.markup_percent,
+        discount_percent=c.discount_percent,
+        model_id=c.model_id,
+    )
+
+
+async def _replayed(uow: UnitOfWork, key: str) -> EntryDTO:
+    """After a unique-key conflict: the entry recorded the first time."""
+    await uow.rollback()
+    existing = await uow.ledger.entry_by_key(key)
+    if existing is None:
+        raise RuntimeError(f"ledger write failed without an entry for key {key}")
+    return _entry(existing, applied=False)
+
+
+async def get_balance(uow: UnitOfWork, user_id: int) -> BalanceDTO:
+    row = await uow.ledger.balance(user_id)
+    if row is None:
+        return BalanceDTO(user_id, 0, 0, 0, 0)
+    return BalanceDTO(user_id, row.balance, row.reserved, row.discount_percent, row.bonus_percent)
+
+
+async def credit(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    amount: int,
+    category: str,
+    key: str,
+    kind: str = "credit",
+    charge: Charge | None = None,
+) -> EntryDTO:
+    """Add money (a top-up, a bonus, a referral earning, a refund of a charge)."""
+    if amount <= 0:
+        raise InvalidInput("a credit must be positive")
+    if kind not in ("credit", "refund", "adjustment"):
+        raise InvalidInput(f"kind {kind!r} cannot credit")
+    args = _args(
+        user_id=user_id, amount=amount, kind=kind, category=category, key=key, charge=charge
+    )
+    try:
+        row = await uow.ledger.credit(args)
+        await uow.commit()
+    except DuplicateKey:
+        return await _replayed(uow, key)
+    return _record(row)
+
+
+async def debit(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    amount: int,
+    category: str,
+    key: str,
+    kind: str = "debit",
+    charge: Charge | None = None,
+) -> EntryDTO:
+    """Take money now, or raise InsufficientFunds and change nothing."""
+    if amount <= 0:
+        raise InvalidInput("a debit must be positive")
+    if kind not in ("debit", "refund", "adjustment"):
+        raise InvalidInput(f"kind {kind!r} cannot debit")
+    args = _args(
+        user_id=user_id, amount=amount, kind=kind, category=category, key=key, charge=charge
+    )
+    try:
+        row = await uow.ledger.debit(args)
+        if row is None:
+            await uow.rollback()
+            existing = await uow.ledger.entry_by_key(key)
+            if existing is not None:
+                return _entry(existing, applied=False)
+            balance = await get_balance(uow, user_id)
+            raise InsufficientFunds(
+                f"user {user_id} needs {amount}, has {balance.available}",
+                needed=amount,
+                available=balance.available,
+            )
+        await uow.commit()
+    except DuplicateKey:
+        return await _replayed(uow, key)
+    return _record(row)
+
+
+async def reserve(
+    uow: UnitOfWork, *, user_id: int, amount: int, key: str, model_id: str | None = None
+) -> ReservationDTO:
+    """Hold money for a request before calling the provider."""
+    if amount <= 0:
+        raise InvalidInput("a reserve must be positive")
+    try:
+        reservation_id = await uow.ledger.reserve(
+            user_id=user_id, amount=amount, model_id=model_id, key=key
+        )
+        if reservation_id is None:
+            await uow.rollback()
+            existing = await uow.ledger.reservation_by_key(key)
+            if existing is not None:
+                return ReservationDTO(
+                    existing.id, existing.user_id, existing.amount, existing.status, False
+                )
+            balance = await get_balance(uow, user_id)
+            raise InsufficientFunds(
+                f"user {user_id} needs {amount}, has {balance.available}",
+                needed=amount,
+                available=balance.available,
+            )
+        await uow.commit()
+    except DuplicateKey:
+        await uow.rollback()
+        existing = await uow.ledger.reservation_by_key(key)
+        if existing is None:
+            raise
+        return ReservationDTO(
+            existing.id, existing.user_id, existing.amount, existing.status, False
+        )
+    return ReservationDTO(reservation_id, user_id, amount, "held")
+
+
+async def settle(
+    uow: UnitOfWork,
+    *,
+    reservation: ReservationDTO,
+    amount: int,
+    category: str,
+    key: str,
+    charge: Charge | None = None,
+) -> EntryDTO:
+    """Charge a request's actual price against its reserve and free the rest. The charge is
+    capped at what the user can pay. A zero price releases the reserve and records nothing."""
+    if amount < 0:
+        raise InvalidInput("a charge cannot be negative")
+    if amount == 0:
+        await release(uow, reservation_id=reservation.id)
+        balance = await get_balance(uow, reservation.user_id)
+        return EntryDTO(
+            0, reservation.user_id, "debit", category, 0, balance.balance, None, 0, 0, None, False
+        )
+    args = _args(
+        user_id=reservation.user_id,
+        amount=amount,
+        kind="debit",
+        category=category,
+        key=key,
+        charge=charge,
+    )
+    try:
+        row = await uow.ledger.settle(args, reservation.id)
+        if row is None:
+            await uow.rollback()
+            existing = await uow.ledger.entry_by_key(key)
+            if existing is not None:
+                return _entry(existing, applied=False)
+            raise ReservationClosed(f"reservation {reservation.id} is not held")
+        await uow.commit()
+    except DuplicateKey:
+        return await _replayed(uow, key)
+    return _record(row)
+
+
+async def release(uow: UnitOfWork, *, reservation_id: int) -> bool:
+    """Give a reserve back (the request failed or was cancelled before it cost anything).
+    False if it was already settled or released."""
+    released = await uow.ledger.release(reservation_id)
+    await uow.commit()
+    return released
+
+
+async def history(
+    uow: UnitOfWork, user_id: int, *, limit: int = 10, before_id: int | None = None
+) -> list[EntryDTO]:
+    rows = await uow.ledger.entries(user_id, limit=min(max(limit, 1), 100), before_id=before_id)
+    return [_entry(r) for r in rows]
+
+
+async def check_consistency(uow: UnitOfWork, user_id: int) -> bool:
+    """The balance equals the sum of the user's entries."""
+    balance = await get_balance(uow, user_id)
+    return balance.balance == await uow.ledger.entries_sum(user_id)

@@ -1,0 +1,208 @@
+"""Ledger statements. The hot paths (credit, debit, reserve, settle, release) are each one SQL
+statement sent on the unit of work's own asyncpg connection: one round trip, atomic on its own.
+The balance row's constraints make overspending impossible and the unique idempotency key makes
+each operation apply once, whatever the concurrency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import asyncpg
+from sqlalchemy import select, text
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.models import Balance, LedgerEntry, Reservation
+
+# Parameters of an entry: $1 user_id, $2 amount (kopecks, positive), $3 kind, $4 category,
+# $5 input_tokens, $6 output_tokens, $7 cost, $8 markup_percent, $9 discount_percent,
+# $10 model_id, $11 metadata (JSON text), $12 idempotency key.
+ENTRY_INSERT = """
+    INSERT INTO ledger_entries (
+        user_id, kind, category, amount, balance_after, input_tokens, output_tokens, cost,
+        markup_percent, discount_percent, model_id, metadata, idempotency_key)
+"""
+ENTRY_RETURNING = """
+    RETURNING id, user_id, kind, category, amount, balance_after, model_id, input_tokens,
+              output_tokens, created_at
+"""
+
+DEBIT = f"""
+    WITH b AS (
+        UPDATE balances SET balance = balance - $2, updated_at = now()
+        WHERE user_id = $1::bigint AND balance - reserved >= $2::bigint
+        RETURNING user_id, balance)
+    {ENTRY_INSERT}
+    SELECT b.user_id, $3::text, $4::text, -$2::bigint, b.balance, $5::int, $6::int, $7::bigint,
+           $8::int, $9::int, $10::text, $11::jsonb, $12::text
+    FROM b
+    {ENTRY_RETURNING}
+"""  # noqa: S608 (assembled from constants only)
+
+CREDIT = f"""
+    WITH b AS (
+        INSERT INTO balances (user_id, balance) VALUES ($1::bigint, $2::bigint)
+        ON CONFLICT (user_id) DO UPDATE
+            SET balance = balances.balance + EXCLUDED.balance, updated_at = now()
+        RETURNING user_id, balance)
+    {ENTRY_INSERT}
+    SELECT b.user_id, $3::text, $4::text, $2::bigint, b.balance, $5::int, $6::int, $7::bigint,
+           $8::int, $9::int, $10::text, $11::jsonb, $12::text
+    FROM b
+    {ENTRY_RETURNING}
+"""  # noqa: S608
+
+# The charge ($2) is capped at what the user can pay: the reserve plus what is still available.
+# The balance row is locked first (FOR UPDATE sees its latest version), so the cap is exact.
+SETTLE = f"""
+    WITH r AS (
+        UPDATE reservations SET status = 'settled', closed_at = now()
+        WHERE id = $13::bigint AND user_id = $1::bigint AND status = 'held'
+        RETURNING user_id, amount),
+    locked AS (
+        SELECT bal.user_id, LEAST($2::bigint, bal.balance - bal.reserved + r.amount) AS charged,
+               r.amount AS held
+        FROM balances bal JOIN r ON bal.user_id = r.user_id
+        FOR UPDATE OF bal),
+    b AS (
+        UPDATE balances SET balance = balance - locked.charged,
+                            reserved = reserved - locked.held, updated_at = now()
+        FROM locked WHERE balances.user_id = locked.user_id
+        RETURNING balances.user_id, balances.balance, locked.charged)
+    {ENTRY_INSERT}
+    SELECT b.user_id, $3::text, $4::text, -b.charged, b.balance, $5::int, $6::int, $7::bigint,
+           $8::int, $9::int, $10::text, $11::jsonb, $12::text
+    FROM b
+    {ENTRY_RETURNING}
+"""  # noqa: S608
+
+RESERVE = """
+    WITH b AS (
+        UPDATE balances SET reserved = reserved + $2, updated_at = now()
+        WHERE user_id = $1::bigint AND balance - reserved >= $2::bigint
+        RETURNING user_id)
+    INSERT INTO reservations (user_id, amount, status, model_id, idempotency_key)
+    SELECT b.user_id, $2::bigint, 'held', $3::text, $4::text FROM b
+    RETURNING id
+"""
+
+RELEASE = """
+    WITH r AS (
+        UPDATE reservations SET status = 'released', closed_at = now()
+        WHERE id = $1::bigint AND status = 'held'
+        RETURNING user_id, amount)
+    UPDATE balances SET reserved = reserved - r.amount, updated_at = now()
+    FROM r WHERE balances.user_id = r.user_id
+    RETURNING balances.user_id
+"""
+
+
+class DuplicateKey(Exception):
+    """The idempotency key was used before: the operation had already been applied."""
+
+
+def entry_args(
+    *,
+    user_id: int,
+    amount: int,
+    kind: str,
+    category: str,
+    key: str,
+    meta: str = "{}",
+    input_tokens: int | None = None,
+    output_tokens: int | None = None,
+    cost: int | None = None,
+    markup_percent: int | None = None,
+    discount_percent: int | None = None,
+    model_id: str | None = None,
+) -> list[Any]:
+    return [
+        user_id,
+        amount,
+        kind,
+        category,
+        input_tokens,
+        output_tokens,
+        cost,
+        markup_percent,
+        discount_percent,
+        model_id,
+        meta,
+        key,
+    ]
+
+
+class LedgerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def _driver(self) -> asyncpg.Connection:
+        """The asyncpg connection under this unit of work's session (its transaction, if one is
+        open, as in tests; otherwise each statement commits on its own)."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert isinstance(driver, asyncpg.Connection)
+        return driver
+
+    async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
+        driver = await self._driver()
+        try:
+            return await driver.fetchrow(sql, *args)
+        except asyncpg.UniqueViolationError as exc:
+            raise DuplicateKey(exc.constraint_name or "") from exc
+
+    async def debit(self, args: list[Any]) -> asyncpg.Record | None:
+        return await self._fetchrow(DEBIT, *args)
+
+    async def credit(self, args: list[Any]) -> asyncpg.Record:
+        row = await self._fetchrow(CREDIT, *args)
+        assert row is not None
+        return row
+
+    async def settle(self, args: list[Any], reservation_id: int) -> asyncpg.Record | None:
+        return await self._fetchrow(SETTLE, *args, reservation_id)
+
+    async def reserve(
+        self, *, user_id: int, amount: int, model_id: str | None, key: str
+    ) -> int | None:
+        row = await self._fetchrow(RESERVE, user_id, amount, model_id, key)
+        return None if row is None else int(row["id"])
+
+    async def release(self, reservation_id: int) -> bool:
+        return await self._fetchrow(RELEASE, reservation_id) is not None
+
+    async def ensure_balance(self, user_id: int) -> None:
+        await self.session.execute(insert(Balance).values(user_id=user_id).on_conflict_do_nothing())
+
+    async def balance(self, user_id: int) -> Balance | None:
+        return await self.session.get(Balance, user_id, populate_existing=True)
+
+    async def reservation(self, reservation_id: int) -> Reservation | None:
+        return await self.session.get(Reservation, reservation_id, populate_existing=True)
+
+    async def reservation_by_key(self, key: str) -> Reservation | None:
+        return (
+            await self.session.scalars(select(Reservation).filter_by(idempotency_key=key))
+        ).first()
+
+    async def entry_by_key(self, key: str) -> LedgerEntry | None:
+        return (
+            await self.session.scalars(select(LedgerEntry).filter_by(idempotency_key=key))
+        ).first()
+
+    async def entries(
+        self, user_id: int, *, limit: int, before_id: int | None = None
+    ) -> list[LedgerEntry]:
+        query = select(LedgerEntry).filter_by(user_id=user_id)
+        if before_id is not None:
+            query = query.where(LedgerEntry.id < before_id)
+        query = query.order_by(LedgerEntry.id.desc()).limit(limit)
+        return list((await self.session.scalars(query)).all())
+
+    async def entries_sum(self, user_id: int) -> int:
+        total = await self.session.scalar(
+            text("SELECT COALESCE(SUM(amount), 0) FROM ledger_entries WHERE user_id = :u"),
+            {"u": user_id},
+        )
+        return int(total or 0)
