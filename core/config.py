@@ -79,6 +79,24 @@ class PolicySettings(BaseModel):
     date: dt.date = dt.date(2026, 11, 1)
 
 
+class PaymentsSettings(BaseModel):
+    # What one Telegram Star buys on the balance, in kopecks.
+    kopecks_per_star: int = Field(default=130, gt=0)
+    # Star packages offered for top-ups.
+    star_packages: list[int] = Field(default_factory=lambda: [50, 100, 250, 500, 1000])
+    # Share of an invitee's paid top-ups credited to the inviter (level 1) and to the
+    # inviter's inviter (level 2), in percent.
+    referral_level1_percent: int = Field(default=10, ge=0, le=50)
+    referral_level2_percent: int = Field(default=3, ge=0, le=50)
+
+    @field_validator("star_packages")
+    @classmethod
+    def _packages(cls, value: list[int]) -> list[int]:
+        if not value or any(not 1 <= stars <= 10_000 for stars in value):
+            raise ValueError("PAYMENTS__STAR_PACKAGES must be 1-10000 Stars each")
+        return sorted(set(value))
+
+
 class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8081
@@ -101,6 +119,7 @@ class Settings(BaseSettings):
     web: WebSettings = Field(default_factory=WebSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
+    payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:

@@ -206,3 +206,31 @@ class Reservation(Base):
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
     created_at: Mapped[datetime] = created_at_column()
     closed_at: Mapped[datetime | None]
+
+
+class Payment(Base):
+    """A payment received through Telegram Stars or YooKassa (policy 3.2: payment-system
+    identifiers, never card details). One row per provider charge: the unique key is what makes
+    a redelivered notification credit nothing."""
+
+    __tablename__ = "payments"
+    __table_args__ = (
+        UniqueConstraint("provider", "external_id"),
+        CheckConstraint("provider IN ('stars', 'yookassa')", name="provider_known"),
+        CheckConstraint("status IN ('paid', 'refunded')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="RESTRICT"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(16))
+    external_id: Mapped[str] = mapped_column(String(128))
+    currency: Mapped[str] = mapped_column(String(8))
+    # In the provider's units: Stars, or kopecks for roubles.
+    amount: Mapped[int] = mapped_column(BigInteger)
+    credited: Mapped[int] = mapped_column(BigInteger)
+    payload: Mapped[str | None] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), server_default="paid")
+    created_at: Mapped[datetime] = created_at_column()
+    refunded_at: Mapped[datetime | None]

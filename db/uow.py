@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from types import TracebackType
 
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from db.repositories.ledger import LedgerRepository
@@ -28,6 +29,11 @@ class UnitOfWork:
         # Whatever was not committed by the use case is discarded.
         await self.session.rollback()
         await self.session.close()
+
+    async def begin(self) -> None:
+        """Open the transaction now, so that every statement that follows (ORM statements and the
+        ledger's direct ones alike) commits or rolls back together."""
+        await self.session.execute(text("SELECT 1"))
 
     async def commit(self) -> None:
         await self.session.commit()

@@ -170,6 +170,47 @@ async def get_balance(uow: UnitOfWork, user_id: int) -> BalanceDTO:
     return BalanceDTO(user_id, row.balance, row.reserved, row.discount_percent, row.bonus_percent)
 
 
+async def add_credit(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    amount: int,
+    category: str,
+    key: str,
+    kind: str = "credit",
+    charge: Charge | None = None,
+) -> EntryDTO:
+    """A credit as one step of a larger use case: joins its transaction, does not commit.
+    The caller opens the transaction first (``uow.begin()``) and commits once."""
+    if amount <= 0:
+        raise InvalidInput("a credit must be positive")
+    args = _args(
+        user_id=user_id, amount=amount, kind=kind, category=category, key=key, charge=charge
+    )
+    return _record(await uow.ledger.credit(args))
+
+
+async def take_up_to(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    amount: int,
+    category: str,
+    key: str,
+    kind: str = "refund",
+    charge: Charge | None = None,
+) -> EntryDTO | None:
+    """Take back up to ``amount`` (a reversal after a refund), never more than is available:
+    money already spent cannot be taken back. A step of a larger use case; does not commit."""
+    available = await uow.ledger.lock_available(user_id)
+    take = min(amount, available)
+    if take <= 0:
+        return None
+    args = _args(user_id=user_id, amount=take, kind=kind, category=category, key=key, charge=charge)
+    row = await uow.ledger.debit(args)
+    return None if row is None else _record(row)
+
+
 async def credit(
     uow: UnitOfWork,
     *,

@@ -172,6 +172,24 @@ class LedgerRepository:
     async def release(self, reservation_id: int) -> bool:
         return await self._fetchrow(RELEASE, reservation_id) is not None
 
+    async def lock_available(self, user_id: int) -> int:
+        """What the user can spend now, with the balance row locked until the transaction ends."""
+        row = await self._fetchrow(
+            "SELECT balance - reserved AS available FROM balances WHERE user_id = $1 FOR UPDATE",
+            user_id,
+        )
+        return 0 if row is None else int(row["available"])
+
+    async def earned(self, user_id: int, category: str) -> int:
+        total = await self.session.scalar(
+            text(
+                "SELECT COALESCE(SUM(amount), 0) FROM ledger_entries"
+                " WHERE user_id = :u AND category = :c"
+            ),
+            {"u": user_id, "c": category},
+        )
+        return int(total or 0)
+
     async def ensure_balance(self, user_id: int) -> None:
         await self.session.execute(insert(Balance).values(user_id=user_id).on_conflict_do_nothing())
 

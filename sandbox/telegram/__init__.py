@@ -6,6 +6,7 @@ from aiohttp import web
 
 from sandbox.telegram.botapi import WORLD, setup_botapi
 from sandbox.telegram.control import setup_control
+from sandbox.telegram.payments import setup_payments
 from sandbox.telegram.state import TelegramOptions, World
 from sandbox.telegram.webhooks import webhook_ctx
 
@@ -19,5 +20,6 @@ def setup_telegram(app: web.Application, options: TelegramOptions | None = None)
     app[WORLD] = world
     setup_botapi(app)
     setup_control(app)
+    setup_payments(app)
     app.cleanup_ctx.append(webhook_ctx)
     return world

@@ -54,6 +54,8 @@ class TelegramOptions:
     max_upload_bytes: int = 50 * 1024 * 1024
     max_download_bytes: int = 20 * 1024 * 1024
     callback_query_ttl: float = 900.0
+    # The bot must answer a pre-checkout query within this many seconds.
+    pre_checkout_timeout: float = 10.0
 
 
 class Bucket:
@@ -153,6 +155,10 @@ class Bot:
     started_by: set[int] = field(default_factory=set)
     callbacks: dict[str, dict[str, Any]] = field(default_factory=dict)
     buckets: dict[int, Bucket] = field(default_factory=dict)
+    # Payments: invoice links, pending pre-checkout queries, Star transactions.
+    invoice_links: dict[str, dict[str, Any]] = field(default_factory=dict)
+    pre_checkouts: dict[str, dict[str, Any]] = field(default_factory=dict)
+    star_transactions: list[dict[str, Any]] = field(default_factory=list)
     draft_buckets: dict[int, Bucket] = field(default_factory=dict)
     global_bucket: Bucket | None = None
     last_active: float = 0.0
