@@ -1,0 +1,46 @@
+// The sandbox's control API (JSON under /sandbox/api), same origin as this page.
+
+const BASE = "/sandbox/api";
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.name = "ApiError";
+    this.status = status;
+  }
+}
+
+export async function api(method, path, body, { signal } = {}) {
+  const init = { method, headers: { Accept: "application/json" }, signal };
+  if (body !== undefined) {
+    init.headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify(body);
+  }
+  const response = await fetch(BASE + path, init);
+  let data = null;
+  try {
+    data = await response.json();
+  } catch {
+    data = null;
+  }
+  if (!response.ok) {
+    const message = data && typeof data.error === "string" ? data.error : `HTTP ${response.status}`;
+    throw new ApiError(response.status, message);
+  }
+  return data;
+}
+
+export const sandbox = {
+  users: () => api("GET", "/users"),
+  createUser: (fields) => api("POST", "/users", fields),
+  createGroup: (title, memberIds) => api("POST", "/groups", { title, member_ids: memberIds }),
+  bots: () => api("GET", "/bots"),
+  transcript: (chatId, options) => api("GET", `/chats/${encodeURIComponent(chatId)}`, undefined, options),
+  sendText: (chatId, body) => api("POST", `/chats/${encodeURIComponent(chatId)}/messages`, body),
+  sendDocument: (chatId, body) => api("POST", `/chats/${encodeURIComponent(chatId)}/documents`, body),
+  sendPhoto: (chatId, body) => api("POST", `/chats/${encodeURIComponent(chatId)}/photos`, body),
+  tap: (chatId, body) => api("POST", `/chats/${encodeURIComponent(chatId)}/callbacks`, body),
+  initData: (body) => api("POST", "/initdata", body),
+  events: (after, timeout, options) =>
+    api("GET", `/events?after=${encodeURIComponent(after)}&timeout=${encodeURIComponent(timeout)}`, undefined, options),
+};

@@ -1,0 +1,178 @@
+"""The stage for the page tests: the real sandbox app with the page, and a tiny echo bot built on
+the real aiogram Bot and dispatcher, talking to it over HTTP on loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import html
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command, CommandStart
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    KeyboardButton,
+    Message,
+    ReplyKeyboardMarkup,
+    WebAppInfo,
+)
+from aiohttp import web
+
+from sandbox.app import create_app
+from sandbox.client import SandboxClient
+from sandbox.web import setup_page
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+MINI_APP_PATH = "/mini-app-under-test"
+GATE_TIMEOUT = 10.0
+# A page standing in for the Mini App: it shows the fragment it was launched with.
+MINI_APP_HTML = """<!doctype html>
+<html><head><meta charset="utf-8"><title>Mini App under test</title></head>
+<body><pre id="launch"></pre>
+<script>
+document.getElementById("launch").textContent = location.search + location.hash;
+window.parent.postMessage(JSON.stringify({eventType: "web_app_ready", eventData: {}}), "*");
+</script></body></html>
+"""
+
+
+async def mini_app_page(request: web.Request) -> web.Response:
+    return web.Response(text=MINI_APP_HTML, content_type="text/html")
+
+
+@dataclass
+class PageServer:
+    url: str
+    runner: web.AppRunner
+
+    async def stop(self) -> None:
+        await self.runner.cleanup()
+
+
+async def start_page_server(port: int = 0) -> PageServer:
+    app = create_app()
+    setup_page(app)
+    app.router.add_get(MINI_APP_PATH, mini_app_page)
+    # A page holds a long-poll open; shutting down must not wait for it.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = next(address[1] for address in runner.addresses)
+    return PageServer(url=f"http://127.0.0.1:{bound}", runner=runner)
+
+
+@dataclass
+class Gates:
+    """Lets a test hold the bot mid-reply (a draft shown, an action sent) and then let it go."""
+
+    events: dict[int, asyncio.Event] = field(default_factory=dict)
+
+    def event(self, chat_id: int) -> asyncio.Event:
+        return self.events.setdefault(chat_id, asyncio.Event())
+
+    def release(self, chat_id: int) -> None:
+        self.event(chat_id).set()
+
+    async def wait(self, chat_id: int) -> None:
+        await asyncio.wait_for(self.event(chat_id).wait(), GATE_TIMEOUT)
+
+
+def echo_router(gates: Gates, mini_app_url: str) -> Router:
+    router = Router()
+
+    @router.message(CommandStart())
+    async def on_start(message: Message) -> None:
+        await message.answer("Welcome! Send me anything.")
+
+    @router.message(Command("keyboard"))
+    async def on_keyboard(message: Message) -> None:
+        keyboard = ReplyKeyboardMarkup(
+            keyboard=[[KeyboardButton(text="Yes"), KeyboardButton(text="No")]],
+            resize_keyboard=True,
+            one_time_keyboard=True,
+            input_field_placeholder="Yes or no?",
+        )
+        await message.answer("Pick one", reply_markup=keyboard)
+
+    @router.message(Command("stream"))
+    async def on_stream(message: Message, bot: Bot) -> None:
+        await bot.send_message_draft(chat_id=message.chat.id, draft_id=7, text="Thinking")
+        await bot.send_message_draft(
+            chat_id=message.chat.id, draft_id=7, text="Thinking <b>hard</b>"
+        )
+        await gates.wait(message.chat.id)
+        await message.answer("Final answer")
+
+    @router.message(Command("slow"))
+    async def on_slow(message: Message, bot: Bot) -> None:
+        await bot.send_chat_action(chat_id=message.chat.id, action="typing")
+        await gates.wait(message.chat.id)
+        await message.answer("Done thinking")
+
+    @router.message(Command("vanish"))
+    async def on_vanish(message: Message) -> None:
+        doomed = await message.answer("This will vanish")
+        await gates.wait(message.chat.id)
+        await doomed.delete()
+        await message.answer("Gone")
+
+    @router.message(F.document)
+    async def on_document(message: Message, bot: Bot) -> None:
+        assert message.document is not None
+        downloaded = await bot.download(message.document)
+        assert downloaded is not None
+        content = downloaded.read()
+        # Sent back by file_id, as bots resend files they were given.
+        await message.answer_document(
+            message.document.file_id,
+            caption=f"Got {html.escape(message.document.file_name or '')} ({len(content)} bytes)",
+        )
+
+    @router.message(F.photo)
+    async def on_photo(message: Message) -> None:
+        await message.answer(f"Nice photo: {html.escape(message.caption or 'no caption')}")
+
+    @router.message(F.text)
+    async def on_text(message: Message) -> None:
+        keyboard = InlineKeyboardMarkup(
+            inline_keyboard=[
+                [
+                    InlineKeyboardButton(text="Ping", callback_data="ping"),
+                    InlineKeyboardButton(text="Alert", callback_data="alert"),
+                ],
+                [InlineKeyboardButton(text="Docs", url="https://docs.example.org/guide")],
+                [InlineKeyboardButton(text="Open app", web_app=WebAppInfo(url=mini_app_url))],
+            ]
+        )
+        await message.answer(
+            f"Echo: <b>{html.escape(message.text or '')}</b>", reply_markup=keyboard
+        )
+
+    @router.callback_query(F.data == "ping")
+    async def on_ping(query: CallbackQuery) -> None:
+        await query.answer("Pong!")
+        if isinstance(query.message, Message):
+            await query.message.edit_text(f"{html.escape(query.message.text or '')} (pinged)")
+
+    @router.callback_query(F.data == "alert")
+    async def on_alert(query: CallbackQuery) -> None:
+        await query.answer("Careful!", show_alert=True)
+
+    return router
+
+
+@dataclass
+class Stage:
+    url: str
+    token: str
+    client: SandboxClient
+    gates: Gates
+    mini_app_url: str
+
+    async def user(self, first_name: str = "Alice", **fields: Any) -> dict[str, Any]:
+        return await self.client.create_user(first_name, **fields)
