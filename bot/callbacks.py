@@ -13,3 +13,12 @@ class MenuCallback(CallbackData, prefix="menu"):
 
 class LanguageCallback(CallbackData, prefix="lang"):
     code: str
+
+
+class TopUpCallback(CallbackData, prefix="topup"):
+    stars: int
+
+
+class HistoryCallback(CallbackData, prefix="hist"):
+    # Entries older than this id (0: the newest page).
+    before: int

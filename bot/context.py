@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from core.clock import Clock, utcnow
+from core.services.payments import PaymentTerms
 
 
 @dataclass(frozen=True)
@@ -12,5 +13,6 @@ class BotContext:
     policy_version: str
     policy_url: str
     web_app_url: str
+    payment_terms: PaymentTerms
     admin_ids: frozenset[int] = frozenset()
     clock: Clock = utcnow

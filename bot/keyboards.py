@@ -4,7 +4,15 @@ from aiogram.types import InlineKeyboardMarkup, WebAppInfo
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import ConsentCallback, LanguageCallback, MenuCallback
+from bot.callbacks import (
+    ConsentCallback,
+    HistoryCallback,
+    LanguageCallback,
+    MenuCallback,
+    TopUpCallback,
+)
+from bot.texts import money
+from core.services.payments import StarOffer
 
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}
 
@@ -18,10 +26,30 @@ def consent_keyboard(policy_version: str) -> InlineKeyboardMarkup:
 def main_menu(web_app_url: str) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("🚀 Open NetRoom"), web_app=WebAppInfo(url=web_app_url))
+    builder.button(text=_("💰 Balance"), callback_data=MenuCallback(action="balance"))
     builder.button(text=_("👥 Invite friends"), callback_data=MenuCallback(action="referral"))
     builder.button(text=_("🌐 Language"), callback_data=MenuCallback(action="language"))
     builder.button(text=_("🔒 Privacy"), callback_data=MenuCallback(action="privacy"))
-    builder.adjust(1, 3)
+    builder.adjust(1, 2, 2)
+    return builder.as_markup()
+
+
+def top_up_keyboard(offers: list[StarOffer], language: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for offer in offers:
+        builder.button(
+            text=f"⭐️ {offer.stars} → {money(offer.kopecks, language)}",
+            callback_data=TopUpCallback(stars=offer.stars),
+        )
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def history_keyboard(older_than: int | None) -> InlineKeyboardMarkup | None:
+    if older_than is None:
+        return None
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("⬅️ Older"), callback_data=HistoryCallback(before=older_than))
     return builder.as_markup()
 
 

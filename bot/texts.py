@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from decimal import Decimal
 from html import escape
 
 from aiogram.utils.i18n import gettext as _
+from babel.numbers import format_decimal
 
 from bot.context import BotContext
 from core.dto import ReferralInfo, ReferralOutcome
+from core.i18n import N_
+from core.services.billing import BalanceDTO, EntryDTO
 
 
 def consent_text(ctx: BotContext, *, renewed: bool) -> str:
@@ -54,13 +58,16 @@ def referral_outcome_text(outcome: ReferralOutcome) -> str | None:
     return texts.get(outcome)
 
 
-def referral_text(info: ReferralInfo, link: str) -> str:
+def referral_text(info: ReferralInfo, link: str, earned: int, language: str) -> str:
     return _(
         "👥 <b>Invite friends</b>\n\n"
         "Your link: {link}\n\n"
         "Joined through your link: {level1}\n"
-        "Joined through your friends' links: {level2}"
-    ).format(link=escape(link), level1=info.level1, level2=info.level2)
+        "Joined through your friends' links: {level2}\n"
+        "Earned from their top-ups: {earned}"
+    ).format(
+        link=escape(link), level1=info.level1, level2=info.level2, earned=money(earned, language)
+    )
 
 
 def invited_friend_text() -> str:
@@ -88,3 +95,79 @@ def privacy_text(ctx: BotContext) -> str:
 
 def generic_error_text() -> str:
     return _("Something went wrong. Please try again later.")
+
+
+def money(kopecks: int, language: str) -> str:
+    """Roubles as people write them: 1 300,00 ₽ in Russian, ₽1,300.00 in English."""
+    value = format_decimal(
+        Decimal(kopecks) / 100, format="#,##0.00", locale="ru" if language == "ru" else "en"
+    )
+    return f"{value} ₽" if language == "ru" else f"₽{value}"
+
+
+CATEGORY_NAMES = {
+    "text": N_("text model"),
+    "image": N_("image"),
+    "video": N_("video"),
+    "topup": N_("top-up"),
+    "referral": N_("referral earning"),
+    "bonus": N_("bonus"),
+    "subscription": N_("subscription"),
+    "other": N_("other"),
+}
+
+
+def entry_line(entry: EntryDTO, language: str) -> str:
+    sign = "+" if entry.amount > 0 else "−"
+    when = entry.created_at.strftime("%Y-%m-%d %H:%M") if entry.created_at else ""
+    what = _(CATEGORY_NAMES.get(entry.category, "other"))
+    model = f" · {escape(entry.model_id)}" if entry.model_id else ""
+    return f"{when} {sign}{money(abs(entry.amount), language)} · {what}{model}"
+
+
+def balance_text(balance: BalanceDTO, entries: list[EntryDTO], language: str) -> str:
+    lines = [_("💰 <b>Balance:</b> {amount}").format(amount=money(balance.balance, language))]
+    if balance.reserved:
+        lines.append(
+            _("Held for requests in progress: {amount}").format(
+                amount=money(balance.reserved, language)
+            )
+        )
+    if entries:
+        lines.append("")
+        lines.append(_("Recent transactions:"))
+        lines.extend(entry_line(e, language) for e in entries)
+    lines.append("")
+    lines.append(_("Top up with Telegram Stars:"))
+    return "\n".join(lines)
+
+
+def history_text(entries: list[EntryDTO], language: str) -> str:
+    if not entries:
+        return _("No transactions yet.")
+    return "\n".join([_("🧾 <b>Transactions</b>"), "", *(entry_line(e, language) for e in entries)])
+
+
+def invoice_title(stars: int) -> str:
+    return _("NetRoom balance top-up")
+
+
+def invoice_description(kopecks: int, language: str) -> str:
+    return _("{amount} on your NetRoom balance, for any model.").format(
+        amount=money(kopecks, language)
+    )
+
+
+def topped_up_text(credited: int, balance: int, language: str) -> str:
+    return _("✅ Payment received: {credited} added. Balance: {balance}.").format(
+        credited=money(credited, language), balance=money(balance, language)
+    )
+
+
+def pay_support_text() -> str:
+    return _(
+        "💳 <b>Payment support</b>\n\n"
+        "If a payment went wrong, write to support with the date and amount of the payment; "
+        "we answer within 10 business days. Telegram Stars payments can be refunded to the "
+        "Stars balance they came from."
+    )

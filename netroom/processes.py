@@ -20,6 +20,7 @@ from bot.context import BotContext
 from bot.dispatcher import create_dispatcher
 from bot.factory import create_bot
 from core.config import Settings
+from core.services.payments import PaymentTerms
 from netroom.jobs import JobDeps, create_broker, run_scheduler, run_worker
 from netroom.resources import Resources
 from webapp.app import create_app
@@ -48,12 +49,24 @@ def web_app_url(settings: Settings) -> str:
     return settings.web.public_url.rstrip("/") + "/"
 
 
+def payment_terms(settings: Settings) -> PaymentTerms:
+    p = settings.payments
+    return PaymentTerms.build(
+        kopecks_per_star=p.kopecks_per_star,
+        star_packages=p.star_packages,
+        referral_level1_percent=p.referral_level1_percent,
+        referral_level2_percent=p.referral_level2_percent,
+        signing_secret=settings.web.jwt_secret.get_secret_value(),
+    )
+
+
 def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
     storage = RedisStorage(resources.redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
     ctx = BotContext(
         policy_version=settings.policy.version,
         policy_url=settings.policy_url,
         web_app_url=web_app_url(settings),
+        payment_terms=payment_terms(settings),
         admin_ids=frozenset(settings.bot.admin_ids),
     )
     return create_dispatcher(uow_factory=resources.uow_factory, ctx=ctx, storage=storage)

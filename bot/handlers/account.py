@@ -13,7 +13,7 @@ from bot.keyboards import language_keyboard, main_menu
 from bot.texts import language_prompt, language_set_text, menu_text, privacy_text, referral_text
 from core.deeplinks import referral_payload
 from core.dto import UserDTO
-from core.services import accounts
+from core.services import accounts, payments
 from db.uow import UnitOfWork
 
 router = Router(name="account")
@@ -21,9 +21,10 @@ router = Router(name="account")
 
 async def _referral(bot: Bot, uow: UnitOfWork, user: UserDTO) -> str:
     info = await accounts.referral_info(uow, user.id)
+    earned = await payments.referral_earnings(uow, user.id)
     me = await bot.me()
     link = f"https://t.me/{me.username}?start={referral_payload(info.code)}"
-    return referral_text(info, link)
+    return referral_text(info, link, earned, user.language)
 
 
 @router.message(Command("referral"))

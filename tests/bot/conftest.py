@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.context import BotContext
 from bot.dispatcher import create_dispatcher
 from bot.factory import create_bot
+from core.services.payments import PaymentTerms
 from db.engine import UnitOfWorkFactory
 from sandbox.app import SandboxServer, start_sandbox
 from sandbox.client import Event, SandboxClient
@@ -27,6 +28,13 @@ from sandbox.client import Event, SandboxClient
 POLICY_VERSION = "2026-11-01"
 WEB_APP_URL = "http://netroom.test/"
 BOT_USERNAME = "netroom_test_bot"
+PAYMENT_TERMS = PaymentTerms.build(
+    kopecks_per_star=130,
+    star_packages=[50, 100],
+    referral_level1_percent=10,
+    referral_level2_percent=3,
+    signing_secret="bot-test-secret",
+)
 
 
 @dataclass
@@ -51,6 +59,7 @@ async def harness(engine: AsyncEngine, redis_url: str) -> AsyncIterator[BotHarne
         policy_version=POLICY_VERSION,
         policy_url="http://netroom.test/privacy/",
         web_app_url=WEB_APP_URL,
+        payment_terms=PAYMENT_TERMS,
     )
     dp = create_dispatcher(uow_factory=uow_factory, ctx=ctx, storage=storage)
     bot = create_bot(token, sandbox.url)
