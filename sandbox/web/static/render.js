@@ -180,7 +180,7 @@ function attachment(message) {
       : el("span", { class: "doc-name", text: name });
     parts.push(
       el("div", { class: "msg-document", "data-testid": "message-document" },
-        el("span", { class: "doc-icon", "aria-hidden": "true", text: "📄" }),
+        el("span", { class: "doc-icon", "aria-hidden": "true", text: (name.includes(".") ? name.split(".").pop() : "file").slice(0, 4) }),
         el("span", { class: "doc-body" }, link, el("span", { class: "doc-meta", text: `${formatSize(doc.file_size)} · ${doc.mime_type || "unknown type"}` })),
       ),
     );
