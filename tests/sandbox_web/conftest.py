@@ -66,7 +66,7 @@ async def stage() -> AsyncIterator[Stage]:
         dp.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=1)
     )
     try:
-        yield Stage(server.url, token, client, gates, mini_app_url)
+        yield Stage(server.url, token, bot, client, gates, mini_app_url)
     finally:
         with contextlib.suppress(RuntimeError):
             await dp.stop_polling()

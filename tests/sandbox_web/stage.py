@@ -15,7 +15,9 @@ from aiogram.types import (
     InlineKeyboardButton,
     InlineKeyboardMarkup,
     KeyboardButton,
+    LabeledPrice,
     Message,
+    PreCheckoutQuery,
     ReplyKeyboardMarkup,
     WebAppInfo,
 )
@@ -29,12 +31,18 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 MINI_APP_PATH = "/mini-app-under-test"
 GATE_TIMEOUT = 10.0
-# A page standing in for the Mini App: it shows the fragment it was launched with.
+# A page standing in for the Mini App: it shows what it was launched with and what the client
+# sent it.
 MINI_APP_HTML = """<!doctype html>
 <html><head><meta charset="utf-8"><title>Mini App under test</title></head>
-<body><pre id="launch"></pre>
+<body><pre id="launch"></pre><ol id="received"></ol>
 <script>
 document.getElementById("launch").textContent = location.search + location.hash;
+window.addEventListener("message", (event) => {
+  const item = document.createElement("li");
+  item.textContent = typeof event.data === "string" ? event.data : JSON.stringify(event.data);
+  document.getElementById("received").append(item);
+});
 window.parent.postMessage(JSON.stringify({eventType: "web_app_ready", eventData: {}}), "*");
 </script></body></html>
 """
@@ -121,6 +129,25 @@ def echo_router(gates: Gates, mini_app_url: str) -> Router:
         await doomed.delete()
         await message.answer("Gone")
 
+    @router.message(Command("invoice"))
+    async def on_invoice(message: Message) -> None:
+        await message.answer_invoice(
+            title="Stars",
+            description="Top up the balance",
+            payload="topup-5",
+            currency="XTR",
+            prices=[LabeledPrice(label="Stars", amount=5)],
+        )
+
+    @router.pre_checkout_query()
+    async def on_pre_checkout(query: PreCheckoutQuery) -> None:
+        await query.answer(ok=True)
+
+    @router.message(F.successful_payment)
+    async def on_paid(message: Message) -> None:
+        assert message.successful_payment is not None
+        await message.answer(f"Thanks for {message.successful_payment.total_amount} stars")
+
     @router.message(F.document)
     async def on_document(message: Message, bot: Bot) -> None:
         assert message.document is not None
@@ -170,6 +197,7 @@ def echo_router(gates: Gates, mini_app_url: str) -> Router:
 class Stage:
     url: str
     token: str
+    bot: Bot
     client: SandboxClient
     gates: Gates
     mini_app_url: str

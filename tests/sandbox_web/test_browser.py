@@ -10,10 +10,11 @@ import zlib
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from aiogram.types import LabeledPrice
 from playwright.async_api import FilePayload, Locator, Page, expect
 
 from sandbox.client import SandboxClient
-from tests.sandbox_web.stage import Stage, start_page_server
+from tests.sandbox_web.stage import MINI_APP_PATH, Stage, start_page_server
 
 
 def user_item(page: Page, user: dict[str, Any]) -> Locator:
@@ -325,6 +326,68 @@ async def test_web_app_inline_button_opens_the_mini_app_as_the_user(
     assert json.loads(dict(parse_qsl(data["tgWebAppData"]))["user"])["id"] == user["id"]
     await page.get_by_test_id("miniapp-close").click()
     await expect(page.get_by_test_id("miniapp-panel")).to_be_hidden()
+
+
+async def test_pay_button_pays_the_invoice_once_the_bot_confirms(page: Page, stage: Stage) -> None:
+    user = await stage.user("Tom")
+    await open_as(page, stage, user)
+    await say(page, "/invoice")
+    invoice = bot_messages(page).last
+
+    await invoice.get_by_role("button", name="Pay").click()
+    await page.get_by_test_id("checkout-pay").click()
+
+    await expect(
+        page.get_by_test_id("toast").filter(has_text="Payment succeeded: ⭐ 5")
+    ).to_be_visible()
+    await expect(bot_messages(page).last).to_contain_text("Thanks for 5 stars")
+
+
+async def test_cancelled_checkout_pays_nothing(page: Page, stage: Stage) -> None:
+    user = await stage.user("Uma")
+    await open_as(page, stage, user)
+    await say(page, "/invoice")
+    await bot_messages(page).last.get_by_role("button", name="Pay").click()
+
+    await page.get_by_test_id("checkout-cancel").click()
+
+    await expect(page.get_by_test_id("alert-dialog")).to_be_hidden()
+    await say(page, "still here")
+    await expect(bot_messages(page).last).to_contain_text("Echo: still here")
+    texts = [m["text"] or "" for m in (await stage.client.transcript(user["id"]))["messages"]]
+    assert not [t for t in texts if t.startswith("Thanks")]
+
+
+async def test_invoice_opened_by_the_mini_app_is_paid_and_reported_back(
+    page: Page, stage: Stage
+) -> None:
+    user = await stage.user("Vera")
+    await open_as(page, stage, user)
+    await say(page, "/start")
+    await expect(bot_messages(page).last).to_contain_text("Welcome!")
+    link = await stage.bot.create_invoice_link(
+        title="Plus",
+        description="A month of Plus",
+        payload="plus-1",
+        currency="XTR",
+        prices=[LabeledPrice(label="Plus", amount=7)],
+    )
+    slug = link.rsplit("$", 1)[-1]
+    await page.get_by_test_id("menu-button").click()
+    await launch_data(page)
+    frame = next(f for f in page.frames if MINI_APP_PATH in f.url)
+
+    await frame.evaluate(
+        """slug => parent.postMessage(
+            JSON.stringify({eventType: "web_app_open_invoice", eventData: {slug}}), "*")""",
+        slug,
+    )
+    await page.get_by_test_id("checkout-pay").click()
+
+    received = page.frame_locator('[data-testid="miniapp-frame"]').locator("#received")
+    await expect(received).to_contain_text('"eventType":"invoice_closed"')
+    await expect(received).to_contain_text('"status":"paid"')
+    await expect(bot_messages(page).last).to_contain_text("Thanks for 7 stars")
 
 
 async def test_group_chat_shows_messages_of_its_members(page: Page, stage: Stage) -> None:

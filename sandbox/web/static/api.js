@@ -40,6 +40,7 @@ export const sandbox = {
   sendDocument: (chatId, body) => api("POST", `/chats/${encodeURIComponent(chatId)}/documents`, body),
   sendPhoto: (chatId, body) => api("POST", `/chats/${encodeURIComponent(chatId)}/photos`, body),
   tap: (chatId, body) => api("POST", `/chats/${encodeURIComponent(chatId)}/callbacks`, body),
+  pay: (chatId, body) => api("POST", `/chats/${encodeURIComponent(chatId)}/pay`, body),
   initData: (body) => api("POST", "/initdata", body),
   events: (after, timeout, options) =>
     api("GET", `/events?after=${encodeURIComponent(after)}&timeout=${encodeURIComponent(timeout)}`, undefined, options),

@@ -2,6 +2,7 @@
 // comes from the control API; live changes arrive through the /events long-poll.
 
 import { ApiError, sandbox } from "./api.js";
+import { alertBox, ask } from "./dialog.js";
 import { MiniAppPanel } from "./miniapp.js";
 import { draftElement, el, messageElement, updateDraftElement } from "./render.js";
 import {
@@ -59,10 +60,6 @@ const ui = {
   send: $("send-button"),
   imagesAsPhotos: $("images-as-photos"),
   toasts: $("toasts"),
-  alert: $("alert-dialog"),
-  alertTitle: $("alert-title"),
-  alertText: $("alert-text"),
-  alertButtons: $("alert-buttons"),
 };
 
 function readNumber(key) {
@@ -123,6 +120,11 @@ function currentBot() {
   return state.bots.find((b) => b.id === state.botId) || state.bots[0] || null;
 }
 
+function botTitle() {
+  const bot = currentBot();
+  return bot ? bot.first_name || `@${bot.username}` : "Bot";
+}
+
 function currentGroup() {
   return state.groups.find((g) => g.id === state.chatId) || null;
 }
@@ -145,15 +147,6 @@ function toast(text, kind = "info", link = null) {
   node.append(el("button", { type: "button", class: "toast-close", "aria-label": "Dismiss", text: "✕", onclick: close }));
   ui.toasts.append(node);
   setTimeout(close, kind === "error" ? 9000 : 5000);
-}
-
-function showAlert(title, text) {
-  ui.alertTitle.textContent = title;
-  ui.alertText.textContent = text;
-  ui.alertButtons.replaceChildren(
-    el("button", { type: "button", "data-testid": "alert-ok", text: "OK", onclick: () => ui.alert.close() }),
-  );
-  if (!ui.alert.open) ui.alert.showModal();
 }
 
 function setConnection(status) {
@@ -328,6 +321,8 @@ async function openChat(chatId, { keepView = false } = {}) {
   save(STORE.chat, chatId);
   if (chatId !== null) state.unread.delete(chatId);
   if (changed) resetChatView();
+  // A Mini App runs as the user who opened it; another chat closes it, as in Telegram.
+  if (changed && miniApp.isOpen) miniApp.close();
   renderSidebar();
   renderChatChrome();
   if (chatId !== null) await refreshChat({ toBottom: true });
@@ -462,6 +457,7 @@ function renderTranscript(transcript, toBottom) {
     onCallback: tapCallback,
     onWebApp: (url, text) => miniApp.open(url, text),
     onCopy: copyText,
+    onPay: payInvoice,
     onCommand: (command) => sendText(command),
   };
   const seen = new Set();
@@ -640,9 +636,13 @@ async function sendText(text) {
   return true;
 }
 
+let sending = false;
+
 async function submitComposer() {
   const text = ui.input.value;
-  if (!text.trim() || ui.input.disabled) return;
+  // One send at a time: a second Enter before the first returns would send the text twice.
+  if (!text.trim() || ui.input.disabled || sending) return;
+  sending = true;
   ui.send.disabled = true;
   try {
     if (await sendText(text)) {
@@ -651,6 +651,7 @@ async function submitComposer() {
       hideHints();
     }
   } finally {
+    sending = false;
     ui.send.disabled = ui.input.disabled;
     ui.input.focus();
   }
@@ -728,9 +729,64 @@ function showCallbackAnswer(event) {
   }
   const text = typeof event.text === "string" ? event.text : "";
   const url = typeof event.url === "string" ? event.url : "";
-  if (text && event.show_alert) showAlert(currentBot() ? currentBot().first_name || "Bot" : "Bot", text);
+  if (text && event.show_alert) alertBox(botTitle(), text);
   else if (text) toast(text, "answer", url ? { url, text: "Open" } : null);
   else if (url) toast("The bot answered with a URL.", "answer", { url, text: "Open" });
+}
+
+// --- payments (Telegram Stars) -------------------------------------------------------------
+
+function stars(amount) {
+  return `⭐ ${Number(amount) || 0}`;
+}
+
+// The pay button of an invoice message: a checkout form, then the pre-checkout round trip with the
+// bot; the outcome arrives as a payment event.
+async function payInvoice(button, message, node) {
+  const invoice = message.invoice || {};
+  const what = invoice.title ? `${invoice.title}: ${stars(invoice.total_amount)}` : button.text;
+  const choice = await ask("Checkout", `Pay ${what} to ${botTitle()}?`, [
+    { id: "cancel", text: "Cancel", secondary: true, testid: "checkout-cancel" },
+    { id: "pay", text: "Pay", testid: "checkout-pay" },
+  ]);
+  if (choice !== "pay") return;
+  node.classList.add("busy");
+  try {
+    await sandbox.pay(state.chatId, actingBody({ message_id: message.message_id }));
+    toast("Waiting for the bot to confirm the payment…");
+  } catch (error) {
+    toast(`Payment not started: ${error.message}`, "error");
+  } finally {
+    node.classList.remove("busy");
+  }
+}
+
+// An invoice link opened by a Mini App (openInvoice): paid in the user's chat with the bot.
+async function payInvoiceLink(slug) {
+  const choice = await ask("Checkout", `Pay the invoice ${slug} to ${botTitle()}?`, [
+    { id: "cancel", text: "Cancel", secondary: true, testid: "checkout-cancel" },
+    { id: "pay", text: "Pay", testid: "checkout-pay" },
+  ]);
+  if (choice !== "pay") return "cancelled";
+  try {
+    await sandbox.pay(state.userId, actingBody({ invoice_link: slug }));
+  } catch (error) {
+    toast(`Payment not started: ${error.message}`, "error");
+    return "failed";
+  }
+  return "pending";
+}
+
+function paymentEvent(event) {
+  if (event.type === "payment_succeeded") {
+    toast(`Payment succeeded: ${stars(event.amount)}`, "answer");
+    miniApp.invoiceSettled(event.chat_id, "paid");
+  } else if (event.type === "payment_failed") {
+    toast(`Payment failed: ${event.reason || "unknown reason"}`, "error");
+    miniApp.invoiceSettled(event.chat_id, "failed");
+  } else if (event.type === "payment_refunded") {
+    toast(`Payment refunded: ${stars(event.amount)}`, "answer");
+  }
 }
 
 async function copyText(text) {
@@ -842,6 +898,11 @@ async function applyEvents(events) {
       case "callback_answered":
         if (here) showCallbackAnswer(event);
         break;
+      case "payment_succeeded":
+      case "payment_failed":
+      case "payment_refunded":
+        if (event.chat_id === state.chatId || event.chat_id === state.userId) paymentEvent(event);
+        break;
       case "commands_set":
       case "menu_button_set":
         botsDirty = true;
@@ -926,6 +987,7 @@ const miniApp = new MiniAppPanel({
   launchContext: () => ({ userId: state.userId, botId: currentBot() ? currentBot().id : null }),
   toast,
   layout: ui.layout,
+  payInvoiceLink,
 });
 
 ui.composer.addEventListener("submit", (event) => {

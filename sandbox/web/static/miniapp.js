@@ -2,6 +2,7 @@
 // Telegram's web-client bridge (postMessage events) a developer needs to see an app work.
 
 import { sandbox } from "./api.js";
+import { ask } from "./dialog.js";
 import { el } from "./render.js";
 import { safeUrl } from "./telegram.js";
 
@@ -32,8 +33,10 @@ function withTheme(url) {
 }
 
 export class MiniAppPanel {
-  constructor({ launchContext, toast, layout }) {
+  constructor({ launchContext, toast, layout, payInvoiceLink }) {
     this.launchContext = launchContext;
+    this.payInvoiceLink = payInvoiceLink;
+    this.pendingInvoice = null;
     this.toast = toast;
     this.layout = layout;
     this.url = null;
@@ -186,29 +189,42 @@ export class MiniAppPanel {
       case "web_app_open_popup":
         this.popup(data);
         break;
+      case "web_app_open_invoice":
+        this.openInvoice(String(data.slug || ""));
+        break;
       default:
         break;
     }
   }
 
-  popup(data) {
+  async popup(data) {
     const buttons = Array.isArray(data.buttons) && data.buttons.length ? data.buttons : [{ id: "", type: "close" }];
-    const dialog = document.getElementById("alert-dialog");
-    document.getElementById("alert-title").textContent = String(data.title || "Mini App");
-    document.getElementById("alert-text").textContent = String(data.message || "");
-    const box = document.getElementById("alert-buttons");
-    box.replaceChildren(
-      ...buttons.map((button) =>
-        el("button", {
-          type: "button",
-          text: String(button.text || (button.type === "cancel" ? "Cancel" : "OK")),
-          onclick: () => {
-            dialog.close();
-            this.post("popup_closed", { button_id: String(button.id || "") });
-          },
-        }),
-      ),
+    const labels = { ok: "OK", close: "Close", cancel: "Cancel" };
+    const chosen = await ask(
+      String(data.title || "Mini App"),
+      String(data.message || ""),
+      buttons.map((button) => ({
+        id: String(button.id || ""),
+        text: String(button.text || labels[button.type] || "OK"),
+        secondary: button.type === "cancel",
+      })),
     );
-    dialog.showModal();
+    this.post("popup_closed", chosen === null ? {} : { button_id: chosen });
+  }
+
+  async openInvoice(slug) {
+    if (!slug) return;
+    const status = await this.payInvoiceLink(slug);
+    if (status === "pending") this.pendingInvoice = { slug, userId: this.launchContext().userId };
+    else this.post("invoice_closed", { slug, status });
+  }
+
+  // A payment in the user's private chat settles the invoice the Mini App opened.
+  invoiceSettled(chatId, status) {
+    const pending = this.pendingInvoice;
+    if (!pending || pending.userId !== chatId) return;
+    this.pendingInvoice = null;
+    this.addLog(`invoice ${pending.slug} ${status}`);
+    this.post("invoice_closed", { slug: pending.slug, status });
   }
 }

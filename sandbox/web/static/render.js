@@ -132,6 +132,11 @@ function inlineButton(button, message, handlers) {
     node.addEventListener("click", () => handlers.onCallback(button, message, node));
     return node;
   }
+  if (button.pay) {
+    const node = el("button", { ...common, type: "button", text, dataset: { kind: "pay" } });
+    node.addEventListener("click", () => handlers.onPay(button, message, node));
+    return node;
+  }
   if (button.web_app) {
     const url = safeUrl(button.web_app.url);
     return el("button", {
@@ -184,6 +189,28 @@ function attachment(message) {
         el("span", { class: "doc-body" }, link, el("span", { class: "doc-meta", text: `${formatSize(doc.file_size)} · ${doc.mime_type || "unknown type"}` })),
       ),
     );
+  }
+  return parts;
+}
+
+function payments(message) {
+  const parts = [];
+  if (message.invoice) {
+    const invoice = message.invoice;
+    parts.push(
+      el("div", { class: "msg-invoice", "data-testid": "message-invoice" },
+        el("strong", { text: invoice.title || "Invoice" }),
+        el("span", { text: invoice.description || "" }),
+        el("span", { class: "invoice-total", text: `${invoice.currency === "XTR" ? "⭐" : invoice.currency || ""} ${invoice.total_amount ?? ""}` })),
+    );
+  }
+  if (message.successful_payment) {
+    const paid = message.successful_payment;
+    parts.push(el("div", { class: "msg-service", "data-testid": "message-payment", text: `Paid ⭐ ${paid.total_amount} (${paid.invoice_payload || "no payload"})` }));
+  }
+  if (message.refunded_payment) {
+    const refunded = message.refunded_payment;
+    parts.push(el("div", { class: "msg-service", "data-testid": "message-refund", text: `Refunded ⭐ ${refunded.total_amount}` }));
   }
   return parts;
 }
@@ -244,7 +271,12 @@ export function messageElement(message, context) {
     : message.caption
       ? richText(message.caption_html, message.caption, options)
       : null;
+  const extras = payments(message);
+  bubble.append(...extras);
   if (body) bubble.append(el("div", { class: "msg-text", "data-testid": "message-text" }, body));
+  if (!body && !extras.length && !message.photo && !message.document) {
+    bubble.append(el("div", { class: "msg-service", text: "(a kind of message this page does not show)" }));
+  }
   const mark = editedMark(message);
   bubble.append(
     el("div", { class: "msg-meta" },
