@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import secrets
 import struct
 import zlib
 from typing import Any
@@ -427,6 +428,8 @@ async def test_page_reconnects_to_a_restarted_sandbox_and_shows_its_new_world(
         status = page.get_by_test_id("connection-status")
         await expect(status).to_have_text("Online")
         await page.locator(f'[data-testid="user-item"][data-user-id="{before}"]').click()
+        await say(page, "said before the restart")
+        await expect(user_messages(page)).to_have_count(1)
 
         await servers.pop().stop()
         await expect(status).to_have_text("Reconnecting…")
@@ -437,6 +440,7 @@ async def test_page_reconnects_to_a_restarted_sandbox_and_shows_its_new_world(
         await expect(page.locator(f'[data-user-id="{after}"]')).to_be_visible()
         await expect(page.locator(f'[data-user-id="{before}"]')).to_have_count(0)
         await expect(page.get_by_test_id("chat-placeholder")).to_be_visible()
+        await expect(page.get_by_test_id("message")).to_have_count(0)
     finally:
         await page.close()
         for server in servers:
@@ -446,5 +450,7 @@ async def test_page_reconnects_to_a_restarted_sandbox_and_shows_its_new_world(
 
 
 async def create_user(url: str, first_name: str) -> int:
+    """A user in a sandbox with a bot registered (messages need a bot to go to)."""
     async with SandboxClient(url) as client:
+        await client.register_bot(f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}")
         return int((await client.create_user(first_name))["id"])

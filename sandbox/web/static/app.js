@@ -194,11 +194,8 @@ async function loadAll() {
   const knownChat =
     state.chatId !== null &&
     ((state.chatId > 0 && state.chatId === state.userId) || state.groups.some((g) => g.id === state.chatId));
-  if (!knownChat) state.chatId = state.userId;
   save(STORE.user, state.userId);
-  save(STORE.chat, state.chatId);
-  renderSidebar();
-  await openChat(state.chatId, { keepView: true });
+  await openChat(knownChat ? state.chatId : state.userId, { keepView: true });
 }
 
 // --- sidebar -------------------------------------------------------------------------------
@@ -310,6 +307,7 @@ function resetChatView() {
   state.typing = null;
   state.keyboardShownFor = null;
   state.keyboardHidden = false;
+  state.usedOneTimeKeyboard = null;
   state.pendingCallbacks.clear();
   renderTyping();
   hideHints();
