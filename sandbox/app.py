@@ -36,7 +36,8 @@ async def start_sandbox(
     host: str = "127.0.0.1", port: int = 0, *, options: TelegramOptions | None = None
 ) -> SandboxServer:
     app = create_app(options=options)
-    runner = web.AppRunner(app, access_log=None, handler_cancellation=True)
+    # Held long polls (the page's, a bot's) should not delay a stop.
+    runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=1)
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

@@ -600,13 +600,15 @@ async def _send_file(
     field_name: str,
 ) -> Any:
     chat = _sendable_chat(world, bot, params, f"send{field_name}")
-    if field_name in uploads:
-        content, filename, mime = uploads[field_name]
+    ref = params.get(field_name)
+    # Clients upload as `<field>=attach://<part name>` plus that part, or as the field itself.
+    part = str(ref)[len("attach://") :] if str(ref or "").startswith("attach://") else field_name
+    if part in uploads:
+        content, filename, mime = uploads[part]
         if len(content) > world.options.max_upload_bytes:
             raise ApiError(413, "Request Entity Too Large")
         stored = world.store_file(content, f"{field_name}s", mime, filename)
     else:
-        ref = params.get(field_name)
         if not ref:
             raise bad_request(f"there is no {field_name} in the request")
         found = world.files.get(str(ref))

@@ -4,7 +4,8 @@ All routes are JSON under ``/sandbox/api``:
 
 - ``POST /users`` ``{first_name, last_name?, username?, language_code?, is_premium?, id?}`` → 201
   ``{user}``; ``GET /users`` → ``{users}``; ``POST /users/{id}/block`` ``{blocked, bot_id?}``.
-- ``POST /groups`` ``{title, member_ids}`` → 201 ``{chat}``.
+- ``POST /groups`` ``{title, member_ids}`` → 201 ``{chat}``; ``GET /groups`` → ``{groups}``.
+- ``POST /chats/{chat_id}/web-app-data`` ``{data, button_text}``: a Mini App's ``sendData``.
 - ``POST /bots`` ``{token, username?, first_name?}``; ``GET /bots`` → ``{bots}`` with webhook
   info, commands per scope and language, and menu buttons.
 - ``POST /chats/{chat_id}/messages`` ``{from_user_id?, text, reply_to_message_id?, bot_id?}``
@@ -180,6 +181,30 @@ async def block_user(request: web.Request) -> web.Response:
 
 
 @guarded
+async def list_groups(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    groups = [
+        {**world.chat_dict(chat), "member_ids": chat.member_ids}
+        for chat in world.chats.values()
+        if chat.type != "private"
+    ]
+    return web.json_response({"groups": groups})
+
+
+@guarded
+async def web_app_data(request: web.Request) -> web.Response:
+    """A Mini App opened from a reply keyboard sends data back (``Telegram.WebApp.sendData``)."""
+    world = request.app[WORLD]
+    chat = _chat(world, request)
+    body = await _body(request)
+    data = str(body.get("data") or "")
+    if not 1 <= len(data.encode()) <= 4096:
+        raise ControlError("data must be 1-4096 bytes")
+    content = {"data": data, "button_text": str(body.get("button_text") or "")}
+    return _deliver_message(world, chat, body, web_app_data=content)
+
+
+@guarded
 async def create_group(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     body = await _body(request)
@@ -191,7 +216,9 @@ async def create_group(request: web.Request) -> web.Response:
         if member not in world.users:
             raise ControlError(f"no user {member}")
     chat = world.create_group(title, members)
-    return web.json_response({"chat": world.chat_dict(chat)}, status=201)
+    return web.json_response(
+        {"chat": {**world.chat_dict(chat), "member_ids": chat.member_ids}}, status=201
+    )
 
 
 def _bot_info(bot: Bot) -> dict[str, Any]:
@@ -357,6 +384,9 @@ def _transcript_message(world: World, message: dict[str, Any]) -> dict[str, Any]
         "reply_to_message_id": (message.get("reply_to_message") or {}).get("message_id"),
         "message_thread_id": message.get("message_thread_id"),
     }
+    for kind in ("invoice", "successful_payment", "refunded_payment", "web_app_data"):
+        if kind in message:
+            item[kind] = message[kind]
     if "document" in message:
         document = message["document"]
         item["document"] = {**document, "url": _file_url(world, document["file_id"])}
@@ -477,6 +507,8 @@ def setup_control(app: web.Application) -> None:
     r.add_get("/sandbox/api/users", list_users)
     r.add_post("/sandbox/api/users/{user_id}/block", block_user)
     r.add_post("/sandbox/api/groups", create_group)
+    r.add_get("/sandbox/api/groups", list_groups)
+    r.add_post("/sandbox/api/chats/{chat_id}/web-app-data", web_app_data)
     r.add_post("/sandbox/api/bots", register_bot)
     r.add_get("/sandbox/api/bots", list_bots)
     r.add_post("/sandbox/api/chats/{chat_id}/messages", send_message)

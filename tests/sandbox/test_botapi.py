@@ -386,3 +386,43 @@ async def test_the_events_long_poll_wakes_on_the_next_event(
     events, last = await waiting
     assert [e["type"] for e in events] == ["bot_message"]
     assert last >= events[0]["seq"]
+
+
+async def test_a_bot_uploads_a_document_as_aiogram_sends_it(
+    sandbox: SandboxServer, client: SandboxClient
+) -> None:
+    from aiogram.types import BufferedInputFile
+
+    token = new_token()
+    bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(sandbox.url)))
+    try:
+        await bot.get_me()
+        await client.register_bot(token)
+        user = await client.create_user("Upload")
+        await client.send_text(user["id"], "/start")
+        sent = await bot.send_document(
+            user["id"], BufferedInputFile(b"report body", filename="report.txt"), caption="Yours"
+        )
+        assert sent.document is not None and sent.document.file_name == "report.txt"
+        [message] = [m for m in await client.bot_messages(user["id"]) if m.get("document")]
+        assert message["caption"] == "Yours"
+        async with httpx.AsyncClient() as http:
+            download = await http.get(sandbox.url + message["document"]["url"])
+        assert download.content == b"report body"
+    finally:
+        await bot.session.close()
+
+
+async def test_mini_app_data_reaches_the_bot_as_a_message(client: SandboxClient, api: Any) -> None:
+    user = await _user_chat(client, api)
+    await api("getUpdates", offset=-1)
+    await client._call(
+        "POST",
+        f"/chats/{user['id']}/web-app-data",
+        json={"data": '{"plan":"pro"}', "button_text": "Choose"},
+    )
+    updates = (await api("getUpdates")).json()["result"]
+    assert updates[-1]["message"]["web_app_data"] == {
+        "data": '{"plan":"pro"}',
+        "button_text": "Choose",
+    }
