@@ -19,6 +19,15 @@ class TopUpCallback(CallbackData, prefix="topup"):
     stars: int
 
 
+class ExportCallback(CallbackData, prefix="export"):
+    fmt: str
+
+
+class DeleteCallback(CallbackData, prefix="del"):
+    # A signed, short-lived confirmation; empty: cancelled.
+    token: str
+
+
 class HistoryCallback(CallbackData, prefix="hist"):
     # Entries older than this id (0: the newest page).
     before: int

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from core.clock import Clock, utcnow
 from core.services.payments import PaymentTerms
@@ -14,5 +14,7 @@ class BotContext:
     policy_url: str
     web_app_url: str
     payment_terms: PaymentTerms
+    # Signs short-lived confirmations (account deletion); never shown or logged.
+    secret: str = field(repr=False)
     admin_ids: frozenset[int] = frozenset()
     clock: Clock = utcnow

@@ -6,7 +6,7 @@ from aiogram.types import BotCommand, BotCommandScopeDefault, MenuButtonWebApp, 
 from aiogram.utils.i18n import I18n
 
 from bot.context import BotContext
-from bot.handlers import account, errors, fallback, money, start
+from bot.handlers import account, errors, fallback, money, privacy, start
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
 from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR, N_
 from db.engine import UnitOfWorkFactory
@@ -19,6 +19,8 @@ COMMANDS = (
     ("referral", N_("Invite friends")),
     ("language", N_("Interface language")),
     ("privacy", N_("Your data and the privacy policy")),
+    ("export", N_("Download a copy of your data")),
+    ("delete", N_("Delete your account")),
 )
 
 
@@ -36,7 +38,14 @@ def create_dispatcher(
     gate = ConsentGateMiddleware()
     dp.message.middleware(gate)
     dp.callback_query.middleware(gate)
-    dp.include_routers(errors.router, start.router, account.router, money.router, fallback.router)
+    dp.include_routers(
+        errors.router,
+        start.router,
+        account.router,
+        money.router,
+        privacy.router,
+        fallback.router,
+    )
     dp.startup.register(set_commands)
     return dp
 

@@ -88,7 +88,8 @@ def privacy_text(ctx: BotContext) -> str:
         "We keep your account and settings, your messages for 14 days, payment records as the "
         "law requires, and technical logs for up to 90 days.\n"
         "You have the right to a copy of your data, to correct it, to delete your account and to "
-        "withdraw consent. Write to support to use them.\n\n"
+        "withdraw consent: /export gives you a copy of your data, /delete erases your account, and "
+        "support helps with the rest.\n\n"
         'Policy version {version}: <a href="{url}">full text</a>'
     ).format(version=escape(ctx.policy_version), url=escape(ctx.policy_url))
 

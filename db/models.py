@@ -54,6 +54,9 @@ class User(Base):
     last_auth_browser: Mapped[str | None] = mapped_column(String(64))
     last_auth_ip: Mapped[str | None] = mapped_column(INET)
     last_auth_user_agent: Mapped[str | None] = mapped_column(String(512))
+    # Set when the account was erased: the row stays only for the financial records that law
+    # keeps, with nothing left that leads back to the person.
+    deleted_at: Mapped[datetime | None]
 
     __table_args__ = (
         CheckConstraint("invited_by IS NULL OR invited_by <> id", name="no_self_invite"),
@@ -234,3 +237,19 @@ class Payment(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="paid")
     created_at: Mapped[datetime] = created_at_column()
     refunded_at: Mapped[datetime | None]
+
+
+class PrivacyRequest(Base):
+    """Exports and deletions asked for: the log the policy promises, and the export rate limit."""
+
+    __tablename__ = "privacy_requests"
+    __table_args__ = (
+        CheckConstraint("kind IN ('export', 'delete')", name="kind_known"),
+        Index("ix_privacy_requests_user_id_created_at", "user_id", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(16))
+    format: Mapped[str | None] = mapped_column(String(8))
+    created_at: Mapped[datetime] = created_at_column()

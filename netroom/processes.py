@@ -67,6 +67,7 @@ def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
         policy_url=settings.policy_url,
         web_app_url=web_app_url(settings),
         payment_terms=payment_terms(settings),
+        secret=settings.web.jwt_secret.get_secret_value(),
         admin_ids=frozenset(settings.bot.admin_ids),
     )
     return create_dispatcher(uow_factory=resources.uow_factory, ctx=ctx, storage=storage)

@@ -60,6 +60,7 @@ async def harness(engine: AsyncEngine, redis_url: str) -> AsyncIterator[BotHarne
         policy_url="http://netroom.test/privacy/",
         web_app_url=WEB_APP_URL,
         payment_terms=PAYMENT_TERMS,
+        secret="bot-test-secret",
     )
     dp = create_dispatcher(uow_factory=uow_factory, ctx=ctx, storage=storage)
     bot = create_bot(token, sandbox.url)

@@ -1,0 +1,102 @@
+"""Exporting one's data and erasing one's account, from the bot."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, F, Router
+from aiogram.filters import Command
+from aiogram.fsm.context import FSMContext
+from aiogram.types import BufferedInputFile, CallbackQuery, MenuButtonDefault, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+
+from bot.callbacks import DeleteCallback, ExportCallback
+from bot.context import BotContext
+from core.dto import UserDTO
+from core.services import privacy
+from db.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+router = Router(name="privacy")
+router.message.filter(F.chat.type == "private")
+
+
+@router.message(Command("export"))
+async def show_export(message: Message) -> None:
+    builder = InlineKeyboardBuilder()
+    builder.button(text="JSON", callback_data=ExportCallback(fmt="json"))
+    builder.button(text=_("CSV tables (ZIP)"), callback_data=ExportCallback(fmt="zip"))
+    await message.answer(
+        _("📦 Get a copy of everything NetRoom holds about you. Choose the format:"),
+        reply_markup=builder.as_markup(),
+    )
+
+
+@router.callback_query(ExportCallback.filter())
+async def on_export(
+    query: CallbackQuery,
+    callback_data: ExportCallback,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+) -> None:
+    export = await privacy.export_user(uow, user.id, fmt=callback_data.fmt, now=ctx.clock())
+    await query.answer()
+    with export.data:
+        content = export.data.read()
+    await bot.send_document(
+        query.from_user.id,
+        BufferedInputFile(content, filename=export.file_name),
+        caption=_("Your NetRoom data: {rows} records.").format(rows=export.rows),
+    )
+
+
+@router.message(Command("delete"))
+async def show_delete(message: Message, user: UserDTO, ctx: BotContext) -> None:
+    token = privacy.delete_token(user.id, secret=ctx.secret, now=ctx.clock())
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🗑 Delete my account"), callback_data=DeleteCallback(token=token))
+    builder.button(text=_("Cancel"), callback_data=DeleteCallback(token=""))
+    builder.adjust(1)
+    await message.answer(
+        _(
+            "⚠️ <b>Delete your account?</b>\n\n"
+            "Your chats, settings, sign-in methods and everything else about you will be "
+            "erased. This cannot be undone, and any balance left is lost. Payment records that "
+            "the law requires us to keep stay, with nothing that identifies you.\n\n"
+            "The button works for 10 minutes."
+        ),
+        reply_markup=builder.as_markup(),
+    )
+
+
+@router.callback_query(DeleteCallback.filter())
+async def on_delete(
+    query: CallbackQuery,
+    callback_data: DeleteCallback,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+    state: FSMContext,
+) -> None:
+    if query.message is not None:
+        await bot.edit_message_reply_markup(
+            chat_id=query.from_user.id, message_id=query.message.message_id, reply_markup=None
+        )
+    if not callback_data.token:
+        await query.answer(_("Cancelled. Nothing was deleted."))
+        return
+    privacy.check_delete_token(callback_data.token, user.id, secret=ctx.secret, now=ctx.clock())
+    await privacy.delete_user(uow, user.id, now=ctx.clock())
+    # What the bot keeps outside the database goes too.
+    await state.clear()
+    log.info("account %s deleted at the user's request", user.id)
+    await query.answer()
+    await bot.set_chat_menu_button(chat_id=query.from_user.id, menu_button=MenuButtonDefault())
+    await bot.send_message(
+        query.from_user.id,
+        _("Your account has been deleted. Send /start if you ever want to come back."),
+    )
