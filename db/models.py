@@ -13,6 +13,7 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
+    Text,
     UniqueConstraint,
     text,
 )
@@ -253,3 +254,64 @@ class PrivacyRequest(Base):
     kind: Mapped[str] = mapped_column(String(16))
     format: Mapped[str | None] = mapped_column(String(8))
     created_at: Mapped[datetime] = created_at_column()
+
+
+class Preset(Base):
+    """A user's prompt preset: a named system prompt (policy 3.5)."""
+
+    __tablename__ = "presets"
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    title: Mapped[str] = mapped_column(String(64))
+    system_prompt: Mapped[str] = mapped_column(String(4000))
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class Conversation(Base):
+    __tablename__ = "conversations"
+    __table_args__ = (Index("ix_conversations_user_id_updated_at", "user_id", "updated_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    title: Mapped[str | None] = mapped_column(String(128))
+    model_id: Mapped[str] = mapped_column(String(128))
+    preset_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("presets.id", ondelete="SET NULL")
+    )
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class ChatMessageRow(Base):
+    """Prompts and replies (policy 3.5), each removed 14 days after it was written."""
+
+    __tablename__ = "messages"
+    __table_args__ = (
+        CheckConstraint("role IN ('user', 'assistant')", name="role_known"),
+        CheckConstraint("status IN ('complete', 'stopped', 'failed')", name="status_known"),
+        Index("ix_messages_conversation_id_id", "conversation_id", "id"),
+        Index("ix_messages_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    conversation_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("conversations.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    role: Mapped[str] = mapped_column(String(16))
+    content: Mapped[str] = mapped_column(Text)
+    # Hidden reasoning, where the provider returns it.
+    reasoning: Mapped[str | None] = mapped_column(Text)
+    model_id: Mapped[str | None] = mapped_column(String(128))
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), server_default="complete")
+    is_pinned: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    created_at: Mapped[datetime] = created_at_column()
+    expires_at: Mapped[datetime]

@@ -25,8 +25,11 @@ from sqlalchemy import delete, select, text, update
 from core.errors import InvalidInput, RateLimited
 from core.i18n import N_
 from db.models import (
+    ChatMessageRow,
     Consent,
+    Conversation,
     Identity,
+    Preset,
     PrivacyRequest,
     Reservation,
     SignupAttribution,
@@ -137,6 +140,34 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ),
     ),
     "privacy_requests": ("privacy_requests", "user_id", ("kind", "format", "created_at")),
+    "presets": (
+        "presets",
+        "user_id",
+        ("id", "title", "system_prompt", "created_at", "updated_at"),
+    ),
+    "conversations": (
+        "conversations",
+        "user_id",
+        ("id", "title", "model_id", "preset_id", "created_at", "updated_at"),
+    ),
+    "messages": (
+        "messages",
+        "user_id",
+        (
+            "id",
+            "conversation_id",
+            "role",
+            "content",
+            "reasoning",
+            "model_id",
+            "input_tokens",
+            "output_tokens",
+            "status",
+            "is_pinned",
+            "created_at",
+            "expires_at",
+        ),
+    ),
 }
 
 # Columns deliberately left out of the export, each with the reason.
@@ -162,6 +193,9 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
         "payload": "an internal signed reference; the payment itself is exported",
     },
     "privacy_requests": {"id": "an internal row number", "user_id": "the account's own id"},
+    "presets": {"user_id": "the account's own id"},
+    "conversations": {"user_id": "the account's own id"},
+    "messages": {"user_id": "the account's own id"},
 }
 
 EXPORT_INTERVAL = timedelta(hours=1)
@@ -287,7 +321,15 @@ async def delete_user(uow: UnitOfWork, user_id: int, *, now: datetime) -> None:
     keeps (balance, ledger, payments) left attached to an anonymous row. Signing in again
     creates a new account."""
     await uow.begin()
-    for model in (Identity, Consent, SignupAttribution, PrivacyRequest):
+    for model in (
+        ChatMessageRow,
+        Conversation,
+        Preset,
+        Identity,
+        Consent,
+        SignupAttribution,
+        PrivacyRequest,
+    ):
         await uow.session.execute(delete(model).where(model.user_id == user_id))
     # Money held for requests in flight goes back to the balance before it is frozen.
     await uow.session.execute(

@@ -1,0 +1,408 @@
+"""Conversations with models: storing turns, assembling context, and the one billing entry point
+every model call goes through (reserve an estimate before the call, settle on the usage the
+provider reports, release on failure).
+
+A turn is two use cases around the provider call, so no transaction stays open while the model
+streams: ``begin_turn`` stores the prompt and reserves money, ``finish_turn`` stores the reply and
+settles. History is trimmed to the model's context window with a safe token estimate (three
+UTF-8 bytes per token, which overestimates every language we serve).
+"""
+
+from __future__ import annotations
+
+import math
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+
+from core.errors import InvalidInput, NotFound
+from core.i18n import N_
+from core.providers.base import ChatMessage, ChatRequest, Usage
+from core.services import billing
+from db.models import ChatMessageRow, Conversation, Preset, User
+from db.uow import UnitOfWork
+
+RETENTION = timedelta(days=14)
+DEFAULT_MAX_OUTPUT = 2048
+MAX_PROMPT_CHARS = 16_000
+
+
+class PromptTooLong(InvalidInput):
+    code = "prompt_too_long"
+    msgid = N_("This message is too long for the model. Please shorten it.")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelTerms:
+    """What the chat needs to know about a model from the catalogue."""
+
+    id: str
+    provider: str
+    provider_model: str
+    context_window: int
+    # Kopecks per 1,000 tokens, before markup.
+    input_per_1k: int
+    output_per_1k: int
+    markup_percent: int = 0
+    reasoning: bool = False
+    web_search: bool = False
+    vision: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ChatPrefs:
+    model_id: str | None
+    conversation_id: int | None
+    preset_id: int | None
+    reasoning: bool
+    web_search: bool
+    history_enabled: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Turn:
+    user_id: int
+    conversation_id: int
+    prompt_message_id: int | None
+    request: ChatRequest
+    model: ModelTerms
+    reservation: billing.ReservationDTO | None
+    discount_percent: int
+    store: bool
+    key: str
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    message_id: int | None
+    charged: int
+    balance_after: int | None
+
+
+def estimate_tokens(text: str) -> int:
+    return math.ceil(len(text.encode()) / 3) + 4
+
+
+def cost(model: ModelTerms, input_tokens: int, output_tokens: int) -> int:
+    """The provider's cost in kopecks, rounded up."""
+    return -(-(input_tokens * model.input_per_1k + output_tokens * model.output_per_1k) // 1000)
+
+
+def prefs_of(user: User) -> ChatPrefs:
+    f = user.features or {}
+    return ChatPrefs(
+        model_id=f.get("model"),
+        conversation_id=f.get("conversation_id"),
+        preset_id=f.get("preset_id"),
+        reasoning=bool(f.get("reasoning", False)),
+        web_search=bool(f.get("web_search", False)),
+        history_enabled=user.history_enabled,
+    )
+
+
+async def _user(uow: UnitOfWork, user_id: int) -> User:
+    user = await uow.users.get(user_id)
+    if user is None:
+        raise NotFound(f"user {user_id}")
+    return user
+
+
+async def get_prefs(uow: UnitOfWork, user_id: int) -> ChatPrefs:
+    prefs = prefs_of(await _user(uow, user_id))
+    await uow.end_read()
+    return prefs
+
+
+async def set_prefs(uow: UnitOfWork, user_id: int, **changes: object) -> ChatPrefs:
+    """Change chat preferences: model, reasoning, web_search, preset_id, conversation_id."""
+    allowed = {"model", "reasoning", "web_search", "preset_id", "conversation_id"}
+    if not set(changes) <= allowed:
+        raise InvalidInput(f"unknown preferences {set(changes) - allowed}")
+    user = await _user(uow, user_id)
+    features = {**(user.features or {}), **changes}
+    await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
+    await uow.commit()
+    user.features = features
+    return prefs_of(user)
+
+
+async def new_conversation(uow: UnitOfWork, user_id: int) -> None:
+    """The next message starts a fresh conversation."""
+    await set_prefs(uow, user_id, conversation_id=None)
+
+
+async def _history(uow: UnitOfWork, conversation_id: int, budget: int) -> list[ChatMessage]:
+    """The newest turns that fit ``budget`` tokens, oldest first."""
+    rows = await uow.session.execute(
+        select(ChatMessageRow.role, ChatMessageRow.content)
+        .where(
+            ChatMessageRow.conversation_id == conversation_id,
+            ChatMessageRow.status != "failed",
+        )
+        .order_by(ChatMessageRow.id.desc())
+        .limit(200)
+    )
+    picked: list[ChatMessage] = []
+    used = 0
+    for role, content in rows:
+        size = estimate_tokens(content)
+        if used + size > budget:
+            break
+        picked.append(ChatMessage(role=role, content=content))
+        used += size
+    picked.reverse()
+    # A request starts with a user turn.
+    while picked and picked[0].role != "user":
+        picked.pop(0)
+    return picked
+
+
+async def begin_turn(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    text: str,
+    model: ModelTerms,
+    now: datetime,
+    max_output_tokens: int = DEFAULT_MAX_OUTPUT,
+) -> Turn:
+    """Store the prompt, assemble the request and hold money for it, before the provider call.
+    Raises InsufficientFunds (nothing stored) when the balance cannot cover the estimate."""
+    if len(text) > MAX_PROMPT_CHARS:
+        raise PromptTooLong(f"{len(text)} characters")
+    user = await _user(uow, user_id)
+    prefs = prefs_of(user)
+    store = user.history_enabled
+    system: str | None = None
+    if prefs.preset_id is not None:
+        preset = await uow.session.get(Preset, prefs.preset_id)
+        if preset is not None and preset.user_id == user_id:
+            system = preset.system_prompt
+    conversation_id = prefs.conversation_id
+    conversation = await uow.session.get(Conversation, conversation_id) if conversation_id else None
+    if conversation is not None and conversation.user_id != user_id:
+        conversation = None
+    max_output = min(max_output_tokens, max(256, model.context_window // 4))
+    prompt_tokens = estimate_tokens(text) + (estimate_tokens(system) if system else 0)
+    budget = model.context_window - max_output - prompt_tokens
+    if budget < 0:
+        raise PromptTooLong(f"{prompt_tokens} tokens for a {model.context_window} window")
+    history = await _history(uow, conversation.id, budget) if store and conversation else []
+    messages = (*history, ChatMessage(role="user", content=text))
+    input_estimate = prompt_tokens + sum(estimate_tokens(m.text) for m in history)
+    balance = await billing.get_balance(uow, user_id)
+    key = f"turn:{user_id}:{secrets.token_hex(8)}"
+    estimate = billing.price(
+        cost(model, input_estimate, max_output),
+        markup_percent=model.markup_percent,
+        discount_percent=balance.discount_percent,
+    )
+    # Money first: when the balance cannot cover the estimate nothing at all is stored.
+    reservation = None
+    if estimate > 0:
+        reservation = await billing.reserve(
+            uow, user_id=user_id, amount=estimate, key=f"{key}:hold", model_id=model.id
+        )
+    try:
+        if conversation is None:
+            conversation = Conversation(
+                user_id=user_id, model_id=model.id, preset_id=prefs.preset_id, title=text[:64]
+            )
+            uow.session.add(conversation)
+            await uow.session.flush()
+            features = {**(user.features or {}), "conversation_id": conversation.id}
+            await uow.session.execute(
+                update(User).where(User.id == user_id).values(features=features)
+            )
+        prompt_id: int | None = None
+        if store:
+            row = ChatMessageRow(
+                conversation_id=conversation.id,
+                user_id=user_id,
+                role="user",
+                content=text,
+                model_id=model.id,
+                created_at=now,
+                expires_at=now + RETENTION,
+            )
+            uow.session.add(row)
+            await uow.session.flush()
+            prompt_id = row.id
+        await uow.session.execute(
+            update(Conversation).where(Conversation.id == conversation.id).values(updated_at=now)
+        )
+        conversation_id = conversation.id
+        await uow.commit()
+    except BaseException:
+        await uow.rollback()
+        if reservation is not None:
+            await billing.release(uow, reservation_id=reservation.id)
+        raise
+    request = ChatRequest(
+        model=model.provider_model,
+        messages=messages,
+        system=system,
+        max_output_tokens=max_output,
+        reasoning=prefs.reasoning and model.reasoning,
+        web_search=prefs.web_search and model.web_search,
+    )
+    return Turn(
+        user_id=user_id,
+        conversation_id=conversation_id,
+        prompt_message_id=prompt_id,
+        request=request,
+        model=model,
+        reservation=reservation,
+        discount_percent=balance.discount_percent,
+        store=store,
+        key=key,
+    )
+
+
+async def finish_turn(
+    uow: UnitOfWork,
+    turn: Turn,
+    *,
+    text: str,
+    reasoning: str,
+    usage: Usage | None,
+    status: str,
+    now: datetime,
+) -> TurnResult:
+    """Store the reply (what was delivered, even when stopped or cut) and settle its price.
+    Without usage from the provider the output is estimated from what arrived; a failure that
+    delivered nothing costs nothing."""
+    if status not in ("complete", "stopped", "failed"):
+        raise InvalidInput(f"status {status!r}")
+    delivered = bool(text)
+    message_id: int | None = None
+    if turn.store and (delivered or status != "failed"):
+        row = ChatMessageRow(
+            conversation_id=turn.conversation_id,
+            user_id=turn.user_id,
+            role="assistant",
+            content=text,
+            reasoning=reasoning or None,
+            model_id=turn.model.id,
+            input_tokens=usage.input_tokens if usage else None,
+            output_tokens=usage.output_tokens if usage else None,
+            status=status if delivered or status == "failed" else "failed",
+            created_at=now,
+            expires_at=now + RETENTION,
+        )
+        uow.session.add(row)
+        await uow.session.flush()
+        message_id = row.id
+        await uow.commit()
+    if turn.reservation is None:
+        return TurnResult(message_id, 0, None)
+    if not delivered and usage is None:
+        await billing.release(uow, reservation_id=turn.reservation.id)
+        return TurnResult(message_id, 0, None)
+    input_tokens = (
+        usage.input_tokens
+        if usage
+        else estimate_tokens("".join(m.text for m in turn.request.messages))
+    )
+    output_tokens = usage.output_tokens if usage else estimate_tokens(text + reasoning)
+    provider_cost = cost(turn.model, input_tokens, output_tokens)
+    amount = billing.price(
+        provider_cost,
+        markup_percent=turn.model.markup_percent,
+        discount_percent=turn.discount_percent,
+    )
+    entry = await billing.settle(
+        uow,
+        reservation=turn.reservation,
+        amount=amount,
+        category="text",
+        key=f"{turn.key}:settle",
+        charge=billing.Charge(
+            cost=provider_cost,
+            markup_percent=turn.model.markup_percent,
+            discount_percent=turn.discount_percent,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            model_id=turn.model.id,
+            meta={"status": status, "estimated": usage is None},
+        ),
+    )
+    return TurnResult(message_id, -entry.amount, entry.balance_after)
+
+
+async def history_size(uow: UnitOfWork, user_id: int) -> int:
+    count = await uow.session.scalar(
+        select(func.count()).select_from(ChatMessageRow).where(ChatMessageRow.user_id == user_id)
+    )
+    return int(count or 0)
+
+
+# --- presets ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PresetDTO:
+    id: int
+    title: str
+    system_prompt: str
+
+
+async def create_preset(uow: UnitOfWork, user_id: int, *, title: str, prompt: str) -> PresetDTO:
+    title, prompt = title.strip(), prompt.strip()
+    if not 1 <= len(title) <= 64 or not 1 <= len(prompt) <= 4000:
+        raise InvalidInput("a preset needs a title (1-64) and a prompt (1-4000 characters)")
+    preset = Preset(user_id=user_id, title=title, system_prompt=prompt)
+    uow.session.add(preset)
+    await uow.session.flush()
+    result = PresetDTO(preset.id, preset.title, preset.system_prompt)
+    await uow.commit()
+    return result
+
+
+async def list_presets(uow: UnitOfWork, user_id: int) -> list[PresetDTO]:
+    rows = await uow.session.scalars(
+        select(Preset).where(Preset.user_id == user_id).order_by(Preset.id)
+    )
+    result = [PresetDTO(p.id, p.title, p.system_prompt) for p in rows]
+    await uow.end_read()
+    return result
+
+
+async def _own_preset(uow: UnitOfWork, user_id: int, preset_id: int) -> Preset:
+    preset = await uow.session.get(Preset, preset_id)
+    if preset is None or preset.user_id != user_id:
+        raise NotFound(f"preset {preset_id}")
+    return preset
+
+
+async def use_preset(uow: UnitOfWork, user_id: int, preset_id: int | None) -> ChatPrefs:
+    """Pick a preset (None: none) for new conversations; the next message starts one."""
+    if preset_id is not None:
+        await _own_preset(uow, user_id, preset_id)
+    return await set_prefs(uow, user_id, preset_id=preset_id, conversation_id=None)
+
+
+async def delete_preset(uow: UnitOfWork, user_id: int, preset_id: int) -> None:
+    preset = await _own_preset(uow, user_id, preset_id)
+    await uow.session.delete(preset)
+    user = await _user(uow, user_id)
+    if (user.features or {}).get("preset_id") == preset_id:
+        features = {**user.features, "preset_id": None}
+        await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
+    await uow.commit()
+
+
+async def edit_preset(
+    uow: UnitOfWork, user_id: int, preset_id: int, *, title: str, prompt: str, now: datetime
+) -> PresetDTO:
+    preset = await _own_preset(uow, user_id, preset_id)
+    title, prompt = title.strip(), prompt.strip()
+    if not 1 <= len(title) <= 64 or not 1 <= len(prompt) <= 4000:
+        raise InvalidInput("a preset needs a title (1-64) and a prompt (1-4000 characters)")
+    preset.title, preset.system_prompt, preset.updated_at = title, prompt, now
+    await uow.session.flush()
+    result = PresetDTO(preset.id, preset.title, preset.system_prompt)
+    await uow.commit()
+    return result
