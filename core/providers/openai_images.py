@@ -1,8 +1,8 @@
 """OpenAI image generation (``POST /images/generations``).
 
 GPT image models always answer with ``b64_json`` and report token usage; DALL·E models answer
-with a URL unless asked for ``b64_json``, which we always do. Should a compatible server still
-answer with a URL, the image is fetched from it without our credentials.
+with a URL unless asked for ``b64_json``, which we always do, so the image never has to be fetched
+from a third host.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 
 from core.providers.base import ImageRequest, ImageResult, Usage
-from core.providers.errors import ProviderBadRequest, ProviderUnavailable
+from core.providers.errors import ProviderUnavailable
 from core.providers.http import DEFAULT_TIMEOUT, ProviderHTTP, RetryPolicy
 from core.providers.imageinfo import image_size, sniff_mime
 from core.providers.openai_compat import parse_openai_error
@@ -82,8 +82,6 @@ class OpenAIImageProvider:
                 raise ProviderUnavailable(
                     f"{self.name}: the image is not valid base64", provider=self.name
                 ) from exc
-        elif item.get("url"):
-            data = await self._download(str(item["url"]))
         else:
             raise ProviderUnavailable(f"{self.name}: no image in the answer", provider=self.name)
         mime = sniff_mime(data) or _FORMATS.get(str(answer.get("output_format")), "image/png")
@@ -103,21 +101,3 @@ class OpenAIImageProvider:
             usage=_usage(answer.get("usage")),
             provider_data=provider_data,
         )
-
-    async def _download(self, url: str) -> bytes:
-        if not url.startswith(("https://", "http://")):
-            raise ProviderBadRequest(
-                f"{self.name}: unexpected image URL scheme", provider=self.name
-            )
-        try:
-            # A plain GET: the image host is not the API, so no credentials go with it.
-            response = await self._http.client.get(url, timeout=self._http.timeout)
-        except httpx.TransportError as exc:
-            raise ProviderUnavailable(
-                f"{self.name}: {type(exc).__name__} fetching the image", provider=self.name
-            ) from exc
-        if not response.is_success:
-            raise ProviderUnavailable(
-                f"{self.name}: HTTP {response.status_code} fetching the image", provider=self.name
-            )
-        return response.content
