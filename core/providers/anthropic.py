@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 
 import httpx
@@ -169,15 +170,19 @@ class AnthropicProvider:
             body["tools"] = [dict(WEB_SEARCH_TOOL)]
         return body
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         body = self.build_body(request)
-        async with self._http.open(
-            "POST", "messages", json=body, headers={"accept": "text/event-stream"}
-        ) as response:
-            async for event in self._events(response):
+        # The parser is closed explicitly, so an early stop finalises it before the response.
+        async with (
+            self._http.open(
+                "POST", "messages", json=body, headers={"accept": "text/event-stream"}
+            ) as response,
+            aclosing(self._events(response)) as events,
+        ):
+            async for event in events:
                 yield event
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[StreamEvent]:
+    async def _events(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
         totals = _UsageTotals()
         stop_reason: str | None = None
         done = False

@@ -5,13 +5,14 @@ Adapters speak each provider's wire format; everything above them sees only thes
 A chat stream is a sequence of ``TextDelta`` and ``ReasoningDelta`` events, then at most one
 ``UsageReport`` (missing only when an OpenAI-compatible server reports no usage), then exactly one
 ``Finished``. A stream that ends any other way raises a ``ProviderError`` instead; whatever was
-yielded before stays delivered. Consumers that stop early must close the iterator (``async with
-contextlib.aclosing(...)``) so the provider connection is released at once.
+yielded before stays delivered. ``stream_chat`` returns an async generator: consumers that stop
+early (a Stop button) close it, ``async with contextlib.aclosing(provider.stream_chat(...))``, so
+the provider connection is released at once.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncGenerator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, Protocol
@@ -121,7 +122,7 @@ StreamEvent = TextDelta | ReasoningDelta | UsageReport | Finished
 class ChatProvider(Protocol):
     name: str
 
-    def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]: ...
+    def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]: ...
 
 
 @dataclass(frozen=True, slots=True)

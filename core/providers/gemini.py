@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any
 from urllib.parse import quote
 
@@ -129,19 +130,23 @@ class GeminiProvider:
             body["tools"] = [{"googleSearch": {}}]
         return body
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         path = f"models/{quote(request.model, safe='.-_')}:streamGenerateContent"
-        async with self._http.open(
-            "POST",
-            path,
-            json=self.build_body(request),
-            params={"alt": "sse"},
-            headers={"accept": "text/event-stream"},
-        ) as response:
-            async for event in self._events(response):
+        # The parser is closed explicitly, so an early stop finalises it before the response.
+        async with (
+            self._http.open(
+                "POST",
+                path,
+                json=self.build_body(request),
+                params={"alt": "sse"},
+                headers={"accept": "text/event-stream"},
+            ) as response,
+            aclosing(self._events(response)) as events,
+        ):
+            async for event in events:
                 yield event
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[StreamEvent]:
+    async def _events(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
         usage: dict[str, Any] | None = None
         finish: str | None = None
         try:

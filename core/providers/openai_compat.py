@@ -17,7 +17,8 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
 from typing import Any, Literal
 
 import httpx
@@ -168,15 +169,19 @@ class OpenAICompatProvider:
                 )
         return body
 
-    async def stream_chat(self, request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    async def stream_chat(self, request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
         body = self.build_body(request)
-        async with self._http.open(
-            "POST", "chat/completions", json=body, headers={"accept": "text/event-stream"}
-        ) as response:
-            async for event in self._events(response):
+        # The parser is closed explicitly, so an early stop finalises it before the response.
+        async with (
+            self._http.open(
+                "POST", "chat/completions", json=body, headers={"accept": "text/event-stream"}
+            ) as response,
+            aclosing(self._events(response)) as events,
+        ):
+            async for event in events:
                 yield event
 
-    async def _events(self, response: httpx.Response) -> AsyncIterator[StreamEvent]:
+    async def _events(self, response: httpx.Response) -> AsyncGenerator[StreamEvent, None]:
         finish: str | None = None
         usage: Usage | None = None
         done = False

@@ -114,7 +114,7 @@ async def generate(request: web.Request) -> web.StreamResponse:
     if accept == "application/json":
         body = {"image": base64.b64encode(png).decode(), "finish_reason": finish, "seed": seed}
         return web.Response(
-            text=json.dumps(body),
+            body=json.dumps(body).encode(),
             headers={**headers, "Content-Type": "application/json; type=image/png"},
         )
     return web.Response(body=png, content_type="image/png", headers=headers)
