@@ -31,3 +31,15 @@ class DeleteCallback(CallbackData, prefix="del"):
 class HistoryCallback(CallbackData, prefix="hist"):
     # Entries older than this id (0: the newest page).
     before: int
+
+
+class ModelCallback(CallbackData, prefix="model"):
+    id: str
+
+
+class SettingCallback(CallbackData, prefix="set"):
+    name: str
+
+
+class StopCallback(CallbackData, prefix="stop"):
+    turn: str

@@ -3,6 +3,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.clock import Clock, utcnow
+from core.services.chat import ModelMenu
 from core.services.payments import PaymentTerms
 
 
@@ -14,6 +15,7 @@ class BotContext:
     policy_url: str
     web_app_url: str
     payment_terms: PaymentTerms
+    models: ModelMenu
     # Signs short-lived confirmations (account deletion); never shown or logged.
     secret: str = field(repr=False)
     admin_ids: frozenset[int] = frozenset()

@@ -4,14 +4,19 @@ from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import BotCommand, BotCommandScopeDefault, MenuButtonWebApp, WebAppInfo
 from aiogram.utils.i18n import I18n
+from redis.asyncio import Redis
 
 from bot.context import BotContext
-from bot.handlers import account, errors, fallback, money, privacy, start
+from bot.handlers import account, chat, errors, fallback, money, privacy, start
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
 from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR, N_
+from core.providers.registry import ProviderRegistry
 from db.engine import UnitOfWorkFactory
 
 COMMANDS = (
+    ("new", N_("New conversation")),
+    ("model", N_("Choose the model")),
+    ("settings", N_("Chat settings")),
     ("start", N_("Start and main menu")),
     ("menu", N_("Main menu")),
     ("balance", N_("Balance and top-up")),
@@ -29,10 +34,17 @@ def create_i18n() -> I18n:
 
 
 def create_dispatcher(
-    *, uow_factory: UnitOfWorkFactory, ctx: BotContext, storage: BaseStorage
+    *,
+    uow_factory: UnitOfWorkFactory,
+    ctx: BotContext,
+    storage: BaseStorage,
+    redis: Redis,
+    providers: ProviderRegistry,
 ) -> Dispatcher:
+    """The bot's dispatcher. ``redis`` holds cross-process flags (one request at a time per
+    user, Stop); ``providers`` reaches the models."""
     i18n = create_i18n()
-    dp = Dispatcher(storage=storage, ctx=ctx, i18n=i18n)
+    dp = Dispatcher(storage=storage, ctx=ctx, i18n=i18n, redis=redis, providers=providers)
     dp.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
     LocaleMiddleware(i18n).setup(dp)
     gate = ConsentGateMiddleware()
@@ -44,6 +56,7 @@ def create_dispatcher(
         account.router,
         money.router,
         privacy.router,
+        chat.router,
         fallback.router,
     )
     dp.startup.register(set_commands)

@@ -70,6 +70,10 @@ class ConsentGateMiddleware(BaseMiddleware):
         if user is not None and not user.needs_consent(ctx.policy_version):
             await accounts.record_activity(data["uow"], user, now=ctx.clock())
             return await handler(event, data)
+        chat = data.get("event_chat")
+        if chat is not None and chat.type != "private":
+            # Consent is given in the private chat; in groups the bot stays quiet until then.
+            return None
         text = consent_text(ctx, renewed=user is not None)
         keyboard = consent_keyboard(ctx.policy_version)
         if isinstance(event, Message):

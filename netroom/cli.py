@@ -15,6 +15,7 @@ import httpx
 from pydantic import ValidationError
 
 from core.config import Settings
+from core.providers.settings import sandbox_providers
 from db.migrate import upgrade
 from netroom.processes import BotLink, Roles, serve, stop_on_signals
 from netroom.resources import Endpoints, backing_services, open_resources
@@ -71,7 +72,11 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
             token = sandbox_token(settings.data_dir)
             await _register_sandbox_bot(sandbox_url, token)
             link = BotLink(token, sandbox_url)
-        resources = await stack.enter_async_context(open_resources(settings, endpoints))
+        providers = settings.providers
+        if sandbox_url is not None and not providers.any_configured:
+            # The demo works offline: every model answers from the sandbox, and says so.
+            providers = sandbox_providers(sandbox_url)
+        resources = await stack.enter_async_context(open_resources(settings, endpoints, providers))
 
         async def ready() -> None:
             lines = ["", "NetRoom is running."]

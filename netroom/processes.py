@@ -22,6 +22,7 @@ from bot.factory import create_bot
 from core.config import Settings
 from core.services.payments import PaymentTerms
 from netroom.jobs import JobDeps, create_broker, run_scheduler, run_worker
+from netroom.models import model_menu
 from netroom.resources import Resources
 from webapp.app import create_app
 from webapp.keys import WebContext
@@ -68,9 +69,16 @@ def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
         web_app_url=web_app_url(settings),
         payment_terms=payment_terms(settings),
         secret=settings.web.jwt_secret.get_secret_value(),
+        models=model_menu(resources.providers),
         admin_ids=frozenset(settings.bot.admin_ids),
     )
-    return create_dispatcher(uow_factory=resources.uow_factory, ctx=ctx, storage=storage)
+    return create_dispatcher(
+        uow_factory=resources.uow_factory,
+        ctx=ctx,
+        storage=storage,
+        redis=resources.redis,
+        providers=resources.providers,
+    )
 
 
 def build_web_app(settings: Settings, resources: Resources) -> web.Application:

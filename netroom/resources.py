@@ -12,6 +12,8 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
+from core.providers.registry import ProviderRegistry
+from core.providers.settings import ProvidersSettings
 from db.engine import UnitOfWorkFactory, create_engine
 from netroom.embedded import EmbeddedPostgres, EmbeddedRedis
 
@@ -52,10 +54,13 @@ class Resources:
     uow_factory: UnitOfWorkFactory
     redis: Redis
     http: httpx.AsyncClient
+    providers: ProviderRegistry
 
 
 @contextlib.asynccontextmanager
-async def open_resources(settings: Settings, endpoints: Endpoints) -> AsyncIterator[Resources]:
+async def open_resources(
+    settings: Settings, endpoints: Endpoints, providers: ProvidersSettings | None = None
+) -> AsyncIterator[Resources]:
     engine = create_engine(
         endpoints.database_url,
         pool_size=settings.database.pool_size,
@@ -71,6 +76,7 @@ async def open_resources(settings: Settings, endpoints: Endpoints) -> AsyncItera
             uow_factory=UnitOfWorkFactory.for_engine(engine),
             redis=redis,
             http=http,
+            providers=ProviderRegistry(providers or settings.providers, http),
         )
     finally:
         await http.aclose()

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from sandbox.providers import setup_providers
 from sandbox.telegram import TelegramOptions, setup_telegram
 from sandbox.web import setup_page
 
@@ -18,6 +19,7 @@ from sandbox.web import setup_page
 def create_app(*, options: TelegramOptions | None = None) -> web.Application:
     app = web.Application(client_max_size=60 * 1024 * 1024)
     setup_telegram(app, options)
+    setup_providers(app)
     setup_page(app)
     return app
 

@@ -406,3 +406,30 @@ async def edit_preset(
     result = PresetDTO(preset.id, preset.title, preset.system_prompt)
     await uow.commit()
     return result
+
+
+@dataclass(frozen=True, slots=True)
+class ModelMenu:
+    """The text models users can pick, from the catalogue, and the default one."""
+
+    models: tuple[ModelTerms, ...]
+    default_id: str
+
+    def get(self, model_id: str | None) -> ModelTerms:
+        for model in self.models:
+            if model.id == model_id:
+                return model
+        for model in self.models:
+            if model.id == self.default_id:
+                return model
+        raise NotFound(f"model {model_id!r}")
+
+    def request_price(
+        self, model: ModelTerms, *, input_tokens: int = 500, output_tokens: int = 500
+    ) -> int:
+        """The price of a typical short request, in kopecks, for showing in menus."""
+        return billing.price(
+            cost(model, input_tokens, output_tokens),
+            markup_percent=model.markup_percent,
+            discount_percent=0,
+        )

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import httpx
 import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import DefaultKeyBuilder
@@ -20,6 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.context import BotContext
 from bot.dispatcher import create_dispatcher
 from bot.factory import create_bot
+from core.providers.registry import ProviderRegistry
+from core.providers.settings import sandbox_providers
+from core.services.chat import ModelMenu, ModelTerms
 from core.services.payments import PaymentTerms
 from db.engine import UnitOfWorkFactory
 from sandbox.app import SandboxServer, start_sandbox
@@ -28,6 +32,29 @@ from sandbox.client import Event, SandboxClient
 POLICY_VERSION = "2026-11-01"
 WEB_APP_URL = "http://netroom.test/"
 BOT_USERNAME = "netroom_test_bot"
+MODELS = ModelMenu(
+    models=(
+        ModelTerms(
+            id="sandbox-gpt",
+            provider="openai",
+            provider_model="gpt-sandbox",
+            context_window=16_000,
+            input_per_1k=10,
+            output_per_1k=30,
+            reasoning=True,
+        ),
+        ModelTerms(
+            id="sandbox-claude",
+            provider="anthropic",
+            provider_model="claude-sandbox",
+            context_window=32_000,
+            input_per_1k=20,
+            output_per_1k=60,
+            markup_percent=10,
+        ),
+    ),
+    default_id="sandbox-gpt",
+)
 PAYMENT_TERMS = PaymentTerms.build(
     kopecks_per_star=130,
     star_packages=[50, 100],
@@ -60,9 +87,14 @@ async def harness(engine: AsyncEngine, redis_url: str) -> AsyncIterator[BotHarne
         policy_url="http://netroom.test/privacy/",
         web_app_url=WEB_APP_URL,
         payment_terms=PAYMENT_TERMS,
+        models=MODELS,
         secret="bot-test-secret",
     )
-    dp = create_dispatcher(uow_factory=uow_factory, ctx=ctx, storage=storage)
+    http = httpx.AsyncClient()
+    providers = ProviderRegistry(sandbox_providers(sandbox.url), http)
+    dp = create_dispatcher(
+        uow_factory=uow_factory, ctx=ctx, storage=storage, redis=redis, providers=providers
+    )
     bot = create_bot(token, sandbox.url)
     polling = asyncio.create_task(
         dp.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=1)
@@ -82,6 +114,7 @@ async def harness(engine: AsyncEngine, redis_url: str) -> AsyncIterator[BotHarne
             await dp.stop_polling()
         await asyncio.wait_for(polling, 10)
         await bot.session.close()
+        await http.aclose()
         await storage.close()
         await client.aclose()
         await sandbox.stop()

@@ -76,7 +76,7 @@ async def test_after_consent_messages_reach_the_features(
     dave = await person("Dave")
     [consent] = await dave.say("/start")
     await dave.accept(consent)
-    [menu] = await dave.say("hello")
+    [menu] = await dave.say("/menu")
     assert "What would you like to do?" in text_of(menu)
 
 

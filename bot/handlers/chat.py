@@ -1,0 +1,247 @@
+"""Talking to models: a text message becomes a streamed reply; /new, /model, /settings, Stop."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+
+from aiogram import Bot, F, Router
+from aiogram.enums import ChatType
+from aiogram.filters import Command
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
+from redis.asyncio import Redis
+
+from bot.callbacks import MenuCallback, ModelCallback, SettingCallback, StopCallback
+from bot.context import BotContext
+from bot.streaming import Relay
+from bot.texts import money
+from core.dto import UserDTO
+from core.errors import DomainError
+from core.providers.registry import ProviderRegistry
+from core.services import chat
+from core.services.billing import InsufficientFunds
+from db.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+router = Router(name="chat")
+BUSY_TTL = 600
+
+
+def _busy_key(user_id: int) -> str:
+    return f"netroom:busy:{user_id}"
+
+
+def _stop_key(turn: str) -> str:
+    return f"netroom:stop:{turn}"
+
+
+def model_keyboard(menu: chat.ModelMenu, current: str, language: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for model in menu.models:
+        mark = "• " if model.id == current else ""
+        price = menu.request_price(model)
+        label = _("free") if price == 0 else "~" + money(price, language)
+        builder.button(text=f"{mark}{model.id} · {label}", callback_data=ModelCallback(id=model.id))
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def settings_keyboard(prefs: chat.ChatPrefs) -> InlineKeyboardMarkup:
+    def mark(on: bool) -> str:
+        return "✅" if on else "▫️"
+
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=f"{mark(prefs.reasoning)} " + _("Show reasoning"),
+        callback_data=SettingCallback(name="reasoning"),
+    )
+    builder.button(
+        text=f"{mark(prefs.web_search)} " + _("Web search"),
+        callback_data=SettingCallback(name="web_search"),
+    )
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+@router.message(Command("new"))
+async def on_new(message: Message, uow: UnitOfWork, user: UserDTO) -> None:
+    await chat.new_conversation(uow, user.id)
+    await message.answer(_("🆕 New conversation. What would you like to ask?"))
+
+
+@router.message(Command("model"))
+async def show_models(message: Message, uow: UnitOfWork, user: UserDTO, ctx: BotContext) -> None:
+    if not ctx.models.models:
+        await message.answer(_("No models are set up on this server yet."))
+        return
+    prefs = await chat.get_prefs(uow, user.id)
+    current = ctx.models.get(prefs.model_id)
+    await message.answer(
+        _("🤖 Current model: <b>{model}</b>. Pick another (price of a short request):").format(
+            model=current.id
+        ),
+        reply_markup=model_keyboard(ctx.models, current.id, user.language),
+    )
+
+
+@router.callback_query(ModelCallback.filter())
+async def on_model(
+    query: CallbackQuery,
+    callback_data: ModelCallback,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+) -> None:
+    model = ctx.models.get(callback_data.id)
+    if model.id != callback_data.id:
+        await query.answer(_("This model is not available any more."), show_alert=True)
+        return
+    await chat.set_prefs(uow, user.id, model=model.id)
+    await query.answer(_("Model: {model}").format(model=model.id))
+    if query.message is not None:
+        await bot.edit_message_reply_markup(
+            chat_id=query.from_user.id,
+            message_id=query.message.message_id,
+            reply_markup=model_keyboard(ctx.models, model.id, user.language),
+        )
+
+
+@router.message(Command("settings"))
+async def show_settings(message: Message, uow: UnitOfWork, user: UserDTO) -> None:
+    prefs = await chat.get_prefs(uow, user.id)
+    await message.answer(_("⚙️ Chat settings:"), reply_markup=settings_keyboard(prefs))
+
+
+@router.callback_query(SettingCallback.filter())
+async def on_setting(
+    query: CallbackQuery, callback_data: SettingCallback, bot: Bot, uow: UnitOfWork, user: UserDTO
+) -> None:
+    prefs = await chat.get_prefs(uow, user.id)
+    current = getattr(prefs, callback_data.name, None)
+    if not isinstance(current, bool):
+        await query.answer()
+        return
+    updated = await chat.set_prefs(uow, user.id, **{callback_data.name: not current})
+    await query.answer()
+    if query.message is not None:
+        await bot.edit_message_reply_markup(
+            chat_id=query.from_user.id,
+            message_id=query.message.message_id,
+            reply_markup=settings_keyboard(updated),
+        )
+
+
+@router.callback_query(StopCallback.filter(), flags={"consent_free": True})
+async def on_stop(query: CallbackQuery, callback_data: StopCallback, redis: Redis) -> None:
+    await redis.set(_stop_key(callback_data.turn), "1", ex=BUSY_TTL)
+    await query.answer(_("Stopping…"))
+
+
+def _addressed_to_bot(message: Message, bot_username: str | None, bot_id: int) -> bool:
+    """In groups the bot answers only when mentioned or replied to."""
+    if message.chat.type == ChatType.PRIVATE:
+        return True
+    reply = message.reply_to_message
+    if reply is not None and reply.from_user is not None and reply.from_user.id == bot_id:
+        return True
+    return bool(bot_username) and f"@{bot_username}".lower() in (message.text or "").lower()
+
+
+@router.message(F.text & ~F.text.startswith("/"))
+async def on_text(
+    message: Message,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+    redis: Redis,
+    providers: ProviderRegistry,
+) -> None:
+    me = await bot.me()
+    if not _addressed_to_bot(message, me.username, me.id):
+        return
+    text = (message.text or "").replace(f"@{me.username}", "").strip()
+    if not text:
+        return
+    turn_id = secrets.token_hex(8)
+    if not await redis.set(_busy_key(user.id), turn_id, nx=True, ex=BUSY_TTL):
+        await message.reply(
+            _("⏳ I am still answering your previous message. Wait for it or tap Stop.")
+        )
+        return
+    try:
+        await _answer(message, bot, uow, user, ctx, redis, providers, text, turn_id)
+    finally:
+        await redis.delete(_busy_key(user.id))
+
+
+async def _answer(
+    message: Message,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+    redis: Redis,
+    providers: ProviderRegistry,
+    text: str,
+    turn_id: str,
+) -> None:
+    prefs = await chat.get_prefs(uow, user.id)
+    if not ctx.models.models:
+        await message.reply(_("No models are set up on this server yet."))
+        return
+    model = ctx.models.get(prefs.model_id)
+    try:
+        turn = await chat.begin_turn(uow, user_id=user.id, text=text, model=model, now=ctx.clock())
+    except InsufficientFunds:
+        builder = InlineKeyboardBuilder()
+        builder.button(text=_("💰 Top up"), callback_data=MenuCallback(action="balance"))
+        await message.reply(
+            _("Not enough money on your balance for this request. Top up to continue."),
+            reply_markup=builder.as_markup(),
+        )
+        return
+    stop = InlineKeyboardBuilder()
+    stop.button(text=_("⏹ Stop"), callback_data=StopCallback(turn=turn_id))
+
+    async def should_stop() -> bool:
+        return bool(await redis.get(_stop_key(turn_id)))
+
+    relay = Relay(
+        bot,
+        message.chat.id,
+        private=message.chat.type == ChatType.PRIVATE,
+        reply_to=message.message_id,
+        show_reasoning=prefs.reasoning,
+        stop_markup=stop.as_markup(),
+        thinking_text=_("✍️ Writing…"),
+        should_stop=should_stop,
+    )
+    provider = providers.chat(model.provider)
+    outcome = await relay.run(provider.stream_chat(turn.request))
+    await redis.delete(_stop_key(turn_id))
+    # The unit of work's transaction ended when the turn began; this opens a new one.
+    await chat.finish_turn(
+        uow,
+        turn,
+        text=outcome.text,
+        reasoning=outcome.reasoning,
+        usage=outcome.usage,
+        status=outcome.status,
+        now=ctx.clock(),
+    )
+    if outcome.error is not None:
+        await _report(message, outcome.error, delivered=bool(outcome.text))
+    elif outcome.status == "stopped":
+        await message.answer(_("⏹ Stopped. You pay only for what was written."))
+
+
+async def _report(message: Message, error: DomainError, *, delivered: bool) -> None:
+    log.info("chat %s: provider failed: %s (%s)", message.chat.id, error.code, error.detail)
+    note = _(error.msgid)
+    if delivered:
+        note = _("⚠️ The reply was cut short. {reason}").format(reason=note)
+    await message.answer(note)

@@ -1,0 +1,242 @@
+"""Relaying a model's stream into Telegram without ever breaking.
+
+The provider stream is read as fast as it comes; a separate sender shows the newest state at a
+steady pace, so Telegram's limits never slow the provider down and deltas coalesce on their own:
+drafts (``sendMessageDraft``) in private chats, edits of one message in groups. A 429 is waited
+out; identical text is never re-sent (no "message is not modified"). The final reply is rendered
+once, from the whole text, and split at 4096 characters without breaking formatting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+
+from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
+from aiogram.types import InlineKeyboardMarkup
+
+from bot.rendering import html_to_plain, render_draft, render_markdown, split_html
+from core.errors import DomainError
+from core.providers.base import (
+    Finished,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    Usage,
+    UsageReport,
+)
+
+log = logging.getLogger(__name__)
+
+DRAFT_INTERVAL = 0.4  # private chats: drafts are cheap and animated
+EDIT_INTERVAL = 3.0  # groups: 20 messages a minute, edits included
+REASONING_SHOWN = 1500
+
+
+@dataclass
+class Outcome:
+    text: str = ""
+    reasoning: str = ""
+    usage: Usage | None = None
+    status: str = "complete"
+    error: DomainError | None = None
+    finish_reason: str | None = None
+
+
+@dataclass
+class _Live:
+    text: str = ""
+    reasoning: str = ""
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    done: bool = False
+
+
+class Relay:
+    """One reply on its way to one chat."""
+
+    def __init__(
+        self,
+        bot: Bot,
+        chat_id: int,
+        *,
+        private: bool,
+        reply_to: int | None = None,
+        show_reasoning: bool = False,
+        stop_markup: InlineKeyboardMarkup | None = None,
+        thinking_text: str = "…",
+        should_stop: Callable[[], Awaitable[bool]] | None = None,
+    ) -> None:
+        self.bot = bot
+        self.chat_id = chat_id
+        self.private = private
+        self.reply_to = reply_to
+        self.show_reasoning = show_reasoning
+        self.stop_markup = stop_markup
+        self.thinking_text = thinking_text
+        self.should_stop = should_stop
+        self.live = _Live()
+        self.draft_id = random.randint(1, 2**31 - 1)
+        # Groups: the message being edited; private chats: the message holding the Stop button.
+        self.anchor_id: int | None = None
+        self.last_shown = ""
+
+    async def run(self, events: AsyncIterator[StreamEvent]) -> Outcome:
+        outcome = Outcome()
+        await self._open()
+        sender = asyncio.create_task(self._send_loop())
+        try:
+            async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
+                last_check = 0.0
+                async for event in stream:
+                    if isinstance(event, TextDelta):
+                        self.live.text += event.text
+                        self.live.changed.set()
+                    elif isinstance(event, ReasoningDelta):
+                        self.live.reasoning += event.text
+                        self.live.changed.set()
+                    elif isinstance(event, UsageReport):
+                        outcome.usage = event.usage
+                    elif isinstance(event, Finished):
+                        outcome.finish_reason = str(event.reason)
+                    now = time.monotonic()
+                    if self.should_stop is not None and now - last_check > 0.25:
+                        last_check = now
+                        if await self.should_stop():
+                            outcome.status = "stopped"
+                            break
+        except DomainError as exc:
+            outcome.status = "failed"
+            outcome.error = exc
+        finally:
+            self.live.done = True
+            self.live.changed.set()
+            with contextlib.suppress(Exception):
+                await sender
+        outcome.text = self.live.text
+        outcome.reasoning = self.live.reasoning
+        await self._close(outcome)
+        return outcome
+
+    # --- while streaming --------------------------------------------------------------------
+
+    async def _open(self) -> None:
+        try:
+            if self.private:
+                await self.bot.send_message_draft(
+                    chat_id=self.chat_id, draft_id=self.draft_id, text=""
+                )
+                if self.stop_markup is not None:
+                    sent = await self.bot.send_message(
+                        self.chat_id, self.thinking_text, reply_markup=self.stop_markup
+                    )
+                    self.anchor_id = sent.message_id
+            else:
+                sent = await self.bot.send_message(
+                    self.chat_id,
+                    self.thinking_text,
+                    reply_markup=self.stop_markup,
+                    reply_to_message_id=self.reply_to,
+                )
+                self.anchor_id = sent.message_id
+        except TelegramAPIError as exc:
+            log.warning("chat %s: could not open the reply: %s", self.chat_id, exc)
+
+    def _preview(self) -> str:
+        if self.live.text:
+            return render_draft(self.live.text)
+        if self.live.reasoning and self.show_reasoning:
+            return render_draft("🤔 " + self.live.reasoning[-REASONING_SHOWN:])
+        return ""
+
+    async def _send_loop(self) -> None:
+        interval = DRAFT_INTERVAL if self.private else EDIT_INTERVAL
+        while not self.live.done:
+            await self.live.changed.wait()
+            self.live.changed.clear()
+            if self.live.done:
+                break
+            html = self._preview()
+            if html and html != self.last_shown and html_to_plain(html).strip():
+                try:
+                    await self._show(html)
+                    self.last_shown = html
+                except TelegramRetryAfter as exc:
+                    await asyncio.sleep(exc.retry_after)
+                except TelegramAPIError as exc:
+                    log.info("chat %s: preview not shown: %s", self.chat_id, exc)
+            await asyncio.sleep(interval)
+
+    async def _show(self, html: str) -> None:
+        if self.private:
+            await self.bot.send_message_draft(
+                chat_id=self.chat_id, draft_id=self.draft_id, text=html, parse_mode="HTML"
+            )
+        elif self.anchor_id is not None:
+            await self.bot.edit_message_text(
+                html,
+                chat_id=self.chat_id,
+                message_id=self.anchor_id,
+                parse_mode="HTML",
+                reply_markup=self.stop_markup,
+            )
+
+    # --- the final reply --------------------------------------------------------------------
+
+    def _final_html(self, outcome: Outcome) -> str:
+        body = render_markdown(outcome.text) if outcome.text.strip() else ""
+        if self.show_reasoning and outcome.reasoning.strip():
+            thought = render_markdown(outcome.reasoning[-REASONING_SHOWN:])
+            body = f"<blockquote>🤔 {thought}</blockquote>" + (f"\n\n{body}" if body else "")
+        return body
+
+    async def _close(self, outcome: Outcome) -> None:
+        html = self._final_html(outcome)
+        parts = split_html(html) if html else []
+        first = 0
+        if not self.private and self.anchor_id is not None:
+            if parts:
+                await self._edit_final(parts[0])
+                first = 1
+            else:
+                with contextlib.suppress(TelegramAPIError):
+                    await self.bot.delete_message(self.chat_id, self.anchor_id)
+        for part in parts[first:]:
+            await self._send_final(part)
+        if self.private and self.anchor_id is not None:
+            with contextlib.suppress(TelegramAPIError):
+                await self.bot.delete_message(self.chat_id, self.anchor_id)
+
+    async def _edit_final(self, html: str) -> None:
+        try:
+            await self.bot.edit_message_text(
+                html, chat_id=self.chat_id, message_id=self.anchor_id, parse_mode="HTML"
+            )
+        except TelegramBadRequest as exc:
+            if "message is not modified" in str(exc):
+                # Same text, but the Stop button must go.
+                with contextlib.suppress(TelegramAPIError):
+                    await self.bot.edit_message_reply_markup(
+                        chat_id=self.chat_id, message_id=self.anchor_id, reply_markup=None
+                    )
+            else:
+                await self._send_final(html)
+
+    async def _send_final(self, html: str) -> None:
+        try:
+            await self.bot.send_message(
+                self.chat_id,
+                html,
+                parse_mode="HTML",
+                reply_to_message_id=self.reply_to if not self.private else None,
+            )
+        except TelegramBadRequest:
+            # Rendering is built never to fail; if Telegram disagrees, the text still arrives.
+            log.exception("chat %s: formatted reply refused; sending plain text", self.chat_id)
+            plain = html_to_plain(html)[:4096]
+            await self.bot.send_message(self.chat_id, plain, parse_mode=None)

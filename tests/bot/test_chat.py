@@ -1,0 +1,270 @@
+"""Talking to models through the real bot, the sandbox's Telegram and its provider fakes."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from typing import Any
+
+from core.services import billing
+from tests.bot.conftest import BotHarness, Person, PersonFactory, buttons, text_of
+
+
+async def _ready(
+    harness: BotHarness, person: PersonFactory, name: str, money: int = 100_000
+) -> Person:
+    someone: Person = await person(name)
+    [consent] = await someone.say("/start")
+    await someone.accept(consent)
+    async with harness.uow_factory() as uow:
+        user = await uow.users.by_telegram_id(someone.id)
+        assert user is not None
+        user_id = user.id
+        if money:
+            await billing.credit(
+                uow, user_id=user_id, amount=money, category="topup", key=secrets.token_hex(8)
+            )
+    someone.user_id = user_id  # type: ignore[attr-defined]
+    return someone
+
+
+async def _script(harness: BotHarness, **script: Any) -> None:
+    await harness.client._call("POST", "/providers/script", json=script)
+
+
+async def _balance(harness: BotHarness, someone: Person) -> int:
+    async with harness.uow_factory() as uow:
+        return (await billing.get_balance(uow, someone.user_id)).balance  # type: ignore[attr-defined]
+
+
+async def _final_replies(harness: BotHarness, someone: Person, after: int) -> list[dict[str, Any]]:
+    """Bot messages that are part of the reply (not the Writing… control message)."""
+    transcript = await harness.client.transcript(someone.id)
+    return [
+        m
+        for m in transcript["messages"]
+        if m["is_bot_message"] and not m["deleted"] and m["message_id"] > after
+    ]
+
+
+async def test_a_private_reply_streams_as_drafts_then_arrives_whole_and_is_charged(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    ann = await _ready(harness, person, "Ann")
+    reply = "Here is **bold** and a list:\n\n- one\n- two\n\n" + "word " * 60
+    await _script(harness, provider="openai", reply=reply, chunk_size=12, chunk_delay_ms=15)
+    before = await harness.client.last_seq()
+    last_id = max(m["message_id"] for m in (await harness.client.transcript(ann.id))["messages"])
+    await harness.client.send_text(ann.id, "Tell me something")
+    final = await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "word word" in (e["message"].get("text") or ""),
+        chat_id=ann.id,
+        after=before,
+        wait=20,
+    )
+    events, _ = await harness.client.events(after=before, chat_id=ann.id)
+    drafts = [e for e in events if e["type"] == "draft" and e["text"]]
+    assert len(drafts) >= 2  # the reply was shown while it was being written
+    assert "• one\n• two" in final["message"]["text"]
+    assert any(e["type"] == "bold" for e in final["message"]["entities"])
+    await asyncio.sleep(0.2)
+    replies = await _final_replies(harness, ann, last_id)
+    assert [m["text"] for m in replies] == [final["message"]["text"]]  # Writing… is gone
+    assert await _balance(harness, ann) < 100_000
+
+
+async def test_a_long_reply_with_code_across_4096_is_split_into_valid_messages(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    bob = await _ready(harness, person, "Bob")
+    code = "\n".join(f"print({n}) # <tag> & stuff" for n in range(300))
+    reply = "Intro <b>not html</b>\n\n```python\n" + code + "\n```\n\nThe end."
+    await _script(harness, provider="openai", reply=reply, chunk_size=400)
+    before = await harness.client.last_seq()
+    last_id = max(m["message_id"] for m in (await harness.client.transcript(bob.id))["messages"])
+    await harness.client.send_text(bob.id, "Write code")
+    await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "The end." in (e["message"].get("text") or ""),
+        chat_id=bob.id,
+        after=before,
+        wait=20,
+    )
+    await asyncio.sleep(0.2)
+    replies = await _final_replies(harness, bob, last_id)
+    assert len(replies) >= 2
+    assert all(len(m["text"]) <= 4096 for m in replies)
+    assert replies[0]["text"].startswith("Intro <b>not html</b>")
+    joined = "".join(m["text"] for m in replies)
+    assert joined.replace("\n", "").count("# <tag> & stuff") == 300
+    # The code block crosses the boundary: each side is still a code block.
+    assert sum(any(e["type"] == "pre" for e in m["entities"]) for m in replies) >= 2
+
+
+async def test_flood_control_in_the_middle_of_a_stream_is_waited_out(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    cy = await _ready(harness, person, "Cy")
+    await harness.client.fault("sendMessageDraft", 429, retry_after=1, chat_id=cy.id, count=2)
+    await _script(
+        harness, provider="openai", reply="Patience pays. " * 20, chunk_size=20, chunk_delay_ms=20
+    )
+    before = await harness.client.last_seq()
+    await harness.client.send_text(cy.id, "Go")
+    final = await harness.client.wait_for(
+        lambda e: (
+            e["type"] == "bot_message" and "Patience pays" in (e["message"].get("text") or "")
+        ),
+        chat_id=cy.id,
+        after=before,
+        wait=20,
+    )
+    assert final["message"]["text"].count("Patience pays.") == 20
+
+
+async def test_stop_ends_the_reply_keeping_what_arrived_and_billing_only_that(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    dee = await _ready(harness, person, "Dee")
+    await _script(harness, provider="openai", reply="slow " * 400, chunk_size=5, chunk_delay_ms=30)
+    before = await harness.client.last_seq()
+    await harness.client.send_text(dee.id, "Long story please")
+    writing = await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and buttons(e), chat_id=dee.id, after=before
+    )
+    [stop] = buttons(writing)
+    await harness.client.wait_for(
+        lambda e: e["type"] == "draft" and len(e["text"]) > 20, chat_id=dee.id, after=before
+    )
+    await harness.client.tap(dee.id, writing["message_id"], stop["callback_data"])
+    notice = await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "Stopped" in (e["message"].get("text") or ""),
+        chat_id=dee.id,
+        after=before,
+        wait=20,
+    )
+    transcript = await harness.client.transcript(dee.id)
+    partial = [
+        m
+        for m in transcript["messages"]
+        if m["is_bot_message"] and (m["text"] or "").startswith("slow")
+    ]
+    assert partial and partial[-1]["text"].count("slow") < 400
+    assert notice["message"]["text"].startswith("⏹")
+    spent = 100_000 - await _balance(harness, dee)
+    assert spent > 0
+
+
+async def test_a_provider_failing_mid_stream_keeps_the_partial_reply_and_says_so(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    eve = await _ready(harness, person, "Eve")
+    await _script(
+        harness,
+        provider="openai",
+        reply="partial answer " * 30,
+        chunk_size=15,
+        fault={"kind": "cut", "after_chunks": 5},
+    )
+    before = await harness.client.last_seq()
+    await harness.client.send_text(eve.id, "Try")
+    note = await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "cut short" in (e["message"].get("text") or ""),
+        chat_id=eve.id,
+        after=before,
+        wait=20,
+    )
+    transcript = await harness.client.transcript(eve.id)
+    assert any((m["text"] or "").startswith("partial answer") for m in transcript["messages"])
+    assert note["message"]["text"].startswith("⚠️")
+
+
+async def test_a_second_message_while_streaming_gets_a_clear_answer(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    fay = await _ready(harness, person, "Fay")
+    await _script(harness, provider="openai", reply="busy " * 100, chunk_size=5, chunk_delay_ms=20)
+    before = await harness.client.last_seq()
+    await harness.client.send_text(fay.id, "First")
+    await harness.client.wait_for(lambda e: e["type"] == "draft", chat_id=fay.id, after=before)
+    await harness.client.send_text(fay.id, "Second")
+    busy = await harness.client.wait_for(
+        lambda e: (
+            e["type"] == "bot_message" and "still answering" in (e["message"].get("text") or "")
+        ),
+        chat_id=fay.id,
+        after=before,
+    )
+    assert busy
+    await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "busy busy" in (e["message"].get("text") or ""),
+        chat_id=fay.id,
+        after=before,
+        wait=20,
+    )
+
+
+async def test_without_money_the_bot_offers_a_top_up_before_calling_the_model(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    gus = await _ready(harness, person, "Gus", money=0)
+    await harness.client._call("DELETE", "/providers/requests")
+    [reply] = await gus.say("Hello?")
+    assert "Not enough money" in text_of(reply)
+    assert [b["text"] for b in buttons(reply)] == ["💰 Top up"]
+    requests = (await harness.client._call("GET", "/providers/requests"))["requests"]
+    assert requests == []
+
+
+async def test_switching_the_model_sends_the_next_request_to_its_provider(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    hal = await _ready(harness, person, "Hal")
+    [menu] = await hal.say("/model")
+    claude = next(b for b in buttons(menu) if b["text"].startswith("sandbox-claude"))
+    after = await harness.client.last_seq()
+    await harness.client.tap(hal.id, menu["message_id"], claude["callback_data"])
+    await harness.client.wait_for(
+        lambda e: e["type"] == "callback_answered", chat_id=hal.id, after=after
+    )
+    await harness.client._call("DELETE", "/providers/requests")
+    await _script(harness, provider="anthropic", reply="Claude here.")
+    before = await harness.client.last_seq()
+    await harness.client.send_text(hal.id, "Who are you?")
+    await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "Claude here." in (e["message"].get("text") or ""),
+        chat_id=hal.id,
+        after=before,
+        wait=20,
+    )
+    requests = (await harness.client._call("GET", "/providers/requests?provider=anthropic"))[
+        "requests"
+    ]
+    assert requests and requests[-1]["json"]["model"] == "claude-sandbox"
+
+
+async def test_in_a_group_the_bot_answers_when_mentioned_by_editing_one_message(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    ivy = await _ready(harness, person, "Ivy")
+    group = await harness.client.create_group("Team", [ivy.id])
+    await _script(
+        harness, provider="openai", reply="Group answer. " * 30, chunk_size=30, chunk_delay_ms=40
+    )
+    before = await harness.client.last_seq()
+    await harness.client.send_text(group["id"], "just chatting", from_user_id=ivy.id)
+    await harness.client.send_text(
+        group["id"], "@netroom_test_bot what is up?", from_user_id=ivy.id
+    )
+    edited = await harness.client.wait_for(
+        lambda e: (
+            e["type"] == "message_edited"
+            and (e["message"].get("text") or "").count("Group answer.") == 30
+        ),
+        chat_id=group["id"],
+        after=before,
+        wait=25,
+    )
+    transcript = await harness.client.transcript(group["id"])
+    bot_messages = [m for m in transcript["messages"] if m["is_bot_message"]]
+    assert [m["message_id"] for m in bot_messages] == [edited["message_id"]]
+    assert bot_messages[0]["reply_markup"] is None  # the Stop button is gone at the end
