@@ -149,6 +149,17 @@ async def test_missing_credentials_get_the_provider_s_own_error(
             assert name in body[key]
 
 
+async def test_stability_without_a_key_gets_its_own_401(fake: Fake) -> None:
+    response = await fake.http.post(
+        f"{fake.url}/stability/v2beta/stable-image/generate/core",
+        data={"prompt": "a hill"},
+        files={"none": ("", b"")},
+    )
+
+    assert response.status_code == 401
+    assert response.json()["name"] == "unauthorized"
+
+
 async def test_stability_refuses_a_request_that_is_not_multipart(fake: Fake) -> None:
     response = await fake.http.post(
         f"{fake.url}/stability/v2beta/stable-image/generate/core",
