@@ -43,3 +43,9 @@ class SettingCallback(CallbackData, prefix="set"):
 
 class StopCallback(CallbackData, prefix="stop"):
     turn: str
+
+
+class PresetCallback(CallbackData, prefix="preset"):
+    # use, edit, delete, new, none
+    action: str
+    id: int = 0

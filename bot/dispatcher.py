@@ -7,7 +7,7 @@ from aiogram.utils.i18n import I18n
 from redis.asyncio import Redis
 
 from bot.context import BotContext
-from bot.handlers import account, chat, errors, fallback, money, privacy, start
+from bot.handlers import account, chat, errors, fallback, money, presets, privacy, start
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
 from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR, N_
 from core.providers.registry import ProviderRegistry
@@ -17,6 +17,7 @@ COMMANDS = (
     ("new", N_("New conversation")),
     ("model", N_("Choose the model")),
     ("settings", N_("Chat settings")),
+    ("presets", N_("Prompt presets")),
     ("start", N_("Start and main menu")),
     ("menu", N_("Main menu")),
     ("balance", N_("Balance and top-up")),
@@ -56,6 +57,7 @@ def create_dispatcher(
         account.router,
         money.router,
         privacy.router,
+        presets.router,
         chat.router,
         fallback.router,
     )

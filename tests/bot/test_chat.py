@@ -268,3 +268,40 @@ async def test_in_a_group_the_bot_answers_when_mentioned_by_editing_one_message(
     bot_messages = [m for m in transcript["messages"] if m["is_bot_message"]]
     assert [m["message_id"] for m in bot_messages] == [edited["message_id"]]
     assert bot_messages[0]["reply_markup"] is None  # the Stop button is gone at the end
+
+
+async def test_a_preset_made_in_the_bot_becomes_the_model_instructions(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    jo = await _ready(harness, person, "Jo")
+    [listing] = await jo.say("/presets")
+    new = next(b for b in buttons(listing) if "New preset" in b["text"])
+    [ask_title] = await jo.tap(listing, new["callback_data"])
+    assert "title" in text_of(ask_title)
+    [ask_prompt] = await jo.say("Pirate")
+    assert "instructions" in text_of(ask_prompt)
+    [saved] = await jo.say("Talk like a pirate.")
+    assert "«Pirate» saved" in text_of(saved)
+    await harness.client._call("DELETE", "/providers/requests")
+    await _script(harness, provider="openai", reply="Arr!")
+    before = await harness.client.last_seq()
+    await harness.client.send_text(jo.id, "Hello")
+    await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "Arr!" in (e["message"].get("text") or ""),
+        chat_id=jo.id,
+        after=before,
+        wait=20,
+    )
+    [sent] = (await harness.client._call("GET", "/providers/requests?provider=openai"))["requests"]
+    assert sent["json"]["messages"][0] == {"role": "system", "content": "Talk like a pirate."}
+    [listing] = await jo.say("/presets")
+    delete = next(b for b in buttons(listing) if b["text"] == "🗑")
+    after = await harness.client.last_seq()
+    await harness.client.tap(jo.id, listing["message_id"], delete["callback_data"])
+    await harness.client.wait_for(
+        lambda e: e["type"] == "markup_edited", chat_id=jo.id, after=after
+    )
+    transcript = await harness.client.transcript(jo.id)
+    edited = next(m for m in transcript["messages"] if m["message_id"] == listing["message_id"])
+    labels = [b["text"] for row in edited["reply_markup"]["inline_keyboard"] for b in row]
+    assert "• Pirate" not in labels and "Pirate" not in labels
