@@ -114,6 +114,8 @@ class Settings(BaseSettings):
 
     env: Environment = Environment.DEV
     data_dir: Path = Path(".data")
+    # The model catalogue (TOML); unset: the one shipped in core/catalogue.toml.
+    catalogue_path: Path | None = None
     log_level: str = "INFO"
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)

@@ -73,10 +73,13 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
             await _register_sandbox_bot(sandbox_url, token)
             link = BotLink(token, sandbox_url)
         providers = settings.providers
-        if sandbox_url is not None and not providers.any_configured:
+        use_fakes = sandbox_url is not None and not providers.any_configured
+        if sandbox_url is not None and use_fakes:
             # The demo works offline: every model answers from the sandbox, and says so.
             providers = sandbox_providers(sandbox_url)
-        resources = await stack.enter_async_context(open_resources(settings, endpoints, providers))
+        resources = await stack.enter_async_context(
+            open_resources(settings, endpoints, providers, sandbox_providers=use_fakes)
+        )
 
         async def ready() -> None:
             lines = ["", "NetRoom is running."]

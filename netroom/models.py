@@ -1,47 +1,43 @@
-"""The text models offered in the bot, filtered to the providers this deployment can reach.
-
-Prices are kopecks per 1,000 tokens at 100 roubles to the dollar, rounded up, from the providers'
-list prices; the markup is what the operator earns on top.
-"""
+"""The text models offered in the bot: the catalogue's enabled text models whose providers this
+deployment can reach."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
+from core.catalogue import Capability, Catalogue, ModelEntry, ModelKind
 from core.providers.registry import ProviderRegistry
 from core.services.chat import ModelMenu, ModelTerms
 
-MARKUP = 30
-DEFAULT_MODELS = (
-    ModelTerms("gpt-4o-mini", "openai", "gpt-4o-mini", 128_000, 2, 6, MARKUP, vision=True),
-    ModelTerms("gpt-4.1", "openai", "gpt-4.1", 1_000_000, 20, 80, MARKUP, vision=True),
-    ModelTerms(
-        "claude-sonnet-4.5",
-        "anthropic",
-        "claude-sonnet-4-5",
-        200_000,
-        30,
-        150,
-        MARKUP,
-        reasoning=True,
-        vision=True,
-    ),
-    ModelTerms("claude-haiku-4.5", "anthropic", "claude-haiku-4-5", 200_000, 10, 50, MARKUP),
-    ModelTerms(
-        "gemini-2.5-flash",
-        "google",
-        "gemini-2.5-flash",
-        1_000_000,
-        3,
-        25,
-        MARKUP,
-        reasoning=True,
-        vision=True,
-    ),
-    ModelTerms("mistral-small", "mistral", "mistral-small-latest", 128_000, 1, 3, MARKUP),
-    ModelTerms("deepseek-chat", "deepseek", "deepseek-chat", 64_000, 3, 11, MARKUP),
-)
+
+def terms(entry: ModelEntry) -> ModelTerms:
+    return ModelTerms(
+        id=entry.id,
+        provider=entry.provider,
+        provider_model=entry.model,
+        context_window=entry.context_window or 8_000,
+        input_per_1k=entry.input_price_1k or 0,
+        output_per_1k=entry.output_price_1k or 0,
+        markup_percent=entry.markup_percent,
+        reasoning=Capability.REASONING in entry.capabilities,
+        web_search=Capability.WEB_SEARCH in entry.capabilities,
+        vision=Capability.VISION in entry.capabilities,
+    )
 
 
-def model_menu(providers: ProviderRegistry) -> ModelMenu:
-    models = tuple(m for m in DEFAULT_MODELS if providers.configured(m.provider))
-    default = models[0].id if models else ""
-    return ModelMenu(models=models, default_id=default)
+def model_menu(
+    catalogue: Catalogue, providers: ProviderRegistry, *, sandbox: bool = False
+) -> ModelMenu:
+    """With ``sandbox`` the models answer from the sandbox's fakes, which cost nothing, so the
+    demo needs no balance."""
+    models = tuple(
+        replace(terms(entry), input_per_1k=0, output_per_1k=0) if sandbox else terms(entry)
+        for entry in catalogue.enabled(ModelKind.TEXT)
+        if providers.configured(entry.provider)
+    )
+    default = catalogue.default(ModelKind.TEXT)
+    ids = {m.id for m in models}
+    default_id = default.id if default is not None and default.id in ids else ""
+    if not default_id and models:
+        default_id = models[0].id
+    return ModelMenu(models=models, default_id=default_id)

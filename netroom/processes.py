@@ -19,6 +19,7 @@ from aiohttp import web
 from bot.context import BotContext
 from bot.dispatcher import create_dispatcher
 from bot.factory import create_bot
+from core.catalogue import load_catalogue
 from core.config import Settings
 from core.services.payments import PaymentTerms
 from netroom.jobs import JobDeps, create_broker, run_scheduler, run_worker
@@ -69,7 +70,11 @@ def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
         web_app_url=web_app_url(settings),
         payment_terms=payment_terms(settings),
         secret=settings.web.jwt_secret.get_secret_value(),
-        models=model_menu(resources.providers),
+        models=model_menu(
+            load_catalogue(settings.catalogue_path),
+            resources.providers,
+            sandbox=resources.sandbox_providers,
+        ),
         admin_ids=frozenset(settings.bot.admin_ids),
     )
     return create_dispatcher(

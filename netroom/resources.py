@@ -55,11 +55,17 @@ class Resources:
     redis: Redis
     http: httpx.AsyncClient
     providers: ProviderRegistry
+    # The providers are the sandbox's fakes (the offline demo).
+    sandbox_providers: bool = False
 
 
 @contextlib.asynccontextmanager
 async def open_resources(
-    settings: Settings, endpoints: Endpoints, providers: ProvidersSettings | None = None
+    settings: Settings,
+    endpoints: Endpoints,
+    providers: ProvidersSettings | None = None,
+    *,
+    sandbox_providers: bool = False,
 ) -> AsyncIterator[Resources]:
     engine = create_engine(
         endpoints.database_url,
@@ -77,6 +83,7 @@ async def open_resources(
             redis=redis,
             http=http,
             providers=ProviderRegistry(providers or settings.providers, http),
+            sandbox_providers=sandbox_providers,
         )
     finally:
         await http.aclose()

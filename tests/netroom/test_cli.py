@@ -110,10 +110,28 @@ async def test_run_on_a_bare_machine_starts_everything_and_stops_on_sigterm(
         user = await client.create_user("Newcomer", language_code="en")
         after = await client.last_seq()
         await client.send_text(user["id"], "/start")
-        reply = await client.wait_for(
+        consent = await client.wait_for(
             lambda e: e["type"] == "bot_message", chat_id=user["id"], after=after, wait=20
         )
-        assert "privacy policy" in reply["message"]["text"]
+        assert "privacy policy" in consent["message"]["text"]
+        [accept] = consent["message"]["reply_markup"]["inline_keyboard"][0]
+        await client.tap(user["id"], consent["message_id"], accept["callback_data"])
+        await client.wait_for(
+            lambda e: e["type"] == "bot_message" and "What would you like" in e["message"]["text"],
+            chat_id=user["id"],
+            after=after,
+            wait=20,
+        )
+        # Offline, the models answer from the sandbox and say so; the demo needs no balance.
+        after = await client.last_seq()
+        await client.send_text(user["id"], "Hello, model")
+        reply = await client.wait_for(
+            lambda e: e["type"] == "bot_message" and "sandbox" in (e["message"]["text"] or ""),
+            chat_id=user["id"],
+            after=after,
+            wait=30,
+        )
+        assert "Hello, model" in reply["message"]["text"]
     assert await service.stop() == 0
     assert "stopped" in "".join(service.output)
 
