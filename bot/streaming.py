@@ -37,6 +37,8 @@ log = logging.getLogger(__name__)
 DRAFT_INTERVAL = 0.4  # private chats: drafts are cheap and animated
 EDIT_INTERVAL = 3.0  # groups: 20 messages a minute, edits included
 REASONING_SHOWN = 1500
+# Private chats: a reply still streaming after this long gets a message with a Stop button.
+STOP_AFTER = 1.0
 
 
 @dataclass
@@ -85,11 +87,17 @@ class Relay:
         # Groups: the message being edited; private chats: the message holding the Stop button.
         self.anchor_id: int | None = None
         self.last_shown = ""
+        self._finished = asyncio.Event()
 
     async def run(self, events: AsyncIterator[StreamEvent]) -> Outcome:
         outcome = Outcome()
         await self._open()
         sender = asyncio.create_task(self._send_loop())
+        stopper = (
+            asyncio.create_task(self._offer_stop())
+            if self.private and self.stop_markup is not None
+            else None
+        )
         try:
             async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
                 last_check = 0.0
@@ -116,6 +124,11 @@ class Relay:
         finally:
             self.live.done = True
             self.live.changed.set()
+            self._finished.set()
+            if stopper is not None:
+                stopper.cancel()
+                with contextlib.suppress(BaseException):
+                    await stopper
             with contextlib.suppress(Exception):
                 await sender
         outcome.text = self.live.text
@@ -128,14 +141,10 @@ class Relay:
     async def _open(self) -> None:
         try:
             if self.private:
+                # An empty draft shows Telegram's "Thinking…" until the first words arrive.
                 await self.bot.send_message_draft(
                     chat_id=self.chat_id, draft_id=self.draft_id, text=""
                 )
-                if self.stop_markup is not None:
-                    sent = await self.bot.send_message(
-                        self.chat_id, self.thinking_text, reply_markup=self.stop_markup
-                    )
-                    self.anchor_id = sent.message_id
             else:
                 sent = await self.bot.send_message(
                     self.chat_id,
@@ -146,6 +155,21 @@ class Relay:
                 self.anchor_id = sent.message_id
         except TelegramAPIError as exc:
             log.warning("chat %s: could not open the reply: %s", self.chat_id, exc)
+
+    async def _offer_stop(self) -> None:
+        """Drafts cannot carry buttons: a reply that takes a while gets a small message with
+        Stop, removed when the reply is complete. Quick replies never need one."""
+        await asyncio.sleep(STOP_AFTER)
+        if self.live.done:
+            return
+        try:
+            sent = await self.bot.send_message(
+                self.chat_id, self.thinking_text, reply_markup=self.stop_markup
+            )
+        except TelegramAPIError as exc:
+            log.info("chat %s: no Stop button: %s", self.chat_id, exc)
+            return
+        self.anchor_id = sent.message_id
 
     def _preview(self) -> str:
         if self.live.text:
@@ -170,7 +194,9 @@ class Relay:
                     await asyncio.sleep(exc.retry_after)
                 except TelegramAPIError as exc:
                     log.info("chat %s: preview not shown: %s", self.chat_id, exc)
-            await asyncio.sleep(interval)
+            # Pace the previews, but never hold up the end of the reply.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._finished.wait(), interval)
 
     async def _show(self, html: str) -> None:
         if self.private:
