@@ -1,0 +1,216 @@
+"""Text messages per second through the whole NetRoom bot (user load, consent check, history,
+a zero-latency model from the sandbox, streamed reply, billing) beside a bare aiogram echo bot on
+the same sandbox in the same run. The bar: NetRoom at least half the echo bot's rate.
+
+    python -m bench.bot_pipeline [--users 20] [--messages 10] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import secrets
+import statistics
+import time
+from collections.abc import Callable
+
+import httpx
+from aiogram import Dispatcher
+from aiogram.fsm.storage.base import DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import Message
+from redis.asyncio import Redis
+
+from bench._db import scratch_database
+from bot.context import BotContext
+from bot.dispatcher import create_dispatcher
+from bot.factory import create_bot
+from core.deeplinks import parse_start_payload
+from core.dto import ClientInfo
+from core.providers.registry import ProviderRegistry
+from core.providers.settings import sandbox_providers
+from core.services import accounts
+from core.services.chat import ModelMenu, ModelTerms
+from core.services.payments import PaymentTerms
+from db.engine import UnitOfWorkFactory, create_engine
+from sandbox.app import start_sandbox
+from sandbox.client import SandboxClient
+from sandbox.telegram import TelegramOptions
+
+POLICY = "2026-11-01"
+FREE_MODEL = ModelTerms("bench", "openai", "gpt-bench", 16_000, 0, 0)
+REDIS_URL = "redis://127.0.0.1:6379/0"
+
+
+def token() -> str:
+    return f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
+
+
+async def drive(
+    client: SandboxClient, user_ids: list[int], messages: int, done: Callable[[dict], bool]
+) -> float:
+    """Each user sends ``messages`` texts, one after another, waiting for each reply."""
+
+    async def one(user_id: int) -> None:
+        for n in range(messages):
+            after = await client.last_seq()
+            await client.send_text(user_id, f"message {n} from {user_id}")
+            await client.wait_for(done, chat_id=user_id, after=after, wait=60)
+
+    started = time.perf_counter()
+    await asyncio.gather(*(one(u) for u in user_ids))
+    return len(user_ids) * messages / (time.perf_counter() - started)
+
+
+async def run_echo(base: str, client: SandboxClient, users: list[int], messages: int) -> float:
+    bot = create_bot(token(), base)
+    dp = Dispatcher()
+
+    @dp.message()
+    async def echo(message: Message) -> None:
+        await message.answer(message.text or "")
+
+    await client.register_bot(bot.token, "bench_echo_bot")
+    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
+    try:
+        for user in users:  # the bot may answer only users who wrote to it
+            await client.send_text(user, "hi")
+        await asyncio.sleep(0.5)
+        return await drive(
+            client,
+            users,
+            messages,
+            lambda e: e["type"] == "bot_message" and e["message"]["text"].startswith("message"),
+        )
+    finally:
+        with contextlib.suppress(RuntimeError):
+            await dp.stop_polling()
+        await polling
+        await bot.session.close()
+
+
+async def run_netroom(
+    base: str,
+    client: SandboxClient,
+    users: list[int],
+    messages: int,
+    factory: UnitOfWorkFactory,
+) -> float:
+    bot_token = token()
+    redis = Redis.from_url(REDIS_URL)
+    http = httpx.AsyncClient()
+    storage = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
+    ctx = BotContext(
+        policy_version=POLICY,
+        policy_url="http://bench/privacy/",
+        web_app_url="http://bench/",
+        payment_terms=PaymentTerms.build(
+            kopecks_per_star=130,
+            star_packages=[50],
+            referral_level1_percent=10,
+            referral_level2_percent=3,
+            signing_secret="bench",
+        ),
+        models=ModelMenu(models=(FREE_MODEL,), default_id="bench"),
+        secret="bench",
+    )
+    dp = create_dispatcher(
+        uow_factory=factory,
+        ctx=ctx,
+        storage=storage,
+        redis=redis,
+        providers=ProviderRegistry(sandbox_providers(base), http),
+    )
+    bot = create_bot(bot_token, base)
+    await client.register_bot(bot_token, "bench_netroom_bot")
+    # A zero-latency model: the whole reply at once, no pacing.
+    await client._call(
+        "POST",
+        "/providers/script",
+        json={
+            "provider": "openai",
+            "reply": "A short reply from the sandbox.",
+            "chunk_delay_ms": 0,
+            "chunk_size": 1000,
+            "times": len(users) * messages,
+        },
+    )
+    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
+    try:
+        for user in users:
+            await client.send_text(user, "/privacy")
+        await asyncio.sleep(1.0)
+        return await drive(
+            client,
+            users,
+            messages,
+            lambda e: e["type"] == "bot_message" and "sandbox" in (e["message"]["text"] or ""),
+        )
+    finally:
+        with contextlib.suppress(RuntimeError):
+            await dp.stop_polling()
+        await polling
+        await bot.session.close()
+        await http.aclose()
+        await storage.close()
+
+
+async def main_async(url: str, users: int, messages: int, rounds: int) -> None:
+    # Flood limits off: this measures the bots, not Telegram's throttling.
+    options = TelegramOptions(
+        private_burst=1e9,
+        private_rate=1e9,
+        global_burst=1e9,
+        global_rate=1e9,
+        draft_burst=1e9,
+        draft_rate=1e9,
+    )
+    sandbox = await start_sandbox(options=options)
+    engine = create_engine(url, pool_size=20, max_overflow=10)
+    factory = UnitOfWorkFactory.for_engine(engine)
+    client = SandboxClient(sandbox.url)
+    echo_rates: list[float] = []
+    netroom_rates: list[float] = []
+    try:
+        for _ in range(rounds):
+            people = [(await client.create_user(f"U{n}"))["id"] for n in range(users)]
+            for person in people:
+                async with factory() as uow:
+                    await accounts.register_telegram_user(
+                        uow,
+                        telegram_id=person,
+                        username=None,
+                        first_name="U",
+                        last_name=None,
+                        language_code="en",
+                        payload=parse_start_payload(None),
+                        policy_version=POLICY,
+                        client=ClientInfo(platform="telegram"),
+                    )
+            echo_rates.append(await run_echo(sandbox.url, client, people, messages))
+            netroom_rates.append(await run_netroom(sandbox.url, client, people, messages, factory))
+    finally:
+        await client.aclose()
+        await engine.dispose()
+        await sandbox.stop()
+    echo, netroom = statistics.median(echo_rates), statistics.median(netroom_rates)
+    print(f"users={users} messages/user={messages} rounds={rounds}")
+    print(f"bare aiogram echo bot: median {echo:,.1f} messages/s")
+    print(f"NetRoom bot (full pipeline, zero-latency model): median {netroom:,.1f} messages/s")
+    ratio = netroom / echo
+    print(f"ratio NetRoom / echo: {ratio:.2f}; bar 0.50: {'met' if ratio >= 0.5 else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=20)
+    parser.add_argument("--messages", type=int, default=10)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    with scratch_database() as url:
+        asyncio.run(main_async(url, args.users, args.messages, args.rounds))
+
+
+if __name__ == "__main__":
+    main()
