@@ -48,14 +48,18 @@ def token() -> str:
 
 
 async def drive(
-    client: SandboxClient, user_ids: list[int], messages: int, done: Callable[[dict], bool]
+    client: SandboxClient,
+    bot_id: int,
+    user_ids: list[int],
+    messages: int,
+    done: Callable[[dict], bool],
 ) -> float:
-    """Each user sends ``messages`` texts, one after another, waiting for each reply."""
+    """Each user sends ``messages`` texts to the bot, one after another, waiting for each reply."""
 
     async def one(user_id: int) -> None:
         for n in range(messages):
             after = await client.last_seq()
-            await client.send_text(user_id, f"message {n} from {user_id}")
+            await client.send_text(user_id, f"message {n} from {user_id}", bot_id=bot_id)
             await client.wait_for(done, chat_id=user_id, after=after, wait=60)
 
     started = time.perf_counter()
@@ -63,43 +67,19 @@ async def drive(
     return len(user_ids) * messages / (time.perf_counter() - started)
 
 
-async def run_echo(base: str, client: SandboxClient, users: list[int], messages: int) -> float:
-    bot = create_bot(token(), base)
+def echo_dispatcher() -> Dispatcher:
     dp = Dispatcher()
 
     @dp.message()
     async def echo(message: Message) -> None:
         await message.answer(message.text or "")
 
-    await client.register_bot(bot.token, "bench_echo_bot")
-    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
-    try:
-        for user in users:  # the bot may answer only users who wrote to it
-            await client.send_text(user, "hi")
-        await asyncio.sleep(0.5)
-        return await drive(
-            client,
-            users,
-            messages,
-            lambda e: e["type"] == "bot_message" and e["message"]["text"].startswith("message"),
-        )
-    finally:
-        with contextlib.suppress(RuntimeError):
-            await dp.stop_polling()
-        await polling
-        await bot.session.close()
+    return dp
 
 
-async def run_netroom(
-    base: str,
-    client: SandboxClient,
-    users: list[int],
-    messages: int,
-    factory: UnitOfWorkFactory,
-) -> float:
-    bot_token = token()
-    redis = Redis.from_url(REDIS_URL)
-    http = httpx.AsyncClient()
+def netroom_dispatcher(
+    base: str, factory: UnitOfWorkFactory, redis: Redis, http: httpx.AsyncClient
+) -> Dispatcher:
     storage = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
     ctx = BotContext(
         policy_version=POLICY,
@@ -115,45 +95,13 @@ async def run_netroom(
         models=ModelMenu(models=(FREE_MODEL,), default_id="bench"),
         secret="bench",
     )
-    dp = create_dispatcher(
+    return create_dispatcher(
         uow_factory=factory,
         ctx=ctx,
         storage=storage,
         redis=redis,
         providers=ProviderRegistry(sandbox_providers(base), http),
     )
-    bot = create_bot(bot_token, base)
-    await client.register_bot(bot_token, "bench_netroom_bot")
-    # A zero-latency model: the whole reply at once, no pacing.
-    await client._call(
-        "POST",
-        "/providers/script",
-        json={
-            "provider": "openai",
-            "reply": "A short reply from the sandbox.",
-            "chunk_delay_ms": 0,
-            "chunk_size": 1000,
-            "times": len(users) * messages,
-        },
-    )
-    polling = asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
-    try:
-        for user in users:
-            await client.send_text(user, "/privacy")
-        await asyncio.sleep(1.0)
-        return await drive(
-            client,
-            users,
-            messages,
-            lambda e: e["type"] == "bot_message" and "sandbox" in (e["message"]["text"] or ""),
-        )
-    finally:
-        with contextlib.suppress(RuntimeError):
-            await dp.stop_polling()
-        await polling
-        await bot.session.close()
-        await http.aclose()
-        await storage.close()
 
 
 async def main_async(url: str, users: int, messages: int, rounds: int) -> None:
@@ -170,6 +118,17 @@ async def main_async(url: str, users: int, messages: int, rounds: int) -> None:
     engine = create_engine(url, pool_size=20, max_overflow=10)
     factory = UnitOfWorkFactory.for_engine(engine)
     client = SandboxClient(sandbox.url)
+    redis = Redis.from_url(REDIS_URL)
+    http = httpx.AsyncClient()
+    echo_bot, netroom_bot = create_bot(token(), sandbox.url), create_bot(token(), sandbox.url)
+    echo_dp = echo_dispatcher()
+    netroom_dp = netroom_dispatcher(sandbox.url, factory, redis, http)
+    await client.register_bot(echo_bot.token, "bench_echo_bot")
+    await client.register_bot(netroom_bot.token, "bench_netroom_bot")
+    polls = [
+        asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
+        for dp, bot in ((echo_dp, echo_bot), (netroom_dp, netroom_bot))
+    ]
     echo_rates: list[float] = []
     netroom_rates: list[float] = []
     try:
@@ -188,9 +147,54 @@ async def main_async(url: str, users: int, messages: int, rounds: int) -> None:
                         policy_version=POLICY,
                         client=ClientInfo(platform="telegram"),
                     )
-            echo_rates.append(await run_echo(sandbox.url, client, people, messages))
-            netroom_rates.append(await run_netroom(sandbox.url, client, people, messages, factory))
+                # Both bots may answer only users who wrote to them.
+                for bot in (echo_bot, netroom_bot):
+                    await client.send_text(person, "/privacy", bot_id=bot.id)
+            await asyncio.sleep(1.0)
+            # A zero-latency model: the whole reply at once, no pacing.
+            await client._call(
+                "POST",
+                "/providers/script",
+                json={
+                    "provider": "openai",
+                    "reply": "A short reply from the sandbox.",
+                    "chunk_delay_ms": 0,
+                    "chunk_size": 1000,
+                    "times": users * messages,
+                },
+            )
+            echo_rates.append(
+                await drive(
+                    client,
+                    echo_bot.id,
+                    people,
+                    messages,
+                    lambda e: (
+                        e["type"] == "bot_message"
+                        and (e["message"]["text"] or "").startswith("message")
+                    ),
+                )
+            )
+            netroom_rates.append(
+                await drive(
+                    client,
+                    netroom_bot.id,
+                    people,
+                    messages,
+                    lambda e: (
+                        e["type"] == "bot_message" and "sandbox" in (e["message"]["text"] or "")
+                    ),
+                )
+            )
     finally:
+        for dp in (echo_dp, netroom_dp):
+            with contextlib.suppress(RuntimeError):
+                await dp.stop_polling()
+        await asyncio.gather(*polls, return_exceptions=True)
+        for bot in (echo_bot, netroom_bot):
+            await bot.session.close()
+        await http.aclose()
+        await redis.aclose()
         await client.aclose()
         await engine.dispose()
         await sandbox.stop()

@@ -39,6 +39,7 @@ EDIT_INTERVAL = 3.0  # groups: 20 messages a minute, edits included
 REASONING_SHOWN = 1500
 # Private chats: a reply still streaming after this long gets a message with a Stop button.
 STOP_AFTER = 1.0
+THINKING_AFTER = 0.3
 
 
 @dataclass
@@ -100,7 +101,9 @@ class Relay:
         )
         try:
             async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
-                last_check = 0.0
+                # Checked a little after the start and then a few times a second: a quick reply
+                # costs no check at all.
+                last_check = time.monotonic()
                 async for event in stream:
                     if isinstance(event, TextDelta):
                         self.live.text += event.text
@@ -140,12 +143,7 @@ class Relay:
 
     async def _open(self) -> None:
         try:
-            if self.private:
-                # An empty draft shows Telegram's "Thinking…" until the first words arrive.
-                await self.bot.send_message_draft(
-                    chat_id=self.chat_id, draft_id=self.draft_id, text=""
-                )
-            else:
+            if not self.private:
                 sent = await self.bot.send_message(
                     self.chat_id,
                     self.thinking_text,
@@ -180,6 +178,16 @@ class Relay:
 
     async def _send_loop(self) -> None:
         interval = DRAFT_INTERVAL if self.private else EDIT_INTERVAL
+        if self.private:
+            # A model slow to start gets Telegram's "Thinking…" (an empty draft); a quick one
+            # goes straight to its reply.
+            try:
+                await asyncio.wait_for(self.live.changed.wait(), THINKING_AFTER)
+            except TimeoutError:
+                with contextlib.suppress(TelegramAPIError):
+                    await self.bot.send_message_draft(
+                        chat_id=self.chat_id, draft_id=self.draft_id, text=""
+                    )
         while not self.live.done:
             await self.live.changed.wait()
             self.live.changed.clear()

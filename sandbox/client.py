@@ -74,8 +74,11 @@ class SandboxClient:
         *,
         from_user_id: int | None = None,
         reply_to_message_id: int | None = None,
+        bot_id: int | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {"text": text}
+        if bot_id is not None:
+            body["bot_id"] = bot_id
         if from_user_id is not None:
             body["from_user_id"] = from_user_id
         if reply_to_message_id is not None:

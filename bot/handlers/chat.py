@@ -29,8 +29,9 @@ router = Router(name="chat")
 BUSY_TTL = 600
 
 
-def _busy_key(user_id: int) -> str:
-    return f"netroom:busy:{user_id}"
+def _busy_key(bot_id: int, user_id: int) -> str:
+    # Per bot as well: deployments sharing a Redis never see each other's flags.
+    return f"netroom:busy:{bot_id}:{user_id}"
 
 
 def _stop_key(turn: str) -> str:
@@ -167,7 +168,8 @@ async def on_text(
     if not text:
         return
     turn_id = secrets.token_hex(8)
-    if not await redis.set(_busy_key(user.id), turn_id, nx=True, ex=BUSY_TTL):
+    busy = _busy_key(me.id, user.id)
+    if not await redis.set(busy, turn_id, nx=True, ex=BUSY_TTL):
         await message.reply(
             _("⏳ I am still answering your previous message. Wait for it or tap Stop.")
         )
@@ -175,7 +177,7 @@ async def on_text(
     try:
         await _answer(message, bot, uow, user, ctx, redis, providers, text, turn_id)
     finally:
-        await redis.delete(_busy_key(user.id))
+        await redis.delete(busy)
 
 
 async def _answer(
@@ -189,13 +191,13 @@ async def _answer(
     text: str,
     turn_id: str,
 ) -> None:
-    prefs = await chat.get_prefs(uow, user.id)
     if not ctx.models.models:
         await message.reply(_("No models are set up on this server yet."))
         return
-    model = ctx.models.get(prefs.model_id)
     try:
-        turn = await chat.begin_turn(uow, user_id=user.id, text=text, model=model, now=ctx.clock())
+        turn = await chat.begin_turn(
+            uow, user_id=user.id, text=text, models=ctx.models, now=ctx.clock()
+        )
     except InsufficientFunds:
         builder = InlineKeyboardBuilder()
         builder.button(text=_("💰 Top up"), callback_data=MenuCallback(action="balance"))
@@ -215,14 +217,15 @@ async def _answer(
         message.chat.id,
         private=message.chat.type == ChatType.PRIVATE,
         reply_to=message.message_id,
-        show_reasoning=prefs.reasoning,
+        show_reasoning=turn.prefs.reasoning,
         stop_markup=stop.as_markup(),
         thinking_text=_("✍️ Writing…"),
         should_stop=should_stop,
     )
-    provider = providers.chat(model.provider)
+    provider = providers.chat(turn.model.provider)
     outcome = await relay.run(provider.stream_chat(turn.request))
-    await redis.delete(_stop_key(turn_id))
+    if outcome.status == "stopped":
+        await redis.delete(_stop_key(turn_id))
     # The unit of work's transaction ended when the turn began; this opens a new one.
     await chat.finish_turn(
         uow,

@@ -49,8 +49,8 @@ async def _dto(uow: UnitOfWork, user: User) -> UserDTO:
 
 
 async def get_by_telegram_id(uow: UnitOfWork, telegram_id: int) -> UserDTO | None:
-    user = await uow.users.by_telegram_id(telegram_id)
-    return None if user is None else await _dto(uow, user)
+    found = await uow.users.by_telegram_id_with_consent(telegram_id)
+    return None if found is None else to_dto(*found)
 
 
 async def get_user(uow: UnitOfWork, user_id: int) -> UserDTO:

@@ -72,6 +72,7 @@ class Turn:
     discount_percent: int
     store: bool
     key: str
+    prefs: ChatPrefs
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,8 +165,9 @@ async def begin_turn(
     *,
     user_id: int,
     text: str,
-    model: ModelTerms,
     now: datetime,
+    model: ModelTerms | None = None,
+    models: ModelMenu | None = None,
     max_output_tokens: int = DEFAULT_MAX_OUTPUT,
 ) -> Turn:
     """Store the prompt, assemble the request and hold money for it, before the provider call.
@@ -174,6 +176,11 @@ async def begin_turn(
         raise PromptTooLong(f"{len(text)} characters")
     user = await _user(uow, user_id)
     prefs = prefs_of(user)
+    if model is None:
+        if models is None:
+            raise InvalidInput("a turn needs a model or the model menu")
+        # The user's pick, or the default when the pick is gone from the catalogue.
+        model = models.get(prefs.model_id)
     store = user.history_enabled
     system: str | None = None
     if prefs.preset_id is not None:
@@ -192,12 +199,12 @@ async def begin_turn(
     history = await _history(uow, conversation.id, budget) if store and conversation else []
     messages = (*history, ChatMessage(role="user", content=text))
     input_estimate = prompt_tokens + sum(estimate_tokens(m.text) for m in history)
-    balance = await billing.get_balance(uow, user_id)
     key = f"turn:{user_id}:{secrets.token_hex(8)}"
+    provider_cost = cost(model, input_estimate, max_output)
+    # A free model needs no balance at all.
+    discount = (await billing.get_balance(uow, user_id)).discount_percent if provider_cost else 0
     estimate = billing.price(
-        cost(model, input_estimate, max_output),
-        markup_percent=model.markup_percent,
-        discount_percent=balance.discount_percent,
+        provider_cost, markup_percent=model.markup_percent, discount_percent=discount
     )
     # Money first: when the balance cannot cover the estimate nothing at all is stored.
     reservation = None
@@ -255,9 +262,10 @@ async def begin_turn(
         request=request,
         model=model,
         reservation=reservation,
-        discount_percent=balance.discount_percent,
+        discount_percent=discount,
         store=store,
         key=key,
+        prefs=prefs,
     )
 
 

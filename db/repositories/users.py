@@ -25,6 +25,21 @@ class UsersRepository:
             stmt = stmt.with_for_update()
         return (await self.session.execute(stmt)).scalar_one_or_none()
 
+    async def by_telegram_id_with_consent(self, telegram_id: int) -> tuple[User, str | None] | None:
+        """The account and the policy version it last accepted, in one round trip (this runs
+        for every update the bot receives)."""
+        latest = (
+            select(Consent.policy_version)
+            .where(Consent.user_id == User.id)
+            .order_by(Consent.accepted_at.desc(), Consent.id.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
+        row = (
+            await self.session.execute(select(User, latest).where(User.telegram_id == telegram_id))
+        ).first()
+        return None if row is None else (row[0], row[1])
+
     async def by_referral_code(self, code: str) -> User | None:
         stmt = select(User).where(User.referral_code == code)
         return (await self.session.execute(stmt)).scalar_one_or_none()
