@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from core.config import Settings
 from core.providers.settings import sandbox_providers
+from db.engine import UnitOfWorkFactory, create_engine
 from db.migrate import upgrade
 from netroom.processes import BotLink, Roles, serve, stop_on_signals
 from netroom.resources import Endpoints, backing_services, open_resources
@@ -139,6 +140,29 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
+    """Apply every retention period once, now (the scheduler does it every few minutes)."""
+    from core.clock import utcnow
+    from core.services import retention
+
+    async def run(url: str) -> retention.Purged:
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        try:
+            async with UnitOfWorkFactory.for_engine(engine)() as uow:
+                return await retention.purge_expired(uow, now=utcnow())
+        finally:
+            await engine.dispose()
+
+    with backing_services(settings) as endpoints:
+        purged = asyncio.run(run(endpoints.database_url))
+    print(
+        f"removed {purged.messages} messages and {purged.conversations} conversations, "
+        f"scrubbed {purged.technical_rows} rows of technical data, "
+        f"dropped {purged.privacy_log} old privacy requests"
+    )
+    return 0
+
+
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from sandbox.app import main as sandbox_main
 
@@ -160,6 +184,7 @@ def parser() -> argparse.ArgumentParser:
     )
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("revision", nargs="?", default="head")
+    sub.add_parser("retention", help="apply the privacy policy's retention periods once")
     sandbox = sub.add_parser("sandbox", help="the local stand-ins for Telegram and the providers")
     sandbox.add_argument("--host")
     sandbox.add_argument("--port", type=int)
@@ -172,6 +197,7 @@ COMMANDS = {
     "web": cmd_web,
     "worker": cmd_worker,
     "migrate": cmd_migrate,
+    "retention": cmd_retention,
     "sandbox": cmd_sandbox,
 }
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -51,6 +52,19 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         scrub_technical_data,
         task_name="retention.scrub_technical_data",
         schedule=[{"cron": "17 3 * * *"}],
+    )
+
+    async def purge_expired() -> dict[str, int]:
+        async with deps.uow_factory() as uow:
+            purged = await retention.purge_expired(uow, now=deps.clock())
+        log.info("retention: %s", purged)
+        return dataclasses.asdict(purged)
+
+    # Every 10 minutes: a message is gone soon after its 14 days, in small batches.
+    broker.register_task(
+        purge_expired,
+        task_name="retention.purge_expired",
+        schedule=[{"cron": "*/10 * * * *"}],
     )
 
 

@@ -49,3 +49,37 @@ async def test_recent_ip_and_user_agent_are_kept(uow: UnitOfWork) -> None:
     await uow.session.refresh(attribution)
     assert str(attribution.ip) == "203.0.113.7"
     assert attribution.user_agent == "Mozilla/5.0 Test"
+
+
+async def test_messages_go_fourteen_days_after_they_were_written(uow: UnitOfWork) -> None:
+    from core.services import chat
+    from core.services.chat import ModelTerms
+    from db.models import ChatMessageRow, Conversation
+
+    free = ModelTerms("free", "openai", "free", 4_000, 0, 0)
+    user = (await register(uow)).user
+    written = NOW - timedelta(days=15)
+    old = await chat.begin_turn(uow, user_id=user.id, text="old secret", model=free, now=written)
+    await chat.finish_turn(
+        uow, old, text="old answer", reasoning="", usage=None, status="complete", now=written
+    )
+    await uow.session.execute(
+        update(Conversation).filter_by(id=old.conversation_id).values(updated_at=written)
+    )
+    await uow.commit()
+    await chat.new_conversation(uow, user.id)
+    fresh_time = NOW - timedelta(days=13)
+    fresh = await chat.begin_turn(uow, user_id=user.id, text="recent", model=free, now=fresh_time)
+    purged = await retention.purge_expired(uow, now=NOW)
+    assert purged.messages >= 2
+    assert purged.conversations >= 1
+    left = (
+        await uow.session.scalars(
+            select(ChatMessageRow.content).filter_by(user_id=user.id).order_by(ChatMessageRow.id)
+        )
+    ).all()
+    assert list(left) == ["recent"]
+    conversations = (
+        await uow.session.scalars(select(Conversation.id).filter_by(user_id=user.id))
+    ).all()
+    assert list(conversations) == [fresh.conversation_id]

@@ -189,3 +189,13 @@ async def test_web_in_webhook_mode_receives_updates_with_the_secret_only(
         assert await service.stop() == 0
     finally:
         await sandbox.stop()
+
+
+async def test_retention_command_applies_the_periods_once(
+    tmp_path: Path, spawn: object, database_url: str
+) -> None:
+    service = await spawn(  # type: ignore[operator]
+        ["retention"], {"DATABASE__URL": database_url, "DATA_DIR": str(tmp_path)}, tmp_path
+    )
+    await service.wait_for_line(r"removed \d+ messages and \d+ conversations")
+    assert await service.stop() == 0
