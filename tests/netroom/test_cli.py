@@ -198,4 +198,4 @@ async def test_retention_command_applies_the_periods_once(
         ["retention"], {"DATABASE__URL": database_url, "DATA_DIR": str(tmp_path)}, tmp_path
     )
     await service.wait_for_line(r"removed \d+ messages and \d+ conversations")
-    assert await service.stop() == 0
+    assert await asyncio.wait_for(service.proc.wait(), 30) == 0
