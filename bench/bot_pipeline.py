@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import secrets
 import statistics
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 from aiogram import Dispatcher
@@ -28,6 +30,7 @@ from bot.dispatcher import create_dispatcher
 from bot.factory import create_bot
 from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo
+from core.media import LocalMediaStore
 from core.providers.registry import ProviderRegistry
 from core.providers.settings import sandbox_providers
 from core.services import accounts
@@ -101,6 +104,7 @@ def netroom_dispatcher(
         storage=storage,
         redis=redis,
         providers=ProviderRegistry(sandbox_providers(base), http),
+        media_store=LocalMediaStore(Path(tempfile.mkdtemp())),
     )
 
 

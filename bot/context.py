@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from core.clock import Clock, utcnow
 from core.services.chat import ModelMenu
+from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
 
 
@@ -18,5 +19,6 @@ class BotContext:
     models: ModelMenu
     # Signs short-lived confirmations (account deletion); never shown or logged.
     secret: str = field(repr=False)
+    image_models: tuple[ImageTerms, ...] = ()
     admin_ids: frozenset[int] = frozenset()
     clock: Clock = utcnow

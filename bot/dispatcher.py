@@ -7,9 +7,20 @@ from aiogram.utils.i18n import I18n
 from redis.asyncio import Redis
 
 from bot.context import BotContext
-from bot.handlers import account, chat, errors, fallback, money, presets, privacy, start
+from bot.handlers import (
+    account,
+    chat,
+    errors,
+    fallback,
+    images,
+    money,
+    presets,
+    privacy,
+    start,
+)
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
 from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR, N_
+from core.media import MediaStore
 from core.providers.registry import ProviderRegistry
 from db.engine import UnitOfWorkFactory
 
@@ -18,6 +29,7 @@ COMMANDS = (
     ("model", N_("Choose the model")),
     ("settings", N_("Chat settings")),
     ("presets", N_("Prompt presets")),
+    ("image", N_("Draw a picture")),
     ("start", N_("Start and main menu")),
     ("menu", N_("Main menu")),
     ("balance", N_("Balance and top-up")),
@@ -41,11 +53,19 @@ def create_dispatcher(
     storage: BaseStorage,
     redis: Redis,
     providers: ProviderRegistry,
+    media_store: MediaStore,
 ) -> Dispatcher:
     """The bot's dispatcher. ``redis`` holds cross-process flags (one request at a time per
     user, Stop); ``providers`` reaches the models."""
     i18n = create_i18n()
-    dp = Dispatcher(storage=storage, ctx=ctx, i18n=i18n, redis=redis, providers=providers)
+    dp = Dispatcher(
+        storage=storage,
+        ctx=ctx,
+        i18n=i18n,
+        redis=redis,
+        providers=providers,
+        media_store=media_store,
+    )
     dp.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
     LocaleMiddleware(i18n).setup(dp)
     gate = ConsentGateMiddleware()
@@ -58,6 +78,7 @@ def create_dispatcher(
         money.router,
         privacy.router,
         presets.router,
+        images.router,
         chat.router,
         fallback.router,
     )

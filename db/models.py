@@ -315,3 +315,30 @@ class ChatMessageRow(Base):
     is_pinned: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime]
+
+
+class Media(Base):
+    """A generated image or video (policy 3.5): its metadata here, the file in the media store
+    behind a long random key."""
+
+    __tablename__ = "media"
+    __table_args__ = (
+        CheckConstraint("kind IN ('image', 'video')", name="kind_known"),
+        CheckConstraint("status IN ('pending', 'ready', 'failed')", name="status_known"),
+        Index("ix_media_user_id_id", "user_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    kind: Mapped[str] = mapped_column(String(8))
+    prompt: Mapped[str] = mapped_column(String(4000))
+    model_id: Mapped[str] = mapped_column(String(128))
+    status: Mapped[str] = mapped_column(String(16), server_default="pending")
+    storage_key: Mapped[str | None] = mapped_column(String(128), unique=True)
+    mime: Mapped[str | None] = mapped_column(String(64))
+    width: Mapped[int | None] = mapped_column(Integer)
+    height: Mapped[int | None] = mapped_column(Integer)
+    duration_seconds: Mapped[int | None] = mapped_column(Integer)
+    cost: Mapped[int | None] = mapped_column(BigInteger)
+    provider_data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    created_at: Mapped[datetime] = created_at_column()

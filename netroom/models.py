@@ -8,6 +8,7 @@ from dataclasses import replace
 from core.catalogue import Capability, Catalogue, ModelEntry, ModelKind
 from core.providers.registry import ProviderRegistry
 from core.services.chat import ModelMenu, ModelTerms
+from core.services.images import ImageTerms
 
 
 def terms(entry: ModelEntry) -> ModelTerms:
@@ -22,6 +23,27 @@ def terms(entry: ModelEntry) -> ModelTerms:
         reasoning=Capability.REASONING in entry.capabilities,
         web_search=Capability.WEB_SEARCH in entry.capabilities,
         vision=Capability.VISION in entry.capabilities,
+    )
+
+
+def image_models(
+    catalogue: Catalogue, providers: ProviderRegistry, *, sandbox: bool = False
+) -> tuple[ImageTerms, ...]:
+    """Image models whose providers are reachable, the catalogue's default first."""
+    default = catalogue.default(ModelKind.IMAGE)
+    entries = sorted(
+        (e for e in catalogue.enabled(ModelKind.IMAGE) if providers.configured(e.provider)),
+        key=lambda e: default is None or e.id != default.id,
+    )
+    return tuple(
+        ImageTerms(
+            id=e.id,
+            provider=e.provider,
+            provider_model=e.model,
+            image_price=0 if sandbox else (e.image_price or 0),
+            markup_percent=e.markup_percent,
+        )
+        for e in entries
     )
 
 

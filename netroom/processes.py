@@ -21,9 +21,10 @@ from bot.dispatcher import create_dispatcher
 from bot.factory import create_bot
 from core.catalogue import load_catalogue
 from core.config import Settings
+from core.media import LocalMediaStore
 from core.services.payments import PaymentTerms
 from netroom.jobs import JobDeps, create_broker, run_scheduler, run_worker
-from netroom.models import model_menu
+from netroom.models import image_models, model_menu
 from netroom.resources import Resources
 from webapp.app import create_app
 from webapp.keys import WebContext
@@ -64,16 +65,16 @@ def payment_terms(settings: Settings) -> PaymentTerms:
 
 def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
     storage = RedisStorage(resources.redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
+    catalogue = load_catalogue(settings.catalogue_path)
     ctx = BotContext(
         policy_version=settings.policy.version,
         policy_url=settings.policy_url,
         web_app_url=web_app_url(settings),
         payment_terms=payment_terms(settings),
         secret=settings.web.jwt_secret.get_secret_value(),
-        models=model_menu(
-            load_catalogue(settings.catalogue_path),
-            resources.providers,
-            sandbox=resources.sandbox_providers,
+        models=model_menu(catalogue, resources.providers, sandbox=resources.sandbox_providers),
+        image_models=image_models(
+            catalogue, resources.providers, sandbox=resources.sandbox_providers
         ),
         admin_ids=frozenset(settings.bot.admin_ids),
     )
@@ -83,6 +84,7 @@ def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
         storage=storage,
         redis=resources.redis,
         providers=resources.providers,
+        media_store=LocalMediaStore(settings.data_dir / "media"),
     )
 
 

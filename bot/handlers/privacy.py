@@ -14,6 +14,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import DeleteCallback, ExportCallback
 from bot.context import BotContext
 from core.dto import UserDTO
+from core.media import MediaStore
 from core.services import privacy
 from db.uow import UnitOfWork
 
@@ -81,6 +82,7 @@ async def on_delete(
     user: UserDTO,
     ctx: BotContext,
     state: FSMContext,
+    media_store: MediaStore,
 ) -> None:
     if query.message is not None:
         await bot.edit_message_reply_markup(
@@ -90,7 +92,7 @@ async def on_delete(
         await query.answer(_("Cancelled. Nothing was deleted."))
         return
     privacy.check_delete_token(callback_data.token, user.id, secret=ctx.secret, now=ctx.clock())
-    await privacy.delete_user(uow, user.id, now=ctx.clock())
+    await privacy.delete_user(uow, user.id, now=ctx.clock(), store=media_store)
     # What the bot keeps outside the database goes too.
     await state.clear()
     log.info("account %s deleted at the user's request", user.id)

@@ -24,11 +24,13 @@ from sqlalchemy import delete, select, text, update
 
 from core.errors import InvalidInput, RateLimited
 from core.i18n import N_
+from core.media import MediaStore
 from db.models import (
     ChatMessageRow,
     Consent,
     Conversation,
     Identity,
+    Media,
     Preset,
     PrivacyRequest,
     Reservation,
@@ -150,6 +152,24 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "user_id",
         ("id", "title", "model_id", "preset_id", "created_at", "updated_at"),
     ),
+    "media": (
+        "media",
+        "user_id",
+        (
+            "id",
+            "kind",
+            "prompt",
+            "model_id",
+            "status",
+            "mime",
+            "width",
+            "height",
+            "duration_seconds",
+            "cost",
+            "provider_data",
+            "created_at",
+        ),
+    ),
     "messages": (
         "messages",
         "user_id",
@@ -196,6 +216,10 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "presets": {"user_id": "the account's own id"},
     "conversations": {"user_id": "the account's own id"},
     "messages": {"user_id": "the account's own id"},
+    "media": {
+        "user_id": "the account's own id",
+        "storage_key": "where the file lies in our store; the metadata is exported",
+    },
 }
 
 EXPORT_INTERVAL = timedelta(hours=1)
@@ -316,12 +340,22 @@ def check_delete_token(token: str, user_id: int, *, secret: str, now: datetime) 
         raise DeleteLinkExpired(f"token for user {user_id} invalid or expired")
 
 
-async def delete_user(uow: UnitOfWork, user_id: int, *, now: datetime) -> None:
+async def delete_user(
+    uow: UnitOfWork, user_id: int, *, now: datetime, store: MediaStore | None = None
+) -> None:
     """Erase the account in one transaction: personal data deleted, the financial records law
-    keeps (balance, ledger, payments) left attached to an anonymous row. Signing in again
-    creates a new account."""
+    keeps (balance, ledger, payments) left attached to an anonymous row; then the media files.
+    Signing in again creates a new account."""
     await uow.begin()
+    keys = list(
+        await uow.session.scalars(
+            select(Media.storage_key).where(
+                Media.user_id == user_id, Media.storage_key.is_not(None)
+            )
+        )
+    )
     for model in (
+        Media,
         ChatMessageRow,
         Conversation,
         Preset,
@@ -369,6 +403,10 @@ async def delete_user(uow: UnitOfWork, user_id: int, *, now: datetime) -> None:
         .execution_options(synchronize_session=False)
     )
     await uow.commit()
+    if store is not None:
+        for key in keys:
+            if key:
+                await store.delete(key)
 
 
 def iter_plan() -> Iterator[tuple[str, str, tuple[str, ...]]]:

@@ -21,9 +21,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.context import BotContext
 from bot.dispatcher import create_dispatcher
 from bot.factory import create_bot
+from core.media import LocalMediaStore
 from core.providers.registry import ProviderRegistry
 from core.providers.settings import sandbox_providers
 from core.services.chat import ModelMenu, ModelTerms
+from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
 from db.engine import UnitOfWorkFactory
 from sandbox.app import SandboxServer, start_sandbox
@@ -74,7 +76,9 @@ class BotHarness:
 
 
 @pytest.fixture(scope="session")
-async def harness(engine: AsyncEngine, redis_url: str) -> AsyncIterator[BotHarness]:
+async def harness(
+    engine: AsyncEngine, redis_url: str, tmp_path_factory: pytest.TempPathFactory
+) -> AsyncIterator[BotHarness]:
     sandbox = await start_sandbox()
     token = f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
     client = SandboxClient(sandbox.url)
@@ -88,12 +92,19 @@ async def harness(engine: AsyncEngine, redis_url: str) -> AsyncIterator[BotHarne
         web_app_url=WEB_APP_URL,
         payment_terms=PAYMENT_TERMS,
         models=MODELS,
+        image_models=(ImageTerms("sandbox-image", "openai", "gpt-image-sandbox", image_price=500),),
         secret="bot-test-secret",
     )
     http = httpx.AsyncClient()
     providers = ProviderRegistry(sandbox_providers(sandbox.url), http)
+    media_root = tmp_path_factory.mktemp("media")
     dp = create_dispatcher(
-        uow_factory=uow_factory, ctx=ctx, storage=storage, redis=redis, providers=providers
+        uow_factory=uow_factory,
+        ctx=ctx,
+        storage=storage,
+        redis=redis,
+        providers=providers,
+        media_store=LocalMediaStore(media_root),
     )
     bot = create_bot(token, sandbox.url)
     polling = asyncio.create_task(

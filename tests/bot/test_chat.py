@@ -6,6 +6,8 @@ import asyncio
 import secrets
 from typing import Any
 
+import httpx
+
 from core.services import billing
 from tests.bot.conftest import BotHarness, Person, PersonFactory, buttons, text_of
 
@@ -305,3 +307,36 @@ async def test_a_preset_made_in_the_bot_becomes_the_model_instructions(
     edited = next(m for m in transcript["messages"] if m["message_id"] == listing["message_id"])
     labels = [b["text"] for row in edited["reply_markup"]["inline_keyboard"] for b in row]
     assert "• Pirate" not in labels and "Pirate" not in labels
+
+
+async def test_image_command_draws_sends_the_picture_and_charges_its_price(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    kim = await _ready(harness, person, "Kim")
+    before = await harness.client.last_seq()
+    await harness.client.send_text(kim.id, "/image a red fox in the snow")
+    sent = await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "photo" in e["message"],
+        chat_id=kim.id,
+        after=before,
+        wait=20,
+    )
+    assert sent["message"]["caption"].startswith("🎨 sandbox-image")
+    transcript = await harness.client.transcript(kim.id)
+    [photo] = [m for m in transcript["messages"] if m.get("photo")]
+    async with httpx.AsyncClient() as http:
+        data = (await http.get(harness.sandbox.url + photo["photo"]["url"])).content
+    assert data.startswith(b"\x89PNG")
+    assert await _balance(harness, kim) == 100_000 - 500
+    requests = (await harness.client._call("GET", "/providers/requests?provider=openai"))[
+        "requests"
+    ]
+    assert requests[-1]["json"]["prompt"] == "a red fox in the snow"
+
+
+async def test_image_without_a_prompt_explains_how(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    lee = await _ready(harness, person, "Lee")
+    [reply] = await lee.say("/image")
+    assert "/image a fox in the snow" in text_of(reply)

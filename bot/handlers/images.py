@@ -1,0 +1,57 @@
+"""Image generation from the bot: /image <prompt>."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Bot, Router
+from aiogram.enums import ChatAction
+from aiogram.filters import Command, CommandObject
+from aiogram.types import BufferedInputFile, Message
+from aiogram.utils.i18n import gettext as _
+
+from bot.context import BotContext
+from bot.texts import money
+from core.dto import UserDTO
+from core.media import MediaStore
+from core.providers.registry import ProviderRegistry
+from core.services import images
+from db.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+router = Router(name="images")
+
+
+@router.message(Command("image"))
+async def on_image(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+    providers: ProviderRegistry,
+    media_store: MediaStore,
+) -> None:
+    if not ctx.image_models:
+        await message.answer(_("Image generation is not set up on this server yet."))
+        return
+    model = ctx.image_models[0]
+    await bot.send_chat_action(message.chat.id, ChatAction.UPLOAD_PHOTO)
+    picture = await images.generate_image(
+        uow,
+        store=media_store,
+        provider=providers.image(model.provider),
+        user_id=user.id,
+        prompt=command.args or "",
+        model=model,
+        now=ctx.clock(),
+    )
+    extension = {"image/jpeg": "jpg", "image/webp": "webp"}.get(picture.mime, "png")
+    caption = _("🎨 {model}").format(model=model.id)
+    if picture.charged:
+        caption += " · " + money(picture.charged, user.language)
+    await message.answer_photo(
+        BufferedInputFile(picture.data, filename=f"netroom-{picture.media_id}.{extension}"),
+        caption=caption,
+    )

@@ -1,0 +1,130 @@
+"""Image generation: priced through the same ledger as chats (reserve, then settle or release),
+the file kept in the media store, its metadata recorded."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+
+from core.errors import InvalidInput
+from core.i18n import N_
+from core.media import MediaStore
+from core.providers.base import ImageProvider, ImageRequest
+from core.providers.errors import ProviderError
+from core.services import billing
+from db.models import Media
+from db.uow import UnitOfWork
+
+MAX_PROMPT = 4000
+
+
+class EmptyPrompt(InvalidInput):
+    code = "empty_image_prompt"
+    msgid = N_("Describe the picture after the command, for example: /image a fox in the snow")
+
+
+@dataclass(frozen=True, slots=True)
+class ImageTerms:
+    id: str
+    provider: str
+    provider_model: str
+    # Kopecks per image, before markup.
+    image_price: int
+    markup_percent: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedImage:
+    media_id: int
+    data: bytes
+    mime: str
+    charged: int
+
+
+async def generate_image(
+    uow: UnitOfWork,
+    *,
+    store: MediaStore,
+    provider: ImageProvider,
+    user_id: int,
+    prompt: str,
+    model: ImageTerms,
+    now: datetime,
+) -> GeneratedImage:
+    prompt = prompt.strip()
+    if not prompt:
+        raise EmptyPrompt("no prompt")
+    if len(prompt) > MAX_PROMPT:
+        raise InvalidInput(f"prompt of {len(prompt)} characters")
+    balance = await billing.get_balance(uow, user_id)
+    price = billing.price(
+        model.image_price,
+        markup_percent=model.markup_percent,
+        discount_percent=balance.discount_percent,
+    )
+    key = f"image:{user_id}:{secrets.token_hex(8)}"
+    reservation = (
+        await billing.reserve(
+            uow, user_id=user_id, amount=price, key=f"{key}:hold", model_id=model.id
+        )
+        if price
+        else None
+    )
+    media = Media(user_id=user_id, kind="image", prompt=prompt, model_id=model.id, created_at=now)
+    uow.session.add(media)
+    await uow.session.flush()
+    media_id = media.id
+    await uow.commit()
+    try:
+        result = await provider.generate_image(
+            ImageRequest(model=model.provider_model, prompt=prompt)
+        )
+        storage_key = await store.save(result.data, result.mime)
+    except ProviderError:
+        await uow.session.execute(update(Media).where(Media.id == media_id).values(status="failed"))
+        await uow.commit()
+        if reservation is not None:
+            await billing.release(uow, reservation_id=reservation.id)
+        raise
+    await uow.session.execute(
+        update(Media)
+        .where(Media.id == media_id)
+        .values(
+            status="ready",
+            storage_key=storage_key,
+            mime=result.mime,
+            width=result.width,
+            height=result.height,
+            cost=model.image_price,
+            provider_data={k: str(v) for k, v in result.provider_data.items()},
+        )
+    )
+    await uow.commit()
+    charged = 0
+    if reservation is not None:
+        entry = await billing.settle(
+            uow,
+            reservation=reservation,
+            amount=price,
+            category="image",
+            key=f"{key}:settle",
+            charge=billing.Charge(
+                cost=model.image_price,
+                markup_percent=model.markup_percent,
+                discount_percent=balance.discount_percent,
+                model_id=model.id,
+                meta={"media_id": media_id},
+            ),
+        )
+        charged = -entry.amount
+    return GeneratedImage(media_id, result.data, result.mime, charged)
+
+
+async def storage_keys(uow: UnitOfWork, user_id: int) -> list[str]:
+    rows = await uow.session.scalars(
+        select(Media.storage_key).where(Media.user_id == user_id, Media.storage_key.is_not(None))
+    )
+    return [k for k in rows if k]
