@@ -19,6 +19,7 @@ from bot.streaming import Relay
 from bot.texts import money
 from core.dto import UserDTO
 from core.errors import DomainError
+from core.providers.base import ImagePart
 from core.providers.registry import ProviderRegistry
 from core.services import chat
 from core.services.billing import InsufficientFunds
@@ -27,6 +28,8 @@ from db.uow import UnitOfWork
 log = logging.getLogger(__name__)
 router = Router(name="chat")
 BUSY_TTL = 600
+# The Bot API lets bots download files up to 20 MB.
+MAX_PHOTO_BYTES = 20 * 1024 * 1024
 
 
 def _busy_key(bot_id: int, user_id: int) -> str:
@@ -141,14 +144,55 @@ async def on_stop(query: CallbackQuery, callback_data: StopCallback, redis: Redi
     await query.answer(_("Stopping…"))
 
 
-def _addressed_to_bot(message: Message, bot_username: str | None, bot_id: int) -> bool:
+def _addressed_to_bot(
+    message: Message, bot_username: str | None, bot_id: int, *, text: str | None
+) -> bool:
     """In groups the bot answers only when mentioned or replied to."""
     if message.chat.type == ChatType.PRIVATE:
         return True
     reply = message.reply_to_message
     if reply is not None and reply.from_user is not None and reply.from_user.id == bot_id:
         return True
-    return bool(bot_username) and f"@{bot_username}".lower() in (message.text or "").lower()
+    return bool(bot_username) and f"@{bot_username}".lower() in (text or "").lower()
+
+
+@router.message(F.photo)
+async def on_photo(
+    message: Message,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+    redis: Redis,
+    providers: ProviderRegistry,
+) -> None:
+    """A photo (with its caption as the question) goes to a model that can see."""
+    me = await bot.me()
+    if not _addressed_to_bot(message, me.username, me.id, text=message.caption):
+        return
+    assert message.photo
+    largest = message.photo[-1]
+    if largest.file_size and largest.file_size > MAX_PHOTO_BYTES:
+        await message.reply(_("This picture is too large. Please send one under 20 MB."))
+        return
+    downloaded = await bot.download(largest.file_id)
+    if downloaded is None:
+        return
+    data = downloaded.read()
+    question = (message.caption or "").replace(f"@{me.username}", "").strip() or _(
+        "What is in this picture?"
+    )
+    await _answer_once(
+        message,
+        bot,
+        uow,
+        user,
+        ctx,
+        redis,
+        providers,
+        question,
+        images=(ImagePart(data=data, mime="image/jpeg"),),
+    )
 
 
 @router.message(F.text & ~F.text.startswith("/"))
@@ -162,11 +206,27 @@ async def on_text(
     providers: ProviderRegistry,
 ) -> None:
     me = await bot.me()
-    if not _addressed_to_bot(message, me.username, me.id):
+    if not _addressed_to_bot(message, me.username, me.id, text=message.text):
         return
     text = (message.text or "").replace(f"@{me.username}", "").strip()
     if not text:
         return
+    await _answer_once(message, bot, uow, user, ctx, redis, providers, text)
+
+
+async def _answer_once(
+    message: Message,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+    redis: Redis,
+    providers: ProviderRegistry,
+    text: str,
+    images: tuple[ImagePart, ...] = (),
+) -> None:
+    """One request at a time per user, across every bot process."""
+    me = await bot.me()
     turn_id = secrets.token_hex(8)
     busy = _busy_key(me.id, user.id)
     if not await redis.set(busy, turn_id, nx=True, ex=BUSY_TTL):
@@ -175,7 +235,7 @@ async def on_text(
         )
         return
     try:
-        await _answer(message, bot, uow, user, ctx, redis, providers, text, turn_id)
+        await _answer(message, bot, uow, user, ctx, redis, providers, text, turn_id, images)
     finally:
         await redis.delete(busy)
 
@@ -190,13 +250,14 @@ async def _answer(
     providers: ProviderRegistry,
     text: str,
     turn_id: str,
+    images: tuple[ImagePart, ...] = (),
 ) -> None:
     if not ctx.models.models:
         await message.reply(_("No models are set up on this server yet."))
         return
     try:
         turn = await chat.begin_turn(
-            uow, user_id=user.id, text=text, models=ctx.models, now=ctx.clock()
+            uow, user_id=user.id, text=text, models=ctx.models, now=ctx.clock(), images=images
         )
     except InsufficientFunds:
         builder = InlineKeyboardBuilder()

@@ -19,14 +19,21 @@ from sqlalchemy import func, select, update
 
 from core.errors import InvalidInput, NotFound
 from core.i18n import N_
-from core.providers.base import ChatMessage, ChatRequest, Usage
+from core.providers.base import ChatMessage, ChatRequest, ImagePart, TextPart, Usage
 from core.services import billing
 from db.models import ChatMessageRow, Conversation, Preset, User
 from db.uow import UnitOfWork
 
 RETENTION = timedelta(days=14)
+# A safe estimate of what one picture costs in prompt tokens.
+IMAGE_TOKENS = 1_500
 DEFAULT_MAX_OUTPUT = 2048
 MAX_PROMPT_CHARS = 16_000
+
+
+class VisionUnsupported(InvalidInput):
+    code = "vision_unsupported"
+    msgid = N_("This model cannot see pictures. Pick one that can with /model.")
 
 
 class PromptTooLong(InvalidInput):
@@ -169,6 +176,7 @@ async def begin_turn(
     model: ModelTerms | None = None,
     models: ModelMenu | None = None,
     max_output_tokens: int = DEFAULT_MAX_OUTPUT,
+    images: tuple[ImagePart, ...] = (),
 ) -> Turn:
     """Store the prompt, assemble the request and hold money for it, before the provider call.
     Raises InsufficientFunds (nothing stored) when the balance cannot cover the estimate."""
@@ -181,6 +189,8 @@ async def begin_turn(
             raise InvalidInput("a turn needs a model or the model menu")
         # The user's pick, or the default when the pick is gone from the catalogue.
         model = models.get(prefs.model_id)
+    if images and not model.vision:
+        raise VisionUnsupported(f"model {model.id}")
     store = user.history_enabled
     system: str | None = None
     if prefs.preset_id is not None:
@@ -192,12 +202,21 @@ async def begin_turn(
     if conversation is not None and conversation.user_id != user_id:
         conversation = None
     max_output = min(max_output_tokens, max(256, model.context_window // 4))
-    prompt_tokens = estimate_tokens(text) + (estimate_tokens(system) if system else 0)
+    prompt_tokens = (
+        estimate_tokens(text)
+        + (estimate_tokens(system) if system else 0)
+        + IMAGE_TOKENS * len(images)
+    )
     budget = model.context_window - max_output - prompt_tokens
     if budget < 0:
         raise PromptTooLong(f"{prompt_tokens} tokens for a {model.context_window} window")
     history = await _history(uow, conversation.id, budget) if store and conversation else []
-    messages = (*history, ChatMessage(role="user", content=text))
+    prompt = (
+        ChatMessage(role="user", content=(TextPart(text), *images))
+        if images
+        else (ChatMessage(role="user", content=text))
+    )
+    messages = (*history, prompt)
     input_estimate = prompt_tokens + sum(estimate_tokens(m.text) for m in history)
     key = f"turn:{user_id}:{secrets.token_hex(8)}"
     provider_cost = cost(model, input_estimate, max_output)
@@ -229,7 +248,8 @@ async def begin_turn(
                 conversation_id=conversation.id,
                 user_id=user_id,
                 role="user",
-                content=text,
+                # Pictures are sent to the model, not kept; the text says one was there.
+                content=("📷 " * len(images)) + text,
                 model_id=model.id,
                 created_at=now,
                 expires_at=now + RETENTION,

@@ -44,6 +44,7 @@ MODELS = ModelMenu(
             input_per_1k=10,
             output_per_1k=30,
             reasoning=True,
+            vision=True,
         ),
         ModelTerms(
             id="sandbox-claude",

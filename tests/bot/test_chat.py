@@ -340,3 +340,46 @@ async def test_image_without_a_prompt_explains_how(
     lee = await _ready(harness, person, "Lee")
     [reply] = await lee.say("/image")
     assert "/image a fox in the snow" in text_of(reply)
+
+
+async def test_a_photo_goes_to_a_model_that_can_see_with_its_caption(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    max_ = await _ready(harness, person, "Max")
+    await harness.client._call("DELETE", "/providers/requests")
+    await _script(harness, provider="openai", reply="A cat on a sofa.")
+    before = await harness.client.last_seq()
+    await harness.client.send_photo(
+        max_.id, b"\xff\xd8\xff\xe0fake-jpeg-bytes", caption="What is it?"
+    )
+    await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "A cat" in (e["message"].get("text") or ""),
+        chat_id=max_.id,
+        after=before,
+        wait=20,
+    )
+    [sent] = (await harness.client._call("GET", "/providers/requests?provider=openai"))["requests"]
+    content = sent["json"]["messages"][-1]["content"]
+    kinds = [part["type"] for part in content]
+    assert kinds == ["text", "image_url"]
+    assert content[0]["text"] == "What is it?"
+    assert content[1]["image_url"]["url"].startswith("data:image/jpeg;base64,")
+
+
+async def test_a_photo_for_a_model_that_cannot_see_is_refused_clearly(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    ned = await _ready(harness, person, "Ned")
+    [menu] = await ned.say("/model")
+    claude = next(b for b in buttons(menu) if b["text"].startswith("sandbox-claude"))
+    after = await harness.client.last_seq()
+    await harness.client.tap(ned.id, menu["message_id"], claude["callback_data"])
+    await harness.client.wait_for(
+        lambda e: e["type"] == "callback_answered", chat_id=ned.id, after=after
+    )
+    before = await harness.client.last_seq()
+    await harness.client.send_photo(ned.id, b"\xff\xd8\xff\xe0fake", caption="See?")
+    reply = await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message", chat_id=ned.id, after=before
+    )
+    assert "cannot see pictures" in reply["message"]["text"]
