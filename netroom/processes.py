@@ -9,6 +9,7 @@ import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import DefaultKeyBuilder
@@ -22,6 +23,7 @@ from bot.factory import create_bot
 from core.catalogue import load_catalogue
 from core.config import Settings
 from core.media import LocalMediaStore
+from core.security.initdata import InitDataVerifier
 from core.services.payments import PaymentTerms
 from netroom.jobs import JobDeps, create_broker, run_scheduler, run_worker
 from netroom.models import image_models, model_menu
@@ -49,7 +51,7 @@ class BotLink:
 
 
 def web_app_url(settings: Settings) -> str:
-    return settings.web.public_url.rstrip("/") + "/"
+    return settings.web.public_url.rstrip("/") + "/app"
 
 
 def payment_terms(settings: Settings) -> PaymentTerms:
@@ -88,7 +90,14 @@ def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
     )
 
 
-def build_web_app(settings: Settings, resources: Resources) -> web.Application:
+def build_web_app(
+    settings: Settings, resources: Resources, link: BotLink | None = None
+) -> web.Application:
+    verifier = None
+    if link is not None:
+        verifier = InitDataVerifier(
+            link.token, timedelta(seconds=settings.web.init_data_max_age_seconds)
+        )
     return create_app(
         WebContext(
             uow_factory=resources.uow_factory,
@@ -96,6 +105,8 @@ def build_web_app(settings: Settings, resources: Resources) -> web.Application:
             public_url=settings.web.public_url,
             policy_version=settings.policy.version,
             policy_date=settings.policy.date.isoformat(),
+            init_data=verifier,
+            jwt_secret=settings.web.jwt_secret.get_secret_value(),
         )
     )
 
@@ -145,7 +156,7 @@ async def serve(
             dp = build_dispatcher(settings, resources)
 
         if roles.web:
-            app = build_web_app(settings, resources)
+            app = build_web_app(settings, resources, link)
             if bot is not None and dp is not None and webhook:
                 install_webhook(app, dp, bot, settings)
             runner = web.AppRunner(app, access_log=None)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import timedelta
 
 from aiohttp import web
 from redis.asyncio import Redis
 
+from core.clock import Clock, utcnow
+from core.security.initdata import InitDataVerifier
 from db.engine import UnitOfWorkFactory
 
 
@@ -18,6 +21,11 @@ class WebContext:
     policy_version: str
     policy_date: str
     bot_username: str | None = None
+    # Mini App sign-in: checks initData against the bot's token (None: no bot configured).
+    init_data: InitDataVerifier | None = None
+    jwt_secret: str = field(default="", repr=False)
+    access_ttl: timedelta = timedelta(hours=12)
+    clock: Clock = utcnow
 
 
 CONTEXT = web.AppKey("context", WebContext)

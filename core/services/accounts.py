@@ -211,3 +211,21 @@ async def record_activity(uow: UnitOfWork, user: UserDTO, *, now: datetime) -> N
         return
     await uow.users.touch_activity(user.id, now)
     await uow.commit()
+
+
+async def record_sign_in(
+    uow: UnitOfWork, user_id: int, *, client: ClientInfo, now: datetime
+) -> None:
+    """The latest successful authentication (policy 3.4)."""
+    await uow.users.set_fields(
+        user_id,
+        last_auth_at=now,
+        last_auth_platform=client.platform[:16],
+        last_auth_device=(client.device_type or None),
+        last_auth_os=(client.os or None),
+        last_auth_browser=(client.browser or None),
+        last_auth_ip=client.ip,
+        last_auth_user_agent=client.user_agent[:512] if client.user_agent else None,
+        last_activity_at=now,
+    )
+    await uow.commit()

@@ -53,7 +53,20 @@ async def redirect_privacy(request: web.Request) -> web.Response:
     raise web.HTTPPermanentRedirect("/privacy/")
 
 
+async def show_mini_app(request: web.Request) -> web.Response:
+    """The Mini App: it signs in with the launch data Telegram passes in the URL fragment."""
+    response = render_page(request, "app.html", {})
+    # Telegram opens it in a webview frame; nothing else may frame it or run scripts in it.
+    response.headers["Content-Security-Policy"] = (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'"
+    )
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/", show_home, name="home")
+    app.router.add_get("/app", show_mini_app, name="mini_app")
     app.router.add_get("/privacy/", show_privacy, name="privacy")
     app.router.add_get("/privacy", redirect_privacy)

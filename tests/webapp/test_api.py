@@ -1,0 +1,135 @@
+"""Mini App sign-in and the account API, through create_app() with real Postgres and Redis."""
+
+from __future__ import annotations
+
+import secrets
+import time
+from datetime import timedelta
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.security.initdata import InitDataVerifier
+from core.services import billing
+from db.engine import UnitOfWorkFactory
+from sandbox.telegram.initdata import sign_init_data
+from tests.factories import register, telegram_id
+from tests.webapp.conftest import ClientMaker, make_context
+from webapp.app import create_app
+
+Client = TestClient[web.Request, web.Application]
+BOT_TOKEN = "7000000001:" + "A" * 35
+SECRET = "s" * 40
+
+
+async def _client(aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis) -> Client:
+    ctx = make_context(
+        engine,
+        redis,
+        init_data=InitDataVerifier(BOT_TOKEN, timedelta(hours=1)),
+        jwt_secret=SECRET,
+    )
+    return await aiohttp_client(create_app(ctx))
+
+
+def _init_data(tg_id: int, *, auth_date: int | None = None, token: str = BOT_TOKEN) -> str:
+    return sign_init_data(
+        token,
+        user={"id": tg_id, "first_name": "Mina", "language_code": "en"},
+        auth_date=auth_date or int(time.time()),
+    )
+
+
+async def _account(engine: AsyncEngine, *, money: int = 0) -> tuple[int, int]:
+    factory = UnitOfWorkFactory.for_engine(engine)
+    async with factory() as uow:
+        tg = telegram_id()
+        user = (await register(uow, tg_id=tg, first_name="Mina")).user
+        if money:
+            await billing.credit(
+                uow, user_id=user.id, amount=money, category="topup", key=secrets.token_hex(8)
+            )
+    return tg, user.id
+
+
+async def test_valid_launch_data_signs_in_and_shows_the_account(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
+) -> None:
+    tg, user_id = await _account(engine, money=12_345)
+    client = await _client(aiohttp_client, engine, redis)
+    response = await client.post(
+        "/api/auth/telegram",
+        headers={"Authorization": f"tma {_init_data(tg)}", "User-Agent": "Mozilla/5.0 (iPhone)"},
+    )
+    assert response.status == 200
+    body = await response.json()
+    assert body["token_type"] == "bearer"
+    assert 0 < body["expires_in"] <= 12 * 3600
+    me = await client.get("/api/me", headers={"Authorization": f"Bearer {body['access_token']}"})
+    assert me.status == 200
+    data = await me.json()
+    assert (data["id"], data["balance_kopecks"], data["name"]) == (user_id, 12_345, "Mina")
+    factory = UnitOfWorkFactory.for_engine(engine)
+    async with factory() as uow:
+        row = await uow.users.get(user_id)
+        assert row is not None
+        assert (row.last_auth_platform, row.last_auth_os) == ("telegram", "iOS")
+
+
+async def test_forged_stale_replayed_or_missing_launch_data_is_401(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
+) -> None:
+    tg, _ = await _account(engine)
+    client = await _client(aiohttp_client, engine, redis)
+    cases = {
+        "missing": {},
+        "forged": {"Authorization": f"tma {_init_data(tg, token='7000000002:' + 'B' * 35)}"},
+        "stale": {"Authorization": f"tma {_init_data(tg, auth_date=int(time.time()) - 7200)}"},
+        "garbage": {"Authorization": "tma %%%"},
+    }
+    for name, headers in cases.items():
+        response = await client.post("/api/auth/telegram", headers=headers)
+        assert response.status == 401, name
+        body = await response.json()
+        assert set(body) == {"error", "message"}, name
+    once = _init_data(tg)
+    first = await client.post("/api/auth/telegram", headers={"Authorization": f"tma {once}"})
+    again = await client.post("/api/auth/telegram", headers={"Authorization": f"tma {once}"})
+    assert (first.status, again.status) == (200, 401)
+
+
+async def test_someone_who_never_accepted_the_policy_is_sent_to_the_bot(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
+) -> None:
+    client = await _client(aiohttp_client, engine, redis)
+    response = await client.post(
+        "/api/auth/telegram", headers={"Authorization": f"tma {_init_data(telegram_id())}"}
+    )
+    assert response.status == 403
+    assert (await response.json())["error"] == "consent_required"
+
+
+async def test_the_api_refuses_requests_without_a_valid_token(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
+) -> None:
+    client = await _client(aiohttp_client, engine, redis)
+    for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic abc"}):
+        response = await client.get("/api/me", headers=headers)
+        assert response.status == 401
+
+
+async def test_the_mini_app_page_loads_only_its_own_scripts(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
+) -> None:
+    client = await _client(aiohttp_client, engine, redis)
+    response = await client.get("/app")
+    assert response.status == 200
+    html = await response.text()
+    assert '<script type="module" src="/static/app.js">' in html
+    assert "https://" not in html
+    assert "script-src 'self'" in response.headers["Content-Security-Policy"]
+    script = await client.get("/static/app.js")
+    assert script.status == 200
+    assert "innerHTML" not in await script.text()

@@ -1,0 +1,129 @@
+"""The JSON API the Mini App and the web app use. Every route answers JSON; errors come from the
+one error middleware."""
+
+from __future__ import annotations
+
+import re
+
+from aiohttp import web
+
+from core.dto import ClientInfo
+from core.errors import ConsentRequired, Unauthorized
+from core.security.initdata import InitDataInvalid
+from core.security.tokens import issue_access_token, read_access_token
+from core.services import accounts, billing, chat
+from webapp.keys import CONTEXT
+
+TMA = re.compile(r"^tma (.+)$", re.DOTALL)
+BEARER = re.compile(r"^Bearer ([A-Za-z0-9._-]+)$")
+
+
+def client_info(request: web.Request, platform: str) -> ClientInfo:
+    agent = request.headers.get("User-Agent", "")
+    lowered = agent.lower()
+    os_name = next(
+        (
+            n
+            for k, n in (
+                ("android", "Android"),
+                ("iphone", "iOS"),
+                ("ipad", "iOS"),
+                ("windows", "Windows"),
+                ("mac os", "macOS"),
+                ("linux", "Linux"),
+            )
+            if k in lowered
+        ),
+        None,
+    )
+    browser = next(
+        (
+            n
+            for k, n in (
+                ("edg/", "Edge"),
+                ("chrome/", "Chrome"),
+                ("firefox/", "Firefox"),
+                ("safari/", "Safari"),
+            )
+            if k in lowered
+        ),
+        None,
+    )
+    device = "mobile" if any(k in lowered for k in ("mobile", "android", "iphone")) else "desktop"
+    return ClientInfo(
+        platform=platform,
+        device_type=device if agent else None,
+        os=os_name,
+        browser=browser,
+        ip=request.remote,
+        user_agent=agent or None,
+    )
+
+
+async def sign_in_telegram(request: web.Request) -> web.Response:
+    """``Authorization: tma <initData>`` → an access token for the Mini App."""
+    ctx = request.app[CONTEXT]
+    if ctx.init_data is None:
+        raise Unauthorized("no bot configured for Mini App sign-in")
+    match = TMA.match(request.headers.get("Authorization", ""))
+    if match is None:
+        raise InitDataInvalid("no tma authorization header")
+    now = ctx.clock()
+    data = ctx.init_data.verify(match.group(1), now=now)
+    # Each launch's initData signs in once: a copied one cannot be replayed.
+    ttl = int(ctx.init_data.max_age.total_seconds()) + 60
+    if not await ctx.redis.set(f"netroom:initdata:{data.hash}", "1", nx=True, ex=ttl):
+        raise InitDataInvalid("initData used before")
+    async with ctx.uow_factory() as uow:
+        user = await accounts.get_by_telegram_id(uow, data.user.id)
+        if user is None or user.needs_consent(ctx.policy_version):
+            raise ConsentRequired(f"telegram user {data.user.id} has not accepted the policy")
+        if user.is_blocked:
+            raise Unauthorized(f"user {user.id} is blocked")
+        await accounts.record_sign_in(
+            uow, user.id, client=client_info(request, "telegram"), now=now
+        )
+    token, claims = issue_access_token(user.id, secret=ctx.jwt_secret, now=now, ttl=ctx.access_ttl)
+    return web.json_response(
+        {
+            "access_token": token,
+            "token_type": "bearer",
+            "expires_in": int((claims.expires_at - now).total_seconds()),
+        }
+    )
+
+
+def user_id_of(request: web.Request) -> int:
+    ctx = request.app[CONTEXT]
+    match = BEARER.match(request.headers.get("Authorization", ""))
+    if match is None:
+        raise Unauthorized("no bearer token")
+    return read_access_token(match.group(1), secret=ctx.jwt_secret, now=ctx.clock()).user_id
+
+
+async def me(request: web.Request) -> web.Response:
+    """The signed-in account: who, language, balance, chat preferences."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    async with ctx.uow_factory() as uow:
+        user = await accounts.get_user(uow, user_id)
+        balance = await billing.get_balance(uow, user_id)
+        prefs = await chat.get_prefs(uow, user_id)
+    return web.json_response(
+        {
+            "id": user.id,
+            "name": user.profile_name,
+            "username": user.username,
+            "language": user.language,
+            "balance_kopecks": balance.balance,
+            "reserved_kopecks": balance.reserved,
+            "model": prefs.model_id,
+            "referral_code": user.referral_code,
+            "referrals": {"level1": user.ref1_count, "level2": user.ref2_count},
+        }
+    )
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_post("/api/auth/telegram", sign_in_telegram)
+    app.router.add_get("/api/me", me)
