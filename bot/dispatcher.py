@@ -34,6 +34,7 @@ COMMANDS = (
     ("menu", N_("Main menu")),
     ("balance", N_("Balance and top-up")),
     ("history", N_("Transaction history")),
+    ("promo", N_("Use a promo code")),
     ("referral", N_("Invite friends")),
     ("language", N_("Interface language")),
     ("privacy", N_("Your data and the privacy policy")),

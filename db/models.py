@@ -342,3 +342,43 @@ class Media(Base):
     cost: Mapped[int | None] = mapped_column(BigInteger)
     provider_data: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     created_at: Mapped[datetime] = created_at_column()
+
+
+class PromoCode(Base):
+    """A promo code: an amount credited at once, or a percentage bonus on the next top-up."""
+
+    __tablename__ = "promo_codes"
+    __table_args__ = (
+        CheckConstraint("kind IN ('amount', 'percent')", name="kind_known"),
+        CheckConstraint("value > 0", name="value_positive"),
+        CheckConstraint("kind <> 'percent' OR value <= 100", name="percent_range"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    kind: Mapped[str] = mapped_column(String(8))
+    # Kopecks for an amount, percent for a bonus.
+    value: Mapped[int] = mapped_column(BigInteger)
+    max_redemptions: Mapped[int | None] = mapped_column(Integer)
+    per_user: Mapped[int] = mapped_column(Integer, server_default="1")
+    redeemed: Mapped[int] = mapped_column(Integer, server_default="0")
+    expires_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class PromoRedemption(Base):
+    """Who used which code and what it gave (policy 3.6)."""
+
+    __tablename__ = "promo_redemptions"
+    __table_args__ = (
+        CheckConstraint("status IN ('credited', 'pending', 'applied')", name="status_known"),
+        Index("ix_promo_redemptions_user_id_code_id", "user_id", "code_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    code_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("promo_codes.id"))
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    # credited: an amount code paid out; pending/applied: a bonus waiting for / used by a top-up.
+    status: Mapped[str] = mapped_column(String(16))
+    credited: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    created_at: Mapped[datetime] = created_at_column()

@@ -163,6 +163,37 @@ def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_promo(settings: Settings, args: argparse.Namespace) -> int:
+    """Create a promo code (operators)."""
+    from datetime import datetime
+
+    from core.services import promo
+
+    kind, value = ("amount", args.amount) if args.amount else ("percent", args.percent)
+    expires = datetime.fromisoformat(args.expires) if args.expires else None
+
+    async def run(url: str) -> None:
+        engine = create_engine(url, pool_size=1, max_overflow=0)
+        try:
+            async with UnitOfWorkFactory.for_engine(engine)() as uow:
+                await promo.create_code(
+                    uow,
+                    code=args.code,
+                    kind=kind,
+                    value=value,
+                    max_redemptions=args.max,
+                    per_user=args.per_user,
+                    expires_at=expires,
+                )
+        finally:
+            await engine.dispose()
+
+    with backing_services(settings) as endpoints:
+        asyncio.run(run(endpoints.database_url))
+    print(f"promo code {args.code.upper()} created")
+    return 0
+
+
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from sandbox.app import main as sandbox_main
 
@@ -185,6 +216,16 @@ def parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("revision", nargs="?", default="head")
     sub.add_parser("retention", help="apply the privacy policy's retention periods once")
+    promo = sub.add_parser("promo", help="create a promo code")
+    promo.add_argument("code")
+    value = promo.add_mutually_exclusive_group(required=True)
+    value.add_argument("--amount", type=int, help="kopecks credited at once")
+    value.add_argument("--percent", type=int, help="bonus on the next top-up, percent")
+    promo.add_argument("--max", type=int, help="redemptions in all")
+    promo.add_argument("--per-user", type=int, default=1, help="redemptions per user")
+    promo.add_argument(
+        "--expires", help="ISO date and time with offset, e.g. 2027-01-01T00:00+00:00"
+    )
     sandbox = sub.add_parser("sandbox", help="the local stand-ins for Telegram and the providers")
     sandbox.add_argument("--host")
     sandbox.add_argument("--port", type=int)
@@ -198,6 +239,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "migrate": cmd_migrate,
     "retention": cmd_retention,
+    "promo": cmd_promo,
     "sandbox": cmd_sandbox,
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command
+from aiogram.filters import Command, CommandObject
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardMarkup,
@@ -23,12 +23,13 @@ from bot.texts import (
     history_text,
     invoice_description,
     invoice_title,
+    money,
     pay_support_text,
     topped_up_text,
 )
 from core.dto import UserDTO
 from core.errors import DomainError
-from core.services import billing, payments
+from core.services import billing, payments, promo
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -162,3 +163,23 @@ async def on_history_page(
 @router.message(Command("paysupport"), flags={"consent_free": True})
 async def show_pay_support(message: Message) -> None:
     await message.answer(pay_support_text())
+
+
+@router.message(Command("promo"))
+async def on_promo(
+    message: Message, command: CommandObject, uow: UnitOfWork, user: UserDTO, ctx: BotContext
+) -> None:
+    if not command.args:
+        await message.answer(_("Send the code after the command, for example: /promo WELCOME"))
+        return
+    result = await promo.redeem(uow, user_id=user.id, code=command.args, now=ctx.clock())
+    if result.kind == "amount":
+        await message.answer(
+            _("🎁 {amount} added to your balance.").format(
+                amount=money(result.value, user.language)
+            )
+        )
+    else:
+        await message.answer(
+            _("🎁 Your next top-up gets a {percent}% bonus.").format(percent=result.value)
+        )

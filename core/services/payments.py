@@ -20,8 +20,8 @@ from sqlalchemy.dialects.postgresql import insert
 
 from core.errors import DomainError, NotFound
 from core.i18n import N_
-from core.services import billing
-from db.models import Payment, User
+from core.services import billing, promo
+from db.models import Payment, PromoRedemption, User
 from db.uow import UnitOfWork
 
 
@@ -212,8 +212,30 @@ async def _credit_payment(
         charge=billing.Charge(meta=meta),
     )
     await _pay_inviters(uow, terms, user=user, payment_id=inserted, base=kopecks)
+    balance_after = entry.balance_after
+    bonus = await promo.take_pending_bonus(uow, user.id)
+    if bonus is not None:
+        # A percentage promo waiting for this top-up; bonuses never earn the inviters anything.
+        redemption_id, percent = bonus
+        extra = kopecks * percent // 100
+        if extra > 0:
+            bonus_entry = await billing.add_credit(
+                uow,
+                user_id=user.id,
+                amount=extra,
+                category="bonus",
+                key=f"promo-bonus:{redemption_id}",
+                charge=billing.Charge(meta={"payment_id": inserted, "percent": percent}),
+            )
+            await uow.session.execute(
+                update(PromoRedemption)
+                .where(PromoRedemption.id == redemption_id)
+                .values(credited=extra)
+            )
+            credited += extra
+            balance_after = bonus_entry.balance_after
     await uow.commit()
-    return TopUp(inserted, user.id, credited, entry.balance_after, True)
+    return TopUp(inserted, user.id, credited, balance_after, True)
 
 
 async def _pay_inviters(

@@ -33,6 +33,7 @@ from db.models import (
     Media,
     Preset,
     PrivacyRequest,
+    PromoRedemption,
     Reservation,
     SignupAttribution,
     User,
@@ -152,6 +153,11 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "user_id",
         ("id", "title", "model_id", "preset_id", "created_at", "updated_at"),
     ),
+    "promo_redemptions": (
+        "promo_redemptions",
+        "user_id",
+        ("id", "code_id", "status", "credited", "created_at"),
+    ),
     "media": (
         "media",
         "user_id",
@@ -216,6 +222,7 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "presets": {"user_id": "the account's own id"},
     "conversations": {"user_id": "the account's own id"},
     "messages": {"user_id": "the account's own id"},
+    "promo_redemptions": {"user_id": "the account's own id"},
     "media": {
         "user_id": "the account's own id",
         "storage_key": "where the file lies in our store; the metadata is exported",
@@ -355,6 +362,7 @@ async def delete_user(
         )
     )
     for model in (
+        PromoRedemption,
         Media,
         ChatMessageRow,
         Conversation,

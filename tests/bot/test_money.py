@@ -110,3 +110,21 @@ async def test_an_invitee_top_up_earns_the_inviter_a_share(
     assert await _balance(harness, dan.id) == share
     [info] = await dan.say("/referral")
     assert "Earned from their top-ups: ₽6.50" in text_of(info)
+
+
+async def test_a_promo_code_from_the_bot_credits_the_balance(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    from core.services import promo
+
+    code = "BOT" + str(harness.bot.id)[-6:]
+    async with harness.uow_factory() as uow:
+        await promo.create_code(uow, code=code, kind="amount", value=2_500)
+    fay = await _onboard(person, "Fay")
+    [reply] = await fay.say(f"/promo {code.lower()}")
+    assert "₽25.00 added to your balance" in text_of(reply)
+    assert await _balance(harness, fay.id) == 2_500
+    [again] = await fay.say(f"/promo {code}")
+    assert "already used" in text_of(again)
+    [unknown] = await fay.say("/promo NO-SUCH-CODE")
+    assert "no such promo code" in text_of(unknown)
