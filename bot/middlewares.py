@@ -33,9 +33,9 @@ class UnitOfWorkMiddleware(BaseMiddleware):
             tg_user: User | None = data.get("event_from_user")
             user = None
             if tg_user is not None and not tg_user.is_bot:
-                user = await accounts.get_by_telegram_id(uow, tg_user.id)
-                # The handler may talk to Telegram before its use case runs.
-                await uow.end_read()
+                # One statement outside any transaction: nothing stays open while the handler
+                # talks to Telegram.
+                user = await accounts.for_update_intake(uow, tg_user.id)
             data["user"] = user
             return await handler(event, data)
 

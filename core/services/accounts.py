@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
@@ -46,6 +47,17 @@ def to_dto(user: User, consent_version: str | None) -> UserDTO:
 
 async def _dto(uow: UnitOfWork, user: User) -> UserDTO:
     return to_dto(user, await uow.users.latest_consent_version(user.id))
+
+
+async def for_update_intake(uow: UnitOfWork, telegram_id: int) -> UserDTO | None:
+    """The account of whoever sent an update, in a single round trip."""
+    row = await uow.users.lookup_for_update_intake(telegram_id)
+    if row is None:
+        return None
+    features = row.pop("features")
+    if isinstance(features, str):
+        features = json.loads(features)
+    return UserDTO(**row, features=dict(features or {}))
 
 
 async def get_by_telegram_id(uow: UnitOfWork, telegram_id: int) -> UserDTO | None:

@@ -40,6 +40,27 @@ class UsersRepository:
         ).first()
         return None if row is None else (row[0], row[1])
 
+    async def lookup_for_update_intake(self, telegram_id: int) -> dict[str, Any] | None:
+        """The account behind an incoming update and its latest consent, as one statement on
+        the unit of work's own connection: outside a transaction it commits on its own, so the
+        hottest read of the bot costs one round trip instead of three."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        row = await driver.fetchrow(
+            """
+            SELECT u.id, u.telegram_id, u.username, u.profile_name, u.language, u.theme,
+                   u.features, u.history_enabled, u.is_blocked, u.referral_code, u.invited_by,
+                   u.ref1_count, u.ref2_count, u.created_at, u.last_activity_at,
+                   (SELECT c.policy_version FROM consents c WHERE c.user_id = u.id
+                    ORDER BY c.accepted_at DESC, c.id DESC LIMIT 1) AS consent_version
+            FROM users u WHERE u.telegram_id = $1
+            """,
+            telegram_id,
+        )
+        return None if row is None else dict(row)
+
     async def by_referral_code(self, code: str) -> User | None:
         stmt = select(User).where(User.referral_code == code)
         return (await self.session.execute(stmt)).scalar_one_or_none()
