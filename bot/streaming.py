@@ -124,6 +124,12 @@ class Relay:
         except DomainError as exc:
             outcome.status = "failed"
             outcome.error = exc
+        except Exception as exc:
+            # Anything unforeseen still ends the turn properly: what arrived is kept and billed,
+            # the rest of the hold is released.
+            log.exception("chat %s: the stream failed", self.chat_id)
+            outcome.status = "failed"
+            outcome.error = DomainError(type(exc).__name__)
         finally:
             self.live.done = True
             self.live.changed.set()

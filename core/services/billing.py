@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from core.errors import DomainError, InvalidInput
@@ -22,6 +22,7 @@ from db.repositories.ledger import DuplicateKey, entry_args
 from db.uow import UnitOfWork
 
 KINDS = ("debit", "credit", "refund", "adjustment")
+STALE_HOLD = timedelta(hours=1)
 CATEGORIES = ("text", "image", "video", "topup", "referral", "bonus", "subscription", "other")
 
 
@@ -354,6 +355,14 @@ async def release(uow: UnitOfWork, *, reservation_id: int) -> bool:
     """Give a reserve back (the request failed or was cancelled before it cost anything).
     False if it was already settled or released."""
     released = await uow.ledger.release(reservation_id)
+    await uow.commit()
+    return released
+
+
+async def release_stale_holds(uow: UnitOfWork, *, now: datetime) -> int:
+    """Money held by requests that never finished (a process stopped mid-stream) goes back to
+    the balance after an hour; how many balances changed."""
+    released = await uow.ledger.release_stale(now - STALE_HOLD, 1_000)
     await uow.commit()
     return released
 

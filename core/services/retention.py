@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import TextClause, text
 
+from core.services import billing
 from db.uow import UnitOfWork
 
 # "Technical log entries (IP, User-Agent, session markers) — no longer than 90 days."
@@ -80,4 +81,5 @@ async def purge_expired(uow: UnitOfWork, *, now: datetime) -> Purged:
         uow, PURGE_PRIVACY_LOG, {"cutoff": now - TECHNICAL_DATA_MAX_AGE}
     )
     technical = await scrub_technical_data(uow, now=now)
+    await billing.release_stale_holds(uow, now=now)
     return Purged(messages, conversations, technical, privacy_log)

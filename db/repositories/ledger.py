@@ -5,6 +5,7 @@ each operation apply once, whatever the concurrency."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -189,6 +190,27 @@ class LedgerRepository:
             {"u": user_id, "c": category},
         )
         return int(total or 0)
+
+    async def release_stale(self, cutoff: datetime, limit: int) -> int:
+        """Release holds older than ``cutoff`` (a process died mid-request)."""
+        rows = await self._driver()
+        result = await rows.fetch(
+            """
+            WITH r AS (
+                UPDATE reservations SET status = 'released', closed_at = now()
+                WHERE id IN (SELECT id FROM reservations WHERE status = 'held'
+                             AND created_at < $1 ORDER BY created_at LIMIT $2
+                             FOR UPDATE SKIP LOCKED)
+                RETURNING user_id, amount),
+            sums AS (SELECT user_id, SUM(amount) AS amount FROM r GROUP BY user_id)
+            UPDATE balances SET reserved = reserved - sums.amount, updated_at = now()
+            FROM sums WHERE balances.user_id = sums.user_id
+            RETURNING balances.user_id
+            """,
+            cutoff,
+            limit,
+        )
+        return len(result)
 
     async def ensure_balance(self, user_id: int) -> None:
         await self.session.execute(insert(Balance).values(user_id=user_id).on_conflict_do_nothing())

@@ -215,3 +215,29 @@ async def test_the_same_credit_delivered_ten_times_at_once_counts_once(
     assert applied.count(True) == 1
     async with factory() as uow:
         assert (await billing.get_balance(uow, user_id)).balance == 5_000
+
+
+async def test_holds_left_by_a_stopped_process_are_released_after_an_hour(
+    uow: UnitOfWork,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from sqlalchemy import update
+
+    from db.models import Reservation
+
+    user_id = await _user(uow)
+    await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
+    stale = await billing.reserve(uow, user_id=user_id, amount=300, key=key())
+    fresh = await billing.reserve(uow, user_id=user_id, amount=200, key=key())
+    now = datetime.now(UTC)
+    await uow.session.execute(
+        update(Reservation).filter_by(id=stale.id).values(created_at=now - timedelta(hours=2))
+    )
+    await uow.commit()
+    assert await billing.release_stale_holds(uow, now=now) >= 1
+    balance = await billing.get_balance(uow, user_id)
+    assert (balance.balance, balance.reserved) == (1_000, 200)
+    with pytest.raises(billing.ReservationClosed):
+        await billing.settle(uow, reservation=stale, amount=10, category="text", key=key())
+    await billing.settle(uow, reservation=fresh, amount=50, category="text", key=key())
