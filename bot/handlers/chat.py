@@ -65,6 +65,11 @@ def settings_keyboard(prefs: chat.ChatPrefs) -> InlineKeyboardMarkup:
         text=f"{mark(prefs.web_search)} " + _("Web search"),
         callback_data=SettingCallback(name="web_search"),
     )
+    builder.button(
+        text=f"{mark(prefs.history_enabled)} " + _("Keep chat history (14 days)"),
+        callback_data=SettingCallback(name="history_enabled"),
+    )
+    builder.button(text=_("🧹 Clear chat history"), callback_data=SettingCallback(name="clear"))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -124,12 +129,24 @@ async def on_setting(
     query: CallbackQuery, callback_data: SettingCallback, bot: Bot, uow: UnitOfWork, user: UserDTO
 ) -> None:
     prefs = await chat.get_prefs(uow, user.id)
+    if callback_data.name == "clear":
+        await chat.clear_history(uow, user.id)
+        await query.answer(_("Chat history cleared."))
+        return
     current = getattr(prefs, callback_data.name, None)
     if not isinstance(current, bool):
         await query.answer()
         return
-    updated = await chat.set_prefs(uow, user.id, **{callback_data.name: not current})
-    await query.answer()
+    if callback_data.name == "history_enabled":
+        updated = await chat.set_history(uow, user.id, enabled=not current)
+        await query.answer(
+            _("History is kept for 14 days.")
+            if updated.history_enabled
+            else _("History is off: prompts and replies are not kept, and what was kept is gone.")
+        )
+    else:
+        updated = await chat.set_prefs(uow, user.id, **{callback_data.name: not current})
+        await query.answer()
     if query.message is not None:
         await bot.edit_message_reply_markup(
             chat_id=query.from_user.id,

@@ -15,7 +15,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import delete, func, select, update
 
 from core.errors import InvalidInput, NotFound
 from core.i18n import N_
@@ -461,3 +461,30 @@ class ModelMenu:
             markup_percent=model.markup_percent,
             discount_percent=0,
         )
+
+
+async def set_history(uow: UnitOfWork, user_id: int, *, enabled: bool) -> ChatPrefs:
+    """Keep chat history or not (policy: restriction of processing). Turning it off also clears
+    what is stored: prompts and replies, and the conversations they belonged to."""
+    await uow.begin()
+    await uow.session.execute(
+        update(User).where(User.id == user_id).values(history_enabled=enabled)
+    )
+    if not enabled:
+        await _clear_history(uow, user_id)
+    await uow.commit()
+    return await get_prefs(uow, user_id)
+
+
+async def clear_history(uow: UnitOfWork, user_id: int) -> None:
+    await uow.begin()
+    await _clear_history(uow, user_id)
+    await uow.commit()
+
+
+async def _clear_history(uow: UnitOfWork, user_id: int) -> None:
+    await uow.session.execute(delete(ChatMessageRow).where(ChatMessageRow.user_id == user_id))
+    await uow.session.execute(delete(Conversation).where(Conversation.user_id == user_id))
+    user = await _user(uow, user_id)
+    features = {**(user.features or {}), "conversation_id": None}
+    await uow.session.execute(update(User).where(User.id == user_id).values(features=features))

@@ -196,3 +196,21 @@ async def test_a_preset_becomes_the_system_prompt_and_belongs_to_its_owner(
     await chat.delete_preset(uow, user_id, preset.id)
     assert await chat.list_presets(uow, user_id) == []
     assert (await chat.get_prefs(uow, user_id)).preset_id is None
+
+
+async def test_turning_history_off_clears_it_and_keeps_nothing_new(uow: UnitOfWork) -> None:
+    user_id = await _funded(uow)
+    turn = await chat.begin_turn(uow, user_id=user_id, text="remember me", model=FREE, now=NOW)
+    await chat.finish_turn(
+        uow, turn, text="noted", reasoning="", usage=None, status="complete", now=NOW
+    )
+    assert len(await _messages(uow, user_id)) == 2
+    prefs = await chat.set_history(uow, user_id, enabled=False)
+    assert not prefs.history_enabled
+    assert await _messages(uow, user_id) == []
+    turn = await chat.begin_turn(uow, user_id=user_id, text="forget me", model=FREE, now=NOW)
+    await chat.finish_turn(
+        uow, turn, text="ok", reasoning="", usage=None, status="complete", now=NOW
+    )
+    assert await _messages(uow, user_id) == []
+    assert (await chat.set_history(uow, user_id, enabled=True)).history_enabled
