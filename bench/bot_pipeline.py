@@ -37,6 +37,7 @@ from core.services import accounts
 from core.services.chat import ModelMenu, ModelTerms
 from core.services.payments import PaymentTerms
 from db.engine import UnitOfWorkFactory, create_engine
+from netroom.jobs import BrokerQueue, JobDeps, create_broker
 from sandbox.app import start_sandbox
 from sandbox.client import SandboxClient
 from sandbox.telegram import TelegramOptions
@@ -105,6 +106,11 @@ def netroom_dispatcher(
         redis=redis,
         providers=ProviderRegistry(sandbox_providers(base), http),
         media_store=LocalMediaStore(Path(tempfile.mkdtemp())),
+        jobs=BrokerQueue(
+            create_broker(
+                REDIS_URL, JobDeps(uow_factory=factory), queue=f"netroom:bench:{token()[:10]}"
+            )
+        ),
     )
 
 

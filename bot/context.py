@@ -6,6 +6,7 @@ from core.clock import Clock, utcnow
 from core.services.chat import ModelMenu
 from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
+from core.services.videos import VideoTerms
 
 
 @dataclass(frozen=True)
@@ -20,5 +21,6 @@ class BotContext:
     # Signs short-lived confirmations (account deletion); never shown or logged.
     secret: str = field(repr=False)
     image_models: tuple[ImageTerms, ...] = ()
+    video_models: tuple[VideoTerms, ...] = ()
     admin_ids: frozenset[int] = frozenset()
     clock: Clock = utcnow

@@ -21,6 +21,7 @@ from bot.handlers import (
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
 from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR, N_
 from core.media import MediaStore
+from core.ports import JobQueue
 from core.providers.registry import ProviderRegistry
 from db.engine import UnitOfWorkFactory
 
@@ -30,6 +31,7 @@ COMMANDS = (
     ("settings", N_("Chat settings")),
     ("presets", N_("Prompt presets")),
     ("image", N_("Draw a picture")),
+    ("video", N_("Make a short video")),
     ("start", N_("Start and main menu")),
     ("menu", N_("Main menu")),
     ("balance", N_("Balance and top-up")),
@@ -55,6 +57,7 @@ def create_dispatcher(
     redis: Redis,
     providers: ProviderRegistry,
     media_store: MediaStore,
+    jobs: JobQueue,
 ) -> Dispatcher:
     """The bot's dispatcher. ``redis`` holds cross-process flags (one request at a time per
     user, Stop); ``providers`` reaches the models."""
@@ -66,6 +69,7 @@ def create_dispatcher(
         redis=redis,
         providers=providers,
         media_store=media_store,
+        jobs=jobs,
     )
     dp.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
     LocaleMiddleware(i18n).setup(dp)

@@ -21,8 +21,12 @@ from taskiq.schedule_sources import LabelScheduleSource
 from taskiq_redis import ListQueueBroker
 
 from core.clock import Clock, utcnow
-from core.services import retention
+from core.media import MediaStore
+from core.ports import Notifier
+from core.providers.registry import ProviderRegistry
+from core.services import retention, videos
 from db.engine import UnitOfWorkFactory
+from db.models import Media
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +37,21 @@ QUEUE = "netroom:jobs"
 class JobDeps:
     uow_factory: UnitOfWorkFactory
     clock: Clock = utcnow
+    providers: ProviderRegistry | None = None
+    media_store: MediaStore | None = None
+    notifier: Notifier | None = None
+    video_poll_seconds: float = 5.0
+    video_give_up_after: float = 3600.0
+
+
+class BrokerQueue:
+    """The JobQueue the bot and the web app use: a kick onto the Redis queue."""
+
+    def __init__(self, broker: AsyncBroker) -> None:
+        self.broker = broker
+
+    async def enqueue(self, task_name: str, **kwargs: object) -> None:
+        await enqueue(self.broker, task_name, **kwargs)
 
 
 def create_broker(redis_url: str, deps: JobDeps, *, queue: str = QUEUE) -> AsyncBroker:
@@ -53,6 +72,45 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         task_name="retention.scrub_technical_data",
         schedule=[{"cron": "17 3 * * *"}],
     )
+
+    async def watch_video(media_id: int) -> str:
+        """Poll the provider until the video is ready or failed, then deliver it."""
+        if deps.providers is None or deps.media_store is None or deps.notifier is None:
+            raise RuntimeError("this worker cannot make videos (no providers or no bot)")
+        started = asyncio.get_running_loop().time()
+        while True:
+            async with deps.uow_factory() as uow:
+                media = await uow.session.get(Media, media_id)
+                provider_name = str((media.provider_data or {}).get("provider")) if media else ""
+                await uow.end_read()
+                state = await videos.check_video(
+                    uow,
+                    provider=deps.providers.video(provider_name),
+                    store=deps.media_store,
+                    media_id=media_id,
+                )
+            if state.status != "pending" or (
+                asyncio.get_running_loop().time() - started > deps.video_give_up_after
+            ):
+                break
+            await asyncio.sleep(deps.video_poll_seconds)
+        if state.telegram_id is None:
+            return state.status
+        if state.status == "ready" and state.data is not None:
+            await deps.notifier.send_video(
+                telegram_id=state.telegram_id,
+                data=state.data,
+                file_name=f"netroom-{media_id}.mp4",
+                caption="🎬",
+                language=state.language,
+            )
+        elif state.status == "failed":
+            await deps.notifier.send_notice(
+                telegram_id=state.telegram_id, msgid=videos.NOTICE_FAILED, language=state.language
+            )
+        return state.status
+
+    broker.register_task(watch_video, task_name="videos.watch")
 
     async def purge_expired() -> dict[str, int]:
         async with deps.uow_factory() as uow:

@@ -9,6 +9,7 @@ from core.catalogue import Capability, Catalogue, ModelEntry, ModelKind
 from core.providers.registry import ProviderRegistry
 from core.services.chat import ModelMenu, ModelTerms
 from core.services.images import ImageTerms
+from core.services.videos import VideoTerms
 
 
 def terms(entry: ModelEntry) -> ModelTerms:
@@ -41,6 +42,26 @@ def image_models(
             provider=e.provider,
             provider_model=e.model,
             image_price=0 if sandbox else (e.image_price or 0),
+            markup_percent=e.markup_percent,
+        )
+        for e in entries
+    )
+
+
+def video_models(
+    catalogue: Catalogue, providers: ProviderRegistry, *, sandbox: bool = False
+) -> tuple[VideoTerms, ...]:
+    default = catalogue.default(ModelKind.VIDEO)
+    entries = sorted(
+        (e for e in catalogue.enabled(ModelKind.VIDEO) if providers.configured(e.provider)),
+        key=lambda e: default is None or e.id != default.id,
+    )
+    return tuple(
+        VideoTerms(
+            id=e.id,
+            provider=e.provider,
+            provider_model=e.model,
+            second_price=0 if sandbox else (e.second_price or 0),
             markup_percent=e.markup_percent,
         )
         for e in entries

@@ -18,15 +18,17 @@ from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.context import BotContext
-from bot.dispatcher import create_dispatcher
+from bot.dispatcher import create_dispatcher, create_i18n
 from bot.factory import create_bot
+from bot.notifier import BotNotifier
 from core.catalogue import load_catalogue
 from core.config import Settings
-from core.media import LocalMediaStore
+from core.media import LocalMediaStore, MediaStore
+from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
 from core.services.payments import PaymentTerms
-from netroom.jobs import JobDeps, create_broker, run_scheduler, run_worker
-from netroom.models import image_models, model_menu
+from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
+from netroom.models import image_models, model_menu, video_models
 from netroom.resources import Resources
 from webapp.app import create_app
 from webapp.keys import WebContext
@@ -65,7 +67,9 @@ def payment_terms(settings: Settings) -> PaymentTerms:
     )
 
 
-def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
+def build_dispatcher(
+    settings: Settings, resources: Resources, *, jobs: JobQueue, media_store: MediaStore
+) -> Dispatcher:
     storage = RedisStorage(resources.redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
     catalogue = load_catalogue(settings.catalogue_path)
     ctx = BotContext(
@@ -78,6 +82,9 @@ def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
         image_models=image_models(
             catalogue, resources.providers, sandbox=resources.sandbox_providers
         ),
+        video_models=video_models(
+            catalogue, resources.providers, sandbox=resources.sandbox_providers
+        ),
         admin_ids=frozenset(settings.bot.admin_ids),
     )
     return create_dispatcher(
@@ -86,7 +93,8 @@ def build_dispatcher(settings: Settings, resources: Resources) -> Dispatcher:
         storage=storage,
         redis=resources.redis,
         providers=resources.providers,
-        media_store=LocalMediaStore(settings.data_dir / "media"),
+        media_store=media_store,
+        jobs=jobs,
     )
 
 
@@ -148,12 +156,30 @@ async def serve(
         bot: Bot | None = None
         dp: Dispatcher | None = None
         webhook = bool(settings.bot.webhook_url)
-        if roles.bot:
-            if link is None:
-                raise RuntimeError("the bot role needs BOT__TOKEN or the sandbox")
+        if roles.bot and link is None:
+            raise RuntimeError("the bot role needs BOT__TOKEN or the sandbox")
+        media_store = LocalMediaStore(settings.data_dir / "media")
+        # The bot answers updates; a worker uses one too, to deliver what finishes in the
+        # background (videos).
+        if link is not None and (roles.bot or roles.worker):
             bot = create_bot(link.token, link.api_base)
             stack.push_async_callback(bot.session.close)
-            dp = build_dispatcher(settings, resources)
+        broker = create_broker(
+            resources.endpoints.redis_url,
+            JobDeps(
+                uow_factory=resources.uow_factory,
+                providers=resources.providers,
+                media_store=media_store,
+                notifier=BotNotifier(bot, create_i18n()) if bot is not None else None,
+            ),
+        )
+        if not roles.worker:
+            await broker.startup()
+            stack.push_async_callback(broker.shutdown)
+        if roles.bot:
+            dp = build_dispatcher(
+                settings, resources, jobs=BrokerQueue(broker), media_store=media_store
+            )
 
         if roles.web:
             app = build_web_app(settings, resources, link)
@@ -176,16 +202,10 @@ async def serve(
                 await bot.delete_webhook(drop_pending_updates=False)
                 tasks.append(asyncio.create_task(_poll(dp, bot), name="bot-polling"))
 
-        if roles.worker or roles.scheduler:
-            broker = create_broker(
-                resources.endpoints.redis_url, JobDeps(uow_factory=resources.uow_factory)
-            )
-            if roles.worker:
-                tasks.append(asyncio.create_task(run_worker(broker, stop), name="worker"))
-            if roles.scheduler:
-                tasks.append(asyncio.create_task(run_scheduler(broker, stop), name="scheduler"))
-            if not roles.worker:
-                stack.push_async_callback(broker.shutdown)
+        if roles.worker:
+            tasks.append(asyncio.create_task(run_worker(broker, stop), name="worker"))
+        if roles.scheduler:
+            tasks.append(asyncio.create_task(run_scheduler(broker, stop), name="scheduler"))
 
         if on_ready is not None:
             await on_ready()

@@ -14,8 +14,9 @@ from bot.context import BotContext
 from bot.texts import money
 from core.dto import UserDTO
 from core.media import MediaStore
+from core.ports import JobQueue
 from core.providers.registry import ProviderRegistry
-from core.services import images
+from core.services import images, videos
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -55,3 +56,29 @@ async def on_image(
         BufferedInputFile(picture.data, filename=f"netroom-{picture.media_id}.{extension}"),
         caption=caption,
     )
+
+
+@router.message(Command("video"))
+async def on_video(
+    message: Message,
+    command: CommandObject,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+    providers: ProviderRegistry,
+    jobs: JobQueue,
+) -> None:
+    if not ctx.video_models:
+        await message.answer(_("Video generation is not set up on this server yet."))
+        return
+    model = ctx.video_models[0]
+    media_id = await videos.submit_video(
+        uow,
+        provider=providers.video(model.provider),
+        user_id=user.id,
+        prompt=command.args or "",
+        model=model,
+        now=ctx.clock(),
+    )
+    await jobs.enqueue("videos.watch", media_id=media_id)
+    await message.answer(_("🎬 Your video is being made. It will arrive here when it is ready."))

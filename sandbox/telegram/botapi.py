@@ -673,13 +673,15 @@ async def handle_method(request: web.Request) -> web.Response:
     name = request.match_info["method"].lower()
     try:
         bot = world.bot_for_token(request.match_info["token"])
-        if name not in METHODS and name not in ("senddocument", "sendphoto"):
+        if name not in METHODS and name not in ("senddocument", "sendphoto", "sendvideo"):
             raise ApiError(404, "Not Found")
         params, uploads = await read_params(request)
         if name == "senddocument":
             result = await _send_file(world, bot, params, uploads, "document")
         elif name == "sendphoto":
             result = await _send_file(world, bot, params, uploads, "photo")
+        elif name == "sendvideo":
+            result = await _send_file(world, bot, params, uploads, "video")
         else:
             result = await METHODS[name](world, bot, params)
     except ApiError as error:

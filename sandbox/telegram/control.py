@@ -390,6 +390,9 @@ def _transcript_message(world: World, message: dict[str, Any]) -> dict[str, Any]
     if "document" in message:
         document = message["document"]
         item["document"] = {**document, "url": _file_url(world, document["file_id"])}
+    if "video" in message:
+        video = message["video"]
+        item["video"] = {**video, "url": _file_url(world, video["file_id"])}
     if "photo" in message:
         photo = message["photo"][-1]
         item["photo"] = {**photo, "url": _file_url(world, photo["file_id"])}

@@ -19,15 +19,18 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.context import BotContext
-from bot.dispatcher import create_dispatcher
+from bot.dispatcher import create_dispatcher, create_i18n
 from bot.factory import create_bot
+from bot.notifier import BotNotifier
 from core.media import LocalMediaStore
 from core.providers.registry import ProviderRegistry
 from core.providers.settings import sandbox_providers
 from core.services.chat import ModelMenu, ModelTerms
 from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
+from core.services.videos import VideoTerms
 from db.engine import UnitOfWorkFactory
+from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
 from sandbox.app import SandboxServer, start_sandbox
 from sandbox.client import Event, SandboxClient
 
@@ -93,21 +96,37 @@ async def harness(
         web_app_url=WEB_APP_URL,
         payment_terms=PAYMENT_TERMS,
         models=MODELS,
+        video_models=(VideoTerms("sandbox-video", "video", "sora-2", second_price=100),),
         image_models=(ImageTerms("sandbox-image", "openai", "gpt-image-sandbox", image_price=500),),
         secret="bot-test-secret",
     )
     http = httpx.AsyncClient()
     providers = ProviderRegistry(sandbox_providers(sandbox.url), http)
-    media_root = tmp_path_factory.mktemp("media")
+    media_store = LocalMediaStore(tmp_path_factory.mktemp("media"))
+    bot = create_bot(token, sandbox.url)
+    # A real worker on its own queue, for what finishes in the background (videos).
+    broker = create_broker(
+        redis_url,
+        JobDeps(
+            uow_factory=uow_factory,
+            providers=providers,
+            media_store=media_store,
+            notifier=BotNotifier(bot, create_i18n()),
+            video_poll_seconds=0.2,
+        ),
+        queue=f"netroom:test:{secrets.token_hex(4)}",
+    )
+    worker_stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(broker, worker_stop))
     dp = create_dispatcher(
         uow_factory=uow_factory,
         ctx=ctx,
         storage=storage,
         redis=redis,
         providers=providers,
-        media_store=LocalMediaStore(media_root),
+        media_store=media_store,
+        jobs=BrokerQueue(broker),
     )
-    bot = create_bot(token, sandbox.url)
     polling = asyncio.create_task(
         dp.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=1)
     )
@@ -125,6 +144,8 @@ async def harness(
         with contextlib.suppress(RuntimeError):
             await dp.stop_polling()
         await asyncio.wait_for(polling, 10)
+        worker_stop.set()
+        await asyncio.wait_for(worker, 10)
         await bot.session.close()
         await http.aclose()
         await storage.close()

@@ -383,3 +383,46 @@ async def test_a_photo_for_a_model_that_cannot_see_is_refused_clearly(
         lambda e: e["type"] == "bot_message", chat_id=ned.id, after=before
     )
     assert "cannot see pictures" in reply["message"]["text"]
+
+
+async def test_a_video_is_made_in_the_background_and_arrives_when_ready(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    ora = await _ready(harness, person, "Ora")
+    before = await harness.client.last_seq()
+    [accepted] = await ora.say("/video waves on a beach")
+    assert "being made" in text_of(accepted)
+    delivered = await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "video" in e["message"],
+        chat_id=ora.id,
+        after=before,
+        wait=30,
+    )
+    assert delivered["message"]["video"]["file_size"] > 0
+    # 8 seconds at 100 kopecks a second.
+    assert await _balance(harness, ora) == 100_000 - 800
+
+
+async def test_a_failed_video_costs_nothing_and_says_so(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    pia = await _ready(harness, person, "Pia")
+    await _script(
+        harness,
+        provider="openai",
+        model="sora-2",
+        fault={"kind": "content_filtered"},
+        video_polls=1,
+    )
+    before = await harness.client.last_seq()
+    await pia.say("/video something refused")
+    notice = await harness.client.wait_for(
+        lambda e: (
+            e["type"] == "bot_message" and "could not be made" in (e["message"].get("text") or "")
+        ),
+        chat_id=pia.id,
+        after=before,
+        wait=30,
+    )
+    assert notice
+    assert await _balance(harness, pia) == 100_000

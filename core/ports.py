@@ -1,0 +1,19 @@
+"""What the core needs from the outside to reach a user; the bot implements it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+
+class Notifier(Protocol):
+    async def send_video(
+        self, *, telegram_id: int, data: bytes, file_name: str, caption: str, language: str
+    ) -> None: ...
+
+    async def send_notice(self, *, telegram_id: int, msgid: str, language: str) -> None: ...
+
+
+class JobQueue(Protocol):
+    """Background work handed to the worker (any process, any machine)."""
+
+    async def enqueue(self, task_name: str, **kwargs: object) -> None: ...

@@ -1,0 +1,165 @@
+"""Video generation: an asynchronous job at the provider, priced through the ledger (held when
+submitted, settled when the video is ready, released if it fails), watched by a background job,
+delivered through the Notifier."""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import update
+
+from core.errors import InvalidInput, NotFound
+from core.i18n import N_
+from core.media import MediaStore
+from core.providers.base import VideoProvider, VideoRequest, VideoStatus
+from core.providers.errors import ProviderError
+from core.services import billing
+from db.models import Media, User
+from db.uow import UnitOfWork
+
+NOTICE_FAILED = N_("Sorry, the video could not be made. Nothing was charged for it.")
+
+
+class EmptyVideoPrompt(InvalidInput):
+    code = "empty_video_prompt"
+    msgid = N_("Describe the video after the command, for example: /video waves on a beach")
+
+
+@dataclass(frozen=True, slots=True)
+class VideoTerms:
+    id: str
+    provider: str
+    provider_model: str
+    # Kopecks per second of video, before markup.
+    second_price: int
+    markup_percent: int = 0
+    seconds: int = 8
+    size: str = "1280x720"
+
+
+@dataclass(frozen=True, slots=True)
+class VideoState:
+    media_id: int
+    status: str  # pending, ready, failed
+    data: bytes | None = None
+    telegram_id: int | None = None
+    language: str = "en"
+
+
+async def submit_video(
+    uow: UnitOfWork,
+    *,
+    provider: VideoProvider,
+    user_id: int,
+    prompt: str,
+    model: VideoTerms,
+    now: datetime,
+) -> int:
+    """Hold the price, start the job at the provider, record it; the media id to watch."""
+    prompt = prompt.strip()
+    if not prompt:
+        raise EmptyVideoPrompt("no prompt")
+    balance = await billing.get_balance(uow, user_id)
+    cost = model.second_price * model.seconds
+    price = billing.price(
+        cost, markup_percent=model.markup_percent, discount_percent=balance.discount_percent
+    )
+    key = f"video:{user_id}:{secrets.token_hex(8)}"
+    hold = (
+        await billing.reserve(
+            uow, user_id=user_id, amount=price, key=f"{key}:hold", model_id=model.id
+        )
+        if price
+        else None
+    )
+    try:
+        job = await provider.submit_video(
+            VideoRequest(
+                model=model.provider_model,
+                prompt=prompt[:4000],
+                seconds=model.seconds,
+                size=model.size,
+            )
+        )
+    except ProviderError:
+        if hold is not None:
+            await billing.release(uow, reservation_id=hold.id)
+        raise
+    media = Media(
+        user_id=user_id,
+        kind="video",
+        prompt=prompt[:4000],
+        model_id=model.id,
+        duration_seconds=model.seconds,
+        cost=cost,
+        provider_data={
+            "job_id": job.id,
+            "provider": model.provider,
+            "reservation_id": hold.id if hold else None,
+            "reserved": price,
+            "key": key,
+            "discount_percent": balance.discount_percent,
+            "markup_percent": model.markup_percent,
+        },
+        created_at=now,
+    )
+    uow.session.add(media)
+    await uow.session.flush()
+    media_id = media.id
+    await uow.commit()
+    return media_id
+
+
+async def check_video(
+    uow: UnitOfWork, *, provider: VideoProvider, store: MediaStore, media_id: int
+) -> VideoState:
+    """Ask the provider once; when the video is ready, keep it and charge for it."""
+    media = await uow.session.get(Media, media_id)
+    if media is None or media.kind != "video":
+        raise NotFound(f"video {media_id}")
+    user = await uow.session.get(User, media.user_id)
+    telegram_id = user.telegram_id if user else None
+    language = user.language if user else "en"
+    if media.status != "pending":
+        return VideoState(media_id, media.status, None, telegram_id, language)
+    data = dict(media.provider_data)
+    user_id, cost, model_id = media.user_id, media.cost or 0, media.model_id
+    await uow.end_read()
+    job = await provider.poll_video(str(data["job_id"]))
+    if not job.done:
+        return VideoState(media_id, "pending", None, telegram_id, language)
+    hold_id = data.get("reservation_id")
+    if job.status is VideoStatus.FAILED:
+        await uow.session.execute(update(Media).where(Media.id == media_id).values(status="failed"))
+        await uow.commit()
+        if hold_id:
+            await billing.release(uow, reservation_id=int(hold_id))
+        return VideoState(media_id, "failed", None, telegram_id, language)
+    content = await provider.download_video(str(data["job_id"]))
+    key = await store.save(content.data, content.mime)
+    await uow.session.execute(
+        update(Media)
+        .where(Media.id == media_id)
+        .values(status="ready", storage_key=key, mime=content.mime)
+    )
+    await uow.commit()
+    if hold_id:
+        await billing.settle(
+            uow,
+            reservation=billing.ReservationDTO(
+                int(hold_id), user_id, int(data["reserved"]), "held"
+            ),
+            amount=int(data["reserved"]),
+            category="video",
+            key=f"{data['key']}:settle",
+            charge=billing.Charge(
+                cost=cost,
+                markup_percent=int(data.get("markup_percent") or 0),
+                discount_percent=int(data.get("discount_percent") or 0),
+                model_id=model_id,
+                meta={"media_id": media_id},
+            ),
+        )
+    return VideoState(media_id, "ready", content.data, telegram_id, language)
