@@ -5,6 +5,7 @@ from types import TracebackType
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.repositories.chats import ChatsRepository
 from db.repositories.ledger import LedgerRepository
 from db.repositories.users import UsersRepository
 
@@ -16,6 +17,7 @@ class UnitOfWork:
         self.session = session
         self.users = UsersRepository(session)
         self.ledger = LedgerRepository(session)
+        self.chats = ChatsRepository(session)
 
     async def __aenter__(self) -> UnitOfWork:
         return self

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import secrets
 
@@ -28,6 +29,8 @@ from db.uow import UnitOfWork
 log = logging.getLogger(__name__)
 router = Router(name="chat")
 BUSY_TTL = 600
+CLAIM_ATTEMPTS = 10
+CLAIM_PAUSE = 0.1
 # The Bot API lets bots download files up to 20 MB.
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
 
@@ -231,6 +234,16 @@ async def on_text(
     await _answer_once(message, bot, uow, user, ctx, redis, providers, text)
 
 
+async def _claim(redis: Redis, key: str, turn_id: str) -> bool:
+    """Take the user's turn. The previous reply may have just arrived while its bookkeeping
+    finishes; a short wait covers that, so only a reply still being written refuses."""
+    for _attempt in range(CLAIM_ATTEMPTS):
+        if await redis.set(key, turn_id, nx=True, ex=BUSY_TTL):
+            return True
+        await asyncio.sleep(CLAIM_PAUSE)
+    return False
+
+
 async def _answer_once(
     message: Message,
     bot: Bot,
@@ -246,7 +259,7 @@ async def _answer_once(
     me = await bot.me()
     turn_id = secrets.token_hex(8)
     busy = _busy_key(me.id, user.id)
-    if not await redis.set(busy, turn_id, nx=True, ex=BUSY_TTL):
+    if not await _claim(redis, busy, turn_id):
         await message.reply(
             _("⏳ I am still answering your previous message. Wait for it or tap Stop.")
         )

@@ -257,9 +257,9 @@ async def begin_turn(
             uow.session.add(row)
             await uow.session.flush()
             prompt_id = row.id
-        await uow.session.execute(
-            update(Conversation).where(Conversation.id == conversation.id).values(updated_at=now)
-        )
+        if now - conversation.updated_at > timedelta(hours=1):
+            # Recent-first ordering needs no more precision than this.
+            conversation.updated_at = now
         conversation_id = conversation.id
         await uow.commit()
     except BaseException:
@@ -307,7 +307,7 @@ async def finish_turn(
     delivered = bool(text)
     message_id: int | None = None
     if turn.store and (delivered or status != "failed"):
-        row = ChatMessageRow(
+        message_id = await uow.chats.append_message(
             conversation_id=turn.conversation_id,
             user_id=turn.user_id,
             role="assistant",
@@ -320,9 +320,6 @@ async def finish_turn(
             created_at=now,
             expires_at=now + RETENTION,
         )
-        uow.session.add(row)
-        await uow.session.flush()
-        message_id = row.id
         await uow.commit()
     if turn.reservation is None:
         return TurnResult(message_id, 0, None)
