@@ -287,7 +287,13 @@ async def _answer(
         return
     try:
         turn = await chat.begin_turn(
-            uow, user_id=user.id, text=text, models=ctx.models, now=ctx.clock(), images=images
+            uow,
+            user_id=user.id,
+            text=text,
+            models=ctx.models,
+            now=ctx.clock(),
+            images=images,
+            prefs=chat.prefs_from(user.features, history_enabled=user.history_enabled),
         )
     except InsufficientFunds:
         builder = InlineKeyboardBuilder()

@@ -14,8 +14,9 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import BigInteger, String, delete, func, literal, select, update
 
 from core.errors import InvalidInput, NotFound
 from core.i18n import N_
@@ -99,14 +100,19 @@ def cost(model: ModelTerms, input_tokens: int, output_tokens: int) -> int:
 
 
 def prefs_of(user: User) -> ChatPrefs:
-    f = user.features or {}
+    return prefs_from(user.features or {}, history_enabled=user.history_enabled)
+
+
+def prefs_from(features: dict[str, Any], *, history_enabled: bool) -> ChatPrefs:
+    """Chat preferences from an account's feature flags (as the bot already holds them)."""
+    f = features
     return ChatPrefs(
         model_id=f.get("model"),
         conversation_id=f.get("conversation_id"),
         preset_id=f.get("preset_id"),
         reasoning=bool(f.get("reasoning", False)),
         web_search=bool(f.get("web_search", False)),
-        history_enabled=user.history_enabled,
+        history_enabled=history_enabled,
     )
 
 
@@ -177,13 +183,14 @@ async def begin_turn(
     models: ModelMenu | None = None,
     max_output_tokens: int = DEFAULT_MAX_OUTPUT,
     images: tuple[ImagePart, ...] = (),
+    prefs: ChatPrefs | None = None,
 ) -> Turn:
     """Store the prompt, assemble the request and hold money for it, before the provider call.
     Raises InsufficientFunds (nothing stored) when the balance cannot cover the estimate."""
     if len(text) > MAX_PROMPT_CHARS:
         raise PromptTooLong(f"{len(text)} characters")
-    user = await _user(uow, user_id)
-    prefs = prefs_of(user)
+    if prefs is None:
+        prefs = prefs_of(await _user(uow, user_id))
     if model is None:
         if models is None:
             raise InvalidInput("a turn needs a model or the model menu")
@@ -191,7 +198,7 @@ async def begin_turn(
         model = models.get(prefs.model_id)
     if images and not model.vision:
         raise VisionUnsupported(f"model {model.id}")
-    store = user.history_enabled
+    store = prefs.history_enabled
     system: str | None = None
     if prefs.preset_id is not None:
         preset = await uow.session.get(Preset, prefs.preset_id)
@@ -238,9 +245,16 @@ async def begin_turn(
             )
             uow.session.add(conversation)
             await uow.session.flush()
-            features = {**(user.features or {}), "conversation_id": conversation.id}
             await uow.session.execute(
-                update(User).where(User.id == user_id).values(features=features)
+                update(User)
+                .where(User.id == user_id)
+                .values(
+                    features=User.features.op("||")(
+                        func.jsonb_build_object(
+                            literal("conversation_id", String), literal(conversation.id, BigInteger)
+                        )
+                    )
+                )
             )
         prompt_id: int | None = None
         if store:
