@@ -16,10 +16,12 @@ from redis.asyncio import Redis
 
 from bot.callbacks import MenuCallback, ModelCallback, SettingCallback, StopCallback
 from bot.context import BotContext
+from bot.handlers.images import draw
 from bot.streaming import Relay
 from bot.texts import money
 from core.dto import UserDTO
 from core.errors import DomainError
+from core.media import MediaStore
 from core.providers.base import ImagePart
 from core.providers.registry import ProviderRegistry
 from core.services import chat
@@ -67,6 +69,10 @@ def settings_keyboard(prefs: chat.ChatPrefs) -> InlineKeyboardMarkup:
     builder.button(
         text=f"{mark(prefs.web_search)} " + _("Web search"),
         callback_data=SettingCallback(name="web_search"),
+    )
+    builder.button(
+        text=f"{mark(prefs.image_mode)} " + _("Image mode: messages draw pictures"),
+        callback_data=SettingCallback(name="image_mode"),
     )
     builder.button(
         text=f"{mark(prefs.history_enabled)} " + _("Keep chat history (14 days)"),
@@ -224,12 +230,16 @@ async def on_text(
     ctx: BotContext,
     redis: Redis,
     providers: ProviderRegistry,
+    media_store: MediaStore,
 ) -> None:
     me = await bot.me()
     if not _addressed_to_bot(message, me.username, me.id, text=message.text):
         return
     text = (message.text or "").replace(f"@{me.username}", "").strip()
     if not text:
+        return
+    if user.features.get("image_mode") and message.chat.type == ChatType.PRIVATE:
+        await draw(message, text, bot, uow, user, ctx, providers, media_store)
         return
     await _answer_once(message, bot, uow, user, ctx, redis, providers, text)
 

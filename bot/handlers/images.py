@@ -34,6 +34,20 @@ async def on_image(
     providers: ProviderRegistry,
     media_store: MediaStore,
 ) -> None:
+    await draw(message, command.args or "", bot, uow, user, ctx, providers, media_store)
+
+
+async def draw(
+    message: Message,
+    prompt: str,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+    providers: ProviderRegistry,
+    media_store: MediaStore,
+) -> None:
+    """Generate a picture for ``prompt`` and send it (the /image command and image mode)."""
     if not ctx.image_models:
         await message.answer(_("Image generation is not set up on this server yet."))
         return
@@ -44,7 +58,7 @@ async def on_image(
         store=media_store,
         provider=providers.image(model.provider),
         user_id=user.id,
-        prompt=command.args or "",
+        prompt=prompt,
         model=model,
         now=ctx.clock(),
     )

@@ -67,6 +67,8 @@ class ChatPrefs:
     reasoning: bool
     web_search: bool
     history_enabled: bool
+    # Text messages become image prompts.
+    image_mode: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -113,6 +115,7 @@ def prefs_from(features: dict[str, Any], *, history_enabled: bool) -> ChatPrefs:
         reasoning=bool(f.get("reasoning", False)),
         web_search=bool(f.get("web_search", False)),
         history_enabled=history_enabled,
+        image_mode=bool(f.get("image_mode", False)),
     )
 
 
@@ -131,7 +134,7 @@ async def get_prefs(uow: UnitOfWork, user_id: int) -> ChatPrefs:
 
 async def set_prefs(uow: UnitOfWork, user_id: int, **changes: object) -> ChatPrefs:
     """Change chat preferences: model, reasoning, web_search, preset_id, conversation_id."""
-    allowed = {"model", "reasoning", "web_search", "preset_id", "conversation_id"}
+    allowed = {"model", "reasoning", "web_search", "preset_id", "conversation_id", "image_mode"}
     if not set(changes) <= allowed:
         raise InvalidInput(f"unknown preferences {set(changes) - allowed}")
     user = await _user(uow, user_id)

@@ -426,3 +426,25 @@ async def test_a_failed_video_costs_nothing_and_says_so(
     )
     assert notice
     assert await _balance(harness, pia) == 100_000
+
+
+async def test_in_image_mode_a_text_message_draws_a_picture(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    quin = await _ready(harness, person, "Quin")
+    [panel] = await quin.say("/settings")
+    mode = next(b for b in buttons(panel) if "Image mode" in b["text"])
+    after = await harness.client.last_seq()
+    await harness.client.tap(quin.id, panel["message_id"], mode["callback_data"])
+    await harness.client.wait_for(
+        lambda e: e["type"] == "markup_edited", chat_id=quin.id, after=after
+    )
+    before = await harness.client.last_seq()
+    await harness.client.send_text(quin.id, "a lighthouse at dusk")
+    drawn = await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "photo" in e["message"],
+        chat_id=quin.id,
+        after=before,
+        wait=20,
+    )
+    assert drawn["message"]["caption"].startswith("🎨")
