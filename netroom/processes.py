@@ -115,6 +115,7 @@ def build_web_app(
             policy_date=settings.policy.date.isoformat(),
             init_data=verifier,
             jwt_secret=settings.web.jwt_secret.get_secret_value(),
+            media_store=LocalMediaStore(settings.data_dir / "media"),
         )
     )
 

@@ -10,7 +10,7 @@ from aiohttp import web
 from webapp.errors import error_middleware
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes import api, health, pages
+from webapp.routes import api, health, media, pages
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -29,4 +29,5 @@ def create_app(context: WebContext) -> web.Application:
     health.setup(app)
     pages.setup(app)
     api.setup(app)
+    media.setup(app)
     return app

@@ -9,6 +9,7 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from core.clock import Clock, utcnow
+from core.media import MediaStore
 from core.security.initdata import InitDataVerifier
 from db.engine import UnitOfWorkFactory
 
@@ -26,6 +27,7 @@ class WebContext:
     jwt_secret: str = field(default="", repr=False)
     access_ttl: timedelta = timedelta(hours=12)
     clock: Clock = utcnow
+    media_store: MediaStore | None = None
 
 
 CONTEXT = web.AppKey("context", WebContext)

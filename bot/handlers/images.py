@@ -66,6 +66,9 @@ async def draw(
     caption = _("🎨 {model}").format(model=model.id)
     if picture.charged:
         caption += " · " + money(picture.charged, user.language)
+    base = ctx.web_app_url.rstrip("/").removesuffix("/app")
+    link = f"{base}/media/{picture.storage_key}"
+    caption += f"\n{link}"
     await message.answer_photo(
         BufferedInputFile(picture.data, filename=f"netroom-{picture.media_id}.{extension}"),
         caption=caption,

@@ -42,6 +42,8 @@ class GeneratedImage:
     data: bytes
     mime: str
     charged: int
+    # The media store key; the web app serves the file at /media/<key>.
+    storage_key: str
 
 
 async def generate_image(
@@ -120,7 +122,7 @@ async def generate_image(
             ),
         )
         charged = -entry.amount
-    return GeneratedImage(media_id, result.data, result.mime, charged)
+    return GeneratedImage(media_id, result.data, result.mime, charged, storage_key)
 
 
 async def storage_keys(uow: UnitOfWork, user_id: int) -> list[str]:

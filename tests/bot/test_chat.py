@@ -322,6 +322,7 @@ async def test_image_command_draws_sends_the_picture_and_charges_its_price(
         wait=20,
     )
     assert sent["message"]["caption"].startswith("🎨 sandbox-image")
+    assert "http://netroom.test/media/" in sent["message"]["caption"]
     transcript = await harness.client.transcript(kim.id)
     [photo] = [m for m in transcript["messages"] if m.get("photo")]
     async with httpx.AsyncClient() as http:

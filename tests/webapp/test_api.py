@@ -5,12 +5,14 @@ from __future__ import annotations
 import secrets
 import time
 from datetime import timedelta
+from pathlib import Path
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.media import LocalMediaStore
 from core.security.initdata import InitDataVerifier
 from core.services import billing
 from db.engine import UnitOfWorkFactory
@@ -133,3 +135,19 @@ async def test_the_mini_app_page_loads_only_its_own_scripts(
     script = await client.get("/static/app.js")
     assert script.status == 200
     assert "innerHTML" not in await script.text()
+
+
+async def test_generated_media_is_served_by_its_random_link_only(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis, tmp_path: Path
+) -> None:
+    store = LocalMediaStore(tmp_path)
+    key = await store.save(b"\x89PNG fake picture", "image/png")
+    client = await aiohttp_client(create_app(make_context(engine, redis, media_store=store)))
+    response = await client.get(f"/media/{key}")
+    assert response.status == 200
+    assert response.headers["Content-Type"] == "image/png"
+    assert await response.read() == b"\x89PNG fake picture"
+    for wrong in ("0" * 32 + ".png", "..%2F..%2Fetc%2Fpasswd", key.upper()):
+        assert (await client.get(f"/media/{wrong}")).status == 404
+    await store.delete(key)
+    assert (await client.get(f"/media/{key}")).status == 404
