@@ -382,3 +382,20 @@ class PromoRedemption(Base):
     status: Mapped[str] = mapped_column(String(16))
     credited: Mapped[int] = mapped_column(BigInteger, server_default="0")
     created_at: Mapped[datetime] = created_at_column()
+
+
+class RequestLog(Base):
+    """Technical log of web requests (policy 3.4): time, endpoint, status code; kept 90 days."""
+
+    __tablename__ = "request_log"
+    __table_args__ = (Index("ix_request_log_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    method: Mapped[str] = mapped_column(String(8))
+    # The route's pattern, not the path: no ids or tokens end up in the log.
+    endpoint: Mapped[str] = mapped_column(String(128))
+    status: Mapped[int] = mapped_column(Integer)
+    created_at: Mapped[datetime] = created_at_column()

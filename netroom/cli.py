@@ -158,7 +158,7 @@ def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
     print(
         f"removed {purged.messages} messages and {purged.conversations} conversations, "
         f"scrubbed {purged.technical_rows} rows of technical data, "
-        f"dropped {purged.privacy_log} old privacy requests"
+        f"dropped {purged.privacy_log} log entries older than 90 days"
     )
     return 0
 

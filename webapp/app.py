@@ -7,7 +7,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from webapp.errors import error_middleware
+from webapp.errors import error_middleware, request_log_middleware
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
 from webapp.routes import api, health, media, pages
@@ -17,7 +17,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def create_app(context: WebContext) -> web.Application:
-    app = web.Application(middlewares=[error_middleware])
+    app = web.Application(middlewares=[request_log_middleware, error_middleware])
     app[CONTEXT] = context
     env = aiohttp_jinja2.setup(
         app,

@@ -17,7 +17,9 @@ from core.errors import (
     Unauthorized,
     UserBlocked,
 )
+from core.services import audit
 from webapp.i18n import request_language, translations
+from webapp.keys import CONTEXT, USER_ID
 
 log = logging.getLogger(__name__)
 
@@ -53,3 +55,34 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("%s %s failed", request.method, request.path)
         message = translations(request_language(request)).gettext(DomainError.msgid)
         return web.json_response({"error": "internal", "message": message}, status=500)
+
+
+UNLOGGED = ("/static/", "/healthz")
+
+
+@web.middleware
+async def request_log_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """The technical request log: time, endpoint (the route's pattern), status code."""
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        if not request.path.startswith(UNLOGGED):
+            route = request.match_info.route.resource
+            endpoint = route.canonical if route is not None else "(unmatched)"
+            try:
+                async with request.app[CONTEXT].uow_factory() as uow:
+                    await audit.log_request(
+                        uow,
+                        user_id=request.get(USER_ID),
+                        method=request.method,
+                        endpoint=endpoint,
+                        status=status,
+                    )
+            except Exception:
+                log.exception("request log not written")

@@ -31,3 +31,5 @@ class WebContext:
 
 
 CONTEXT = web.AppKey("context", WebContext)
+# The signed-in user of a request, once a route has checked its token.
+USER_ID = web.RequestKey("user_id", int)

@@ -34,6 +34,7 @@ from db.models import (
     Preset,
     PrivacyRequest,
     PromoRedemption,
+    RequestLog,
     Reservation,
     SignupAttribution,
     User,
@@ -153,6 +154,7 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "user_id",
         ("id", "title", "model_id", "preset_id", "created_at", "updated_at"),
     ),
+    "request_log": ("request_log", "user_id", ("method", "endpoint", "status", "created_at")),
     "promo_redemptions": (
         "promo_redemptions",
         "user_id",
@@ -223,6 +225,7 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "conversations": {"user_id": "the account's own id"},
     "messages": {"user_id": "the account's own id"},
     "promo_redemptions": {"user_id": "the account's own id"},
+    "request_log": {"id": "an internal row number", "user_id": "the account's own id"},
     "media": {
         "user_id": "the account's own id",
         "storage_key": "where the file lies in our store; the metadata is exported",
@@ -362,6 +365,7 @@ async def delete_user(
         )
     )
     for model in (
+        RequestLog,
         PromoRedemption,
         Media,
         ChatMessageRow,

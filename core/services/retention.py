@@ -38,6 +38,13 @@ PURGE_CONVERSATIONS = text(
         LIMIT :batch FOR UPDATE SKIP LOCKED)
     """
 )
+PURGE_REQUEST_LOG = text(
+    """
+    DELETE FROM request_log WHERE id IN (
+        SELECT id FROM request_log WHERE created_at <= :cutoff
+        LIMIT :batch FOR UPDATE SKIP LOCKED)
+    """
+)
 PURGE_PRIVACY_LOG = text(
     """
     DELETE FROM privacy_requests WHERE id IN (
@@ -79,6 +86,9 @@ async def purge_expired(uow: UnitOfWork, *, now: datetime) -> Purged:
     conversations = await _in_batches(uow, PURGE_CONVERSATIONS, {"cutoff": now - CONTENT_MAX_AGE})
     privacy_log = await _in_batches(
         uow, PURGE_PRIVACY_LOG, {"cutoff": now - TECHNICAL_DATA_MAX_AGE}
+    )
+    privacy_log += await _in_batches(
+        uow, PURGE_REQUEST_LOG, {"cutoff": now - TECHNICAL_DATA_MAX_AGE}
     )
     technical = await scrub_technical_data(uow, now=now)
     await billing.release_stale_holds(uow, now=now)

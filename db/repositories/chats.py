@@ -19,6 +19,14 @@ class ChatsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
+    async def execute_raw(self, sql: str, *args: object) -> None:
+        """A statement from the repositories' own constants on the asyncpg connection."""
+        connection = await self.session.connection()
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        assert driver is not None
+        await driver.execute(sql, *args)
+
     async def append_message(
         self,
         *,

@@ -151,3 +151,30 @@ async def test_generated_media_is_served_by_its_random_link_only(
         assert (await client.get(f"/media/{wrong}")).status == 404
     await store.delete(key)
     assert (await client.get(f"/media/{key}")).status == 404
+
+
+async def test_requests_are_logged_by_route_without_ids_or_tokens(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
+) -> None:
+    from sqlalchemy import select
+
+    from db.models import RequestLog
+
+    tg, user_id = await _account(engine)
+    client = await _client(aiohttp_client, engine, redis)
+    signed = await client.post(
+        "/api/auth/telegram", headers={"Authorization": f"tma {_init_data(tg)}"}
+    )
+    token = (await signed.json())["access_token"]
+    await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    await client.get("/static/style.css")
+    factory = UnitOfWorkFactory.for_engine(engine)
+    async with factory() as uow:
+        rows = (
+            await uow.session.execute(
+                select(RequestLog.method, RequestLog.endpoint, RequestLog.status).where(
+                    RequestLog.user_id == user_id
+                )
+            )
+        ).all()
+    assert [tuple(r) for r in rows] == [("GET", "/api/me", 200)]

@@ -12,7 +12,7 @@ from core.errors import ConsentRequired, Unauthorized
 from core.security.initdata import InitDataInvalid
 from core.security.tokens import issue_access_token, read_access_token
 from core.services import accounts, billing, chat
-from webapp.keys import CONTEXT
+from webapp.keys import CONTEXT, USER_ID
 
 TMA = re.compile(r"^tma (.+)$", re.DOTALL)
 BEARER = re.compile(r"^Bearer ([A-Za-z0-9._-]+)$")
@@ -98,7 +98,9 @@ def user_id_of(request: web.Request) -> int:
     match = BEARER.match(request.headers.get("Authorization", ""))
     if match is None:
         raise Unauthorized("no bearer token")
-    return read_access_token(match.group(1), secret=ctx.jwt_secret, now=ctx.clock()).user_id
+    user_id = read_access_token(match.group(1), secret=ctx.jwt_secret, now=ctx.clock()).user_id
+    request[USER_ID] = user_id
+    return user_id
 
 
 async def me(request: web.Request) -> web.Response:
