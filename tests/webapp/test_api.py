@@ -178,3 +178,22 @@ async def test_requests_are_logged_by_route_without_ids_or_tokens(
             )
         ).all()
     assert [tuple(r) for r in rows] == [("GET", "/api/me", 200)]
+
+
+async def test_a_token_of_an_erased_account_is_worth_nothing(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
+) -> None:
+    from datetime import UTC, datetime
+
+    from core.services import privacy
+
+    tg, user_id = await _account(engine)
+    client = await _client(aiohttp_client, engine, redis)
+    signed = await client.post(
+        "/api/auth/telegram", headers={"Authorization": f"tma {_init_data(tg)}"}
+    )
+    token = (await signed.json())["access_token"]
+    async with UnitOfWorkFactory.for_engine(engine)() as uow:
+        await privacy.delete_user(uow, user_id, now=datetime.now(UTC))
+    response = await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+    assert response.status == 401

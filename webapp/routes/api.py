@@ -10,7 +10,7 @@ from aiohttp import web
 from core.dto import ClientInfo
 from core.errors import ConsentRequired, Unauthorized
 from core.security.initdata import InitDataInvalid
-from core.security.tokens import issue_access_token, read_access_token
+from core.security.tokens import SessionInvalid, issue_access_token, read_access_token
 from core.services import accounts, billing, chat
 from webapp.keys import CONTEXT, USER_ID
 
@@ -109,6 +109,9 @@ async def me(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         user = await accounts.get_user(uow, user_id)
+        if user.is_blocked:
+            # Erased or blocked accounts: any token still around is worth nothing.
+            raise SessionInvalid(f"user {user_id} is blocked or erased")
         balance = await billing.get_balance(uow, user_id)
         prefs = await chat.get_prefs(uow, user_id)
     return web.json_response(
