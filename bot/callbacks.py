@@ -23,6 +23,10 @@ class ExportCallback(CallbackData, prefix="export"):
     fmt: str
 
 
+class DeclineCallback(CallbackData, prefix="decline"):
+    version: str
+
+
 class DeleteCallback(CallbackData, prefix="del"):
     # A signed, short-lived confirmation; empty: cancelled.
     token: str

@@ -6,6 +6,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
     ConsentCallback,
+    DeclineCallback,
     HistoryCallback,
     LanguageCallback,
     MenuCallback,
@@ -17,9 +18,17 @@ from core.services.payments import StarOffer
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}
 
 
-def consent_keyboard(policy_version: str) -> InlineKeyboardMarkup:
+def consent_keyboard(policy_version: str, *, renewed: bool = False) -> InlineKeyboardMarkup:
+    """Accept; and for an existing account asked about a new version, decline (which leads to
+    erasure, as the policy says)."""
     builder = InlineKeyboardBuilder()
     builder.button(text=_("✅ Accept"), callback_data=ConsentCallback(version=policy_version))
+    if renewed:
+        builder.button(
+            text=_("✖️ Decline and delete my account"),
+            callback_data=DeclineCallback(version=policy_version),
+        )
+        builder.adjust(1)
     return builder.as_markup()
 
 

@@ -75,7 +75,7 @@ class ConsentGateMiddleware(BaseMiddleware):
             # Consent is given in the private chat; in groups the bot stays quiet until then.
             return None
         text = consent_text(ctx, renewed=user is not None)
-        keyboard = consent_keyboard(ctx.policy_version)
+        keyboard = consent_keyboard(ctx.policy_version, renewed=user is not None)
         if isinstance(event, Message):
             await event.answer(text, reply_markup=keyboard)
         elif isinstance(event, CallbackQuery):

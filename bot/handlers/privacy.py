@@ -11,7 +11,7 @@ from aiogram.types import BufferedInputFile, CallbackQuery, MenuButtonDefault, M
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import DeleteCallback, ExportCallback
+from bot.callbacks import DeclineCallback, DeleteCallback, ExportCallback
 from bot.context import BotContext
 from core.dto import UserDTO
 from core.media import MediaStore
@@ -54,14 +54,33 @@ async def on_export(
     )
 
 
-@router.message(Command("delete"))
-async def show_delete(message: Message, user: UserDTO, ctx: BotContext) -> None:
+# Erasing one's account never requires accepting a new policy first.
+@router.message(Command("delete"), flags={"consent_free": True})
+async def show_delete(message: Message, bot: Bot, user: UserDTO | None, ctx: BotContext) -> None:
+    if user is None:
+        await message.answer(_("There is no account to delete."))
+        return
+    await ask_to_delete(message.chat.id, bot, user, ctx)
+
+
+@router.callback_query(DeclineCallback.filter(), flags={"consent_free": True})
+async def on_decline(query: CallbackQuery, bot: Bot, user: UserDTO | None, ctx: BotContext) -> None:
+    """Declining a new version of the policy leads to erasure, as the policy says."""
+    await query.answer()
+    if user is None:
+        await bot.send_message(query.from_user.id, _("There is no account to delete."))
+        return
+    await ask_to_delete(query.from_user.id, bot, user, ctx)
+
+
+async def ask_to_delete(chat_id: int, bot: Bot, user: UserDTO, ctx: BotContext) -> None:
     token = privacy.delete_token(user.id, secret=ctx.secret, now=ctx.clock())
     builder = InlineKeyboardBuilder()
     builder.button(text=_("🗑 Delete my account"), callback_data=DeleteCallback(token=token))
     builder.button(text=_("Cancel"), callback_data=DeleteCallback(token=""))
     builder.adjust(1)
-    await message.answer(
+    await bot.send_message(
+        chat_id,
         _(
             "⚠️ <b>Delete your account?</b>\n\n"
             "Your chats, settings, sign-in methods and everything else about you will be "
@@ -73,13 +92,13 @@ async def show_delete(message: Message, user: UserDTO, ctx: BotContext) -> None:
     )
 
 
-@router.callback_query(DeleteCallback.filter())
+@router.callback_query(DeleteCallback.filter(), flags={"consent_free": True})
 async def on_delete(
     query: CallbackQuery,
     callback_data: DeleteCallback,
     bot: Bot,
     uow: UnitOfWork,
-    user: UserDTO,
+    user: UserDTO | None,
     ctx: BotContext,
     state: FSMContext,
     media_store: MediaStore,
@@ -88,7 +107,7 @@ async def on_delete(
         await bot.edit_message_reply_markup(
             chat_id=query.from_user.id, message_id=query.message.message_id, reply_markup=None
         )
-    if not callback_data.token:
+    if not callback_data.token or user is None:
         await query.answer(_("Cancelled. Nothing was deleted."))
         return
     privacy.check_delete_token(callback_data.token, user.id, secret=ctx.secret, now=ctx.clock())

@@ -49,7 +49,7 @@ async def on_start(
             await state.update_data({PAYLOAD_KEY: command.args})
         await message.answer(
             consent_text(ctx, renewed=user is not None),
-            reply_markup=consent_keyboard(ctx.policy_version),
+            reply_markup=consent_keyboard(ctx.policy_version, renewed=user is not None),
         )
         return
     assert message.from_user is not None
@@ -76,7 +76,7 @@ async def on_accept(
         await bot.send_message(
             query.from_user.id,
             consent_text(ctx, renewed=True),
-            reply_markup=consent_keyboard(ctx.policy_version),
+            reply_markup=consent_keyboard(ctx.policy_version, renewed=True),
         )
         return
     stored = await state.get_data()

@@ -65,3 +65,31 @@ async def test_delete_needs_confirmation_and_then_erases_the_account(
     # Coming back starts from the beginning, as a new account.
     [consent] = await pete.say("/start")
     assert "privacy policy" in text_of(consent)
+
+
+async def test_declining_a_new_policy_version_leads_to_erasure(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    from sqlalchemy import update
+
+    from db.models import Consent
+
+    rae = await _onboard(person, "Rae")
+    async with harness.uow_factory() as uow:
+        account = await accounts.get_by_telegram_id(uow, rae.id)
+        assert account is not None
+        # The policy has moved on since this account accepted it.
+        await uow.session.execute(
+            update(Consent).filter_by(user_id=account.id).values(policy_version="2025-01-01")
+        )
+        await uow.commit()
+    [renewal] = await rae.say("/balance")
+    assert "policy has changed" in text_of(renewal)
+    decline = next(b for b in buttons(renewal) if "Decline" in b["text"])
+    [warning] = await rae.tap(renewal, decline["callback_data"])
+    assert "cannot be undone" in text_of(warning)
+    confirm = next(b for b in buttons(warning) if "Delete my account" in b["text"])
+    [goodbye] = await rae.tap(warning, confirm["callback_data"])
+    assert "has been deleted" in text_of(goodbye)
+    async with harness.uow_factory() as uow:
+        assert await accounts.get_by_telegram_id(uow, rae.id) is None
