@@ -449,3 +449,87 @@ async def test_in_image_mode_a_text_message_draws_a_picture(
         wait=20,
     )
     assert drawn["message"]["caption"].startswith("🎨")
+
+
+async def test_top_up_chat_until_the_money_runs_out_then_top_up_again(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    sam = await _ready(harness, person, "Sam", money=0)
+
+    async def top_up() -> None:
+        before = await harness.client.last_seq()
+        await harness.client.send_text(sam.id, "/topup")
+        view = await harness.client.wait_for(
+            lambda e: (
+                e["type"] == "bot_message" and "Telegram Stars" in (e["message"].get("text") or "")
+            ),
+            chat_id=sam.id,
+            after=before,
+        )
+        offer = next(b for b in buttons(view) if b["text"].startswith("⭐️ 50 "))
+        [invoice] = await sam.tap(view, offer["callback_data"])
+        after = await harness.client.last_seq()
+        await harness.client._call(
+            "POST", f"/chats/{sam.id}/pay", json={"message_id": invoice["message_id"]}
+        )
+        await harness.client.wait_for(
+            lambda e: (
+                e["type"] == "bot_message"
+                and "Payment received" in (e["message"].get("text") or "")
+            ),
+            chat_id=sam.id,
+            after=after,
+        )
+
+    await top_up()
+    assert await _balance(harness, sam) == 6_500
+    # Most of it is spent already; a few more answers use up the rest.
+    async with harness.uow_factory() as uow:
+        user = await uow.users.by_telegram_id(sam.id)
+        assert user is not None
+        user_id = user.id
+        await billing.debit(
+            uow, user_id=user_id, amount=6_300, category="text", key=secrets.token_hex(8)
+        )
+    answered = 0
+    for n in range(20):
+        await _script(harness, provider="openai", reply="paid words " * 400, chunk_size=4000)
+        before = await harness.client.last_seq()
+        await harness.client.send_text(sam.id, f"question {n}")
+        reply = await harness.client.wait_for(
+            lambda e: (
+                e["type"] == "bot_message"
+                and (
+                    "paid words" in (e["message"].get("text") or "")
+                    or "Not enough money" in (e["message"].get("text") or "")
+                )
+            ),
+            chat_id=sam.id,
+            after=before,
+            wait=20,
+        )
+        if "Not enough money" in reply["message"]["text"]:
+            await harness.client._call("DELETE", "/providers/script")
+            break
+        answered += 1
+    else:
+        raise AssertionError("the balance never ran out")
+    assert answered > 0
+    left = await _balance(harness, sam)
+    assert 0 <= left < 200
+    async with harness.uow_factory() as uow:
+        assert await billing.check_consistency(uow, user_id)
+    await top_up()
+    assert await _balance(harness, sam) == left + 6_500
+    # And the conversation carries on.
+    await _script(harness, provider="openai", reply="Back in business.")
+    before = await harness.client.last_seq()
+    await harness.client.send_text(sam.id, "still there?")
+    await harness.client.wait_for(
+        lambda e: (
+            e["type"] == "bot_message" and "Back in business." in (e["message"].get("text") or "")
+        ),
+        chat_id=sam.id,
+        after=before,
+        wait=20,
+    )
