@@ -142,7 +142,12 @@ class Relay:
                 await sender
         outcome.text = self.live.text
         outcome.reasoning = self.live.reasoning
-        await self._close(outcome)
+        try:
+            await self._close(outcome)
+        except TelegramAPIError as exc:
+            # The user blocked the bot or the chat went away: the reply is still stored and
+            # billed for what the model wrote.
+            log.warning("chat %s: the final reply was not delivered: %s", self.chat_id, exc)
         return outcome
 
     # --- while streaming --------------------------------------------------------------------

@@ -329,7 +329,15 @@ async def _answer(
         thinking_text=_("✍️ Writing…"),
         should_stop=should_stop,
     )
-    provider = providers.chat(turn.model.provider)
+    try:
+        provider = providers.chat(turn.model.provider)
+    except DomainError as exc:
+        # Nothing was asked of the model: the hold goes back, the prompt is marked failed.
+        await chat.finish_turn(
+            uow, turn, text="", reasoning="", usage=None, status="failed", now=ctx.clock()
+        )
+        await _report(message, exc, delivered=False)
+        return
     outcome = await relay.run(provider.stream_chat(turn.request))
     if outcome.status == "stopped":
         await redis.delete(_stop_key(turn_id))

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 
 from core.services import billing
+from core.services.chat import history_size as chat_history_size
 from tests.bot.conftest import BotHarness, Person, PersonFactory, buttons, text_of
 
 
@@ -533,3 +534,31 @@ async def test_top_up_chat_until_the_money_runs_out_then_top_up_again(
         after=before,
         wait=20,
     )
+
+
+async def test_a_user_who_blocks_the_bot_mid_reply_still_has_the_turn_closed(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    tom = await _ready(harness, person, "Tom")
+    await _script(
+        harness, provider="openai", reply="words " * 200, chunk_size=10, chunk_delay_ms=10
+    )
+    before = await harness.client.last_seq()
+    await harness.client.send_text(tom.id, "Tell me")
+    await harness.client.wait_for(lambda e: e["type"] == "draft", chat_id=tom.id, after=before)
+    await harness.client.block(tom.id)
+    async with harness.uow_factory() as uow:
+        user = await uow.users.by_telegram_id(tom.id)
+        assert user is not None
+        user_id = user.id
+    # The turn ends anyway: nothing stays held, the reply is stored.
+    for _ in range(100):
+        async with harness.uow_factory() as uow:
+            balance = await billing.get_balance(uow, user_id)
+            stored = await chat_history_size(uow, user_id)
+        if balance.reserved == 0 and stored == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert (balance.reserved, stored) == (0, 2)
+    assert balance.balance < 100_000
+    await harness.client.block(tom.id, blocked=False)
