@@ -19,6 +19,16 @@ class TopUpCallback(CallbackData, prefix="topup"):
     stars: int
 
 
+class YooKassaCallback(CallbackData, prefix="yk"):
+    rub: int
+
+
+class PlanCallback(CallbackData, prefix="plan"):
+    # buy, cancel, resume
+    action: str
+    id: str = ""
+
+
 class ExportCallback(CallbackData, prefix="export"):
     fmt: str
 

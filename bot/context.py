@@ -3,9 +3,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.clock import Clock, utcnow
+from core.payments.yookassa import YooKassaClient
 from core.services.chat import ModelMenu
 from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
+from core.services.tariffs import Tariffs
 from core.services.videos import VideoTerms
 
 
@@ -23,4 +25,8 @@ class BotContext:
     image_models: tuple[ImageTerms, ...] = ()
     video_models: tuple[VideoTerms, ...] = ()
     admin_ids: frozenset[int] = frozenset()
+    tariffs: Tariffs = field(default_factory=lambda: Tariffs(free_limits={}))
+    # Rouble top-ups: the client and the amounts offered, in roubles (None: not offered).
+    yookassa: YooKassaClient | None = None
+    yookassa_packages: tuple[int, ...] = ()
     clock: Clock = utcnow

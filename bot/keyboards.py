@@ -10,10 +10,13 @@ from bot.callbacks import (
     HistoryCallback,
     LanguageCallback,
     MenuCallback,
+    PlanCallback,
     TopUpCallback,
+    YooKassaCallback,
 )
 from bot.texts import money
 from core.services.payments import StarOffer
+from core.services.tariffs import Plan
 
 LANGUAGE_NAMES = {"en": "English", "ru": "Русский"}
 
@@ -43,13 +46,26 @@ def main_menu(web_app_url: str) -> InlineKeyboardMarkup:
     return builder.as_markup()
 
 
-def top_up_keyboard(offers: list[StarOffer], language: str) -> InlineKeyboardMarkup:
+def top_up_keyboard(
+    offers: list[StarOffer],
+    language: str,
+    *,
+    rubles: tuple[int, ...] = (),
+    plans: bool = False,
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for offer in offers:
         builder.button(
             text=f"⭐️ {offer.stars} → {money(offer.kopecks, language)}",
             callback_data=TopUpCallback(stars=offer.stars),
         )
+    for rub in rubles:
+        builder.button(
+            text=_("💳 {amount} by card").format(amount=money(rub * 100, language)),
+            callback_data=YooKassaCallback(rub=rub),
+        )
+    if plans:
+        builder.button(text=_("⭐️ Subscription plans"), callback_data=MenuCallback(action="plans"))
     builder.adjust(1)
     return builder.as_markup()
 
@@ -68,4 +84,32 @@ def language_keyboard(current: str) -> InlineKeyboardMarkup:
         mark = "• " if code == current else ""
         builder.button(text=f"{mark}{name}", callback_data=LanguageCallback(code=code))
     builder.adjust(2)
+    return builder.as_markup()
+
+
+def plans_keyboard(plans: tuple[Plan, ...]) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for plan in plans:
+        builder.button(
+            text=_("Subscribe: {plan} · ⭐️ {stars}").format(plan=plan.id.title(), stars=plan.stars),
+            callback_data=PlanCallback(action="buy", id=plan.id),
+        )
+    builder.adjust(1)
+    return builder.as_markup()
+
+
+def subscription_keyboard(renews: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    if renews:
+        builder.button(text=_("Cancel renewal"), callback_data=PlanCallback(action="cancel"))
+    else:
+        builder.button(
+            text=_("Renew automatically again"), callback_data=PlanCallback(action="resume")
+        )
+    return builder.as_markup()
+
+
+def pay_link_keyboard(text: str, url: str) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=text, url=url)
     return builder.as_markup()

@@ -6,6 +6,8 @@ from aiogram import Bot
 from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import I18n
 
+from bot.texts import topped_up_text
+
 
 class BotNotifier:
     def __init__(self, bot: Bot, i18n: I18n) -> None:
@@ -21,3 +23,14 @@ class BotNotifier:
 
     async def send_notice(self, *, telegram_id: int, msgid: str, language: str) -> None:
         await self.bot.send_message(telegram_id, self.i18n.gettext(msgid, locale=language))
+
+    async def send_top_up(
+        self, *, telegram_id: int, credited: int, balance: int, language: str
+    ) -> None:
+        with self.i18n.context(), self.i18n.use_locale(language):
+            text = topped_up_text(credited, balance, language)
+        await self.bot.send_message(telegram_id, text)
+
+    async def send_admin_report(self, *, chat_ids: tuple[int, ...], text: str) -> None:
+        for chat_id in chat_ids:
+            await self.bot.send_message(chat_id, text, parse_mode=None)

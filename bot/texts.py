@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from html import escape
+from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
 from babel.numbers import format_decimal
@@ -12,6 +14,7 @@ from bot.context import BotContext
 from core.dto import ReferralInfo, ReferralOutcome
 from core.i18n import N_
 from core.services.billing import BalanceDTO, EntryDTO
+from core.services.tariffs import Plan, TariffState
 
 
 def consent_text(ctx: BotContext, *, renewed: bool) -> str:
@@ -126,7 +129,44 @@ def entry_line(entry: EntryDTO, language: str) -> str:
     return f"{when} {sign}{money(abs(entry.amount), language)} · {what}{model}"
 
 
-def balance_text(balance: BalanceDTO, entries: list[EntryDTO], language: str) -> str:
+def local_time(moment: datetime, timezone: str) -> str:
+    return f"{moment.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M} ({timezone})"
+
+
+def tariff_lines(state: TariffState | None, timezone: str) -> list[str]:
+    if state is None:
+        return []
+    lines: list[str] = []
+    if state.plan is not None and state.plan_until is not None:
+        lines.append(
+            (
+                _("⭐️ Plan {plan} until {until}, renews automatically.")
+                if state.renews
+                else _("⭐️ Plan {plan} until {until}, renewal cancelled.")
+            ).format(
+                plan=escape(state.plan.id.title()), until=local_time(state.plan_until, timezone)
+            )
+        )
+    if state.allowances:
+        left = ", ".join(
+            f"{escape(a.tier)} {a.left}/{a.limit}" for a in state.allowances if a.limit > 0
+        )
+        if left:
+            lines.append(
+                _("🎁 Free requests left: {left}. Next reset: {when}.").format(
+                    left=left, when=local_time(state.next_reset, timezone)
+                )
+            )
+    return lines
+
+
+def balance_text(
+    balance: BalanceDTO,
+    entries: list[EntryDTO],
+    language: str,
+    state: TariffState | None = None,
+    timezone: str = "UTC",
+) -> str:
     lines = [_("💰 <b>Balance:</b> {amount}").format(amount=money(balance.balance, language))]
     if balance.reserved:
         lines.append(
@@ -134,12 +174,32 @@ def balance_text(balance: BalanceDTO, entries: list[EntryDTO], language: str) ->
                 amount=money(balance.reserved, language)
             )
         )
+    lines.extend(tariff_lines(state, timezone))
     if entries:
         lines.append("")
         lines.append(_("Recent transactions:"))
         lines.extend(entry_line(e, language) for e in entries)
     lines.append("")
-    lines.append(_("Top up with Telegram Stars:"))
+    lines.append(_("Top up:"))
+    return "\n".join(lines)
+
+
+def plans_text(plans: tuple[Plan, ...], language: str) -> str:
+    lines = [_("⭐️ <b>Subscription plans</b>, paid in Telegram Stars every 30 days:"), ""]
+    for plan in plans:
+        perks = [
+            _("{count} free {tier} requests per period").format(count=n, tier=escape(tier))
+            for tier, n in sorted(plan.free_tier.items())
+        ]
+        if plan.discount_percent:
+            perks.append(_("discount on paid requests: {percent}%").format(percent=plan.discount_percent))
+        lines.append(
+            _("<b>{plan}</b> · ⭐️ {stars}: {perks}").format(
+                plan=escape(plan.id.title()), stars=plan.stars, perks="; ".join(perks)
+            )
+        )
+    lines.append("")
+    lines.append(_("You can cancel renewal at any time in /subscribe."))
     return "\n".join(lines)
 
 

@@ -9,9 +9,19 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
+from ipaddress import IPv4Network, IPv6Network, ip_network
 from pathlib import Path
+from typing import Literal, cast
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, Field, SecretStr, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    IPvAnyNetwork,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from core.providers.settings import ProvidersSettings
@@ -73,12 +83,32 @@ class WebSettings(BaseModel):
     public_url: str = "http://127.0.0.1:8080"
     jwt_secret: SecretStr = SecretStr("dev-only-secret")
     init_data_max_age_seconds: int = 3600
+    # Behind a reverse proxy: the header carrying the client's address (e.g. X-Forwarded-For),
+    # honoured only on connections from TRUSTED_PROXIES. Unset: the peer address is the client.
+    trusted_proxy_header: str | None = None
+    trusted_proxies: list[IPvAnyNetwork] = Field(
+        default_factory=lambda: [
+            cast(IPvAnyNetwork, IPv4Network("127.0.0.1/32")),
+            cast(IPvAnyNetwork, IPv6Network("::1/128")),
+        ]
+    )
 
 
 class PolicySettings(BaseModel):
     # Bump the version on a material change: users are asked to accept again.
     version: str = "2026-11-01"
     date: dt.date = dt.date(2026, 11, 1)
+
+
+class PlanSettings(BaseModel):
+    """A subscription plan paid in Stars every 30 days, and its perks while it is active."""
+
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    stars: int = Field(gt=0, le=10_000)
+    # Free requests per free-tier period for each model class, instead of the base allowance.
+    free_tier: dict[str, int] = Field(default_factory=dict)
+    # A discount on every paid request while the plan is active.
+    discount_percent: int = Field(default=0, ge=0, le=100)
 
 
 class PaymentsSettings(BaseModel):
@@ -90,12 +120,73 @@ class PaymentsSettings(BaseModel):
     # inviter's inviter (level 2), in percent.
     referral_level1_percent: int = Field(default=10, ge=0, le=50)
     referral_level2_percent: int = Field(default=3, ge=0, le=50)
+    # Subscription plans offered by /subscribe (Stars every 30 days).
+    plans: list[PlanSettings] = Field(
+        default_factory=lambda: [
+            PlanSettings(
+                id="plus", stars=250, free_tier={"basic": 200, "standard": 30}, discount_percent=10
+            )
+        ]
+    )
 
     @field_validator("star_packages")
     @classmethod
     def _packages(cls, value: list[int]) -> list[int]:
         if not value or any(not 1 <= stars <= 10_000 for stars in value):
             raise ValueError("PAYMENTS__STAR_PACKAGES must be 1-10000 Stars each")
+        return sorted(set(value))
+
+
+class FreeTierSettings(BaseModel):
+    # Free requests per period for each model class (the catalogue's `free_tier` field).
+    limits: dict[str, int] = Field(default_factory=lambda: {"basic": 20, "standard": 3})
+    period: Literal["day", "week", "month"] = "day"
+    # Counters reset at midnight in this time zone (Monday for weeks, the 1st for months).
+    timezone: str = "Europe/Moscow"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"FREE_TIER__TIMEZONE: unknown time zone {value!r}") from exc
+        return value
+
+
+YOOKASSA_NETWORKS: list[IPvAnyNetwork] = [
+    cast(IPvAnyNetwork, ip_network(n))
+    for n in (
+        "185.71.76.0/27",
+        "185.71.77.0/27",
+        "77.75.153.0/25",
+        "77.75.156.11/32",
+        "77.75.156.35/32",
+        "77.75.154.128/25",
+        "2a02:5180::/32",
+    )
+]
+
+
+class YooKassaSettings(BaseModel):
+    # Unset: YooKassa top-ups are not offered (`netroom run` uses the sandbox's shop).
+    shop_id: str | None = None
+    secret_key: SecretStr | None = None
+    api_base: str = "https://api.yookassa.ru/v3"
+    # Top-up amounts offered, in roubles.
+    packages: list[int] = Field(default_factory=lambda: [100, 300, 500, 1000, 3000])
+    # Where notifications may come from: YooKassa's published sender networks.
+    notification_networks: list[IPvAnyNetwork] = Field(default_factory=lambda: YOOKASSA_NETWORKS)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.shop_id and self.secret_key)
+
+    @field_validator("packages")
+    @classmethod
+    def _packages(cls, value: list[int]) -> list[int]:
+        if not value or any(not 1 <= rub <= 300_000 for rub in value):
+            raise ValueError("YOOKASSA__PACKAGES must be 1-300000 roubles each")
         return sorted(set(value))
 
 
@@ -124,6 +215,8 @@ class Settings(BaseSettings):
     policy: PolicySettings = Field(default_factory=PolicySettings)
     sandbox: SandboxSettings = Field(default_factory=SandboxSettings)
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
+    free_tier: FreeTierSettings = Field(default_factory=FreeTierSettings)
+    yookassa: YooKassaSettings = Field(default_factory=YooKassaSettings)
     # No key anywhere: `netroom run` points every provider at the sandbox's fakes.
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
 

@@ -12,6 +12,12 @@ class Notifier(Protocol):
 
     async def send_notice(self, *, telegram_id: int, msgid: str, language: str) -> None: ...
 
+    async def send_top_up(
+        self, *, telegram_id: int, credited: int, balance: int, language: str
+    ) -> None: ...
+
+    async def send_admin_report(self, *, chat_ids: tuple[int, ...], text: str) -> None: ...
+
 
 class JobQueue(Protocol):
     """Background work handed to the worker (any process, any machine)."""

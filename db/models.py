@@ -399,3 +399,89 @@ class RequestLog(Base):
     endpoint: Mapped[str] = mapped_column(String(128))
     status: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = created_at_column()
+
+
+class FreeUsage(Base):
+    """Free-tier usage counters per model class and the time of their last reset (policy 3.4)."""
+
+    __tablename__ = "free_usage"
+    __table_args__ = (CheckConstraint("used >= 0", name="used_not_negative"),)
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    tier: Mapped[str] = mapped_column(String(32), primary_key=True)
+    used: Mapped[int] = mapped_column(Integer, server_default="0")
+    reset_at: Mapped[datetime] = created_at_column()
+
+
+class Subscription(Base):
+    """A Stars subscription to a plan (policy 3.7: status and parameters of subscriptions).
+    Telegram renews it every period until it is cancelled; the perks apply until
+    ``current_period_end``."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'cancelled', 'expired')", name="status_known"),
+        Index("ix_subscriptions_user_id_current_period_end", "user_id", "current_period_end"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="RESTRICT"), index=False
+    )
+    plan: Mapped[str] = mapped_column(String(32))
+    # The charge that started it: Telegram's handle for cancelling and re-enabling renewals.
+    first_charge_id: Mapped[str] = mapped_column(String(128), unique=True)
+    last_charge_id: Mapped[str] = mapped_column(String(128))
+    stars: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), server_default="active")
+    current_period_end: Mapped[datetime]
+    created_at: Mapped[datetime] = created_at_column()
+    cancelled_at: Mapped[datetime | None]
+
+
+class PaymentOrder(Base):
+    """A YooKassa top-up from its creation: the stable Idempotence-Key, the payment id YooKassa
+    gave it and its state. The credit itself is a ``payments`` row, written once on success."""
+
+    __tablename__ = "payment_orders"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('new', 'pending', 'succeeded', 'canceled')", name="status_known"
+        ),
+        CheckConstraint("amount > 0", name="amount_positive"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="RESTRICT"), index=True
+    )
+    provider: Mapped[str] = mapped_column(String(16), server_default="yookassa")
+    # Kopecks.
+    amount: Mapped[int] = mapped_column(BigInteger)
+    idempotence_key: Mapped[str] = mapped_column(String(64), unique=True)
+    external_id: Mapped[str | None] = mapped_column(String(128), unique=True)
+    status: Mapped[str] = mapped_column(String(16), server_default="new")
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class AdminAction(Base):
+    """The administrative action log: who did what to whom, with the state before and after."""
+
+    __tablename__ = "admin_actions"
+    __table_args__ = (Index("ix_admin_actions_created_at", "created_at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    # The admin's Telegram id (admins are configured by Telegram id).
+    admin_telegram_id: Mapped[int] = mapped_column(BigInteger)
+    action: Mapped[str] = mapped_column(String(32))
+    target_user_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="SET NULL"), index=True
+    )
+    target: Mapped[str | None] = mapped_column(String(128))
+    before: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    after: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    reason: Mapped[str | None] = mapped_column(String(512))
+    created_at: Mapped[datetime] = created_at_column()

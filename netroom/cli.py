@@ -9,10 +9,11 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from ipaddress import ip_network
 from pathlib import Path
 
 import httpx
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 
 from core.config import Settings
 from core.providers.settings import sandbox_providers
@@ -20,6 +21,7 @@ from db.engine import UnitOfWorkFactory, create_engine
 from db.migrate import upgrade
 from netroom.processes import BotLink, Roles, serve, stop_on_signals
 from netroom.resources import Endpoints, backing_services, open_resources
+from webapp.routes.payments import NOTIFICATION_PATH
 
 log = logging.getLogger("netroom")
 
@@ -57,6 +59,28 @@ async def _register_sandbox_bot(sandbox_url: str, token: str) -> None:
         response.raise_for_status()
 
 
+async def _sandbox_yookassa(settings: Settings, sandbox_url: str) -> Settings:
+    """Card top-ups in the demo: a shop in the sandbox's YooKassa, notifying this web app."""
+    shop_id, secret = "sandbox-shop", secrets.token_urlsafe(24)
+    notify = settings.web.public_url.rstrip("/") + NOTIFICATION_PATH
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
+        response = await http.post(
+            "/sandbox/api/yookassa/shops",
+            json={"shop_id": shop_id, "secret_key": secret, "webhook_url": notify},
+        )
+        response.raise_for_status()
+    local = [ip_network("127.0.0.0/8"), ip_network("::1/128")]
+    yookassa = settings.yookassa.model_copy(
+        update={
+            "shop_id": shop_id,
+            "secret_key": SecretStr(secret),
+            "api_base": f"{sandbox_url}/yookassa/v3",
+            "notification_networks": [*settings.yookassa.notification_networks, *local],
+        }
+    )
+    return settings.model_copy(update={"yookassa": yookassa})
+
+
 async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sandbox: bool) -> None:
     from sandbox.app import start_sandbox
 
@@ -73,6 +97,8 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
             token = sandbox_token(settings.data_dir)
             await _register_sandbox_bot(sandbox_url, token)
             link = BotLink(token, sandbox_url)
+            if not settings.yookassa.enabled:
+                settings = await _sandbox_yookassa(settings, sandbox_url)
         providers = settings.providers
         use_fakes = sandbox_url is not None and not providers.any_configured
         if sandbox_url is not None and use_fakes:

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from taskiq import AsyncBroker, TaskiqScheduler
@@ -22,9 +23,12 @@ from taskiq_redis import ListQueueBroker
 
 from core.clock import Clock, utcnow
 from core.media import MediaStore
+from core.payments.yookassa import YooKassaClient
 from core.ports import Notifier
 from core.providers.registry import ProviderRegistry
-from core.services import retention, videos
+from core.services import accounts, billing, reconciliation, retention, tariffs, videos
+from core.services.reconciliation import StarsSource
+from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import Media
 
@@ -42,6 +46,11 @@ class JobDeps:
     notifier: Notifier | None = None
     video_poll_seconds: float = 5.0
     video_give_up_after: float = 3600.0
+    tariffs: Tariffs | None = None
+    # Reconciliation: Telegram's Star transactions, YooKassa's payments, who gets the report.
+    stars_source: StarsSource | None = None
+    yookassa: YooKassaClient | None = None
+    admin_chat_ids: tuple[int, ...] = ()
 
 
 class BrokerQueue:
@@ -61,6 +70,8 @@ def create_broker(redis_url: str, deps: JobDeps, *, queue: str = QUEUE) -> Async
 
 
 def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
+    register_money_jobs(broker, deps)
+
     async def scrub_technical_data() -> int:
         async with deps.uow_factory() as uow:
             changed = await retention.scrub_technical_data(uow, now=deps.clock())
@@ -124,6 +135,97 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         task_name="retention.purge_expired",
         schedule=[{"cron": "*/10 * * * *"}],
     )
+
+
+def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
+    async def notify_top_up(user_id: int, credited: int) -> bool:
+        """Tell the user in Telegram that a card payment reached the balance."""
+        if deps.notifier is None:
+            return False
+        async with deps.uow_factory() as uow:
+            user = await accounts.get_user(uow, user_id)
+            balance = await billing.get_balance(uow, user_id)
+            await uow.end_read()
+        if user.telegram_id is None:
+            return False
+        await deps.notifier.send_top_up(
+            telegram_id=user.telegram_id,
+            credited=credited,
+            balance=balance.balance,
+            language=user.language,
+        )
+        return True
+
+    broker.register_task(notify_top_up, task_name="payments.notify_top_up")
+
+    async def reset_free_tier() -> int:
+        if deps.tariffs is None:
+            return 0
+        async with deps.uow_factory() as uow:
+            return await tariffs.reset_free_tier(uow, deps.tariffs, now=deps.clock())
+
+    # Every hour: whatever the time zone, a period's counters are reset within the hour.
+    broker.register_task(
+        reset_free_tier, task_name="tariffs.reset_free_tier", schedule=[{"cron": "2 * * * *"}]
+    )
+
+    async def expire_subscriptions() -> int:
+        async with deps.uow_factory() as uow:
+            return await tariffs.expire_subscriptions(uow, now=deps.clock())
+
+    broker.register_task(
+        expire_subscriptions,
+        task_name="tariffs.expire_subscriptions",
+        schedule=[{"cron": "7 * * * *"}],
+    )
+
+    async def reconcile_payments(days: int = 2) -> dict[str, object]:
+        report = await reconcile_now(deps, days=days)
+        if not report.clean and deps.notifier is not None and deps.admin_chat_ids:
+            await deps.notifier.send_admin_report(
+                chat_ids=deps.admin_chat_ids, text=report.summary()
+            )
+        return {"checked": report.checked, "differences": len(report.differences)}
+
+    broker.register_task(
+        reconcile_payments,
+        task_name="payments.reconcile",
+        schedule=[{"cron": "40 4 * * *"}],
+    )
+
+
+async def reconcile_now(deps: JobDeps, *, days: int) -> reconciliation.Report:
+    """Compare the last ``days`` of payments with Telegram's and YooKassa's records."""
+    until = deps.clock()
+    since = until - timedelta(days=days)
+    charges: list[reconciliation.ProviderCharge] = []
+    providers: list[str] = []
+    window = reconciliation.MARGIN
+    if deps.stars_source is not None:
+        charges += await deps.stars_source.star_charges(since - window)
+        providers.append("stars")
+    if deps.yookassa is not None:
+        for p in await deps.yookassa.list_payments(
+            created_from=since - window, created_before=until + window, status="succeeded"
+        ):
+            charges.append(
+                reconciliation.ProviderCharge(
+                    provider="yookassa",
+                    external_id=p.id,
+                    amount=p.amount,
+                    created_at=datetime.fromisoformat(p.created_at.replace("Z", "+00:00")),
+                    refunded=p.refunded_amount >= p.amount > 0,
+                )
+            )
+        providers.append("yookassa")
+    async with deps.uow_factory() as uow:
+        report = await reconciliation.reconcile(
+            uow, since=since, until=until, charges=charges, providers=providers
+        )
+    for difference in report.differences:
+        log.warning("reconciliation: %s", difference)
+    log.info("reconciliation: %s", report.checked)
+    return report
 
 
 async def run_worker(broker: AsyncBroker, stop: asyncio.Event, *, concurrency: int = 8) -> None:

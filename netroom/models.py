@@ -24,6 +24,7 @@ def terms(entry: ModelEntry) -> ModelTerms:
         reasoning=Capability.REASONING in entry.capabilities,
         web_search=Capability.WEB_SEARCH in entry.capabilities,
         vision=Capability.VISION in entry.capabilities,
+        free_tier=entry.free_tier,
     )
 
 

@@ -21,12 +21,14 @@ from bot.context import BotContext
 from bot.dispatcher import create_dispatcher, create_i18n
 from bot.factory import create_bot
 from bot.notifier import BotNotifier
+from bot.stars import TelegramStars
 from core.catalogue import load_catalogue
 from core.config import Settings
 from core.media import LocalMediaStore, MediaStore
 from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
 from core.services.payments import PaymentTerms
+from core.services.tariffs import Plan, Tariffs
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
 from netroom.models import image_models, model_menu, video_models
 from netroom.resources import Resources
@@ -67,6 +69,25 @@ def payment_terms(settings: Settings) -> PaymentTerms:
     )
 
 
+def tariffs(settings: Settings) -> Tariffs:
+    return Tariffs(
+        free_limits=dict(settings.free_tier.limits),
+        period=settings.free_tier.period,
+        timezone=settings.free_tier.timezone,
+        plans=tuple(
+            Plan(p.id, p.stars, dict(p.free_tier), p.discount_percent)
+            for p in settings.payments.plans
+        ),
+    )
+
+
+def admin_chats(settings: Settings) -> tuple[int, ...]:
+    """Where operator reports go: the admin chat, else each admin."""
+    if settings.bot.admin_chat_id is not None:
+        return (settings.bot.admin_chat_id,)
+    return tuple(settings.bot.admin_ids)
+
+
 def build_dispatcher(
     settings: Settings, resources: Resources, *, jobs: JobQueue, media_store: MediaStore
 ) -> Dispatcher:
@@ -86,6 +107,9 @@ def build_dispatcher(
             catalogue, resources.providers, sandbox=resources.sandbox_providers
         ),
         admin_ids=frozenset(settings.bot.admin_ids),
+        tariffs=tariffs(settings),
+        yookassa=resources.yookassa,
+        yookassa_packages=tuple(settings.yookassa.packages),
     )
     return create_dispatcher(
         uow_factory=resources.uow_factory,
@@ -99,7 +123,11 @@ def build_dispatcher(
 
 
 def build_web_app(
-    settings: Settings, resources: Resources, link: BotLink | None = None
+    settings: Settings,
+    resources: Resources,
+    link: BotLink | None = None,
+    *,
+    jobs: JobQueue | None = None,
 ) -> web.Application:
     verifier = None
     if link is not None:
@@ -116,6 +144,13 @@ def build_web_app(
             init_data=verifier,
             jwt_secret=settings.web.jwt_secret.get_secret_value(),
             media_store=LocalMediaStore(settings.data_dir / "media"),
+            trusted_proxy_header=settings.web.trusted_proxy_header,
+            trusted_proxies=tuple(settings.web.trusted_proxies),
+            yookassa=resources.yookassa,
+            yookassa_packages=tuple(settings.yookassa.packages),
+            yookassa_networks=tuple(settings.yookassa.notification_networks),
+            payment_terms=payment_terms(settings),
+            jobs=jobs,
         )
     )
 
@@ -172,6 +207,10 @@ async def serve(
                 providers=resources.providers,
                 media_store=media_store,
                 notifier=BotNotifier(bot, create_i18n()) if bot is not None else None,
+                tariffs=tariffs(settings),
+                stars_source=TelegramStars(bot) if bot is not None else None,
+                yookassa=resources.yookassa,
+                admin_chat_ids=admin_chats(settings),
             ),
         )
         if not roles.worker:
@@ -183,7 +222,7 @@ async def serve(
             )
 
         if roles.web:
-            app = build_web_app(settings, resources, link)
+            app = build_web_app(settings, resources, link, jobs=BrokerQueue(broker))
             if bot is not None and dp is not None and webhook:
                 install_webhook(app, dp, bot, settings)
             runner = web.AppRunner(app, access_log=None)

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.config import Settings
+from core.payments.yookassa import YooKassaClient
 from core.providers.registry import ProviderRegistry
 from core.providers.settings import ProvidersSettings
 from db.engine import UnitOfWorkFactory, create_engine
@@ -57,6 +58,15 @@ class Resources:
     providers: ProviderRegistry
     # The providers are the sandbox's fakes (the offline demo).
     sandbox_providers: bool = False
+    # Card top-ups (None: YooKassa is not configured).
+    yookassa: YooKassaClient | None = None
+
+
+def yookassa_client(settings: Settings, http: httpx.AsyncClient) -> YooKassaClient | None:
+    y = settings.yookassa
+    if not y.shop_id or y.secret_key is None:
+        return None
+    return YooKassaClient(http, y.shop_id, y.secret_key.get_secret_value(), y.api_base)
 
 
 @contextlib.asynccontextmanager
@@ -84,6 +94,7 @@ async def open_resources(
             http=http,
             providers=ProviderRegistry(providers or settings.providers, http),
             sandbox_providers=sandbox_providers,
+            yookassa=yookassa_client(settings, http),
         )
     finally:
         await http.aclose()

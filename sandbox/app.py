@@ -14,6 +14,7 @@ from aiohttp import web
 from sandbox.providers import setup_providers
 from sandbox.telegram import TelegramOptions, setup_telegram
 from sandbox.web import setup_page
+from sandbox.yookassa import setup_yookassa
 
 
 def create_app(*, options: TelegramOptions | None = None) -> web.Application:
@@ -21,6 +22,7 @@ def create_app(*, options: TelegramOptions | None = None) -> web.Application:
     setup_telegram(app, options)
     setup_providers(app)
     setup_page(app)
+    setup_yookassa(app)
     return app
 
 

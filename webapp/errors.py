@@ -17,7 +17,9 @@ from core.errors import (
     Unauthorized,
     UserBlocked,
 )
+from core.payments.yookassa import PaymentGatewayError
 from core.services import audit
+from core.services.billing import InsufficientFunds
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, USER_ID
 
@@ -31,6 +33,8 @@ STATUS: dict[type[DomainError], int] = {
     InvalidInput: 400,
     Unauthorized: 401,
     RateLimited: 429,
+    PaymentGatewayError: 502,
+    InsufficientFunds: 402,
 }
 
 

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import timedelta
+from ipaddress import IPv4Network, IPv6Network
 
 from aiohttp import web
 from redis.asyncio import Redis
 
 from core.clock import Clock, utcnow
 from core.media import MediaStore
+from core.payments.yookassa import YooKassaClient
+from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
+from core.services.payments import PaymentTerms
 from db.engine import UnitOfWorkFactory
 
 
@@ -28,6 +32,17 @@ class WebContext:
     access_ttl: timedelta = timedelta(hours=12)
     clock: Clock = utcnow
     media_store: MediaStore | None = None
+    # Behind a reverse proxy: the header with the client's address, believed from these only.
+    trusted_proxy_header: str | None = None
+    trusted_proxies: tuple[IPv4Network | IPv6Network, ...] = ()
+    # Rouble top-ups: the client, the amounts offered (roubles) and where notifications may
+    # come from (None: not offered).
+    yookassa: YooKassaClient | None = None
+    yookassa_packages: tuple[int, ...] = ()
+    yookassa_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    payment_terms: PaymentTerms | None = None
+    # Background work (telling a user in Telegram that a card payment arrived).
+    jobs: JobQueue | None = None
 
 
 CONTEXT = web.AppKey("context", WebContext)

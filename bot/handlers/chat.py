@@ -304,14 +304,18 @@ async def _answer(
             now=ctx.clock(),
             images=images,
             prefs=chat.prefs_from(user.features, history_enabled=user.history_enabled),
+            tariffs=ctx.tariffs,
         )
     except InsufficientFunds:
         builder = InlineKeyboardBuilder()
         builder.button(text=_("💰 Top up"), callback_data=MenuCallback(action="balance"))
-        await message.reply(
-            _("Not enough money on your balance for this request. Top up to continue."),
-            reply_markup=builder.as_markup(),
-        )
+        text = _("Not enough money on your balance for this request. Top up to continue.")
+        if ctx.models.get(user.features.get("model")).free_tier:
+            text = _(
+                "Your free requests to this model are used up until the next reset, and the "
+                "balance does not cover a paid one. Top up to continue, or see /balance."
+            )
+        await message.reply(text, reply_markup=builder.as_markup())
         return
     stop = InlineKeyboardBuilder()
     stop.button(text=_("⏹ Stop"), callback_data=StopCallback(turn=turn_id))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import UTC, datetime
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
@@ -15,21 +16,36 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import gettext as _
 
-from bot.callbacks import HistoryCallback, MenuCallback, TopUpCallback
+from bot.callbacks import (
+    HistoryCallback,
+    MenuCallback,
+    PlanCallback,
+    TopUpCallback,
+    YooKassaCallback,
+)
 from bot.context import BotContext
-from bot.keyboards import history_keyboard, top_up_keyboard
+from bot.keyboards import (
+    history_keyboard,
+    pay_link_keyboard,
+    plans_keyboard,
+    subscription_keyboard,
+    top_up_keyboard,
+)
 from bot.texts import (
     balance_text,
     history_text,
     invoice_description,
     invoice_title,
+    local_time,
     money,
     pay_support_text,
+    plans_text,
+    tariff_lines,
     topped_up_text,
 )
 from core.dto import UserDTO
-from core.errors import DomainError
-from core.services import billing, payments, promo
+from core.errors import DomainError, NotFound
+from core.services import billing, payments, promo, stars, subscriptions, tariffs, yookassa_topups
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -42,11 +58,16 @@ async def _balance_view(
 ) -> tuple[str, InlineKeyboardMarkup]:
     balance = await billing.get_balance(uow, user.id)
     recent = await billing.history(uow, user.id, limit=5)
-    await uow.end_read()
+    state = await tariffs.tariff_state(uow, ctx.tariffs, user.id, ctx.clock())
     offers = payments.star_offers(ctx.payment_terms)
     return (
-        balance_text(balance, recent, user.language),
-        top_up_keyboard(offers, user.language),
+        balance_text(balance, recent, user.language, state, ctx.tariffs.timezone),
+        top_up_keyboard(
+            offers,
+            user.language,
+            rubles=ctx.yookassa_packages if ctx.yookassa is not None else (),
+            plans=bool(ctx.tariffs.plans),
+        ),
     )
 
 
@@ -88,13 +109,157 @@ async def on_top_up(
     )
 
 
+@router.callback_query(YooKassaCallback.filter())
+async def on_yookassa(
+    query: CallbackQuery,
+    callback_data: YooKassaCallback,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+) -> None:
+    """A card payment through YooKassa: the user pays on YooKassa's page."""
+    await query.answer()
+    if ctx.yookassa is None or callback_data.rub not in ctx.yookassa_packages:
+        await bot.send_message(query.from_user.id, _("This top-up is not offered any more."))
+        return
+    amount = callback_data.rub * 100
+    checkout = await yookassa_topups.start_top_up(
+        uow,
+        ctx.yookassa,
+        user_id=user.id,
+        amount=amount,
+        packages=tuple(rub * 100 for rub in ctx.yookassa_packages),
+        return_url=ctx.web_app_url,
+        description=invoice_description(amount, user.language),
+        now=ctx.clock(),
+    )
+    await bot.send_message(
+        query.from_user.id,
+        _(
+            "💳 Pay {amount} by card on YooKassa's page. The balance is topped up as soon as the "
+            "payment goes through."
+        ).format(amount=money(amount, user.language)),
+        reply_markup=pay_link_keyboard(
+            _("Pay {amount}").format(amount=money(amount, user.language)), checkout.confirmation_url
+        ),
+    )
+
+
+@router.message(Command("subscribe"))
+async def show_plans(message: Message, uow: UnitOfWork, user: UserDTO, ctx: BotContext) -> None:
+    await _send_plans(message.bot, message.chat.id, uow, user, ctx)
+
+
+@router.callback_query(MenuCallback.filter(F.action == "plans"))
+async def on_menu_plans(
+    query: CallbackQuery, bot: Bot, uow: UnitOfWork, user: UserDTO, ctx: BotContext
+) -> None:
+    await query.answer()
+    await _send_plans(bot, query.from_user.id, uow, user, ctx)
+
+
+async def _send_plans(
+    bot: Bot | None, chat_id: int, uow: UnitOfWork, user: UserDTO, ctx: BotContext
+) -> None:
+    assert bot is not None
+    if not ctx.tariffs.plans:
+        await bot.send_message(chat_id, _("There are no subscription plans on this server."))
+        return
+    state = await tariffs.tariff_state(uow, ctx.tariffs, user.id, ctx.clock())
+    if state.plan is not None:
+        lines = tariff_lines(state, ctx.tariffs.timezone)
+        await bot.send_message(
+            chat_id, "\n".join(lines), reply_markup=subscription_keyboard(state.renews)
+        )
+        return
+    await bot.send_message(
+        chat_id,
+        plans_text(ctx.tariffs.plans, user.language),
+        reply_markup=plans_keyboard(ctx.tariffs.plans),
+    )
+
+
+@router.callback_query(PlanCallback.filter(F.action == "buy"))
+async def on_buy_plan(
+    query: CallbackQuery,
+    callback_data: PlanCallback,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+) -> None:
+    plan, payload = await subscriptions.offer(
+        uow,
+        ctx.tariffs,
+        ctx.payment_terms,
+        user_id=user.id,
+        plan_id=callback_data.id,
+        now=ctx.clock(),
+    )
+    await query.answer()
+    link = await bot.create_invoice_link(
+        title=_("NetRoom {plan}").format(plan=plan.id.title()),
+        description=_(
+            "Subscription to the {plan} plan for 30 days, renewed until you cancel."
+        ).format(plan=plan.id.title()),
+        payload=payload,
+        currency="XTR",
+        prices=[LabeledPrice(label=plan.id.title(), amount=plan.stars)],
+        subscription_period=subscriptions.PERIOD_SECONDS,
+    )
+    await bot.send_message(
+        query.from_user.id,
+        _("⭐️ {plan}: {stars} Stars every 30 days.").format(plan=plan.id.title(), stars=plan.stars),
+        reply_markup=pay_link_keyboard(
+            _("Subscribe for ⭐️ {stars}").format(stars=plan.stars), link
+        ),
+    )
+
+
+@router.callback_query(PlanCallback.filter(F.action.in_({"cancel", "resume"})))
+async def on_plan_renewal(
+    query: CallbackQuery,
+    callback_data: PlanCallback,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+) -> None:
+    current = await subscriptions.current_subscription(uow, user.id, ctx.clock())
+    if current is None or user.telegram_id is None:
+        raise subscriptions.NoSubscription(f"user {user.id}")
+    renew = callback_data.action == "resume"
+    # Telegram first: only what Telegram accepted is recorded.
+    await bot.edit_user_star_subscription(
+        user_id=user.telegram_id,
+        telegram_payment_charge_id=current.first_charge_id,
+        is_canceled=not renew,
+    )
+    await subscriptions.set_renewal(
+        uow, user_id=user.id, subscription_id=current.id, renew=renew, now=ctx.clock()
+    )
+    await query.answer()
+    until = local_time(current.current_period_end, ctx.tariffs.timezone)
+    await bot.send_message(
+        query.from_user.id,
+        (
+            _("🔁 Renewal is on again. The plan stays active until {until} and then renews.")
+            if renew
+            else _("Renewal cancelled. The plan stays active until {until}.")
+        ).format(until=until),
+        reply_markup=subscription_keyboard(renew),
+    )
+
+
 @router.pre_checkout_query(flags={"consent_free": True})
 async def on_pre_checkout(query: PreCheckoutQuery, uow: UnitOfWork, ctx: BotContext) -> None:
     # Telegram waits 10 seconds for this answer: check and answer, nothing else.
     try:
-        await payments.check_stars_checkout(
+        await stars.check_checkout(
             uow,
             ctx.payment_terms,
+            ctx.tariffs,
             telegram_id=query.from_user.id,
             payload=query.invoice_payload,
             currency=query.currency,
@@ -114,22 +279,56 @@ async def on_successful_payment(
     """Credited once per charge, however often Telegram delivers this message."""
     payment = message.successful_payment
     assert payment is not None and message.from_user is not None
-    top_up = await payments.record_stars_payment(
+    expires = payment.subscription_expiration_date
+    recorded = await stars.record_payment(
         uow,
         ctx.payment_terms,
+        ctx.tariffs,
         telegram_id=message.from_user.id,
         charge_id=payment.telegram_payment_charge_id,
         payload=payment.invoice_payload,
         currency=payment.currency,
         total_amount=payment.total_amount,
+        subscription_expires_at=(
+            datetime.fromtimestamp(expires, UTC) if expires is not None else None
+        ),
+        first_of_subscription=not payment.is_recurring or bool(payment.is_first_recurring),
+        now=ctx.clock(),
     )
-    if not top_up.applied:
-        log.info("payment %s delivered again; already credited", top_up.payment_id)
+    if not recorded.applied:
+        log.info("charge %s delivered again; already recorded", payment.telegram_payment_charge_id)
         return
-    account = await billing.get_balance(uow, top_up.user_id)
-    await uow.end_read()
     language = user.language if user is not None else "en"
-    await message.answer(topped_up_text(top_up.credited, account.balance, language))
+    if recorded.subscription is not None:
+        sub = recorded.subscription
+        await message.answer(
+            _("⭐️ Plan {plan} is active until {until}. Thank you!").format(
+                plan=sub.plan.title(),
+                until=local_time(sub.current_period_end, ctx.tariffs.timezone),
+            )
+        )
+        return
+    assert recorded.top_up is not None
+    account = await billing.get_balance(uow, recorded.user_id)
+    await uow.end_read()
+    await message.answer(topped_up_text(recorded.top_up.credited, account.balance, language))
+
+
+@router.message(F.refunded_payment, flags={"consent_free": True})
+async def on_refunded_payment(message: Message, uow: UnitOfWork, ctx: BotContext) -> None:
+    """A Stars payment was refunded: its credit and the referral earnings it brought go back."""
+    refunded = message.refunded_payment
+    assert refunded is not None
+    try:
+        refund = await payments.refund_payment(
+            uow, provider="stars", external_id=refunded.telegram_payment_charge_id, now=ctx.clock()
+        )
+    except NotFound:
+        log.warning("refund of a charge never recorded: %s", refunded.telegram_payment_charge_id)
+        return
+    log.info(
+        "stars charge refunded: payment %s, %d taken back", refund.payment_id, refund.taken_back
+    )
 
 
 @router.message(Command("history"))

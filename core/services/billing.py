@@ -378,3 +378,9 @@ async def check_consistency(uow: UnitOfWork, user_id: int) -> bool:
     """The balance equals the sum of the user's entries."""
     balance = await get_balance(uow, user_id)
     return balance.balance == await uow.ledger.entries_sum(user_id)
+
+
+# For use cases that post entries as steps of their own transactions.
+entry_of = _entry
+record_of = _record
+posting_args = _args

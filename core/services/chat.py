@@ -22,6 +22,7 @@ from core.errors import InvalidInput, NotFound
 from core.i18n import N_
 from core.providers.base import ChatMessage, ChatRequest, ImagePart, TextPart, Usage
 from core.services import billing
+from core.services.tariffs import Tariffs, active_plan, give_back_free_use, take_free_use
 from db.models import ChatMessageRow, Conversation, Preset, User
 from db.uow import UnitOfWork
 
@@ -57,6 +58,8 @@ class ModelTerms:
     reasoning: bool = False
     web_search: bool = False
     vision: bool = False
+    # The free-tier class whose allowance this model uses, if any.
+    free_tier: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,6 +86,8 @@ class Turn:
     store: bool
     key: str
     prefs: ChatPrefs
+    # Set when the request is covered by the free tier: it costs no money.
+    free_tier: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +95,7 @@ class TurnResult:
     message_id: int | None
     charged: int
     balance_after: int | None
+    free: bool = False
 
 
 def estimate_tokens(text: str) -> int:
@@ -187,8 +193,10 @@ async def begin_turn(
     max_output_tokens: int = DEFAULT_MAX_OUTPUT,
     images: tuple[ImagePart, ...] = (),
     prefs: ChatPrefs | None = None,
+    tariffs: Tariffs | None = None,
 ) -> Turn:
     """Store the prompt, assemble the request and hold money for it, before the provider call.
+    A request the free tier covers holds nothing and counts against the allowance instead.
     Raises InsufficientFunds (nothing stored) when the balance cannot cover the estimate."""
     if len(text) > MAX_PROMPT_CHARS:
         raise PromptTooLong(f"{len(text)} characters")
@@ -230,14 +238,30 @@ async def begin_turn(
     input_estimate = prompt_tokens + sum(estimate_tokens(m.text) for m in history)
     key = f"turn:{user_id}:{secrets.token_hex(8)}"
     provider_cost = cost(model, input_estimate, max_output)
+    plan = await active_plan(uow, tariffs, user_id, now) if tariffs is not None else None
+    free_tier: str | None = None
+    # Counted in this transaction: it commits with the prompt, or not at all.
+    if (
+        tariffs is not None
+        and model.free_tier
+        and provider_cost
+        and await take_free_use(
+            uow, tariffs, user_id=user_id, tier=model.free_tier, plan=plan, now=now
+        )
+    ):
+        free_tier = model.free_tier
     # A free model needs no balance at all.
-    discount = (await billing.get_balance(uow, user_id)).discount_percent if provider_cost else 0
+    discount = 0
+    if provider_cost and free_tier is None:
+        discount = (await billing.get_balance(uow, user_id)).discount_percent
+        if plan is not None:
+            discount = max(discount, plan.discount_percent)
     estimate = billing.price(
         provider_cost, markup_percent=model.markup_percent, discount_percent=discount
     )
     # Money first: when the balance cannot cover the estimate nothing at all is stored.
     reservation = None
-    if estimate > 0:
+    if estimate > 0 and free_tier is None:
         reservation = await billing.reserve(
             uow, user_id=user_id, amount=estimate, key=f"{key}:hold", model_id=model.id
         )
@@ -303,6 +327,7 @@ async def begin_turn(
         store=store,
         key=key,
         prefs=prefs,
+        free_tier=free_tier,
     )
 
 
@@ -338,6 +363,10 @@ async def finish_turn(
             expires_at=now + RETENTION,
         )
         await uow.commit()
+    if turn.free_tier is not None:
+        if not delivered and usage is None:
+            await give_back_free_use(uow, user_id=turn.user_id, tier=turn.free_tier)
+        return TurnResult(message_id, 0, None, free=True)
     if turn.reservation is None:
         return TurnResult(message_id, 0, None)
     if not delivered and usage is None:

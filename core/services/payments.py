@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert
 from core.errors import DomainError, NotFound
 from core.i18n import N_
 from core.services import billing, promo
-from db.models import Payment, PromoRedemption, User
+from db.models import Payment, PromoRedemption, Subscription, User
 from db.uow import UnitOfWork
 
 
@@ -86,30 +86,37 @@ def star_offers(terms: PaymentTerms) -> list[StarOffer]:
     return [StarOffer(stars, stars * terms.kopecks_per_star) for stars in terms.star_packages]
 
 
-def _sign(terms: PaymentTerms, body: str) -> str:
+def sign(terms: PaymentTerms, body: str) -> str:
     digest = hmac.new(terms.secret, body.encode(), hashlib.sha256).digest()[:16]
     return base64.urlsafe_b64encode(digest).rstrip(b"=").decode()
+
+
+def verify(terms: PaymentTerms, payload: str, version: str) -> tuple[str, str, str]:
+    """The three fields of a payload this deployment signed (``<version>.<a>.<b>.<nonce>.<sig>``),
+    else PaymentRefused."""
+    parts = payload.split(".")
+    if len(parts) != 5 or parts[0] != version:
+        raise PaymentRefused("malformed invoice payload")
+    body = ".".join(parts[:4])
+    if not hmac.compare_digest(parts[4], sign(terms, body)):
+        raise PaymentRefused("invoice payload signature does not match")
+    return parts[0], parts[1], parts[2]
 
 
 def invoice_payload(terms: PaymentTerms, *, user_id: int, stars: int) -> str:
     if stars not in terms.star_packages:
         raise PaymentRefused(f"{stars} Stars is not an offered package")
     body = f"s1.{user_id}.{stars}.{secrets.token_urlsafe(6)}"
-    return f"{body}.{_sign(terms, body)}"
+    return f"{body}.{sign(terms, body)}"
 
 
 def parse_payload(terms: PaymentTerms, payload: str) -> tuple[int, int]:
     """(user id, stars) from a payload this deployment signed, else PaymentRefused."""
+    _, user_id, stars = verify(terms, payload, "s1")
     try:
-        version, user_id, stars, nonce, signature = payload.split(".")
-        body = f"{version}.{user_id}.{stars}.{nonce}"
-        valid = version == "s1" and hmac.compare_digest(signature, _sign(terms, body))
-        parsed = (int(user_id), int(stars))
+        return int(user_id), int(stars)
     except ValueError as exc:
         raise PaymentRefused("malformed invoice payload") from exc
-    if not valid:
-        raise PaymentRefused("invoice payload signature does not match")
-    return parsed
 
 
 async def _payer(
@@ -156,7 +163,7 @@ async def record_stars_payment(
     user, stars = await _payer(uow, terms, telegram_id, payload)
     if currency != "XTR" or total_amount != stars:
         raise PaymentRefused(f"paid {total_amount} {currency} for {stars} XTR")
-    return await _credit_payment(
+    return await credit_payment(
         uow,
         terms,
         user=user,
@@ -169,7 +176,7 @@ async def record_stars_payment(
     )
 
 
-async def _credit_payment(
+async def credit_payment(
     uow: UnitOfWork,
     terms: PaymentTerms,
     *,
@@ -289,6 +296,13 @@ async def refund_payment(
     if changed.rowcount == 0:  # type: ignore[attr-defined]
         await uow.rollback()
         return Refund(payment_id, user_id, 0, {})
+    # A refunded subscription charge ends the period it paid for.
+    await uow.session.execute(
+        update(Subscription)
+        .where(Subscription.last_charge_id == external_id, Subscription.status != "expired")
+        .values(status="expired", current_period_end=now)
+        .execution_options(synchronize_session=False)
+    )
     taken = await billing.take_up_to(
         uow,
         user_id=payment.user_id,

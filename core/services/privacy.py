@@ -26,9 +26,11 @@ from core.errors import InvalidInput, RateLimited
 from core.i18n import N_
 from core.media import MediaStore
 from db.models import (
+    AdminAction,
     ChatMessageRow,
     Consent,
     Conversation,
+    FreeUsage,
     Identity,
     Media,
     Preset,
@@ -37,6 +39,7 @@ from db.models import (
     RequestLog,
     Reservation,
     SignupAttribution,
+    Subscription,
     User,
 )
 from db.uow import UnitOfWork
@@ -178,6 +181,32 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "created_at",
         ),
     ),
+    "free_tier": ("free_usage", "user_id", ("tier", "used", "reset_at")),
+    "subscriptions": (
+        "subscriptions",
+        "user_id",
+        (
+            "id",
+            "plan",
+            "stars",
+            "status",
+            "first_charge_id",
+            "last_charge_id",
+            "current_period_end",
+            "created_at",
+            "cancelled_at",
+        ),
+    ),
+    "payment_orders": (
+        "payment_orders",
+        "user_id",
+        ("id", "provider", "amount", "external_id", "status", "created_at", "updated_at"),
+    ),
+    "admin_actions": (
+        "admin_actions",
+        "target_user_id",
+        ("id", "action", "target", "before", "after", "reason", "created_at"),
+    ),
     "messages": (
         "messages",
         "user_id",
@@ -229,6 +258,16 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "media": {
         "user_id": "the account's own id",
         "storage_key": "where the file lies in our store; the metadata is exported",
+    },
+    "free_usage": {"user_id": "the account's own id"},
+    "subscriptions": {"user_id": "the account's own id"},
+    "payment_orders": {
+        "user_id": "the account's own id",
+        "idempotence_key": "an internal key that makes a payment request apply once",
+    },
+    "admin_actions": {
+        "target_user_id": "the account's own id",
+        "admin_telegram_id": "the administrator's identity, not data about the user",
     },
 }
 
@@ -375,8 +414,17 @@ async def delete_user(
         Consent,
         SignupAttribution,
         PrivacyRequest,
+        FreeUsage,
+        Subscription,
     ):
         await uow.session.execute(delete(model).where(model.user_id == user_id))
+    # The administrative log keeps what was done (balances before and after) but no free text
+    # or handle that could name the person.
+    await uow.session.execute(
+        update(AdminAction)
+        .where(AdminAction.target_user_id == user_id)
+        .values(target=None, reason=None)
+    )
     # Money held for requests in flight goes back to the balance before it is frozen.
     await uow.session.execute(
         text("UPDATE balances SET reserved = 0 WHERE user_id = :u"), {"u": user_id}

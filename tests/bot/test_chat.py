@@ -462,7 +462,7 @@ async def test_top_up_chat_until_the_money_runs_out_then_top_up_again(
         await harness.client.send_text(sam.id, "/topup")
         view = await harness.client.wait_for(
             lambda e: (
-                e["type"] == "bot_message" and "Telegram Stars" in (e["message"].get("text") or "")
+                e["type"] == "bot_message" and "Top up:" in (e["message"].get("text") or "")
             ),
             chat_id=sam.id,
             after=before,

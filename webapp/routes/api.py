@@ -12,6 +12,7 @@ from core.errors import ConsentRequired, Unauthorized
 from core.security.initdata import InitDataInvalid
 from core.security.tokens import SessionInvalid, issue_access_token, read_access_token
 from core.services import accounts, billing, chat
+from webapp.clientip import client_address
 from webapp.keys import CONTEXT, USER_ID
 
 TMA = re.compile(r"^tma (.+)$", re.DOTALL)
@@ -55,7 +56,7 @@ def client_info(request: web.Request, platform: str) -> ClientInfo:
         device_type=device if agent else None,
         os=os_name,
         browser=browser,
-        ip=request.remote,
+        ip=str(address) if (address := client_address(request)) else None,
         user_agent=agent or None,
     )
 
