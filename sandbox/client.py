@@ -13,6 +13,11 @@ import httpx
 Event = dict[str, Any]
 
 
+def _given(**fields: Any) -> dict[str, Any]:
+    """The fields that are not None (the control API's defaults apply to the others)."""
+    return {k: v for k, v in fields.items() if v is not None}
+
+
 class SandboxClient:
     def __init__(self, base_url: str, *, http: httpx.AsyncClient | None = None) -> None:
         self.base_url = base_url.rstrip("/")
@@ -52,9 +57,70 @@ class SandboxClient:
     async def block(self, user_id: int, blocked: bool = True) -> None:
         await self._call("POST", f"/users/{user_id}/block", json={"blocked": blocked})
 
-    async def create_group(self, title: str, member_ids: list[int]) -> dict[str, Any]:
-        data = await self._call("POST", "/groups", json={"title": title, "member_ids": member_ids})
+    async def create_group(
+        self,
+        title: str,
+        member_ids: list[int],
+        *,
+        chat_type: str | None = None,
+        is_forum: bool | None = None,
+        owner_id: int | None = None,
+        admin_ids: list[int] | None = None,
+        bot_admin: bool | None = None,
+        bot_rights: dict[str, bool] | None = None,
+        with_bot: bool | None = None,
+    ) -> dict[str, Any]:
+        """A group (``chat_type`` "group", the default) or a supergroup; see the control API
+        for who is an administrator by default."""
+        body = {"title": title, "member_ids": member_ids} | _given(
+            type=chat_type,
+            is_forum=is_forum,
+            owner_id=owner_id,
+            admin_ids=admin_ids,
+            bot_admin=bot_admin,
+            bot_rights=bot_rights,
+            with_bot=with_bot,
+        )
+        data = await self._call("POST", "/groups", json=body)
         return dict(data["chat"])
+
+    async def create_forum(
+        self,
+        title: str,
+        member_ids: list[int],
+        *,
+        owner_id: int | None = None,
+        admin_ids: list[int] | None = None,
+        bot_rights: dict[str, bool] | None = None,
+    ) -> dict[str, Any]:
+        """A forum supergroup; bots are administrators with every right unless ``bot_rights``."""
+        return await self.create_group(
+            title,
+            member_ids,
+            chat_type="supergroup",
+            is_forum=True,
+            owner_id=owner_id,
+            admin_ids=admin_ids,
+            bot_rights=bot_rights,
+        )
+
+    async def groups(self) -> list[dict[str, Any]]:
+        return list((await self._call("GET", "/groups"))["groups"])
+
+    async def set_admin(
+        self,
+        chat_id: int,
+        *,
+        user_id: int | None = None,
+        bot_id: int | None = None,
+        rights: dict[str, bool] | None = None,
+        is_admin: bool = True,
+    ) -> dict[str, Any]:
+        """Promote (or demote) a person, or a bot when ``user_id`` is None; returns the
+        ChatMember."""
+        body = {"is_admin": is_admin} | _given(user_id=user_id, bot_id=bot_id, rights=rights)
+        data = await self._call("POST", f"/chats/{chat_id}/admins", json=body)
+        return dict(data["member"])
 
     async def register_bot(
         self, token: str, username: str | None = None, first_name: str | None = None
@@ -75,14 +141,14 @@ class SandboxClient:
         from_user_id: int | None = None,
         reply_to_message_id: int | None = None,
         bot_id: int | None = None,
+        message_thread_id: int | None = None,
     ) -> dict[str, Any]:
-        body: dict[str, Any] = {"text": text}
-        if bot_id is not None:
-            body["bot_id"] = bot_id
-        if from_user_id is not None:
-            body["from_user_id"] = from_user_id
-        if reply_to_message_id is not None:
-            body["reply_to_message_id"] = reply_to_message_id
+        body = {"text": text} | _given(
+            bot_id=bot_id,
+            from_user_id=from_user_id,
+            reply_to_message_id=reply_to_message_id,
+            message_thread_id=message_thread_id,
+        )
         return dict(await self._call("POST", f"/chats/{chat_id}/messages", json=body))
 
     async def send_document(
@@ -94,22 +160,173 @@ class SandboxClient:
         *,
         caption: str | None = None,
         from_user_id: int | None = None,
+        reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
+        bot_id: int | None = None,
     ) -> dict[str, Any]:
         body: dict[str, Any] = {
             "file_name": file_name,
             "mime_type": mime_type,
             "content_base64": base64.b64encode(content).decode(),
             "caption": caption,
-        }
-        if from_user_id is not None:
-            body["from_user_id"] = from_user_id
+        } | _given(
+            from_user_id=from_user_id,
+            reply_to_message_id=reply_to_message_id,
+            message_thread_id=message_thread_id,
+            bot_id=bot_id,
+        )
         return dict(await self._call("POST", f"/chats/{chat_id}/documents", json=body))
 
     async def send_photo(
-        self, chat_id: int, content: bytes, *, caption: str | None = None
+        self,
+        chat_id: int,
+        content: bytes,
+        *,
+        caption: str | None = None,
+        from_user_id: int | None = None,
+        reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
+        bot_id: int | None = None,
     ) -> dict[str, Any]:
-        body = {"content_base64": base64.b64encode(content).decode(), "caption": caption}
+        body = {"content_base64": base64.b64encode(content).decode(), "caption": caption} | _given(
+            from_user_id=from_user_id,
+            reply_to_message_id=reply_to_message_id,
+            message_thread_id=message_thread_id,
+            bot_id=bot_id,
+        )
         return dict(await self._call("POST", f"/chats/{chat_id}/photos", json=body))
+
+    async def edit_message(
+        self,
+        chat_id: int,
+        message_id: int,
+        *,
+        text: str | None = None,
+        caption: str | None = None,
+        from_user_id: int | None = None,
+        bot_id: int | None = None,
+    ) -> dict[str, Any]:
+        """The person edits their message's ``text`` (or ``caption``); the bot gets
+        ``edited_message``. Returns ``{message, update_id}``."""
+        body = _given(text=text, caption=caption, from_user_id=from_user_id, bot_id=bot_id)
+        path = f"/chats/{chat_id}/messages/{message_id}/edit"
+        return dict(await self._call("POST", path, json=body))
+
+    async def forward(
+        self,
+        chat_id: int,
+        from_chat_id: int,
+        message_id: int,
+        *,
+        from_user_id: int | None = None,
+        message_thread_id: int | None = None,
+        bot_id: int | None = None,
+    ) -> dict[str, Any]:
+        """The person forwards a message into ``chat_id``. Returns ``{message, update_id}``."""
+        body = {"from_chat_id": from_chat_id, "message_id": message_id} | _given(
+            from_user_id=from_user_id, message_thread_id=message_thread_id, bot_id=bot_id
+        )
+        return dict(await self._call("POST", f"/chats/{chat_id}/forwards", json=body))
+
+    # --- forum topics, as a person --------------------------------------------------------
+
+    async def create_topic(
+        self,
+        chat_id: int,
+        name: str,
+        *,
+        from_user_id: int,
+        icon_color: int | None = None,
+        bot_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Returns ``{topic, message, update_id}``."""
+        body = {"name": name, "from_user_id": from_user_id} | _given(
+            icon_color=icon_color, bot_id=bot_id
+        )
+        return dict(await self._call("POST", f"/chats/{chat_id}/topics", json=body))
+
+    async def edit_topic(
+        self,
+        chat_id: int,
+        message_thread_id: int,
+        *,
+        from_user_id: int,
+        name: str | None = None,
+        icon_custom_emoji_id: str | None = None,
+        bot_id: int | None = None,
+    ) -> dict[str, Any]:
+        body = {"from_user_id": from_user_id} | _given(
+            name=name, icon_custom_emoji_id=icon_custom_emoji_id, bot_id=bot_id
+        )
+        return await self._topic_action(chat_id, message_thread_id, "edit", body)
+
+    async def close_topic(
+        self, chat_id: int, message_thread_id: int, *, from_user_id: int, bot_id: int | None = None
+    ) -> dict[str, Any]:
+        body = {"from_user_id": from_user_id} | _given(bot_id=bot_id)
+        return await self._topic_action(chat_id, message_thread_id, "close", body)
+
+    async def reopen_topic(
+        self, chat_id: int, message_thread_id: int, *, from_user_id: int, bot_id: int | None = None
+    ) -> dict[str, Any]:
+        body = {"from_user_id": from_user_id} | _given(bot_id=bot_id)
+        return await self._topic_action(chat_id, message_thread_id, "reopen", body)
+
+    async def delete_topic(
+        self, chat_id: int, message_thread_id: int, *, from_user_id: int, bot_id: int | None = None
+    ) -> dict[str, Any]:
+        body = {"from_user_id": from_user_id} | _given(bot_id=bot_id)
+        return await self._topic_action(chat_id, message_thread_id, "delete", body)
+
+    async def _topic_action(
+        self, chat_id: int, message_thread_id: int, action: str, body: dict[str, Any]
+    ) -> dict[str, Any]:
+        path = f"/chats/{chat_id}/topics/{message_thread_id}/{action}"
+        return dict(await self._call("POST", path, json=body))
+
+    # --- Stars ----------------------------------------------------------------------------
+
+    async def pay(
+        self,
+        chat_id: int,
+        *,
+        message_id: int | None = None,
+        invoice_link: str | None = None,
+        from_user_id: int | None = None,
+        bot_id: int | None = None,
+    ) -> dict[str, Any]:
+        """Tap Pay on an invoice message or link; the pre-checkout query goes to the bot."""
+        body = _given(
+            message_id=message_id,
+            invoice_link=invoice_link,
+            from_user_id=from_user_id,
+            bot_id=bot_id,
+        )
+        return dict(await self._call("POST", f"/chats/{chat_id}/pay", json=body))
+
+    async def renew_subscription(
+        self, chat_id: int, telegram_payment_charge_id: str, *, bot_id: int | None = None
+    ) -> dict[str, Any]:
+        """Pay the next period; returns ``{message, update_id, telegram_payment_charge_id,
+        subscription_expiration_date}``. A canceled subscription raises SandboxError (409)."""
+        body = {"telegram_payment_charge_id": telegram_payment_charge_id} | _given(bot_id=bot_id)
+        return dict(await self._call("POST", f"/chats/{chat_id}/renew-subscription", json=body))
+
+    async def cancel_subscription(
+        self,
+        chat_id: int,
+        telegram_payment_charge_id: str,
+        *,
+        is_canceled: bool = True,
+        bot_id: int | None = None,
+    ) -> dict[str, Any]:
+        """The person cancels (or re-enables) the renewal; returns the subscription."""
+        body = {
+            "telegram_payment_charge_id": telegram_payment_charge_id,
+            "is_canceled": is_canceled,
+        } | _given(bot_id=bot_id)
+        data = await self._call("POST", f"/chats/{chat_id}/cancel-subscription", json=body)
+        return dict(data["subscription"])
 
     async def tap(
         self, chat_id: int, message_id: int, data: str, *, from_user_id: int | None = None

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from sandbox.telegram import markup
-from sandbox.telegram.state import ApiError, Bot, Chat, World, bad_request
+from sandbox.telegram.state import ApiError, Bot, Chat, World, bad_request, public
 
 Params = dict[str, Any]
 Method = Callable[[World, Bot, Params], Awaitable[Any]]
@@ -29,6 +29,7 @@ JSON_FIELDS = {
     "menu_button",
     "reply_parameters",
     "link_preview_options",
+    "message_ids",
 }
 METHODS: dict[str, Method] = {}
 
@@ -172,6 +173,31 @@ def _record_bot_message(world: World, bot: Bot, chat: Chat, message: dict[str, A
         if key[0] == bot.id and draft["active"]:
             draft["active"] = False
     world.emit("bot_message", chat.id, message_id=message["message_id"], message=message)
+
+
+def _reply_to(params: Params) -> int | None:
+    """The message to reply to: ``reply_parameters.message_id`` or ``reply_to_message_id``."""
+    reply = params.get("reply_parameters") or {}
+    reply_to = reply.get("message_id") if isinstance(reply, dict) else None
+    if reply_to is not None:
+        try:
+            return int(reply_to)
+        except (TypeError, ValueError) as exc:
+            raise bad_request("can't parse reply parameters JSON object") from exc
+    return _int(params, "reply_to_message_id")
+
+
+def _placement(world: World, bot: Bot, chat: Chat, params: Params) -> dict[str, Any]:
+    """Thread and reply fields of a message the bot sends (see ``World.placement``)."""
+    return world.placement(chat, bot.id, _int(params, "message_thread_id"), _reply_to(params))
+
+
+def _keyboards(message: dict[str, Any], reply_markup: dict[str, Any] | None) -> None:
+    """An inline keyboard is part of the message; a reply keyboard only of the transcript."""
+    if reply_markup and "inline_keyboard" in reply_markup:
+        message["reply_markup"] = reply_markup
+    elif reply_markup:
+        message["_reply_keyboard"] = reply_markup
 
 
 def _sendable_chat(world: World, bot: Bot, params: Params, method_name: str) -> Chat:
@@ -322,7 +348,18 @@ async def get_chat(world: World, bot: Bot, params: Params) -> Any:
         chat = world.chats[int(chat_id)]  # type: ignore[arg-type]
     except (KeyError, TypeError, ValueError) as exc:
         raise bad_request("chat not found") from exc
-    return {**world.chat_dict(chat), "accent_color_id": 0, "max_reaction_count": 11}
+    return {
+        **world.chat_dict(chat),
+        "accent_color_id": 0,
+        "max_reaction_count": 11,
+        "accepted_gift_types": {
+            "unlimited_gifts": False,
+            "limited_gifts": False,
+            "unique_gifts": False,
+            "premium_subscription": False,
+            "gifts_from_channels": False,
+        },
+    }
 
 
 @method("sendMessage")
@@ -330,31 +367,17 @@ async def send_message(world: World, bot: Bot, params: Params) -> Any:
     chat = _sendable_chat(world, bot, params, "sendmessage")
     text, entities = _parse_or_400(lambda: parse_text(params))
     reply_markup = check_markup(chat, params.get("reply_markup"))
+    placement = _placement(world, bot, chat, params)
     world.check_flood(bot, chat)
-    reply = params.get("reply_parameters") or {}
-    reply_to = reply.get("message_id") if isinstance(reply, dict) else None
-    reply_to = reply_to or _int(params, "reply_to_message_id")
     message = world.new_message(
-        chat,
-        bot.as_user(),
-        message_thread_id=_int(params, "message_thread_id"),
-        text=text,
-        entities=entities or None,
-        reply_markup=reply_markup if reply_markup and "inline_keyboard" in reply_markup else None,
+        chat, bot.as_user(), **placement, text=text, entities=entities or None
     )
-    if reply_to and reply_to in chat.messages:
-        message["reply_to_message"] = {
-            k: v for k, v in chat.messages[reply_to].items() if k != "reply_to_message"
-        }
-    if reply_markup and "inline_keyboard" not in reply_markup:
-        # Reply keyboards are not part of the message object; the transcript keeps them.
-        message["_reply_keyboard"] = reply_markup
+    _keyboards(message, reply_markup)
     _record_bot_message(world, bot, chat, message)
     return _public(message)
 
 
-def _public(message: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in message.items() if not k.startswith("_")}
+_public = public
 
 
 def _bot_message(world: World, bot: Bot, params: Params, method_name: str) -> tuple[Chat, dict]:
@@ -439,7 +462,11 @@ async def delete_message(world: World, bot: Bot, params: Params) -> Any:
     message = chat.messages.get(message_id or 0)
     if message is None or message.get("_deleted"):
         raise bad_request("message to delete not found")
-    if chat.type != "private" and message["from"].get("id") != bot.id:
+    if (
+        chat.type != "private"
+        and message["from"].get("id") != bot.id
+        and not world.can(chat, bot.id, "can_delete_messages")
+    ):
         raise bad_request("message can't be deleted")
     message["_deleted"] = True
     world.emit("message_deleted", chat.id, message_id=message_id)
@@ -621,6 +648,7 @@ async def _send_file(
     if markup.utf16_len(caption) > 1024:
         raise bad_request("message caption is too long")
     reply_markup = check_markup(chat, params.get("reply_markup"))
+    placement = _placement(world, bot, chat, params)
     world.check_flood(bot, chat)
     info: Any
     if field_name == "photo":
@@ -641,14 +669,23 @@ async def _send_file(
             "mime_type": stored.mime_type,
             "file_size": len(stored.content),
         }
+        if field_name in ("voice", "video", "audio", "animation"):
+            info["duration"] = _int(params, "duration") or 1
+        if field_name in ("video", "animation"):
+            info["width"] = _int(params, "width") or 1280
+            info["height"] = _int(params, "height") or 720
+        if field_name == "voice":
+            info.pop("file_name")
+            info["mime_type"] = stored.mime_type or "audio/ogg"
     message = world.new_message(
         chat,
         bot.as_user(),
+        **placement,
         **{field_name: info},
         caption=caption or None,
         caption_entities=caption_entities or None,
-        reply_markup=reply_markup if reply_markup and "inline_keyboard" in reply_markup else None,
     )
+    _keyboards(message, reply_markup)
     _record_bot_message(world, bot, chat, message)
     return _public(message)
 
@@ -668,20 +705,26 @@ async def get_file(world: World, bot: Bot, params: Params) -> Any:
     }
 
 
+FILE_METHODS = {
+    "senddocument": "document",
+    "sendphoto": "photo",
+    "sendvideo": "video",
+    "sendvoice": "voice",
+    "sendaudio": "audio",
+    "sendanimation": "animation",
+}
+
+
 async def handle_method(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     name = request.match_info["method"].lower()
     try:
         bot = world.bot_for_token(request.match_info["token"])
-        if name not in METHODS and name not in ("senddocument", "sendphoto", "sendvideo"):
+        if name not in METHODS and name not in FILE_METHODS:
             raise ApiError(404, "Not Found")
         params, uploads = await read_params(request)
-        if name == "senddocument":
-            result = await _send_file(world, bot, params, uploads, "document")
-        elif name == "sendphoto":
-            result = await _send_file(world, bot, params, uploads, "photo")
-        elif name == "sendvideo":
-            result = await _send_file(world, bot, params, uploads, "video")
+        if name in FILE_METHODS:
+            result = await _send_file(world, bot, params, uploads, FILE_METHODS[name])
         else:
             result = await METHODS[name](world, bot, params)
     except ApiError as error:

@@ -2,15 +2,31 @@
 
 All routes are JSON under ``/sandbox/api``:
 
-- ``POST /users`` ``{first_name, last_name?, username?, language_code?, is_premium?, id?}`` → 201
-  ``{user}``; ``GET /users`` → ``{users}``; ``POST /users/{id}/block`` ``{blocked, bot_id?}``.
-- ``POST /groups`` ``{title, member_ids}`` → 201 ``{chat}``; ``GET /groups`` → ``{groups}``.
+- ``POST /users`` ``{first_name, last_name?, username?, language_code?, is_premium?,
+  hides_forwards?, id?}`` → 201 ``{user}``; ``GET /users`` → ``{users}``;
+  ``POST /users/{id}/block`` ``{blocked, bot_id?}``.
+- ``POST /groups`` ``{title, member_ids, type?, is_forum?, owner_id?, admin_ids?, bot_admin?,
+  bot_rights?, with_bot?}`` → 201 ``{chat}``; ``GET /groups`` → ``{groups}``. ``type`` is
+  ``group`` (default; id -xxxxxxxxxx) or ``supergroup`` (id -100xxxxxxxxxx); ``is_forum: true``
+  makes a forum supergroup (``type`` may then be left out). The owner (default: the first
+  member) and ``admin_ids`` are administrators with every right. Bots are in every group unless
+  ``with_bot: false``; in a supergroup they are administrators with every right (including
+  ``can_manage_topics``) unless ``bot_admin: false``, or with exactly the ``bot_rights`` given;
+  in a basic group they are plain members unless ``bot_admin: true`` or ``bot_rights``.
 - ``POST /chats/{chat_id}/web-app-data`` ``{data, button_text}``: a Mini App's ``sendData``.
 - ``POST /bots`` ``{token, username?, first_name?}``; ``GET /bots`` → ``{bots}`` with webhook
   info, commands per scope and language, and menu buttons.
-- ``POST /chats/{chat_id}/messages`` ``{from_user_id?, text, reply_to_message_id?, bot_id?}``
-  → 201 ``{message, update_id}``; ``.../documents`` ``{from_user_id?, file_name, mime_type,
-  content_base64, caption?}`` and ``.../photos`` ``{from_user_id?, content_base64, caption?}``.
+- ``POST /chats/{chat_id}/messages`` ``{from_user_id?, text, reply_to_message_id?,
+  message_thread_id?, bot_id?}`` → 201 ``{message, update_id}``; ``.../documents``
+  ``{from_user_id?, file_name, mime_type, content_base64, caption?, ...}`` and ``.../photos``
+  ``{from_user_id?, content_base64, caption?, ...}`` take the same reply and thread fields. In
+  a forum a message goes to the topic ``message_thread_id`` (or to the replied message's one).
+- ``POST /chats/{chat_id}/messages/{message_id}/edit`` ``{text? | caption?, from_user_id?,
+  bot_id?}`` → ``{message, update_id}``: the person edits their message; the bot gets
+  ``edited_message``.
+- ``POST /chats/{chat_id}/forwards`` ``{from_chat_id, message_id, from_user_id?,
+  message_thread_id?, bot_id?}`` → 201 ``{message, update_id}``: the person forwards a message
+  into the chat (with ``forward_origin``).
 - ``POST /chats/{chat_id}/callbacks`` ``{from_user_id?, message_id, data}`` → 201
   ``{callback_query_id, update_id}``.
 - ``GET /chats/{chat_id}`` → the transcript: messages (with display ``html``, edits, deleted
@@ -22,7 +38,9 @@ All routes are JSON under ``/sandbox/api``:
   chat_id?}``; ``DELETE /faults``.
 
 A private chat's id is the user's id; ``from_user_id`` defaults to it. Errors are 400
-``{"error": "..."}``.
+``{"error": "..."}`` (a refusal Telegram would give carries Telegram's description). A bot gets
+every message people send in its groups (as with privacy mode off). Forum topics and
+administrators: ``sandbox.telegram.forum``; Stars: ``sandbox.telegram.payments``.
 """
 
 from __future__ import annotations
@@ -37,8 +55,18 @@ from aiohttp import web
 
 from sandbox.telegram import markup
 from sandbox.telegram.botapi import WORLD, new_callback_id
+from sandbox.telegram.copying import forwarded_content, is_service
 from sandbox.telegram.initdata import launch_url, sign_init_data
-from sandbox.telegram.state import Bot, Chat, Fault, World
+from sandbox.telegram.state import (
+    FULL_ADMIN_RIGHTS,
+    MEDIA_KINDS,
+    ApiError,
+    Bot,
+    Chat,
+    Fault,
+    World,
+    public,
+)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -55,6 +83,8 @@ def guarded(handler: Handler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
             return await handler(request)
+        except ApiError as exc:
+            return _error(exc.description)
         except (ControlError, LookupError, ValueError, TypeError) as exc:
             return _error(str(exc) or type(exc).__name__)
 
@@ -101,26 +131,36 @@ def _bot(world: World, body: dict[str, Any]) -> Bot:
     return world.default_bot(int(bot_id) if bot_id is not None else None)
 
 
+def _optional_int(body: dict[str, Any], key: str) -> int | None:
+    value = body.get(key)
+    if value is None or value == "":
+        return None
+    try:
+        return int(value)
+    except (TypeError, ValueError) as exc:
+        raise ControlError(f"{key} must be an integer") from exc
+
+
 def _deliver_message(
     world: World, chat: Chat, body: dict[str, Any], **content: Any
 ) -> web.Response:
     bot = _bot(world, body)
     sender = _sender(world, chat, body)
-    reply_to = body.get("reply_to_message_id")
-    message = world.new_message(chat, sender, **content)
+    reply_to = _optional_int(body, "reply_to_message_id")
     if reply_to is not None:
-        original = chat.messages.get(int(reply_to))
-        if original is None:
+        original = chat.messages.get(reply_to)
+        if original is None or original.get("_deleted"):
             raise ControlError(f"no message {reply_to} in chat {chat.id}")
-        message["reply_to_message"] = {
-            k: v for k, v in original.items() if not k.startswith("_") and k != "reply_to_message"
-        }
+    placement = world.placement(
+        chat, int(sender["id"]), _optional_int(body, "message_thread_id"), reply_to
+    )
+    message = world.new_message(chat, sender, **placement, **content)
     if chat.type == "private":
         bot.started_by.add(chat.id)
-    public = {k: v for k, v in message.items() if not k.startswith("_")}
-    update_id = world.push_update(bot, "message", public)
-    world.emit("user_message", chat.id, message_id=message["message_id"], message=public)
-    return web.json_response({"message": public, "update_id": update_id}, status=201)
+    shown = public(message)
+    update_id = world.push_update(bot, "message", shown) if chat.bot_member else None
+    world.emit("user_message", chat.id, message_id=message["message_id"], message=shown)
+    return web.json_response({"message": shown, "update_id": update_id}, status=201)
 
 
 @guarded
@@ -138,6 +178,7 @@ async def create_user(request: web.Request) -> web.Response:
         username=(str(body["username"]).lstrip("@")[:32] if body.get("username") else None),
         language_code=str(language) if language else None,
         is_premium=bool(body.get("is_premium", False)),
+        hides_forwards=bool(body.get("hides_forwards", False)),
     )
     return web.json_response({"user": user.as_user()}, status=201)
 
@@ -183,12 +224,24 @@ async def block_user(request: web.Request) -> web.Response:
 @guarded
 async def list_groups(request: web.Request) -> web.Response:
     world = request.app[WORLD]
-    groups = [
-        {**world.chat_dict(chat), "member_ids": chat.member_ids}
-        for chat in world.chats.values()
-        if chat.type != "private"
-    ]
+    groups = [group_info(world, chat) for chat in world.chats.values() if chat.type != "private"]
     return web.json_response({"groups": groups})
+
+
+def group_info(world: World, chat: Chat) -> dict[str, Any]:
+    """A group for the control API: members, administrators, topics."""
+    return {
+        **world.chat_dict(chat),
+        "member_ids": chat.member_ids,
+        "owner_id": chat.owner_id,
+        "admin_ids": list(chat.admins),
+        "with_bot": chat.bot_member,
+        "bot_rights": chat.bot_rights,
+        "topics": [
+            {**topic.as_dict(), "closed": topic.closed, "deleted": topic.deleted}
+            for topic in chat.topics.values()
+        ],
+    }
 
 
 @guarded
@@ -210,15 +263,33 @@ async def create_group(request: web.Request) -> web.Response:
     body = await _body(request)
     title = str(body.get("title") or "").strip()
     members = [int(m) for m in body.get("member_ids") or []]
+    admin_ids = [int(m) for m in body.get("admin_ids") or []]
+    owner_id = _optional_int(body, "owner_id")
     if not title:
         raise ControlError("title is required")
-    for member in members:
+    for member in [*members, *admin_ids, *([owner_id] if owner_id is not None else [])]:
         if member not in world.users:
             raise ControlError(f"no user {member}")
-    chat = world.create_group(title, members)
-    return web.json_response(
-        {"chat": {**world.chat_dict(chat), "member_ids": chat.member_ids}}, status=201
+    is_forum = bool(body.get("is_forum", False))
+    chat_type = str(body.get("type") or ("supergroup" if is_forum else "group"))
+    bot_rights = body.get("bot_rights")
+    if bot_rights is not None:
+        if not isinstance(bot_rights, dict) or set(bot_rights) - set(FULL_ADMIN_RIGHTS):
+            raise ControlError("bot_rights must be an object of ChatAdministratorRights flags")
+        bot_rights = {key: bool(bot_rights.get(key, False)) for key in FULL_ADMIN_RIGHTS}
+    elif body.get("bot_admin", chat_type == "supergroup"):
+        bot_rights = dict(FULL_ADMIN_RIGHTS)
+    chat = world.create_group(
+        title,
+        members,
+        chat_type=chat_type,
+        is_forum=is_forum,
+        owner_id=owner_id,
+        admin_ids=admin_ids,
+        bot_member=bool(body.get("with_bot", True)),
+        bot_rights=bot_rights,
     )
+    return web.json_response({"chat": group_info(world, chat)}, status=201)
 
 
 def _bot_info(bot: Bot) -> dict[str, Any]:
@@ -269,6 +340,100 @@ async def send_message(request: web.Request) -> web.Response:
     return _deliver_message(
         world, chat, body, text=text, entities=markup.command_entities(text) or None
     )
+
+
+@guarded
+async def edit_message(request: web.Request) -> web.Response:
+    """A person edits their own message's text or caption."""
+    world = request.app[WORLD]
+    chat = _chat(world, request)
+    body = await _body(request)
+    bot = _bot(world, body)
+    sender = _sender(world, chat, body)
+    message_id = int(request.match_info["message_id"])
+    message = chat.messages.get(message_id)
+    if message is None or message.get("_deleted"):
+        raise ControlError(f"no message {message_id} in chat {chat.id}")
+    if message["from"].get("id") != sender["id"]:
+        raise ControlError(f"message {message_id} was not sent by user {sender['id']}")
+    previous = message.get("edit_date") or message["date"]
+    if "text" in body:
+        text = str(body.get("text") or "")
+        if "text" not in message:
+            raise ControlError("the message has no text; edit its caption")
+        if not text.strip():
+            raise ControlError("text is required")
+        if len(text) > 4096:
+            raise ControlError("text is longer than 4096 characters")
+        if text == message["text"]:
+            raise ControlError("message is not modified")
+        message.setdefault("_edits", []).append(
+            {"text": message["text"], "entities": message.get("entities"), "date": previous}
+        )
+        message["text"] = text
+        entities = markup.command_entities(text)
+        if entities:
+            message["entities"] = entities
+        else:
+            message.pop("entities", None)
+    elif "caption" in body:
+        caption = str(body.get("caption") or "")
+        if not any(kind in message for kind in MEDIA_KINDS):
+            raise ControlError("the message has no media to caption")
+        if len(caption) > 1024:
+            raise ControlError("caption is longer than 1024 characters")
+        if caption == (message.get("caption") or ""):
+            raise ControlError("message is not modified")
+        message.setdefault("_edits", []).append(
+            {"caption": message.get("caption"), "date": previous}
+        )
+        message.pop("caption_entities", None)
+        if caption:
+            message["caption"] = caption
+        else:
+            message.pop("caption", None)
+    else:
+        raise ControlError("text or caption is required")
+    message["edit_date"] = int(time.time())
+    shown = public(message)
+    update_id = world.push_update(bot, "edited_message", shown) if chat.bot_member else None
+    world.emit("user_message_edited", chat.id, message_id=message_id, message=shown)
+    return web.json_response({"message": shown, "update_id": update_id})
+
+
+@guarded
+async def forward_message(request: web.Request) -> web.Response:
+    """A person forwards a message they can see into this chat."""
+    world = request.app[WORLD]
+    chat = _chat(world, request)
+    body = await _body(request)
+    bot = _bot(world, body)
+    sender = _sender(world, chat, body)
+    source_id = _optional_int(body, "from_chat_id")
+    source = world.chats.get(source_id) if source_id is not None else None
+    if source is None:
+        raise ControlError(f"no chat {source_id}")
+    sees = (
+        source.id == sender["id"] if source.type == "private" else sender["id"] in source.member_ids
+    )
+    if not sees:
+        raise ControlError(f"user {sender['id']} cannot see chat {source.id}")
+    message_id = _optional_int(body, "message_id")
+    original = source.messages.get(message_id) if message_id is not None else None
+    if original is None or original.get("_deleted"):
+        raise ControlError(f"no message {message_id} in chat {source.id}")
+    if is_service(original) and "invoice" not in original:
+        raise ControlError("the message can't be forwarded")
+    placement = world.placement(
+        chat, int(sender["id"]), _optional_int(body, "message_thread_id"), None
+    )
+    message = world.new_message(chat, sender, **placement, **forwarded_content(world, original))
+    if chat.type == "private":
+        bot.started_by.add(chat.id)
+    shown = public(message)
+    update_id = world.push_update(bot, "message", shown) if chat.bot_member else None
+    world.emit("user_message", chat.id, message_id=message["message_id"], message=shown)
+    return web.json_response({"message": shown, "update_id": update_id}, status=201)
 
 
 def _content(body: dict[str, Any]) -> bytes:
@@ -339,14 +504,13 @@ async def tap_callback(request: web.Request) -> web.Response:
         raise ControlError("the message has no button with this callback_data")
     query_id = new_callback_id()
     bot.callbacks[query_id] = {"chat_id": chat.id, "at": time.monotonic(), "answered": False}
-    public = {k: v for k, v in message.items() if not k.startswith("_")}
     update_id = world.push_update(
         bot,
         "callback_query",
         {
             "id": query_id,
             "from": sender,
-            "message": public,
+            "message": public(message),
             "chat_instance": str(abs(chat.id) * 7919 % 10**12),
             "data": data,
         },
@@ -383,16 +547,25 @@ def _transcript_message(world: World, message: dict[str, Any]) -> dict[str, Any]
         "deleted": bool(message.get("_deleted")),
         "reply_to_message_id": (message.get("reply_to_message") or {}).get("message_id"),
         "message_thread_id": message.get("message_thread_id"),
+        "is_topic_message": bool(message.get("is_topic_message")),
     }
-    for kind in ("invoice", "successful_payment", "refunded_payment", "web_app_data"):
+    for kind in (
+        "invoice",
+        "successful_payment",
+        "refunded_payment",
+        "web_app_data",
+        "forward_origin",
+        "forum_topic_created",
+        "forum_topic_edited",
+        "forum_topic_closed",
+        "forum_topic_reopened",
+    ):
         if kind in message:
             item[kind] = message[kind]
-    if "document" in message:
-        document = message["document"]
-        item["document"] = {**document, "url": _file_url(world, document["file_id"])}
-    if "video" in message:
-        video = message["video"]
-        item["video"] = {**video, "url": _file_url(world, video["file_id"])}
+    for kind in ("document", "video", "voice", "audio", "animation"):
+        if kind in message:
+            media = message[kind]
+            item[kind] = {**media, "url": _file_url(world, media["file_id"])}
     if "photo" in message:
         photo = message["photo"][-1]
         item["photo"] = {**photo, "url": _file_url(world, photo["file_id"])}
@@ -423,6 +596,10 @@ async def transcript(request: web.Request) -> web.Response:
             "drafts": drafts,
             "chat_actions": chat.chat_actions[-20:],
             "callback_answers": chat.callback_answers,
+            "topics": [
+                {**topic.as_dict(), "closed": topic.closed, "deleted": topic.deleted}
+                for topic in chat.topics.values()
+            ],
         }
     )
 
@@ -515,6 +692,8 @@ def setup_control(app: web.Application) -> None:
     r.add_post("/sandbox/api/bots", register_bot)
     r.add_get("/sandbox/api/bots", list_bots)
     r.add_post("/sandbox/api/chats/{chat_id}/messages", send_message)
+    r.add_post("/sandbox/api/chats/{chat_id}/messages/{message_id}/edit", edit_message)
+    r.add_post("/sandbox/api/chats/{chat_id}/forwards", forward_message)
     r.add_post("/sandbox/api/chats/{chat_id}/documents", send_document)
     r.add_post("/sandbox/api/chats/{chat_id}/photos", send_photo)
     r.add_post("/sandbox/api/chats/{chat_id}/callbacks", tap_callback)

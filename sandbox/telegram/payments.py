@@ -1,5 +1,27 @@
 """Telegram Stars: invoices, the pre-checkout round trip with its deadline, successful and
-refunded payments, Star transactions. A person pays through the control API or the page."""
+refunded payments, Star transactions, subscriptions. A person pays through the control API or
+the page.
+
+Control API (JSON under ``/sandbox/api``):
+
+- ``POST /chats/{chat_id}/pay`` ``{message_id | invoice_link, from_user_id?, bot_id?}`` → 202.
+- ``POST /chats/{chat_id}/replay-payment`` ``{message_id, times?, bot_id?}`` → 201
+  ``{update_ids}``.
+- ``POST /chats/{chat_id}/renew-subscription`` ``{telegram_payment_charge_id, bot_id?}`` → 201
+  ``{message, update_id, telegram_payment_charge_id, subscription_expiration_date}``: the next
+  period is paid (no pre-checkout query, as in Telegram): a new charge, a ``successful_payment``
+  with ``is_recurring`` and the expiration date moved on by the period. A subscription canceled
+  by the bot or by the person is not renewed: 409 ``{"error"}`` and a
+  ``subscription_not_renewed`` event.
+- ``POST /chats/{chat_id}/cancel-subscription`` ``{telegram_payment_charge_id, is_canceled?,
+  bot_id?}`` → ``{subscription}``: the person cancels (or re-enables) the renewal.
+
+``telegram_payment_charge_id`` names a subscription by its first charge (any of its charges is
+accepted). A bot that lists ``subscription`` in ``allowed_updates`` also gets Bot API 10.2's
+``subscription`` update (``{user, invoice_payload, state}``) when the person cancels or
+re-enables. ``editUserStarSubscription(is_canceled=false)`` lifts the bot's own cancellation
+(the person's consent is taken as given).
+"""
 
 from __future__ import annotations
 
@@ -158,8 +180,10 @@ async def get_star_transactions(world: World, bot: Bot, params: Params) -> Any:
             "type": "user",
             "transaction_type": "invoice_payment",
             "user": world.users[t["user_id"]].as_user(),
-            "invoice_payload": t["payload"],
+            "invoice_payload": t.get("payload", ""),
         }
+        if t.get("subscription_period") and not t.get("is_refund"):
+            partner["subscription_period"] = t["subscription_period"]
         item["receiver" if t.get("is_refund") else "source"] = partner
         transactions.append(item)
     return {"transactions": transactions}
@@ -168,11 +192,43 @@ async def get_star_transactions(world: World, bot: Bot, params: Params) -> Any:
 @method("editUserStarSubscription")
 async def edit_user_star_subscription(world: World, bot: Bot, params: Params) -> Any:
     charge_id = str(params.get("telegram_payment_charge_id") or "")
-    found = next((t for t in bot.star_transactions if t["id"] == charge_id), None)
-    if found is None or not found.get("subscription_period"):
+    user_id = _int(params, "user_id")
+    subscription = _subscription(bot, charge_id)
+    if subscription is None or (user_id is not None and subscription["user_id"] != user_id):
         raise bad_request("CHARGE_NOT_FOUND")
-    found["canceled"] = params.get("is_canceled") in (True, "true", "True", 1, "1")
+    canceled = params.get("is_canceled") in (True, "true", "True", 1, "1")
+    subscription["canceled_by_bot"] = canceled
+    for t in bot.star_transactions:
+        if t["id"] == charge_id:
+            t["canceled"] = canceled
+    world.emit(
+        "subscription_canceled" if canceled else "subscription_reenabled",
+        subscription["chat_id"],
+        charge_id=subscription["first_charge_id"],
+        by="bot",
+    )
     return True
+
+
+def _subscription(bot: Bot, charge_id: str) -> dict[str, Any] | None:
+    """A subscription by its first charge id, or by any of its charges."""
+    if charge_id in bot.subscriptions:
+        return bot.subscriptions[charge_id]
+    return next((s for s in bot.subscriptions.values() if charge_id in s["charge_ids"]), None)
+
+
+def _subscription_info(subscription: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "telegram_payment_charge_id": subscription["first_charge_id"],
+        "user_id": subscription["user_id"],
+        "invoice_payload": subscription["payload"],
+        "total_amount": subscription["amount"],
+        "subscription_period": subscription["period"],
+        "subscription_expiration_date": subscription["expires_at"],
+        "canceled_by_bot": subscription["canceled_by_bot"],
+        "canceled_by_user": subscription["canceled_by_user"],
+        "charge_ids": list(subscription["charge_ids"]),
+    }
 
 
 async def _checkout(
@@ -222,6 +278,18 @@ async def _checkout(
         payment["subscription_expiration_date"] = int(time.time()) + period
         payment["is_recurring"] = True
         payment["is_first_recurring"] = True
+        bot.subscriptions[charge_id] = {
+            "first_charge_id": charge_id,
+            "user_id": payer_id,
+            "chat_id": chat.id,
+            "payload": invoice["payload"],
+            "amount": invoice["total_amount"],
+            "period": period,
+            "expires_at": payment["subscription_expiration_date"],
+            "canceled_by_bot": False,
+            "canceled_by_user": False,
+            "charge_ids": [charge_id],
+        }
     bot.star_transactions.append(
         {
             "id": charge_id,
@@ -284,6 +352,108 @@ async def replay_payment(request: web.Request) -> web.Response:
     return web.json_response({"update_ids": ids}, status=201)
 
 
+def _chat_subscription(world: World, bot: Bot, chat: Chat, body: dict[str, Any]) -> dict[str, Any]:
+    charge_id = str(body.get("telegram_payment_charge_id") or "")
+    if not charge_id:
+        raise ControlError("telegram_payment_charge_id is required")
+    subscription = _subscription(bot, charge_id)
+    if subscription is None or subscription["chat_id"] != chat.id:
+        raise ControlError(f"no subscription with charge {charge_id} in chat {chat.id}")
+    return subscription
+
+
+@guarded
+async def renew_subscription(request: web.Request) -> web.Response:
+    """The next period of a subscription is paid."""
+    world = request.app[WORLD]
+    chat = _chat(world, request)
+    body = await _body(request)
+    bot = _bot(world, body)
+    subscription = _chat_subscription(world, bot, chat, body)
+    first = subscription["first_charge_id"]
+    if subscription["canceled_by_bot"] or subscription["canceled_by_user"]:
+        by = "bot" if subscription["canceled_by_bot"] else "user"
+        reason = f"the subscription was canceled by the {by}"
+        world.emit("subscription_not_renewed", chat.id, charge_id=first, reason=reason)
+        return web.json_response({"error": reason}, status=409)
+    payer = world.users[subscription["user_id"]]
+    charge_id = "stxSANDBOX" + secrets.token_urlsafe(24)
+    subscription["expires_at"] += subscription["period"]
+    subscription["charge_ids"].append(charge_id)
+    payment: dict[str, Any] = {
+        "currency": "XTR",
+        "total_amount": subscription["amount"],
+        "invoice_payload": subscription["payload"],
+        "telegram_payment_charge_id": charge_id,
+        "provider_payment_charge_id": "",
+        "subscription_expiration_date": subscription["expires_at"],
+        "is_recurring": True,
+        "is_first_recurring": False,
+    }
+    bot.star_transactions.append(
+        {
+            "id": charge_id,
+            "amount": subscription["amount"],
+            "date": int(time.time()),
+            "user_id": payer.id,
+            "payload": subscription["payload"],
+            "refunded": False,
+            "subscription_period": subscription["period"],
+        }
+    )
+    message = world.new_message(chat, payer.as_user(), successful_payment=payment)
+    update_id = world.push_update(bot, "message", _public(message))
+    message["_payment_update"] = update_id
+    world.emit(
+        "payment_succeeded",
+        chat.id,
+        charge_id=charge_id,
+        amount=subscription["amount"],
+        message_id=message["message_id"],
+        renewal_of=first,
+    )
+    return web.json_response(
+        {
+            "message": _public(message),
+            "update_id": update_id,
+            "telegram_payment_charge_id": charge_id,
+            "subscription_expiration_date": subscription["expires_at"],
+        },
+        status=201,
+    )
+
+
+@guarded
+async def cancel_subscription(request: web.Request) -> web.Response:
+    """The person cancels a subscription's renewal (or, with ``is_canceled: false``, turns it
+    back on)."""
+    world = request.app[WORLD]
+    chat = _chat(world, request)
+    body = await _body(request)
+    bot = _bot(world, body)
+    subscription = _chat_subscription(world, bot, chat, body)
+    canceled = bool(body.get("is_canceled", True))
+    if not canceled and subscription["canceled_by_bot"]:
+        raise ControlError("the bot canceled this subscription; only the bot can allow it again")
+    subscription["canceled_by_user"] = canceled
+    world.push_update(
+        bot,
+        "subscription",
+        {
+            "user": world.users[subscription["user_id"]].as_user(),
+            "invoice_payload": subscription["payload"],
+            "state": "canceled" if canceled else "active",
+        },
+    )
+    world.emit(
+        "subscription_canceled" if canceled else "subscription_reenabled",
+        chat.id,
+        charge_id=subscription["first_charge_id"],
+        by="user",
+    )
+    return web.json_response({"subscription": _subscription_info(subscription)})
+
+
 CHECKOUTS = web.AppKey("telegram_checkouts", set[asyncio.Task[None]])
 
 
@@ -301,6 +471,8 @@ def setup_payments(app: web.Application) -> None:
     app.cleanup_ctx.append(_checkouts_ctx)
     app.router.add_post("/sandbox/api/chats/{chat_id}/pay", pay)
     app.router.add_post("/sandbox/api/chats/{chat_id}/replay-payment", replay_payment)
+    app.router.add_post("/sandbox/api/chats/{chat_id}/renew-subscription", renew_subscription)
+    app.router.add_post("/sandbox/api/chats/{chat_id}/cancel-subscription", cancel_subscription)
 
 
 __all__ = ["ApiError", "setup_payments"]

@@ -14,6 +14,62 @@ from typing import Any
 
 TOKEN_RE = re.compile(r"^(\d{1,20}):[A-Za-z0-9_-]{20,}$")
 DEFAULT_UPDATES_EXCLUDED = {"chat_member", "message_reaction", "message_reaction_count"}
+# Update types newer than the Bot API the sandbox follows: sent only to a bot that asked for them.
+OPT_IN_UPDATES = {"subscription"}
+# Every administrator right of a supergroup (ChatAdministratorRights), all granted.
+FULL_ADMIN_RIGHTS: dict[str, bool] = {
+    "is_anonymous": False,
+    "can_manage_chat": True,
+    "can_delete_messages": True,
+    "can_manage_video_chats": True,
+    "can_restrict_members": True,
+    "can_promote_members": True,
+    "can_change_info": True,
+    "can_invite_users": True,
+    "can_post_stories": True,
+    "can_edit_stories": True,
+    "can_delete_stories": True,
+    "can_send_welcome_messages": True,
+    "can_pin_messages": True,
+    "can_manage_topics": True,
+}
+# createForumTopic.icon_color: the six colours Telegram offers.
+TOPIC_ICON_COLORS = (7322096, 16766590, 13338331, 9367192, 16749490, 16478047)
+# Message fields that are content (what copyMessage and forwardMessage carry over).
+CONTENT_FIELDS = (
+    "text",
+    "entities",
+    "link_preview_options",
+    "photo",
+    "document",
+    "video",
+    "voice",
+    "audio",
+    "animation",
+    "sticker",
+    "video_note",
+    "caption",
+    "caption_entities",
+    "show_caption_above_media",
+    "has_media_spoiler",
+    "location",
+    "contact",
+    "venue",
+    "dice",
+)
+# Content kinds that take a caption.
+MEDIA_KINDS = ("photo", "document", "video", "voice", "audio", "animation")
+# A message with one of these is a real message, not a service message.
+MESSAGE_KINDS = (
+    "text",
+    *MEDIA_KINDS,
+    "sticker",
+    "video_note",
+    "location",
+    "contact",
+    "venue",
+    "dice",
+)
 
 
 class ApiError(Exception):
@@ -30,6 +86,16 @@ class ApiError(Exception):
 
 def bad_request(text: str) -> ApiError:
     return ApiError(400, text if text.startswith("Bad Request") else f"Bad Request: {text}")
+
+
+def public(message: dict[str, Any]) -> dict[str, Any]:
+    """A stored message as the Bot API shows it (the sandbox's own keys start with ``_``)."""
+    return {k: v for k, v in message.items() if not k.startswith("_")}
+
+
+def quoted(message: dict[str, Any]) -> dict[str, Any]:
+    """A message as ``reply_to_message``: without its own reply."""
+    return {k: v for k, v in public(message).items() if k != "reply_to_message"}
 
 
 @dataclass
@@ -92,7 +158,13 @@ class UserAccount:
     username: str | None = None
     language_code: str | None = None
     is_premium: bool = False
+    # "Forwarded messages: link to my account" set to nobody: forwards show only the name.
+    hides_forwards: bool = False
     blocked_bots: set[int] = field(default_factory=set)
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}" if self.last_name else self.first_name
 
     def as_user(self) -> dict[str, Any]:
         data: dict[str, Any] = {"id": self.id, "is_bot": False, "first_name": self.first_name}
@@ -113,11 +185,44 @@ class UserAccount:
 
 
 @dataclass
+class ForumTopic:
+    """A topic of a forum supergroup; its id is the id of its ``forum_topic_created`` message."""
+
+    message_thread_id: int
+    name: str
+    icon_color: int
+    creator_id: int
+    icon_custom_emoji_id: str | None = None
+    closed: bool = False
+    deleted: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "message_thread_id": self.message_thread_id,
+            "name": self.name,
+            "icon_color": self.icon_color,
+        }
+        if self.icon_custom_emoji_id:
+            data["icon_custom_emoji_id"] = self.icon_custom_emoji_id
+        return data
+
+
+@dataclass
 class Chat:
     id: int
     type: str
     title: str | None = None
     member_ids: list[int] = field(default_factory=list)
+    is_forum: bool = False
+    owner_id: int | None = None
+    # People who are administrators, with their rights.
+    admins: dict[int, dict[str, bool]] = field(default_factory=dict)
+    # Whether bots are in this group at all, and the rights every bot has (None: a plain member);
+    # `bot_admins` overrides that for one bot.
+    bot_member: bool = True
+    bot_rights: dict[str, bool] | None = None
+    bot_admins: dict[int, dict[str, bool] | None] = field(default_factory=dict)
+    topics: dict[int, ForumTopic] = field(default_factory=dict)
     messages: dict[int, dict[str, Any]] = field(default_factory=dict)
     next_message_id: int = 1
     drafts: dict[tuple[int, int], dict[str, Any]] = field(default_factory=dict)
@@ -159,6 +264,8 @@ class Bot:
     invoice_links: dict[str, dict[str, Any]] = field(default_factory=dict)
     pre_checkouts: dict[str, dict[str, Any]] = field(default_factory=dict)
     star_transactions: list[dict[str, Any]] = field(default_factory=list)
+    # Stars subscriptions by their first charge id.
+    subscriptions: dict[str, dict[str, Any]] = field(default_factory=dict)
     draft_buckets: dict[int, Bucket] = field(default_factory=dict)
     global_bucket: Bucket | None = None
     last_active: float = 0.0
@@ -198,6 +305,7 @@ class World:
         self.faults: list[Fault] = []
         self._next_user_id = random.randint(5_000_000_000, 5_900_000_000)
         self._next_group_id = random.randint(4_000_000_000, 4_900_000_000)
+        self._next_supergroup_id = random.randint(1_000_000_000, 2_900_000_000)
 
     # --- bots -----------------------------------------------------------------------------
 
@@ -251,16 +359,160 @@ class World:
         self.chats[user.id] = Chat(id=user.id, type="private")
         return user
 
-    def create_group(self, title: str, member_ids: list[int]) -> Chat:
-        self._next_group_id += random.randint(1, 97)
-        chat = Chat(id=-self._next_group_id, type="group", title=title, member_ids=member_ids)
+    def create_group(
+        self,
+        title: str,
+        member_ids: list[int],
+        *,
+        chat_type: str = "group",
+        is_forum: bool = False,
+        owner_id: int | None = None,
+        admin_ids: list[int] | None = None,
+        bot_member: bool = True,
+        bot_rights: dict[str, bool] | None = None,
+    ) -> Chat:
+        """A basic group (id -xxxxxxxxxx) or a supergroup (id -100xxxxxxxxxx), maybe a forum."""
+        if chat_type not in ("group", "supergroup"):
+            raise ValueError("type must be group or supergroup")
+        if is_forum and chat_type != "supergroup":
+            raise ValueError("only a supergroup can be a forum")
+        if chat_type == "supergroup":
+            self._next_supergroup_id += random.randint(1, 97)
+            chat_id = -(10**12 + self._next_supergroup_id)
+        else:
+            self._next_group_id += random.randint(1, 97)
+            chat_id = -self._next_group_id
+        members = list(member_ids)
+        admins = list(admin_ids or [])
+        if owner_id is None and members:
+            owner_id = members[0]
+        for person in ([owner_id] if owner_id is not None else []) + admins:
+            if person not in members:
+                members.append(person)
+        chat = Chat(
+            id=chat_id,
+            type=chat_type,
+            title=title,
+            member_ids=members,
+            is_forum=is_forum,
+            owner_id=owner_id,
+            admins={a: dict(FULL_ADMIN_RIGHTS) for a in admins if a != owner_id},
+            bot_member=bot_member,
+            bot_rights=bot_rights,
+        )
         self.chats[chat.id] = chat
+        if chat_type == "supergroup":
+            # Message 1 of a supergroup is its creation; in a forum it stands for the General
+            # topic, so no topic ever has thread id 1.
+            owner = self.users.get(owner_id) if owner_id is not None else None
+            if owner is not None:
+                self.new_message(chat, owner.as_user(), supergroup_chat_created=True)
+            chat.next_message_id = max(chat.next_message_id, 2)
         return chat
 
     def chat_dict(self, chat: Chat) -> dict[str, Any]:
         if chat.type == "private":
             return self.users[chat.id].as_chat()
-        return {"id": chat.id, "type": chat.type, "title": chat.title}
+        data: dict[str, Any] = {"id": chat.id, "type": chat.type, "title": chat.title}
+        if chat.is_forum:
+            data["is_forum"] = True
+        return data
+
+    # --- membership and rights ------------------------------------------------------------
+
+    def rights(self, chat: Chat, member_id: int) -> dict[str, bool] | None:
+        """A member's administrator rights in a group (all of them for the owner); None when
+        the member is not an administrator."""
+        if chat.type == "private":
+            return None
+        if member_id in self.bots:
+            if not chat.bot_member:
+                return None
+            if member_id in chat.bot_admins:
+                return chat.bot_admins[member_id]
+            return chat.bot_rights
+        if member_id == chat.owner_id:
+            return dict(FULL_ADMIN_RIGHTS)
+        return chat.admins.get(member_id)
+
+    def can(self, chat: Chat, member_id: int, right: str) -> bool:
+        rights = self.rights(chat, member_id)
+        return bool(rights and rights.get(right))
+
+    def chat_member(self, chat: Chat, member: dict[str, Any]) -> dict[str, Any]:
+        """A ChatMember object: creator, administrator, member or left."""
+        member_id = int(member["id"])
+        if member_id == chat.owner_id:
+            return {"status": "creator", "user": member, "is_anonymous": False}
+        rights = self.rights(chat, member_id)
+        if rights is not None:
+            return {"status": "administrator", "user": member, "can_be_edited": False, **rights}
+        present = chat.bot_member if member_id in self.bots else member_id in chat.member_ids
+        return {"status": "member" if present else "left", "user": member}
+
+    def readable_chat(self, bot: Bot, chat_id: Any) -> Chat:
+        """A chat whose messages the bot can see (to copy or forward from)."""
+        try:
+            chat = self.chats.get(int(chat_id))
+        except (TypeError, ValueError):
+            chat = None
+        if chat is None:
+            raise bad_request("chat not found")
+        if chat.type == "private" and chat.id not in bot.started_by:
+            raise bad_request("chat not found")
+        if chat.type != "private" and not chat.bot_member:
+            raise bad_request("chat not found")
+        return chat
+
+    # --- threads --------------------------------------------------------------------------
+
+    def topic(self, chat: Chat, thread_id: int | None) -> ForumTopic:
+        """A live topic of a forum, for the forum topic methods."""
+        if not chat.is_forum:
+            raise bad_request("the chat is not a forum")
+        if thread_id is None or thread_id <= 0:
+            raise bad_request("invalid message thread identifier specified")
+        topic = chat.topics.get(thread_id)
+        if topic is None or topic.deleted:
+            raise bad_request("TOPIC_ID_INVALID")
+        return topic
+
+    def placement(
+        self,
+        chat: Chat,
+        sender_id: int,
+        thread_id: int | None,
+        reply_to_id: int | None,
+    ) -> dict[str, Any]:
+        """Where a new message goes: ``message_thread_id``, ``is_topic_message`` and
+        ``reply_to_message``. In a forum a reply lands in the replied message's topic, and a
+        topic message that replies to nothing replies to the topic's first (service) message,
+        as in Telegram. A closed topic takes messages only from those who manage topics."""
+        fields: dict[str, Any] = {}
+        reply_to = chat.messages.get(reply_to_id) if reply_to_id else None
+        if reply_to is not None and reply_to.get("_deleted"):
+            reply_to = None
+        if chat.is_forum:
+            if thread_id is None and reply_to is not None and reply_to.get("is_topic_message"):
+                thread_id = reply_to["message_thread_id"]
+            if thread_id is not None:
+                topic = chat.topics.get(thread_id)
+                if topic is None or topic.deleted:
+                    raise bad_request("message thread not found")
+                if topic.closed and not self.can(chat, sender_id, "can_manage_topics"):
+                    raise bad_request("TOPIC_CLOSED")
+                fields["message_thread_id"] = thread_id
+                fields["is_topic_message"] = True
+                if reply_to is None:
+                    reply_to = chat.messages.get(thread_id)
+        elif thread_id is not None:
+            root = chat.messages.get(thread_id)
+            if chat.type == "private" or root is None or root.get("_deleted"):
+                raise bad_request("message thread not found")
+            fields["message_thread_id"] = thread_id
+        if reply_to is not None:
+            fields["reply_to_message"] = quoted(reply_to)
+        return fields
 
     def chat_for_bot(self, bot: Bot, chat_id: Any) -> Chat:
         try:
@@ -280,6 +532,8 @@ class World:
                 raise ApiError(403, "Forbidden: bot was blocked by the user")
             if chat.id not in bot.started_by:
                 raise ApiError(403, "Forbidden: bot can't initiate conversation with a user")
+        elif not chat.bot_member:
+            raise bad_request("chat not found")
         return chat
 
     def new_message(self, chat: Chat, sender: dict[str, Any], **content: Any) -> dict[str, Any]:
@@ -299,7 +553,7 @@ class World:
     def allows(self, bot: Bot, kind: str) -> bool:
         if bot.allowed_updates:
             return kind in bot.allowed_updates
-        return kind not in DEFAULT_UPDATES_EXCLUDED
+        return kind not in DEFAULT_UPDATES_EXCLUDED and kind not in OPT_IN_UPDATES
 
     def push_update(self, bot: Bot, kind: str, payload: dict[str, Any]) -> int | None:
         if not self.allows(bot, kind):
