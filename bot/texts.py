@@ -192,7 +192,9 @@ def plans_text(plans: tuple[Plan, ...], language: str) -> str:
             for tier, n in sorted(plan.free_tier.items())
         ]
         if plan.discount_percent:
-            perks.append(_("discount on paid requests: {percent}%").format(percent=plan.discount_percent))
+            perks.append(
+                _("discount on paid requests: {percent}%").format(percent=plan.discount_percent)
+            )
         lines.append(
             _("<b>{plan}</b> · ⭐️ {stars}: {perks}").format(
                 plan=escape(plan.id.title()), stars=plan.stars, perks="; ".join(perks)

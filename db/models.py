@@ -37,7 +37,11 @@ class User(Base):
     theme: Mapped[str] = mapped_column(String(16), server_default="auto")
     features: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     history_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
+    # Marketing messages only with this separate opt-in; service notifications always.
+    marketing_opt_in: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
     is_blocked: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # When Telegram last said the user blocked the bot (nothing is sent until they write again).
+    bot_blocked_at: Mapped[datetime | None]
     # 3.6 referral relationships
     referral_code: Mapped[str] = mapped_column(String(32), unique=True)
     invited_by: Mapped[int | None] = mapped_column(
@@ -485,3 +489,71 @@ class AdminAction(Base):
     after: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     reason: Mapped[str | None] = mapped_column(String(512))
     created_at: Mapped[datetime] = created_at_column()
+
+
+class SupportThread(Base):
+    """A user's support conversation in the admin chat: a forum topic of its own, or (in a plain
+    group) the header message that replies hang under."""
+
+    __tablename__ = "support_threads"
+
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True
+    )
+    admin_chat_id: Mapped[int] = mapped_column(BigInteger)
+    # The forum topic (None in a plain group).
+    topic_id: Mapped[int | None] = mapped_column(BigInteger)
+    header_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = created_at_column()
+    last_message_at: Mapped[datetime] = created_at_column()
+
+
+class SupportMessage(Base):
+    """Which message in the user's chat is which in the admin chat, so replies and edits find
+    their way back. Ids only: the text stays in Telegram."""
+
+    __tablename__ = "support_messages"
+    __table_args__ = (
+        CheckConstraint("direction IN ('in', 'out')", name="direction_known"),
+        UniqueConstraint("admin_chat_id", "admin_message_id"),
+        Index("ix_support_messages_user_id_user_message_id", "user_id", "user_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
+    # in: from the user to support; out: a support reply to the user.
+    direction: Mapped[str] = mapped_column(String(8))
+    user_message_id: Mapped[int] = mapped_column(BigInteger)
+    admin_chat_id: Mapped[int] = mapped_column(BigInteger)
+    admin_message_id: Mapped[int] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = created_at_column()
+
+
+class Broadcast(Base):
+    """A message an administrator sends to many users, delivered by the worker at Telegram's
+    pace. ``last_user_id`` is the cursor that lets it resume after a restart."""
+
+    __tablename__ = "broadcasts"
+    __table_args__ = (
+        CheckConstraint(
+            "status IN ('queued', 'running', 'done', 'cancelled')", name="status_known"
+        ),
+        CheckConstraint("segment IN ('all', 'marketing', 'ru', 'en')", name="segment_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    admin_telegram_id: Mapped[int] = mapped_column(BigInteger)
+    # The message to copy: the admin's own message in their chat with the bot.
+    source_chat_id: Mapped[int] = mapped_column(BigInteger)
+    source_message_id: Mapped[int] = mapped_column(BigInteger)
+    segment: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    last_user_id: Mapped[int] = mapped_column(BigInteger, server_default="0")
+    total: Mapped[int] = mapped_column(Integer, server_default="0")
+    sent: Mapped[int] = mapped_column(Integer, server_default="0")
+    failed: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The admin's progress message, edited as the broadcast goes.
+    progress_chat_id: Mapped[int | None] = mapped_column(BigInteger)
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime] = created_at_column()
+    finished_at: Mapped[datetime | None]

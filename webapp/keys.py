@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network
@@ -39,7 +40,7 @@ class WebContext:
     # come from (None: not offered).
     yookassa: YooKassaClient | None = None
     yookassa_packages: tuple[int, ...] = ()
-    yookassa_networks: tuple[IPv4Network | IPv6Network, ...] = ()
+    yookassa_networks: Sequence[IPv4Network | IPv6Network] = ()
     payment_terms: PaymentTerms | None = None
     # Background work (telling a user in Telegram that a card payment arrived).
     jobs: JobQueue | None = None

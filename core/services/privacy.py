@@ -40,6 +40,8 @@ from db.models import (
     Reservation,
     SignupAttribution,
     Subscription,
+    SupportMessage,
+    SupportThread,
     User,
 )
 from db.uow import UnitOfWork
@@ -60,7 +62,11 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "deleted_at",
         ),
     ),
-    "settings": ("users", "id", ("language", "theme", "features", "history_enabled")),
+    "settings": (
+        "users",
+        "id",
+        ("language", "theme", "features", "history_enabled", "marketing_opt_in"),
+    ),
     "session": (
         "users",
         "id",
@@ -73,6 +79,7 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "last_auth_browser",
             "last_auth_ip",
             "last_auth_user_agent",
+            "bot_blocked_at",
         ),
     ),
     "referrals": ("users", "id", ("invited_by", "ref1_count", "ref2_count")),
@@ -182,6 +189,23 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ),
     ),
     "free_tier": ("free_usage", "user_id", ("tier", "used", "reset_at")),
+    "support": (
+        "support_threads",
+        "user_id",
+        ("admin_chat_id", "topic_id", "header_message_id", "created_at", "last_message_at"),
+    ),
+    "support_messages": (
+        "support_messages",
+        "user_id",
+        (
+            "id",
+            "direction",
+            "user_message_id",
+            "admin_chat_id",
+            "admin_message_id",
+            "created_at",
+        ),
+    ),
     "subscriptions": (
         "subscriptions",
         "user_id",
@@ -260,6 +284,8 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
         "storage_key": "where the file lies in our store; the metadata is exported",
     },
     "free_usage": {"user_id": "the account's own id"},
+    "support_threads": {"user_id": "the account's own id"},
+    "support_messages": {"user_id": "the account's own id"},
     "subscriptions": {"user_id": "the account's own id"},
     "payment_orders": {
         "user_id": "the account's own id",
@@ -416,6 +442,8 @@ async def delete_user(
         PrivacyRequest,
         FreeUsage,
         Subscription,
+        SupportMessage,
+        SupportThread,
     ):
         await uow.session.execute(delete(model).where(model.user_id == user_id))
     # The administrative log keeps what was done (balances before and after) but no free text
@@ -445,6 +473,8 @@ async def delete_user(
             theme="auto",
             features={},
             history_enabled=True,
+            marketing_opt_in=False,
+            bot_blocked_at=None,
             is_blocked=True,
             referral_code="x" + secrets.token_hex(8),
             invited_by=None,

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
@@ -22,12 +23,15 @@ from bot.context import BotContext
 from bot.dispatcher import create_dispatcher, create_i18n
 from bot.factory import create_bot
 from bot.notifier import BotNotifier
+from bot.stars import TelegramStars
 from core.media import LocalMediaStore
+from core.payments.yookassa import YooKassaClient
 from core.providers.registry import ProviderRegistry
 from core.providers.settings import sandbox_providers
 from core.services.chat import ModelMenu, ModelTerms
 from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
+from core.services.tariffs import Plan, Tariffs
 from core.services.videos import VideoTerms
 from db.engine import UnitOfWorkFactory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
@@ -58,9 +62,21 @@ MODELS = ModelMenu(
             output_per_1k=60,
             markup_percent=10,
         ),
+        ModelTerms(
+            id="sandbox-mini",
+            provider="openai",
+            provider_model="gpt-mini-sandbox",
+            context_window=16_000,
+            input_per_1k=2,
+            output_per_1k=6,
+            free_tier="basic",
+        ),
     ),
     default_id="sandbox-gpt",
 )
+PLUS = Plan("plus", stars=100, free_tier={"basic": 3}, discount_percent=10)
+TARIFFS = Tariffs(free_limits={"basic": 1}, timezone="Europe/Moscow", plans=(PLUS,))
+YOOKASSA_SHOP = ("bot-test-shop", "bot-test-shop-secret")
 PAYMENT_TERMS = PaymentTerms.build(
     kopecks_per_star=130,
     star_packages=[50, 100],
@@ -99,8 +115,19 @@ async def harness(
         video_models=(VideoTerms("sandbox-video", "video", "sora-2", second_price=100),),
         image_models=(ImageTerms("sandbox-image", "openai", "gpt-image-sandbox", image_price=500),),
         secret="bot-test-secret",
+        tariffs=TARIFFS,
+        yookassa=None,
+        yookassa_packages=(100, 500),
     )
     http = httpx.AsyncClient()
+    await http.post(
+        f"{sandbox.url}/sandbox/api/yookassa/shops",
+        json={"shop_id": YOOKASSA_SHOP[0], "secret_key": YOOKASSA_SHOP[1]},
+    )
+    ctx = dataclasses.replace(
+        ctx,
+        yookassa=YooKassaClient(http, *YOOKASSA_SHOP, api_base=f"{sandbox.url}/yookassa/v3"),
+    )
     providers = ProviderRegistry(sandbox_providers(sandbox.url), http)
     media_store = LocalMediaStore(tmp_path_factory.mktemp("media"))
     bot = create_bot(token, sandbox.url)
@@ -113,6 +140,8 @@ async def harness(
             media_store=media_store,
             notifier=BotNotifier(bot, create_i18n()),
             video_poll_seconds=0.2,
+            tariffs=TARIFFS,
+            stars_source=TelegramStars(bot),
         ),
         queue=f"netroom:test:{secrets.token_hex(4)}",
     )

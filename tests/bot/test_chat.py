@@ -461,9 +461,7 @@ async def test_top_up_chat_until_the_money_runs_out_then_top_up_again(
         before = await harness.client.last_seq()
         await harness.client.send_text(sam.id, "/topup")
         view = await harness.client.wait_for(
-            lambda e: (
-                e["type"] == "bot_message" and "Top up:" in (e["message"].get("text") or "")
-            ),
+            lambda e: e["type"] == "bot_message" and "Top up:" in (e["message"].get("text") or ""),
             chat_id=sam.id,
             after=before,
         )
