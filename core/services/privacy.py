@@ -38,6 +38,7 @@ from db.models import (
     PromoRedemption,
     RequestLog,
     Reservation,
+    Session,
     SignupAttribution,
     Subscription,
     SupportMessage,
@@ -189,6 +190,22 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ),
     ),
     "free_tier": ("free_usage", "user_id", ("tier", "used", "reset_at")),
+    "sessions": (
+        "sessions",
+        "user_id",
+        (
+            "platform",
+            "device",
+            "os",
+            "browser",
+            "ip",
+            "user_agent",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "revoked_at",
+        ),
+    ),
     "support": (
         "support_threads",
         "user_id",
@@ -285,6 +302,11 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     },
     "free_usage": {"user_id": "the account's own id"},
     "support_threads": {"user_id": "the account's own id"},
+    "sessions": {
+        "id": "the session's internal handle, inside every token",
+        "user_id": "the account's own id",
+        "refresh_hash": "a hash of a secret token; never handed out (policy 3.1)",
+    },
     "support_messages": {"user_id": "the account's own id"},
     "subscriptions": {"user_id": "the account's own id"},
     "payment_orders": {
@@ -444,6 +466,7 @@ async def delete_user(
         Subscription,
         SupportMessage,
         SupportThread,
+        Session,
     ):
         await uow.session.execute(delete(model).where(model.user_id == user_id))
     # The administrative log keeps what was done (balances before and after) but no free text
