@@ -25,6 +25,8 @@ class BotContext:
     image_models: tuple[ImageTerms, ...] = ()
     video_models: tuple[VideoTerms, ...] = ()
     admin_ids: frozenset[int] = frozenset()
+    # Where support conversations go (a forum supergroup gives each user a topic).
+    admin_chat_id: int | None = None
     tariffs: Tariffs = field(default_factory=lambda: Tariffs(free_limits={}))
     # Rouble top-ups: the client and the amounts offered, in roubles (None: not offered).
     yookassa: YooKassaClient | None = None

@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from bot.context import BotContext
 from bot.handlers import (
     account,
+    admin,
     chat,
     errors,
     fallback,
@@ -17,6 +18,7 @@ from bot.handlers import (
     presets,
     privacy,
     start,
+    support,
 )
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
 from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR, N_
@@ -38,6 +40,8 @@ COMMANDS = (
     ("history", N_("Transaction history")),
     ("promo", N_("Use a promo code")),
     ("referral", N_("Invite friends")),
+    ("subscribe", N_("Subscription plans")),
+    ("support", N_("Write to support")),
     ("language", N_("Interface language")),
     ("privacy", N_("Your data and the privacy policy")),
     ("export", N_("Download a copy of your data")),
@@ -78,6 +82,8 @@ def create_dispatcher(
     dp.callback_query.middleware(gate)
     dp.include_routers(
         errors.router,
+        admin.router,
+        support.router,
         start.router,
         account.router,
         money.router,

@@ -42,7 +42,8 @@ def main_menu(web_app_url: str) -> InlineKeyboardMarkup:
     builder.button(text=_("👥 Invite friends"), callback_data=MenuCallback(action="referral"))
     builder.button(text=_("🌐 Language"), callback_data=MenuCallback(action="language"))
     builder.button(text=_("🔒 Privacy"), callback_data=MenuCallback(action="privacy"))
-    builder.adjust(1, 2, 2)
+    builder.button(text=_("💬 Support"), callback_data=MenuCallback(action="support"))
+    builder.adjust(1, 2, 2, 1)
     return builder.as_markup()
 
 
@@ -112,4 +113,10 @@ def subscription_keyboard(renews: bool) -> InlineKeyboardMarkup:
 def pay_link_keyboard(text: str, url: str) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=text, url=url)
+    return builder.as_markup()
+
+
+def support_keyboard() -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("✅ Finish"), callback_data=MenuCallback(action="support_done"))
     return builder.as_markup()

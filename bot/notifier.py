@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from aiogram import Bot
+from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
 from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import I18n
 
 from bot.texts import topped_up_text
+
+log = logging.getLogger(__name__)
 
 
 class BotNotifier:
@@ -34,3 +39,22 @@ class BotNotifier:
     async def send_admin_report(self, *, chat_ids: tuple[int, ...], text: str) -> None:
         for chat_id in chat_ids:
             await self.bot.send_message(chat_id, text, parse_mode=None)
+
+    async def copy_message(self, *, telegram_id: int, from_chat_id: int, message_id: int) -> str:
+        """``sent``, ``blocked`` (the user blocked the bot) or ``failed``."""
+        try:
+            await self.bot.copy_message(telegram_id, from_chat_id, message_id)
+        except TelegramForbiddenError:
+            return "blocked"
+        except (TelegramBadRequest, TelegramRetryAfter) as exc:
+            log.info("copy to %s failed: %s", telegram_id, exc.message)
+            return "failed"
+        return "sent"
+
+    async def edit_text(self, *, chat_id: int, message_id: int, text: str) -> None:
+        try:
+            await self.bot.edit_message_text(
+                text, chat_id=chat_id, message_id=message_id, parse_mode=None
+            )
+        except TelegramBadRequest as exc:
+            log.info("progress message not edited: %s", exc.message)

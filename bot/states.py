@@ -7,3 +7,8 @@ class PresetForm(StatesGroup):
     title = State()
     prompt = State()
     new_prompt = State()
+
+
+class SupportForm(StatesGroup):
+    # Messages go to support until the user finishes or sends a command.
+    open = State()

@@ -18,6 +18,12 @@ class Notifier(Protocol):
 
     async def send_admin_report(self, *, chat_ids: tuple[int, ...], text: str) -> None: ...
 
+    async def copy_message(self, *, telegram_id: int, from_chat_id: int, message_id: int) -> str:
+        """Copy a message to a user: ``sent``, ``blocked`` (they blocked the bot) or ``failed``."""
+        ...
+
+    async def edit_text(self, *, chat_id: int, message_id: int, text: str) -> None: ...
+
 
 class JobQueue(Protocol):
     """Background work handed to the worker (any process, any machine)."""

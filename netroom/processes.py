@@ -24,9 +24,12 @@ from bot.notifier import BotNotifier
 from bot.stars import TelegramStars
 from core.catalogue import load_catalogue
 from core.config import Settings
+from core.mail import smtp_mailer
 from core.media import LocalMediaStore, MediaStore
+from core.oauth import oauth_client
 from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
+from core.services.auth import LoginLimits
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Plan, Tariffs
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
@@ -107,6 +110,7 @@ def build_dispatcher(
             catalogue, resources.providers, sandbox=resources.sandbox_providers
         ),
         admin_ids=frozenset(settings.bot.admin_ids),
+        admin_chat_id=settings.bot.admin_chat_id,
         tariffs=tariffs(settings),
         yookassa=resources.yookassa,
         yookassa_packages=tuple(settings.yookassa.packages),
@@ -151,6 +155,17 @@ def build_web_app(
             yookassa_networks=tuple(settings.yookassa.notification_networks),
             payment_terms=payment_terms(settings),
             jobs=jobs,
+            access_ttl=timedelta(seconds=settings.auth.access_ttl_seconds),
+            session_ttl=timedelta(days=settings.auth.session_ttl_days),
+            email_confirmation=settings.auth.email_confirmation,
+            confirmation_ttl=timedelta(hours=settings.auth.confirmation_ttl_hours),
+            login_limits=LoginLimits(
+                per_account=settings.auth.max_failures_per_account,
+                per_ip=settings.auth.max_failures_per_ip,
+                window=timedelta(minutes=settings.auth.lockout_minutes),
+            ),
+            mailer=smtp_mailer(settings.email),
+            oauth=oauth_client(settings.oauth, resources.http),
         )
     )
 
@@ -211,6 +226,7 @@ async def serve(
                 stars_source=TelegramStars(bot) if bot is not None else None,
                 yookassa=resources.yookassa,
                 admin_chat_ids=admin_chats(settings),
+                redis=resources.redis,
             ),
         )
         if not roles.worker:

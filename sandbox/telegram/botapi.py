@@ -455,6 +455,36 @@ async def edit_message_reply_markup(world: World, bot: Bot, params: Params) -> A
     return _public(message)
 
 
+@method("editMessageCaption")
+async def edit_message_caption(world: World, bot: Bot, params: Params) -> Any:
+    chat, message = _bot_message(world, bot, params, "editmessagecaption")
+    if not any(k in message for k in ("photo", "document", "video", "audio", "voice", "animation")):
+        raise bad_request("there is no caption in the message to edit")
+    caption, entities = _parse_or_400(lambda: parse_text(params, "caption", allow_empty=True))
+    reply_markup = check_markup(chat, params.get("reply_markup"))
+    if caption == (message.get("caption") or "") and reply_markup == message.get("reply_markup"):
+        raise bad_request(
+            "message is not modified: specified new message content and reply markup are "
+            "exactly the same as a current content and reply markup of the message"
+        )
+    world.check_flood(bot, chat)
+    if caption:
+        message["caption"] = caption
+    else:
+        message.pop("caption", None)
+    if entities:
+        message["caption_entities"] = entities
+    else:
+        message.pop("caption_entities", None)
+    if reply_markup:
+        message["reply_markup"] = reply_markup
+    message["edit_date"] = int(time.time())
+    world.emit(
+        "message_edited", chat.id, message_id=message["message_id"], message=_public(message)
+    )
+    return _public(message)
+
+
 @method("deleteMessage")
 async def delete_message(world: World, bot: Bot, params: Params) -> Any:
     chat = world.chat_for_bot(bot, params.get("chat_id"))

@@ -142,6 +142,8 @@ async def harness(
             video_poll_seconds=0.2,
             tariffs=TARIFFS,
             stars_source=TelegramStars(bot),
+            redis=redis,
+            broadcast_rate=200.0,
         ),
         queue=f"netroom:test:{secrets.token_hex(4)}",
     )
