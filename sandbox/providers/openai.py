@@ -1,5 +1,5 @@
 """Chat Completions as OpenAI, Mistral and OpenAI-compatible servers stream it, and OpenAI's
-image and video endpoints.
+image, video and embeddings endpoints.
 
 Flavours: ``openai`` (usage in a last chunk with empty choices when ``stream_options.
 include_usage``; reasoning counted but never streamed; ``obfuscation`` padding), ``mistral``
@@ -11,7 +11,11 @@ when the request carries ``reasoning``, ``reasoning`` deltas; DeepSeek's cache h
 from __future__ import annotations
 
 import base64
+import hashlib
+import math
+import re
 import secrets
+import struct
 import time
 from typing import Any
 
@@ -70,6 +74,10 @@ MP4_BLOB = (
     + b"\x00\x00\x00\x28mdat"
     + b"NetRoom sandbox video, not a real one."[:32].ljust(32, b".")
 )
+EMBEDDING_DIMENSIONS = 256
+MAX_EMBEDDING_DIMENSIONS = 3072
+MAX_EMBEDDING_INPUTS = 2048
+_WORD = re.compile(r"\w+")
 
 
 def error(
@@ -576,6 +584,96 @@ async def video_content(request: web.Request) -> web.StreamResponse:
     return web.Response(body=MP4_BLOB, content_type="video/mp4")
 
 
+def embed(text: str, dimensions: int) -> list[float]:
+    """A unit vector of the text's hashed, signed word counts: deterministic, and texts that
+    share words point the same way, so retrieval over the sandbox behaves like the real thing."""
+    vector = [0.0] * dimensions
+    words = _WORD.findall(text.lower()) or [text]
+    for word in words:
+        value = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+        vector[value % dimensions] += 1.0 if value >> 63 else -1.0
+    norm = math.sqrt(sum(v * v for v in vector))
+    if norm == 0:
+        # Words that cancel out in one bucket: any fixed unit vector will do.
+        vector[0], norm = 1.0, 1.0
+    return [v / norm for v in vector]
+
+
+def _embeddings_request(body: Any) -> tuple[str, list[str], int, str] | web.Response:
+    """(model, inputs, dimensions, encoding format), or OpenAI's 400 for a malformed request."""
+
+    def invalid(message: str, code: str | None = "invalid_value") -> web.Response:
+        return error("openai", 400, message, type_="invalid_request_error", code=code)
+
+    if not isinstance(body, dict):
+        return invalid("We could not parse the JSON body of your request.", None)
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        return invalid("you must provide a model parameter", None)
+    raw = body.get("input")
+    inputs = [raw] if isinstance(raw, str) else raw
+    if not isinstance(inputs, list) or not inputs:
+        return invalid("'input' must be a string or a non-empty array of strings.")
+    if len(inputs) > MAX_EMBEDDING_INPUTS:
+        return invalid(f"'input' must have at most {MAX_EMBEDDING_INPUTS} items.")
+    if not all(isinstance(item, str) for item in inputs):
+        return invalid("'input' must be a string or an array of strings.")
+    if not all(inputs):
+        return invalid("'input' cannot contain an empty string.")
+    dimensions = body.get("dimensions", EMBEDDING_DIMENSIONS)
+    if (
+        isinstance(dimensions, bool)
+        or not isinstance(dimensions, int)
+        or not 1 <= dimensions <= MAX_EMBEDDING_DIMENSIONS
+    ):
+        return invalid(f"'dimensions' must be an integer from 1 to {MAX_EMBEDDING_DIMENSIONS}.")
+    encoding = body.get("encoding_format", "float")
+    if encoding not in ("float", "base64"):
+        return invalid("'encoding_format' must be 'float' or 'base64'.")
+    return model, inputs, dimensions, str(encoding)
+
+
+async def embeddings(request: web.Request) -> web.StreamResponse:
+    body = await read_json(request)
+    record(request, "openai", body=body)
+    key = bearer(request)
+    if key is None:
+        return error("openai", 401, NO_KEY, type_="invalid_request_error")
+    parsed = _embeddings_request(body)
+    if isinstance(parsed, web.Response):
+        return parsed
+    model, inputs, dimensions, encoding = parsed
+    tokens = sum(count_tokens(text) for text in inputs)
+    state = state_of(request)
+    plan = make_plan(
+        state,
+        provider="openai",
+        model=model,
+        said=inputs[0],
+        prompt_tokens=tokens,
+        reasoning_requested=False,
+        script=state.take_script("openai", model),
+    )
+    failed = fault_response("openai", plan, key)
+    if failed is not None:
+        return failed
+    data: list[dict[str, Any]] = []
+    for index, text in enumerate(inputs):
+        vector = embed(text, dimensions)
+        packed: list[float] | str = vector
+        if encoding == "base64":
+            packed = base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
+        data.append({"object": "embedding", "index": index, "embedding": packed})
+    return web.json_response(
+        {
+            "object": "list",
+            "data": data,
+            "model": model,
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
+
+
 async def sandbox_file(request: web.Request) -> web.StreamResponse:
     data = state_of(request).files.get(request.match_info["name"])
     if data is None:
@@ -597,6 +695,7 @@ def setup_openai(app: web.Application) -> None:
     app.router.add_post("/mistral/v1/chat/completions", mistral_chat)
     app.router.add_post("/compat/v1/chat/completions", compat_chat)
     app.router.add_post("/openai/v1/images/generations", images_generations)
+    app.router.add_post("/openai/v1/embeddings", embeddings)
     app.router.add_post("/openai/v1/videos", create_video)
     app.router.add_get("/openai/v1/videos/{video_id}", retrieve_video)
     app.router.add_get("/openai/v1/videos/{video_id}/content", video_content)
