@@ -69,8 +69,8 @@ class Shop:
             "notifications"
         ]
 
-    async def wait(self, check: Callable[[], Any], timeout: float = 10) -> Any:
-        async with asyncio.timeout(timeout):
+    async def wait(self, check: Callable[[], Any], seconds: float = 10) -> Any:
+        async with asyncio.timeout(seconds):
             while True:
                 result = await check()
                 if result:
