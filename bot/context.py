@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from core.clock import Clock, utcnow
 from core.payments.yookassa import YooKassaClient
 from core.services.chat import ModelMenu
+from core.services.files import Embedder, FileLimits
 from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Tariffs
@@ -31,4 +32,7 @@ class BotContext:
     # Rouble top-ups: the client and the amounts offered, in roubles (None: not offered).
     yookassa: YooKassaClient | None = None
     yookassa_packages: tuple[int, ...] = ()
+    # Uploaded documents: limits, and the embeddings model for search by meaning (None: words).
+    file_limits: FileLimits = field(default_factory=FileLimits)
+    embedder: Embedder | None = None
     clock: Clock = utcnow

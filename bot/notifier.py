@@ -26,8 +26,11 @@ class BotNotifier:
             telegram_id, BufferedInputFile(data, filename=file_name), caption=caption
         )
 
-    async def send_notice(self, *, telegram_id: int, msgid: str, language: str) -> None:
-        await self.bot.send_message(telegram_id, self.i18n.gettext(msgid, locale=language))
+    async def send_notice(
+        self, *, telegram_id: int, msgid: str, language: str, **params: object
+    ) -> None:
+        text = self.i18n.gettext(msgid, locale=language)
+        await self.bot.send_message(telegram_id, text.format(**params) if params else text)
 
     async def send_top_up(
         self, *, telegram_id: int, credited: int, balance: int, language: str

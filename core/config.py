@@ -190,9 +190,90 @@ class YooKassaSettings(BaseModel):
         return sorted(set(value))
 
 
+class FilesSettings(BaseModel):
+    """Documents users upload to ask questions about."""
+
+    # Telegram bots can download at most 20 MB.
+    max_file_mb: int = Field(default=20, ge=1, le=20)
+    # All of one user's files together.
+    quota_mb: int = Field(default=200, ge=1)
+    max_pages: int = Field(default=500, ge=1)
+    max_chars: int = Field(default=2_000_000, ge=1_000)
+    # Passages put into a request, at most this many tokens.
+    context_tokens: int = Field(default=2_000, ge=100, le=32_000)
+    # Search by meaning too: an OpenAI-compatible embeddings model of the provider named here
+    # (it needs that provider's key, and the pgvector extension in Postgres).
+    embeddings_provider: str = "openai"
+    embeddings_model: str = "text-embedding-3-small"
+    embeddings_dimensions: int = Field(default=256, ge=16, le=3072)
+    # What indexing costs the user, in kopecks per 1 000 embedded tokens (0: free).
+    embeddings_price_1k: int = Field(default=1, ge=0)
+
+
 class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8081
+
+
+class AuthSettings(BaseModel):
+    """Signing in to the web app: sessions, email and password, failed-attempt limits."""
+
+    # How long an access token lasts. Every request also checks its session, so signing out
+    # ends a token at once whatever its lifetime; the session (refresh token) outlasts it.
+    access_ttl_seconds: int = Field(default=43_200, ge=60, le=86_400)
+    # A session ends after this many days without use.
+    session_ttl_days: int = Field(default=30, ge=1, le=365)
+    # Until the emailed link is opened, signing in with the password is refused.
+    email_confirmation: bool = True
+    confirmation_ttl_hours: int = Field(default=48, ge=1, le=720)
+    # Failed sign-ins: per account and per address, each counted over LOCKOUT_MINUTES.
+    max_failures_per_account: int = Field(default=5, ge=1)
+    max_failures_per_ip: int = Field(default=20, ge=1)
+    lockout_minutes: int = Field(default=15, ge=1, le=1440)
+
+
+class EmailSettings(BaseModel):
+    """Outgoing mail (address confirmation). No host: email sign-up is not offered."""
+
+    model_config = {"populate_by_name": True}
+
+    smtp_host: str | None = None
+    smtp_port: int = 587
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    # EMAIL__FROM (``from`` is a Python keyword, hence the attribute's name).
+    from_: str = Field(default="NetRoom <noreply@netroom.local>", alias="from")
+    starttls: bool = True
+
+
+class OAuthProviderSettings(BaseModel):
+    # No client id: signing in with this provider is not offered.
+    client_id: str | None = None
+    client_secret: SecretStr | None = None
+    auth_url: str
+    token_url: str
+    userinfo_url: str
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.client_id and self.client_secret)
+
+
+class GoogleOAuthSettings(OAuthProviderSettings):
+    auth_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    token_url: str = "https://oauth2.googleapis.com/token"  # noqa: S105 (a URL)
+    userinfo_url: str = "https://openidconnect.googleapis.com/v1/userinfo"
+
+
+class YandexOAuthSettings(OAuthProviderSettings):
+    auth_url: str = "https://oauth.yandex.ru/authorize"
+    token_url: str = "https://oauth.yandex.ru/token"  # noqa: S105 (a URL)
+    userinfo_url: str = "https://login.yandex.ru/info"
+
+
+class OAuthSettings(BaseModel):
+    google: GoogleOAuthSettings = Field(default_factory=GoogleOAuthSettings)
+    yandex: YandexOAuthSettings = Field(default_factory=YandexOAuthSettings)
 
 
 class Settings(BaseSettings):
@@ -217,8 +298,12 @@ class Settings(BaseSettings):
     payments: PaymentsSettings = Field(default_factory=PaymentsSettings)
     free_tier: FreeTierSettings = Field(default_factory=FreeTierSettings)
     yookassa: YooKassaSettings = Field(default_factory=YooKassaSettings)
+    files: FilesSettings = Field(default_factory=FilesSettings)
     # No key anywhere: `netroom run` points every provider at the sandbox's fakes.
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    email: EmailSettings = Field(default_factory=EmailSettings)
+    oauth: OAuthSettings = Field(default_factory=OAuthSettings)
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:

@@ -10,7 +10,11 @@ class Notifier(Protocol):
         self, *, telegram_id: int, data: bytes, file_name: str, caption: str, language: str
     ) -> None: ...
 
-    async def send_notice(self, *, telegram_id: int, msgid: str, language: str) -> None: ...
+    async def send_notice(
+        self, *, telegram_id: int, msgid: str, language: str, **params: object
+    ) -> None:
+        """A translated message; ``params`` are formatted into it after translation."""
+        ...
 
     async def send_top_up(
         self, *, telegram_id: int, credited: int, balance: int, language: str

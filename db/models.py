@@ -9,6 +9,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     CheckConstraint,
+    Computed,
     ForeignKey,
     Index,
     Integer,
@@ -18,7 +19,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import Identity as Generated
-from sqlalchemy.dialects.postgresql import INET, JSONB
+from sqlalchemy.dialects.postgresql import INET, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, created_at_column
@@ -584,3 +585,88 @@ class Session(Base):
     last_used_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime]
     revoked_at: Mapped[datetime | None]
+
+
+class File(Base):
+    """An uploaded document (policy 3.5: name, MIME type, size, SHA-256, indexing state, billed
+    tokens). The same content uploaded twice by one user is stored once."""
+
+    __tablename__ = "files"
+    __table_args__ = (
+        UniqueConstraint("user_id", "sha256"),
+        CheckConstraint("status IN ('queued', 'indexing', 'ready', 'failed')", name="status_known"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(255))
+    mime: Mapped[str] = mapped_column(String(128))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[str] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    # Why indexing failed, as a machine code the user is shown in words.
+    error: Mapped[str | None] = mapped_column(String(32))
+    pages: Mapped[int | None] = mapped_column(Integer)
+    chunks: Mapped[int] = mapped_column(Integer, server_default="0")
+    billed_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    # Where the bytes lie in the media store.
+    storage_key: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime] = created_at_column()
+    updated_at: Mapped[datetime] = created_at_column()
+
+
+class FileChunk(Base):
+    """A passage of a file, indexed for full-text search in English and Russian. Embeddings,
+    where the pgvector extension exists, live in ``file_chunk_vectors`` (created by the
+    migration only on such servers)."""
+
+    __tablename__ = "file_chunks"
+    __table_args__ = (
+        Index("ix_file_chunks_tsv_en", "tsv_en", postgresql_using="gin"),
+        Index("ix_file_chunks_tsv_ru", "tsv_ru", postgresql_using="gin"),
+        Index("ix_file_chunks_file_id_ordinal", "file_id", "ordinal"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    file_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("files.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    ordinal: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    page: Mapped[int | None] = mapped_column(Integer)
+    section: Mapped[str | None] = mapped_column(String(512))
+    token_count: Mapped[int] = mapped_column(Integer)
+    tsv_en: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('english'::regconfig, text)", persisted=True)
+    )
+    tsv_ru: Mapped[Any] = mapped_column(
+        TSVECTOR, Computed("to_tsvector('russian'::regconfig, text)", persisted=True)
+    )
+
+
+class FileLink(Base):
+    """A file attached to a conversation or to a preset: its passages are searched for each
+    request there."""
+
+    __tablename__ = "file_links"
+    __table_args__ = (
+        CheckConstraint("(conversation_id IS NULL) <> (preset_id IS NULL)", name="one_target"),
+        UniqueConstraint("file_id", "conversation_id"),
+        UniqueConstraint("file_id", "preset_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    file_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("files.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    conversation_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    preset_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("presets.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = created_at_column()

@@ -32,6 +32,7 @@ from core.services import (
     accounts,
     billing,
     broadcasts,
+    files,
     reconciliation,
     retention,
     support,
@@ -66,6 +67,8 @@ class JobDeps:
     # lives, so one broadcast never runs twice at once.
     broadcast_rate: float = 25.0
     redis: Redis | None = None
+    file_limits: files.FileLimits = dataclasses.field(default_factory=files.FileLimits)
+    embedder: files.Embedder | None = None
 
 
 class BrokerQueue:
@@ -87,6 +90,7 @@ def create_broker(redis_url: str, deps: JobDeps, *, queue: str = QUEUE) -> Async
 def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
     register_money_jobs(broker, deps)
     register_broadcast_jobs(broker, deps)
+    register_file_jobs(broker, deps)
 
     async def scrub_technical_data() -> int:
         async with deps.uow_factory() as uow:
@@ -208,6 +212,41 @@ def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         task_name="payments.reconcile",
         schedule=[{"cron": "40 4 * * *"}],
     )
+
+
+def register_file_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
+    async def index_file(file_id: int) -> str:
+        """Index an uploaded file, then tell its owner it is ready (or why it is not)."""
+        if deps.media_store is None:
+            raise RuntimeError("this worker has no media store")
+        async with deps.uow_factory() as uow:
+            done = await files.index(
+                uow,
+                deps.media_store,
+                file_id=file_id,
+                limits=deps.file_limits,
+                embedder=deps.embedder,
+                now=deps.clock(),
+            )
+            owner = await files.owner_of(uow, file_id)
+        if deps.notifier is not None and owner is not None:
+            telegram_id, language = owner
+            if done.status == "ready":
+                await deps.notifier.send_notice(
+                    telegram_id=telegram_id,
+                    msgid=files.NOTICE_READY,
+                    language=language,
+                    name=done.name,
+                    chunks=done.chunks,
+                )
+            else:
+                msgid, params = files.failure_reason(done.error, deps.file_limits)
+                await deps.notifier.send_notice(
+                    telegram_id=telegram_id, msgid=msgid, language=language, **params
+                )
+        return done.status
+
+    broker.register_task(index_file, task_name="files.index")
 
 
 def register_broadcast_jobs(broker: AsyncBroker, deps: JobDeps) -> None:

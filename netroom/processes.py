@@ -30,6 +30,7 @@ from core.oauth import oauth_client
 from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
 from core.services.auth import LoginLimits
+from core.services.files import Embedder, FileLimits
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Plan, Tariffs
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
@@ -84,6 +85,27 @@ def tariffs(settings: Settings) -> Tariffs:
     )
 
 
+def file_limits(settings: Settings) -> FileLimits:
+    f = settings.files
+    return FileLimits(
+        max_bytes=f.max_file_mb * 1024 * 1024,
+        quota_bytes=f.quota_mb * 1024 * 1024,
+        max_pages=f.max_pages,
+        max_chars=f.max_chars,
+        context_tokens=f.context_tokens,
+        embeddings_price_1k=f.embeddings_price_1k,
+    )
+
+
+def embedder(settings: Settings, resources: Resources) -> Embedder | None:
+    f = settings.files
+    if f.embeddings_provider not in ("openai", "mistral", "openrouter", "deepseek"):
+        return None
+    return resources.providers.embeddings(
+        f.embeddings_provider, model=f.embeddings_model, dimensions=f.embeddings_dimensions
+    )
+
+
 def admin_chats(settings: Settings) -> tuple[int, ...]:
     """Where operator reports go: the admin chat, else each admin."""
     if settings.bot.admin_chat_id is not None:
@@ -111,6 +133,8 @@ def build_dispatcher(
         ),
         admin_ids=frozenset(settings.bot.admin_ids),
         admin_chat_id=settings.bot.admin_chat_id,
+        file_limits=file_limits(settings),
+        embedder=embedder(settings, resources),
         tariffs=tariffs(settings),
         yookassa=resources.yookassa,
         yookassa_packages=tuple(settings.yookassa.packages),
@@ -227,6 +251,8 @@ async def serve(
                 yookassa=resources.yookassa,
                 admin_chat_ids=admin_chats(settings),
                 redis=resources.redis,
+                file_limits=file_limits(settings),
+                embedder=embedder(settings, resources),
             ),
         )
         if not roles.worker:

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from sandbox.mail import setup_mail
+from sandbox.oauth import setup_oauth
 from sandbox.providers import setup_providers
 from sandbox.telegram import TelegramOptions, setup_telegram
 from sandbox.web import setup_page
@@ -23,6 +25,8 @@ def create_app(*, options: TelegramOptions | None = None) -> web.Application:
     setup_providers(app)
     setup_page(app)
     setup_yookassa(app)
+    setup_oauth(app)
+    setup_mail(app)
     return app
 
 

@@ -17,8 +17,12 @@ from core.errors import (
     Unauthorized,
     UserBlocked,
 )
+from core.mail import MailNotSent
+from core.oauth import OAuthUnavailable
 from core.payments.yookassa import PaymentGatewayError
 from core.services import audit
+from core.services.accounts import IdentityTaken
+from core.services.auth import ConsentMissing, EmailTaken
 from core.services.billing import InsufficientFunds
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, USER_ID
@@ -35,6 +39,11 @@ STATUS: dict[type[DomainError], int] = {
     RateLimited: 429,
     PaymentGatewayError: 502,
     InsufficientFunds: 402,
+    ConsentMissing: 400,
+    IdentityTaken: 409,
+    EmailTaken: 409,
+    OAuthUnavailable: 502,
+    MailNotSent: 503,
 }
 
 
@@ -52,7 +61,12 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DomainError as exc:
         log.info("%s %s: %s (%s)", request.method, request.path, exc.code, exc.detail)
         message = translations(request_language(request)).gettext(exc.msgid).format(**exc.params)
-        return web.json_response({"error": exc.code, "message": message}, status=status_for(exc))
+        # Limits say when to come back (TooManyAttempts and the like).
+        retry_after = getattr(exc, "retry_after", None)
+        headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
+        return web.json_response(
+            {"error": exc.code, "message": message}, status=status_for(exc), headers=headers
+        )
     except web.HTTPException:
         raise
     except Exception:

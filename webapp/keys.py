@@ -11,10 +11,14 @@ from aiohttp import web
 from redis.asyncio import Redis
 
 from core.clock import Clock, utcnow
+from core.errors import DomainError
+from core.mail import Mailer
 from core.media import MediaStore
+from core.oauth import OAuthClient
 from core.payments.yookassa import YooKassaClient
 from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
+from core.services.auth import LoginLimits
 from core.services.payments import PaymentTerms
 from db.engine import UnitOfWorkFactory
 
@@ -44,8 +48,22 @@ class WebContext:
     payment_terms: PaymentTerms | None = None
     # Background work (telling a user in Telegram that a card payment arrived).
     jobs: JobQueue | None = None
+    # Web sign-in: how long a session lasts unused, whether an emailed link must confirm the
+    # address before the password works, failed-attempt limits.
+    session_ttl: timedelta = timedelta(days=30)
+    email_confirmation: bool = True
+    confirmation_ttl: timedelta = timedelta(hours=48)
+    login_limits: LoginLimits = field(default_factory=LoginLimits)
+    # Outgoing mail (None: email sign-up needs no mail only when confirmation is off).
+    mailer: Mailer | None = None
+    # Google and Yandex sign-in (None: not offered).
+    oauth: OAuthClient | None = None
 
 
 CONTEXT = web.AppKey("context", WebContext)
 # The signed-in user of a request, once a route has checked its token.
 USER_ID = web.RequestKey("user_id", int)
+# The session of a request's access token (tokens from before sessions carry none).
+SESSION_ID = web.RequestKey("session_id", str)
+# Why a request's bearer token was refused; raised when a route asks for the user.
+AUTH_FAILURE = web.RequestKey("auth_failure", DomainError)

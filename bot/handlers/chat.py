@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
+from html import escape
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
@@ -24,7 +25,7 @@ from core.errors import DomainError
 from core.media import MediaStore
 from core.providers.base import ImagePart
 from core.providers.registry import ProviderRegistry
-from core.services import chat
+from core.services import chat, files
 from core.services.billing import InsufficientFunds
 from db.uow import UnitOfWork
 
@@ -295,6 +296,16 @@ async def _answer(
     if not ctx.models.models:
         await message.reply(_("No models are set up on this server yet."))
         return
+    prefs = chat.prefs_from(user.features, history_enabled=user.history_enabled)
+    documents = await files.context_for(
+        uow,
+        user_id=user.id,
+        conversation_id=prefs.conversation_id,
+        preset_id=prefs.preset_id,
+        query=text,
+        limits=ctx.file_limits,
+        embedder=ctx.embedder,
+    )
     try:
         turn = await chat.begin_turn(
             uow,
@@ -303,8 +314,9 @@ async def _answer(
             models=ctx.models,
             now=ctx.clock(),
             images=images,
-            prefs=chat.prefs_from(user.features, history_enabled=user.history_enabled),
+            prefs=prefs,
             tariffs=ctx.tariffs,
+            documents=documents.prompt() if documents and documents.passages else None,
         )
     except InsufficientFunds:
         builder = InlineKeyboardBuilder()
@@ -355,6 +367,12 @@ async def _answer(
         status=outcome.status,
         now=ctx.clock(),
     )
+    if documents and documents.passages and outcome.text:
+        await message.answer(
+            _("📎 Sources: {sources}").format(
+                sources="; ".join(escape(s) for s in documents.sources())
+            )
+        )
     if outcome.error is not None:
         await _report(message, outcome.error, delivered=bool(outcome.text))
     elif outcome.status == "stopped":

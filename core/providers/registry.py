@@ -9,6 +9,7 @@ import httpx
 
 from core.providers.anthropic import AnthropicProvider
 from core.providers.base import ChatProvider, ImageProvider, VideoProvider
+from core.providers.embeddings import OpenAIEmbeddings
 from core.providers.errors import ProviderNotConfigured
 from core.providers.gemini import GeminiProvider
 from core.providers.http import DEFAULT_TIMEOUT, RetryPolicy
@@ -65,6 +66,20 @@ class ProviderRegistry:
         if provider not in VIDEO_PROVIDERS:
             raise ProviderNotConfigured(f"{provider} has no video adapter", provider=provider)
         return self._build("video", provider, self._video)
+
+    def embeddings(
+        self, provider: str = "openai", *, model: str, dimensions: int
+    ) -> OpenAIEmbeddings | None:
+        """The embeddings endpoint of an OpenAI-compatible provider, if it has a key."""
+        if not self.configured(provider):
+            return None
+        return self._build(
+            f"embeddings:{model}:{dimensions}",
+            provider,
+            lambda name, settings: OpenAIEmbeddings(
+                self._client, model=model, dimensions=dimensions, **self._common(name, settings)
+            ),
+        )
 
     def _build(self, kind: str, provider: str, make: Callable[[str, ProviderSettings], Any]) -> Any:
         key = (kind, provider)

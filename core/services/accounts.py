@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import IntegrityError
 
 from core.deeplinks import new_referral_code
 from core.dto import ClientInfo, ReferralInfo, ReferralOutcome, Registration, StartPayload, UserDTO
-from core.errors import InvalidInput, NotFound
+from core.errors import DomainError, InvalidInput, NotFound
+from core.i18n import N_
 from db.models import Identity, SignupAttribution, User
 from db.uow import UnitOfWork
 
@@ -241,3 +243,69 @@ async def record_sign_in(
         last_activity_at=now,
     )
     await uow.commit()
+
+
+# --- web accounts (email and password, Google, Yandex) -----------------------------------------
+
+
+class IdentityTaken(DomainError):
+    code = "identity_taken"
+    msgid = N_("This sign-in method already belongs to another NetRoom account.")
+
+
+@dataclass(frozen=True, slots=True)
+class NewIdentity:
+    provider: str
+    # Lower-cased email, Google `sub` or Yandex `id`.
+    subject: str
+    email: str | None = None
+    email_verified: bool = False
+    password_hash: str | None = field(default=None, repr=False)
+
+
+async def register_web_user(
+    uow: UnitOfWork,
+    *,
+    identity: NewIdentity,
+    language: str | None,
+    profile_name: str | None,
+    policy_version: str,
+    client: ClientInfo,
+) -> UserDTO:
+    """A new account for someone signing up on the web, who has accepted the policy: the
+    account, its first way to sign in, the consent record and the signup attribution. Commits.
+    An identity that already exists is refused (``IdentityTaken``), never attached."""
+    user = User(
+        telegram_id=None,
+        profile_name=profile_name[:256] if profile_name else None,
+        language=language if language in LANGUAGES else "en",
+        referral_code=await _unique_referral_code(uow),
+    )
+    try:
+        async with uow.session.begin_nested():
+            await uow.users.add(user)
+            await uow.users.add_identity(
+                Identity(
+                    user_id=user.id,
+                    provider=identity.provider,
+                    subject=identity.subject,
+                    email=identity.email,
+                    email_verified=identity.email_verified,
+                    password_hash=identity.password_hash,
+                )
+            )
+    except IntegrityError as exc:
+        await uow.rollback()
+        raise IdentityTaken(f"{identity.provider} identity exists") from exc
+    await uow.users.add_consent(user.id, policy_version, client.platform)
+    await uow.users.add_attribution(_attribution(user.id, StartPayload(), client))
+    await uow.commit()
+    return to_dto(user, policy_version)
+
+
+async def accept_policy(
+    uow: UnitOfWork, user_id: int, *, policy_version: str, platform: str
+) -> None:
+    """Record acceptance of the current policy by an existing account (no commit)."""
+    if await uow.users.latest_consent_version(user_id) != policy_version:
+        await uow.users.add_consent(user_id, policy_version, platform)

@@ -156,6 +156,32 @@ async def new_conversation(uow: UnitOfWork, user_id: int) -> None:
     await set_prefs(uow, user_id, conversation_id=None)
 
 
+async def current_conversation(uow: UnitOfWork, user_id: int, *, title: str, model_id: str) -> int:
+    """The user's current conversation, started now if there is none (files are attached to
+    it before anything is said)."""
+    user = await _user(uow, user_id)
+    current = (user.features or {}).get("conversation_id")
+    if current:
+        conversation = await uow.session.get(Conversation, current)
+        if conversation is not None and conversation.user_id == user_id:
+            found = conversation.id
+            await uow.end_read()
+            return found
+    conversation = Conversation(
+        user_id=user_id,
+        model_id=model_id,
+        preset_id=(user.features or {}).get("preset_id"),
+        title=title[:64],
+    )
+    uow.session.add(conversation)
+    await uow.session.flush()
+    conversation_id = conversation.id
+    features = {**(user.features or {}), "conversation_id": conversation_id}
+    await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
+    await uow.commit()
+    return conversation_id
+
+
 async def _history(uow: UnitOfWork, conversation_id: int, budget: int) -> list[ChatMessage]:
     """The newest turns that fit ``budget`` tokens, oldest first."""
     rows = await uow.session.execute(
@@ -194,6 +220,7 @@ async def begin_turn(
     images: tuple[ImagePart, ...] = (),
     prefs: ChatPrefs | None = None,
     tariffs: Tariffs | None = None,
+    documents: str | None = None,
 ) -> Turn:
     """Store the prompt, assemble the request and hold money for it, before the provider call.
     A request the free tier covers holds nothing and counts against the allowance instead.
@@ -215,6 +242,9 @@ async def begin_turn(
         preset = await uow.session.get(Preset, prefs.preset_id)
         if preset is not None and preset.user_id == user_id:
             system = preset.system_prompt
+    if documents:
+        # Passages from the user's attached files, to answer from and cite.
+        system = f"{system}\n\n{documents}" if system else documents
     conversation_id = prefs.conversation_id
     conversation = await uow.session.get(Conversation, conversation_id) if conversation_id else None
     if conversation is not None and conversation.user_id != user_id:

@@ -30,6 +30,8 @@ from db.models import (
     ChatMessageRow,
     Consent,
     Conversation,
+    File,
+    FileLink,
     FreeUsage,
     Identity,
     Media,
@@ -190,6 +192,29 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
         ),
     ),
     "free_tier": ("free_usage", "user_id", ("tier", "used", "reset_at")),
+    "files": (
+        "files",
+        "user_id",
+        (
+            "id",
+            "name",
+            "mime",
+            "size",
+            "sha256",
+            "status",
+            "error",
+            "pages",
+            "chunks",
+            "billed_tokens",
+            "created_at",
+            "updated_at",
+        ),
+    ),
+    "file_links": (
+        "file_links",
+        "user_id",
+        ("file_id", "conversation_id", "preset_id", "created_at"),
+    ),
     "sessions": (
         "sessions",
         "user_id",
@@ -301,6 +326,26 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
         "storage_key": "where the file lies in our store; the metadata is exported",
     },
     "free_usage": {"user_id": "the account's own id"},
+    "files": {
+        "user_id": "the account's own id",
+        "storage_key": "where the file lies in our store; the metadata is exported",
+    },
+    "file_chunks": dict.fromkeys(
+        (
+            "id",
+            "file_id",
+            "user_id",
+            "ordinal",
+            "text",
+            "page",
+            "section",
+            "token_count",
+            "tsv_en",
+            "tsv_ru",
+        ),
+        "a search index cut from the user's own uploaded file, whose metadata is exported",
+    ),
+    "file_links": {"id": "an internal row number", "user_id": "the account's own id"},
     "support_threads": {"user_id": "the account's own id"},
     "sessions": {
         "id": "the session's internal handle, inside every token",
@@ -451,8 +496,11 @@ async def delete_user(
             )
         )
     )
+    keys += list(await uow.session.scalars(select(File.storage_key).where(File.user_id == user_id)))
     for model in (
         RequestLog,
+        FileLink,
+        File,
         PromoRedemption,
         Media,
         ChatMessageRow,

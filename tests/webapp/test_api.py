@@ -69,6 +69,7 @@ async def test_valid_launch_data_signs_in_and_shows_the_account(
     body = await response.json()
     assert body["token_type"] == "bearer"
     assert 0 < body["expires_in"] <= 12 * 3600
+    assert body["refresh_token"]
     me = await client.get("/api/me", headers={"Authorization": f"Bearer {body['access_token']}"})
     assert me.status == 200
     data = await me.json()

@@ -10,13 +10,14 @@ from aiohttp import web
 from core.dto import ClientInfo
 from core.errors import ConsentRequired, Unauthorized
 from core.security.initdata import InitDataInvalid
-from core.security.tokens import SessionInvalid, issue_access_token, read_access_token
-from core.services import accounts, billing, chat
+from core.security.tokens import SessionInvalid, issue_access_token
+from core.services import accounts, billing, chat, sessions
+from core.services.sessions import IssuedSession
+from webapp.auth import bearer_user
 from webapp.clientip import client_address
-from webapp.keys import CONTEXT, USER_ID
+from webapp.keys import CONTEXT, WebContext
 
 TMA = re.compile(r"^tma (.+)$", re.DOTALL)
-BEARER = re.compile(r"^Bearer ([A-Za-z0-9._-]+)$")
 
 
 def client_info(request: web.Request, platform: str) -> ClientInfo:
@@ -61,8 +62,28 @@ def client_info(request: web.Request, platform: str) -> ClientInfo:
     )
 
 
+def token_body(
+    ctx: WebContext, issued: IssuedSession, *, with_refresh_token: bool = True
+) -> dict[str, object]:
+    """An access token for the session (never outliving it), and its refresh token."""
+    now = ctx.clock()
+    ttl = min(ctx.access_ttl, issued.expires_at - now)
+    token, claims = issue_access_token(
+        issued.user_id, secret=ctx.jwt_secret, now=now, ttl=ttl, session_id=issued.session_id
+    )
+    body: dict[str, object] = {
+        "access_token": token,
+        "token_type": "bearer",
+        "expires_in": int((claims.expires_at - now).total_seconds()),
+    }
+    if with_refresh_token:
+        body["refresh_token"] = issued.refresh_token
+    return body
+
+
 async def sign_in_telegram(request: web.Request) -> web.Response:
-    """``Authorization: tma <initData>`` → an access token for the Mini App."""
+    """``Authorization: tma <initData>`` → ``{access_token, token_type, expires_in,
+    refresh_token}`` for the Mini App: a new session."""
     ctx = request.app[CONTEXT]
     if ctx.init_data is None:
         raise Unauthorized("no bot configured for Mini App sign-in")
@@ -81,27 +102,20 @@ async def sign_in_telegram(request: web.Request) -> web.Response:
             raise ConsentRequired(f"telegram user {data.user.id} has not accepted the policy")
         if user.is_blocked:
             raise Unauthorized(f"user {user.id} is blocked")
-        await accounts.record_sign_in(
-            uow, user.id, client=client_info(request, "telegram"), now=now
+        issued = await sessions.open_session(
+            uow,
+            user_id=user.id,
+            client=client_info(request, "telegram"),
+            now=now,
+            ttl=ctx.session_ttl,
         )
-    token, claims = issue_access_token(user.id, secret=ctx.jwt_secret, now=now, ttl=ctx.access_ttl)
-    return web.json_response(
-        {
-            "access_token": token,
-            "token_type": "bearer",
-            "expires_in": int((claims.expires_at - now).total_seconds()),
-        }
-    )
+    return web.json_response(token_body(ctx, issued))
 
 
 def user_id_of(request: web.Request) -> int:
-    ctx = request.app[CONTEXT]
-    match = BEARER.match(request.headers.get("Authorization", ""))
-    if match is None:
-        raise Unauthorized("no bearer token")
-    user_id = read_access_token(match.group(1), secret=ctx.jwt_secret, now=ctx.clock()).user_id
-    request[USER_ID] = user_id
-    return user_id
+    """The signed-in user: a valid access token whose session is alive (checked by the session
+    middleware, see ``webapp.auth``)."""
+    return bearer_user(request)
 
 
 async def me(request: web.Request) -> web.Response:

@@ -1,0 +1,684 @@
+"""Documents users upload and ask questions about.
+
+``upload`` checks the limits, decides the type by content, stores the bytes once per user and
+content (SHA-256) and queues indexing. ``index`` (on the worker) extracts the text, cuts it into
+passages that follow headings and paragraphs, and indexes them for full-text search in English
+and Russian, and, where an embeddings model and pgvector are available and the user can pay
+for it, by meaning as well (billed through the ledger). ``context_for`` finds the passages most
+relevant to a request within a token budget (hybrid: reciprocal rank fusion of both rankings),
+each with its citation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import delete, func, or_, select, text, update
+from sqlalchemy.dialects.postgresql import insert
+
+from core.documents import (
+    ArchiveRefused,
+    BinaryFile,
+    Block,
+    Chunk,
+    CorruptDocument,
+    DocumentTooLarge,
+    EmptyDocument,
+    EncryptedDocument,
+    TooMuchText,
+    UnsupportedDocument,
+    chunk,
+    citation,
+    detect,
+    extract,
+)
+from core.errors import DomainError, InvalidInput, NotFound
+from core.i18n import N_
+from core.media import MediaStore
+from core.providers.embeddings import Embeddings
+from core.providers.errors import ProviderError
+from core.services import billing
+from db.models import Conversation, File, FileChunk, FileLink, Preset, User
+from db.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+RRF_K = 60
+CANDIDATES = 40
+
+
+class QuotaExceeded(DomainError):
+    code = "files_quota"
+    msgid = N_(
+        "Your files take up all the space you have ({quota_mb} MB). Delete some with /files."
+    )
+
+
+class Embedder(Protocol):
+    model: str
+
+    async def embed(self, texts: list[str]) -> Embeddings: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FileLimits:
+    max_bytes: int = 20 * 1024 * 1024
+    quota_bytes: int = 200 * 1024 * 1024
+    max_pages: int = 500
+    max_chars: int = 2_000_000
+    context_tokens: int = 2_000
+    # Kopecks per 1 000 embedded tokens.
+    embeddings_price_1k: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class FileDTO:
+    id: int
+    name: str
+    mime: str
+    size: int
+    status: str
+    error: str | None
+    pages: int | None
+    chunks: int
+    billed_tokens: int
+    created_at: datetime
+    # False when the same content had been uploaded before: nothing new was stored.
+    new: bool = True
+    attached: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Passage:
+    file_id: int
+    file_name: str
+    text: str
+    cite: str
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
+class Context:
+    passages: tuple[Passage, ...]
+    # "fts" or "hybrid": how they were found.
+    method: str
+
+    def prompt(self) -> str:
+        """The passages as a block for the system prompt, numbered for citing."""
+        lines = [
+            "Answer using the excerpts from the user's documents below when they are relevant, "
+            "and cite them by number like [1]. If they do not contain the answer, say so."
+        ]
+        for n, p in enumerate(self.passages, start=1):
+            lines.append(f"[{n}] ({p.cite})\n{p.text}")
+        return "\n\n".join(lines)
+
+    def sources(self) -> list[str]:
+        seen: list[str] = []
+        for p in self.passages:
+            if p.cite not in seen:
+                seen.append(p.cite)
+        return seen
+
+
+def _dto(row: File, *, new: bool = True, attached: bool = False) -> FileDTO:
+    return FileDTO(
+        row.id,
+        row.name,
+        row.mime,
+        row.size,
+        row.status,
+        row.error,
+        row.pages,
+        row.chunks,
+        row.billed_tokens,
+        row.created_at,
+        new,
+        attached,
+    )
+
+
+async def upload(
+    uow: UnitOfWork,
+    store: MediaStore,
+    *,
+    user_id: int,
+    name: str,
+    data: bytes,
+    limits: FileLimits,
+    now: datetime,
+) -> FileDTO:
+    """Check and keep a file; indexing is queued by the caller when ``new``."""
+    if len(data) > limits.max_bytes:
+        raise DocumentTooLarge(f"{len(data)} bytes", limit_mb=limits.max_bytes // (1024 * 1024))
+    detection = detect(data, name, max_bytes=limits.max_bytes)
+    digest = hashlib.sha256(data).hexdigest()
+    existing = (
+        await uow.session.scalars(select(File).filter_by(user_id=user_id, sha256=digest))
+    ).first()
+    if existing is not None:
+        result = _dto(existing, new=False)
+        await uow.end_read()
+        return result
+    used = await uow.session.scalar(
+        select(func.coalesce(func.sum(File.size), 0)).where(File.user_id == user_id)
+    )
+    if int(used or 0) + len(data) > limits.quota_bytes:
+        raise QuotaExceeded(
+            f"user {user_id} uses {used} bytes", quota_mb=limits.quota_bytes // (1024 * 1024)
+        )
+    await uow.end_read()
+    key = await store.save(data, detection.mime)
+    clean_name = (name or "document").replace("/", "_").strip()[:255] or "document"
+    inserted = await uow.session.scalar(
+        insert(File)
+        .values(
+            user_id=user_id,
+            name=clean_name,
+            mime=detection.mime,
+            size=len(data),
+            sha256=digest,
+            storage_key=key,
+            created_at=now,
+            updated_at=now,
+        )
+        .on_conflict_do_nothing(index_elements=["user_id", "sha256"])
+        .returning(File.id)
+    )
+    await uow.commit()
+    if inserted is None:
+        # The same file arrived twice at once: the other upload won.
+        await store.delete(key)
+        row = (
+            await uow.session.scalars(select(File).filter_by(user_id=user_id, sha256=digest))
+        ).one()
+        result = _dto(row, new=False)
+        await uow.end_read()
+        return result
+    stored = await uow.session.get(File, inserted)
+    assert stored is not None
+    result = _dto(stored)
+    await uow.end_read()
+    return result
+
+
+async def vectors_available(uow: UnitOfWork) -> bool:
+    found = await uow.session.scalar(text("SELECT to_regclass('file_chunk_vectors') IS NOT NULL"))
+    return bool(found)
+
+
+def _parse(data: bytes, name: str, limits: FileLimits) -> tuple[list[Chunk], int | None]:
+    """The file's passages and its page count. A passage never spans two pages or two
+    top-level sections, so its citation names where its text really is."""
+    detection = detect(data, name, max_bytes=limits.max_bytes)
+    extracted = extract(
+        data, detection.kind, max_pages=limits.max_pages, max_chars=limits.max_chars
+    )
+    groups: list[list[Block]] = []
+    last: tuple[int | None, tuple[str, ...]] | None = None
+    for block in extracted.blocks:
+        key = (block.page, block.heading_path[:1])
+        if key != last:
+            groups.append([])
+            last = key
+        groups[-1].append(block)
+    passages: list[Chunk] = []
+    for group in groups:
+        for piece in chunk(dataclasses.replace(extracted, blocks=tuple(group))):
+            passages.append(dataclasses.replace(piece, ordinal=len(passages)))
+    pages = extracted.pages or None
+    return passages, pages
+
+
+async def index(
+    uow: UnitOfWork,
+    store: MediaStore,
+    *,
+    file_id: int,
+    limits: FileLimits,
+    embedder: Embedder | None,
+    now: datetime,
+) -> FileDTO:
+    """Extract, cut and index one file. A file that cannot be read ends ``failed`` with the
+    reason; a failing embeddings provider leaves full-text search working."""
+    row = await uow.session.get(File, file_id, with_for_update=True)
+    if row is None:
+        raise NotFound(f"file {file_id}")
+    if row.status not in ("queued", "indexing"):
+        result = _dto(row)
+        await uow.end_read()
+        return result
+    row.status, row.updated_at = "indexing", now
+    user_id, name, key = row.user_id, row.name, row.storage_key
+    await uow.commit()
+    try:
+        data = await store.load(key)
+        chunks, pages = await asyncio.to_thread(_parse, data, name, limits)
+    except UnsupportedDocument as exc:
+        return await _finish(uow, file_id, status="failed", error=exc.code, now=now)
+    await uow.session.execute(delete(FileChunk).where(FileChunk.file_id == file_id))
+    ids = list(
+        await uow.session.scalars(
+            insert(FileChunk)
+            .values(
+                [
+                    {
+                        "file_id": file_id,
+                        "user_id": user_id,
+                        "ordinal": c.ordinal,
+                        "text": c.text,
+                        "page": c.page,
+                        "section": c.section[:512] or None,
+                        "token_count": c.token_count,
+                    }
+                    for c in chunks
+                ]
+            )
+            .returning(FileChunk.id)
+        )
+    )
+    await uow.commit()
+    billed = 0
+    if embedder is not None and chunks and await vectors_available(uow):
+        await uow.end_read()
+        billed = await _embed(uow, embedder, user_id, file_id, ids, chunks, limits)
+    return await _finish(
+        uow,
+        file_id,
+        status="ready",
+        error=None,
+        now=now,
+        pages=pages,
+        count=len(chunks),
+        billed=billed,
+    )
+
+
+async def _embed(
+    uow: UnitOfWork,
+    embedder: Embedder,
+    user_id: int,
+    file_id: int,
+    ids: list[int],
+    chunks: list[Chunk],
+    limits: FileLimits,
+) -> int:
+    """Embeddings for every passage, paid from the balance first; when the user cannot pay or
+    the provider fails, the file is searched by words only."""
+    estimate = sum(c.token_count for c in chunks)
+    price = math.ceil(estimate * limits.embeddings_price_1k / 1000)
+    hold = None
+    if price > 0:
+        try:
+            hold = await billing.reserve(
+                uow,
+                user_id=user_id,
+                amount=price,
+                key=f"file:{file_id}:embed:hold",
+                model_id=embedder.model,
+            )
+        except billing.InsufficientFunds:
+            log.info("file %d: no money for embeddings; full-text search only", file_id)
+            return 0
+    try:
+        result = await embedder.embed([c.text for c in chunks])
+    except ProviderError as exc:
+        log.warning("file %d: embeddings failed (%s); full-text search only", file_id, exc.code)
+        if hold is not None:
+            await billing.release(uow, reservation_id=hold.id)
+        return 0
+    literal = [
+        {"chunk": chunk_id, "user": user_id, "v": "[" + ",".join(f"{x:.6f}" for x in v) + "]"}
+        for chunk_id, v in zip(ids, result.vectors, strict=True)
+    ]
+    await uow.session.execute(
+        text(
+            "INSERT INTO file_chunk_vectors (chunk_id, user_id, embedding)"
+            " VALUES (:chunk, :user, CAST(:v AS vector)) ON CONFLICT (chunk_id) DO NOTHING"
+        ),
+        literal,
+    )
+    await uow.commit()
+    tokens = result.tokens or estimate
+    if hold is not None:
+        await billing.settle(
+            uow,
+            reservation=hold,
+            amount=math.ceil(tokens * limits.embeddings_price_1k / 1000),
+            category="other",
+            key=f"file:{file_id}:embed",
+            charge=billing.Charge(
+                input_tokens=tokens, model_id=embedder.model, meta={"file_id": file_id}
+            ),
+        )
+    return tokens
+
+
+async def _finish(
+    uow: UnitOfWork,
+    file_id: int,
+    *,
+    status: str,
+    error: str | None,
+    now: datetime,
+    pages: int | None = None,
+    count: int = 0,
+    billed: int = 0,
+) -> FileDTO:
+    await uow.session.execute(
+        update(File)
+        .where(File.id == file_id)
+        .values(
+            status=status,
+            error=error,
+            pages=pages,
+            chunks=count,
+            billed_tokens=billed,
+            updated_at=now,
+        )
+    )
+    await uow.commit()
+    row = await uow.session.get(File, file_id)
+    assert row is not None
+    result = _dto(row)
+    await uow.end_read()
+    return result
+
+
+async def _own(uow: UnitOfWork, user_id: int, file_id: int) -> File:
+    row = await uow.session.get(File, file_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound(f"file {file_id} of user {user_id}")
+    return row
+
+
+async def get_file(uow: UnitOfWork, user_id: int, file_id: int) -> FileDTO:
+    result = _dto(await _own(uow, user_id, file_id))
+    await uow.end_read()
+    return result
+
+
+async def list_files(
+    uow: UnitOfWork, user_id: int, *, conversation_id: int | None = None
+) -> list[FileDTO]:
+    attached: set[int] = set()
+    if conversation_id is not None:
+        attached = set(
+            await uow.session.scalars(
+                select(FileLink.file_id).where(
+                    FileLink.user_id == user_id, FileLink.conversation_id == conversation_id
+                )
+            )
+        )
+    rows = await uow.session.scalars(
+        select(File).where(File.user_id == user_id).order_by(File.id.desc())
+    )
+    result = [_dto(r, attached=r.id in attached) for r in rows]
+    await uow.end_read()
+    return result
+
+
+async def attach(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    file_id: int,
+    conversation_id: int | None = None,
+    preset_id: int | None = None,
+) -> None:
+    """Attach one of the user's files to one of their conversations or presets."""
+    await _own(uow, user_id, file_id)
+    if (conversation_id is None) == (preset_id is None):
+        raise InvalidInput("attach to a conversation or a preset")
+    owner = (
+        await uow.session.scalar(
+            select(Conversation.user_id).where(Conversation.id == conversation_id)
+        )
+        if conversation_id is not None
+        else await uow.session.scalar(select(Preset.user_id).where(Preset.id == preset_id))
+    )
+    if owner != user_id:
+        raise NotFound("conversation or preset")
+    await uow.session.execute(
+        insert(FileLink)
+        .values(
+            file_id=file_id, user_id=user_id, conversation_id=conversation_id, preset_id=preset_id
+        )
+        .on_conflict_do_nothing()
+    )
+    await uow.commit()
+
+
+async def detach(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    file_id: int,
+    conversation_id: int | None = None,
+    preset_id: int | None = None,
+) -> None:
+    await uow.session.execute(
+        delete(FileLink).where(
+            FileLink.user_id == user_id,
+            FileLink.file_id == file_id,
+            FileLink.conversation_id == conversation_id
+            if conversation_id is not None
+            else FileLink.preset_id == preset_id,
+        )
+    )
+    await uow.commit()
+
+
+async def delete_file(uow: UnitOfWork, store: MediaStore, *, user_id: int, file_id: int) -> None:
+    """The file, its passages, their vectors and its links, then the stored bytes."""
+    row = await _own(uow, user_id, file_id)
+    key = row.storage_key
+    await uow.session.execute(delete(File).where(File.id == file_id))
+    await uow.commit()
+    await store.delete(key)
+
+
+async def linked_files(
+    uow: UnitOfWork, user_id: int, *, conversation_id: int | None, preset_id: int | None
+) -> list[int]:
+    conditions = []
+    if conversation_id is not None:
+        conditions.append(FileLink.conversation_id == conversation_id)
+    if preset_id is not None:
+        conditions.append(FileLink.preset_id == preset_id)
+    if not conditions:
+        return []
+    ids = sorted(
+        set(
+            await uow.session.scalars(
+                select(FileLink.file_id)
+                .join(File, File.id == FileLink.file_id)
+                .where(FileLink.user_id == user_id, File.status == "ready", or_(*conditions))
+            )
+        )
+    )
+    return ids
+
+
+_FTS = text(
+    """
+    WITH q AS (
+        -- Any of the question's words (a question rarely repeats the text word for word);
+        -- passages matching more of them, closer together, rank higher.
+        SELECT NULLIF(replace(plainto_tsquery('english', :query)::text, '&', '|'), '')::tsquery
+                   AS en,
+               NULLIF(replace(plainto_tsquery('russian', :query)::text, '&', '|'), '')::tsquery
+                   AS ru
+    )
+    SELECT c.id,
+           coalesce(ts_rank_cd(c.tsv_en, q.en), 0) + coalesce(ts_rank_cd(c.tsv_ru, q.ru), 0)
+               AS score
+    FROM file_chunks c, q
+    WHERE c.user_id = :user_id AND c.file_id = ANY(:file_ids)
+      AND (c.tsv_en @@ q.en OR c.tsv_ru @@ q.ru)
+    ORDER BY score DESC, c.id
+    LIMIT :limit
+    """
+)
+_VECTOR = text(
+    """
+    SELECT v.chunk_id, 1 - (v.embedding <=> CAST(:v AS vector)) AS score
+    FROM file_chunk_vectors v JOIN file_chunks c ON c.id = v.chunk_id
+    WHERE v.user_id = :user_id AND c.file_id = ANY(:file_ids)
+    ORDER BY v.embedding <=> CAST(:v AS vector)
+    LIMIT :limit
+    """
+)
+
+
+async def search(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    file_ids: list[int],
+    query: str,
+    budget_tokens: int,
+    query_vector: tuple[float, ...] | None = None,
+) -> Context:
+    """The passages most relevant to ``query`` among the given files, best first, within the
+    token budget. With a query vector (and stored vectors) the word and meaning rankings are
+    fused; otherwise the word ranking alone decides."""
+    if not file_ids or not query.strip():
+        return Context((), "fts")
+    params = {"user_id": user_id, "file_ids": file_ids, "query": query, "limit": CANDIDATES}
+    words = [(int(r[0]), float(r[1])) for r in (await uow.session.execute(_FTS, params)).all()]
+    method = "fts"
+    fused: dict[int, float] = {}
+    for rank, (chunk_id, _) in enumerate(words):
+        fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+    if query_vector is not None and await vectors_available(uow):
+        literal = "[" + ",".join(f"{x:.6f}" for x in query_vector) + "]"
+        meaning = (await uow.session.execute(_VECTOR, {**params, "v": literal})).all()
+        if meaning:
+            method = "hybrid"
+        for rank, row in enumerate(meaning):
+            fused[int(row[0])] = fused.get(int(row[0]), 0.0) + 1.0 / (RRF_K + rank + 1)
+    ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+    if not ranked:
+        await uow.end_read()
+        return Context((), method)
+    chunk_rows: dict[int, FileChunk] = {
+        r.id: r
+        for r in await uow.session.scalars(
+            select(FileChunk).where(FileChunk.id.in_([cid for cid, _ in ranked]))
+        )
+    }
+    names: dict[int, str] = {
+        int(file_id): str(name)
+        for file_id, name in (
+            await uow.session.execute(select(File.id, File.name).where(File.id.in_(file_ids)))
+        ).all()
+    }
+    passages: list[Passage] = []
+    spent = 0
+    for chunk_id, score in ranked:
+        hit = chunk_rows[chunk_id]
+        if spent + hit.token_count > budget_tokens and passages:
+            continue
+        spent += hit.token_count
+        piece = Chunk(hit.ordinal, hit.text, hit.page, hit.section or "", hit.token_count)
+        passages.append(
+            Passage(
+                hit.file_id,
+                names[hit.file_id],
+                hit.text,
+                citation(piece, names[hit.file_id]),
+                score,
+            )
+        )
+        if spent >= budget_tokens:
+            break
+    await uow.end_read()
+    return Context(tuple(passages), method)
+
+
+async def context_for(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    conversation_id: int | None,
+    preset_id: int | None,
+    query: str,
+    limits: FileLimits,
+    embedder: Embedder | None,
+) -> Context | None:
+    """Passages for a request in a conversation (files attached to it or to its preset).
+    None when nothing is attached. No transaction stays open during the embeddings call."""
+    file_ids = await linked_files(
+        uow, user_id, conversation_id=conversation_id, preset_id=preset_id
+    )
+    await uow.end_read()
+    if not file_ids:
+        return None
+    vector = None
+    if embedder is not None and await vectors_available(uow):
+        await uow.end_read()
+        try:
+            vector = (await embedder.embed([query])).vectors[0]
+        except ProviderError as exc:
+            log.info("query embedding failed (%s); words only", exc.code)
+    return await search(
+        uow,
+        user_id=user_id,
+        file_ids=file_ids,
+        query=query,
+        budget_tokens=limits.context_tokens,
+        query_vector=vector,
+    )
+
+
+NOTICE_READY = N_(
+    "📄 {name} is ready: {chunks} passages indexed. Ask about it here; answers cite the pages "
+    "and sections they use. /files lists your documents."
+)
+TOO_MANY_PAGES = N_("The document has more pages than the limit of {limit}.")
+_REASONS = {
+    cls.code: cls.msgid
+    for cls in (
+        ArchiveRefused,
+        BinaryFile,
+        CorruptDocument,
+        DocumentTooLarge,
+        EmptyDocument,
+        EncryptedDocument,
+        TooMuchText,
+        UnsupportedDocument,
+    )
+}
+
+
+def failure_reason(code: str | None, limits: FileLimits) -> tuple[str, dict[str, object]]:
+    """The message (msgid and its parameters) that tells the user why a file was refused."""
+    if code == "too_many_pages":
+        return TOO_MANY_PAGES, {"limit": limits.max_pages}
+    if code == "too_much_text":
+        return TooMuchText.msgid, {"limit": limits.max_chars}
+    if code == "too_large":
+        return DocumentTooLarge.msgid, {"limit_mb": limits.max_bytes // (1024 * 1024)}
+    return _REASONS.get(code or "", UnsupportedDocument.msgid), {}
+
+
+async def owner_of(uow: UnitOfWork, file_id: int) -> tuple[int, str] | None:
+    """(Telegram id, language) of a file's owner, when they use Telegram."""
+    row = (
+        await uow.session.execute(
+            select(User.telegram_id, User.language)
+            .join(File, File.user_id == User.id)
+            .where(File.id == file_id)
+        )
+    ).first()
+    await uow.end_read()
+    if row is None or row[0] is None:
+        return None
+    return int(row[0]), str(row[1])

@@ -1,0 +1,255 @@
+"""Signed-in sessions: one per sign-in, named by the access tokens issued for it (``sid``).
+
+A session holds the SHA-256 of its current refresh token, replaced on every refresh. A refresh
+token is ``<session id>.<secret>``: when a token names a live session but is not its current
+one, an old token is being used again, by a thief or by the user after a thief, so the whole
+session ends (RFC 9700 4.14.2). Whoever holds an access token can end its session anyway, so
+knowing a session id gives nothing more.
+
+Every authenticated request checks its session in the database (one primary-key read): an end
+of session takes effect on the next request, with no cache that could lag behind a revocation.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, or_, select, update
+
+from core.dto import ClientInfo
+from core.errors import NotFound
+from core.security.tokens import (
+    SessionInvalid,
+    hash_refresh_token,
+    new_refresh_token,
+    new_session_id,
+    refresh_session_id,
+)
+from core.services import accounts
+from db.models import Session, User
+from db.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+# How stale `last_used_at` may get before a request writes it again.
+USE_RESOLUTION = timedelta(minutes=5)
+
+
+class RefreshTokenReused(SessionInvalid):
+    code = "session_invalid"
+
+
+@dataclass(frozen=True, slots=True)
+class IssuedSession:
+    session_id: str
+    user_id: int
+    # Shown once, to the client; only its hash is kept.
+    refresh_token: str
+    expires_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    id: str
+    platform: str
+    device: str | None
+    os: str | None
+    browser: str | None
+    ip: str | None
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+
+
+def _info(row: Session) -> SessionInfo:
+    return SessionInfo(
+        id=row.id,
+        platform=row.platform,
+        device=row.device,
+        os=row.os,
+        browser=row.browser,
+        ip=str(row.ip) if row.ip is not None else None,
+        created_at=row.created_at,
+        last_used_at=row.last_used_at,
+        expires_at=row.expires_at,
+    )
+
+
+async def open_session(
+    uow: UnitOfWork, *, user_id: int, client: ClientInfo, now: datetime, ttl: timedelta
+) -> IssuedSession:
+    """A new session, with the sign-in recorded on the account (policy 3.4); commits."""
+    session_id = new_session_id()
+    token = new_refresh_token(session_id)
+    expires = now + ttl
+    uow.session.add(
+        Session(
+            id=session_id,
+            user_id=user_id,
+            refresh_hash=hash_refresh_token(token),
+            platform=client.platform[:16],
+            device=client.device_type[:32] if client.device_type else None,
+            os=client.os[:64] if client.os else None,
+            browser=client.browser[:64] if client.browser else None,
+            ip=client.ip,
+            user_agent=client.user_agent[:512] if client.user_agent else None,
+            created_at=now,
+            last_used_at=now,
+            expires_at=expires,
+        )
+    )
+    await uow.session.flush()
+    # Commits the session with the sign-in record.
+    await accounts.record_sign_in(uow, user_id, client=client, now=now)
+    return IssuedSession(session_id, user_id, token, expires)
+
+
+async def refresh(
+    uow: UnitOfWork, *, refresh_token: str, now: datetime, ttl: timedelta
+) -> IssuedSession:
+    """A new refresh token for the session, which stays alive ``ttl`` longer; the old token is
+    worth nothing from now on, and presenting it again ends the session."""
+    session_id = refresh_session_id(refresh_token)
+    if session_id is None:
+        raise SessionInvalid("malformed refresh token")
+    row = (
+        await uow.session.execute(
+            select(Session, User.is_blocked)
+            .join(User, User.id == Session.user_id)
+            .where(Session.id == session_id)
+            .with_for_update(of=Session)
+        )
+    ).first()
+    if row is None:
+        raise SessionInvalid("unknown session")
+    session, blocked = row
+    if session.revoked_at is not None or session.expires_at <= now:
+        raise SessionInvalid(f"session {session_id} ended")
+    if not hmac.compare_digest(session.refresh_hash, hash_refresh_token(refresh_token)):
+        session.revoked_at = now
+        await uow.commit()
+        log.warning("refresh token of session %s used again: session ended", session_id)
+        raise RefreshTokenReused(f"session {session_id}: old refresh token")
+    if blocked:
+        session.revoked_at = now
+        await uow.commit()
+        raise SessionInvalid(f"user {session.user_id} is blocked or erased")
+    token = new_refresh_token(session_id)
+    session.refresh_hash = hash_refresh_token(token)
+    session.last_used_at = now
+    session.expires_at = now + ttl
+    user_id = session.user_id
+    await uow.commit()
+    return IssuedSession(session_id, user_id, token, now + ttl)
+
+
+async def owner_of_refresh_token(
+    uow: UnitOfWork, refresh_token: str, *, now: datetime
+) -> tuple[int, str]:
+    """The user and the live session a current refresh token belongs to (signing out with
+    it)."""
+    session_id = refresh_session_id(refresh_token)
+    if session_id is not None:
+        row = await uow.session.get(Session, session_id)
+        if (
+            row is not None
+            and row.revoked_at is None
+            and row.expires_at > now
+            and hmac.compare_digest(row.refresh_hash, hash_refresh_token(refresh_token))
+        ):
+            found = (row.user_id, row.id)
+            await uow.end_read()
+            return found
+    await uow.end_read()
+    raise SessionInvalid("refresh token is not current")
+
+
+async def check(uow: UnitOfWork, *, session_id: str, user_id: int, now: datetime) -> None:
+    """Refuse a request whose session has ended (signed out, revoked, expired, or the account
+    blocked); keep `last_used_at` fresh to five minutes."""
+    row = (
+        await uow.session.execute(
+            select(Session.user_id, Session.revoked_at, Session.expires_at, Session.last_used_at)
+            .add_columns(User.is_blocked)
+            .join(User, User.id == Session.user_id)
+            .where(Session.id == session_id)
+        )
+    ).first()
+    if row is None or row.user_id != user_id:
+        await uow.end_read()
+        raise SessionInvalid(f"no session {session_id} for user {user_id}")
+    if row.revoked_at is not None or row.expires_at <= now or row.is_blocked:
+        await uow.end_read()
+        raise SessionInvalid(f"session {session_id} ended")
+    if now - row.last_used_at >= USE_RESOLUTION:
+        await uow.session.execute(
+            update(Session).where(Session.id == session_id).values(last_used_at=now)
+        )
+        await uow.commit()
+    else:
+        await uow.end_read()
+
+
+async def list_sessions(uow: UnitOfWork, user_id: int, *, now: datetime) -> list[SessionInfo]:
+    """The user's live sessions, most recently used first."""
+    rows = await uow.session.scalars(
+        select(Session)
+        .where(Session.user_id == user_id, Session.revoked_at.is_(None), Session.expires_at > now)
+        .order_by(Session.last_used_at.desc(), Session.created_at.desc())
+    )
+    found = [_info(r) for r in rows]
+    await uow.end_read()
+    return found
+
+
+async def revoke(uow: UnitOfWork, *, user_id: int, session_id: str, now: datetime) -> None:
+    """End one of the user's own sessions; another user's (or an unknown one) is not found."""
+    result = await uow.session.execute(
+        update(Session)
+        .where(
+            Session.id == session_id,
+            Session.user_id == user_id,
+            Session.revoked_at.is_(None),
+            Session.expires_at > now,
+        )
+        .values(revoked_at=now)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        await uow.rollback()
+        raise NotFound(f"session {session_id} of user {user_id}")
+    await uow.commit()
+
+
+async def end_all(uow: UnitOfWork, user_id: int, now: datetime, *, keep: str | None = None) -> int:
+    """End every live session of the user (but ``keep``), without committing; how many."""
+    stmt = (
+        update(Session)
+        .where(Session.user_id == user_id, Session.revoked_at.is_(None))
+        .values(revoked_at=now)
+    )
+    if keep is not None:
+        stmt = stmt.where(Session.id != keep)
+    result = await uow.session.execute(stmt)
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def revoke_all(
+    uow: UnitOfWork, user_id: int, now: datetime, *, keep: str | None = None
+) -> int:
+    """Sign the user out everywhere (but the session ``keep``): every access and refresh token
+    of theirs stops working at once. Commits; returns how many sessions ended."""
+    ended = await end_all(uow, user_id, now, keep=keep)
+    await uow.commit()
+    return ended
+
+
+async def purge_ended(uow: UnitOfWork, *, cutoff: datetime) -> int:
+    """Delete sessions that ended (revoked or expired) before ``cutoff``, with their device
+    data; commits; how many."""
+    result = await uow.session.execute(
+        delete(Session).where(or_(Session.revoked_at < cutoff, Session.expires_at < cutoff))
+    )
+    await uow.commit()
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]

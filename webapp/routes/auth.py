@@ -1,0 +1,453 @@
+"""Signing in on the web and managing sessions.
+
+Email and password: ``POST /api/auth/register``, ``/confirm``, ``/confirm/resend``,
+``/sign-in``, ``/password``. Google and Yandex: ``GET /api/auth/{provider}/start`` and
+``/callback``. Sessions: ``POST /api/auth/refresh``, ``/sign-out``, ``/sign-out-everywhere``,
+``GET /api/sessions``, ``DELETE /api/sessions/{id}``.
+
+Sign-in answers carry ``{access_token, token_type, expires_in, refresh_token}``; for a browser
+they also set the session cookies (see ``webapp.cookies``). The session endpoints accept either
+the bearer token (Mini App, API clients; no CSRF token) or the refresh cookie (browsers; with
+the CSRF token in ``X-CSRF-Token``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+from aiohttp import web
+
+from core.errors import InvalidInput, NotFound
+from core.i18n import N_
+from core.mail import Mail
+from core.oauth import PROVIDERS, OAuthRejected
+from core.security.tokens import SessionInvalid, refresh_session_id
+from core.services import auth, sessions
+from core.services.accounts import LANGUAGES
+from core.services.auth import (
+    EmailRegistration,
+    EmailSignUpUnavailable,
+    LoginGuard,
+    OAuthMode,
+    RegistrationOutcome,
+)
+from core.services.sessions import IssuedSession
+from webapp.auth import bearer_session, install
+from webapp.cookies import (
+    OAUTH_COOKIE,
+    REFRESH_COOKIE,
+    check_csrf,
+    clear_oauth_cookie,
+    clear_session_cookies,
+    set_oauth_cookie,
+    set_session_cookies,
+)
+from webapp.i18n import request_language, translations
+from webapp.keys import CONTEXT, WebContext
+from webapp.routes.api import client_info, token_body
+
+# Sign-up and confirmation mails per client address, per hour.
+MAILS_PER_IP = 10
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise InvalidInput("body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("body is not a JSON object")
+    return body
+
+
+def _text(body: dict[str, Any], name: str, *, limit: int = 4096) -> str:
+    value = body.get(name)
+    if not isinstance(value, str) or not value or len(value) > limit:
+        raise InvalidInput(f"{name} missing or not a string")
+    return value
+
+
+def _guard(ctx: WebContext) -> LoginGuard:
+    return LoginGuard(ctx.redis, ctx.login_limits)
+
+
+def _signed_in(
+    ctx: WebContext, issued: IssuedSession, *, cookies: bool, status: int = 200
+) -> web.Response:
+    response = web.json_response(token_body(ctx, issued), status=status)
+    if cookies:
+        _set_cookies(ctx, response, issued)
+    return response
+
+
+def _set_cookies(ctx: WebContext, response: web.StreamResponse, issued: IssuedSession) -> None:
+    set_session_cookies(
+        response,
+        refresh_token=issued.refresh_token,
+        session_id=issued.session_id,
+        secret=ctx.jwt_secret,
+        max_age=max(0, int((issued.expires_at - ctx.clock()).total_seconds())),
+    )
+
+
+# --- email and password ------------------------------------------------------------------------
+
+
+def _confirmation_mail(ctx: WebContext, registration: EmailRegistration) -> Mail:
+    _ = translations(registration.language).gettext
+    if registration.confirmation_token is None:
+        return Mail(
+            to=registration.email,
+            subject=_(N_("Someone tried to sign up to NetRoom with your address")),
+            text=_(
+                N_(
+                    "Someone, perhaps you, tried to create a NetRoom account with this email "
+                    "address. You already have an account: sign in at {url}. If it was not "
+                    "you, you can ignore this message."
+                )
+            ).format(url=ctx.public_url.rstrip("/") + "/app"),
+        )
+    link = f"{ctx.public_url.rstrip('/')}/app#confirm={quote(registration.confirmation_token)}"
+    hours = int(ctx.confirmation_ttl.total_seconds() // 3600)
+    return Mail(
+        to=registration.email,
+        subject=_(N_("Confirm your email for NetRoom")),
+        text=_(
+            N_(
+                "To finish signing up to NetRoom, open this link within {hours} hours:\n\n"
+                "{link}\n\nIf you did not sign up, ignore this message: nothing happens "
+                "without the link."
+            )
+        ).format(hours=hours, link=link),
+    )
+
+
+async def _mail_quota(ctx: WebContext, request: web.Request) -> None:
+    ip = client_info(request, "web").ip or "unknown"
+    await auth.within_rate(
+        ctx.redis, f"mail:ip:{ip}", limit=MAILS_PER_IP, window=timedelta(hours=1)
+    )
+
+
+async def register(request: web.Request) -> web.Response:
+    """``{email, password, accept_policy: true, language?}`` → 202 ``{"status":
+    "confirmation_sent"}`` (the same whether or not the address had an account), or, with
+    confirmation off, 201 ``{"status": "registered"}`` (409 ``email_taken`` for a taken one)."""
+    ctx = request.app[CONTEXT]
+    if ctx.email_confirmation and ctx.mailer is None:
+        raise EmailSignUpUnavailable("no mailer configured")
+    body = await _body(request)
+    language = body.get("language")
+    if language not in LANGUAGES:
+        language = request_language(request)
+    await _mail_quota(ctx, request)
+    async with ctx.uow_factory() as uow:
+        registration = await auth.register_with_email(
+            uow,
+            email=_text(body, "email", limit=320),
+            password=_text(body, "password", limit=1024),
+            accept_policy=body.get("accept_policy") is True,
+            language=str(language),
+            policy_version=ctx.policy_version,
+            client=client_info(request, "web"),
+            confirmation_required=ctx.email_confirmation,
+            secret=ctx.jwt_secret,
+            now=ctx.clock(),
+            confirmation_ttl=ctx.confirmation_ttl,
+        )
+    if not ctx.email_confirmation:
+        return web.json_response({"status": "registered"}, status=201)
+    assert ctx.mailer is not None
+    await ctx.mailer.send(_confirmation_mail(ctx, registration))
+    return web.json_response({"status": "confirmation_sent"}, status=202)
+
+
+async def resend_confirmation(request: web.Request) -> web.Response:
+    """``{email}`` → 202 ``{"status": "confirmation_sent"}``, whatever the address."""
+    ctx = request.app[CONTEXT]
+    if ctx.mailer is None:
+        raise EmailSignUpUnavailable("no mailer configured")
+    body = await _body(request)
+    await _mail_quota(ctx, request)
+    async with ctx.uow_factory() as uow:
+        registration = await auth.confirmation_to_resend(
+            uow,
+            email=_text(body, "email", limit=320),
+            secret=ctx.jwt_secret,
+            now=ctx.clock(),
+            confirmation_ttl=ctx.confirmation_ttl,
+        )
+    if registration is not None and registration.outcome is RegistrationOutcome.PENDING:
+        await ctx.mailer.send(_confirmation_mail(ctx, registration))
+    return web.json_response({"status": "confirmation_sent"}, status=202)
+
+
+async def confirm(request: web.Request) -> web.Response:
+    """``{token}`` (from the emailed link) → ``{"confirmed": true}``."""
+    ctx = request.app[CONTEXT]
+    body = await _body(request)
+    async with ctx.uow_factory() as uow:
+        await auth.confirm_email(
+            uow, token=_text(body, "token"), secret=ctx.jwt_secret, now=ctx.clock()
+        )
+    return web.json_response({"confirmed": True})
+
+
+async def sign_in(request: web.Request) -> web.Response:
+    """``{email, password, accept_policy?}`` → tokens, and the session cookies. 401
+    ``bad_credentials`` for an unknown address and a wrong password alike; 429 with
+    Retry-After after too many failures."""
+    ctx = request.app[CONTEXT]
+    body = await _body(request)
+    async with ctx.uow_factory() as uow:
+        issued = await auth.sign_in_with_password(
+            uow,
+            _guard(ctx),
+            email=_text(body, "email", limit=320),
+            password=_text(body, "password", limit=4096),
+            accept_policy=body.get("accept_policy") is True,
+            policy_version=ctx.policy_version,
+            client=client_info(request, "web"),
+            confirmation_required=ctx.email_confirmation,
+            now=ctx.clock(),
+            session_ttl=ctx.session_ttl,
+        )
+    return _signed_in(ctx, issued, cookies=True)
+
+
+async def change_password(request: web.Request) -> web.Response:
+    """``{current, new}`` with a bearer token → ``{"ended_sessions": n}``: every other session
+    of the account ends."""
+    ctx = request.app[CONTEXT]
+    user_id, session_id = bearer_session(request)
+    body = await _body(request)
+    async with ctx.uow_factory() as uow:
+        ended = await auth.change_password(
+            uow,
+            _guard(ctx),
+            user_id=user_id,
+            session_id=session_id,
+            current=_text(body, "current", limit=4096),
+            new=_text(body, "new", limit=4096),
+            ip=client_info(request, "web").ip,
+            now=ctx.clock(),
+        )
+    return web.json_response({"ended_sessions": ended})
+
+
+# --- sessions ----------------------------------------------------------------------------------
+
+
+async def _session_of_request(request: web.Request) -> tuple[int, str]:
+    """The session a request speaks for: its bearer token's, or else its refresh cookie's (the
+    CSRF token required then)."""
+    ctx = request.app[CONTEXT]
+    if "Authorization" in request.headers:
+        return bearer_session(request)
+    cookie = request.cookies.get(REFRESH_COOKIE)
+    if not cookie:
+        raise SessionInvalid("no bearer token and no session cookie")
+    session_id = refresh_session_id(cookie)
+    if session_id is None:
+        raise SessionInvalid("malformed session cookie")
+    check_csrf(request, secret=ctx.jwt_secret, session_id=session_id)
+    async with ctx.uow_factory() as uow:
+        return await sessions.owner_of_refresh_token(uow, cookie, now=ctx.clock())
+
+
+async def refresh(request: web.Request) -> web.Response:
+    """``{refresh_token}`` → new tokens (the refresh token replaced); or, from a browser, the
+    refresh cookie with ``X-CSRF-Token`` → a new access token, the cookie replaced. An old
+    refresh token presented again ends its session."""
+    ctx = request.app[CONTEXT]
+    token: str | None = None
+    if request.can_read_body:
+        body = await _body(request)
+        if "refresh_token" in body:
+            token = _text(body, "refresh_token", limit=256)
+    by_cookie = token is None
+    if token is None:
+        token = request.cookies.get(REFRESH_COOKIE)
+        if not token:
+            raise SessionInvalid("no refresh token")
+        session_id = refresh_session_id(token)
+        if session_id is None:
+            raise SessionInvalid("malformed session cookie")
+        check_csrf(request, secret=ctx.jwt_secret, session_id=session_id)
+    async with ctx.uow_factory() as uow:
+        issued = await sessions.refresh(
+            uow, refresh_token=token, now=ctx.clock(), ttl=ctx.session_ttl
+        )
+    if not by_cookie:
+        return web.json_response(token_body(ctx, issued))
+    response = web.json_response(token_body(ctx, issued, with_refresh_token=False))
+    _set_cookies(ctx, response, issued)
+    return response
+
+
+async def sign_out(request: web.Request) -> web.Response:
+    """End this session (the bearer token's or the cookie's) → 204."""
+    ctx = request.app[CONTEXT]
+    user_id, session_id = await _session_of_request(request)
+    async with ctx.uow_factory() as uow:
+        await sessions.revoke(uow, user_id=user_id, session_id=session_id, now=ctx.clock())
+    response = web.Response(status=204)
+    clear_session_cookies(response)
+    return response
+
+
+async def sign_out_everywhere(request: web.Request) -> web.Response:
+    """End every session of the account, this one included → ``{"ended_sessions": n}``."""
+    ctx = request.app[CONTEXT]
+    user_id, _ = await _session_of_request(request)
+    async with ctx.uow_factory() as uow:
+        ended = await sessions.revoke_all(uow, user_id, ctx.clock())
+    response = web.json_response({"ended_sessions": ended})
+    clear_session_cookies(response)
+    return response
+
+
+async def list_sessions(request: web.Request) -> web.Response:
+    """``{"sessions": [{id, current, platform, device, os, browser, ip, created_at,
+    last_used_at, expires_at}]}``: the account's live sessions, most recently used first."""
+    ctx = request.app[CONTEXT]
+    user_id, current = bearer_session(request)
+    async with ctx.uow_factory() as uow:
+        found = await sessions.list_sessions(uow, user_id, now=ctx.clock())
+    return web.json_response(
+        {
+            "sessions": [
+                {
+                    "id": s.id,
+                    "current": s.id == current,
+                    "platform": s.platform,
+                    "device": s.device,
+                    "os": s.os,
+                    "browser": s.browser,
+                    "ip": s.ip,
+                    "created_at": s.created_at.isoformat(),
+                    "last_used_at": s.last_used_at.isoformat(),
+                    "expires_at": s.expires_at.isoformat(),
+                }
+                for s in found
+            ]
+        }
+    )
+
+
+async def delete_session(request: web.Request) -> web.Response:
+    """End one of the account's own sessions → 204; anyone else's is 404."""
+    ctx = request.app[CONTEXT]
+    user_id, _ = bearer_session(request)
+    session_id = request.match_info["session_id"]
+    if len(session_id) > 64:
+        raise NotFound("session id too long")
+    async with ctx.uow_factory() as uow:
+        await sessions.revoke(uow, user_id=user_id, session_id=session_id, now=ctx.clock())
+    return web.Response(status=204)
+
+
+# --- Google and Yandex -------------------------------------------------------------------------
+
+
+def _provider(request: web.Request) -> str:
+    ctx = request.app[CONTEXT]
+    name = request.match_info["provider"]
+    if name not in PROVIDERS or ctx.oauth is None or name not in ctx.oauth.providers:
+        raise NotFound(f"{name} sign-in is not offered")
+    return name
+
+
+def _redirect_uri(ctx: WebContext, provider: str) -> str:
+    return f"{ctx.public_url.rstrip('/')}/api/auth/{provider}/callback"
+
+
+def _flag(request: web.Request, name: str) -> bool:
+    return request.query.get(name, "") in ("1", "true", "yes")
+
+
+async def oauth_start(request: web.Request) -> web.Response:
+    """302 to the provider. ``?accept_policy=1``: the user accepted the policy, so a new
+    account may be created; ``?link=1`` with a bearer token: add the provider's account to the
+    signed-in user instead. With ``Accept: application/json`` the answer is ``{"authorize_url"}``
+    (a script cannot follow a cross-site redirect itself)."""
+    ctx = request.app[CONTEXT]
+    provider = _provider(request)
+    assert ctx.oauth is not None
+    link = _flag(request, "link")
+    user_id, session_id = bearer_session(request) if link else (None, None)
+    start = await auth.begin_oauth(
+        ctx.redis,
+        ctx.oauth,
+        provider=provider,
+        redirect_uri=_redirect_uri(ctx, provider),
+        mode=OAuthMode.LINK if link else OAuthMode.SIGN_IN,
+        accept_policy=_flag(request, "accept_policy"),
+        user_id=user_id,
+        session_id=session_id,
+    )
+    if "application/json" in request.headers.get("Accept", ""):
+        response = web.json_response({"authorize_url": start.authorize_url})
+    else:
+        response = web.Response(status=302, headers={"Location": start.authorize_url})
+    set_oauth_cookie(response, start.nonce, max_age=auth.OAUTH_STATE_TTL)
+    return response
+
+
+async def oauth_callback(request: web.Request) -> web.Response:
+    """The provider sends the browser back here with ``code`` and ``state``. Signed in: 302 to
+    ``/app#signed_in=<provider>`` with the session cookies set (the page then calls
+    ``/api/auth/refresh``); linked: 302 to ``/app#linked=<provider>``."""
+    ctx = request.app[CONTEXT]
+    provider = _provider(request)
+    assert ctx.oauth is not None
+    flow = await auth.take_oauth_flow(
+        ctx.redis,
+        provider=provider,
+        state=request.query.get("state"),
+        nonce=request.cookies.get(OAUTH_COOKIE),
+    )
+    if "error" in request.query or not request.query.get("code"):
+        raise OAuthRejected(f"{provider}: {request.query.get('error', 'no code')}")
+    redirect_uri = _redirect_uri(ctx, provider)
+    access = await ctx.oauth.exchange(
+        provider, code=request.query["code"], redirect_uri=redirect_uri, verifier=flow.verifier
+    )
+    profile = await ctx.oauth.profile(provider, access)
+    async with ctx.uow_factory() as uow:
+        result = await auth.complete_oauth(
+            uow,
+            flow=flow,
+            profile=profile,
+            language=request_language(request),
+            policy_version=ctx.policy_version,
+            client=client_info(request, "web"),
+            now=ctx.clock(),
+            session_ttl=ctx.session_ttl,
+        )
+    app_url = ctx.public_url.rstrip("/") + "/app"
+    if result.session is None:
+        response = web.Response(status=302, headers={"Location": f"{app_url}#linked={provider}"})
+    else:
+        response = web.Response(status=302, headers={"Location": f"{app_url}#signed_in={provider}"})
+        _set_cookies(ctx, response, result.session)
+    clear_oauth_cookie(response)
+    return response
+
+
+def setup(app: web.Application) -> None:
+    install(app)
+    app.router.add_post("/api/auth/register", register)
+    app.router.add_post("/api/auth/confirm", confirm)
+    app.router.add_post("/api/auth/confirm/resend", resend_confirmation)
+    app.router.add_post("/api/auth/sign-in", sign_in)
+    app.router.add_post("/api/auth/password", change_password)
+    app.router.add_post("/api/auth/refresh", refresh)
+    app.router.add_post("/api/auth/sign-out", sign_out)
+    app.router.add_post("/api/auth/sign-out-everywhere", sign_out_everywhere)
+    app.router.add_get("/api/sessions", list_sessions)
+    app.router.add_delete("/api/sessions/{session_id}", delete_session)
+    app.router.add_get("/api/auth/{provider}/start", oauth_start)
+    app.router.add_get("/api/auth/{provider}/callback", oauth_callback)
