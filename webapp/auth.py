@@ -25,20 +25,13 @@ async def _authenticate(request: web.Request, token: str) -> None:
     ctx = request.app[CONTEXT]
     now = ctx.clock()
     claims = read_access_token(token, secret=ctx.jwt_secret, now=now)
+    if claims.session_id is None:
+        # Every token names its session, so signing out and deletion can end it.
+        raise SessionInvalid("token without a session")
     async with ctx.uow_factory() as uow:
-        if claims.session_id is not None:
-            await sessions.check(uow, session_id=claims.session_id, user_id=claims.user_id, now=now)
-        else:
-            # A token from before sessions: honoured until it expires, unless the account is
-            # blocked or erased.
-            user = await uow.users.get(claims.user_id)
-            blocked = user is None or user.is_blocked
-            await uow.end_read()
-            if blocked:
-                raise SessionInvalid(f"user {claims.user_id} is blocked or erased")
+        await sessions.check(uow, session_id=claims.session_id, user_id=claims.user_id, now=now)
     request[USER_ID] = claims.user_id
-    if claims.session_id is not None:
-        request[SESSION_ID] = claims.session_id
+    request[SESSION_ID] = claims.session_id
 
 
 @web.middleware

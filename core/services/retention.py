@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import TextClause, text
 
-from core.services import billing
+from core.services import billing, sessions
 from db.uow import UnitOfWork
 
 # "Technical log entries (IP, User-Agent, session markers) — no longer than 90 days."
@@ -60,6 +60,7 @@ class Purged:
     conversations: int = 0
     technical_rows: int = 0
     privacy_log: int = 0
+    sessions: int = 0
 
 
 async def scrub_technical_data(uow: UnitOfWork, *, now: datetime) -> int:
@@ -91,5 +92,7 @@ async def purge_expired(uow: UnitOfWork, *, now: datetime) -> Purged:
         uow, PURGE_REQUEST_LOG, {"cutoff": now - TECHNICAL_DATA_MAX_AGE}
     )
     technical = await scrub_technical_data(uow, now=now)
+    # A session that ended (signed out, revoked or expired) keeps no device data.
+    ended = await sessions.purge_ended(uow, cutoff=now)
     await billing.release_stale_holds(uow, now=now)
-    return Purged(messages, conversations, technical, privacy_log)
+    return Purged(messages, conversations, technical, privacy_log, ended)

@@ -5,8 +5,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import select, update
 
 from core.dto import ClientInfo
-from core.services import retention
-from db.models import SignupAttribution, User
+from core.services import retention, sessions
+from db.models import Session, SignupAttribution, User
 from db.uow import UnitOfWork
 from tests.factories import register
 
@@ -83,3 +83,24 @@ async def test_messages_go_fourteen_days_after_they_were_written(uow: UnitOfWork
         await uow.session.scalars(select(Conversation.id).filter_by(user_id=user.id))
     ).all()
     assert list(conversations) == [fresh.conversation_id]
+
+
+async def test_ended_sessions_are_purged_with_their_device_data(uow: UnitOfWork) -> None:
+    user = (await register(uow)).user
+    now = datetime(2026, 12, 1, tzinfo=UTC)
+    client = ClientInfo(platform="web", ip="203.0.113.9", user_agent="Firefox/140")
+    live = await sessions.open_session(
+        uow, user_id=user.id, client=client, now=now, ttl=timedelta(days=30)
+    )
+    revoked = await sessions.open_session(
+        uow, user_id=user.id, client=client, now=now, ttl=timedelta(days=30)
+    )
+    expiring = await sessions.open_session(
+        uow, user_id=user.id, client=client, now=now, ttl=timedelta(days=1)
+    )
+    await sessions.revoke(uow, user_id=user.id, session_id=revoked.session_id, now=now)
+    purged = await retention.purge_expired(uow, now=now + timedelta(days=2))
+    assert purged.sessions >= 2
+    left = set(await uow.session.scalars(select(Session.id).where(Session.user_id == user.id)))
+    assert left == {live.session_id}
+    assert expiring.session_id not in left

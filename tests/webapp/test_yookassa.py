@@ -19,9 +19,10 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.dto import ClientInfo
 from core.payments.yookassa import YooKassaClient
 from core.security.tokens import issue_access_token
-from core.services import billing, reconciliation
+from core.services import billing, reconciliation, sessions
 from core.services.payments import PaymentTerms
 from db.engine import UnitOfWorkFactory
 from db.models import Payment, PaymentOrder
@@ -120,8 +121,19 @@ async def shop(engine: AsyncEngine, redis: Redis) -> AsyncIterator[Shop]:
 async def _user(shop: Shop) -> tuple[int, str]:
     async with shop.factory() as uow:
         user = (await register(uow)).user
+        opened = await sessions.open_session(
+            uow,
+            user_id=user.id,
+            client=ClientInfo(platform="web"),
+            now=datetime.now(UTC),
+            ttl=timedelta(days=1),
+        )
     token, _ = issue_access_token(
-        user.id, secret=SECRET, now=datetime.now(UTC), ttl=timedelta(hours=1)
+        user.id,
+        secret=SECRET,
+        now=datetime.now(UTC),
+        ttl=timedelta(hours=1),
+        session_id=opened.session_id,
     )
     return user.id, token
 
