@@ -63,3 +63,7 @@ class PresetCallback(CallbackData, prefix="preset"):
     # use, edit, delete, new, none
     action: str
     id: int = 0
+
+
+class MarketingCallback(CallbackData, prefix="mkt"):
+    opt_in: bool

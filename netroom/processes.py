@@ -179,6 +179,7 @@ def build_web_app(
             yookassa_networks=tuple(settings.yookassa.notification_networks),
             payment_terms=payment_terms(settings),
             jobs=jobs,
+            file_limits=file_limits(settings),
             access_ttl=timedelta(seconds=settings.auth.access_ttl_seconds),
             session_ttl=timedelta(days=settings.auth.session_ttl_days),
             email_confirmation=settings.auth.email_confirmation,

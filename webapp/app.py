@@ -10,7 +10,7 @@ from aiohttp import web
 from webapp.errors import error_middleware, request_log_middleware
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes import api, auth, health, media, pages, payments
+from webapp.routes import api, auth, health, media, pages, payments, privacy
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -32,4 +32,5 @@ def create_app(context: WebContext) -> web.Application:
     auth.setup(app)
     media.setup(app)
     payments.setup(app)
+    privacy.setup(app)
     return app

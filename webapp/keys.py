@@ -19,6 +19,7 @@ from core.payments.yookassa import YooKassaClient
 from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
 from core.services.auth import LoginLimits
+from core.services.files import FileLimits
 from core.services.payments import PaymentTerms
 from db.engine import UnitOfWorkFactory
 
@@ -48,6 +49,8 @@ class WebContext:
     payment_terms: PaymentTerms | None = None
     # Background work (telling a user in Telegram that a card payment arrived).
     jobs: JobQueue | None = None
+    # Documents uploaded from the web app.
+    file_limits: FileLimits = field(default_factory=FileLimits)
     # Web sign-in: how long a session lasts unused, whether an emailed link must confirm the
     # address before the password works, failed-attempt limits.
     session_ttl: timedelta = timedelta(days=30)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
-from bot.callbacks import LanguageCallback, MenuCallback
+from bot.callbacks import LanguageCallback, MarketingCallback, MenuCallback
 from bot.context import BotContext
 from bot.keyboards import language_keyboard, main_menu
 from bot.texts import language_prompt, language_set_text, menu_text, privacy_text, referral_text
@@ -69,12 +71,53 @@ async def on_language(
         )
 
 
+def marketing_keyboard(opted_in: bool) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("📣 News and offers: on — turn off")
+        if opted_in
+        else _("📣 News and offers: off — turn on"),
+        callback_data=MarketingCallback(opt_in=not opted_in),
+    )
+    return builder.as_markup()
+
+
+async def _privacy_markup(uow: UnitOfWork, user: UserDTO | None) -> InlineKeyboardMarkup | None:
+    if user is None or user.consent_version is None:
+        return None
+    return marketing_keyboard(await accounts.marketing_opt_in(uow, user.id))
+
+
 @router.message(Command("privacy"), flags={"consent_free": True})
-async def show_privacy(message: Message, ctx: BotContext) -> None:
-    await message.answer(privacy_text(ctx))
+async def show_privacy(
+    message: Message, uow: UnitOfWork, user: UserDTO | None, ctx: BotContext
+) -> None:
+    await message.answer(privacy_text(ctx), reply_markup=await _privacy_markup(uow, user))
 
 
 @router.callback_query(MenuCallback.filter(F.action == "privacy"))
-async def on_menu_privacy(query: CallbackQuery, bot: Bot, ctx: BotContext) -> None:
+async def on_menu_privacy(
+    query: CallbackQuery, bot: Bot, uow: UnitOfWork, user: UserDTO, ctx: BotContext
+) -> None:
     await query.answer()
-    await bot.send_message(query.from_user.id, privacy_text(ctx))
+    await bot.send_message(
+        query.from_user.id, privacy_text(ctx), reply_markup=await _privacy_markup(uow, user)
+    )
+
+
+@router.callback_query(MarketingCallback.filter())
+async def on_marketing(
+    query: CallbackQuery, callback_data: MarketingCallback, bot: Bot, uow: UnitOfWork, user: UserDTO
+) -> None:
+    opted = await accounts.set_marketing_opt_in(uow, user.id, opt_in=callback_data.opt_in)
+    await query.answer(
+        _("You will get news and offers. Turn it off here any time.")
+        if opted
+        else _("No news or offers any more. Service notifications still arrive.")
+    )
+    if query.message is not None:
+        await bot.edit_message_reply_markup(
+            chat_id=query.from_user.id,
+            message_id=query.message.message_id,
+            reply_markup=marketing_keyboard(opted),
+        )

@@ -309,3 +309,18 @@ async def accept_policy(
     """Record acceptance of the current policy by an existing account (no commit)."""
     if await uow.users.latest_consent_version(user_id) != policy_version:
         await uow.users.add_consent(user_id, policy_version, platform)
+
+
+async def marketing_opt_in(uow: UnitOfWork, user_id: int) -> bool:
+    user = await uow.users.get(user_id)
+    opted = bool(user is not None and user.marketing_opt_in)
+    await uow.end_read()
+    return opted
+
+
+async def set_marketing_opt_in(uow: UnitOfWork, user_id: int, *, opt_in: bool) -> bool:
+    """Marketing messages (news, offers) only with this separate consent; service
+    notifications are sent whatever it says."""
+    await uow.users.set_fields(user_id, marketing_opt_in=opt_in)
+    await uow.commit()
+    return opt_in

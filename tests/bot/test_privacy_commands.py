@@ -93,3 +93,35 @@ async def test_declining_a_new_policy_version_leads_to_erasure(
     assert "has been deleted" in text_of(goodbye)
     async with harness.uow_factory() as uow:
         assert await accounts.get_by_telegram_id(uow, rae.id) is None
+
+
+async def test_marketing_messages_need_a_separate_opt_in_that_can_be_withdrawn(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    una = await _onboard(person, "Una")
+
+    async def opted_in() -> bool:
+        async with harness.uow_factory() as uow:
+            user = await uow.users.by_telegram_id(una.id)
+            assert user is not None
+            return bool(user.marketing_opt_in)
+
+    [summary] = await una.say("/privacy")
+    [toggle] = buttons(summary)
+    assert toggle["text"] == "📣 News and offers: off — turn on"
+    # Accepting the policy did not opt anyone in.
+    assert not await opted_in()
+    after = await harness.client.last_seq()
+    await harness.client.tap(una.id, summary["message_id"], toggle["callback_data"])
+    edited = await harness.client.wait_for(
+        lambda e: e["type"] == "markup_edited", chat_id=una.id, after=after
+    )
+    assert await opted_in()
+    [turn_off] = buttons(edited)
+    assert turn_off["text"] == "📣 News and offers: on — turn off"
+    after = await harness.client.last_seq()
+    await harness.client.tap(una.id, summary["message_id"], turn_off["callback_data"])
+    await harness.client.wait_for(
+        lambda e: e["type"] == "markup_edited", chat_id=una.id, after=after
+    )
+    assert not await opted_in()

@@ -1,0 +1,155 @@
+"""Privacy rights and documents from the web app: export, two-step erasure that ends every
+session, and uploads indexed by the real worker; nobody reaches another user's files."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestClient
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.dto import ClientInfo
+from core.media import LocalMediaStore
+from core.security.tokens import issue_access_token
+from core.services import sessions
+from db.engine import UnitOfWorkFactory
+from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
+from tests.factories import register
+from tests.webapp.conftest import ClientMaker, make_context
+from webapp.app import create_app
+
+SECRET = "privacy-api-secret-of-at-least-32-bytes!"
+
+
+@dataclass
+class Env:
+    client: TestClient  # type: ignore[type-arg]
+    factory: UnitOfWorkFactory
+
+    async def user(self) -> dict[str, str]:
+        async with self.factory() as uow:
+            user = (await register(uow)).user
+            opened = await sessions.open_session(
+                uow,
+                user_id=user.id,
+                client=ClientInfo(platform="web"),
+                now=datetime.now(UTC),
+                ttl=timedelta(days=1),
+            )
+        token, _ = issue_access_token(
+            user.id,
+            secret=SECRET,
+            now=datetime.now(UTC),
+            ttl=timedelta(hours=1),
+            session_id=opened.session_id,
+        )
+        return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+async def env(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis, redis_url: str, tmp_path: Path
+) -> AsyncIterator[Env]:
+    factory = UnitOfWorkFactory.for_engine(engine)
+    store = LocalMediaStore(tmp_path / "media")
+    queue = f"netroom:test:{secrets.token_hex(4)}"
+    deps = JobDeps(uow_factory=factory, media_store=store)
+    worker_broker = create_broker(redis_url, deps, queue=queue)
+    client_broker = create_broker(redis_url, deps, queue=queue)
+    await client_broker.startup()
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(worker_broker, stop))
+    app = create_app(
+        make_context(
+            engine,
+            redis,
+            jwt_secret=SECRET,
+            media_store=store,
+            jobs=BrokerQueue(client_broker),
+        )
+    )
+    try:
+        yield Env(await aiohttp_client(app), factory)
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, 10)
+        await client_broker.shutdown()
+
+
+async def test_export_downloads_everything_once_an_hour(env: Env) -> None:
+    headers = await env.user()
+    response = await env.client.get("/api/privacy/export?format=json", headers=headers)
+    assert response.status == 200
+    assert "attachment" in response.headers["Content-Disposition"]
+    document = json.loads(await response.read())
+    assert "account" in json.dumps(document)
+    again = await env.client.get("/api/privacy/export?format=zip", headers=headers)
+    assert again.status == 429
+    anonymous = await env.client.get("/api/privacy/export")
+    assert anonymous.status == 401
+
+
+async def test_erasure_takes_a_confirmation_and_ends_every_session(env: Env) -> None:
+    headers = await env.user()
+    other = await env.user()
+    started = await env.client.post("/api/privacy/delete", headers=headers)
+    token = (await started.json())["confirm_token"]
+    # Someone else's confirmation does not work for this account.
+    foreign = await env.client.post("/api/privacy/delete", headers=other)
+    wrong = await env.client.post(
+        "/api/privacy/delete/confirm",
+        headers=headers,
+        json={"confirm_token": (await foreign.json())["confirm_token"]},
+    )
+    assert wrong.status == 400
+    done = await env.client.post(
+        "/api/privacy/delete/confirm", headers=headers, json={"confirm_token": token}
+    )
+    assert done.status == 200 and (await done.json()) == {"deleted": True}
+    gone = await env.client.get("/api/me", headers=headers)
+    assert gone.status == 401
+    still = await env.client.get("/api/me", headers=other)
+    assert still.status == 200
+
+
+async def test_uploads_are_indexed_and_only_their_owner_reaches_them(env: Env) -> None:
+    owner = await env.user()
+    stranger = await env.user()
+
+    async def upload(headers: dict[str, str], content: bytes) -> aiohttp.ClientResponse:
+        form = aiohttp.FormData()
+        form.add_field("file", content, filename="notes.md", content_type="text/markdown")
+        return await env.client.post("/api/files", headers=headers, data=form)
+
+    content = b"# Notes\n\nThe staging server restarts every night at three.\n"
+    created = await upload(owner, content)
+    assert created.status == 201
+    file_id = (await created.json())["id"]
+    async with asyncio.timeout(15):
+        while True:
+            state = await (await env.client.get(f"/api/files/{file_id}", headers=owner)).json()
+            if state["status"] != "queued" and state["status"] != "indexing":
+                break
+            await asyncio.sleep(0.05)
+    assert state["status"] == "ready" and state["chunks"] >= 1
+    same = await upload(owner, content)
+    assert same.status == 200 and (await same.json())["id"] == file_id
+    for method, path in (("GET", f"/api/files/{file_id}"), ("DELETE", f"/api/files/{file_id}")):
+        response = await env.client.request(method, path, headers=stranger)
+        assert response.status == 404, (method, path)
+    listed = await (await env.client.get("/api/files", headers=stranger)).json()
+    assert listed == {"files": []}
+    refused = await upload(owner, b"MZ\x90\x00" + bytes(1000))
+    assert refused.status == 400
+    deleted = await env.client.delete(f"/api/files/{file_id}", headers=owner)
+    assert deleted.status == 204
+    assert (await env.client.get(f"/api/files/{file_id}", headers=owner)).status == 404

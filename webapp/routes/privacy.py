@@ -1,0 +1,148 @@
+"""The privacy rights from the web app: a copy of one's data, and erasure of the account.
+Documents uploaded from the web app live here too (the same store and index as the bot's)."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from core.documents import DocumentTooLarge
+from core.errors import InvalidInput, NotFound
+from core.services import files, privacy
+from webapp.keys import CONTEXT
+from webapp.routes.api import user_id_of
+
+
+async def export(request: web.Request) -> web.StreamResponse:
+    """``GET /api/privacy/export?format=json|zip``: everything we hold, as a download (one
+    export an hour, like the bot's /export)."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    fmt = request.query.get("format", "json")
+    async with ctx.uow_factory() as uow:
+        result = await privacy.export_user(uow, user_id, fmt=fmt, now=ctx.clock())
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": result.mime,
+            "Content-Disposition": f'attachment; filename="{result.file_name}"',
+            "Cache-Control": "no-store",
+        }
+    )
+    await response.prepare(request)
+    with result.data:
+        result.data.seek(0)
+        while block := result.data.read(64 * 1024):
+            await response.write(block)
+    await response.write_eof()
+    return response
+
+
+async def start_delete(request: web.Request) -> web.Response:
+    """``POST /api/privacy/delete``: step one, a confirmation token valid for 10 minutes."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    token = privacy.delete_token(user_id, secret=ctx.jwt_secret, now=ctx.clock())
+    return web.json_response(
+        {"confirm_token": token, "expires_in": int(privacy.DELETE_TOKEN_TTL.total_seconds())}
+    )
+
+
+async def confirm_delete(request: web.Request) -> web.Response:
+    """``POST /api/privacy/delete/confirm`` ``{"confirm_token"}``: the account is erased in
+    one transaction, its files removed, and every session ends."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    try:
+        token = str((await request.json())["confirm_token"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise InvalidInput('expected {"confirm_token": ...}') from exc
+    privacy.check_delete_token(token, user_id, secret=ctx.jwt_secret, now=ctx.clock())
+    async with ctx.uow_factory() as uow:
+        await privacy.delete_user(uow, user_id, now=ctx.clock(), store=ctx.media_store)
+    return web.json_response({"deleted": True})
+
+
+def _file(f: files.FileDTO) -> dict[str, object]:
+    return {
+        "id": f.id,
+        "name": f.name,
+        "mime": f.mime,
+        "size": f.size,
+        "status": f.status,
+        "error": f.error,
+        "pages": f.pages,
+        "chunks": f.chunks,
+        "billed_tokens": f.billed_tokens,
+        "created_at": f.created_at.isoformat(),
+    }
+
+
+async def list_files(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    async with ctx.uow_factory() as uow:
+        found = await files.list_files(uow, user_id)
+    return web.json_response({"files": [_file(f) for f in found]})
+
+
+async def upload_file(request: web.Request) -> web.Response:
+    """``POST /api/files`` (multipart, field ``file``): stored, then indexed on the worker."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    if ctx.media_store is None or ctx.jobs is None:
+        raise NotFound("uploads are not available")
+    limits = ctx.file_limits
+    reader = await request.multipart()
+    part = await reader.next()
+    if part is None or getattr(part, "name", None) != "file":
+        raise InvalidInput("expected a multipart field named file")
+    data = bytearray()
+    while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
+        data.extend(chunk)
+        if len(data) > limits.max_bytes:
+            raise DocumentTooLarge(
+                "upload over the limit", limit_mb=limits.max_bytes // (1024 * 1024)
+            )
+    name = getattr(part, "filename", None) or "document"
+    async with ctx.uow_factory() as uow:
+        stored = await files.upload(
+            uow,
+            ctx.media_store,
+            user_id=user_id,
+            name=name,
+            data=bytes(data),
+            limits=limits,
+            now=ctx.clock(),
+        )
+    if stored.new:
+        await ctx.jobs.enqueue("files.index", file_id=stored.id)
+    return web.json_response(_file(stored), status=201 if stored.new else 200)
+
+
+async def get_file(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    async with ctx.uow_factory() as uow:
+        found = await files.get_file(uow, user_id, int(request.match_info["file_id"]))
+    return web.json_response(_file(found))
+
+
+async def delete_file(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    if ctx.media_store is None:
+        raise NotFound("uploads are not available")
+    async with ctx.uow_factory() as uow:
+        await files.delete_file(
+            uow, ctx.media_store, user_id=user_id, file_id=int(request.match_info["file_id"])
+        )
+    return web.Response(status=204)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/privacy/export", export)
+    app.router.add_post("/api/privacy/delete", start_delete)
+    app.router.add_post("/api/privacy/delete/confirm", confirm_delete)
+    app.router.add_get("/api/files", list_files)
+    app.router.add_post("/api/files", upload_file)
+    app.router.add_get(r"/api/files/{file_id:\d+}", get_file)
+    app.router.add_delete(r"/api/files/{file_id:\d+}", delete_file)
