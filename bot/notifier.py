@@ -61,3 +61,12 @@ class BotNotifier:
             )
         except TelegramBadRequest as exc:
             log.info("progress message not edited: %s", exc.message)
+
+    async def cancel_star_subscription(self, *, telegram_id: int, charge_id: str) -> bool:
+        try:
+            return await self.bot.edit_user_star_subscription(
+                user_id=telegram_id, telegram_payment_charge_id=charge_id, is_canceled=True
+            )
+        except TelegramBadRequest as exc:
+            log.warning("subscription %s not cancelled: %s", charge_id, exc.message)
+            return False

@@ -28,6 +28,8 @@ class Notifier(Protocol):
 
     async def edit_text(self, *, chat_id: int, message_id: int, text: str) -> None: ...
 
+    async def cancel_star_subscription(self, *, telegram_id: int, charge_id: str) -> bool: ...
+
 
 class JobQueue(Protocol):
     """Background work handed to the worker (any process, any machine)."""

@@ -178,6 +178,16 @@ def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
 
     broker.register_task(notify_top_up, task_name="payments.notify_top_up")
 
+    async def cancel_subscription(telegram_id: int, charge_id: str) -> bool:
+        """Stop Telegram renewing a subscription (its account was erased)."""
+        if deps.notifier is None:
+            raise RuntimeError("this worker has no bot")
+        return await deps.notifier.cancel_star_subscription(
+            telegram_id=telegram_id, charge_id=charge_id
+        )
+
+    broker.register_task(cancel_subscription, task_name="subscriptions.cancel")
+
     async def reset_free_tier() -> int:
         if deps.tariffs is None:
             return 0

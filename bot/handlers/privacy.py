@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, MenuButtonDefault, Message
@@ -15,7 +16,7 @@ from bot.callbacks import DeclineCallback, DeleteCallback, ExportCallback
 from bot.context import BotContext
 from core.dto import UserDTO
 from core.media import MediaStore
-from core.services import privacy
+from core.services import privacy, subscriptions
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -111,6 +112,14 @@ async def on_delete(
         await query.answer(_("Cancelled. Nothing was deleted."))
         return
     privacy.check_delete_token(callback_data.token, user.id, secret=ctx.secret, now=ctx.clock())
+    # Telegram would go on renewing a subscription: it is cancelled first.
+    for telegram_id, charge_id in await subscriptions.renewing(uow, user.id, ctx.clock()):
+        try:
+            await bot.edit_user_star_subscription(
+                user_id=telegram_id, telegram_payment_charge_id=charge_id, is_canceled=True
+            )
+        except TelegramBadRequest as exc:
+            log.warning("subscription %s not cancelled: %s", charge_id, exc.message)
     await privacy.delete_user(uow, user.id, now=ctx.clock(), store=media_store)
     # What the bot keeps outside the database goes too.
     await state.clear()

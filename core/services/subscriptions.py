@@ -23,7 +23,7 @@ from core.i18n import N_
 from core.services import billing
 from core.services.payments import PaymentRefused, PaymentTerms, sign, verify
 from core.services.tariffs import Plan, Tariffs
-from db.models import Payment, Subscription
+from db.models import Payment, Subscription, User
 from db.uow import UnitOfWork
 
 PERIOD = timedelta(days=30)
@@ -250,3 +250,22 @@ async def set_renewal(
     result = _dto(row)
     await uow.commit()
     return result
+
+
+async def renewing(uow: UnitOfWork, user_id: int, now: datetime) -> list[tuple[int, str]]:
+    """(Telegram id, first charge id) of the user's subscriptions Telegram would still renew:
+    cancelled before an account is erased, so nobody pays for an account that is gone."""
+    rows = (
+        await uow.session.execute(
+            select(User.telegram_id, Subscription.first_charge_id)
+            .join(User, User.id == Subscription.user_id)
+            .where(
+                Subscription.user_id == user_id,
+                Subscription.status == "active",
+                Subscription.current_period_end > now,
+                User.telegram_id.is_not(None),
+            )
+        )
+    ).all()
+    await uow.end_read()
+    return [(int(tg), str(charge)) for tg, charge in rows]

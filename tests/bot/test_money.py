@@ -333,3 +333,24 @@ async def test_a_subscription_is_paid_renewed_cancelled_and_resumed(
     assert "Renewal is on again" in text_of(resumed)
     again = await harness.client.renew_subscription(kim.id, paid["charge_id"])
     assert again["telegram_payment_charge_id"]
+
+
+async def test_erasing_the_account_stops_telegram_renewing_its_subscription(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    lou = await _onboard(person, "Lou")
+    [plans] = await lou.say("/subscribe")
+    [offer] = await lou.tap(plans, buttons(plans)[0]["callback_data"])
+    after = await harness.client.last_seq()
+    await harness.client.pay(lou.id, invoice_link=buttons(offer)[0]["url"])
+    paid = await harness.client.wait_for(
+        lambda e: e["type"] == "payment_succeeded", chat_id=lou.id, after=after
+    )
+    await lou.replies(after, 1)
+    [confirm] = await lou.say("/delete")
+    delete = next(b for b in buttons(confirm) if "Delete my account" in b["text"])
+    [gone] = await lou.tap(confirm, delete["callback_data"])
+    assert "has been deleted" in text_of(gone)
+    with pytest.raises(SandboxError) as refused:
+        await harness.client.renew_subscription(lou.id, paid["charge_id"])
+    assert refused.value.status == 409

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from core.documents import DocumentTooLarge
 from core.errors import InvalidInput, NotFound
-from core.services import files, privacy
+from core.services import files, privacy, subscriptions
 from webapp.keys import CONTEXT
 from webapp.routes.api import user_id_of
 
@@ -57,6 +57,13 @@ async def confirm_delete(request: web.Request) -> web.Response:
         raise InvalidInput('expected {"confirm_token": ...}') from exc
     privacy.check_delete_token(token, user_id, secret=ctx.jwt_secret, now=ctx.clock())
     async with ctx.uow_factory() as uow:
+        renewing = await subscriptions.renewing(uow, user_id, ctx.clock())
+        if renewing and ctx.jobs is not None:
+            # Telegram would go on renewing a subscription: the bot's worker cancels it.
+            for telegram_id, charge_id in renewing:
+                await ctx.jobs.enqueue(
+                    "subscriptions.cancel", telegram_id=telegram_id, charge_id=charge_id
+                )
         await privacy.delete_user(uow, user_id, now=ctx.clock(), store=ctx.media_store)
     return web.json_response({"deleted": True})
 
