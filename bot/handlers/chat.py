@@ -297,15 +297,17 @@ async def _answer(
         await message.reply(_("No models are set up on this server yet."))
         return
     prefs = chat.prefs_from(user.features, history_enabled=user.history_enabled)
-    documents = await files.context_for(
-        uow,
-        user_id=user.id,
-        conversation_id=prefs.conversation_id,
-        preset_id=prefs.preset_id,
-        query=text,
-        limits=ctx.file_limits,
-        embedder=ctx.embedder,
-    )
+    documents = None
+    if user.features.get("files"):
+        documents = await files.context_for(
+            uow,
+            user_id=user.id,
+            conversation_id=prefs.conversation_id,
+            preset_id=prefs.preset_id,
+            query=text,
+            limits=ctx.file_limits,
+            embedder=ctx.embedder,
+        )
     try:
         turn = await chat.begin_turn(
             uow,

@@ -452,6 +452,12 @@ async def attach(
         )
         .on_conflict_do_nothing()
     )
+    # A flag on the account, so requests of users without documents skip the lookup.
+    await uow.session.execute(
+        update(User)
+        .where(User.id == user_id)
+        .values(features=User.features.op("||")(text("""'{"files": true}'::jsonb""")))
+    )
     await uow.commit()
 
 
@@ -618,8 +624,8 @@ async def context_for(
     file_ids = await linked_files(
         uow, user_id, conversation_id=conversation_id, preset_id=preset_id
     )
-    await uow.end_read()
     if not file_ids:
+        # The common case costs one indexed query, in the transaction the turn goes on with.
         return None
     vector = None
     if embedder is not None and await vectors_available(uow):
