@@ -670,3 +670,30 @@ class FileLink(Base):
         BigInteger, ForeignKey("presets.id", ondelete="CASCADE"), index=True
     )
     created_at: Mapped[datetime] = created_at_column()
+
+
+class ShareLink(Base):
+    """A public, read-only link to a conversation or a preset. The token is random (at least
+    128 bits) and only its SHA-256 is stored; the owner can revoke it and an admin disable it."""
+
+    __tablename__ = "share_links"
+    __table_args__ = (
+        CheckConstraint("(conversation_id IS NULL) <> (preset_id IS NULL)", name="one_target"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    user_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("users.id", ondelete="CASCADE"), index=True
+    )
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    conversation_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("conversations.id", ondelete="CASCADE"), index=True
+    )
+    preset_id: Mapped[int | None] = mapped_column(
+        BigInteger, ForeignKey("presets.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[datetime] = created_at_column()
+    revoked_at: Mapped[datetime | None]
+    # Set when an administrator disabled the link.
+    disabled_at: Mapped[datetime | None]
+    views: Mapped[int] = mapped_column(Integer, server_default="0")

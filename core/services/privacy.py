@@ -41,6 +41,7 @@ from db.models import (
     RequestLog,
     Reservation,
     Session,
+    ShareLink,
     SignupAttribution,
     Subscription,
     SupportMessage,
@@ -210,6 +211,19 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "updated_at",
         ),
     ),
+    "share_links": (
+        "share_links",
+        "user_id",
+        (
+            "id",
+            "conversation_id",
+            "preset_id",
+            "created_at",
+            "revoked_at",
+            "disabled_at",
+            "views",
+        ),
+    ),
     "file_links": (
         "file_links",
         "user_id",
@@ -346,6 +360,10 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
         "a search index cut from the user's own uploaded file, whose metadata is exported",
     ),
     "file_links": {"id": "an internal row number", "user_id": "the account's own id"},
+    "share_links": {
+        "user_id": "the account's own id",
+        "token_hash": "a hash of a secret link; the link itself is never kept",
+    },
     "support_threads": {"user_id": "the account's own id"},
     "sessions": {
         "id": "the session's internal handle, inside every token",
@@ -499,6 +517,7 @@ async def delete_user(
     keys += list(await uow.session.scalars(select(File.storage_key).where(File.user_id == user_id)))
     for model in (
         RequestLog,
+        ShareLink,
         FileLink,
         File,
         PromoRedemption,
