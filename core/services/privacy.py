@@ -536,6 +536,15 @@ async def delete_user(
         Session,
     ):
         await uow.session.execute(delete(model).where(model.user_id == user_id))
+    # The ledger stays as accounting law requires, without the free text an administrator may
+    # have written about the person.
+    await uow.session.execute(
+        text(
+            "UPDATE ledger_entries SET metadata = metadata - 'reason'"
+            " WHERE user_id = :u AND metadata ? 'reason'"
+        ),
+        {"u": user_id},
+    )
     # The administrative log keeps what was done (balances before and after) but no free text
     # or handle that could name the person.
     await uow.session.execute(

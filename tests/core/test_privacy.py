@@ -2,24 +2,40 @@ from __future__ import annotations
 
 import json
 import secrets
+import tempfile
 import zipfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import select, text
 
 from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo
-from core.services import accounts, billing, payments, privacy
+from core.media import LocalMediaStore
+from core.services import (
+    accounts,
+    admin,
+    billing,
+    chat,
+    files,
+    payments,
+    privacy,
+    sessions,
+    support,
+    tariffs,
+)
 from core.services.privacy import DeleteLinkExpired, ExportTooSoon
 from db import models
 from db.base import Base
-from db.models import Identity
+from db.models import File, Identity, ShareLink
 from db.uow import UnitOfWork
 from tests.core.test_payments import TERMS
 from tests.factories import register, telegram_id
 
 NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
+STORE_DIR = Path(tempfile.mkdtemp(prefix="netroom-privacy-"))
+STORE = LocalMediaStore(STORE_DIR)
 
 
 def test_every_column_about_a_user_is_exported_or_excluded_with_a_reason() -> None:
@@ -83,6 +99,75 @@ async def _rich_user(uow: UnitOfWork) -> tuple[int, dict[str, str]]:
     await billing.debit(
         uow, user_id=user_id, amount=1_000, category="text", key="spend-" + secrets.token_hex(6)
     )
+    # Content: a conversation with a message, a preset, an uploaded document and its index,
+    # a share link, support threads, a session, free-tier use and an admin's note.
+    conversation = await chat.current_conversation(uow, user_id, title="Diary", model_id="m")
+    await uow.chats.append_message(
+        conversation_id=conversation,
+        user_id=user_id,
+        role="user",
+        content="Secret diary entry 4242",
+        reasoning=None,
+        model_id="m",
+        input_tokens=None,
+        output_tokens=None,
+        status="complete",
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=14),
+    )
+    await uow.commit()
+    preset = await chat.create_preset(
+        uow, user_id, title="Mine", prompt="Preset prompt of Priya 7373"
+    )
+    uow.session.add(ShareLink(user_id=user_id, token_hash="ab" * 32, preset_id=preset.id))
+    uploaded = await files.upload(
+        uow,
+        STORE,
+        user_id=user_id,
+        name="orchard.txt",
+        data=b"Classified orchard ledger 5151 with enough words to index.",
+        limits=files.FileLimits(),
+        now=NOW,
+    )
+    await files.index(
+        uow, STORE, file_id=uploaded.id, limits=files.FileLimits(), embedder=None, now=NOW
+    )
+    await sessions.open_session(
+        uow,
+        user_id=user_id,
+        client=ClientInfo(platform="web", ip="203.0.113.99", user_agent="Agent/7.7 unique"),
+        now=NOW,
+        ttl=timedelta(days=30),
+    )
+    await support.save_thread(
+        uow, user_id=user_id, admin_chat_id=-100777, topic_id=55, header_message_id=56, now=NOW
+    )
+    await support.record_message(
+        uow,
+        user_id=user_id,
+        direction="in",
+        user_message_id=10,
+        admin_chat_id=-100777,
+        admin_message_id=57,
+        now=NOW,
+    )
+    await admin.adjust_balance(
+        uow,
+        admin_telegram_id=1,
+        user_id=user_id,
+        amount=100,
+        reason=f"asked by @{username}",
+        key="adjust-" + secrets.token_hex(6),
+    )
+    await tariffs.take_free_use(
+        uow,
+        tariffs.Tariffs(free_limits={"basic": 5}),
+        user_id=user_id,
+        tier="basic",
+        plan=None,
+        now=NOW,
+    )
+    await uow.commit()
     markers = {
         "telegram id": str(tg),
         "username": username,
@@ -90,6 +175,9 @@ async def _rich_user(uow: UnitOfWork) -> tuple[int, dict[str, str]]:
         "email": email,
         "ip": "203.0.113.99",
         "user agent": "Agent/7.7 unique",
+        "message": "Secret diary entry 4242",
+        "preset": "Preset prompt of Priya 7373",
+        "document": "Classified orchard ledger 5151",
     }
     return user_id, markers
 
@@ -105,7 +193,7 @@ async def test_json_export_holds_every_category_and_no_password_hash(uow: UnitOf
     assert categories["identities"][1]["email"] == markers["email"]
     assert categories["signup_attribution"][0]["utm_source"] == "news"
     assert categories["signup_attribution"][0]["ip"] == markers["ip"]
-    assert [t["amount"] for t in categories["transactions"]] == [6_500, -1_000]
+    assert [t["amount"] for t in categories["transactions"]] == [6_500, -1_000, 100]
     assert categories["payments"][0]["external_id"].startswith("charge-")
     assert "secret-hash" not in json.dumps(document)
 
@@ -133,7 +221,9 @@ async def test_exports_are_limited_to_one_an_hour(uow: UnitOfWork) -> None:
 async def test_deletion_leaves_nothing_that_leads_back_to_the_person(uow: UnitOfWork) -> None:
     user_id, markers = await _rich_user(uow)
     balance_before = (await billing.get_balance(uow, user_id)).balance
-    await privacy.delete_user(uow, user_id, now=NOW)
+    keys = list(await uow.session.scalars(select(File.storage_key).where(File.user_id == user_id)))
+    assert all((STORE_DIR / k[:2] / k).exists() for k in keys)
+    await privacy.delete_user(uow, user_id, now=NOW, store=STORE)
     for table in Base.metadata.sorted_tables:
         rows = (await uow.session.execute(text(f'SELECT t::text FROM "{table.name}" t'))).all()  # noqa: S608
         dump = "\n".join(r[0] for r in rows)
@@ -142,7 +232,9 @@ async def test_deletion_leaves_nothing_that_leads_back_to_the_person(uow: UnitOf
     # The financial records stay, intact and consistent.
     assert (await billing.get_balance(uow, user_id)).balance == balance_before
     assert await billing.check_consistency(uow, user_id)
-    assert len(await billing.history(uow, user_id)) == 2
+    assert len(await billing.history(uow, user_id)) == 3
+    # Nothing of theirs is left in the file store either.
+    assert keys and not [k for k in keys if (STORE_DIR / k[:2] / k).exists()]
 
 
 async def test_signing_in_after_deletion_creates_a_new_account(uow: UnitOfWork) -> None:

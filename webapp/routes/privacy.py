@@ -7,7 +7,7 @@ from aiohttp import web
 
 from core.documents import DocumentTooLarge
 from core.errors import InvalidInput, NotFound
-from core.services import files, privacy, subscriptions
+from core.services import accounts, files, privacy, subscriptions
 from webapp.keys import CONTEXT
 from webapp.routes.api import user_id_of
 
@@ -57,6 +57,7 @@ async def confirm_delete(request: web.Request) -> web.Response:
         raise InvalidInput('expected {"confirm_token": ...}') from exc
     privacy.check_delete_token(token, user_id, secret=ctx.jwt_secret, now=ctx.clock())
     async with ctx.uow_factory() as uow:
+        telegram_id = (await accounts.get_user(uow, user_id)).telegram_id
         renewing = await subscriptions.renewing(uow, user_id, ctx.clock())
         if renewing and ctx.jobs is not None:
             # Telegram would go on renewing a subscription: the bot's worker cancels it.
@@ -65,6 +66,10 @@ async def confirm_delete(request: web.Request) -> web.Response:
                     "subscriptions.cancel", telegram_id=telegram_id, charge_id=charge_id
                 )
         await privacy.delete_user(uow, user_id, now=ctx.clock(), store=ctx.media_store)
+    if telegram_id is not None:
+        # The bot's conversation state for this person (kept in Redis) goes too.
+        async for key in ctx.redis.scan_iter(match=f"fsm:*:{telegram_id}:*"):
+            await ctx.redis.delete(key)
     return web.json_response({"deleted": True})
 
 
