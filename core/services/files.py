@@ -469,6 +469,8 @@ async def detach(
     conversation_id: int | None = None,
     preset_id: int | None = None,
 ) -> None:
+    if (conversation_id is None) == (preset_id is None):
+        raise InvalidInput("detach from a conversation or a preset")
     await uow.session.execute(
         delete(FileLink).where(
             FileLink.user_id == user_id,

@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.dto import ClientInfo
 from core.media import LocalMediaStore
 from core.security.tokens import issue_access_token
-from core.services import sessions
+from core.services import chat, files, sessions
 from db.engine import UnitOfWorkFactory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
 from tests.factories import register
@@ -36,6 +36,9 @@ class Env:
     factory: UnitOfWorkFactory
 
     async def user(self) -> dict[str, str]:
+        return (await self.user_with_id())[0]
+
+    async def user_with_id(self) -> tuple[dict[str, str], int]:
         async with self.factory() as uow:
             user = (await register(uow)).user
             opened = await sessions.open_session(
@@ -52,7 +55,7 @@ class Env:
             ttl=timedelta(hours=1),
             session_id=opened.session_id,
         )
-        return {"Authorization": f"Bearer {token}"}
+        return {"Authorization": f"Bearer {token}"}, user.id
 
 
 @pytest.fixture
@@ -153,3 +156,56 @@ async def test_uploads_are_indexed_and_only_their_owner_reaches_them(env: Env) -
     deleted = await env.client.delete(f"/api/files/{file_id}", headers=owner)
     assert deleted.status == 204
     assert (await env.client.get(f"/api/files/{file_id}", headers=owner)).status == 404
+
+
+async def test_a_document_attached_to_a_preset_answers_in_chats_using_it(env: Env) -> None:
+    owner, owner_id = await env.user_with_id()
+    stranger, stranger_id = await env.user_with_id()
+    form = aiohttp.FormData()
+    form.add_field(
+        "file",
+        b"# Rota\n\nThe on-call engineer this week is Dana from the platform team.\n",
+        filename="rota.md",
+        content_type="text/markdown",
+    )
+    file_id = (await (await env.client.post("/api/files", headers=owner, data=form)).json())["id"]
+    async with asyncio.timeout(15):
+        while True:
+            state = await (await env.client.get(f"/api/files/{file_id}", headers=owner)).json()
+            if state["status"] == "ready":
+                break
+            await asyncio.sleep(0.05)
+    async with env.factory() as uow:
+        mine = await chat.create_preset(uow, owner_id, title="Ops", prompt="Be brief.")
+        theirs = await chat.create_preset(uow, stranger_id, title="X", prompt="Y")
+    link = f"/api/files/{file_id}/links"
+    assert (
+        await env.client.post(link, headers=stranger, json={"preset_id": mine.id})
+    ).status == 404
+    assert (await env.client.post(link, headers=owner, json={"preset_id": theirs.id})).status == 404
+    assert (await env.client.post(link, headers=owner, json={})).status == 400
+    assert (await env.client.post(link, headers=owner, json={"preset_id": mine.id})).status == 204
+    async with env.factory() as uow:
+        found = await files.context_for(
+            uow,
+            user_id=owner_id,
+            conversation_id=None,
+            preset_id=mine.id,
+            query="Who is on call this week?",
+            limits=files.FileLimits(),
+            embedder=None,
+        )
+    assert found is not None and found.sources() == ["rota.md › Rota"]
+    assert (await env.client.delete(link, headers=owner, json={"preset_id": mine.id})).status == 204
+    async with env.factory() as uow:
+        assert (
+            await files.context_for(
+                uow,
+                user_id=owner_id,
+                conversation_id=None,
+                preset_id=mine.id,
+                query="on call",
+                limits=files.FileLimits(),
+                embedder=None,
+            )
+        ) is None

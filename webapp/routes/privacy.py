@@ -150,6 +150,52 @@ async def delete_file(request: web.Request) -> web.Response:
     return web.Response(status=204)
 
 
+async def _link_target(request: web.Request) -> tuple[int | None, int | None]:
+    try:
+        body = await request.json()
+        conversation = body.get("conversation_id")
+        preset = body.get("preset_id")
+        return (
+            int(conversation) if conversation is not None else None,
+            int(preset) if preset is not None else None,
+        )
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InvalidInput('expected {"conversation_id"} or {"preset_id"}') from exc
+
+
+async def attach_file(request: web.Request) -> web.Response:
+    """``POST /api/files/{id}/links`` ``{"conversation_id"}`` or ``{"preset_id"}``: its
+    passages are searched for every request in that chat, or in chats using that preset."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    conversation_id, preset_id = await _link_target(request)
+    async with ctx.uow_factory() as uow:
+        await files.attach(
+            uow,
+            user_id=user_id,
+            file_id=int(request.match_info["file_id"]),
+            conversation_id=conversation_id,
+            preset_id=preset_id,
+        )
+    return web.Response(status=204)
+
+
+async def detach_file(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    conversation_id, preset_id = await _link_target(request)
+    async with ctx.uow_factory() as uow:
+        await files.get_file(uow, user_id, int(request.match_info["file_id"]))
+        await files.detach(
+            uow,
+            user_id=user_id,
+            file_id=int(request.match_info["file_id"]),
+            conversation_id=conversation_id,
+            preset_id=preset_id,
+        )
+    return web.Response(status=204)
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/privacy/export", export)
     app.router.add_post("/api/privacy/delete", start_delete)
@@ -158,3 +204,5 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/files", upload_file)
     app.router.add_get(r"/api/files/{file_id:\d+}", get_file)
     app.router.add_delete(r"/api/files/{file_id:\d+}", delete_file)
+    app.router.add_post(r"/api/files/{file_id:\d+}/links", attach_file)
+    app.router.add_delete(r"/api/files/{file_id:\d+}/links", detach_file)
