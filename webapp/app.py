@@ -10,7 +10,7 @@ from aiohttp import web
 from webapp.errors import error_middleware, request_log_middleware
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes import api, auth, health, media, pages, payments, privacy
+from webapp.routes import api, auth, health, media, pages, payments, privacy, sharing
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -33,4 +33,5 @@ def create_app(context: WebContext) -> web.Application:
     media.setup(app)
     payments.setup(app)
     privacy.setup(app)
+    sharing.setup(app)
     return app

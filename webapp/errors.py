@@ -47,6 +47,12 @@ STATUS: dict[type[DomainError], int] = {
 }
 
 
+def _route(request: web.Request) -> str:
+    """The route's pattern, never the path: paths may carry tokens (share links, sign-in)."""
+    resource = request.match_info.route.resource
+    return resource.canonical if resource is not None else "(no route)"
+
+
 def status_for(exc: DomainError) -> int:
     for cls in type(exc).__mro__:
         if cls in STATUS:
@@ -59,7 +65,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     try:
         return await handler(request)
     except DomainError as exc:
-        log.info("%s %s: %s (%s)", request.method, request.path, exc.code, exc.detail)
+        log.info("%s %s: %s (%s)", request.method, _route(request), exc.code, exc.detail)
         message = translations(request_language(request)).gettext(exc.msgid).format(**exc.params)
         # Limits say when to come back (TooManyAttempts and the like).
         retry_after = getattr(exc, "retry_after", None)
@@ -70,7 +76,7 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except web.HTTPException:
         raise
     except Exception:
-        log.exception("%s %s failed", request.method, request.path)
+        log.exception("%s %s failed", request.method, _route(request))
         message = translations(request_language(request)).gettext(DomainError.msgid)
         return web.json_response({"error": "internal", "message": message}, status=500)
 

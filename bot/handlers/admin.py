@@ -22,7 +22,7 @@ from bot.handlers.support import card_text
 from bot.texts import local_time, money
 from core.errors import InvalidInput
 from core.ports import JobQueue
-from core.services import admin, broadcasts, stats, support
+from core.services import admin, broadcasts, sharing, stats, support
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -230,3 +230,17 @@ async def broadcast(
         _("Broadcast #{id} to {total} users queued.").format(id=created.id, total=created.total),
         parse_mode=None,
     )
+
+
+@router.message(Command("share_off"), flags=FREE)
+async def share_off(
+    message: Message, command: CommandObject, uow: UnitOfWork, ctx: BotContext
+) -> None:
+    """Take down a shared link (a chat or a preset), whoever made it."""
+    link = (command.args or "").strip()
+    if not link:
+        await _usage(message, _("Usage: /share_off <link or token>"))
+        return
+    assert message.from_user is not None
+    await sharing.disable(uow, admin_telegram_id=message.from_user.id, token=link, now=ctx.clock())
+    await message.reply(_("Link disabled."), parse_mode=None)
