@@ -83,7 +83,12 @@ async def open_resources(
         max_overflow=settings.database.max_overflow,
     )
     redis = Redis.from_url(endpoints.redis_url)
-    http = httpx.AsyncClient(timeout=httpx.Timeout(30.0, connect=10.0))
+    # Every streaming reply holds a provider connection for its whole length: the pool must
+    # not be what limits how many people are answered at once.
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=10.0),
+        limits=httpx.Limits(max_connections=1_000, max_keepalive_connections=100),
+    )
     try:
         yield Resources(
             settings=settings,
