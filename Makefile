@@ -40,8 +40,15 @@ chromium:
 test: install locales chromium lint
 	$(BIN)/python -m pytest -q
 
+# Every benchmark, each printing its figures beside its baseline and its bar.
 bench: install locales
 	$(BIN)/python -m bench.initdata
+	$(BIN)/python -m bench.sse
+	$(BIN)/python -m bench.bot_pipeline
+	$(BIN)/python -m bench.ledger
+	$(BIN)/python -m bench.rag
+	$(BIN)/python -m bench.export
+	$(BIN)/python -m bench.retention
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

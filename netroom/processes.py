@@ -12,8 +12,10 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from aiogram import Bot, Dispatcher
+from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
+from aiogram.types import LabeledPrice
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
@@ -27,11 +29,12 @@ from core.config import Settings
 from core.mail import smtp_mailer
 from core.media import LocalMediaStore, MediaStore
 from core.oauth import oauth_client
+from core.payments.yookassa import PaymentGatewayError
 from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
 from core.services.auth import LoginLimits
 from core.services.files import Embedder, FileLimits
-from core.services.payments import PaymentTerms
+from core.services.payments import InvoiceLinks, PaymentTerms
 from core.services.tariffs import Plan, Tariffs
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
 from netroom.models import image_models, model_menu, video_models
@@ -162,7 +165,40 @@ def build_web_app(
         verifier = InitDataVerifier(
             link.token, timedelta(seconds=settings.web.init_data_max_age_seconds)
         )
-    return create_app(
+    # Star top-ups from the Mini App: the bot makes the invoice links; referral links need its
+    # username.
+    telegram = create_bot(link.token, link.api_base) if link is not None else None
+    stars_links: InvoiceLinks | None = None
+    username_lookup: Callable[[], Awaitable[str | None]] | None = None
+    if telegram is not None:
+        bot = telegram
+
+        async def make_invoice_link(
+            *, title: str, description: str, payload: str, stars: int
+        ) -> str:
+            try:
+                return await bot.create_invoice_link(
+                    title=title,
+                    description=description,
+                    payload=payload,
+                    currency="XTR",
+                    prices=[LabeledPrice(label=title, amount=stars)],
+                )
+            except TelegramAPIError as exc:
+                raise PaymentGatewayError(f"createInvoiceLink: {exc}") from exc
+
+        async def bot_username() -> str | None:
+            try:
+                return (await bot.me()).username
+            except TelegramAPIError:
+                log.warning("the bot's username could not be asked of Telegram", exc_info=True)
+                return None
+
+        stars_links, username_lookup = make_invoice_link, bot_username
+    # The same catalogue, menu and terms as the bot's.
+    catalogue = load_catalogue(settings.catalogue_path)
+    menu = model_menu(catalogue, resources.providers, sandbox=resources.sandbox_providers)
+    app = create_app(
         WebContext(
             uow_factory=resources.uow_factory,
             redis=resources.redis,
@@ -191,8 +227,22 @@ def build_web_app(
             ),
             mailer=smtp_mailer(settings.email),
             oauth=oauth_client(settings.oauth, resources.http),
+            models=menu,
+            model_names={m.id: e.name for m in menu.models if (e := catalogue.find(m.id))},
+            providers=resources.providers,
+            tariffs=tariffs(settings),
+            embedder=embedder(settings, resources),
+            stars_invoice_links=stars_links,
+            bot_username_lookup=username_lookup,
         )
     )
+    if telegram is not None:
+
+        async def close_bot(_: web.Application) -> None:
+            await telegram.session.close()
+
+        app.on_cleanup.append(close_bot)
+    return app
 
 
 def install_webhook(app: web.Application, dp: Dispatcher, bot: Bot, settings: Settings) -> None:

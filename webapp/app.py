@@ -7,10 +7,22 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
+from webapp import openapi
 from webapp.errors import error_middleware, request_log_middleware
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes import api, auth, health, media, pages, payments, privacy, sharing
+from webapp.routes import (
+    account_api,
+    api,
+    auth,
+    chat_api,
+    health,
+    media,
+    pages,
+    payments,
+    privacy,
+    sharing,
+)
 
 log = logging.getLogger(__name__)
 HERE = Path(__file__).resolve().parent
@@ -33,5 +45,8 @@ def create_app(context: WebContext) -> web.Application:
     media.setup(app)
     payments.setup(app)
     privacy.setup(app)
+    account_api.setup(app)
+    chat_api.setup(app)
+    openapi.setup(app)
     sharing.setup(app)
     return app

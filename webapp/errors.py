@@ -24,6 +24,7 @@ from core.services import audit
 from core.services.accounts import IdentityTaken
 from core.services.auth import ConsentMissing, EmailTaken
 from core.services.billing import InsufficientFunds
+from core.services.chat import ReplyInProgress
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, USER_ID
 
@@ -44,6 +45,7 @@ STATUS: dict[type[DomainError], int] = {
     EmailTaken: 409,
     OAuthUnavailable: 502,
     MailNotSent: 503,
+    ReplyInProgress: 409,
 }
 
 

@@ -7,7 +7,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR
+from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR, N_
 
 
 @cache
@@ -37,3 +37,255 @@ def request_language(request: web.Request) -> str:
         if code in LANGUAGES:
             return code
     return "en"
+
+
+# The app's texts for its scripts, by key; the page renders them in its language as JSON.
+APP_TEXTS: dict[str, str] = {
+    # frame and navigation
+    "chat": N_("Chat"),
+    "chats": N_("Chats"),
+    "presets": N_("Presets"),
+    "gallery": N_("Gallery"),
+    "balance": N_("Balance"),
+    "more": N_("More"),
+    "referrals": N_("Invite friends"),
+    "referrals_hint": N_("Your link, friends and earnings"),
+    "settings": N_("Settings"),
+    "settings_hint": N_("Language, theme, chat features"),
+    "privacy": N_("Privacy"),
+    "privacy_hint": N_("Your data, shared links, deleting the account"),
+    "hello": N_("Hello, {name}!"),
+    "hello_anon": N_("Hello!"),
+    "signing_in": N_("Signing in…"),
+    "loading": N_("Loading…"),
+    "failed": N_("Something went wrong. Please try again later."),
+    "retry": N_("Try again"),
+    "session_ended": N_("Your session has ended. Please sign in again."),
+    "session_ended_telegram": N_(
+        "This sign-in has expired. Please open the app again from the bot."
+    ),
+    "signed_out": N_("You have signed out."),
+    "account_deleted": N_("Your account has been deleted. Thank you for using NetRoom."),
+    "account_linked": N_("The sign-in method is linked to your account."),
+    "sign_in_to_copy": N_("Sign in to copy the shared preset to your presets."),
+    # common actions
+    "cancel": N_("Cancel"),
+    "save": N_("Save"),
+    "saved": N_("Saved."),
+    "delete": N_("Delete"),
+    "edit": N_("Edit"),
+    "share": N_("Share"),
+    "copy": N_("Copy"),
+    "copied": N_("Copied."),
+    "copy_failed": N_("Could not copy. Select the text and copy it by hand."),
+    "open": N_("Open"),
+    "done": N_("Done"),
+    "add": N_("Add"),
+    "download": N_("Download"),
+    "load_more": N_("Show more"),
+    "use": N_("Use"),
+    "in_use": N_("In use"),
+    "active": N_("Active"),
+    "free": N_("free"),
+    # chat
+    "new_chat": N_("New chat"),
+    "no_chats": N_("No chats yet. Start one and it appears here."),
+    "untitled": N_("Untitled chat"),
+    "model": N_("Model"),
+    "model_changed": N_("Model: {model}"),
+    "composer_placeholder": N_("Message NetRoom…"),
+    "composer_note": N_("Chats are kept for 14 days. You pay only for what is written."),
+    "send": N_("Send"),
+    "stop": N_("Stop"),
+    "reasoning": N_("Reasoning"),
+    "pin": N_("Pin"),
+    "unpin": N_("Unpin"),
+    "pinned_done": N_("Pinned."),
+    "unpinned_done": N_("Unpinned."),
+    "pinned_count": N_("Pinned: {count}"),
+    "show_all_messages": N_("Show all messages"),
+    "no_pinned": N_("No pinned messages."),
+    "status_stopped": N_("Stopped"),
+    "status_failed": N_("Not finished"),
+    "free_request": N_("Free request"),
+    "intro_title": N_("What can I help with?"),
+    "intro_text": N_(
+        "Ask anything. Replies stream in live, and you can switch models at any time."
+    ),
+    "preset_in_use": N_("Preset: {title}"),
+    "suggest_explain": N_("Explain quantum computing in simple words"),
+    "suggest_email": N_("Write a polite email asking to move a meeting"),
+    "suggest_plan": N_("Plan a three-day trip to Kazan"),
+    "no_models": N_("No models are set up on this server yet."),
+    "chat_not_found": N_("This chat does not exist any more."),
+    "delete_chat_title": N_("Delete this chat?"),
+    "delete_chat_text": N_("The chat and its messages are deleted for good."),
+    "chat_deleted": N_("Chat deleted."),
+    "top_up": N_("Top up"),
+    # sharing
+    "share_ready": N_("Link ready"),
+    "share_hint": N_("Anyone with this link can read it, without signing in."),
+    "share_revoke_hint": N_("You can revoke the link at any time under Privacy."),
+    # presets
+    "presets_lead": N_(
+        "A preset is a set of instructions for the model. The one in use applies to new chats."
+    ),
+    "new_preset": N_("New preset"),
+    "edit_preset": N_("Edit preset"),
+    "preset": N_("Preset"),
+    "preset_title": N_("Title"),
+    "preset_title_placeholder": N_("For example: English teacher"),
+    "preset_prompt": N_("Instructions for the model"),
+    "preset_prompt_placeholder": N_(
+        "For example: You are a patient English teacher. Correct my mistakes and explain them."
+    ),
+    "preset_prompt_hint": N_("Up to 4,000 characters. The model follows them in every reply."),
+    "preset_created": N_("Preset created."),
+    "preset_saved": N_("Preset saved."),
+    "preset_deleted": N_("Preset deleted."),
+    "preset_used": N_("«{title}» will be used in new chats."),
+    "preset_stopped": N_("New chats start without a preset."),
+    "preset_copied": N_("«{title}» is now in your presets."),
+    "preset_not_found": N_("This preset no longer exists."),
+    "no_presets": N_("No presets yet"),
+    "no_presets_text": N_("Save instructions you give the model often and use them in a tap."),
+    "delete_preset_title": N_("Delete «{title}»?"),
+    "delete_preset_text": N_("Links you shared to it stop working."),
+    "add_from_link": N_("Add from a shared link"),
+    "add_from_link_hint": N_("Someone shared a preset with you? Paste the link to get a copy."),
+    "shared_link_placeholder": N_("Paste the link here"),
+    "not_a_share_link": N_("This is not a NetRoom share link."),
+    # gallery
+    "no_media": N_("No pictures or videos yet"),
+    "no_media_text": N_("Pictures and videos you make with NetRoom appear here."),
+    "open_chat": N_("Open the chat"),
+    "media_pending": N_("Being made…"),
+    "media_failed": N_("Could not be made"),
+    # balance
+    "held": N_("Held for requests in progress: {amount}"),
+    "bonus_next": N_("🎁 Your next top-up gets a {percent}% bonus."),
+    "discount": N_("discount on paid requests: {percent}%"),
+    "free_requests": N_("Free requests"),
+    "free_left": N_("{left} of {limit} left"),
+    "free_period_day": N_("Renewed every day."),
+    "free_period_week": N_("Renewed every week."),
+    "free_period_month": N_("Renewed every month."),
+    "next_reset": N_("Next renewal: {when}"),
+    "your_plan": N_("Your plan"),
+    "plans": N_("Subscription plans"),
+    "plan_free": N_("{count} free {tier} requests per period"),
+    "plan_until": N_("Active until {date}"),
+    "renews": N_("Renews"),
+    "renewal_off": N_("Renewal off"),
+    "stars_per_month": N_("{stars} every 30 days"),
+    "plans_in_bot": N_("Subscribe in the bot with /subscribe."),
+    "pay_with_stars": N_("Telegram Stars"),
+    "pay_by_card": N_("Bank card"),
+    "by_card": N_("by card"),
+    "stars_in_telegram": N_("Top-ups with Telegram Stars are in the Telegram app."),
+    "topup_unavailable": N_("Top-ups are not available here yet."),
+    "payment_received": N_("Payment received. Thank you!"),
+    "payment_failed": N_("The payment did not go through."),
+    "transactions": N_("Transaction history"),
+    "no_transactions": N_("No transactions yet."),
+    "cat_text": N_("text model"),
+    "cat_image": N_("image"),
+    "cat_video": N_("video"),
+    "cat_topup": N_("top-up"),
+    "cat_referral": N_("referral earning"),
+    "cat_bonus": N_("bonus"),
+    "cat_subscription": N_("subscription"),
+    "cat_other": N_("other"),
+    # referrals
+    "invite_friends": N_("Invite friends"),
+    "referral_how": N_(
+        "Your share of your friends' top-ups: {level1}%; of their friends' top-ups: {level2}%."
+    ),
+    "referral_how_plain": N_("Share your link: friends who join through it are counted here."),
+    "invite_message": N_("Chat with every leading AI model in NetRoom"),
+    "share_link": N_("Share the link"),
+    "bot_link": N_("Link to the bot"),
+    "app_link": N_("Link to the app in Telegram"),
+    "your_code": N_("Your code"),
+    "your_links": N_("Your links"),
+    "code_is": N_("Your code: {code}"),
+    "friends_invited": N_("Friends invited"),
+    "their_friends": N_("Their friends"),
+    "earned": N_("Earned"),
+    # settings
+    "interface_language": N_("Interface language"),
+    "appearance": N_("Appearance"),
+    "theme_auto": N_("Auto"),
+    "theme_light": N_("Light"),
+    "theme_dark": N_("Dark"),
+    "theme_hint": N_("Auto follows your device."),
+    "theme_hint_telegram": N_("Auto follows Telegram's colours."),
+    "chat_settings": N_("Chat settings"),
+    "show_reasoning": N_("Show reasoning"),
+    "show_reasoning_hint": N_("Models that think before answering show their reasoning."),
+    "web_search": N_("Web search"),
+    "web_search_hint": N_("Models that can search the web use it for fresh facts."),
+    "privacy_settings": N_("History and messages"),
+    "keep_history": N_("Keep chat history (14 days)"),
+    "keep_history_hint": N_("Models remember the conversation, and you can come back to it."),
+    "history_off_title": N_("Turn history off?"),
+    "history_off_text": N_(
+        "Your stored chats are deleted now, and new messages are not kept. This cannot be undone."
+    ),
+    "history_off_confirm": N_("Turn off and delete"),
+    "history_off_done": N_(
+        "History is off: prompts and replies are not kept, and what was kept is gone."
+    ),
+    "history_on_done": N_("History is kept for 14 days."),
+    "news": N_("News and offers"),
+    "news_hint": N_(
+        "Occasional messages about new models and offers. Service messages always come."
+    ),
+    "account": N_("Account"),
+    "sign_out": N_("Sign out"),
+    "sign_out_everywhere": N_("Sign out on all devices"),
+    # privacy
+    "your_data": N_("Your data"),
+    "export_text": N_(
+        "Download everything NetRoom holds about you: account, chats, payments, files. "
+        "One export an hour."
+    ),
+    "export_json": N_("JSON file"),
+    "export_zip": N_("CSV tables (ZIP)"),
+    "export_ready": N_("The download has started."),
+    "shared_links": N_("Shared links"),
+    "shared_links_text": N_("Chats and presets you shared. A revoked link stops working at once."),
+    "no_shares": N_("You have not shared anything."),
+    "share_active": N_("Active"),
+    "share_revoked": N_("Revoked"),
+    "share_disabled": N_("Disabled by NetRoom"),
+    "views": N_("views: {count}"),
+    "revoke": N_("Revoke"),
+    "revoke_title": N_("Revoke this link?"),
+    "revoke_text": N_("Whoever has it will no longer be able to open it."),
+    "revoked": N_("Link revoked."),
+    "privacy_policy": N_("Privacy policy"),
+    "policy_hint": N_("What we keep, why, and for how long"),
+    "delete_account": N_("Delete your account"),
+    "delete_account_lead": N_(
+        "Your chats, presets, files and balance are deleted for good. Payment records stay "
+        "only as long as the law requires, with nothing that leads back to you."
+    ),
+    "delete_account_title": N_("Delete your account for good?"),
+    "delete_account_text": N_(
+        "Everything is deleted at once, including any money left on the balance. "
+        "This cannot be undone."
+    ),
+    "delete_account_confirm": N_("Delete my account"),
+    # signing in from a browser
+    "accept_policy_first": N_("Please accept the privacy policy first."),
+    "check_mail": N_("We sent a link to {email}. Open it to finish creating your account."),
+    "mail_resent": N_("We sent the link again."),
+    "email_confirmed": N_("Your email is confirmed. Sign in to continue."),
+}
+
+
+def app_texts(language: str) -> dict[str, str]:
+    """The app's texts in ``language``."""
+    gettext = translations(language).gettext
+    return {key: gettext(msgid) for key, msgid in APP_TEXTS.items()}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from ipaddress import IPv4Network, IPv6Network
@@ -17,10 +17,13 @@ from core.media import MediaStore
 from core.oauth import OAuthClient
 from core.payments.yookassa import YooKassaClient
 from core.ports import JobQueue
+from core.providers.registry import ProviderRegistry
 from core.security.initdata import InitDataVerifier
 from core.services.auth import LoginLimits
-from core.services.files import FileLimits
-from core.services.payments import PaymentTerms
+from core.services.chat import ModelMenu
+from core.services.files import Embedder, FileLimits
+from core.services.payments import InvoiceLinks, PaymentTerms
+from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 
 
@@ -61,6 +64,18 @@ class WebContext:
     mailer: Mailer | None = None
     # Google and Yandex sign-in (None: not offered).
     oauth: OAuthClient | None = None
+    # Chat from the web app: the text models on offer (None: no chat), their display names by
+    # id, the provider adapters, the free tier and plans, and the embeddings model for searching
+    # attached documents by meaning (None: by words only).
+    models: ModelMenu | None = None
+    model_names: Mapping[str, str] = field(default_factory=dict)
+    providers: ProviderRegistry | None = None
+    tariffs: Tariffs | None = None
+    embedder: Embedder | None = None
+    # Telegram Stars top-ups from the Mini App: invoice links made by the bot (None: not offered).
+    stars_invoice_links: InvoiceLinks | None = None
+    # The bot's username when it is not configured above: asked of Telegram once, then kept.
+    bot_username_lookup: Callable[[], Awaitable[str | None]] | None = None
 
 
 CONTEXT = web.AppKey("context", WebContext)

@@ -12,6 +12,7 @@ from core.deeplinks import new_referral_code
 from core.dto import ClientInfo, ReferralInfo, ReferralOutcome, Registration, StartPayload, UserDTO
 from core.errors import DomainError, InvalidInput, NotFound
 from core.i18n import N_
+from core.services import chat
 from db.models import Identity, SignupAttribution, User
 from db.uow import UnitOfWork
 
@@ -324,3 +325,92 @@ async def set_marketing_opt_in(uow: UnitOfWork, user_id: int, *, opt_in: bool) -
     await uow.users.set_fields(user_id, marketing_opt_in=opt_in)
     await uow.commit()
     return opt_in
+
+
+# --- settings from the web app -----------------------------------------------------------------
+
+THEMES = ("auto", "light", "dark")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountSettings:
+    language: str
+    # auto follows the device (or Telegram's colours inside Telegram).
+    theme: str
+    reasoning: bool
+    web_search: bool
+    history_enabled: bool
+    marketing_opt_in: bool
+
+
+def _settings(user: User) -> AccountSettings:
+    features = user.features or {}
+    return AccountSettings(
+        language=user.language,
+        theme=user.theme if user.theme in THEMES else "auto",
+        reasoning=bool(features.get("reasoning", False)),
+        web_search=bool(features.get("web_search", False)),
+        history_enabled=user.history_enabled,
+        marketing_opt_in=user.marketing_opt_in,
+    )
+
+
+async def set_theme(uow: UnitOfWork, user_id: int, theme: str) -> str:
+    if theme not in THEMES:
+        raise InvalidInput(f"theme {theme!r}")
+    await uow.users.set_fields(user_id, theme=theme)
+    await uow.commit()
+    return theme
+
+
+async def get_settings(uow: UnitOfWork, user_id: int) -> AccountSettings:
+    user = await uow.users.get(user_id)
+    if user is None:
+        raise NotFound(f"user {user_id}")
+    found = _settings(user)
+    await uow.end_read()
+    return found
+
+
+async def update_settings(
+    uow: UnitOfWork,
+    user_id: int,
+    *,
+    language: str | None = None,
+    theme: str | None = None,
+    reasoning: bool | None = None,
+    web_search: bool | None = None,
+    history_enabled: bool | None = None,
+    marketing_opt_in: bool | None = None,
+) -> AccountSettings:
+    """Change any of the settings in one transaction; what is not given stays. Turning history
+    off clears what is stored, exactly as the bot's switch does."""
+    if language is not None and language not in LANGUAGES:
+        raise InvalidInput(f"language {language!r}")
+    if theme is not None and theme not in THEMES:
+        raise InvalidInput(f"theme {theme!r}")
+    user = await uow.users.get(user_id, for_update=True)
+    if user is None:
+        raise NotFound(f"user {user_id}")
+    fields: dict[str, object] = {}
+    if language is not None:
+        fields["language"] = language
+    if theme is not None:
+        fields["theme"] = theme
+    if marketing_opt_in is not None:
+        fields["marketing_opt_in"] = marketing_opt_in
+    features = {
+        name: value
+        for name, value in (("reasoning", reasoning), ("web_search", web_search))
+        if value is not None
+    }
+    if features:
+        fields["features"] = {**(user.features or {}), **features}
+    if fields:
+        await uow.users.set_fields(user_id, **fields)
+    if history_enabled is not None and history_enabled != user.history_enabled:
+        # Commits the changes above together with the history switch.
+        await chat.set_history(uow, user_id, enabled=history_enabled)
+    else:
+        await uow.commit()
+    return await get_settings(uow, user_id)

@@ -10,15 +10,19 @@ UTF-8 bytes per token, which overestimates every language we serve).
 
 from __future__ import annotations
 
+import asyncio
+import dataclasses
 import math
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from redis.asyncio import Redis
 from sqlalchemy import BigInteger, String, delete, func, literal, select, update
 
-from core.errors import InvalidInput, NotFound
+from core.catalogue import ModelUnavailable
+from core.errors import DomainError, InvalidInput, NotFound, UserBlocked
 from core.i18n import N_
 from core.providers.base import ChatMessage, ChatRequest, ImagePart, TextPart, Usage
 from core.services import billing
@@ -561,3 +565,224 @@ async def _clear_history(uow: UnitOfWork, user_id: int) -> None:
     user = await _user(uow, user_id)
     features = {**(user.features or {}), "conversation_id": None}
     await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
+
+
+# --- conversations from the web app ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConversationDTO:
+    id: int
+    title: str | None
+    model_id: str
+    preset_id: int | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class MessageDTO:
+    id: int
+    role: str
+    content: str
+    reasoning: str | None
+    model_id: str | None
+    is_pinned: bool
+    status: str
+    created_at: datetime
+
+
+def _message(row: ChatMessageRow) -> MessageDTO:
+    return MessageDTO(
+        id=row.id,
+        role=row.role,
+        content=row.content,
+        reasoning=row.reasoning,
+        model_id=row.model_id,
+        is_pinned=row.is_pinned,
+        status=row.status,
+        created_at=row.created_at,
+    )
+
+
+def menu_model(models: ModelMenu, model_id: str) -> ModelTerms:
+    """Exactly the model asked for: no fallback to the default."""
+    for model in models.models:
+        if model.id == model_id:
+            return model
+    raise ModelUnavailable(f"model {model_id!r} is not on the menu")
+
+
+async def choose_model(
+    uow: UnitOfWork, user_id: int, *, model_id: str, models: ModelMenu
+) -> ChatPrefs:
+    """The model for the user's next requests, one of the menu's only."""
+    model = menu_model(models, model_id)
+    return await set_prefs(uow, user_id, model=model.id)
+
+
+async def list_conversations(
+    uow: UnitOfWork, user_id: int, *, limit: int = 200
+) -> list[ConversationDTO]:
+    """The user's conversations, the most recently active first."""
+    rows = await uow.session.scalars(
+        select(Conversation)
+        .where(Conversation.user_id == user_id)
+        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+        .limit(limit)
+    )
+    found = [ConversationDTO(c.id, c.title, c.model_id, c.preset_id, c.updated_at) for c in rows]
+    await uow.end_read()
+    return found
+
+
+async def _own_conversation(uow: UnitOfWork, user_id: int, conversation_id: int) -> Conversation:
+    conversation = await uow.session.get(Conversation, conversation_id)
+    # Someone else's conversation is not found, never forbidden: ids reveal nothing.
+    if conversation is None or conversation.user_id != user_id:
+        raise NotFound(f"conversation {conversation_id}")
+    return conversation
+
+
+async def conversation_messages(
+    uow: UnitOfWork, user_id: int, conversation_id: int, *, limit: int = 1000
+) -> list[MessageDTO]:
+    """The newest ``limit`` messages of one of the user's conversations, oldest first."""
+    await _own_conversation(uow, user_id, conversation_id)
+    rows = await uow.session.scalars(
+        select(ChatMessageRow)
+        .where(ChatMessageRow.conversation_id == conversation_id)
+        .order_by(ChatMessageRow.id.desc())
+        .limit(limit)
+    )
+    found = [_message(row) for row in rows]
+    found.reverse()
+    await uow.end_read()
+    return found
+
+
+async def pin_message(
+    uow: UnitOfWork, user_id: int, message_id: int, *, pinned: bool
+) -> MessageDTO:
+    row = await uow.session.get(ChatMessageRow, message_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound(f"message {message_id}")
+    row.is_pinned = pinned
+    await uow.session.flush()
+    result = _message(row)
+    await uow.commit()
+    return result
+
+
+async def delete_conversation(uow: UnitOfWork, user_id: int, conversation_id: int) -> None:
+    """A conversation and its messages (attachments and share links go with it). When it was
+    the current one, the next message starts a new one."""
+    await _own_conversation(uow, user_id, conversation_id)
+    await uow.session.execute(
+        delete(Conversation).where(
+            Conversation.id == conversation_id, Conversation.user_id == user_id
+        )
+    )
+    user = await _user(uow, user_id)
+    if (user.features or {}).get("conversation_id") == conversation_id:
+        features = {**user.features, "conversation_id": None}
+        await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
+    await uow.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class TurnSetup:
+    """Where a request from the web app goes: the preferences naming the conversation it
+    continues (None: a new one), the model that answers, and whether the user has documents
+    whose passages may be needed."""
+
+    prefs: ChatPrefs
+    model: ModelTerms
+    documents: bool
+
+
+async def setup_turn(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    models: ModelMenu,
+    conversation_id: int | None = None,
+    new_conversation: bool = False,
+    model_id: str | None = None,
+) -> TurnSetup:
+    """Check a request before its turn begins: a model of the menu (the given one, else the
+    user's pick, else the default), and a conversation of the user's own (the given one, a new
+    one, else the current one). Someone else's conversation is NotFound."""
+    if not models.models:
+        raise ModelUnavailable("no text models on this server")
+    user = await _user(uow, user_id)
+    if user.is_blocked:
+        raise UserBlocked(f"user {user_id}")
+    prefs = prefs_of(user)
+    model = menu_model(models, model_id) if model_id is not None else models.get(prefs.model_id)
+    if new_conversation:
+        prefs = dataclasses.replace(prefs, conversation_id=None)
+    elif conversation_id is not None:
+        await _own_conversation(uow, user_id, conversation_id)
+        prefs = dataclasses.replace(prefs, conversation_id=conversation_id)
+    documents = bool((user.features or {}).get("files"))
+    await uow.end_read()
+    return TurnSetup(prefs=prefs, model=model, documents=documents)
+
+
+# --- one reply at a time per user, and Stop, across web processes ----------------------------
+
+
+class ReplyInProgress(DomainError):
+    code = "busy"
+    msgid = N_("⏳ I am still answering your previous message. Wait for it or tap Stop.")
+
+
+TURN_TTL = 600
+
+
+def _busy_key(user_id: int) -> str:
+    return f"netroom:web:busy:{user_id}"
+
+
+def _turn_key(turn_id: str) -> str:
+    return f"netroom:web:turn:{turn_id}"
+
+
+def _stop_key(turn_id: str) -> str:
+    return f"netroom:web:stop:{turn_id}"
+
+
+async def claim_turn(
+    redis: Redis, *, user_id: int, turn_id: str, attempts: int = 3, pause: float = 0.05
+) -> None:
+    """Take the user's one turn, or ReplyInProgress. The previous reply may be finishing its
+    bookkeeping; a short wait covers that, so only a reply still being written refuses."""
+    for attempt in range(attempts):
+        if await redis.set(_busy_key(user_id), turn_id, nx=True, ex=TURN_TTL):
+            # Whose turn it is, for Stop; kept a while after the end so a late Stop is no error.
+            await redis.set(_turn_key(turn_id), str(user_id), ex=TURN_TTL)
+            return
+        if attempt + 1 < attempts:
+            await asyncio.sleep(pause)
+    raise ReplyInProgress(f"user {user_id} has a reply in progress")
+
+
+async def release_turn(redis: Redis, *, user_id: int, turn_id: str) -> None:
+    key = _busy_key(user_id)
+    held = await redis.get(key)
+    # Only our own flag: one that expired and was taken by a later turn stays.
+    if held is not None and (held.decode() if isinstance(held, bytes) else held) == turn_id:
+        await redis.delete(key)
+    await redis.delete(_stop_key(turn_id))
+
+
+async def request_stop(redis: Redis, *, user_id: int, turn_id: str) -> None:
+    """Stop the user's own turn; anybody else's is NotFound."""
+    owner = await redis.get(_turn_key(turn_id))
+    if owner is None or int(owner) != user_id:
+        raise NotFound(f"turn {turn_id}")
+    await redis.set(_stop_key(turn_id), "1", ex=TURN_TTL)
+
+
+async def stop_requested(redis: Redis, turn_id: str) -> bool:
+    return bool(await redis.exists(_stop_key(turn_id)))

@@ -130,3 +130,56 @@ async def storage_keys(uow: UnitOfWork, user_id: int) -> list[str]:
         select(Media.storage_key).where(Media.user_id == user_id, Media.storage_key.is_not(None))
     )
     return [k for k in rows if k]
+
+
+# --- the gallery -------------------------------------------------------------------------------
+
+MEDIA_PAGE_MAX = 60
+
+
+@dataclass(frozen=True, slots=True)
+class MediaDTO:
+    """A generated image or video as the gallery shows it."""
+
+    id: int
+    kind: str
+    prompt: str
+    model_id: str
+    status: str
+    created_at: datetime
+    # Set once the file is stored: the web app serves it at /media/<key>.
+    storage_key: str | None
+    mime: str | None
+    width: int | None
+    height: int | None
+    duration_seconds: int | None
+
+
+async def list_media(
+    uow: UnitOfWork, user_id: int, *, limit: int = 24, before_id: int | None = None
+) -> list[MediaDTO]:
+    """The user's own images and videos, newest first; ``before_id`` pages back."""
+    query = select(Media).where(Media.user_id == user_id)
+    if before_id is not None:
+        query = query.where(Media.id < before_id)
+    rows = await uow.session.scalars(
+        query.order_by(Media.id.desc()).limit(min(max(limit, 1), MEDIA_PAGE_MAX))
+    )
+    found = [
+        MediaDTO(
+            id=m.id,
+            kind=m.kind,
+            prompt=m.prompt,
+            model_id=m.model_id,
+            status=m.status,
+            created_at=m.created_at,
+            storage_key=m.storage_key if m.status == "ready" else None,
+            mime=m.mime,
+            width=m.width,
+            height=m.height,
+            duration_seconds=m.duration_seconds,
+        )
+        for m in rows
+    ]
+    await uow.end_read()
+    return found

@@ -14,6 +14,7 @@ import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -333,3 +334,28 @@ async def referral_earnings(uow: UnitOfWork, user_id: int) -> int:
     earned = await uow.ledger.earned(user_id, "referral")
     await uow.end_read()
     return earned
+
+
+# --- Stars invoices for the Mini App -----------------------------------------------------------
+
+
+class InvoiceLinks(Protocol):
+    """Makes a Telegram Stars invoice link (the bot's ``createInvoiceLink``), which the Mini App
+    opens with ``openInvoice``; the payment then arrives at the bot like any other."""
+
+    async def __call__(self, *, title: str, description: str, payload: str, stars: int) -> str: ...
+
+
+async def stars_invoice_link(
+    links: InvoiceLinks,
+    terms: PaymentTerms,
+    *,
+    user_id: int,
+    stars: int,
+    title: str,
+    description: str,
+) -> str:
+    """An invoice link for one of the offered Star packages, payable by this user only (the
+    signed payload names them; the pre-checkout check compares the payer)."""
+    payload = invoice_payload(terms, user_id=user_id, stars=stars)
+    return await links(title=title, description=description, payload=payload, stars=stars)

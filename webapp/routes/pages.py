@@ -1,4 +1,4 @@
-"""Public pages: the home page and the privacy policy."""
+"""Pages: the home page, the privacy policy and the app."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from webapp.i18n import render_page
+from webapp.i18n import app_texts, render_page, request_language
 from webapp.keys import CONTEXT
 
 POLICY_FILE = Path(__file__).resolve().parent.parent / "policy" / "privacy-policy.txt"
@@ -54,12 +54,26 @@ async def redirect_privacy(request: web.Request) -> web.Response:
 
 
 async def show_mini_app(request: web.Request) -> web.Response:
-    """The Mini App: it signs in with the launch data Telegram passes in the URL fragment."""
-    response = render_page(request, "app.html", {})
+    """The app, for the Telegram Mini App and a normal browser: inside Telegram it signs in with
+    the launch data in the URL fragment, elsewhere with email or Google and Yandex. Its scripts
+    get their texts, in the page's language, from a JSON block."""
+    ctx = request.app[CONTEXT]
+    language = request_language(request)
+    config = {
+        "lang": language,
+        "strings": app_texts(language),
+        "oauth": sorted(ctx.oauth.providers) if ctx.oauth is not None else [],
+        # Sign-up sends a confirmation mail unless the operator turned confirmation off.
+        "email_signup": ctx.mailer is not None or not ctx.email_confirmation,
+        # The page names no other site; the script makes the link to the bot.
+        "bot_username": ctx.bot_username,
+    }
+    response = render_page(request, "app.html", {"config": config})
     # Telegram opens it in a webview frame; nothing else may frame it or run scripts in it.
     response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        "connect-src 'self'; object-src 'none'; base-uri 'none'"
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        "form-action 'self'"
     )
     response.headers["Referrer-Policy"] = "no-referrer"
     return response

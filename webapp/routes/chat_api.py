@@ -1,0 +1,477 @@
+"""Chat from the web app and the Mini App: the model menu, conversations and their messages, and
+replies streamed live as Server-Sent Events.
+
+``POST /api/chat`` answers ``text/event-stream`` with these events, in this order:
+
+- ``start`` ``{"turn_id", "conversation_id"}``: the prompt is stored and money held;
+- ``reasoning`` ``{"text"}`` (with reasoning shown) and ``delta`` ``{"text"}``, each written and
+  flushed as it arrives from the model;
+- ``error`` ``{"code", "message"}`` (translated): the turn could not start (then it is the only
+  event: nothing was asked of the model and nothing charged), or the model failed;
+- ``done`` ``{"message_id", "status", "charged_kopecks", "free", "balance_kopecks"}``, last, for
+  every turn that started.
+
+A turn is the bot's: ``begin_turn`` before the model is asked, ``finish_turn`` always after, so a
+Stop, a failure or a client that went away pays only for what was delivered and the rest of the
+hold goes back. One reply at a time per user; ``POST /api/chat/{turn_id}/stop`` stops one from
+anywhere (another tab, another web process). The relay does no database work per chunk.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import secrets
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Any
+
+from aiohttp import web
+
+from core.catalogue import ModelUnavailable
+from core.errors import DomainError, InvalidInput, NotFound
+from core.providers.base import ReasoningDelta, StreamEvent, TextDelta, Usage, UsageReport
+from core.services import billing, chat, files
+from db.uow import UnitOfWork
+from webapp.i18n import request_language, translations
+from webapp.keys import CONTEXT, WebContext
+from webapp.routes.api import user_id_of
+
+log = logging.getLogger(__name__)
+# How often a running reply looks for a Stop and for a client that went away.
+STOP_POLL = 0.2
+# Ids are bigint: a larger number names nothing.
+MAX_ID = 2**63 - 1
+
+
+# --- parsing and rendering -------------------------------------------------------------------
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise InvalidInput("body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("body is not a JSON object")
+    return body
+
+
+def _id(request: web.Request, name: str) -> int:
+    value = int(request.match_info[name])
+    if value > MAX_ID:
+        raise NotFound(f"{name} {value}")
+    return value
+
+
+def _conversation(c: chat.ConversationDTO) -> dict[str, object]:
+    return {
+        "id": c.id,
+        "title": c.title,
+        "model_id": c.model_id,
+        "preset_id": c.preset_id,
+        "updated_at": c.updated_at.isoformat(),
+    }
+
+
+def _message(m: chat.MessageDTO) -> dict[str, object]:
+    return {
+        "id": m.id,
+        "role": m.role,
+        "content": m.content,
+        "reasoning": m.reasoning,
+        "model_id": m.model_id,
+        "is_pinned": m.is_pinned,
+        "status": m.status,
+        "created_at": m.created_at.isoformat(),
+    }
+
+
+def _menu(ctx: WebContext) -> chat.ModelMenu:
+    if ctx.models is None or not ctx.models.models:
+        raise ModelUnavailable("no text models on this server")
+    return ctx.models
+
+
+# --- models and settings ---------------------------------------------------------------------
+
+
+async def list_models(request: web.Request) -> web.Response:
+    """``GET /api/models``: the models on offer, the default one and the user's current one."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    menu = ctx.models
+    if menu is None or not menu.models:
+        return web.json_response({"models": [], "default": None, "current": None})
+    async with ctx.uow_factory() as uow:
+        prefs = await chat.get_prefs(uow, user_id)
+    models = []
+    for model in menu.models:
+        item: dict[str, object] = {"id": model.id}
+        if model.id in ctx.model_names:
+            item["name"] = ctx.model_names[model.id]
+        item.update(
+            provider=model.provider,
+            vision=model.vision,
+            reasoning=model.reasoning,
+            price_hint_kopecks=menu.request_price(model),
+        )
+        models.append(item)
+    return web.json_response(
+        {"models": models, "default": menu.default_id, "current": menu.get(prefs.model_id).id}
+    )
+
+
+async def set_model(request: web.Request) -> web.Response:
+    """``PUT /api/settings/model`` ``{"model_id"}``: the model for the next requests."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    model_id = (await _body(request)).get("model_id")
+    if not isinstance(model_id, str):
+        raise InvalidInput('expected {"model_id": "..."}')
+    async with ctx.uow_factory() as uow:
+        prefs = await chat.choose_model(uow, user_id, model_id=model_id, models=_menu(ctx))
+    return web.json_response({"current": prefs.model_id})
+
+
+# --- conversations and messages --------------------------------------------------------------
+
+
+async def list_conversations(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    async with ctx.uow_factory() as uow:
+        found = await chat.list_conversations(uow, user_id)
+    return web.json_response({"conversations": [_conversation(c) for c in found]})
+
+
+async def delete_conversation(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    conversation_id = _id(request, "conversation_id")
+    async with ctx.uow_factory() as uow:
+        await chat.delete_conversation(uow, user_id, conversation_id)
+    return web.Response(status=204)
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    conversation_id = _id(request, "conversation_id")
+    async with ctx.uow_factory() as uow:
+        found = await chat.conversation_messages(uow, user_id, conversation_id)
+    return web.json_response({"messages": [_message(m) for m in found]})
+
+
+async def pin_message(request: web.Request) -> web.Response:
+    """``POST /api/messages/{id}/pin`` ``{"pinned": true|false}``."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    message_id = _id(request, "message_id")
+    pinned = (await _body(request)).get("pinned")
+    if not isinstance(pinned, bool):
+        raise InvalidInput('expected {"pinned": true|false}')
+    async with ctx.uow_factory() as uow:
+        found = await chat.pin_message(uow, user_id, message_id, pinned=pinned)
+    return web.json_response(_message(found))
+
+
+# --- a streamed reply ------------------------------------------------------------------------
+
+
+def _frame(event: str, data: Mapping[str, object]) -> bytes:
+    payload = json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    return f"event: {event}\ndata: {payload}\n\n".encode()
+
+
+def _error(exc: DomainError, language: str) -> dict[str, object]:
+    message = translations(language).gettext(exc.msgid).format(**exc.params)
+    return {"code": exc.code, "message": message}
+
+
+class _ClientGone(Exception):
+    """The client closed the connection: nothing more can be delivered."""
+
+
+class _Relay:
+    """One reply on its way to one client: every event written the moment it arrives."""
+
+    def __init__(self, response: web.StreamResponse, *, show_reasoning: bool) -> None:
+        self.response = response
+        self.show_reasoning = show_reasoning
+        self.text: list[str] = []
+        self.reasoning: list[str] = []
+        self.usage: Usage | None = None
+        self.status = "complete"
+        self.error: DomainError | None = None
+
+    async def send(self, event: str, data: Mapping[str, object]) -> None:
+        try:
+            await self.response.write(_frame(event, data))
+        except ConnectionError as exc:
+            raise _ClientGone from exc
+
+    async def run(
+        self,
+        events: AsyncGenerator[StreamEvent, None],
+        *,
+        stop_requested: Callable[[], Awaitable[bool]],
+        client_gone: Callable[[], bool],
+    ) -> None:
+        pump = asyncio.create_task(self._pump(events))
+        watch = asyncio.create_task(self._watch(pump, stop_requested, client_gone))
+        try:
+            await asyncio.wait([pump])
+        finally:
+            watch.cancel()
+            if not pump.done():
+                # This request itself was cancelled: what arrived is kept, like a Stop.
+                self.status = "stopped"
+                pump.cancel()
+            await asyncio.gather(pump, watch, return_exceptions=True)
+
+    async def _pump(self, events: AsyncGenerator[StreamEvent, None]) -> None:
+        write = self.response.write
+        try:
+            async with contextlib.aclosing(events) as stream:
+                async for event in stream:
+                    if type(event) is TextDelta:
+                        # Recorded first: a chunk handed to the connection counts as delivered.
+                        self.text.append(event.text)
+                        try:
+                            await write(_frame("delta", {"text": event.text}))
+                        except ConnectionError:
+                            self.text.pop()
+                            raise _ClientGone from None
+                    elif type(event) is ReasoningDelta:
+                        self.reasoning.append(event.text)
+                        if self.show_reasoning:
+                            try:
+                                await write(_frame("reasoning", {"text": event.text}))
+                            except ConnectionError:
+                                raise _ClientGone from None
+                    elif type(event) is UsageReport:
+                        self.usage = event.usage
+        except _ClientGone:
+            self.status = "stopped"
+        except DomainError as exc:
+            self.status = "failed"
+            self.error = exc
+        except Exception as exc:
+            # Anything unforeseen still ends the turn properly: what arrived is kept and billed.
+            log.exception("the reply stream failed")
+            self.status = "failed"
+            self.error = DomainError(type(exc).__name__)
+
+    async def _watch(
+        self,
+        pump: asyncio.Task[None],
+        stop_requested: Callable[[], Awaitable[bool]],
+        client_gone: Callable[[], bool],
+    ) -> None:
+        """Stop and a vanished client end the reply even while the model is silent."""
+        while not pump.done():
+            await asyncio.sleep(STOP_POLL)
+            if client_gone() or await stop_requested():
+                break
+        if not pump.done():
+            self.status = "stopped"
+            pump.cancel()
+
+
+def _event_stream() -> web.StreamResponse:
+    response = web.StreamResponse(
+        headers={
+            "Cache-Control": "no-cache, no-store",
+            # Proxies (nginx) pass each event on at once instead of buffering.
+            "X-Accel-Buffering": "no",
+        }
+    )
+    response.content_type = "text/event-stream"
+    response.charset = "utf-8"
+    return response
+
+
+def _client_gone(request: web.Request) -> Callable[[], bool]:
+    def gone() -> bool:
+        transport = request.transport
+        return transport is None or transport.is_closing()
+
+    return gone
+
+
+async def send_message(request: web.Request) -> web.StreamResponse:
+    """``POST /api/chat`` ``{"text", "conversation_id"?: int|null, "model_id"?}``: the reply as
+    Server-Sent Events (see the module's description). ``conversation_id`` omitted continues
+    the current conversation, null starts a new one."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    body = await _body(request)
+    text = body.get("text")
+    if not isinstance(text, str) or not text.strip():
+        raise InvalidInput('expected {"text": "..."}')
+    conversation_id = body.get("conversation_id")
+    if conversation_id is not None and (
+        isinstance(conversation_id, bool) or not isinstance(conversation_id, int)
+    ):
+        raise InvalidInput("conversation_id must be an integer or null")
+    if conversation_id is not None and not 0 < conversation_id <= MAX_ID:
+        raise NotFound(f"conversation {conversation_id}")
+    model_id = body.get("model_id")
+    if model_id is not None and not isinstance(model_id, str):
+        raise InvalidInput("model_id must be a string")
+    menu = _menu(ctx)
+    if ctx.providers is None:
+        raise ModelUnavailable("no model providers configured")
+    turn_id = secrets.token_hex(8)
+    async with ctx.uow_factory() as uow:
+        setup = await chat.setup_turn(
+            uow,
+            user_id=user_id,
+            models=menu,
+            conversation_id=conversation_id,
+            new_conversation="conversation_id" in body and conversation_id is None,
+            model_id=model_id,
+        )
+        await chat.claim_turn(ctx.redis, user_id=user_id, turn_id=turn_id)
+        try:
+            return await _reply(request, ctx, uow, setup, user_id, turn_id, text.strip())
+        finally:
+            await chat.release_turn(ctx.redis, user_id=user_id, turn_id=turn_id)
+
+
+async def _reply(
+    request: web.Request,
+    ctx: WebContext,
+    uow: UnitOfWork,
+    setup: chat.TurnSetup,
+    user_id: int,
+    turn_id: str,
+    text: str,
+) -> web.StreamResponse:
+    assert ctx.providers is not None
+    response = _event_stream()
+    language = request_language(request)
+    try:
+        documents = None
+        if setup.documents:
+            documents = await files.context_for(
+                uow,
+                user_id=user_id,
+                conversation_id=setup.prefs.conversation_id,
+                preset_id=setup.prefs.preset_id,
+                query=text,
+                limits=ctx.file_limits,
+                embedder=ctx.embedder,
+            )
+        turn = await chat.begin_turn(
+            uow,
+            user_id=user_id,
+            text=text,
+            now=ctx.clock(),
+            model=setup.model,
+            prefs=setup.prefs,
+            tariffs=ctx.tariffs,
+            documents=documents.prompt() if documents and documents.passages else None,
+        )
+    except DomainError as exc:
+        # The turn never began: nothing is stored, held or asked of the model.
+        log.info("chat of user %s not started: %s (%s)", user_id, exc.code, exc.detail)
+        with contextlib.suppress(ConnectionError):
+            await response.prepare(request)
+            await response.write(_frame("error", _error(exc, language)))
+            await response.write_eof()
+        return response
+
+    relay = _Relay(response, show_reasoning=turn.prefs.reasoning)
+    try:
+        try:
+            await response.prepare(request)
+            await relay.send("start", {"turn_id": turn_id, "conversation_id": turn.conversation_id})
+            provider = ctx.providers.chat(turn.model.provider)
+            await relay.run(
+                provider.stream_chat(turn.request),
+                stop_requested=lambda: chat.stop_requested(ctx.redis, turn_id),
+                client_gone=_client_gone(request),
+            )
+        except (_ClientGone, ConnectionError):
+            relay.status = "stopped"
+        except DomainError as exc:
+            # Nothing was asked of the model (its provider is not set up): the hold goes back.
+            relay.status, relay.error = "failed", exc
+        except Exception as exc:
+            # The response has begun: the error becomes an event, never a second response.
+            log.exception("chat of user %s failed", user_id)
+            relay.status, relay.error = "failed", DomainError(type(exc).__name__)
+    except BaseException:
+        # Cancelled (the server is shutting down): the turn still ends, billing what was sent.
+        if relay.status == "complete":
+            relay.status = "stopped"
+        await asyncio.shield(_finish(uow, ctx, turn, relay))
+        raise
+    result = await _finish(uow, ctx, turn, relay)
+    with contextlib.suppress(ConnectionError):
+        if relay.error is not None:
+            log.info(
+                "chat of user %s: the model failed: %s (%s)",
+                user_id,
+                relay.error.code,
+                relay.error.detail,
+            )
+            await response.write(_frame("error", _error(relay.error, language)))
+        if result is None:
+            await response.write(_frame("error", _error(DomainError("not settled"), language)))
+        else:
+            await response.write(_frame("done", result))
+        await response.write_eof()
+    return response
+
+
+async def _finish(
+    uow: UnitOfWork, ctx: WebContext, turn: chat.Turn, relay: _Relay
+) -> dict[str, object] | None:
+    """Store the reply and settle, whatever happened; the ``done`` event's data."""
+    try:
+        result = await chat.finish_turn(
+            uow,
+            turn,
+            text="".join(relay.text),
+            reasoning="".join(relay.reasoning),
+            usage=relay.usage,
+            status=relay.status,
+            now=ctx.clock(),
+        )
+        balance = result.balance_after
+        if balance is None:
+            balance = (await billing.get_balance(uow, turn.user_id)).balance
+            await uow.end_read()
+    except Exception:
+        log.exception("turn %s of user %s not settled", turn.key, turn.user_id)
+        return None
+    return {
+        "message_id": result.message_id,
+        "status": relay.status,
+        "charged_kopecks": result.charged,
+        "free": result.free,
+        "balance_kopecks": balance,
+    }
+
+
+async def stop_turn(request: web.Request) -> web.Response:
+    """``POST /api/chat/{turn_id}/stop``: the reply ends with what was written so far."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    await chat.request_stop(ctx.redis, user_id=user_id, turn_id=request.match_info["turn_id"])
+    return web.Response(status=204)
+
+
+def setup(app: web.Application) -> None:
+    app.router.add_get("/api/models", list_models)
+    app.router.add_put("/api/settings/model", set_model)
+    app.router.add_get("/api/conversations", list_conversations)
+    app.router.add_delete(r"/api/conversations/{conversation_id:\d+}", delete_conversation)
+    app.router.add_get(r"/api/conversations/{conversation_id:\d+}/messages", list_messages)
+    app.router.add_post(r"/api/messages/{message_id:\d+}/pin", pin_message)
+    app.router.add_post("/api/chat", send_message)
+    app.router.add_post("/api/chat/{turn_id:[0-9a-f]{16}}/stop", stop_turn)

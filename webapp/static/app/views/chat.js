@@ -1,0 +1,509 @@
+// Chat: the conversation list, the messages of one conversation, the model picker and the
+// composer. Replies stream from POST /api/chat (Server-Sent Events read with fetch and a
+// ReadableStream); Stop asks the server to end the reply, which then arrives as "stopped".
+
+import { ApiError, api, request } from "../api.js";
+import { render } from "../markdown.js";
+import { showShareLink } from "../share.js";
+import { button, confirmAction, copyWithToast, el, empty, errorBox, icon, iconButton, money, shortWhen, spinner, t, toast } from "../ui.js";
+
+// Server-Sent Events from a fetch body: {event, data} with data parsed as JSON.
+async function* events(body) {
+  const reader = body.getReader();
+  const decoder = new TextDecoder();
+  let buffer = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    buffer += decoder.decode(value, { stream: true });
+    for (;;) {
+      const end = buffer.search(/\r?\n\r?\n/);
+      if (end < 0) break;
+      const block = buffer.slice(0, end);
+      buffer = buffer.slice(end).replace(/^\r?\n\r?\n/, "");
+      let name = "message";
+      const data = [];
+      for (const line of block.split(/\r?\n/)) {
+        if (line.startsWith(":")) continue;
+        const colon = line.indexOf(":");
+        const field = colon < 0 ? line : line.slice(0, colon);
+        const value = colon < 0 ? "" : line.slice(colon + 1).replace(/^ /, "");
+        if (field === "event") name = value;
+        else if (field === "data") data.push(value);
+      }
+      if (!data.length) continue;
+      let parsed;
+      try {
+        parsed = JSON.parse(data.join("\n"));
+      } catch (_) {
+        parsed = { text: data.join("\n") };
+      }
+      yield { event: name, data: parsed };
+    }
+  }
+}
+
+const SUGGESTIONS = ["suggest_explain", "suggest_email", "suggest_plan"];
+
+export function mount(root, params, app) {
+  const state = {
+    models: [],
+    current: null,
+    conversations: [],
+    conversationId: params.id ? Number(params.id) : null,
+    messages: [],
+    streaming: null,
+    pinnedOnly: false,
+    activePreset: null,
+    alive: true,
+  };
+  const listMode = params.list === true;
+
+  const list = el("ul", { class: "conv-list", testid: "conversations" });
+  const listPane = el(
+    "aside",
+    { class: "chat-list" },
+    el("div", { class: "chat-list-head" }, el("h2", { text: t("chats") }), button(t("new_chat"), { variant: "primary", class: "btn-sm", testid: "new-chat", onclick: () => app.go("chat") }, "plus")),
+    list,
+  );
+  const picker = el("select", { class: "model-picker", testid: "model-picker", "aria-label": t("model") });
+  const headActions = el("div", { class: "chat-head-actions" });
+  const pinnedBar = el("div", { class: "pinned-bar", hidden: true });
+  const thread = el("div", { class: "thread", testid: "thread", "aria-live": "polite" });
+  const input = el("textarea", { class: "composer-input", rows: 1, testid: "composer-input", placeholder: t("composer_placeholder"), "aria-label": t("composer_placeholder"), maxlength: 16000 });
+  const sendButton = el("button", { type: "submit", class: "send-btn", testid: "send", "aria-label": t("send"), title: t("send") }, icon("send"));
+  const stopButton = el("button", { type: "button", class: "send-btn stop", testid: "stop", "aria-label": t("stop"), title: t("stop"), hidden: true }, icon("stop"));
+  const composer = el("form", { class: "composer", testid: "composer" }, el("div", { class: "composer-box" }, input, sendButton, stopButton), el("p", { class: "composer-note", text: t("composer_note") }));
+  const pane = el(
+    "section",
+    { class: "chat-pane" },
+    el("div", { class: "chat-head" }, el("label", { class: "picker-wrap" }, icon("sparkle"), picker, icon("chevron-down", "icon chevron")), headActions),
+    pinnedBar,
+    thread,
+    composer,
+  );
+  const layout = el("div", { class: `chat-layout ${listMode ? "mode-list" : "mode-thread"}` }, listPane, pane);
+  root.replaceChildren(layout);
+
+  app.setTitle(listMode ? t("chats") : t("chat"));
+  app.setActions(
+    listMode
+      ? [button(t("new_chat"), { variant: "primary", class: "btn-sm phone-only", testid: "new-chat-list", onclick: () => app.go("chat") }, "plus")]
+      : [iconButton("history", t("chats"), { class: "phone-only", testid: "open-chats", onclick: () => app.go("chats") }), iconButton("plus", t("new_chat"), { class: "phone-only", testid: "new-chat-top", onclick: () => app.go("chat") })],
+  );
+
+  // --- conversation list ------------------------------------------------------------------------
+
+  function renderList() {
+    if (!state.conversations.length) {
+      list.replaceChildren(el("li", { class: "conv-empty muted", text: t("no_chats") }));
+      return;
+    }
+    list.replaceChildren(
+      ...state.conversations.map((c) =>
+        el(
+          "li",
+          {},
+          el(
+            "a",
+            { href: `#/chat/${c.id}`, class: `conv${c.id === state.conversationId ? " active" : ""}`, testid: "conversation", dataset: { id: String(c.id) } },
+            el("span", { class: "conv-title", text: c.title || t("untitled") }),
+            el("span", { class: "conv-meta", text: `${modelName(c.model_id)} · ${shortWhen(c.updated_at)}` }),
+          ),
+        ),
+      ),
+    );
+  }
+
+  async function loadList() {
+    try {
+      const data = await api("/api/conversations");
+      if (!state.alive) return;
+      state.conversations = data.conversations || [];
+      renderList();
+      const current = state.conversations.find((c) => c.id === state.conversationId);
+      if (current && !listMode) app.setTitle(current.title || t("chat"));
+    } catch (error) {
+      if (!state.alive) return;
+      list.replaceChildren(el("li", { class: "conv-empty muted", text: error.message }));
+    }
+  }
+
+  // --- models -----------------------------------------------------------------------------------
+
+  function modelName(id) {
+    const model = state.models.find((m) => m.id === id);
+    return (model && (model.name || model.id)) || id || "";
+  }
+
+  function renderPicker() {
+    picker.replaceChildren(
+      ...state.models.map((m) => {
+        const option = el("option", { value: m.id, text: m.price_hint_kopecks ? `${m.name || m.id} · ≈${money(m.price_hint_kopecks)}` : `${m.name || m.id} · ${t("free")}` });
+        option.selected = m.id === state.current;
+        return option;
+      }),
+    );
+  }
+
+  picker.addEventListener("change", async () => {
+    const previous = state.current;
+    state.current = picker.value;
+    try {
+      await api("/api/settings/model", { method: "PUT", body: { model_id: picker.value } });
+      toast(t("model_changed", { model: modelName(picker.value) }));
+    } catch (error) {
+      state.current = previous;
+      renderPicker();
+      toast(error.message, "error");
+    }
+  });
+
+  // --- messages ---------------------------------------------------------------------------------
+
+  function pinButton(message) {
+    const pin = iconButton("pin", message.is_pinned ? t("unpin") : t("pin"), { class: `pin${message.is_pinned ? " on" : ""}`, testid: "pin", "aria-pressed": message.is_pinned ? "true" : "false" });
+    pin.disabled = !message.id;
+    pin.addEventListener("click", async () => {
+      const pinned = !message.is_pinned;
+      try {
+        await api(`/api/messages/${message.id}/pin`, { method: "POST", body: { pinned } });
+        message.is_pinned = pinned;
+        renderThread();
+        toast(pinned ? t("pinned_done") : t("unpinned_done"));
+      } catch (error) {
+        toast(error.message, "error");
+      }
+    });
+    return pin;
+  }
+
+  function fillBody(body, message) {
+    if (message.role === "assistant") body.replaceChildren(render(message.content));
+    else body.replaceChildren(el("p", { class: "plain", text: message.content }));
+  }
+
+  function messageNode(message) {
+    const body = el("div", { class: "msg-body", testid: "message-body" });
+    fillBody(body, message);
+    const reasoningText = el("div", { class: "reasoning-text", text: message.reasoning || "" });
+    const reasoning = el("details", { class: "reasoning", hidden: !message.reasoning }, el("summary", { text: t("reasoning") }), reasoningText);
+    const status = el("span", { class: "msg-status", testid: "message-status" });
+    const meta = el("div", { class: "msg-meta" });
+    const node = el("article", { class: `msg msg-${message.role}${message.is_pinned ? " is-pinned" : ""}`, testid: "message", dataset: { role: message.role } }, reasoning, el("div", { class: "bubble" }, body), meta);
+    if (message.id) node.dataset.id = String(message.id);
+    const update = () => {
+      fillBody(body, message);
+      reasoningText.textContent = message.reasoning || "";
+      reasoning.hidden = !message.reasoning;
+      status.textContent = message.status === "stopped" ? t("status_stopped") : message.status === "failed" ? t("status_failed") : "";
+      const parts = [];
+      if (message.role === "assistant" && message.model_id) parts.push(el("span", { class: "msg-model", text: modelName(message.model_id) }));
+      if (message.cost) parts.push(el("span", { class: "msg-cost", testid: "message-cost", text: message.cost }));
+      if (status.textContent) parts.push(status);
+      const actions = [];
+      if (message.status !== "streaming" && message.role === "assistant") {
+        actions.push(pinButton(message));
+        if (message.role === "assistant" && message.content) actions.push(iconButton("copy", t("copy"), { onclick: () => copyWithToast(message.content) }));
+      }
+      meta.replaceChildren(el("div", { class: "msg-info" }, ...parts), el("div", { class: "msg-actions" }, ...actions));
+      node.classList.toggle("is-pinned", Boolean(message.is_pinned));
+      if (message.id) node.dataset.id = String(message.id);
+    };
+    update();
+    message.update = update;
+    message.node = node;
+    return node;
+  }
+
+  function intro() {
+    const chips = SUGGESTIONS.map((key) =>
+      el("button", { type: "button", class: "chip", onclick: () => { input.value = t(key); input.dispatchEvent(new Event("input")); input.focus(); } }, t(key)),
+    );
+    return el(
+      "div",
+      { class: "intro", testid: "chat-intro" },
+      el("div", { class: "intro-mark" }, icon("sparkle")),
+      el("h2", { text: t("intro_title") }),
+      el("p", { class: "muted", text: t("intro_text") }),
+      state.activePreset ? el("p", { class: "preset-chip", testid: "active-preset" }, icon("bookmark"), t("preset_in_use", { title: state.activePreset })) : null,
+      el("div", { class: "chips" }, ...chips),
+    );
+  }
+
+  function nearBottom() {
+    return thread.scrollHeight - thread.scrollTop - thread.clientHeight < 120;
+  }
+
+  function scrollDown() {
+    thread.scrollTop = thread.scrollHeight;
+  }
+
+  function renderPinnedBar() {
+    const pinned = state.messages.filter((m) => m.is_pinned);
+    pinnedBar.hidden = !pinned.length && !state.pinnedOnly;
+    pinnedBar.replaceChildren(
+      el(
+        "button",
+        { type: "button", class: `pinned-toggle${state.pinnedOnly ? " on" : ""}`, testid: "pinned-toggle", onclick: () => { state.pinnedOnly = !state.pinnedOnly; renderThread(); } },
+        icon("pin"),
+        state.pinnedOnly ? t("show_all_messages") : t("pinned_count", { count: pinned.length }),
+      ),
+    );
+  }
+
+  function renderThread() {
+    renderPinnedBar();
+    const shown = state.pinnedOnly ? state.messages.filter((m) => m.is_pinned) : state.messages;
+    if (!shown.length) {
+      thread.replaceChildren(state.pinnedOnly ? empty(t("no_pinned"), null, "pin") : intro());
+      return;
+    }
+    thread.replaceChildren(...shown.map(messageNode));
+    scrollDown();
+  }
+
+  function renderHeadActions() {
+    if (!state.conversationId) {
+      headActions.replaceChildren();
+      return;
+    }
+    headActions.replaceChildren(
+      iconButton("share", t("share"), { testid: "share-conversation", onclick: shareConversation }),
+      iconButton("trash", t("delete"), { testid: "delete-conversation", onclick: deleteConversation }),
+    );
+  }
+
+  async function shareConversation() {
+    try {
+      const link = await api(`/api/conversations/${state.conversationId}/share`, { method: "POST" });
+      await showShareLink(link.url, app.tg);
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  }
+
+  async function deleteConversation() {
+    const ok = await confirmAction({ title: t("delete_chat_title"), text: t("delete_chat_text"), confirm: t("delete"), danger: true });
+    if (!ok) return;
+    try {
+      await api(`/api/conversations/${state.conversationId}`, { method: "DELETE" });
+      toast(t("chat_deleted"));
+      app.go("chat", { replace: true });
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  }
+
+  async function loadMessages() {
+    if (!state.conversationId) {
+      state.messages = [];
+      renderThread();
+      return;
+    }
+    thread.replaceChildren(spinner());
+    try {
+      const data = await api(`/api/conversations/${state.conversationId}/messages`);
+      if (!state.alive) return;
+      state.messages = (data.messages || []).map((m) => ({ ...m }));
+      renderThread();
+    } catch (error) {
+      if (!state.alive) return;
+      thread.replaceChildren(errorBox(error.status === 404 ? t("chat_not_found") : error.message));
+    }
+  }
+
+  // --- sending and streaming --------------------------------------------------------------------
+
+  function setStreaming(on) {
+    sendButton.hidden = on;
+    stopButton.hidden = !on;
+    stopButton.disabled = false;
+    composer.classList.toggle("is-streaming", on);
+  }
+
+  function autosize() {
+    input.style.height = "auto";
+    input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
+  }
+
+  async function send(text) {
+    if (state.streaming || !text.trim()) return;
+    if (state.pinnedOnly) state.pinnedOnly = false;
+    const prompt = { id: null, role: "user", content: text, is_pinned: false, status: "complete" };
+    const reply = { id: null, role: "assistant", content: "", reasoning: "", model_id: state.current, is_pinned: false, status: "streaming" };
+    if (!state.messages.length) thread.replaceChildren();
+    state.messages.push(prompt, reply);
+    thread.append(messageNode(prompt), messageNode(reply));
+    reply.node.classList.add("streaming");
+    reply.node.dataset.testid = "message";
+    const typing = el("div", { class: "typing", testid: "typing" }, el("span"), el("span"), el("span"));
+    reply.node.querySelector(".bubble").append(typing);
+    scrollDown();
+    input.value = "";
+    autosize();
+    const controller = new AbortController();
+    state.streaming = { turnId: null, controller };
+    setStreaming(true);
+    let frame = 0;
+    const paint = () => {
+      frame = 0;
+      const stick = nearBottom();
+      reply.update();
+      if (reply.content || reply.reasoning) typing.remove();
+      else reply.node.querySelector(".bubble").append(typing);
+      if (stick) scrollDown();
+    };
+    const schedule = () => {
+      if (!frame) frame = requestAnimationFrame(paint);
+    };
+    try {
+      const response = await request("/api/chat", {
+        method: "POST",
+        body: { text, conversation_id: state.conversationId, model_id: state.current },
+        headers: { Accept: "text/event-stream" },
+        signal: controller.signal,
+      });
+      if (!response.ok) {
+        let data = {};
+        try {
+          data = await response.json();
+        } catch (_) {
+          data = {};
+        }
+        throw new ApiError(response.status, data.error, data.message);
+      }
+      for await (const { event, data } of events(response.body)) {
+        if (event === "start") {
+          state.streaming.turnId = data.turn_id;
+          if (data.conversation_id && data.conversation_id !== state.conversationId) {
+            state.conversationId = data.conversation_id;
+            app.replaceRoute(`chat/${data.conversation_id}`);
+            renderHeadActions();
+          }
+        } else if (event === "delta") {
+          reply.content += data.text || "";
+          schedule();
+        } else if (event === "reasoning") {
+          reply.reasoning += data.text || "";
+          schedule();
+        } else if (event === "done") {
+          reply.id = data.message_id || null;
+          reply.status = data.status || "complete";
+          if (data.free) reply.cost = t("free_request");
+          else if (data.charged_kopecks) reply.cost = money(data.charged_kopecks);
+          if (typeof data.balance_kopecks === "number") app.setBalance(data.balance_kopecks);
+        } else if (event === "error") {
+          reply.status = "failed";
+          reply.error = { code: data.code, message: data.message };
+        }
+      }
+      if (reply.status === "streaming") reply.status = reply.content ? "complete" : "failed";
+    } catch (error) {
+      if (error.name === "AbortError") {
+        reply.status = "stopped";
+      } else {
+        reply.status = "failed";
+        reply.error = { code: error.code, message: error.message };
+      }
+    } finally {
+      if (frame) cancelAnimationFrame(frame);
+      typing.remove();
+      reply.node.classList.remove("streaming");
+      state.streaming = null;
+      if (state.alive) {
+        setStreaming(false);
+        if (!reply.content && reply.status === "failed") {
+          // Nothing arrived: the reply is the error itself.
+          state.messages.splice(state.messages.indexOf(reply), 1);
+          reply.node.replaceWith(errorNode(reply.error));
+        } else {
+          reply.update();
+          if (reply.error) reply.node.after(errorNode(reply.error));
+        }
+        renderPinnedBar();
+        if (nearBottom()) scrollDown();
+        loadList();
+      }
+    }
+  }
+
+  function errorNode(problem) {
+    const message = (problem && problem.message) || t("failed");
+    const node = el("div", { class: "msg-error", testid: "chat-error", role: "alert" }, icon("alert"), el("span", { text: message }));
+    if (problem && problem.code === "insufficient_funds") node.append(el("a", { class: "btn btn-primary btn-sm", href: "#/balance", text: t("top_up") }));
+    return node;
+  }
+
+  async function stop() {
+    const streaming = state.streaming;
+    if (!streaming) return;
+    stopButton.disabled = true;
+    if (!streaming.turnId) {
+      streaming.controller.abort();
+      return;
+    }
+    try {
+      await api(`/api/chat/${encodeURIComponent(streaming.turnId)}/stop`, { method: "POST" });
+    } catch (_) {
+      streaming.controller.abort();
+    }
+    // The reply ends with a "done" event; if the server never sends it, stop waiting.
+    setTimeout(() => {
+      if (state.streaming === streaming) streaming.controller.abort();
+    }, 8000);
+  }
+
+  composer.addEventListener("submit", (event) => {
+    event.preventDefault();
+    send(input.value);
+  });
+  stopButton.addEventListener("click", stop);
+  input.addEventListener("input", autosize);
+  input.addEventListener("keydown", (event) => {
+    const desktop = window.matchMedia("(pointer: fine)").matches;
+    if (event.key === "Enter" && !event.shiftKey && !event.isComposing && desktop) {
+      event.preventDefault();
+      send(input.value);
+    }
+  });
+
+  // --- start ------------------------------------------------------------------------------------
+
+  async function start() {
+    thread.replaceChildren(spinner());
+    renderHeadActions();
+    loadList();
+    try {
+      const [models, presets] = await Promise.all([api("/api/models"), api("/api/presets").catch(() => null)]);
+      if (!state.alive) return;
+      state.models = models.models || [];
+      state.current = models.current || models.default || (state.models[0] && state.models[0].id) || null;
+      if (presets && presets.active_id) {
+        const active = presets.presets.find((p) => p.id === presets.active_id);
+        state.activePreset = active ? active.title : null;
+      }
+      renderPicker();
+      renderList();
+      if (!state.models.length) {
+        composer.hidden = true;
+        thread.replaceChildren(empty(t("no_models"), null, "sparkle"));
+        return;
+      }
+      await loadMessages();
+      if (!listMode && window.matchMedia("(pointer: fine)").matches) input.focus();
+    } catch (error) {
+      if (!state.alive) return;
+      picker.disabled = true;
+      composer.hidden = true;
+      thread.replaceChildren(errorBox(error.message, start));
+    }
+  }
+
+  start();
+
+  return () => {
+    state.alive = false;
+    if (state.streaming) state.streaming.controller.abort();
+  };
+}

@@ -1,0 +1,94 @@
+// The gallery: the user's generated pictures and videos, newest first, paged.
+
+import { api } from "../api.js";
+import { button, day, dialog, el, empty, errorBox, icon, spinner, t } from "../ui.js";
+
+export function mount(root, params, app) {
+  let alive = true;
+  let before = null;
+  app.setTitle(t("gallery"));
+  app.setActions([]);
+  const grid = el("div", { class: "gallery", testid: "gallery" });
+  const more = button(t("load_more"), { class: "btn-block", testid: "more-media", hidden: true, onclick: () => load() });
+  root.replaceChildren(grid, more);
+  grid.append(spinner());
+
+  function open(item) {
+    const media =
+      item.kind === "video"
+        ? el("video", { src: item.url, controls: true, playsinline: true, class: "viewer-media" })
+        : el("img", { src: item.url, alt: item.prompt, class: "viewer-media" });
+    dialog({
+      testid: "media-viewer",
+      body: [media, el("p", { class: "viewer-prompt", text: item.prompt }), el("p", { class: "muted small", text: `${item.model_id} · ${day(item.created_at)}` })],
+      actions: [
+        { id: "download", label: t("download") },
+        { id: "close", label: t("done"), variant: "primary" },
+      ],
+    }).then((chosen) => {
+      if (chosen === "download") {
+        const a = el("a", { href: item.url, download: "" });
+        document.body.append(a);
+        a.click();
+        a.remove();
+      }
+    });
+  }
+
+  function tile(item) {
+    let preview;
+    if (item.status === "ready" && item.url) {
+      preview =
+        item.kind === "video"
+          ? el("video", { src: item.url, preload: "metadata", muted: true, playsinline: true, class: "tile-media" })
+          : el("img", { src: item.url, alt: item.prompt, loading: "lazy", class: "tile-media" });
+    } else {
+      preview = el(
+        "div",
+        { class: `tile-placeholder ${item.status}` },
+        icon(item.status === "failed" ? "alert" : item.kind === "video" ? "video" : "image"),
+        el("span", { text: item.status === "failed" ? t("media_failed") : t("media_pending") }),
+      );
+    }
+    const node = el(
+      "figure",
+      { class: `tile tile-${item.kind}`, testid: "media", dataset: { id: String(item.id), kind: item.kind, status: item.status } },
+      el("div", { class: "tile-frame" }, preview, item.kind === "video" ? el("span", { class: "tile-badge" }, icon("video"), item.duration_seconds ? `${item.duration_seconds}s` : "") : null),
+      el("figcaption", {}, el("span", { class: "tile-prompt", text: item.prompt }), el("span", { class: "tile-meta", text: `${item.model_id} · ${day(item.created_at)}` })),
+    );
+    if (item.status === "ready" && item.url) {
+      node.tabIndex = 0;
+      node.addEventListener("click", () => open(item));
+      node.addEventListener("keydown", (event) => {
+        if (event.key === "Enter") open(item);
+      });
+    }
+    return node;
+  }
+
+  async function load() {
+    more.disabled = true;
+    try {
+      const query = before ? `?before=${before}` : "";
+      const data = await api(`/api/media${query}`);
+      if (!alive) return;
+      if (!before) grid.replaceChildren();
+      if (!before && !data.media.length) {
+        root.replaceChildren(empty(t("no_media"), t("no_media_text"), "image", button(t("open_chat"), { variant: "primary", onclick: () => app.go("chat") }, "chat")));
+        return;
+      }
+      grid.append(...data.media.map(tile));
+      before = data.next_before;
+      more.hidden = !before;
+    } catch (error) {
+      if (alive) grid.replaceChildren(errorBox(error.message, load));
+    } finally {
+      more.disabled = false;
+    }
+  }
+
+  load();
+  return () => {
+    alive = false;
+  };
+}

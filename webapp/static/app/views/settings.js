@@ -1,0 +1,118 @@
+// Settings: language, theme, chat features, history storage, news.
+
+import { api } from "../api.js";
+import { button, card, confirmAction, el, errorBox, sectionTitle, segmented, spinner, t, toast, toggle } from "../ui.js";
+
+export function mount(root, params, app) {
+  let alive = true;
+  app.setTitle(t("settings"));
+  app.setActions([]);
+  root.replaceChildren(spinner());
+
+  async function patch(changes) {
+    const updated = await api("/api/settings", { method: "PATCH", body: changes });
+    app.settings = updated;
+    return updated;
+  }
+
+  async function change(changes, input, done = t("saved")) {
+    try {
+      await patch(changes);
+      toast(done);
+      return true;
+    } catch (error) {
+      toast(error.message, "error");
+      if (input) input.checked = !input.checked;
+      return false;
+    }
+  }
+
+  function render(current) {
+    const language = segmented({
+      name: "language",
+      value: current.language,
+      testid: "language",
+      options: [
+        { value: "en", label: "English" },
+        { value: "ru", label: "Русский" },
+      ],
+      onchange: async (value) => {
+        try {
+          await patch({ language: value });
+          app.reloadInLanguage(value);
+        } catch (error) {
+          toast(error.message, "error");
+        }
+      },
+    });
+    const theme = segmented({
+      name: "theme",
+      value: current.theme,
+      testid: "theme",
+      options: [
+        { value: "auto", label: t("theme_auto") },
+        { value: "light", label: t("theme_light") },
+        { value: "dark", label: t("theme_dark") },
+      ],
+      onchange: async (value) => {
+        app.applyTheme(value);
+        await change({ theme: value });
+      },
+    });
+    const history = toggle({
+      label: t("keep_history"),
+      hint: t("keep_history_hint"),
+      checked: current.history_enabled,
+      testid: "history-toggle",
+      onchange: async (on, input) => {
+        if (!on) {
+          const ok = await confirmAction({ title: t("history_off_title"), text: t("history_off_text"), confirm: t("history_off_confirm"), danger: true, testid: "history-confirm" });
+          if (!ok) {
+            input.checked = true;
+            return;
+          }
+        }
+        await change({ history_enabled: on }, input, on ? t("history_on_done") : t("history_off_done"));
+      },
+    });
+    const account = [];
+    if (!app.tg.inTelegram) {
+      account.push(
+        card(
+          sectionTitle(t("account")),
+          el(
+            "div",
+            { class: "button-row" },
+            button(t("sign_out"), { testid: "sign-out", onclick: () => app.signOut(false) }, "logout"),
+            button(t("sign_out_everywhere"), { variant: "ghost", testid: "sign-out-everywhere", onclick: () => app.signOut(true) }),
+          ),
+        ),
+      );
+    }
+    root.replaceChildren(
+      card(sectionTitle(t("interface_language")), language),
+      card(sectionTitle(t("appearance")), theme, el("p", { class: "muted small", text: app.tg.inTelegram ? t("theme_hint_telegram") : t("theme_hint") })),
+      card(
+        sectionTitle(t("chat_settings")),
+        toggle({ label: t("show_reasoning"), hint: t("show_reasoning_hint"), checked: current.reasoning, testid: "reasoning-toggle", onchange: (on, input) => change({ reasoning: on }, input) }),
+        toggle({ label: t("web_search"), hint: t("web_search_hint"), checked: current.web_search, testid: "web-search-toggle", onchange: (on, input) => change({ web_search: on }, input) }),
+      ),
+      card(sectionTitle(t("privacy_settings")), history, toggle({ label: t("news"), hint: t("news_hint"), checked: current.marketing_opt_in, testid: "news-toggle", onchange: (on, input) => change({ marketing_opt_in: on }, input) })),
+      ...account,
+    );
+  }
+
+  async function load() {
+    try {
+      const current = await api("/api/settings");
+      if (alive) render(current);
+    } catch (error) {
+      if (alive) root.replaceChildren(errorBox(error.message, load));
+    }
+  }
+
+  load();
+  return () => {
+    alive = false;
+  };
+}
