@@ -103,15 +103,44 @@ async def test_forged_stale_replayed_or_missing_launch_data_is_401(
     assert (first.status, again.status) == (200, 401)
 
 
-async def test_someone_who_never_accepted_the_policy_is_sent_to_the_bot(
+async def test_a_new_user_accepts_the_policy_in_the_mini_app_and_is_registered(
     aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
 ) -> None:
     client = await _client(aiohttp_client, engine, redis)
-    response = await client.post(
-        "/api/auth/telegram", headers={"Authorization": f"tma {_init_data(telegram_id())}"}
+    _, inviter_id = await _account(engine)
+    factory = UnitOfWorkFactory.for_engine(engine)
+    async with factory() as uow:
+        inviter = await uow.users.get(inviter_id)
+        assert inviter is not None
+        code = inviter.referral_code
+    tg = telegram_id()
+    launch = sign_init_data(
+        BOT_TOKEN,
+        user={"id": tg, "first_name": "Nova", "language_code": "ru"},
+        auth_date=int(time.time()),
+        start_param=f"ref_{code}",
     )
-    assert response.status == 403
-    assert (await response.json())["error"] == "consent_required"
+    headers = {"Authorization": f"tma {launch}"}
+    # Without acceptance nothing is stored, and the launch data is not used up.
+    refused = await client.post("/api/auth/telegram", headers=headers)
+    assert refused.status == 403
+    assert (await refused.json())["error"] == "consent_required"
+    async with factory() as uow:
+        assert await uow.users.by_telegram_id(tg) is None
+    accepted = await client.post(
+        "/api/auth/telegram", headers=headers, json={"accept_policy": True}
+    )
+    assert accepted.status == 200
+    token = (await accepted.json())["access_token"]
+    me = await (await client.get("/api/me", headers={"Authorization": f"Bearer {token}"})).json()
+    assert me["language"] == "ru" and me["name"] == "Nova"
+    async with factory() as uow:
+        user = await uow.users.by_telegram_id(tg)
+        assert user is not None and user.invited_by == inviter_id
+        assert await uow.users.latest_consent_version(user.id) == "2026-11-01"
+    # And the same launch data cannot sign in a second time.
+    again = await client.post("/api/auth/telegram", headers=headers, json={"accept_policy": True})
+    assert again.status == 401
 
 
 async def test_the_api_refuses_requests_without_a_valid_token(

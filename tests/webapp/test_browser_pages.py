@@ -518,6 +518,27 @@ async def test_a_mini_app_user_signs_in_and_visits_every_view_on_a_phone(
         await context.close()
 
 
+async def test_a_new_telegram_user_accepts_the_policy_in_the_mini_app(
+    browser: Browser, stage: Stage, errors: list[str]
+) -> None:
+    # Someone who never wrote to the bot opens the Mini App from a link.
+    user = await stage.client.create_user("Newcomer", language_code="en")
+    newcomer = Account(0, int(user["id"]), user)
+    context, page = await new_page(browser, errors)
+    try:
+        await page.goto(await stage.launch_url(newcomer))
+        await expect(page.get_by_test_id("consent")).to_be_visible(timeout=15_000)
+        async with stage.factory() as uow:
+            assert await uow.users.by_telegram_id(newcomer.telegram_id) is None
+        await page.get_by_test_id("consent-accept").click()
+        await expect(page.get_by_test_id("view-title")).to_be_visible(timeout=15_000)
+        async with stage.factory() as uow:
+            account = await uow.users.by_telegram_id(newcomer.telegram_id)
+            assert account is not None and account.profile_name == "Newcomer"
+    finally:
+        await context.close()
+
+
 async def test_a_preset_is_created_edited_and_used_from_the_mini_app(
     browser: Browser, stage: Stage, errors: list[str]
 ) -> None:

@@ -7,8 +7,9 @@ import re
 
 from aiohttp import web
 
+from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo
-from core.errors import ConsentRequired, Unauthorized
+from core.errors import ConsentRequired, InvalidInput, Unauthorized
 from core.security.initdata import InitDataInvalid
 from core.security.tokens import SessionInvalid, issue_access_token
 from core.services import accounts, billing, chat, sessions
@@ -92,19 +93,44 @@ async def sign_in_telegram(request: web.Request) -> web.Response:
         raise InitDataInvalid("no tma authorization header")
     now = ctx.clock()
     data = ctx.init_data.verify(match.group(1), now=now)
-    # Each launch's initData signs in once: a copied one cannot be replayed.
-    ttl = int(ctx.init_data.max_age.total_seconds()) + 60
-    if not await ctx.redis.set(f"netroom:initdata:{data.hash}", "1", nx=True, ex=ttl):
-        raise InitDataInvalid("initData used before")
+    accepted = False
+    if request.can_read_body:
+        try:
+            accepted = (await request.json()).get("accept_policy") is True
+        except (ValueError, AttributeError) as exc:
+            raise InvalidInput("the body must be JSON") from exc
     async with ctx.uow_factory() as uow:
         user = await accounts.get_by_telegram_id(uow, data.user.id)
-        if user is None or user.needs_consent(ctx.policy_version):
+        await uow.end_read()
+        if (user is None or user.needs_consent(ctx.policy_version)) and not accepted:
+            # The page shows the policy and asks again with {"accept_policy": true}; the
+            # launch data is not used up by this answer.
             raise ConsentRequired(f"telegram user {data.user.id} has not accepted the policy")
-        if user.is_blocked:
+        if user is not None and user.is_blocked:
             raise Unauthorized(f"user {user.id} is blocked")
+        # Each launch's initData signs in once: a copied one cannot be replayed.
+        ttl = int(ctx.init_data.max_age.total_seconds()) + 60
+        if not await ctx.redis.set(f"netroom:initdata:{data.hash}", "1", nx=True, ex=ttl):
+            raise InitDataInvalid("initData used before")
+        if user is None or user.needs_consent(ctx.policy_version):
+            # Registered exactly as /start does: referral and campaign codes from start_param.
+            registered = await accounts.register_telegram_user(
+                uow,
+                telegram_id=data.user.id,
+                username=data.user.username,
+                first_name=data.user.first_name,
+                last_name=data.user.last_name,
+                language_code=data.user.language_code,
+                payload=parse_start_payload(data.start_param),
+                policy_version=ctx.policy_version,
+                client=client_info(request, "telegram"),
+            )
+            user_id = registered.user.id
+        else:
+            user_id = user.id
         issued = await sessions.open_session(
             uow,
-            user_id=user.id,
+            user_id=user_id,
             client=client_info(request, "telegram"),
             now=now,
             ttl=ctx.session_ttl,

@@ -255,17 +255,44 @@ onSignedOut(() => {
   if (!shell.hidden) signedOutScreen(tg.inTelegram ? t("session_ended_telegram") : t("session_ended"));
 });
 
+function askConsent() {
+  const card = document.getElementById("consent");
+  const accept = document.getElementById("consent-accept");
+  bootStatus.hidden = true;
+  card.hidden = false;
+  return new Promise((resolve) => {
+    accept.addEventListener("click", async () => {
+      accept.disabled = true;
+      try {
+        await signInTelegram(true);
+        card.hidden = true;
+        bootStatus.hidden = false;
+        resolve();
+      } catch (error) {
+        accept.disabled = false;
+        toast(error.message || t("failed"));
+      }
+    });
+  });
+}
+
 function initDataHash(initData) {
   return new URLSearchParams(initData).get("hash") || "";
 }
 
-async function signInTelegram() {
+async function signInTelegram(acceptPolicy = false) {
   const signature = initDataHash(tg.launch.initData);
   const signedFor = remembered(SIGNED_FOR) || "";
   // Launched again (as someone else, perhaps): the launch data decides who is signed in.
   if (signedIn() && signedFor === signature) return;
   forget();
-  const response = await fetch("/api/auth/telegram", { method: "POST", headers: { Authorization: `tma ${tg.launch.initData}` } });
+  const headers = { Authorization: `tma ${tg.launch.initData}` };
+  const init = { method: "POST", headers };
+  if (acceptPolicy) {
+    headers["Content-Type"] = "application/json";
+    init.body = JSON.stringify({ accept_policy: true });
+  }
+  const response = await fetch("/api/auth/telegram", init);
   let body = {};
   try {
     body = await response.json();
@@ -373,8 +400,13 @@ async function main() {
     try {
       await signInTelegram();
     } catch (error) {
-      bootMessage(error.message || t("failed"), true);
-      return;
+      if (error.code !== "consent_required") {
+        bootMessage(error.message || t("failed"), true);
+        return;
+      }
+      // A new user (or a new policy version): the policy is accepted here, then the account
+      // is made exactly as the bot's /start makes it.
+      await askConsent();
     }
     await start();
     return;
