@@ -81,6 +81,48 @@ async def _sandbox_yookassa(settings: Settings, sandbox_url: str) -> Settings:
     return settings.model_copy(update={"yookassa": yookassa})
 
 
+async def _sandbox_sign_in(settings: Settings, sandbox_url: str) -> Settings:
+    """Web sign-in in the demo: confirmation mail goes to the sandbox's mailbox (read it at
+    /sandbox/api/mail), and Google and Yandex are the sandbox's, unless configured."""
+    public = settings.web.public_url.rstrip("/")
+    changes: dict[str, object] = {}
+    async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
+        if not settings.email.smtp_host:
+            server = (await http.get("/sandbox/api/mail/server")).raise_for_status().json()
+            changes["email"] = settings.email.model_copy(
+                update={"smtp_host": server["host"], "smtp_port": server["port"], "starttls": False}
+            )
+        oauth = settings.oauth
+        for provider in ("google", "yandex"):
+            current = getattr(oauth, provider)
+            if current.enabled:
+                continue
+            response = await http.post(
+                "/sandbox/api/oauth/clients",
+                json={
+                    "provider": provider,
+                    "redirect_uris": [f"{public}/api/auth/{provider}/callback"],
+                },
+            )
+            client = response.raise_for_status().json()["client"]
+            userinfo = "/oauth/google/userinfo" if provider == "google" else "/oauth/yandex/info"
+            oauth = oauth.model_copy(
+                update={
+                    provider: current.model_copy(
+                        update={
+                            "client_id": client["client_id"],
+                            "client_secret": SecretStr(client["client_secret"]),
+                            "auth_url": f"{sandbox_url}/oauth/{provider}/authorize",
+                            "token_url": f"{sandbox_url}/oauth/{provider}/token",
+                            "userinfo_url": f"{sandbox_url}{userinfo}",
+                        }
+                    )
+                }
+            )
+        changes["oauth"] = oauth
+    return settings.model_copy(update=changes)
+
+
 async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sandbox: bool) -> None:
     from sandbox.app import start_sandbox
 
@@ -99,6 +141,7 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
             link = BotLink(token, sandbox_url)
             if not settings.yookassa.enabled:
                 settings = await _sandbox_yookassa(settings, sandbox_url)
+            settings = await _sandbox_sign_in(settings, sandbox_url)
         providers = settings.providers
         use_fakes = sandbox_url is not None and not providers.any_configured
         if sandbox_url is not None and use_fakes:

@@ -163,10 +163,11 @@ class LoginGuard:
             (self._account_key(account), self.limits.per_account),
             (self._ip_key(ip), self.limits.per_ip),
         ):
+            # SET NX starts the window; INCR counts (works on Redis 6.2, the embedded one).
             async with self.redis.pipeline(transaction=True) as pipe:
+                pipe.set(key, 0, ex=window, nx=True)
                 pipe.incr(key)
-                pipe.expire(key, window, nx=True)
-                count, _ = await pipe.execute()
+                _, count = await pipe.execute()
             if int(count) >= limit:
                 # Locked for a whole window from the failure that reached the limit.
                 await self.redis.expire(key, window)
@@ -179,10 +180,11 @@ async def within_rate(redis: Redis, name: str, *, limit: int, window: timedelta)
     """A plain fixed-window limit (mails sent per address): ``TooManyAttempts`` beyond it."""
     key = f"{KEY}:rate:{name}"
     async with redis.pipeline(transaction=True) as pipe:
+        # SET NX starts the window; INCR counts (works on Redis 6.2, the embedded one).
+        pipe.set(key, 0, ex=int(window.total_seconds()), nx=True)
         pipe.incr(key)
-        pipe.expire(key, int(window.total_seconds()), nx=True)
         pipe.ttl(key)
-        count, _, ttl = await pipe.execute()
+        _, count, ttl = await pipe.execute()
     if int(count) > limit:
         raise TooManyAttempts(f"{name} over {limit}", retry_after=int(ttl))
 

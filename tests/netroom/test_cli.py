@@ -132,6 +132,23 @@ async def test_run_on_a_bare_machine_starts_everything_and_stops_on_sigterm(
             wait=30,
         )
         assert "Hello, model" in reply["message"]["text"]
+    async with httpx.AsyncClient() as http:
+        # The demo's web sign-up mails its confirmation link to the sandbox's mailbox, and
+        # Google sign-in goes to the sandbox's Google.
+        email = "demo.user@example.test"
+        registered = await http.post(
+            f"http://127.0.0.1:{web_port}/api/auth/register",
+            json={"email": email, "password": "a long demo phrase", "accept_policy": True},
+        )
+        assert registered.status_code == 202, registered.text
+        mails = (await http.get(f"{sandbox_url}/sandbox/api/mail", params={"to": email})).json()
+        assert "/app#confirm=" in str(mails)
+        start = await http.get(
+            f"http://127.0.0.1:{web_port}/api/auth/google/start?accept_policy=1",
+            follow_redirects=False,
+        )
+        assert start.status_code == 302
+        assert start.headers["location"].startswith(f"{sandbox_url}/oauth/google/authorize")
     assert await service.stop() == 0
     assert "stopped" in "".join(service.output)
 
