@@ -70,3 +70,18 @@ class BotNotifier:
         except TelegramBadRequest as exc:
             log.warning("subscription %s not cancelled: %s", charge_id, exc.message)
             return False
+
+    async def erase_support_trace(
+        self, *, admin_chat_id: int, topic_id: int | None, message_ids: tuple[int, ...]
+    ) -> None:
+        try:
+            if topic_id is not None:
+                await self.bot.delete_forum_topic(admin_chat_id, topic_id)
+                return
+            for message_id in message_ids:
+                try:
+                    await self.bot.delete_message(admin_chat_id, message_id)
+                except TelegramBadRequest as exc:
+                    log.info("support message %s not deleted: %s", message_id, exc.message)
+        except (TelegramBadRequest, TelegramForbiddenError) as exc:
+            log.warning("support trace in %s not deleted: %s", admin_chat_id, exc.message)

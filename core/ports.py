@@ -30,6 +30,12 @@ class Notifier(Protocol):
 
     async def cancel_star_subscription(self, *, telegram_id: int, charge_id: str) -> bool: ...
 
+    async def erase_support_trace(
+        self, *, admin_chat_id: int, topic_id: int | None, message_ids: tuple[int, ...]
+    ) -> None:
+        """Delete an erased user's support topic (or their messages) from the admin chat."""
+        ...
+
 
 class JobQueue(Protocol):
     """Background work handed to the worker (any process, any machine)."""

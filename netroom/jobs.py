@@ -188,6 +188,19 @@ def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
 
     broker.register_task(cancel_subscription, task_name="subscriptions.cancel")
 
+    async def erase_support_trace(
+        admin_chat_id: int, topic_id: int | None, message_ids: list[int]
+    ) -> bool:
+        """An erased account's support conversation leaves the admin chat too."""
+        if deps.notifier is None:
+            raise RuntimeError("this worker has no bot")
+        await deps.notifier.erase_support_trace(
+            admin_chat_id=admin_chat_id, topic_id=topic_id, message_ids=tuple(message_ids)
+        )
+        return True
+
+    broker.register_task(erase_support_trace, task_name="support.erase")
+
     async def reset_free_tier() -> int:
         if deps.tariffs is None:
             return 0

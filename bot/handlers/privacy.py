@@ -16,7 +16,8 @@ from bot.callbacks import DeclineCallback, DeleteCallback, ExportCallback
 from bot.context import BotContext
 from core.dto import UserDTO
 from core.media import MediaStore
-from core.services import privacy, subscriptions
+from core.ports import JobQueue
+from core.services import privacy, subscriptions, support
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -103,6 +104,7 @@ async def on_delete(
     ctx: BotContext,
     state: FSMContext,
     media_store: MediaStore,
+    jobs: JobQueue,
 ) -> None:
     if query.message is not None:
         await bot.edit_message_reply_markup(
@@ -120,7 +122,16 @@ async def on_delete(
             )
         except TelegramBadRequest as exc:
             log.warning("subscription %s not cancelled: %s", charge_id, exc.message)
+    trace = await support.trace_of(uow, user.id)
     await privacy.delete_user(uow, user.id, now=ctx.clock(), store=media_store)
+    if trace is not None:
+        # Their support conversation leaves the admin chat too.
+        await jobs.enqueue(
+            "support.erase",
+            admin_chat_id=trace.admin_chat_id,
+            topic_id=trace.topic_id,
+            message_ids=list(trace.message_ids),
+        )
     # What the bot keeps outside the database goes too.
     await state.clear()
     log.info("account %s deleted at the user's request", user.id)

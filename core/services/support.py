@@ -235,3 +235,32 @@ async def mark_bot_blocked(uow: UnitOfWork, *, user_id: int, now: datetime) -> N
     """Telegram said the user blocked the bot: nothing more is sent until they write again."""
     await uow.session.execute(update(User).where(User.id == user_id).values(bot_blocked_at=now))
     await uow.commit()
+
+
+@dataclass(frozen=True, slots=True)
+class SupportTrace:
+    """What support holds of a user in the admin chat: their topic, or the copies of their
+    messages and support's replies, to be deleted with the account."""
+
+    admin_chat_id: int
+    topic_id: int | None
+    message_ids: tuple[int, ...]
+
+
+async def trace_of(uow: UnitOfWork, user_id: int) -> SupportTrace | None:
+    thread = await uow.session.get(SupportThread, user_id)
+    if thread is None:
+        await uow.end_read()
+        return None
+    ids = [thread.header_message_id] if thread.header_message_id else []
+    ids += list(
+        await uow.session.scalars(
+            select(SupportMessage.admin_message_id).where(
+                SupportMessage.user_id == user_id,
+                SupportMessage.admin_chat_id == thread.admin_chat_id,
+            )
+        )
+    )
+    trace = SupportTrace(thread.admin_chat_id, thread.topic_id, tuple(ids))
+    await uow.end_read()
+    return trace

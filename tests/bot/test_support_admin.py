@@ -446,3 +446,32 @@ async def test_the_broadcast_command_queues_it_and_reports_progress(
     assert [
         m for m in await harness.client.bot_messages(fan.id) if m.get("text") == "Weekend discount"
     ]
+
+
+async def test_erasing_the_account_removes_its_support_topic_from_the_admin_chat(
+    harness: BotHarness, person: PersonFactory, configure: Callable[..., None]
+) -> None:
+    desk = await _desk(harness, person, forum=True)
+    configure(admin_ids=frozenset({desk.admin.id}), admin_chat_id=desk.chat_id)
+    rue = await _onboard(person, "Rue")
+    await rue.say("/support")
+    after = await harness.client.last_seq()
+    await rue.say("Please delete everything about me")
+    relayed = await _wait_message(
+        harness, desk.chat_id, after, lambda m: m.get("text") == "Please delete everything about me"
+    )
+    topic = relayed["message_thread_id"]
+    [confirm] = await rue.say("/delete")
+    delete = next(b for b in buttons(confirm) if "Delete my account" in b["text"])
+    [gone] = await rue.tap(confirm, delete["callback_data"])
+    assert "has been deleted" in text_of(gone)
+
+    async def left_in_topic() -> list[dict[str, Any]]:
+        messages = (await harness.client.transcript(desk.chat_id))["messages"]
+        return [m for m in messages if m.get("message_thread_id") == topic and not m["deleted"]]
+
+    for _ in range(100):
+        if not await left_in_topic():
+            break
+        await asyncio.sleep(0.05)
+    assert await left_in_topic() == []

@@ -7,7 +7,7 @@ from aiohttp import web
 
 from core.documents import DocumentTooLarge
 from core.errors import InvalidInput, NotFound
-from core.services import accounts, files, privacy, subscriptions
+from core.services import accounts, files, privacy, subscriptions, support
 from webapp.keys import CONTEXT
 from webapp.routes.api import user_id_of
 
@@ -65,7 +65,16 @@ async def confirm_delete(request: web.Request) -> web.Response:
                 await ctx.jobs.enqueue(
                     "subscriptions.cancel", telegram_id=telegram_id, charge_id=charge_id
                 )
+        trace = await support.trace_of(uow, user_id)
         await privacy.delete_user(uow, user_id, now=ctx.clock(), store=ctx.media_store)
+    if trace is not None and ctx.jobs is not None:
+        # Their support conversation leaves the admin chat too (the bot's worker does it).
+        await ctx.jobs.enqueue(
+            "support.erase",
+            admin_chat_id=trace.admin_chat_id,
+            topic_id=trace.topic_id,
+            message_ids=list(trace.message_ids),
+        )
     if telegram_id is not None:
         # The bot's conversation state for this person (kept in Redis) goes too.
         async for key in ctx.redis.scan_iter(match=f"fsm:*:{telegram_id}:*"):
