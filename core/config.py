@@ -83,6 +83,10 @@ class WebSettings(BaseModel):
     public_url: str = "http://127.0.0.1:8080"
     jwt_secret: SecretStr = SecretStr("dev-only-secret")
     init_data_max_age_seconds: int = 3600
+    # Also check Telegram's Ed25519 signature of Mini App launch data with this public key
+    # (hex): Telegram's production key is
+    # e7bf03a2fa4602af4580703d88dda5bb59f32ed8b02a56c187fe7d34caed242d. Unset: HMAC only.
+    init_data_ed25519_public_key: str | None = Field(default=None, pattern=r"^[0-9a-fA-F]{64}$")
     # Behind a reverse proxy: the header carrying the client's address (e.g. X-Forwarded-For),
     # honoured only on connections from TRUSTED_PROXIES. Unset: the peer address is the client.
     trusted_proxy_header: str | None = None

@@ -162,8 +162,11 @@ def build_web_app(
 ) -> web.Application:
     verifier = None
     if link is not None:
+        key = settings.web.init_data_ed25519_public_key
         verifier = InitDataVerifier(
-            link.token, timedelta(seconds=settings.web.init_data_max_age_seconds)
+            link.token,
+            timedelta(seconds=settings.web.init_data_max_age_seconds),
+            ed25519_public_key=bytes.fromhex(key) if key else None,
         )
     # Star top-ups from the Mini App: the bot makes the invoice links; referral links need its
     # username.

@@ -7,6 +7,7 @@ key is computed once per verifier, so a check costs two HMACs and a parse.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
 import hmac
@@ -15,6 +16,9 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from urllib.parse import unquote
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from core.errors import Unauthorized
 from core.i18n import N_
@@ -91,9 +95,39 @@ def parse_query(raw: str) -> list[tuple[str, str]]:
 
 
 class InitDataVerifier:
-    def __init__(self, bot_token: str, max_age: timedelta) -> None:
+    """``ed25519_public_key``: when set, the ``signature`` field must also verify with it
+    (Telegram's check for third parties, which a server that knows the bot token cannot forge:
+    Telegram's production or test key, or a deployment's own for a stand-in)."""
+
+    def __init__(
+        self, bot_token: str, max_age: timedelta, *, ed25519_public_key: bytes | None = None
+    ) -> None:
         self._key = hmac.new(b"WebAppData", bot_token.encode(), hashlib.sha256).digest()
         self.max_age = max_age
+        self._bot_id = bot_token.split(":", 1)[0]
+        self._ed25519 = (
+            Ed25519PublicKey.from_public_bytes(ed25519_public_key)
+            if ed25519_public_key is not None
+            else None
+        )
+
+    def _check_signature(self, fields: dict[str, str]) -> None:
+        assert self._ed25519 is not None
+        encoded = fields.get("signature", "")
+        try:
+            signature = base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4))
+        except (ValueError, binascii.Error) as exc:
+            raise InitDataInvalid("signature malformed") from exc
+        if len(signature) != 64:
+            raise InitDataInvalid("no valid signature")
+        signed = "\n".join(
+            [f"{self._bot_id}:WebAppData"]
+            + [f"{k}={v}" for k, v in sorted(fields.items()) if k != "signature"]
+        )
+        try:
+            self._ed25519.verify(signature, signed.encode())
+        except InvalidSignature as exc:
+            raise InitDataInvalid("signature does not match") from exc
 
     def verify(self, raw: str, *, now: datetime) -> InitData:
         try:
@@ -110,6 +144,8 @@ class InitDataVerifier:
         expected = hmac.new(self._key, check.encode(), hashlib.sha256).hexdigest()
         if not hmac.compare_digest(expected, received.lower()):
             raise InitDataInvalid("hash does not match")
+        if self._ed25519 is not None:
+            self._check_signature(fields)
         try:
             auth_date = datetime.fromtimestamp(int(fields["auth_date"]), UTC)
             user = json.loads(fields["user"])

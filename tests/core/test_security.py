@@ -1,17 +1,20 @@
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 from datetime import UTC, datetime, timedelta
 from urllib.parse import quote, urlencode
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from core.security.initdata import InitDataExpired, InitDataInvalid, InitDataVerifier
 from core.security.tokens import SessionInvalid, issue_access_token, read_access_token
 from sandbox.telegram.initdata import sign_fields
 
 TOKEN = "123456:ABC-DEF1234ghIkl-zyx57W2v1u123ew11"
+SIGNED_AT = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
 VECTOR = (
     "auth_date=1700000000&query_id=AAHdF6IQAAAAAN0XohDhrOrc&user=%7B%22id%22%3A123456789%2C"
     "%22first_name%22%3A%22Alice%22%2C%22username%22%3A%22alice_dev%22%2C%22language_code%22"
@@ -106,3 +109,37 @@ def test_unsigned_tokens_are_refused() -> None:
     )
     with pytest.raises(SessionInvalid):
         read_access_token(forged, secret=SECRET, now=datetime(2026, 11, 24, tzinfo=UTC))
+
+
+def _signed_for_third_parties(key: Ed25519PrivateKey, bot_token: str) -> str:
+    """Launch data as Telegram signs it since Bot API 8.0: the Ed25519 ``signature`` over
+    ``<bot id>:WebAppData`` and the other fields, then the HMAC over all fields with it."""
+    fields = {
+        "auth_date": str(int(SIGNED_AT.timestamp())),
+        "query_id": "AAHdF6IQAAAAAN0XohDhrOrc",
+        "user": '{"id":279058397,"first_name":"Vlad"}',
+    }
+    message = "\n".join(
+        [f"{bot_token.split(':')[0]}:WebAppData"] + [f"{k}={v}" for k, v in sorted(fields.items())]
+    )
+    signature = base64.urlsafe_b64encode(key.sign(message.encode())).rstrip(b"=").decode()
+    return sign_fields({**fields, "signature": signature}, bot_token)
+
+
+def test_the_optional_ed25519_signature_is_checked_with_the_configured_key() -> None:
+    telegram_key = Ed25519PrivateKey.generate()
+    public = telegram_key.public_key().public_bytes_raw()
+    verifier = InitDataVerifier(TOKEN, timedelta(hours=1), ed25519_public_key=public)
+    good = _signed_for_third_parties(telegram_key, TOKEN)
+    assert verifier.verify(good, now=SIGNED_AT).user.id == 279058397
+    # Someone who knows the bot token (a fake server) can make a valid hash, not the signature.
+    forged = _signed_for_third_parties(Ed25519PrivateKey.generate(), TOKEN)
+    with pytest.raises(InitDataInvalid):
+        verifier.verify(forged, now=SIGNED_AT)
+    unsigned = sign_fields(
+        {"auth_date": str(int(SIGNED_AT.timestamp())), "user": '{"id":1,"first_name":"A"}'}, TOKEN
+    )
+    with pytest.raises(InitDataInvalid):
+        verifier.verify(unsigned, now=SIGNED_AT)
+    # Without a configured key the HMAC alone decides, as before.
+    assert InitDataVerifier(TOKEN, timedelta(hours=1)).verify(forged, now=SIGNED_AT)
