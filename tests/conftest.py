@@ -15,6 +15,7 @@ from pathlib import Path
 
 import asyncpg
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
@@ -100,12 +101,25 @@ def database_url(postgres_server_url: str) -> Iterator[str]:
         asyncio.run(execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 
 
+def _fresh_limits(url: str) -> None:
+    """Like the database, each run starts fresh: sign-in and mail limits counted by earlier
+    runs (a configured or local Redis outlives them) must not refuse this run's requests."""
+    client = SyncRedis.from_url(url)
+    try:
+        for key in client.scan_iter(match="netroom:auth:*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
 @pytest.fixture(scope="session")
 def redis_url(data_dir: Path) -> Iterator[str]:
     configured = os.environ.get("TEST_REDIS_URL")
     if configured:
+        _fresh_limits(configured)
         yield configured
     elif _answers_redis(LOCAL_REDIS):
+        _fresh_limits(LOCAL_REDIS)
         yield LOCAL_REDIS
     else:
         server = EmbeddedRedis(data_dir)
