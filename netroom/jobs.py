@@ -145,7 +145,7 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
 
     async def purge_expired() -> dict[str, int]:
         async with deps.uow_factory() as uow:
-            purged = await retention.purge_expired(uow, now=deps.clock())
+            purged = await retention.purge_expired(uow, now=deps.clock(), store=deps.media_store)
         log.info("retention: %s", purged)
         return dataclasses.asdict(purged)
 

@@ -1,12 +1,15 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 
 from core.dto import ClientInfo
+from core.media import LocalMediaStore
 from core.services import retention, sessions
-from db.models import Session, SignupAttribution, User
+from db.models import Media, Session, SignupAttribution, User
 from db.uow import UnitOfWork
 from tests.factories import register
 
@@ -104,3 +107,36 @@ async def test_ended_sessions_are_purged_with_their_device_data(uow: UnitOfWork)
     left = set(await uow.session.scalars(select(Session.id).where(Session.user_id == user.id)))
     assert left == {live.session_id}
     assert expiring.session_id not in left
+
+
+async def test_generated_pictures_go_fourteen_days_after_they_were_made(
+    uow: UnitOfWork, tmp_path: Path
+) -> None:
+    user = (await register(uow)).user
+    store = LocalMediaStore(tmp_path)
+    made = datetime(2026, 11, 1, tzinfo=UTC)
+    keys = []
+    for age_days in (15, 13):
+        key = await store.save(b"\x89PNG picture", "image/png")
+        keys.append(key)
+        uow.session.add(
+            Media(
+                user_id=user.id,
+                kind="image",
+                prompt="a fox",
+                model_id="m",
+                status="ready",
+                storage_key=key,
+                created_at=made - timedelta(days=age_days),
+            )
+        )
+    await uow.commit()
+    purged = await retention.purge_expired(uow, now=made, store=store)
+    assert purged.media == 1
+    left = list(
+        await uow.session.scalars(select(Media.storage_key).where(Media.user_id == user.id))
+    )
+    assert left == [keys[1]]
+    assert await store.load(keys[1])
+    with pytest.raises(FileNotFoundError):
+        await store.load(keys[0])
