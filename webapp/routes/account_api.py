@@ -35,7 +35,7 @@ from core.services import accounts, billing, chat, images, payments, tariffs
 from core.services.chat import PresetDTO
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes.api import user_id_of
+from webapp.routes.api import object_id, user_id_of
 
 SETTINGS = {
     "language": str,
@@ -69,14 +69,6 @@ def _int_query(request: web.Request, name: str, default: int | None) -> int | No
         raise InvalidInput(f"{name} is not a number") from exc
     if value < 1:
         raise InvalidInput(f"{name} must be positive")
-    return value
-
-
-def _object_id(request: web.Request, name: str) -> int:
-    # The routes match digits only; a number too large for the database cannot exist.
-    value = int(request.match_info[name])
-    if value >= 2**63:
-        raise NotFound(f"{name} {value}")
     return value
 
 
@@ -134,7 +126,7 @@ async def create_preset(request: web.Request) -> web.Response:
 async def edit_preset(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    preset_id = _object_id(request, "preset_id")
+    preset_id = object_id(request, "preset_id")
     title, prompt = _preset_fields(await _body(request))
     async with ctx.uow_factory() as uow:
         preset = await chat.edit_preset(
@@ -147,7 +139,7 @@ async def edit_preset(request: web.Request) -> web.Response:
 async def delete_preset(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    preset_id = _object_id(request, "preset_id")
+    preset_id = object_id(request, "preset_id")
     async with ctx.uow_factory() as uow:
         await chat.delete_preset(uow, user_id, preset_id)
     return web.Response(status=204)
@@ -157,7 +149,7 @@ async def use_preset(request: web.Request) -> web.Response:
     """The preset becomes the instructions of new conversations → ``{"active_id"}``."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    preset_id = _object_id(request, "preset_id")
+    preset_id = object_id(request, "preset_id")
     async with ctx.uow_factory() as uow:
         prefs = await chat.use_preset(uow, user_id, preset_id)
     return web.json_response({"active_id": prefs.preset_id})

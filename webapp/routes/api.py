@@ -9,7 +9,7 @@ from aiohttp import web
 
 from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo
-from core.errors import ConsentRequired, InvalidInput, Unauthorized
+from core.errors import ConsentRequired, InvalidInput, NotFound, Unauthorized
 from core.security.initdata import InitDataInvalid
 from core.security.tokens import SessionInvalid, issue_access_token
 from core.services import accounts, billing, chat, sessions
@@ -136,6 +136,15 @@ async def sign_in_telegram(request: web.Request) -> web.Response:
             ttl=ctx.session_ttl,
         )
     return web.json_response(token_body(ctx, issued))
+
+
+def object_id(request: web.Request, name: str) -> int:
+    """A numeric id from the path (routes match digits only). A number too large for the
+    database names nothing: 404, like any id that is not the user's."""
+    value = int(request.match_info[name])
+    if value >= 2**63:
+        raise NotFound(f"{name} {value}")
+    return value
 
 
 def user_id_of(request: web.Request) -> int:

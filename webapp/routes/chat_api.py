@@ -36,7 +36,7 @@ from core.services import billing, chat, files
 from db.uow import UnitOfWork
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes.api import user_id_of
+from webapp.routes.api import object_id, user_id_of
 
 log = logging.getLogger(__name__)
 # How often a running reply looks for a Stop and for a client that went away.
@@ -56,13 +56,6 @@ async def _body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise InvalidInput("body is not a JSON object")
     return body
-
-
-def _id(request: web.Request, name: str) -> int:
-    value = int(request.match_info[name])
-    if value > MAX_ID:
-        raise NotFound(f"{name} {value}")
-    return value
 
 
 def _conversation(c: chat.ConversationDTO) -> dict[str, object]:
@@ -149,7 +142,7 @@ async def list_conversations(request: web.Request) -> web.Response:
 async def delete_conversation(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    conversation_id = _id(request, "conversation_id")
+    conversation_id = object_id(request, "conversation_id")
     async with ctx.uow_factory() as uow:
         await chat.delete_conversation(uow, user_id, conversation_id)
     return web.Response(status=204)
@@ -158,7 +151,7 @@ async def delete_conversation(request: web.Request) -> web.Response:
 async def list_messages(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    conversation_id = _id(request, "conversation_id")
+    conversation_id = object_id(request, "conversation_id")
     async with ctx.uow_factory() as uow:
         found = await chat.conversation_messages(uow, user_id, conversation_id)
     return web.json_response({"messages": [_message(m) for m in found]})
@@ -168,7 +161,7 @@ async def pin_message(request: web.Request) -> web.Response:
     """``POST /api/messages/{id}/pin`` ``{"pinned": true|false}``."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    message_id = _id(request, "message_id")
+    message_id = object_id(request, "message_id")
     pinned = (await _body(request)).get("pinned")
     if not isinstance(pinned, bool):
         raise InvalidInput('expected {"pinned": true|false}')

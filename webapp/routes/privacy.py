@@ -9,7 +9,7 @@ from core.documents import DocumentTooLarge
 from core.errors import InvalidInput, NotFound
 from core.services import accounts, files, privacy, subscriptions, support
 from webapp.keys import CONTEXT
-from webapp.routes.api import user_id_of
+from webapp.routes.api import object_id, user_id_of
 
 
 async def export(request: web.Request) -> web.StreamResponse:
@@ -143,7 +143,7 @@ async def get_file(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
-        found = await files.get_file(uow, user_id, int(request.match_info["file_id"]))
+        found = await files.get_file(uow, user_id, object_id(request, "file_id"))
     return web.json_response(_file(found))
 
 
@@ -154,7 +154,7 @@ async def delete_file(request: web.Request) -> web.Response:
         raise NotFound("uploads are not available")
     async with ctx.uow_factory() as uow:
         await files.delete_file(
-            uow, ctx.media_store, user_id=user_id, file_id=int(request.match_info["file_id"])
+            uow, ctx.media_store, user_id=user_id, file_id=object_id(request, "file_id")
         )
     return web.Response(status=204)
 
@@ -182,7 +182,7 @@ async def attach_file(request: web.Request) -> web.Response:
         await files.attach(
             uow,
             user_id=user_id,
-            file_id=int(request.match_info["file_id"]),
+            file_id=object_id(request, "file_id"),
             conversation_id=conversation_id,
             preset_id=preset_id,
         )
@@ -194,11 +194,11 @@ async def detach_file(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     conversation_id, preset_id = await _link_target(request)
     async with ctx.uow_factory() as uow:
-        await files.get_file(uow, user_id, int(request.match_info["file_id"]))
+        await files.get_file(uow, user_id, object_id(request, "file_id"))
         await files.detach(
             uow,
             user_id=user_id,
-            file_id=int(request.match_info["file_id"]),
+            file_id=object_id(request, "file_id"),
             conversation_id=conversation_id,
             preset_id=preset_id,
         )

@@ -24,7 +24,7 @@ from core.services.chat import PresetDTO
 from core.services.sharing import SharedLinkDTO, ShareLinkDTO
 from webapp.i18n import render_page
 from webapp.keys import CONTEXT
-from webapp.routes.api import user_id_of
+from webapp.routes.api import object_id, user_id_of
 
 PRIVATE = {"Cache-Control": "no-store"}
 
@@ -95,7 +95,7 @@ async def share_conversation(request: web.Request) -> web.Response:
         link = await sharing.share_conversation(
             uow,
             user_id=user_id,
-            conversation_id=int(request.match_info["conversation_id"]),
+            conversation_id=object_id(request, "conversation_id"),
             now=ctx.clock(),
         )
     return _created(request, link)
@@ -107,7 +107,7 @@ async def share_preset(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         link = await sharing.share_preset(
-            uow, user_id=user_id, preset_id=int(request.match_info["preset_id"]), now=ctx.clock()
+            uow, user_id=user_id, preset_id=object_id(request, "preset_id"), now=ctx.clock()
         )
     return _created(request, link)
 
@@ -127,7 +127,7 @@ async def revoke_link(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         await sharing.revoke(
-            uow, user_id=user_id, link_id=int(request.match_info["link_id"]), now=ctx.clock()
+            uow, user_id=user_id, link_id=object_id(request, "link_id"), now=ctx.clock()
         )
     return web.Response(status=204)
 
