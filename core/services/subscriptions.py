@@ -22,7 +22,7 @@ from core.errors import DomainError, NotFound
 from core.i18n import N_
 from core.services import billing
 from core.services.payments import PaymentRefused, PaymentTerms, sign, verify
-from core.services.tariffs import Plan, Tariffs
+from core.services.tariffs import Plan, Tariffs, active_subscription
 from db.models import Payment, Subscription, User
 from db.uow import UnitOfWork
 
@@ -220,18 +220,7 @@ async def _latest(uow: UnitOfWork, user_id: int, plan_id: str) -> Subscription |
 async def current_subscription(
     uow: UnitOfWork, user_id: int, now: datetime
 ) -> SubscriptionDTO | None:
-    row = (
-        await uow.session.scalars(
-            select(Subscription)
-            .where(
-                Subscription.user_id == user_id,
-                Subscription.status != "expired",
-                Subscription.current_period_end > now,
-            )
-            .order_by(Subscription.current_period_end.desc())
-            .limit(1)
-        )
-    ).first()
+    row = await active_subscription(uow, user_id, now)
     result = None if row is None else _dto(row)
     await uow.end_read()
     return result
