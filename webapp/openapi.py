@@ -144,6 +144,7 @@ SCHEMAS: dict[str, Schema] = {
             "size": _i("Bytes."),
             "status": _s(enum=["queued", "indexing", "ready", "failed"]),
             "error": _null(_s()),
+            "error_message": _null(_s("Why it failed, in the user's language.")),
             "pages": _null(_i()),
             "chunks": _null(_i()),
             "billed_tokens": _null(_i()),
@@ -468,6 +469,15 @@ ROUTES: dict[tuple[str, str], Op] = {
     ("GET", "/api/conversations"): Op(
         "The user's conversations, most recently active first",
         responses=_ok(_obj({"conversations": _list(_ref("Conversation"))})),
+    ),
+    ("POST", "/api/conversations"): Op(
+        "Start a new, empty conversation and make it the current one (to attach files first)",
+        body=_obj({"title": _s("At most 64 characters are kept.")}, optional=("title",)),
+        responses={201: ("Started.", _ref("Conversation"), JSON)},
+    ),
+    ("GET", "/api/conversations/{conversation_id}/files"): Op(
+        "The documents attached to a conversation, newest first",
+        responses=_ok(_obj({"files": _list(_ref("File"))})),
     ),
     ("DELETE", "/api/conversations/{conversation_id}"): Op(
         "Delete a conversation with its messages", responses=NO_CONTENT

@@ -171,17 +171,46 @@ async def current_conversation(uow: UnitOfWork, user_id: int, *, title: str, mod
             found = conversation.id
             await uow.end_read()
             return found
+    return await _open_conversation(uow, user, title=title, model_id=model_id)
+
+
+async def start_conversation(
+    uow: UnitOfWork, user_id: int, *, title: str, models: ModelMenu
+) -> ConversationDTO:
+    """A new, empty conversation with the user's model, which becomes the current one (files
+    are attached to it before anything is said)."""
+    user = await _user(uow, user_id)
+    if user.is_blocked:
+        raise UserBlocked(f"user {user_id}")
+    model = models.get(prefs_of(user).model_id)
+    conversation_id = await _open_conversation(uow, user, title=title, model_id=model.id)
+    row = (
+        await uow.session.execute(
+            select(
+                Conversation.id,
+                Conversation.title,
+                Conversation.model_id,
+                Conversation.preset_id,
+                Conversation.updated_at,
+            ).where(Conversation.id == conversation_id)
+        )
+    ).one()
+    await uow.end_read()
+    return ConversationDTO(*row)
+
+
+async def _open_conversation(uow: UnitOfWork, user: User, *, title: str, model_id: str) -> int:
     conversation = Conversation(
-        user_id=user_id,
+        user_id=user.id,
         model_id=model_id,
         preset_id=(user.features or {}).get("preset_id"),
-        title=title[:64],
+        title=title.strip()[:64] or None,
     )
     uow.session.add(conversation)
     await uow.session.flush()
     conversation_id = conversation.id
     features = {**(user.features or {}), "conversation_id": conversation_id}
-    await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
+    await uow.session.execute(update(User).where(User.id == user.id).values(features=features))
     await uow.commit()
     return conversation_id
 

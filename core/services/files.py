@@ -424,6 +424,25 @@ async def list_files(
     return result
 
 
+async def conversation_files(uow: UnitOfWork, user_id: int, conversation_id: int) -> list[FileDTO]:
+    """The files attached to one of the user's conversations, newest first; someone else's
+    conversation is NotFound."""
+    owner = await uow.session.scalar(
+        select(Conversation.user_id).where(Conversation.id == conversation_id)
+    )
+    if owner != user_id:
+        raise NotFound(f"conversation {conversation_id}")
+    rows = await uow.session.scalars(
+        select(File)
+        .join(FileLink, FileLink.file_id == File.id)
+        .where(FileLink.user_id == user_id, FileLink.conversation_id == conversation_id)
+        .order_by(File.id.desc())
+    )
+    result = [_dto(r, attached=True) for r in rows]
+    await uow.end_read()
+    return result
+
+
 async def attach(
     uow: UnitOfWork,
     *,

@@ -441,6 +441,8 @@ async def test_every_chat_route_needs_a_signed_in_user(env: Env) -> None:
         ("GET", "/api/models"),
         ("PUT", "/api/settings/model"),
         ("GET", "/api/conversations"),
+        ("POST", "/api/conversations"),
+        ("GET", "/api/conversations/1/files"),
         ("DELETE", "/api/conversations/1"),
         ("GET", "/api/conversations/1/messages"),
         ("POST", "/api/messages/1/pin"),

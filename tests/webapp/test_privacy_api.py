@@ -21,6 +21,7 @@ from core.dto import ClientInfo
 from core.media import LocalMediaStore
 from core.security.tokens import issue_access_token
 from core.services import chat, files, sessions
+from core.services.chat import ModelMenu, ModelTerms
 from db.engine import UnitOfWorkFactory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
 from tests.factories import register
@@ -28,6 +29,14 @@ from tests.webapp.conftest import ClientMaker, make_context
 from webapp.app import create_app
 
 SECRET = "privacy-api-secret-of-at-least-32-bytes!"
+MODEL = ModelTerms(
+    id="docs-gpt",
+    provider="openai",
+    provider_model="docs-gpt",
+    context_window=128_000,
+    input_per_1k=10,
+    output_per_1k=30,
+)
 
 
 @dataclass
@@ -78,6 +87,7 @@ async def env(
             jwt_secret=SECRET,
             media_store=store,
             jobs=BrokerQueue(client_broker),
+            models=ModelMenu(models=(MODEL,), default_id=MODEL.id),
         )
     )
     try:
@@ -209,3 +219,77 @@ async def test_a_document_attached_to_a_preset_answers_in_chats_using_it(env: En
                 embedder=None,
             )
         ) is None
+
+
+async def _ready(env: Env, headers: dict[str, str], name: str, content: bytes) -> int:
+    form = aiohttp.FormData()
+    form.add_field("file", content, filename=name, content_type="text/markdown")
+    created = await env.client.post("/api/files", headers=headers, data=form)
+    assert created.status == 201, await created.text()
+    file_id = int((await created.json())["id"])
+    async with asyncio.timeout(15):
+        while True:
+            state = await (await env.client.get(f"/api/files/{file_id}", headers=headers)).json()
+            if state["status"] == "ready":
+                return file_id
+            await asyncio.sleep(0.05)
+
+
+async def test_a_new_chat_takes_a_document_before_its_first_message(env: Env) -> None:
+    owner, owner_id = await env.user_with_id()
+    stranger = await env.user()
+    started = await env.client.post(
+        "/api/conversations", headers=owner, json={"title": "  Runbook questions  "}
+    )
+    assert started.status == 201
+    conversation = await started.json()
+    assert conversation["title"] == "Runbook questions"
+    assert conversation["model_id"] == "docs-gpt"
+    conversation_id = conversation["id"]
+    # It is the current conversation: a message without an id continues it.
+    async with env.factory() as uow:
+        assert (await chat.get_prefs(uow, owner_id)).conversation_id == conversation_id
+    listed = await (await env.client.get("/api/conversations", headers=owner)).json()
+    assert [c["id"] for c in listed["conversations"]] == [conversation_id]
+
+    file_id = await _ready(
+        env, owner, "runbook.md", b"# Runbook\n\nRestart the queue with the blue lever.\n"
+    )
+    files_path = f"/api/conversations/{conversation_id}/files"
+    assert (await (await env.client.get(files_path, headers=owner)).json()) == {"files": []}
+    link = f"/api/files/{file_id}/links"
+    target = {"conversation_id": conversation_id}
+    # The stranger can neither attach to the chat, nor list its files, nor detach them.
+    stranger_file = await _ready(env, stranger, "mine.md", b"# Mine\n\nNothing to see.\n")
+    refused = await env.client.post(
+        f"/api/files/{stranger_file}/links", headers=stranger, json=target
+    )
+    assert refused.status == 404
+    assert (await env.client.post(link, headers=stranger, json=target)).status == 404
+    assert (await env.client.get(files_path, headers=stranger)).status == 404
+    assert (await env.client.post(link, headers=owner, json=target)).status == 204
+    attached = (await (await env.client.get(files_path, headers=owner)).json())["files"]
+    assert [(f["id"], f["name"], f["status"]) for f in attached] == [
+        (file_id, "runbook.md", "ready")
+    ]
+    assert (await env.client.delete(link, headers=stranger, json=target)).status == 404
+    still = (await (await env.client.get(files_path, headers=owner)).json())["files"]
+    assert [f["id"] for f in still] == [file_id]
+    async with env.factory() as uow:
+        found = await files.context_for(
+            uow,
+            user_id=owner_id,
+            conversation_id=conversation_id,
+            preset_id=None,
+            query="How do I restart the queue?",
+            limits=files.FileLimits(),
+            embedder=None,
+        )
+    assert found is not None and found.sources() == ["runbook.md › Runbook"]
+    assert (await env.client.delete(link, headers=owner, json=target)).status == 204
+    assert (await (await env.client.get(files_path, headers=owner)).json()) == {"files": []}
+    # A title is optional; a title that is not text is refused.
+    untitled = await env.client.post("/api/conversations", headers=owner)
+    assert untitled.status == 201 and (await untitled.json())["title"] is None
+    bad = await env.client.post("/api/conversations", headers=owner, json={"title": 5})
+    assert bad.status == 400

@@ -139,6 +139,20 @@ async def list_conversations(request: web.Request) -> web.Response:
     return web.json_response({"conversations": [_conversation(c) for c in found]})
 
 
+async def start_conversation(request: web.Request) -> web.Response:
+    """``POST /api/conversations`` ``{"title"?}`` → 201, a new empty conversation that becomes
+    the current one: files are attached to it before the first message."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    body = await _body(request) if request.can_read_body else {}
+    title = body.get("title", "")
+    if not isinstance(title, str):
+        raise InvalidInput("title must be a string")
+    async with ctx.uow_factory() as uow:
+        started = await chat.start_conversation(uow, user_id, title=title, models=_menu(ctx))
+    return web.json_response(_conversation(started), status=201)
+
+
 async def delete_conversation(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
@@ -463,6 +477,7 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/models", list_models)
     app.router.add_put("/api/settings/model", set_model)
     app.router.add_get("/api/conversations", list_conversations)
+    app.router.add_post("/api/conversations", start_conversation)
     app.router.add_delete(r"/api/conversations/{conversation_id:\d+}", delete_conversation)
     app.router.add_get(r"/api/conversations/{conversation_id:\d+}/messages", list_messages)
     app.router.add_post(r"/api/messages/{message_id:\d+}/pin", pin_message)

@@ -65,6 +65,12 @@ async def show_mini_app(request: web.Request) -> web.Response:
         "oauth": sorted(ctx.oauth.providers) if ctx.oauth is not None else [],
         # Sign-up sends a confirmation mail unless the operator turned confirmation off.
         "email_signup": ctx.mailer is not None or not ctx.email_confirmation,
+        # Documents for chats: offered when uploads are stored and indexed here.
+        "upload_limit_mb": (
+            ctx.file_limits.max_bytes // (1024 * 1024)
+            if ctx.media_store is not None and ctx.jobs is not None
+            else None
+        ),
         # The page names no other site; the script makes the link to the bot.
         "bot_username": ctx.bot_username,
     }

@@ -8,6 +8,7 @@ from aiohttp import web
 from core.documents import DocumentTooLarge
 from core.errors import InvalidInput, NotFound
 from core.services import accounts, files, privacy, subscriptions, support
+from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT
 from webapp.routes.api import object_id, user_id_of
 
@@ -82,7 +83,11 @@ async def confirm_delete(request: web.Request) -> web.Response:
     return web.json_response({"deleted": True})
 
 
-def _file(f: files.FileDTO) -> dict[str, object]:
+def _file(request: web.Request, f: files.FileDTO) -> dict[str, object]:
+    reason = None
+    if f.status == "failed":
+        msgid, params = files.failure_reason(f.error, request.app[CONTEXT].file_limits)
+        reason = translations(request_language(request)).gettext(msgid).format(**params)
     return {
         "id": f.id,
         "name": f.name,
@@ -90,6 +95,7 @@ def _file(f: files.FileDTO) -> dict[str, object]:
         "size": f.size,
         "status": f.status,
         "error": f.error,
+        "error_message": reason,
         "pages": f.pages,
         "chunks": f.chunks,
         "billed_tokens": f.billed_tokens,
@@ -102,7 +108,16 @@ async def list_files(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         found = await files.list_files(uow, user_id)
-    return web.json_response({"files": [_file(f) for f in found]})
+    return web.json_response({"files": [_file(request, f) for f in found]})
+
+
+async def conversation_files(request: web.Request) -> web.Response:
+    """``GET /api/conversations/{id}/files``: the files attached to one of the user's chats."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    async with ctx.uow_factory() as uow:
+        found = await files.conversation_files(uow, user_id, object_id(request, "conversation_id"))
+    return web.json_response({"files": [_file(request, f) for f in found]})
 
 
 async def upload_file(request: web.Request) -> web.Response:
@@ -136,7 +151,7 @@ async def upload_file(request: web.Request) -> web.Response:
         )
     if stored.new:
         await ctx.jobs.enqueue("files.index", file_id=stored.id)
-    return web.json_response(_file(stored), status=201 if stored.new else 200)
+    return web.json_response(_file(request, stored), status=201 if stored.new else 200)
 
 
 async def get_file(request: web.Request) -> web.Response:
@@ -144,7 +159,7 @@ async def get_file(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         found = await files.get_file(uow, user_id, object_id(request, "file_id"))
-    return web.json_response(_file(found))
+    return web.json_response(_file(request, found))
 
 
 async def delete_file(request: web.Request) -> web.Response:
@@ -210,6 +225,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/privacy/delete", start_delete)
     app.router.add_post("/api/privacy/delete/confirm", confirm_delete)
     app.router.add_get("/api/files", list_files)
+    app.router.add_get(r"/api/conversations/{conversation_id:\d+}/files", conversation_files)
     app.router.add_post("/api/files", upload_file)
     app.router.add_get(r"/api/files/{file_id:\d+}", get_file)
     app.router.add_delete(r"/api/files/{file_id:\d+}", delete_file)

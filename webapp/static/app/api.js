@@ -112,7 +112,10 @@ function send(path, { method = "GET", body, headers = {}, signal }) {
   const all = { ...headers };
   if (access) all.Authorization = `Bearer ${access}`;
   let payload;
-  if (body !== undefined) {
+  if (body instanceof FormData) {
+    // Uploads: the browser writes the multipart boundary itself.
+    payload = body;
+  } else if (body !== undefined) {
     all["Content-Type"] = "application/json";
     payload = JSON.stringify(body);
   }

@@ -1,11 +1,13 @@
 // Chat: the conversation list, the messages of one conversation, the model picker and the
 // composer. Replies stream from POST /api/chat (Server-Sent Events read with fetch and a
 // ReadableStream); Stop asks the server to end the reply, which then arrives as "stopped".
+// Documents attached to a chat (the paperclip, or dropped on it) are uploaded, linked to the
+// conversation and read on the server; their passages then answer in that chat.
 
 import { ApiError, api, request } from "../api.js";
 import { render } from "../markdown.js";
 import { showShareLink } from "../share.js";
-import { button, confirmAction, copyWithToast, el, empty, errorBox, icon, iconButton, money, shortWhen, spinner, t, toast } from "../ui.js";
+import { button, confirmAction, copyWithToast, el, empty, errorBox, icon, iconButton, money, settings, shortWhen, spinner, t, toast } from "../ui.js";
 
 // Server-Sent Events from a fetch body: {event, data} with data parsed as JSON.
 async function* events(body) {
@@ -44,6 +46,13 @@ async function* events(body) {
 }
 
 const SUGGESTIONS = ["suggest_explain", "suggest_email", "suggest_plan"];
+const READING = new Set(["uploading", "queued", "indexing"]);
+const MB = 1024 * 1024;
+
+function fileSize(bytes) {
+  if (bytes >= MB) return `${(bytes / MB).toFixed(1)} MB`;
+  return `${Math.max(1, Math.round(bytes / 1024))} KB`;
+}
 
 export function mount(root, params, app) {
   const state = {
@@ -55,8 +64,10 @@ export function mount(root, params, app) {
     streaming: null,
     pinnedOnly: false,
     activePreset: null,
+    files: [],
     alive: true,
   };
+  const uploadLimit = settings.upload_limit_mb;
   const listMode = params.list === true;
 
   const list = el("ul", { class: "conv-list", testid: "conversations" });
@@ -73,7 +84,11 @@ export function mount(root, params, app) {
   const input = el("textarea", { class: "composer-input", rows: 1, testid: "composer-input", placeholder: t("composer_placeholder"), "aria-label": t("composer_placeholder"), maxlength: 16000 });
   const sendButton = el("button", { type: "submit", class: "send-btn", testid: "send", "aria-label": t("send"), title: t("send") }, icon("send"));
   const stopButton = el("button", { type: "button", class: "send-btn stop", testid: "stop", "aria-label": t("stop"), title: t("stop"), hidden: true }, icon("stop"));
-  const composer = el("form", { class: "composer", testid: "composer" }, el("div", { class: "composer-box" }, input, sendButton, stopButton), el("p", { class: "composer-note", text: t("composer_note") }));
+  const fileInput = el("input", { type: "file", multiple: true, hidden: true, testid: "attach-input", tabindex: -1 });
+  const attachButton = uploadLimit ? iconButton("paperclip", t("attach_document"), { class: "attach-btn", testid: "attach" }) : null;
+  const tray = el("div", { class: "attachments", testid: "attachments", hidden: true });
+  const note = el("p", { class: "composer-note", testid: "composer-note", text: t("composer_note") });
+  const composer = el("form", { class: "composer", testid: "composer" }, tray, el("div", { class: "composer-box" }, attachButton, input, sendButton, stopButton), note, uploadLimit ? fileInput : null);
   const pane = el(
     "section",
     { class: "chat-pane" },
@@ -313,6 +328,169 @@ export function mount(root, params, app) {
     }
   }
 
+  // --- documents ------------------------------------------------------------------------------
+
+  function fileLine(file) {
+    if (file.status === "uploading") return t("document_uploading");
+    if (file.status === "queued" || file.status === "indexing") return t("document_reading");
+    if (file.status === "failed") return file.error_message || t("document_failed");
+    return file.pages ? t("document_pages", { count: file.pages }) : fileSize(file.size);
+  }
+
+  function renderFiles() {
+    tray.hidden = !state.files.length;
+    tray.replaceChildren(
+      ...state.files.map((file) => {
+        const remove = iconButton("close", t("detach_document"), { class: "attachment-remove", testid: "detach", disabled: file.status === "uploading", onclick: () => detach(file) });
+        return el(
+          "div",
+          { class: `attachment is-${file.status}`, testid: "attachment", dataset: { status: file.status }, title: file.name },
+          el("span", { class: "attachment-icon" }, READING.has(file.status) ? el("span", { class: "mini-spinner" }) : icon(file.status === "failed" ? "alert" : "file")),
+          el("span", { class: "attachment-text" }, el("span", { class: "attachment-name", text: file.name }), el("span", { class: "attachment-line", testid: "attachment-line", text: fileLine(file) })),
+          remove,
+        );
+      }),
+    );
+    const reading = state.files.filter((f) => READING.has(f.status));
+    // The answer would miss a document still being read: sending waits for it.
+    sendButton.disabled = reading.length > 0;
+    note.textContent = reading.length ? t("document_wait", { name: reading[0].name }) : t("composer_note");
+    note.classList.toggle("is-waiting", reading.length > 0);
+  }
+
+  async function watchFile(file) {
+    let pause = 500;
+    while (state.alive && READING.has(file.status) && state.files.includes(file)) {
+      await new Promise((resolve) => setTimeout(resolve, pause));
+      pause = Math.min(pause * 1.5, 4000);
+      try {
+        Object.assign(file, await api(`/api/files/${file.id}`));
+      } catch (error) {
+        if (error.status === 404) state.files.splice(state.files.indexOf(file), 1);
+        else continue;
+      }
+      if (state.alive) renderFiles();
+    }
+    if (state.alive && file.status === "ready") toast(t("document_ready", { name: file.name }));
+  }
+
+  async function loadFiles() {
+    state.files = [];
+    renderFiles();
+    if (!state.conversationId || !uploadLimit) return;
+    try {
+      const data = await api(`/api/conversations/${state.conversationId}/files`);
+      if (!state.alive) return;
+      state.files = data.files || [];
+      renderFiles();
+      for (const file of state.files) if (READING.has(file.status)) watchFile(file);
+    } catch (_) {
+      /* the chat itself says what went wrong */
+    }
+  }
+
+  // A new chat gets its conversation now, so the documents have somewhere to belong.
+  async function ensureConversation(title) {
+    if (state.conversationId) return state.conversationId;
+    const started = await api("/api/conversations", { method: "POST", body: { title } });
+    state.conversationId = started.id;
+    app.replaceRoute(`chat/${started.id}`);
+    renderHeadActions();
+    loadList();
+    return started.id;
+  }
+
+  async function attach(list) {
+    const chosen = [...list];
+    if (!chosen.length || !uploadLimit) return;
+    const fitting = chosen.filter((file) => {
+      if (file.size <= uploadLimit * MB) return true;
+      toast(t("document_too_large", { name: file.name, limit: uploadLimit }), "error");
+      return false;
+    });
+    if (!fitting.length) return;
+    let conversationId;
+    try {
+      conversationId = await ensureConversation(fitting[0].name);
+    } catch (error) {
+      toast(error.message, "error");
+      return;
+    }
+    await Promise.all(
+      fitting.map(async (chosenFile) => {
+        const pending = { id: null, name: chosenFile.name, size: chosenFile.size, status: "uploading" };
+        state.files.unshift(pending);
+        renderFiles();
+        try {
+          const form = new FormData();
+          form.append("file", chosenFile, chosenFile.name);
+          const stored = await api("/api/files", { method: "POST", body: form });
+          await api(`/api/files/${stored.id}/links`, { method: "POST", body: { conversation_id: conversationId } });
+          const same = state.files.find((f) => f.id === stored.id);
+          state.files.splice(state.files.indexOf(pending), 1);
+          if (same) {
+            // The same document was attached before: it stays once.
+            renderFiles();
+            return;
+          }
+          Object.assign(pending, stored);
+          state.files.unshift(pending);
+          renderFiles();
+          if (READING.has(pending.status)) watchFile(pending);
+        } catch (error) {
+          const at = state.files.indexOf(pending);
+          if (at >= 0) state.files.splice(at, 1);
+          renderFiles();
+          toast(`${chosenFile.name}: ${error.message}`, "error");
+        }
+      }),
+    );
+  }
+
+  async function detach(file) {
+    try {
+      await api(`/api/files/${file.id}/links`, { method: "DELETE", body: { conversation_id: state.conversationId } });
+      state.files.splice(state.files.indexOf(file), 1);
+      renderFiles();
+      toast(t("document_detached", { name: file.name }));
+    } catch (error) {
+      toast(error.message, "error");
+    }
+  }
+
+  if (attachButton) {
+    attachButton.addEventListener("click", () => fileInput.click());
+    fileInput.addEventListener("change", () => {
+      const list = fileInput.files;
+      attach(list).finally(() => {
+        fileInput.value = "";
+      });
+    });
+    // Dropping documents anywhere on the chat attaches them.
+    let depth = 0;
+    const carriesFiles = (event) => event.dataTransfer && [...event.dataTransfer.types].includes("Files");
+    pane.addEventListener("dragenter", (event) => {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      depth += 1;
+      pane.classList.add("is-dropping");
+    });
+    pane.addEventListener("dragover", (event) => {
+      if (carriesFiles(event)) event.preventDefault();
+    });
+    pane.addEventListener("dragleave", () => {
+      depth = Math.max(0, depth - 1);
+      if (!depth) pane.classList.remove("is-dropping");
+    });
+    pane.addEventListener("drop", (event) => {
+      if (!carriesFiles(event)) return;
+      event.preventDefault();
+      depth = 0;
+      pane.classList.remove("is-dropping");
+      attach(event.dataTransfer.files);
+    });
+  }
+
   // --- sending and streaming --------------------------------------------------------------------
 
   function setStreaming(on) {
@@ -328,7 +506,7 @@ export function mount(root, params, app) {
   }
 
   async function send(text) {
-    if (state.streaming || !text.trim()) return;
+    if (state.streaming || !text.trim() || sendButton.disabled) return;
     if (state.pinnedOnly) state.pinnedOnly = false;
     const prompt = { id: null, role: "user", content: text, is_pinned: false, status: "complete" };
     const reply = { id: null, role: "assistant", content: "", reasoning: "", model_id: state.current, is_pinned: false, status: "streaming" };
@@ -490,7 +668,7 @@ export function mount(root, params, app) {
         thread.replaceChildren(empty(t("no_models"), null, "sparkle"));
         return;
       }
-      await loadMessages();
+      await Promise.all([loadMessages(), loadFiles()]);
       if (!listMode && window.matchMedia("(pointer: fine)").matches) input.focus();
     } catch (error) {
       if (!state.alive) return;
