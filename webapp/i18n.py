@@ -67,6 +67,18 @@ APP_TEXTS: dict[str, str] = {
     "signed_out": N_("You have signed out."),
     "account_deleted": N_("Your account has been deleted. Thank you for using NetRoom."),
     "account_linked": N_("The sign-in method is linked to your account."),
+    # why a Google or Yandex sign-in came back unfinished, by error code
+    "auth_error_oauth_rejected": N_("Signing in was not completed. Please start again."),
+    "auth_error_oauth_unavailable": N_(
+        "Signing in with this provider is not possible right now. Please try again later."
+    ),
+    "auth_error_oauth_state_invalid": N_(
+        "This sign-in link is invalid or has already been used. Please start again."
+    ),
+    "auth_error_identity_taken": N_(
+        "This sign-in method already belongs to another NetRoom account."
+    ),
+    "auth_error_consent_required": N_("Please accept the privacy policy first."),
     "sign_in_to_copy": N_("Sign in to copy the shared preset to your presets."),
     # common actions
     "cancel": N_("Cancel"),
@@ -292,6 +304,56 @@ APP_TEXTS: dict[str, str] = {
     "check_mail": N_("We sent a link to {email}. Open it to finish creating your account."),
     "mail_resent": N_("We sent the link again."),
     "email_confirmed": N_("Your email is confirmed. Sign in to continue."),
+    # sign-in and security page
+    "security": N_("Sign-in and security"),
+    "security_hint": N_("Sign-in methods, password, devices"),
+    "sign_in_methods": N_("Sign-in methods"),
+    "sign_in_methods_lead": N_("Any of these signs you in to this account."),
+    "method_email": N_("Email and password"),
+    "method_email_only": N_("Email"),
+    "method_google": N_("Google"),
+    "method_yandex": N_("Yandex"),
+    "method_telegram": N_("Telegram"),
+    "method_telegram_hint": N_("Open NetRoom from the bot to sign in."),
+    "method_linked": N_("Linked"),
+    "method_not_linked": N_("Not linked"),
+    "link_method": N_("Link"),
+    "change_password": N_("Change password"),
+    "change_password_lead": N_(
+        "You stay signed in on this device; every other device is signed out."
+    ),
+    "current_password": N_("Current password"),
+    "new_password": N_("New password"),
+    "repeat_password": N_("Repeat the new password"),
+    "password_rules": N_(
+        "At least 8 characters. A short phrase is easy to remember and hard to guess."
+    ),
+    "enter_current_password": N_("Enter your current password."),
+    "password_length": N_(
+        "The password must be 8 to 128 characters long and not only spaces. "
+        "A longer phrase is safer."
+    ),
+    "passwords_differ": N_("The new passwords do not match."),
+    "password_changed": N_("Password changed."),
+    "password_changed_others": N_("Password changed. Your other devices were signed out."),
+    "sessions": N_("Active sessions"),
+    "sessions_lead": N_(
+        "Where your account is signed in now. End any session you do not recognise."
+    ),
+    "this_device": N_("This device"),
+    "active_now": N_("Active now"),
+    "last_active": N_("Last active {when}"),
+    "device_on_os": N_("{browser} on {os}"),
+    "web_browser": N_("Web browser"),
+    "end_session": N_("End"),
+    "end_session_title": N_("End this session?"),
+    "end_session_text": N_("{device} is signed out at once and has to sign in again."),
+    "end_session_confirm": N_("End session"),
+    "session_ended_done": N_("Session ended."),
+    "sign_out_everywhere_title": N_("Sign out on all devices?"),
+    "sign_out_everywhere_text": N_(
+        "Every session ends, this one too. You will need to sign in again on each device."
+    ),
 }
 
 

@@ -85,6 +85,7 @@ SCHEMAS: dict[str, Schema] = {
             "id": _i(),
             "name": _null(_s()),
             "username": _null(_s()),
+            "email": _null(_s("The address of email-and-password sign-in.", format="email")),
             "language": _s(),
             "balance_kopecks": KOPECKS,
             "reserved_kopecks": KOPECKS,
@@ -163,6 +164,18 @@ SCHEMAS: dict[str, Schema] = {
             "created_at": TIME,
             "last_used_at": TIME,
             "expires_at": TIME,
+        }
+    ),
+    "SignInMethods": _obj(
+        {
+            "email": _null(_s("The address of email-and-password sign-in.", format="email")),
+            "password": _b("A password is set (it can be changed)."),
+            "google": _b("A Google account is linked."),
+            "yandex": _b("A Yandex account is linked."),
+            "telegram": _b("A Telegram account is linked."),
+            "google_email": _null(_s("The linked Google account's verified address.")),
+            "yandex_email": _null(_s("The linked Yandex account's verified address.")),
+            "oauth_offered": _list(_s(enum=["google", "yandex"])),
         }
     ),
     "Preset": _obj(
@@ -311,6 +324,10 @@ ROUTES: dict[tuple[str, str], Op] = {
         "Change the password; every other session ends",
         body=_obj({"current": _s(), "new": _s()}),
         responses=_ok(ENDED),
+    ),
+    ("GET", "/api/auth/methods"): Op(
+        "How the account signs in, and the providers this server offers to link",
+        responses=_ok(_ref("SignInMethods")),
     ),
     ("POST", "/api/auth/refresh"): Op(
         "New tokens for a refresh token (body) or the refresh cookie (with X-CSRF-Token)",

@@ -497,6 +497,42 @@ async def change_password(
     return ended
 
 
+@dataclass(frozen=True, slots=True)
+class SignInMethods:
+    """How an account signs in, for its owner: the email address, whether a password is set,
+    which providers are linked and their verified addresses (policy 3.1). Never the provider
+    ids, the password hash or anything of another account."""
+
+    email: str | None
+    password: bool
+    google: bool
+    yandex: bool
+    telegram: bool
+    google_email: str | None = None
+    yandex_email: str | None = None
+
+
+async def sign_in_methods(uow: UnitOfWork, user_id: int) -> SignInMethods:
+    by_provider = {i.provider: i for i in await uow.users.identities(user_id)}
+    email = by_provider.get("email")
+
+    def verified(provider: str) -> str | None:
+        found = by_provider.get(provider)
+        return found.email if found is not None and found.email_verified else None
+
+    methods = SignInMethods(
+        email=email.subject if email is not None else None,
+        password=email is not None and email.password_hash is not None,
+        google="google" in by_provider,
+        yandex="yandex" in by_provider,
+        telegram="telegram" in by_provider,
+        google_email=verified("google"),
+        yandex_email=verified("yandex"),
+    )
+    await uow.end_read()
+    return methods
+
+
 # --- Google and Yandex -------------------------------------------------------------------------
 
 

@@ -186,6 +186,7 @@ ROUTES = [
     ("GET", "/api/referrals", None),
     ("GET", "/api/settings", None),
     ("PATCH", "/api/settings", {"theme": "dark"}),
+    ("GET", "/api/auth/methods", None),
 ]
 
 

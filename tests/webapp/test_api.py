@@ -74,6 +74,8 @@ async def test_valid_launch_data_signs_in_and_shows_the_account(
     assert me.status == 200
     data = await me.json()
     assert (data["id"], data["balance_kopecks"], data["name"]) == (user_id, 12_345, "Mina")
+    # A Telegram account has no sign-in address.
+    assert data["email"] is None
     factory = UnitOfWorkFactory.for_engine(engine)
     async with factory() as uow:
         row = await uow.users.get(user_id)

@@ -889,7 +889,7 @@ async def test_email_sign_up_confirmation_and_sign_in_in_a_plain_browser(
         await expect(page.get_by_test_id("auth-error")).to_have_text("Wrong email or password.")
         await page.get_by_test_id("signin-password").fill(password)
         await page.get_by_test_id("submit-signin").click()
-        await expect(page.get_by_test_id("hello")).to_have_text("Hello!")
+        await expect(page.get_by_test_id("hello")).to_have_text(f"Hello, {email.split('@')[0]}!")
         await expect(page.get_by_test_id("balance")).to_have_text("₽0.00")
         await expect(page.get_by_test_id("composer-input")).to_be_visible()
 

@@ -12,7 +12,7 @@ from core.dto import ClientInfo
 from core.errors import ConsentRequired, InvalidInput, NotFound, Unauthorized
 from core.security.initdata import InitDataInvalid
 from core.security.tokens import SessionInvalid, issue_access_token
-from core.services import accounts, billing, chat, sessions
+from core.services import accounts, auth, billing, chat, sessions
 from core.services.sessions import IssuedSession
 from webapp.auth import bearer_user
 from webapp.clientip import client_address
@@ -164,11 +164,13 @@ async def me(request: web.Request) -> web.Response:
             raise SessionInvalid(f"user {user_id} is blocked or erased")
         balance = await billing.get_balance(uow, user_id)
         prefs = await chat.get_prefs(uow, user_id)
+        methods = await auth.sign_in_methods(uow, user_id)
     return web.json_response(
         {
             "id": user.id,
             "name": user.profile_name,
             "username": user.username,
+            "email": methods.email,
             "language": user.language,
             "balance_kopecks": balance.balance,
             "reserved_kopecks": balance.reserved,

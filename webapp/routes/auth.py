@@ -1,9 +1,10 @@
 """Signing in on the web and managing sessions.
 
 Email and password: ``POST /api/auth/register``, ``/confirm``, ``/confirm/resend``,
-``/sign-in``, ``/password``. Google and Yandex: ``GET /api/auth/{provider}/start`` and
-``/callback``. Sessions: ``POST /api/auth/refresh``, ``/sign-out``, ``/sign-out-everywhere``,
-``GET /api/sessions``, ``DELETE /api/sessions/{id}``.
+``/sign-in``, ``/password``. How the account signs in: ``GET /api/auth/methods``. Google and
+Yandex: ``GET /api/auth/{provider}/start`` and ``/callback``. Sessions: ``POST
+/api/auth/refresh``, ``/sign-out``, ``/sign-out-everywhere``, ``GET /api/sessions``,
+``DELETE /api/sessions/{id}``.
 
 Sign-in answers carry ``{access_token, token_type, expires_in, refresh_token}``; for a browser
 they also set the session cookies (see ``webapp.cookies``). The session endpoints accept either
@@ -13,13 +14,14 @@ the CSRF token in ``X-CSRF-Token``).
 
 from __future__ import annotations
 
+import logging
 from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
 from aiohttp import web
 
-from core.errors import InvalidInput, NotFound
+from core.errors import DomainError, InvalidInput, NotFound
 from core.i18n import N_
 from core.mail import Mail
 from core.oauth import PROVIDERS, OAuthRejected
@@ -34,7 +36,7 @@ from core.services.auth import (
     RegistrationOutcome,
 )
 from core.services.sessions import IssuedSession
-from webapp.auth import bearer_session, install
+from webapp.auth import bearer_session, bearer_user, install
 from webapp.cookies import (
     OAUTH_COOKIE,
     REFRESH_COOKIE,
@@ -47,6 +49,8 @@ from webapp.cookies import (
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
 from webapp.routes.api import client_info, token_body
+
+log = logging.getLogger(__name__)
 
 # Sign-up and confirmation mails per client address, per hour.
 MAILS_PER_IP = 10
@@ -237,6 +241,28 @@ async def change_password(request: web.Request) -> web.Response:
     return web.json_response({"ended_sessions": ended})
 
 
+async def sign_in_methods(request: web.Request) -> web.Response:
+    """``{email, password, google, yandex, telegram, google_email, yandex_email,
+    oauth_offered}`` with a bearer token: how the account signs in, and the providers this
+    server offers to link."""
+    ctx = request.app[CONTEXT]
+    user_id = bearer_user(request)
+    async with ctx.uow_factory() as uow:
+        methods = await auth.sign_in_methods(uow, user_id)
+    return web.json_response(
+        {
+            "email": methods.email,
+            "password": methods.password,
+            "google": methods.google,
+            "yandex": methods.yandex,
+            "telegram": methods.telegram,
+            "google_email": methods.google_email,
+            "yandex_email": methods.yandex_email,
+            "oauth_offered": sorted(ctx.oauth.providers) if ctx.oauth is not None else [],
+        }
+    )
+
+
 # --- sessions ----------------------------------------------------------------------------------
 
 
@@ -399,7 +425,24 @@ async def oauth_start(request: web.Request) -> web.Response:
 async def oauth_callback(request: web.Request) -> web.Response:
     """The provider sends the browser back here with ``code`` and ``state``. Signed in: 302 to
     ``/app#signed_in=<provider>`` with the session cookies set (the page then calls
-    ``/api/auth/refresh``); linked: 302 to ``/app#linked=<provider>``."""
+    ``/api/auth/refresh``); linked: 302 to ``/app#linked=<provider>``. A flow that fails is a
+    JSON error, except for a browser page load (``Accept: text/html``): that goes back to the app
+    with ``#auth_error=<code>``, which the page explains (it shows only texts of its own)."""
+    try:
+        return await _finish_oauth(request)
+    except DomainError as exc:
+        if "text/html" not in request.headers.get("Accept", ""):
+            raise
+        log.info("oauth callback refused: %s (%s)", exc.code, exc.detail)
+        app_url = request.app[CONTEXT].public_url.rstrip("/") + "/app"
+        response = web.Response(
+            status=302, headers={"Location": f"{app_url}#auth_error={quote(exc.code)}"}
+        )
+        clear_oauth_cookie(response)
+        return response
+
+
+async def _finish_oauth(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     provider = _provider(request)
     assert ctx.oauth is not None
@@ -444,6 +487,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/auth/confirm/resend", resend_confirmation)
     app.router.add_post("/api/auth/sign-in", sign_in)
     app.router.add_post("/api/auth/password", change_password)
+    app.router.add_get("/api/auth/methods", sign_in_methods)
     app.router.add_post("/api/auth/refresh", refresh)
     app.router.add_post("/api/auth/sign-out", sign_out)
     app.router.add_post("/api/auth/sign-out-everywhere", sign_out_everywhere)

@@ -12,9 +12,11 @@ import * as moreView from "./app/views/more.js";
 import { copyShared, mountEditor, mountList } from "./app/views/presets.js";
 import * as privacyView from "./app/views/privacy.js";
 import * as referralsView from "./app/views/referrals.js";
+import * as securityView from "./app/views/security.js";
 import * as settingsView from "./app/views/settings.js";
 
 const SIGNED_FOR = "netroom.signedFor";
+const AUTH_ERRORS = new Set(["oauth_rejected", "oauth_unavailable", "oauth_state_invalid", "identity_taken", "consent_required"]);
 const PENDING_COPY = "netroom.copyPreset";
 const THEME = "netroom.theme";
 const LANG_RELOAD = "netroom.langReload";
@@ -40,6 +42,7 @@ const ROUTES = {
   more: [moreView.mount, null, "more"],
   referrals: [referralsView.mount, "more", "referrals"],
   settings: [settingsView.mount, "more", "settings"],
+  security: [securityView.mount, "more", "security"],
   privacy: [privacyView.mount, "more", "privacy"],
 };
 
@@ -311,8 +314,9 @@ function takeFragment() {
   const found = {};
   if (raw && !raw.startsWith("/")) {
     const params = new URLSearchParams(raw);
-    for (const key of ["confirm", "signed_in", "linked", "copy-preset"]) if (params.get(key)) found[key] = params.get(key);
-    window.history.replaceState(null, "", `${window.location.pathname}#/chat`);
+    for (const key of ["confirm", "signed_in", "linked", "auth_error", "copy-preset"]) if (params.get(key)) found[key] = params.get(key);
+    // Back from linking Google or Yandex (done or not): to the page the link was started from.
+    window.history.replaceState(null, "", `${window.location.pathname}#/${found.linked || found.auth_error ? "security" : "chat"}`);
   }
   const query = new URLSearchParams(window.location.search);
   if (query.has("lang")) {
@@ -371,7 +375,8 @@ async function start() {
   }
   remember(LANG_RELOAD, null);
   applyTheme(app.settings.theme);
-  const name = me.name || me.username || "";
+  // Accounts made with email alone have no name: the address's first part stands in.
+  const name = me.name || me.username || (me.email || "").split("@")[0];
   document.getElementById("hello").textContent = name ? t("hello", { name }) : t("hello_anon");
   document.getElementById("avatar").textContent = (name || "N").charAt(0).toUpperCase();
   app.setBalance(me.balance_kopecks);
@@ -418,13 +423,17 @@ async function main() {
     return;
   }
   if (fragment.linked) toast(t("account_linked"));
+  // Only the page's own texts are shown: the code in the address picks one.
+  const authProblem = fragment.auth_error ? (AUTH_ERRORS.has(fragment.auth_error) ? t(`auth_error_${fragment.auth_error}`) : t("auth_error_oauth_rejected")) : "";
   if (!signedIn() && (fragment.signed_in || hasBrowserSession())) await refresh();
   if (signedIn()) {
     await start();
+    if (authProblem) toast(authProblem, "error");
     return;
   }
   boot.hidden = true;
-  showSignIn(start, fragment["copy-preset"] ? { message: t("sign_in_to_copy") } : {});
+  if (authProblem) window.history.replaceState(null, "", `${window.location.pathname}#/chat`);
+  showSignIn(start, authProblem ? { problem: authProblem } : fragment["copy-preset"] ? { message: t("sign_in_to_copy") } : {});
 }
 
 main().catch((error) => {

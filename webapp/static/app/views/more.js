@@ -6,7 +6,7 @@ export function mount(root, params, app) {
   app.setTitle(t("more"));
   app.setActions([]);
   const me = app.me;
-  const name = me.name || me.username || me.email || "";
+  const name = me.name || me.username || (me.email || "").split("@")[0];
   const item = (route, iconName, title, hint, testid) =>
     el(
       "a",
@@ -18,6 +18,7 @@ export function mount(root, params, app) {
   const rows = [
     item("referrals", "gift", t("referrals"), t("referrals_hint"), "more-referrals"),
     item("settings", "sliders", t("settings"), t("settings_hint"), "more-settings"),
+    item("security", "lock", t("security"), t("security_hint"), "more-security"),
     item("privacy", "shield", t("privacy"), t("privacy_hint"), "more-privacy"),
   ];
   const account = el(

@@ -1,7 +1,7 @@
 // Settings: language, theme, chat features, history storage, news.
 
 import { api } from "../api.js";
-import { button, card, confirmAction, el, errorBox, sectionTitle, segmented, spinner, t, toast, toggle } from "../ui.js";
+import { button, card, confirmAction, el, errorBox, icon, sectionTitle, segmented, spinner, t, toast, toggle } from "../ui.js";
 
 export function mount(root, params, app) {
   let alive = true;
@@ -75,20 +75,23 @@ export function mount(root, params, app) {
         await change({ history_enabled: on }, input, on ? t("history_on_done") : t("history_off_done"));
       },
     });
-    const account = [];
-    if (!app.tg.inTelegram) {
-      account.push(
-        card(
-          sectionTitle(t("account")),
-          el(
-            "div",
-            { class: "button-row" },
-            button(t("sign_out"), { testid: "sign-out", onclick: () => app.signOut(false) }, "logout"),
-            button(t("sign_out_everywhere"), { variant: "ghost", testid: "sign-out-everywhere", onclick: () => app.signOut(true) }),
-          ),
-        ),
-      );
-    }
+    const security = el(
+      "a",
+      { class: "row link-row", href: "#/security", testid: "settings-security" },
+      el("span", { class: "row-icon" }, icon("lock")),
+      el("span", { class: "row-text" }, el("span", { class: "row-title", text: t("security") }), el("span", { class: "row-hint", text: t("security_hint") })),
+      icon("chevron-right", "icon chevron"),
+    );
+    // Inside Telegram the app signs in from the bot: there is nothing to sign out of here.
+    const signOut = app.tg.inTelegram
+      ? null
+      : el(
+          "div",
+          { class: "button-row" },
+          button(t("sign_out"), { testid: "sign-out", onclick: () => app.signOut(false) }, "logout"),
+          button(t("sign_out_everywhere"), { variant: "ghost", testid: "sign-out-everywhere", onclick: () => app.signOut(true) }),
+        );
+    const account = [card(sectionTitle(t("account")), security, signOut)];
     root.replaceChildren(
       card(sectionTitle(t("interface_language")), language),
       card(sectionTitle(t("appearance")), theme, el("p", { class: "muted small", text: app.tg.inTelegram ? t("theme_hint_telegram") : t("theme_hint") })),
