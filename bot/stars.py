@@ -1,15 +1,34 @@
-"""Telegram's own record of Star payments, for reconciliation."""
+"""Telegram's own record of Star payments, for reconciliation; subscription renewals."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 
 from aiogram import Bot
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import TransactionPartnerUser
 
+from core.payments.yookassa import PaymentGatewayError
 from core.services.reconciliation import ProviderCharge
+from core.services.subscriptions import RenewalSwitch
 
 PAGE = 100
+
+
+def renewal_switch(bot: Bot) -> RenewalSwitch:
+    """Cancelling and resuming a subscription's renewals, told to Telegram by this bot (from the
+    bot's /subscribe and from the web app); a refusal becomes a domain error, so nothing is
+    recorded."""
+
+    async def switch(*, telegram_id: int, charge_id: str, renew: bool) -> None:
+        try:
+            await bot.edit_user_star_subscription(
+                user_id=telegram_id, telegram_payment_charge_id=charge_id, is_canceled=not renew
+            )
+        except TelegramAPIError as exc:
+            raise PaymentGatewayError(f"editUserStarSubscription: {exc}") from exc
+
+    return switch
 
 
 class TelegramStars:

@@ -23,7 +23,7 @@ from bot.context import BotContext
 from bot.dispatcher import create_dispatcher, create_i18n
 from bot.factory import create_bot
 from bot.notifier import BotNotifier
-from bot.stars import TelegramStars
+from bot.stars import TelegramStars, renewal_switch
 from core.catalogue import load_catalogue
 from core.config import Settings
 from core.mail import smtp_mailer
@@ -35,6 +35,7 @@ from core.security.initdata import InitDataVerifier
 from core.services.auth import LoginLimits
 from core.services.files import Embedder, FileLimits
 from core.services.payments import InvoiceLinks, PaymentTerms
+from core.services.subscriptions import RenewalSwitch
 from core.services.tariffs import Plan, Tariffs
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
 from netroom.models import image_models, model_menu, video_models
@@ -153,6 +154,32 @@ def build_dispatcher(
     )
 
 
+def invoice_links(bot: Bot) -> InvoiceLinks:
+    """Stars invoice links made by the bot for the web app (a subscription with a period)."""
+
+    async def make(
+        *,
+        title: str,
+        description: str,
+        payload: str,
+        stars: int,
+        subscription_period: int | None = None,
+    ) -> str:
+        try:
+            return await bot.create_invoice_link(
+                title=title,
+                description=description,
+                payload=payload,
+                currency="XTR",
+                prices=[LabeledPrice(label=title, amount=stars)],
+                subscription_period=subscription_period,
+            )
+        except TelegramAPIError as exc:
+            raise PaymentGatewayError(f"createInvoiceLink: {exc}") from exc
+
+    return make
+
+
 def build_web_app(
     settings: Settings,
     resources: Resources,
@@ -168,27 +195,14 @@ def build_web_app(
             timedelta(seconds=settings.web.init_data_max_age_seconds),
             ed25519_public_key=bytes.fromhex(key) if key else None,
         )
-    # Star top-ups from the Mini App: the bot makes the invoice links; referral links need its
-    # username.
+    # Star top-ups and subscriptions from the Mini App: the bot makes the invoice links and
+    # tells Telegram about renewals; referral links need its username.
     telegram = create_bot(link.token, link.api_base) if link is not None else None
     stars_links: InvoiceLinks | None = None
+    renewals: RenewalSwitch | None = None
     username_lookup: Callable[[], Awaitable[str | None]] | None = None
     if telegram is not None:
         bot = telegram
-
-        async def make_invoice_link(
-            *, title: str, description: str, payload: str, stars: int
-        ) -> str:
-            try:
-                return await bot.create_invoice_link(
-                    title=title,
-                    description=description,
-                    payload=payload,
-                    currency="XTR",
-                    prices=[LabeledPrice(label=title, amount=stars)],
-                )
-            except TelegramAPIError as exc:
-                raise PaymentGatewayError(f"createInvoiceLink: {exc}") from exc
 
         async def bot_username() -> str | None:
             try:
@@ -197,7 +211,8 @@ def build_web_app(
                 log.warning("the bot's username could not be asked of Telegram", exc_info=True)
                 return None
 
-        stars_links, username_lookup = make_invoice_link, bot_username
+        stars_links, renewals = invoice_links(bot), renewal_switch(bot)
+        username_lookup = bot_username
     # The same catalogue, menu and terms as the bot's.
     catalogue = load_catalogue(settings.catalogue_path)
     menu = model_menu(catalogue, resources.providers, sandbox=resources.sandbox_providers)
@@ -236,6 +251,7 @@ def build_web_app(
             tariffs=tariffs(settings),
             embedder=embedder(settings, resources),
             stars_invoice_links=stars_links,
+            subscription_renewals=renewals,
             bot_username_lookup=username_lookup,
         )
     )

@@ -304,6 +304,26 @@ APP_TEXTS: dict[str, str] = {
     "check_mail": N_("We sent a link to {email}. Open it to finish creating your account."),
     "mail_resent": N_("We sent the link again."),
     "email_confirmed": N_("Your email is confirmed. Sign in to continue."),
+    # subscriptions on the balance page
+    "plan_subscribe": N_("Subscribe"),
+    "plan_cancel_renewal": N_("Cancel renewal"),
+    "plan_resume_renewal": N_("Resume renewal"),
+    "plan_cancel_title": N_("Cancel the renewal?"),
+    "plan_cancel_text": N_(
+        "The plan stays active until {date}. After that it is not renewed and no more Stars "
+        "are charged."
+    ),
+    "plan_keep_renewal": N_("Keep it"),
+    "plan_renewal_cancelled": N_("Renewal cancelled. The plan stays active until {until}."),
+    "plan_renewal_resumed": N_("Renewal is on again. The plan renews on {until}."),
+    "plan_pay_in_telegram": N_(
+        "The invoice opened in Telegram in a new tab: the payment is completed there. Your plan "
+        "shows here once it is paid."
+    ),
+    "plan_open_invoice": N_("Open the invoice"),
+    "plan_check_payment": N_("I have paid"),
+    "plan_not_yet": N_("No payment yet. It can take a minute after paying in Telegram."),
+    "plan_manage_in_bot": N_("You can cancel renewal at any time in /subscribe."),
     # sign-in and security page
     "security": N_("Sign-in and security"),
     "security_hint": N_("Sign-in methods, password, devices"),

@@ -23,6 +23,7 @@ from core.services.auth import LoginLimits
 from core.services.chat import ModelMenu
 from core.services.files import Embedder, FileLimits
 from core.services.payments import InvoiceLinks, PaymentTerms
+from core.services.subscriptions import RenewalSwitch
 from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 
@@ -74,6 +75,9 @@ class WebContext:
     embedder: Embedder | None = None
     # Telegram Stars top-ups from the Mini App: invoice links made by the bot (None: not offered).
     stars_invoice_links: InvoiceLinks | None = None
+    # Cancelling and resuming subscription renewals from the web app: told to Telegram by the
+    # bot (None: plans are bought and managed in the bot only).
+    subscription_renewals: RenewalSwitch | None = None
     # The bot's username when it is not configured above: asked of Telegram once, then kept.
     bot_username_lookup: Callable[[], Awaitable[str | None]] | None = None
 

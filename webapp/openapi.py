@@ -210,6 +210,15 @@ SCHEMAS: dict[str, Schema] = {
             "duration_seconds": _null({"type": "number"}),
         }
     ),
+    "CurrentPlan": _obj(
+        {
+            "id": _s(),
+            "stars": _i("Stars every 30 days."),
+            "discount_percent": _i(),
+            "until": _null(TIME),
+            "renews": _b("False once the renewal is cancelled."),
+        }
+    ),
     "Settings": _obj(
         {
             "language": _s(),
@@ -385,6 +394,25 @@ ROUTES: dict[tuple[str, str], Op] = {
         body=_obj({"stars": _i("One of the offered packages.")}),
         responses=_ok(_obj({"invoice_link": _s()}), 201, "Created."),
     ),
+    ("POST", "/api/subscription"): Op(
+        "A Telegram Stars subscription invoice link (renewed every 30 days) for openInvoice",
+        body=_obj({"plan": _s("The id of a plan on offer.")}),
+        responses={
+            **_ok(_obj({"invoice_link": _s()}), 201, "Created."),
+            404: ("No such plan, or no Telegram account to pay with.", _ref("Error"), JSON),
+            409: ("A subscription is already active.", _ref("Error"), JSON),
+        },
+    ),
+    ("PATCH", "/api/subscription"): Op(
+        "Cancel (false) or resume (true) the renewal of the user's subscription",
+        body=_obj({"renews": _b()}),
+        responses={
+            **_ok(_ref("CurrentPlan")),
+            404: ("The user has no active subscription.", _ref("Error"), JSON),
+            502: ("Telegram did not accept the change; nothing changed.", _ref("Error"), JSON),
+        },
+        description="Telegram is told first; the plan stays active until the paid period ends.",
+    ),
     ("GET", "/api/balance"): Op(
         "Balance, free-tier allowances, plan and the top-up offers",
         responses=_ok(
@@ -396,8 +424,11 @@ ROUTES: dict[tuple[str, str], Op] = {
                     "discount_percent": _i(),
                     "bonus_percent": _i(),
                     "free_tier": _null(_loose("Period, next reset and allowances.")),
-                    "plan": _null(_loose("The active plan.")),
+                    "plan": _null(_ref("CurrentPlan")),
                     "plans": _list(_loose("A plan on offer.")),
+                    "plans_purchasable": _b(
+                        "Plans can be bought and their renewal changed here (with Telegram)."
+                    ),
                     "stars": _null(_loose("Stars packages.")),
                     "card": _null(_loose("Card packages.")),
                 }

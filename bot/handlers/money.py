@@ -31,6 +31,7 @@ from bot.keyboards import (
     subscription_keyboard,
     top_up_keyboard,
 )
+from bot.stars import renewal_switch
 from bot.texts import (
     balance_text,
     history_text,
@@ -226,18 +227,10 @@ async def on_plan_renewal(
     user: UserDTO,
     ctx: BotContext,
 ) -> None:
-    current = await subscriptions.current_subscription(uow, user.id, ctx.clock())
-    if current is None or user.telegram_id is None:
-        raise subscriptions.NoSubscription(f"user {user.id}")
     renew = callback_data.action == "resume"
     # Telegram first: only what Telegram accepted is recorded.
-    await bot.edit_user_star_subscription(
-        user_id=user.telegram_id,
-        telegram_payment_charge_id=current.first_charge_id,
-        is_canceled=not renew,
-    )
-    await subscriptions.set_renewal(
-        uow, user_id=user.id, subscription_id=current.id, renew=renew, now=ctx.clock()
+    current = await subscriptions.switch_renewal(
+        uow, renewal_switch(bot), user_id=user.id, renew=renew, now=ctx.clock()
     )
     await query.answer()
     until = local_time(current.current_period_end, ctx.tariffs.timezone)

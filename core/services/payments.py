@@ -341,9 +341,18 @@ async def referral_earnings(uow: UnitOfWork, user_id: int) -> int:
 
 class InvoiceLinks(Protocol):
     """Makes a Telegram Stars invoice link (the bot's ``createInvoiceLink``), which the Mini App
-    opens with ``openInvoice``; the payment then arrives at the bot like any other."""
+    opens with ``openInvoice``; the payment then arrives at the bot like any other. With a
+    ``subscription_period`` (seconds) Telegram charges it again every period until cancelled."""
 
-    async def __call__(self, *, title: str, description: str, payload: str, stars: int) -> str: ...
+    async def __call__(
+        self,
+        *,
+        title: str,
+        description: str,
+        payload: str,
+        stars: int,
+        subscription_period: int | None = None,
+    ) -> str: ...
 
 
 async def stars_invoice_link(

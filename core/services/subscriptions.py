@@ -14,6 +14,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
@@ -48,6 +49,8 @@ class SubscriptionDTO:
     status: str
     current_period_end: datetime
     first_charge_id: str
+    # What Telegram charges each period.
+    stars: int
     # False when this charge had been recorded before (a redelivered update).
     applied: bool = True
 
@@ -60,6 +63,7 @@ def _dto(row: Subscription, *, applied: bool = True) -> SubscriptionDTO:
         row.status,
         row.current_period_end,
         row.first_charge_id,
+        row.stars,
         applied,
     )
 
@@ -239,6 +243,28 @@ async def set_renewal(
     result = _dto(row)
     await uow.commit()
     return result
+
+
+class RenewalSwitch(Protocol):
+    """Telegram's ``editUserStarSubscription``: stops (``renew=False``) or allows again the
+    renewals of a Stars subscription, named by its first charge."""
+
+    async def __call__(self, *, telegram_id: int, charge_id: str, renew: bool) -> None: ...
+
+
+async def switch_renewal(
+    uow: UnitOfWork, telegram: RenewalSwitch, *, user_id: int, renew: bool, now: datetime
+) -> SubscriptionDTO:
+    """Cancel or resume the renewals of the user's current subscription. Telegram first: only
+    what Telegram accepted is recorded (its refusal raises and nothing changes here)."""
+    current = await current_subscription(uow, user_id, now)
+    user = await uow.users.get(user_id)
+    telegram_id = None if user is None else user.telegram_id
+    await uow.end_read()
+    if current is None or telegram_id is None:
+        raise NoSubscription(f"user {user_id}")
+    await telegram(telegram_id=telegram_id, charge_id=current.first_charge_id, renew=renew)
+    return await set_renewal(uow, user_id=user_id, subscription_id=current.id, renew=renew, now=now)
 
 
 async def renewing(uow: UnitOfWork, user_id: int, now: datetime) -> list[tuple[int, str]]:

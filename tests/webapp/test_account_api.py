@@ -15,7 +15,6 @@ import pytest
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import LabeledPrice
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -29,6 +28,7 @@ from core.services.payments import PaymentTerms
 from core.services.tariffs import Plan, Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import ChatMessageRow, Conversation, Media, User
+from netroom.processes import invoice_links
 from sandbox.app import SandboxServer, start_sandbox
 from sandbox.client import SandboxClient
 from tests.factories import POLICY, register
@@ -144,18 +144,13 @@ async def env(
         await control.register_bot(token, "netroom_api_bot", "NetRoom")
     bot = Bot(token, session=AiohttpSession(api=TelegramAPIServer.from_base(sandbox.url)))
     invoices: list[dict[str, Any]] = []
+    make_link = invoice_links(bot)
 
     async def invoice_link(*, title: str, description: str, payload: str, stars: int) -> str:
         invoices.append(
             {"title": title, "description": description, "payload": payload, "stars": stars}
         )
-        return await bot.create_invoice_link(
-            title=title,
-            description=description,
-            payload=payload,
-            currency="XTR",
-            prices=[LabeledPrice(label=title, amount=stars)],
-        )
+        return await make_link(title=title, description=description, payload=payload, stars=stars)
 
     context = make_context(
         engine,
@@ -183,6 +178,8 @@ ROUTES = [
     ("GET", "/api/balance", None),
     ("GET", "/api/transactions", None),
     ("POST", "/api/payments/stars", {"stars": 50}),
+    ("POST", "/api/subscription", {"plan": "plus"}),
+    ("PATCH", "/api/subscription", {"renews": False}),
     ("GET", "/api/referrals", None),
     ("GET", "/api/settings", None),
     ("PATCH", "/api/settings", {"theme": "dark"}),

@@ -27,7 +27,7 @@ import pytest
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import LabeledPrice, MenuButtonWebApp, WebAppInfo
+from aiogram.types import MenuButtonWebApp, WebAppInfo
 from aiohttp import web
 from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
 from redis.asyncio import Redis
@@ -46,6 +46,7 @@ from core.services.payments import PaymentTerms
 from core.services.tariffs import Plan, Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import Conversation, Media
+from netroom.processes import invoice_links
 from sandbox.client import SandboxClient
 from sandbox.mail import MAILBOX
 from sandbox.providers.png import make_png
@@ -281,21 +282,6 @@ class Stage:
                 )
             )
             await uow.commit()
-
-
-def invoice_links(bot: Bot) -> Any:
-    """Stars invoice links made by the bot through the sandbox's Bot API (as the service does)."""
-
-    async def make(*, title: str, description: str, payload: str, stars: int) -> str:
-        return await bot.create_invoice_link(
-            title=title,
-            description=description,
-            payload=payload,
-            currency="XTR",
-            prices=[LabeledPrice(label=title, amount=stars)],
-        )
-
-    return make
 
 
 @contextlib.asynccontextmanager

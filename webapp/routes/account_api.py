@@ -17,6 +17,8 @@ another user's preset answers 404 exactly like one that never existed.
 - ``GET /api/settings``, ``PATCH /api/settings`` ``{language?, theme?, reasoning?,
   web_search?, history_enabled?, marketing_opt_in?}`` → the settings.
 - ``POST /api/payments/stars`` ``{stars}`` → 201 ``{invoice_link}``.
+- ``POST /api/subscription`` ``{plan}`` → 201 ``{invoice_link}``; ``PATCH /api/subscription``
+  ``{renews}`` → the plan, as in the balance.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ from babel.numbers import format_decimal
 from core.deeplinks import referral_payload
 from core.errors import InvalidInput, NotFound
 from core.i18n import N_
-from core.services import accounts, billing, chat, images, payments, tariffs
+from core.services import accounts, billing, chat, images, payments, subscriptions, tariffs
 from core.services.chat import PresetDTO
+from core.services.tariffs import Plan
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
 from webapp.routes.api import object_id, user_id_of
@@ -214,6 +217,29 @@ def _state(state: tariffs.TariffState, period: str) -> dict[str, object]:
     }
 
 
+def _plan(plan: Plan, until: datetime | None, renews: bool) -> dict[str, object]:
+    return {
+        "id": plan.id,
+        "stars": plan.stars,
+        "discount_percent": plan.discount_percent,
+        "until": _iso(until),
+        "renews": renews,
+    }
+
+
+def _plans_purchasable(ctx: WebContext, telegram_id: int | None) -> bool:
+    """Plans are paid in Telegram (by the account's own Telegram user) and renewals are told to
+    Telegram by the bot: both need the bot here."""
+    return (
+        ctx.stars_invoice_links is not None
+        and ctx.subscription_renewals is not None
+        and ctx.payment_terms is not None
+        and ctx.tariffs is not None
+        and bool(ctx.tariffs.plans)
+        and telegram_id is not None
+    )
+
+
 async def show_balance(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
@@ -228,13 +254,7 @@ async def show_balance(request: web.Request) -> web.Response:
         user = await accounts.get_user(uow, user_id)
     plan: dict[str, object] | None = None
     if state is not None and state.plan is not None:
-        plan = {
-            "id": state.plan.id,
-            "stars": state.plan.stars,
-            "discount_percent": state.plan.discount_percent,
-            "until": _iso(state.plan_until),
-            "renews": state.renews,
-        }
+        plan = _plan(state.plan, state.plan_until, state.renews)
     plans = [
         {
             "id": p.id,
@@ -273,6 +293,7 @@ async def show_balance(request: web.Request) -> web.Response:
             ),
             "plan": plan,
             "plans": plans,
+            "plans_purchasable": _plans_purchasable(ctx, user.telegram_id),
             "stars": stars,
             "card": card,
         }
@@ -332,6 +353,56 @@ async def buy_stars(request: web.Request) -> web.Response:
         ),
     )
     return web.json_response({"invoice_link": link}, status=201)
+
+
+async def subscribe(request: web.Request) -> web.Response:
+    """``{"plan": "plus"}`` → 201 ``{"invoice_link"}``: a Stars subscription Telegram renews
+    every 30 days until it is cancelled, opened with ``Telegram.WebApp.openInvoice``."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    if ctx.stars_invoice_links is None or ctx.payment_terms is None or ctx.tariffs is None:
+        raise NotFound("Stars subscriptions are not offered here")
+    plan_id = (await _body(request)).get("plan")
+    if not isinstance(plan_id, str):
+        raise InvalidInput('expected {"plan": <plan id>}')
+    async with ctx.uow_factory() as uow:
+        user = await accounts.get_user(uow, user_id)
+        if user.telegram_id is None:
+            raise NotFound(f"user {user_id} has no Telegram account to pay with")
+        plan, payload = await subscriptions.offer(
+            uow, ctx.tariffs, ctx.payment_terms, user_id=user_id, plan_id=plan_id, now=ctx.clock()
+        )
+    _ = translations(user.language).gettext
+    name = plan.id.title()
+    link = await ctx.stars_invoice_links(
+        title=_(N_("NetRoom {plan}")).format(plan=name),
+        description=_(
+            N_("Subscription to the {plan} plan for 30 days, renewed until you cancel.")
+        ).format(plan=name),
+        payload=payload,
+        stars=plan.stars,
+        subscription_period=subscriptions.PERIOD_SECONDS,
+    )
+    return web.json_response({"invoice_link": link}, status=201)
+
+
+async def change_subscription(request: web.Request) -> web.Response:
+    """``{"renews": false}`` cancels the renewal of the user's subscription (the plan stays until
+    the paid period ends), ``true`` resumes it → the plan."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    if ctx.subscription_renewals is None or ctx.tariffs is None:
+        raise NotFound("subscriptions are not managed here")
+    renews = (await _body(request)).get("renews")
+    if not isinstance(renews, bool):
+        raise InvalidInput('expected {"renews": true | false}')
+    async with ctx.uow_factory() as uow:
+        sub = await subscriptions.switch_renewal(
+            uow, ctx.subscription_renewals, user_id=user_id, renew=renews, now=ctx.clock()
+        )
+    # A plan no longer on offer: the Stars it costs, no perks (as the free tier counts it).
+    terms = ctx.tariffs.plan(sub.plan) or Plan(sub.plan, sub.stars, {})
+    return web.json_response(_plan(terms, sub.current_period_end, sub.status == "active"))
 
 
 # --- referrals ---------------------------------------------------------------------------------
@@ -419,6 +490,8 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/balance", show_balance)
     app.router.add_get("/api/transactions", list_transactions)
     app.router.add_post("/api/payments/stars", buy_stars)
+    app.router.add_post("/api/subscription", subscribe)
+    app.router.add_patch("/api/subscription", change_subscription)
     app.router.add_get("/api/referrals", show_referrals)
     app.router.add_get("/api/settings", show_settings)
     app.router.add_patch("/api/settings", change_settings)

@@ -1,8 +1,9 @@
-// Balance: the money, the free requests and when they come back, the plan, top-ups (Telegram
-// Stars inside Telegram, a bank card through YooKassa) and the transaction history, paged.
+// Balance: the money, the free requests and when they come back, the plan (bought with Stars as a
+// subscription Telegram renews every 30 days; its renewal cancelled and resumed here), top-ups
+// (Telegram Stars inside Telegram, a bank card through YooKassa) and the transaction history, paged.
 
 import { api } from "../api.js";
-import { button, card, day, el, errorBox, icon, money, number, sectionTitle, signedMoney, spinner, t, toast, when } from "../ui.js";
+import { button, card, day, dialog, el, errorBox, icon, money, number, sectionTitle, signedMoney, spinner, t, toast, when } from "../ui.js";
 
 const CATEGORY_ICONS = { text: "chat", image: "image", video: "video", topup: "plus", referral: "gift", bonus: "gift", subscription: "star", other: "dot" };
 
@@ -14,9 +15,22 @@ function tierName(tier) {
   return capital(tier);
 }
 
+function sleep(ms) {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+// A button waiting for the server: disabled, and marked busy for the spinner and screen readers.
+function busy(node, on) {
+  node.disabled = on;
+  if (on) node.setAttribute("aria-busy", "true");
+  else node.removeAttribute("aria-busy");
+}
+
 export function mount(root, params, app) {
   let alive = true;
   let before = null;
+  let shown = null;
+  let planNode = null;
   app.setTitle(t("balance"));
   app.setActions([]);
   root.replaceChildren(spinner());
@@ -62,29 +76,134 @@ export function mount(root, params, app) {
 
   function planCard(data) {
     if (data.plan) {
+      const plan = data.plan;
+      const action = !data.plans_purchasable
+        ? null
+        : plan.renews
+          ? button(t("plan_cancel_renewal"), { variant: "ghost", class: "btn-sm", testid: "plan-cancel-renewal", onclick: (event) => changeRenewal(false, event.currentTarget) })
+          : button(t("plan_resume_renewal"), { variant: "primary", class: "btn-sm", testid: "plan-resume-renewal", onclick: (event) => changeRenewal(true, event.currentTarget) });
       return card(
         sectionTitle(t("your_plan")),
         el(
           "div",
           { class: "plan current", testid: "plan" },
-          el("div", { class: "plan-head" }, el("span", { class: "plan-name", text: capital(data.plan.id) }), el("span", { class: `badge ${data.plan.renews ? "badge-success" : ""}`, text: data.plan.renews ? t("renews") : t("renewal_off") })),
-          el("p", { class: "muted small", text: t("plan_until", { date: day(data.plan.until) }) }),
+          el("div", { class: "plan-head" }, el("span", { class: "plan-name", text: capital(plan.id) }), el("span", { class: `badge ${plan.renews ? "badge-success" : ""}`, testid: "plan-renewal", text: plan.renews ? t("renews") : t("renewal_off") })),
+          el("p", { class: "muted small", text: t("plan_until", { date: day(plan.until) }) }),
+          action ? el("div", { class: "plan-actions" }, action) : null,
         ),
+        !action && plan.renews ? el("p", { class: "muted small", text: t("plan_manage_in_bot") }) : null,
       );
     }
     if (!data.plans.length) return null;
     return card(
       sectionTitle(t("plans")),
-      ...data.plans.map((plan) =>
-        el(
+      ...data.plans.map((plan) => {
+        const note = el("div", { class: "plan-note", testid: "plan-pay-note", hidden: true });
+        let buy = null;
+        if (data.plans_purchasable) {
+          buy = button(t("plan_subscribe"), { variant: "primary", class: "btn-sm", testid: "plan-subscribe", onclick: (event) => subscribe(plan, event.currentTarget, note) });
+          buy.append(el("span", { class: "btn-price" }, icon("star"), number(plan.stars)));
+        }
+        return el(
           "div",
-          { class: "plan", testid: "plan-offer" },
+          { class: "plan", testid: "plan-offer", dataset: { plan: plan.id } },
           el("div", { class: "plan-head" }, el("span", { class: "plan-name", text: capital(plan.id) }), el("span", { class: "plan-price" }, icon("star"), t("stars_per_month", { stars: number(plan.stars) }))),
           el("p", { class: "muted small", text: planPerks(plan) }),
-        ),
-      ),
-      el("p", { class: "muted small", text: t("plans_in_bot") }),
+          buy ? el("div", { class: "plan-actions" }, buy) : null,
+          note,
+        );
+      }),
+      data.plans_purchasable ? null : el("p", { class: "muted small", testid: "plans-in-bot", text: t("plans_in_bot") }),
     );
+  }
+
+  // Inside Telegram the invoice opens over the page and says when it is paid. Elsewhere it opens
+  // in Telegram through its t.me link in a new tab, and the page can only look again.
+  async function subscribe(plan, node, note) {
+    busy(node, true);
+    try {
+      const { invoice_link: link } = await api("/api/subscription", { method: "POST", body: { plan: plan.id } });
+      if (!alive) return;
+      if (app.tg.hasHost) {
+        app.tg.openInvoice(link, (status) => {
+          if (status === "paid") {
+            toast(t("payment_received"));
+            awaitPlan();
+          } else if (status === "failed") toast(t("payment_failed"), "error");
+        });
+      } else {
+        window.open(link, "_blank", "noopener");
+        const check = button(t("plan_check_payment"), { class: "btn-sm", testid: "plan-check-payment", onclick: () => checkPlan(check) });
+        note.replaceChildren(
+          el("p", { class: "small", text: t("plan_pay_in_telegram") }),
+          el("div", { class: "plan-actions" }, el("a", { class: "btn btn-secondary btn-sm", href: link, target: "_blank", rel: "noopener", testid: "plan-invoice-link" }, icon("external"), el("span", { text: t("plan_open_invoice") })), check),
+        );
+        note.hidden = false;
+      }
+    } catch (error) {
+      toast(error.message, "error");
+    } finally {
+      busy(node, false);
+    }
+  }
+
+  // The bot records the payment moments after Telegram reports it: look a few times.
+  async function awaitPlan() {
+    for (let attempt = 0; attempt < 8 && alive; attempt += 1) {
+      await sleep(1000);
+      try {
+        const data = await api("/api/balance");
+        if (alive && data.plan) {
+          render(data);
+          return;
+        }
+      } catch (_) {
+        /* looked again below */
+      }
+    }
+    if (alive) reload();
+  }
+
+  async function checkPlan(node) {
+    busy(node, true);
+    try {
+      const data = await api("/api/balance");
+      if (!alive) return;
+      if (data.plan) render(data);
+      else toast(t("plan_not_yet"));
+    } catch (error) {
+      toast(error.message, "error");
+    } finally {
+      busy(node, false);
+    }
+  }
+
+  async function changeRenewal(renews, node) {
+    if (!renews) {
+      const chosen = await dialog({
+        title: t("plan_cancel_title"),
+        body: [el("p", { text: t("plan_cancel_text", { date: day(shown.plan.until) }) })],
+        testid: "plan-cancel-confirm",
+        actions: [
+          { id: "keep", label: t("plan_keep_renewal"), testid: "dialog-cancel" },
+          { id: "ok", label: t("plan_cancel_renewal"), variant: "danger", testid: "dialog-confirm" },
+        ],
+      });
+      if (chosen !== "ok" || !alive) return;
+    }
+    busy(node, true);
+    try {
+      const plan = await api("/api/subscription", { method: "PATCH", body: { renews } });
+      if (!alive) return;
+      toast(t(renews ? "plan_renewal_resumed" : "plan_renewal_cancelled", { until: day(plan.until) }));
+      shown = { ...shown, plan };
+      const next = planCard(shown);
+      planNode.replaceWith(next);
+      planNode = next;
+    } catch (error) {
+      toast(error.message, "error");
+      busy(node, false);
+    }
   }
 
   async function payStars(stars, node) {
@@ -181,20 +300,25 @@ export function mount(root, params, app) {
     }
   }
 
+  function render(data) {
+    shown = data;
+    planNode = planCard(data);
+    app.setBalance(data.balance_kopecks);
+    before = null;
+    history.replaceChildren();
+    root.replaceChildren(
+      hero(data),
+      el("div", { class: "grid-2" }, freeTier(data.free_tier), planNode),
+      topUp(data),
+      el("section", { class: "card" }, sectionTitle(t("transactions")), history, more),
+    );
+    loadHistory();
+  }
+
   async function reload() {
     try {
       const data = await api("/api/balance");
-      if (!alive) return;
-      app.setBalance(data.balance_kopecks);
-      before = null;
-      history.replaceChildren();
-      root.replaceChildren(
-        hero(data),
-        el("div", { class: "grid-2" }, freeTier(data.free_tier), planCard(data)),
-        topUp(data),
-        el("section", { class: "card" }, sectionTitle(t("transactions")), history, more),
-      );
-      loadHistory();
+      if (alive) render(data);
     } catch (error) {
       if (alive) root.replaceChildren(errorBox(error.message, reload));
     }
