@@ -207,6 +207,9 @@ APP_TEXTS: dict[str, str] = {
     "stars_in_telegram": N_("Top-ups with Telegram Stars are in the Telegram app."),
     "topup_unavailable": N_("Top-ups are not available here yet."),
     "payment_received": N_("Payment received. Thank you!"),
+    "stars_pay_in_telegram": N_(
+        "The invoice opened in Telegram in a new tab: your balance is topped up once it is paid."
+    ),
     "payment_failed": N_("The payment did not go through."),
     "transactions": N_("Transaction history"),
     "no_transactions": N_("No transactions yet."),

@@ -288,3 +288,38 @@ async def test_outside_a_telegram_client_the_invoice_opens_in_a_new_tab(
         assert opened == [tab.url]
     finally:
         await context.close()
+
+
+async def test_outside_a_telegram_client_a_stars_top_up_opens_in_a_new_tab_too(
+    browser: Browser, stage: Stage, errors: list[str]
+) -> None:
+    nika = await stage.account("Nika")
+    await started_bot(stage, nika)
+    context, page = await open_app(browser, stage, nika, errors)
+
+    async def telegram_site(route: Route) -> None:
+        await route.fulfill(body="<title>Telegram</title>", content_type="text/html")
+
+    await context.route("https://t.me/**", telegram_site)
+    try:
+        await page.get_by_test_id("tab-balance").click()
+        async with context.expect_page() as new_tab:
+            await page.get_by_test_id("stars-50").click()
+        tab = await new_tab.value
+        await tab.wait_for_load_state()
+        assert tab.url.startswith("https://t.me/$")
+        await expect(page.get_by_test_id("toast")).to_contain_text(
+            "your balance is topped up once it is paid"
+        )
+        # Paid in Telegram: the bot credits it, and the page shows it when opened again.
+        after = await stage.client.last_seq()
+        await stage.client.pay(nika.telegram_id, invoice_link=tab.url)
+        await stage.client.wait_for(
+            lambda e: e["type"] == "bot_message" and "₽75.00" in (e["message"].get("text") or ""),
+            chat_id=nika.telegram_id,
+            after=after,
+        )
+        await page.reload()
+        await expect(page.get_by_test_id("balance-amount")).to_have_text("₽75.00")
+    finally:
+        await context.close()

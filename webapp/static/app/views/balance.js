@@ -210,6 +210,12 @@ export function mount(root, params, app) {
     node.disabled = true;
     try {
       const { invoice_link: link } = await api("/api/payments/stars", { method: "POST", body: { stars } });
+      if (!app.tg.hasHost) {
+        // No Telegram client around the page: the invoice is paid in Telegram itself.
+        window.open(link, "_blank", "noopener");
+        toast(t("stars_pay_in_telegram"));
+        return;
+      }
       app.tg.openInvoice(link, (status) => {
         if (status === "paid") {
           toast(t("payment_received"));
@@ -238,7 +244,7 @@ export function mount(root, params, app) {
 
   function topUp(data) {
     const parts = [];
-    const stars = data.stars && data.stars.purchasable && app.tg.inTelegram ? data.stars.packages : [];
+    const stars = data.stars && data.stars.purchasable ? data.stars.packages : [];
     if (stars.length) {
       parts.push(el("h3", { class: "subhead", text: t("pay_with_stars") }));
       parts.push(
