@@ -107,7 +107,8 @@ class PolicySettings(BaseModel):
 class PlanSettings(BaseModel):
     """A subscription plan paid in Stars every 30 days, and its perks while it is active."""
 
-    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,31}$")
+    # At most 24 characters: the invoice title "NetRoom <Plan>" must fit Telegram's 32.
+    id: str = Field(pattern=r"^[a-z][a-z0-9_]{0,23}$")
     stars: int = Field(gt=0, le=10_000)
     # Free requests per free-tier period for each model class, instead of the base allowance.
     free_tier: dict[str, int] = Field(default_factory=dict)

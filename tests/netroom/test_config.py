@@ -45,6 +45,16 @@ def test_production_requires_a_webhook_secret_with_a_webhook() -> None:
         )
 
 
+def test_a_plan_id_fits_the_title_of_its_telegram_invoice() -> None:
+    plan = {"stars": 100}
+    longest = "p" * 24
+    settings = Settings(_env_file=None, payments={"plans": [{**plan, "id": longest}]})  # type: ignore[call-arg]
+    # The invoice is titled "NetRoom <Plan>"; Telegram takes titles of up to 32 characters.
+    assert len(f"NetRoom {settings.payments.plans[0].id.title()}") <= 32
+    with pytest.raises(ValidationError, match="plans"):
+        Settings(_env_file=None, payments={"plans": [{**plan, "id": longest + "x"}]})  # type: ignore[call-arg]
+
+
 def test_secrets_are_masked_in_the_settings_repr() -> None:
     settings = Settings(_env_file=None, bot={"token": GOOD_TOKEN})  # type: ignore[call-arg]
     assert GOOD_TOKEN not in repr(settings)
