@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from playwright.async_api import Browser, async_playwright
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.engine import UnitOfWorkFactory
+from sandbox.app import SandboxServer, start_sandbox
+from tests.sandbox_web.stage import CHROMIUM, CHROMIUM_ARGS, PageServer, start_page_server
 from webapp.app import create_app
 from webapp.keys import WebContext
 
@@ -33,3 +36,46 @@ async def client(
     aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
 ) -> AsyncIterator[TestClient[web.Request, web.Application]]:
     yield await aiohttp_client(create_app(make_context(engine, redis)))
+
+
+# --- the outside world and a browser, shared by the modules that need them ----------------------
+
+
+@pytest.fixture(scope="module")
+async def sandbox() -> AsyncIterator[SandboxServer]:
+    """The sandbox (Telegram, the model providers, YooKassa, OAuth, mail) for a module's API
+    tests."""
+    server = await start_sandbox()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def page_server() -> AsyncIterator[PageServer]:
+    """The sandbox with its browser pages (the Telegram client around the Mini App), for a
+    module's browser tests."""
+    server = await start_page_server()
+    try:
+        yield server
+    finally:
+        await server.stop()
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            await browser.close()
+
+
+@pytest.fixture
+def errors() -> Iterator[list[str]]:
+    """Script errors the pages reported; any fails the test."""
+    found: list[str] = []
+    yield found
+    assert found == [], found

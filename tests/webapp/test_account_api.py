@@ -29,7 +29,7 @@ from core.services.tariffs import Plan, Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import ChatMessageRow, Conversation, Media, User
 from netroom.processes import invoice_links
-from sandbox.app import SandboxServer, start_sandbox
+from sandbox.app import SandboxServer
 from sandbox.client import SandboxClient
 from tests.factories import POLICY, register
 from tests.webapp.conftest import ClientMaker, make_context
@@ -44,15 +44,6 @@ TERMS = PaymentTerms.build(
     signing_secret=SECRET,
 )
 TARIFFS = Tariffs(free_limits={"basic": 20}, plans=(Plan("plus", 250, {"basic": 200}, 10),))
-
-
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    server = await start_sandbox()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @dataclass

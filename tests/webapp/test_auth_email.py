@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.security.tokens import issue_access_token, issue_signed
 from core.services.auth import CONFIRMATION, LoginLimits
 from db.models import Consent, Identity, Session, SignupAttribution, User
-from sandbox.app import SandboxServer, start_sandbox
+from sandbox.app import SandboxServer
 from tests.webapp.authkit import (
     SECRET,
     Kit,
@@ -29,13 +29,6 @@ from tests.webapp.authkit import (
 from tests.webapp.conftest import ClientMaker
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    server = await start_sandbox()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

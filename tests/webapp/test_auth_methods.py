@@ -12,19 +12,12 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sandbox.app import SandboxServer, start_sandbox
+from sandbox.app import SandboxServer
 from tests.factories import register, telegram_id
 from tests.webapp.authkit import Kit, make_kit, new_email, oauth_clients, set_cookies
 from tests.webapp.conftest import ClientMaker
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    server = await start_sandbox()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

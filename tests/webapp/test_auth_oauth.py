@@ -15,7 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from db.models import Identity
-from sandbox.app import SandboxServer, start_sandbox
+from sandbox.app import SandboxServer
 from tests.webapp.authkit import (
     PUBLIC_URL,
     Kit,
@@ -28,13 +28,6 @@ from tests.webapp.authkit import (
 from tests.webapp.conftest import ClientMaker
 
 PROVIDERS = ("google", "yandex")
-
-
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    server = await start_sandbox()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -10,21 +10,19 @@ run like any other. The stage is the account pages' one, from ``test_browser_pag
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Locator, Page, async_playwright, expect
+from playwright.async_api import Browser, Locator, Page, Route, expect
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.services import chat
 from db.models import ChatMessageRow, Conversation
-from tests.sandbox_web.stage import PageServer, start_page_server
+from tests.sandbox_web.stage import PageServer
 from tests.webapp.test_browser_pages import (
-    ARGS,
-    CHROMIUM,
     Account,
     Stage,
     balance_of,
@@ -44,38 +42,12 @@ REPLY = (
 )
 
 
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[PageServer]:
-    server = await start_page_server()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
 @pytest.fixture
 async def stage(
-    engine: AsyncEngine, redis: Redis, sandbox: PageServer, tmp_path: Path
+    engine: AsyncEngine, redis: Redis, page_server: PageServer, tmp_path: Path
 ) -> AsyncIterator[Stage]:
-    async with running_stage(engine, redis, sandbox, tmp_path / "media") as running:
+    async with running_stage(engine, redis, page_server, tmp_path / "media") as running:
         yield running
-
-
-@pytest.fixture
-def errors() -> Iterator[list[str]]:
-    found: list[str] = []
-    yield found
-    assert found == [], found
 
 
 def replies(page: Page) -> Locator:
@@ -266,5 +238,34 @@ async def test_without_money_the_page_offers_a_top_up(
         await expect(problem).to_contain_text("Not enough money")
         await problem.get_by_role("link").click()
         await expect(page.get_by_test_id("balance-amount")).to_have_text("₽0.00")
+    finally:
+        await context.close()
+
+
+async def test_the_composer_waits_for_the_chat_to_load_so_nothing_typed_is_lost(
+    browser: Browser, stage: Stage, errors: list[str]
+) -> None:
+    mina = await stage.account("Mina", money=50_000)
+    await stage.script("gpt-4o", reply="Here I am.", chunk_delay_ms=0)
+    context, page = await new_page(browser, errors)
+    released = asyncio.Event()
+
+    async def slow_models(route: Route) -> None:
+        # The model menu arrives late, as on a slow phone connection.
+        await released.wait()
+        await route.continue_()
+
+    await page.route("**/api/models", slow_models)
+    try:
+        await page.goto(await stage.launch_url(mina))
+        await expect(page.get_by_test_id("view-title")).to_be_visible(timeout=15_000)
+        await expect(page.get_by_test_id("composer-input")).to_be_disabled()
+        await expect(page.get_by_test_id("send")).to_be_disabled()
+        released.set()
+        await ask(page, "Are you there?")
+        await expect(replies(page).last.get_by_test_id("message-body")).to_have_text("Here I am.")
+        prompt = page.locator('[data-testid="message"][data-role="user"]')
+        await expect(prompt.get_by_test_id("message-body")).to_have_text("Are you there?")
+        await expect(page.get_by_test_id("chat-intro")).to_have_count(0)
     finally:
         await context.close()

@@ -11,11 +11,11 @@ import asyncio
 import json
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,10 +25,8 @@ from core.services.files import FileLimits
 from db.engine import UnitOfWorkFactory
 from db.models import Conversation, FileLink
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
-from tests.sandbox_web.stage import PageServer, start_page_server
+from tests.sandbox_web.stage import PageServer
 from tests.webapp.test_browser_pages import (
-    ARGS,
-    CHROMIUM,
     Stage,
     open_app,
     running_stage,
@@ -43,28 +41,9 @@ RUNBOOK = (
 LIMIT_MB = 1
 
 
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[PageServer]:
-    server = await start_page_server()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
 @pytest.fixture
 async def stage(
-    engine: AsyncEngine, redis: Redis, redis_url: str, sandbox: PageServer, tmp_path: Path
+    engine: AsyncEngine, redis: Redis, redis_url: str, page_server: PageServer, tmp_path: Path
 ) -> AsyncIterator[Stage]:
     """The account pages' stage with uploads on and a worker reading them."""
     media = tmp_path / "media"
@@ -81,7 +60,7 @@ async def stage(
         async with running_stage(
             engine,
             redis,
-            sandbox,
+            page_server,
             media,
             jobs=BrokerQueue(client_broker),
             file_limits=FileLimits(max_bytes=LIMIT_MB * 1024 * 1024),
@@ -91,13 +70,6 @@ async def stage(
         stop.set()
         await asyncio.wait_for(worker, 10)
         await client_broker.shutdown()
-
-
-@pytest.fixture
-def errors() -> Iterator[list[str]]:
-    found: list[str] = []
-    yield found
-    assert found == [], found
 
 
 async def choose(page: Page, name: str, data: bytes, mime: str = "text/markdown") -> None:

@@ -15,7 +15,7 @@ import json
 import re
 import secrets
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -29,7 +29,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import MenuButtonWebApp, WebAppInfo
 from aiohttp import web
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -51,12 +51,10 @@ from sandbox.client import SandboxClient
 from sandbox.mail import MAILBOX
 from sandbox.providers.png import make_png
 from tests.factories import register
-from tests.sandbox_web.stage import PageServer, start_page_server
+from tests.sandbox_web.stage import PageServer
 from tests.webapp.conftest import make_context
 from webapp.app import create_app
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
 SECRET = "browser-pages-secret-of-at-least-32-bytes!"
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1366, "height": 860}
@@ -370,39 +368,12 @@ async def screenshot(page: Page, name: str) -> None:
 # --- fixtures ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[PageServer]:
-    server = await start_page_server()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
 @pytest.fixture
 async def stage(
-    engine: AsyncEngine, redis: Redis, sandbox: PageServer, tmp_path: Path
+    engine: AsyncEngine, redis: Redis, page_server: PageServer, tmp_path: Path
 ) -> AsyncIterator[Stage]:
-    async with running_stage(engine, redis, sandbox, tmp_path / "media") as running:
+    async with running_stage(engine, redis, page_server, tmp_path / "media") as running:
         yield running
-
-
-@pytest.fixture
-def errors() -> Iterator[list[str]]:
-    """Script errors the pages reported; any fails the test."""
-    found: list[str] = []
-    yield found
-    assert found == [], found
 
 
 async def open_app(

@@ -11,24 +11,22 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import httpx
 import pytest
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.oauth import OAuthClient, OAuthProvider
 from db.models import Identity
-from tests.sandbox_web.stage import PageServer, start_page_server
+from tests.sandbox_web.stage import PageServer
 from tests.webapp.test_browser_pages import (
-    ARGS,
-    CHROMIUM,
     SCREENSHOTS,
     Stage,
     new_page,
@@ -54,28 +52,9 @@ USERINFO = {"google": "userinfo", "yandex": "info"}
 # --- fixtures ----------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[PageServer]:
-    server = await start_page_server()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
-
-
 @pytest.fixture
 async def stage(
-    engine: AsyncEngine, redis: Redis, sandbox: PageServer, tmp_path: Path
+    engine: AsyncEngine, redis: Redis, page_server: PageServer, tmp_path: Path
 ) -> AsyncIterator[Stage]:
     """The account pages' stage with Google and Yandex offered: clients of the sandbox's
     providers, registered there once the app's address (and so its callback URLs) is known."""
@@ -84,20 +63,20 @@ async def stage(
             name=name,
             client_id=f"netroom-{secrets.token_hex(4)}.apps.sandbox",
             client_secret=secrets.token_urlsafe(18),
-            auth_url=f"{sandbox.url}/oauth/{name}/authorize",
-            token_url=f"{sandbox.url}/oauth/{name}/token",
-            userinfo_url=f"{sandbox.url}/oauth/{name}/{USERINFO[name]}",
+            auth_url=f"{page_server.url}/oauth/{name}/authorize",
+            token_url=f"{page_server.url}/oauth/{name}/token",
+            userinfo_url=f"{page_server.url}/oauth/{name}/{USERINFO[name]}",
         )
         for name in ("google", "yandex")
     }
     async with httpx.AsyncClient(timeout=30) as http:
         oauth = OAuthClient(http, providers)
         async with running_stage(
-            engine, redis, sandbox, tmp_path / "media", oauth=oauth
+            engine, redis, page_server, tmp_path / "media", oauth=oauth
         ) as running:
             for provider in providers.values():
                 response = await running.http.post(
-                    f"{sandbox.url}/sandbox/api/oauth/clients",
+                    f"{page_server.url}/sandbox/api/oauth/clients",
                     json={
                         "provider": provider.name,
                         "client_id": provider.client_id,
@@ -107,14 +86,6 @@ async def stage(
                 )
                 assert response.status_code == 201, response.text
             yield running
-
-
-@pytest.fixture
-def errors() -> Iterator[list[str]]:
-    """Script errors the pages reported; any fails the test."""
-    found: list[str] = []
-    yield found
-    assert found == [], found
 
 
 # --- helpers -----------------------------------------------------------------------------------

@@ -28,22 +28,13 @@ from core.services import billing, sessions
 from core.services.chat import ModelMenu, ModelTerms, cost, estimate_tokens
 from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
-from sandbox.app import SandboxServer, start_sandbox
+from sandbox.app import SandboxServer
 from tests.factories import register
 from tests.webapp.conftest import ClientMaker, make_context
 from webapp.app import create_app
 
 SECRET = "chat-api-secret-of-at-least-32-bytes!!"
 Event = tuple[str, dict[str, Any]]
-
-
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    server = await start_sandbox()
-    try:
-        yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.services import sessions
 from db.models import Session
-from sandbox.app import SandboxServer, start_sandbox
+from sandbox.app import SandboxServer
 from tests.factories import register, telegram_id
 from tests.webapp.authkit import (
     SECRET,
@@ -31,13 +31,6 @@ from tests.webapp.conftest import ClientMaker
 from webapp.cookies import csrf_token
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[SandboxServer]:
-    server = await start_sandbox()
-    yield server
-    await server.stop()
 
 
 @pytest.fixture

@@ -7,14 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import secrets
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from aiohttp import web
-from playwright.async_api import Browser, Route, async_playwright, expect
+from playwright.async_api import Browser, Route, expect
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -29,12 +29,10 @@ from core.services.chat import ModelMenu
 from db.engine import UnitOfWorkFactory
 from netroom.processes import invoice_links
 from sandbox.client import SandboxClient
-from tests.sandbox_web.stage import PageServer, start_page_server
+from tests.sandbox_web.stage import PageServer
 from tests.webapp.conftest import make_context
 from tests.webapp.running_bot import bot_env, running_bot
 from tests.webapp.test_browser_pages import (
-    ARGS,
-    CHROMIUM,
     NAMES,
     SECRET,
     TARIFFS,
@@ -48,25 +46,6 @@ from tests.webapp.test_browser_pages import (
     screenshot,
 )
 from webapp.app import create_app
-
-
-@pytest.fixture(scope="module")
-async def sandbox() -> AsyncIterator[PageServer]:
-    server = await start_page_server()
-    try:
-        yield server
-    finally:
-        await server.stop()
-
-
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        try:
-            yield browser
-        finally:
-            await browser.close()
 
 
 @contextlib.asynccontextmanager
@@ -143,21 +122,13 @@ async def stage(
     redis: Redis,
     database_url: str,
     redis_url: str,
-    sandbox: PageServer,
+    page_server: PageServer,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> AsyncIterator[Stage]:
     """One stage for the module: each test is a new person."""
     tmp = tmp_path_factory.mktemp("plans")
-    async with plans_stage(engine, redis, database_url, redis_url, sandbox, tmp) as running:
+    async with plans_stage(engine, redis, database_url, redis_url, page_server, tmp) as running:
         yield running
-
-
-@pytest.fixture
-def errors() -> Iterator[list[str]]:
-    """Script errors the pages reported; any fails the test."""
-    found: list[str] = []
-    yield found
-    assert found == [], found
 
 
 async def started_bot(stage: Stage, account: Account) -> None:

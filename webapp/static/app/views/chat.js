@@ -65,6 +65,9 @@ export function mount(root, params, app) {
     pinnedOnly: false,
     activePreset: null,
     files: [],
+    // The composer waits for the models and the conversation: a message sent before would be
+    // wiped from the page when they arrive.
+    ready: false,
     alive: true,
   };
   const uploadLimit = settings.upload_limit_mb;
@@ -81,8 +84,8 @@ export function mount(root, params, app) {
   const headActions = el("div", { class: "chat-head-actions" });
   const pinnedBar = el("div", { class: "pinned-bar", hidden: true });
   const thread = el("div", { class: "thread", testid: "thread", "aria-live": "polite" });
-  const input = el("textarea", { class: "composer-input", rows: 1, testid: "composer-input", placeholder: t("composer_placeholder"), "aria-label": t("composer_placeholder"), maxlength: 16000 });
-  const sendButton = el("button", { type: "submit", class: "send-btn", testid: "send", "aria-label": t("send"), title: t("send") }, icon("send"));
+  const input = el("textarea", { class: "composer-input", rows: 1, testid: "composer-input", placeholder: t("composer_placeholder"), "aria-label": t("composer_placeholder"), maxlength: 16000, disabled: true });
+  const sendButton = el("button", { type: "submit", class: "send-btn", testid: "send", "aria-label": t("send"), title: t("send"), disabled: true }, icon("send"));
   const stopButton = el("button", { type: "button", class: "send-btn stop", testid: "stop", "aria-label": t("stop"), title: t("stop"), hidden: true }, icon("stop"));
   const fileInput = el("input", { type: "file", multiple: true, hidden: true, testid: "attach-input", tabindex: -1 });
   const attachButton = uploadLimit ? iconButton("paperclip", t("attach_document"), { class: "attach-btn", testid: "attach" }) : null;
@@ -353,7 +356,7 @@ export function mount(root, params, app) {
     );
     const reading = state.files.filter((f) => READING.has(f.status));
     // The answer would miss a document still being read: sending waits for it.
-    sendButton.disabled = reading.length > 0;
+    sendButton.disabled = !state.ready || reading.length > 0;
     note.textContent = reading.length ? t("document_wait", { name: reading[0].name }) : t("composer_note");
     note.classList.toggle("is-waiting", reading.length > 0);
   }
@@ -402,7 +405,7 @@ export function mount(root, params, app) {
 
   async function attach(list) {
     const chosen = [...list];
-    if (!chosen.length || !uploadLimit) return;
+    if (!chosen.length || !uploadLimit || !state.ready) return;
     const fitting = chosen.filter((file) => {
       if (file.size <= uploadLimit * MB) return true;
       toast(t("document_too_large", { name: file.name, limit: uploadLimit }), "error");
@@ -669,6 +672,10 @@ export function mount(root, params, app) {
         return;
       }
       await Promise.all([loadMessages(), loadFiles()]);
+      if (!state.alive) return;
+      state.ready = true;
+      input.disabled = false;
+      renderFiles();
       if (!listMode && window.matchMedia("(pointer: fine)").matches) input.focus();
     } catch (error) {
       if (!state.alive) return;
