@@ -164,15 +164,16 @@ async def _send_plans(
     bot: Bot | None, chat_id: int, uow: UnitOfWork, user: UserDTO, ctx: BotContext
 ) -> None:
     assert bot is not None
-    if not ctx.tariffs.plans:
-        await bot.send_message(chat_id, _("There are no subscription plans on this server."))
-        return
+    # A subscriber sees their plan, even one no longer on offer, and can cancel its renewal.
     state = await tariffs.tariff_state(uow, ctx.tariffs, user.id, ctx.clock())
     if state.plan is not None:
         lines = tariff_lines(state, ctx.tariffs.timezone)
         await bot.send_message(
             chat_id, "\n".join(lines), reply_markup=subscription_keyboard(state.renews)
         )
+        return
+    if not ctx.tariffs.plans:
+        await bot.send_message(chat_id, _("There are no subscription plans on this server."))
         return
     await bot.send_message(
         chat_id,

@@ -182,7 +182,11 @@ async def tariff_state(
     uow: UnitOfWork, tariffs: Tariffs, user_id: int, now: datetime
 ) -> TariffState:
     subscription = await active_subscription(uow, user_id, now)
-    plan = None if subscription is None else tariffs.plan(subscription.plan)
+    plan = None
+    if subscription is not None:
+        # A plan the operator has since withdrawn gives no perks, but its subscriber still sees
+        # it (Telegram still charges for it) and can cancel its renewal.
+        plan = tariffs.plan(subscription.plan) or Plan(subscription.plan, stars=subscription.stars)
     rows = {
         row.tier: row
         for row in await uow.session.scalars(select(FreeUsage).where(FreeUsage.user_id == user_id))

@@ -257,6 +257,23 @@ async def test_cancelled_renewal_keeps_the_perks_until_the_period_ends(uow: Unit
         )
 
 
+async def test_a_withdrawn_plan_still_shows_to_its_subscriber_without_perks(
+    uow: UnitOfWork,
+) -> None:
+    user = (await register(uow)).user
+    tg = user.telegram_id or 0
+    await _subscribe(uow, tg, user.id, f"w1-{user.id}", first=True, until=NOW + timedelta(days=30))
+    # The operator takes the plan off the offer.
+    withdrawn = Tariffs(free_limits={"basic": 2}, timezone="Europe/Moscow", plans=())
+    state = await tariffs.tariff_state(uow, withdrawn, user.id, NOW)
+    assert state.plan == Plan("plus", stars=250) and state.renews
+    assert [(a.tier, a.limit) for a in state.allowances] == [("basic", 2)]
+    assert await tariffs.active_plan(uow, withdrawn, user.id, NOW) is None
+    # So renewal can still be cancelled.
+    current = await subscriptions.current_subscription(uow, user.id, NOW)
+    assert current is not None and current.plan == "plus"
+
+
 async def test_subscription_checkout_refuses_forgery_and_a_second_subscription(
     uow: UnitOfWork,
 ) -> None:
