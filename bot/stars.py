@@ -8,9 +8,8 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError
 from aiogram.types import TransactionPartnerUser
 
-from core.payments.yookassa import PaymentGatewayError
 from core.services.reconciliation import ProviderCharge
-from core.services.subscriptions import RenewalSwitch
+from core.services.subscriptions import RenewalRefused, RenewalSwitch
 
 PAGE = 100
 
@@ -26,7 +25,7 @@ def renewal_switch(bot: Bot) -> RenewalSwitch:
                 user_id=telegram_id, telegram_payment_charge_id=charge_id, is_canceled=not renew
             )
         except TelegramAPIError as exc:
-            raise PaymentGatewayError(f"editUserStarSubscription: {exc}") from exc
+            raise RenewalRefused(f"editUserStarSubscription: {exc}") from exc
 
     return switch
 

@@ -25,7 +25,7 @@ from core.services.accounts import IdentityTaken
 from core.services.auth import ConsentMissing, EmailTaken
 from core.services.billing import InsufficientFunds
 from core.services.chat import ReplyInProgress
-from core.services.subscriptions import AlreadySubscribed
+from core.services.subscriptions import AlreadySubscribed, RenewalRefused
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, USER_ID
 
@@ -48,6 +48,7 @@ STATUS: dict[type[DomainError], int] = {
     MailNotSent: 503,
     ReplyInProgress: 409,
     AlreadySubscribed: 409,
+    RenewalRefused: 502,
 }
 
 

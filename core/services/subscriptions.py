@@ -41,6 +41,15 @@ class AlreadySubscribed(DomainError):
     msgid = N_("You already have an active subscription.")
 
 
+class RenewalRefused(DomainError):
+    """Telegram did not take a cancellation or resumption of renewals: nothing was changed."""
+
+    code = "renewal_refused"
+    msgid = N_(
+        "Telegram did not accept the change, so your plan is unchanged. Please try again later."
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriptionDTO:
     id: int

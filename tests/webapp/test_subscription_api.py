@@ -344,7 +344,8 @@ async def test_a_renewal_change_telegram_refuses_is_not_recorded(env: Env) -> No
             now=datetime.now(UTC),
         )
     status, data = await env.call(ann, "PATCH", "/api/subscription", {"renews": False})
-    assert (status, data["error"]) == (502, "payment_gateway_error")
+    assert (status, data["error"]) == (502, "renewal_refused")
+    assert data["message"].startswith("Telegram did not accept the change")
     assert (await env.plan(ann))["renews"] is True
 
 
