@@ -38,7 +38,7 @@ from core.services.chat import PresetDTO
 from core.services.tariffs import Plan
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes.api import object_id, user_id_of
+from webapp.routes.api import json_body, object_id, user_id_of
 
 SETTINGS = {
     "language": str,
@@ -50,16 +50,6 @@ SETTINGS = {
 }
 TRANSACTIONS_PAGE = 20
 MEDIA_PAGE = 24
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise InvalidInput("body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("body is not a JSON object")
-    return body
 
 
 def _int_query(request: web.Request, name: str, default: int | None) -> int | None:
@@ -120,7 +110,7 @@ async def list_presets(request: web.Request) -> web.Response:
 async def create_preset(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    title, prompt = _preset_fields(await _body(request))
+    title, prompt = _preset_fields(await json_body(request))
     async with ctx.uow_factory() as uow:
         preset = await chat.create_preset(uow, user_id, title=title, prompt=prompt)
     return web.json_response(_preset(preset, None), status=201)
@@ -130,7 +120,7 @@ async def edit_preset(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     preset_id = object_id(request, "preset_id")
-    title, prompt = _preset_fields(await _body(request))
+    title, prompt = _preset_fields(await json_body(request))
     async with ctx.uow_factory() as uow:
         preset = await chat.edit_preset(
             uow, user_id, preset_id, title=title, prompt=prompt, now=ctx.clock()
@@ -334,7 +324,7 @@ async def buy_stars(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     if ctx.stars_invoice_links is None or ctx.payment_terms is None:
         raise NotFound("Stars top-ups are not offered here")
-    stars = (await _body(request)).get("stars")
+    stars = (await json_body(request)).get("stars")
     if not isinstance(stars, int) or isinstance(stars, bool):
         raise InvalidInput('expected {"stars": <package>}')
     async with ctx.uow_factory() as uow:
@@ -362,7 +352,7 @@ async def subscribe(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     if ctx.stars_invoice_links is None or ctx.payment_terms is None or ctx.tariffs is None:
         raise NotFound("Stars subscriptions are not offered here")
-    plan_id = (await _body(request)).get("plan")
+    plan_id = (await json_body(request)).get("plan")
     if not isinstance(plan_id, str):
         raise InvalidInput('expected {"plan": <plan id>}')
     async with ctx.uow_factory() as uow:
@@ -393,7 +383,7 @@ async def change_subscription(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     if ctx.subscription_renewals is None or ctx.tariffs is None:
         raise NotFound("subscriptions are not managed here")
-    renews = (await _body(request)).get("renews")
+    renews = (await json_body(request)).get("renews")
     if not isinstance(renews, bool):
         raise InvalidInput('expected {"renews": true | false}')
     async with ctx.uow_factory() as uow:
@@ -467,7 +457,7 @@ async def show_settings(request: web.Request) -> web.Response:
 async def change_settings(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    body = await _body(request)
+    body = await json_body(request)
     unknown = set(body) - set(SETTINGS)
     if unknown:
         raise InvalidInput(f"unknown settings {sorted(unknown)}")

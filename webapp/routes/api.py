@@ -4,6 +4,7 @@ one error middleware."""
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from aiohttp import web
 
@@ -138,11 +139,26 @@ async def sign_in_telegram(request: web.Request) -> web.Response:
     return web.json_response(token_body(ctx, issued))
 
 
+# Ids are bigint: a larger number names nothing.
+MAX_ID = 2**63 - 1
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    """The request's JSON object; anything else is InvalidInput."""
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise InvalidInput("body is not JSON") from exc
+    if not isinstance(body, dict):
+        raise InvalidInput("body is not a JSON object")
+    return body
+
+
 def object_id(request: web.Request, name: str) -> int:
     """A numeric id from the path (routes match digits only). A number too large for the
     database names nothing: 404, like any id that is not the user's."""
     value = int(request.match_info[name])
-    if value >= 2**63:
+    if value > MAX_ID:
         raise NotFound(f"{name} {value}")
     return value
 

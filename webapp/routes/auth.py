@@ -48,22 +48,12 @@ from webapp.cookies import (
 )
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes.api import client_info, token_body
+from webapp.routes.api import client_info, json_body, token_body
 
 log = logging.getLogger(__name__)
 
 # Sign-up and confirmation mails per client address, per hour.
 MAILS_PER_IP = 10
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise InvalidInput("body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("body is not a JSON object")
-    return body
 
 
 def _text(body: dict[str, Any], name: str, *, limit: int = 4096) -> str:
@@ -142,7 +132,7 @@ async def register(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     if ctx.email_confirmation and ctx.mailer is None:
         raise EmailSignUpUnavailable("no mailer configured")
-    body = await _body(request)
+    body = await json_body(request)
     language = body.get("language")
     if language not in LANGUAGES:
         language = request_language(request)
@@ -173,7 +163,7 @@ async def resend_confirmation(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     if ctx.mailer is None:
         raise EmailSignUpUnavailable("no mailer configured")
-    body = await _body(request)
+    body = await json_body(request)
     await _mail_quota(ctx, request)
     async with ctx.uow_factory() as uow:
         registration = await auth.confirmation_to_resend(
@@ -191,7 +181,7 @@ async def resend_confirmation(request: web.Request) -> web.Response:
 async def confirm(request: web.Request) -> web.Response:
     """``{token}`` (from the emailed link) → ``{"confirmed": true}``."""
     ctx = request.app[CONTEXT]
-    body = await _body(request)
+    body = await json_body(request)
     async with ctx.uow_factory() as uow:
         await auth.confirm_email(
             uow, token=_text(body, "token"), secret=ctx.jwt_secret, now=ctx.clock()
@@ -204,7 +194,7 @@ async def sign_in(request: web.Request) -> web.Response:
     ``bad_credentials`` for an unknown address and a wrong password alike; 429 with
     Retry-After after too many failures."""
     ctx = request.app[CONTEXT]
-    body = await _body(request)
+    body = await json_body(request)
     async with ctx.uow_factory() as uow:
         issued = await auth.sign_in_with_password(
             uow,
@@ -226,7 +216,7 @@ async def change_password(request: web.Request) -> web.Response:
     of the account ends."""
     ctx = request.app[CONTEXT]
     user_id, session_id = bearer_session(request)
-    body = await _body(request)
+    body = await json_body(request)
     async with ctx.uow_factory() as uow:
         ended = await auth.change_password(
             uow,
@@ -290,7 +280,7 @@ async def refresh(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     token: str | None = None
     if request.can_read_body:
-        body = await _body(request)
+        body = await json_body(request)
         if "refresh_token" in body:
             token = _text(body, "refresh_token", limit=256)
     by_cookie = token is None

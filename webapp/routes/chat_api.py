@@ -25,7 +25,6 @@ import json
 import logging
 import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
-from typing import Any
 
 from aiohttp import web
 
@@ -36,26 +35,14 @@ from core.services import billing, chat, files
 from db.uow import UnitOfWork
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes.api import object_id, user_id_of
+from webapp.routes.api import MAX_ID, json_body, object_id, user_id_of
 
 log = logging.getLogger(__name__)
 # How often a running reply looks for a Stop and for a client that went away.
 STOP_POLL = 0.2
-# Ids are bigint: a larger number names nothing.
-MAX_ID = 2**63 - 1
 
 
 # --- parsing and rendering -------------------------------------------------------------------
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError as exc:
-        raise InvalidInput("body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("body is not a JSON object")
-    return body
 
 
 def _conversation(c: chat.ConversationDTO) -> dict[str, object]:
@@ -120,7 +107,7 @@ async def set_model(request: web.Request) -> web.Response:
     """``PUT /api/settings/model`` ``{"model_id"}``: the model for the next requests."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    model_id = (await _body(request)).get("model_id")
+    model_id = (await json_body(request)).get("model_id")
     if not isinstance(model_id, str):
         raise InvalidInput('expected {"model_id": "..."}')
     async with ctx.uow_factory() as uow:
@@ -144,7 +131,7 @@ async def start_conversation(request: web.Request) -> web.Response:
     the current one: files are attached to it before the first message."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    body = await _body(request) if request.can_read_body else {}
+    body = await json_body(request) if request.can_read_body else {}
     title = body.get("title", "")
     if not isinstance(title, str):
         raise InvalidInput("title must be a string")
@@ -176,7 +163,7 @@ async def pin_message(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     message_id = object_id(request, "message_id")
-    pinned = (await _body(request)).get("pinned")
+    pinned = (await json_body(request)).get("pinned")
     if not isinstance(pinned, bool):
         raise InvalidInput('expected {"pinned": true|false}')
     async with ctx.uow_factory() as uow:
@@ -314,7 +301,7 @@ async def send_message(request: web.Request) -> web.StreamResponse:
     the current conversation, null starts a new one."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    body = await _body(request)
+    body = await json_body(request)
     text = body.get("text")
     if not isinstance(text, str) or not text.strip():
         raise InvalidInput('expected {"text": "..."}')
