@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from aiohttp import web
@@ -9,13 +10,29 @@ from playwright.async_api import Browser, async_playwright
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.dto import ClientInfo
+from core.security.tokens import issue_access_token
+from core.services import sessions
 from db.engine import UnitOfWorkFactory
+from db.uow import UnitOfWork
 from sandbox.app import SandboxServer, start_sandbox
 from tests.sandbox_web.stage import CHROMIUM, CHROMIUM_ARGS, PageServer, start_page_server
 from webapp.app import create_app
 from webapp.keys import WebContext
 
 ClientMaker = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
+
+
+async def web_access_token(uow: UnitOfWork, user_id: int, *, secret: str) -> str:
+    """An access token of a new web session of the user, as signing in gives one."""
+    now = datetime.now(UTC)
+    opened = await sessions.open_session(
+        uow, user_id=user_id, client=ClientInfo(platform="web"), now=now, ttl=timedelta(days=1)
+    )
+    token, _ = issue_access_token(
+        user_id, secret=secret, now=now, ttl=timedelta(hours=1), session_id=opened.session_id
+    )
+    return token
 
 
 def make_context(engine: AsyncEngine, redis: Redis, **overrides: object) -> WebContext:

@@ -21,8 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.dto import ClientInfo
-from core.security.tokens import issue_access_token
-from core.services import accounts, billing, chat, payments, sessions
+from core.services import accounts, billing, chat, payments
 from core.services.accounts import NewIdentity
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Plan, Tariffs
@@ -32,7 +31,7 @@ from netroom.processes import invoice_links
 from sandbox.app import SandboxServer
 from sandbox.client import SandboxClient
 from tests.factories import POLICY, register
-from tests.webapp.conftest import ClientMaker, make_context
+from tests.webapp.conftest import ClientMaker, make_context, web_access_token
 from webapp.app import create_app
 
 SECRET = "account-api-secret-of-at-least-32-bytes!"
@@ -76,20 +75,7 @@ class Env:
                 await billing.credit(
                     uow, user_id=dto.id, amount=money, category="topup", key=secrets.token_hex(8)
                 )
-            opened = await sessions.open_session(
-                uow,
-                user_id=dto.id,
-                client=ClientInfo(platform="web"),
-                now=datetime.now(UTC),
-                ttl=timedelta(days=1),
-            )
-        token, _ = issue_access_token(
-            dto.id,
-            secret=SECRET,
-            now=datetime.now(UTC),
-            ttl=timedelta(hours=1),
-            session_id=opened.session_id,
-        )
+            token = await web_access_token(uow, dto.id, secret=SECRET)
         return Person(dto.id, dto.telegram_id, {"Authorization": f"Bearer {token}"})
 
     async def call(

@@ -10,7 +10,6 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiohttp
@@ -20,17 +19,15 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.dto import ClientInfo
 from core.providers.registry import ProviderRegistry
 from core.providers.settings import sandbox_providers
-from core.security.tokens import issue_access_token
-from core.services import billing, sessions
+from core.services import billing
 from core.services.chat import ModelMenu, ModelTerms, cost, estimate_tokens
 from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 from sandbox.app import SandboxServer
 from tests.factories import register
-from tests.webapp.conftest import ClientMaker, make_context
+from tests.webapp.conftest import ClientMaker, make_context, web_access_token
 from webapp.app import create_app
 
 SECRET = "chat-api-secret-of-at-least-32-bytes!!"
@@ -80,20 +77,7 @@ class Env:
                 await billing.credit(
                     uow, user_id=user.id, amount=money, category="topup", key=secrets.token_hex(8)
                 )
-            opened = await sessions.open_session(
-                uow,
-                user_id=user.id,
-                client=ClientInfo(platform="web"),
-                now=datetime.now(UTC),
-                ttl=timedelta(days=1),
-            )
-        token, _ = issue_access_token(
-            user.id,
-            secret=SECRET,
-            now=datetime.now(UTC),
-            ttl=timedelta(hours=1),
-            session_id=opened.session_id,
-        )
+            token = await web_access_token(uow, user.id, secret=SECRET)
         return User(user.id, {"Authorization": f"Bearer {token}"})
 
     async def script(self, model: ModelTerms | None = None, **script: Any) -> None:

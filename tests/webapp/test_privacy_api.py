@@ -8,7 +8,6 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -17,15 +16,13 @@ from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.dto import ClientInfo
 from core.media import LocalMediaStore
-from core.security.tokens import issue_access_token
-from core.services import chat, files, sessions
+from core.services import chat, files
 from core.services.chat import ModelMenu, ModelTerms
 from db.engine import UnitOfWorkFactory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
 from tests.factories import register
-from tests.webapp.conftest import ClientMaker, make_context
+from tests.webapp.conftest import ClientMaker, make_context, web_access_token
 from webapp.app import create_app
 
 SECRET = "privacy-api-secret-of-at-least-32-bytes!"
@@ -50,20 +47,7 @@ class Env:
     async def user_with_id(self) -> tuple[dict[str, str], int]:
         async with self.factory() as uow:
             user = (await register(uow)).user
-            opened = await sessions.open_session(
-                uow,
-                user_id=user.id,
-                client=ClientInfo(platform="web"),
-                now=datetime.now(UTC),
-                ttl=timedelta(days=1),
-            )
-        token, _ = issue_access_token(
-            user.id,
-            secret=SECRET,
-            now=datetime.now(UTC),
-            ttl=timedelta(hours=1),
-            session_id=opened.session_id,
-        )
+            token = await web_access_token(uow, user.id, secret=SECRET)
         return {"Authorization": f"Bearer {token}"}, user.id
 
 

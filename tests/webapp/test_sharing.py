@@ -15,15 +15,13 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.dto import ClientInfo
 from core.providers.base import Usage
-from core.security.tokens import issue_access_token
-from core.services import billing, chat, sessions
+from core.services import billing, chat
 from db.engine import UnitOfWorkFactory
 from db.models import RequestLog
 from tests.core.test_sharing import MODEL
 from tests.factories import register
-from tests.webapp.conftest import ClientMaker, make_context
+from tests.webapp.conftest import ClientMaker, make_context, web_access_token
 from webapp.app import create_app
 
 SECRET = "sharing-api-secret-of-at-least-32-bytes!"
@@ -41,22 +39,12 @@ class Env:
     factory: UnitOfWorkFactory
 
     async def user(self) -> Someone:
-        now = datetime.now(UTC)
         async with self.factory() as uow:
             user = (await register(uow, first_name="Ottoline")).user
             await billing.credit(
                 uow, user_id=user.id, amount=100_000, category="topup", key=secrets.token_hex(8)
             )
-            opened = await sessions.open_session(
-                uow,
-                user_id=user.id,
-                client=ClientInfo(platform="web"),
-                now=now,
-                ttl=timedelta(days=1),
-            )
-        token, _ = issue_access_token(
-            user.id, secret=SECRET, now=now, ttl=timedelta(hours=1), session_id=opened.session_id
-        )
+            token = await web_access_token(uow, user.id, secret=SECRET)
         return Someone(user.id, {"Authorization": f"Bearer {token}"})
 
     async def conversation(self, who: Someone, prompt: str, reply: str) -> int:

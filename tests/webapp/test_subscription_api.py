@@ -31,7 +31,7 @@ from sandbox.app import SandboxServer, start_sandbox
 from sandbox.client import Event, SandboxClient, SandboxError
 from sandbox.telegram.botapi import WORLD
 from tests.factories import POLICY, register
-from tests.webapp.conftest import ClientMaker, make_context
+from tests.webapp.conftest import ClientMaker, make_context, web_access_token
 from tests.webapp.running_bot import bot_env, running_bot
 from webapp.app import create_app
 
@@ -121,20 +121,7 @@ class Env:
                     policy_version=POLICY,
                     client=ClientInfo(platform="web"),
                 )
-            opened = await sessions.open_session(
-                uow,
-                user_id=dto.id,
-                client=ClientInfo(platform="web"),
-                now=datetime.now(UTC),
-                ttl=timedelta(days=1),
-            )
-        token, _ = issue_access_token(
-            dto.id,
-            secret=SECRET,
-            now=datetime.now(UTC),
-            ttl=timedelta(hours=1),
-            session_id=opened.session_id,
-        )
+            token = await web_access_token(uow, dto.id, secret=SECRET)
         return Person(dto.id, dto.telegram_id, {"Authorization": f"Bearer {token}"})
 
     async def call(self, user: Person, method: str, path: str, body: Any = None) -> tuple[int, Any]:

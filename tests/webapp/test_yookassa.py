@@ -8,7 +8,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from ipaddress import ip_network
 from typing import Any
 
@@ -19,16 +19,15 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.dto import ClientInfo
 from core.payments.yookassa import YooKassaClient
-from core.security.tokens import issue_access_token
-from core.services import billing, reconciliation, sessions
+from core.services import billing, reconciliation
 from core.services.payments import PaymentTerms
 from db.engine import UnitOfWorkFactory
 from db.models import Payment, PaymentOrder
 from sandbox.app import SandboxServer, start_sandbox
 from sandbox.yookassa import YOOKASSA, YooKassaOptions
 from tests.factories import register
+from tests.webapp.conftest import web_access_token
 from webapp.app import create_app
 from webapp.keys import CONTEXT, WebContext
 from webapp.routes.payments import NOTIFICATION_PATH
@@ -121,20 +120,7 @@ async def shop(engine: AsyncEngine, redis: Redis) -> AsyncIterator[Shop]:
 async def _user(shop: Shop) -> tuple[int, str]:
     async with shop.factory() as uow:
         user = (await register(uow)).user
-        opened = await sessions.open_session(
-            uow,
-            user_id=user.id,
-            client=ClientInfo(platform="web"),
-            now=datetime.now(UTC),
-            ttl=timedelta(days=1),
-        )
-    token, _ = issue_access_token(
-        user.id,
-        secret=SECRET,
-        now=datetime.now(UTC),
-        ttl=timedelta(hours=1),
-        session_id=opened.session_id,
-    )
+        token = await web_access_token(uow, user.id, secret=SECRET)
     return user.id, token
 
 
