@@ -3,6 +3,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from datetime import UTC, datetime, timedelta
 
+import httpx
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
@@ -56,6 +57,12 @@ async def client(
 
 
 # --- the outside world and a browser, shared by the modules that need them ----------------------
+
+
+@pytest.fixture(scope="module")
+async def http() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as client:
+        yield client
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,6 @@ another account's."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
@@ -18,12 +17,6 @@ from tests.webapp.authkit import Kit, make_kit, new_email, oauth_clients, set_co
 from tests.webapp.conftest import ClientMaker
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        yield client
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ provider's user id, sign-up only after accepting the policy, linking only by a s
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -28,12 +27,6 @@ from tests.webapp.authkit import (
 from tests.webapp.conftest import ClientMaker
 
 PROVIDERS = ("google", "yandex")
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        yield client
 
 
 @pytest.fixture

@@ -34,12 +34,6 @@ SECRET = "chat-api-secret-of-at-least-32-bytes!!"
 Event = tuple[str, dict[str, Any]]
 
 
-@pytest.fixture(scope="module")
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        yield client
-
-
 @dataclass
 class User:
     id: int

@@ -5,7 +5,6 @@ session for account deletion."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -31,12 +30,6 @@ from tests.webapp.conftest import ClientMaker
 from webapp.cookies import csrf_token
 
 PASSWORD = "correct horse battery"
-
-
-@pytest.fixture
-async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient(timeout=30) as client:
-        yield client
 
 
 @pytest.fixture
