@@ -24,8 +24,8 @@ from core.services import audit
 from core.services.accounts import IdentityTaken
 from core.services.auth import ConsentMissing, EmailTaken
 from core.services.billing import InsufficientFunds
-from core.services.chat import ReplyInProgress
 from core.services.subscriptions import AlreadySubscribed, RenewalRefused
+from core.services.turn_lock import ReplyInProgress
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, USER_ID
 

@@ -25,7 +25,7 @@ from core.errors import DomainError
 from core.media import MediaStore
 from core.providers.base import ImagePart
 from core.providers.registry import ProviderRegistry
-from core.services import chat, files
+from core.services import chat, files, turns
 from core.services.billing import InsufficientFunds
 from db.uow import UnitOfWork
 
@@ -309,7 +309,7 @@ async def _answer(
             embedder=ctx.embedder,
         )
     try:
-        turn = await chat.begin_turn(
+        turn = await turns.begin_turn(
             uow,
             user_id=user.id,
             text=text,
@@ -351,7 +351,7 @@ async def _answer(
         provider = providers.chat(turn.model.provider)
     except DomainError as exc:
         # Nothing was asked of the model: the hold goes back, the prompt is marked failed.
-        await chat.finish_turn(
+        await turns.finish_turn(
             uow, turn, text="", reasoning="", usage=None, status="failed", now=ctx.clock()
         )
         await _report(message, exc, delivered=False)
@@ -360,7 +360,7 @@ async def _answer(
     if outcome.status == "stopped":
         await redis.delete(_stop_key(turn_id))
     # The unit of work's transaction ended when the turn began; this opens a new one.
-    await chat.finish_turn(
+    await turns.finish_turn(
         uow,
         turn,
         text=outcome.text,

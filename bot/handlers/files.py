@@ -20,7 +20,7 @@ from core.documents import DocumentTooLarge
 from core.dto import UserDTO
 from core.media import MediaStore
 from core.ports import JobQueue
-from core.services import chat, files
+from core.services import chat, conversations, files
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ async def on_document(
         now=ctx.clock(),
     )
     model = ctx.models.get(user.features.get("model"))
-    conversation_id = await chat.current_conversation(
+    conversation_id = await conversations.current_conversation(
         uow, user.id, title=f"📄 {stored.name}", model_id=model.id
     )
     await files.attach(uow, user_id=user.id, file_id=stored.id, conversation_id=conversation_id)
@@ -143,7 +143,7 @@ async def on_files_action(
         note = _("Deleted, with everything indexed from it.")
     else:
         model = ctx.models.get(user.features.get("model"))
-        conversation_id = await chat.current_conversation(
+        conversation_id = await conversations.current_conversation(
             uow, user.id, title="📄", model_id=model.id
         )
         if callback_data.action == "attach":

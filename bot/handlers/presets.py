@@ -14,13 +14,16 @@ from bot.context import BotContext
 from bot.states import PresetForm
 from core.dto import UserDTO
 from core.services import chat
+from core.services import presets as preset_book
 from db.uow import UnitOfWork
 
 router = Router(name="presets")
 router.message.filter(F.chat.type == "private")
 
 
-def presets_keyboard(presets: list[chat.PresetDTO], current: int | None) -> InlineKeyboardMarkup:
+def presets_keyboard(
+    presets: list[preset_book.PresetDTO], current: int | None
+) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for preset in presets:
         mark = "• " if preset.id == current else ""
@@ -37,7 +40,7 @@ def presets_keyboard(presets: list[chat.PresetDTO], current: int | None) -> Inli
 
 
 async def _show(bot: Bot, chat_id: int, uow: UnitOfWork, user: UserDTO) -> None:
-    presets = await chat.list_presets(uow, user.id)
+    presets = await preset_book.list_presets(uow, user.id)
     prefs = await chat.get_prefs(uow, user.id)
     text = (
         _("📝 Your presets. The one you pick is the model's instructions in new conversations.")
@@ -75,11 +78,11 @@ async def on_prompt(
     message: Message, bot: Bot, state: FSMContext, uow: UnitOfWork, user: UserDTO
 ) -> None:
     data = await state.get_data()
-    preset = await chat.create_preset(
+    preset = await preset_book.create_preset(
         uow, user.id, title=str(data.get("preset_title", "")), prompt=message.text or ""
     )
     await state.clear()
-    await chat.use_preset(uow, user.id, preset.id)
+    await preset_book.use_preset(uow, user.id, preset.id)
     await message.answer(
         _("✅ Preset «{title}» saved and picked for your next conversation.").format(
             title=preset.title
@@ -102,13 +105,13 @@ async def on_new_prompt(
     message: Message, state: FSMContext, uow: UnitOfWork, user: UserDTO, ctx: BotContext
 ) -> None:
     data = await state.get_data()
-    presets = {p.id: p for p in await chat.list_presets(uow, user.id)}
+    presets = {p.id: p for p in await preset_book.list_presets(uow, user.id)}
     current = presets.get(int(data.get("preset_id", 0)))
     await state.clear()
     if current is None:
         await message.answer(_("This preset no longer exists."))
         return
-    await chat.edit_preset(
+    await preset_book.edit_preset(
         uow, user.id, current.id, title=current.title, prompt=message.text or "", now=ctx.clock()
     )
     await message.answer(_("✅ Preset «{title}» updated.").format(title=current.title))
@@ -123,15 +126,15 @@ async def on_pick(
     user: UserDTO,
 ) -> None:
     if callback_data.action == "delete":
-        await chat.delete_preset(uow, user.id, callback_data.id)
+        await preset_book.delete_preset(uow, user.id, callback_data.id)
         await query.answer(_("Deleted."))
     else:
-        await chat.use_preset(
+        await preset_book.use_preset(
             uow, user.id, callback_data.id if callback_data.action == "use" else None
         )
         await query.answer(_("Picked for your next conversation."))
     if query.message is not None:
-        presets = await chat.list_presets(uow, user.id)
+        presets = await preset_book.list_presets(uow, user.id)
         prefs = await chat.get_prefs(uow, user.id)
         await bot.edit_message_reply_markup(
             chat_id=query.from_user.id,

@@ -25,8 +25,8 @@ from sqlalchemy import func, select, update
 
 from core.errors import InvalidInput, NotFound
 from core.i18n import N_
-from core.services import audit, chat
-from core.services.chat import PresetDTO
+from core.services import audit, presets
+from core.services.presets import PresetDTO
 from db.models import ChatMessageRow, Conversation, Preset, ShareLink
 from db.uow import UnitOfWork
 
@@ -301,4 +301,4 @@ async def copy_preset(uow: UnitOfWork, *, user_id: int, token: str, now: datetim
         raise ShareLinkNotFound("the shared preset is gone")
     title, prompt = preset.title, preset.system_prompt
     await uow.rollback()
-    return await chat.create_preset(uow, user_id, title=title, prompt=prompt)
+    return await presets.create_preset(uow, user_id, title=title, prompt=prompt)

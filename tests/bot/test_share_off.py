@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from core.services import chat, sharing
+from core.services import presets, sharing
 from core.services.sharing import ShareLinkNotFound
 from db.models import AdminAction, User
 from tests.bot.conftest import BotHarness, Person, PersonFactory, buttons, text_of
@@ -45,7 +45,7 @@ async def _shared_preset(harness: BotHarness, owner: Person) -> tuple[int, str]:
     async with harness.uow_factory() as uow:
         user_id = await uow.session.scalar(select(User.id).where(User.telegram_id == owner.id))
         assert user_id is not None
-        preset = await chat.create_preset(uow, user_id, title="Poet", prompt="Answer in verse.")
+        preset = await presets.create_preset(uow, user_id, title="Poet", prompt="Answer in verse.")
         link = await sharing.share_preset(
             uow, user_id=user_id, preset_id=preset.id, now=datetime.now(UTC)
         )

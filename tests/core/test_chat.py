@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 
 from core.errors import NotFound
 from core.providers.base import Usage
-from core.services import billing, chat
+from core.services import billing, chat, presets, turns
 from core.services.billing import InsufficientFunds
 from core.services.chat import ModelTerms
 from db.models import ChatMessageRow
@@ -56,12 +56,12 @@ async def test_a_turn_stores_prompt_and_reply_and_charges_the_reported_usage(
     uow: UnitOfWork,
 ) -> None:
     user_id = await _funded(uow)
-    turn = await chat.begin_turn(uow, user_id=user_id, text="Hello?", model=MODEL, now=NOW)
+    turn = await turns.begin_turn(uow, user_id=user_id, text="Hello?", model=MODEL, now=NOW)
     assert turn.reservation is not None
     held = (await billing.get_balance(uow, user_id)).reserved
     assert held == turn.reservation.amount > 0
     assert turn.request.messages[-1].text == "Hello?"
-    result = await chat.finish_turn(
+    result = await turns.finish_turn(
         uow,
         turn,
         text="Hi!",
@@ -93,10 +93,10 @@ async def test_history_is_sent_with_the_next_turn_and_trimmed_to_the_window(
         output_per_1k=MODEL.output_per_1k,
     )
     for n in range(6):
-        turn = await chat.begin_turn(
+        turn = await turns.begin_turn(
             uow, user_id=user_id, text=f"question {n} " + "x" * 300, model=small, now=NOW
         )
-        await chat.finish_turn(
+        await turns.finish_turn(
             uow,
             turn,
             text=f"answer {n} " + "y" * 300,
@@ -105,7 +105,7 @@ async def test_history_is_sent_with_the_next_turn_and_trimmed_to_the_window(
             status="complete",
             now=NOW,
         )
-    turn = await chat.begin_turn(uow, user_id=user_id, text="last", model=small, now=NOW)
+    turn = await turns.begin_turn(uow, user_id=user_id, text="last", model=small, now=NOW)
     texts = [m.text[:10] for m in turn.request.messages]
     assert texts[-1] == "last"
     assert texts[0].startswith("question")  # a request starts with a user turn
@@ -116,15 +116,15 @@ async def test_history_is_sent_with_the_next_turn_and_trimmed_to_the_window(
 async def test_not_enough_money_stores_nothing(uow: UnitOfWork) -> None:
     user_id = await _funded(uow, amount=1)
     with pytest.raises(InsufficientFunds):
-        await chat.begin_turn(uow, user_id=user_id, text="Expensive?", model=MODEL, now=NOW)
+        await turns.begin_turn(uow, user_id=user_id, text="Expensive?", model=MODEL, now=NOW)
     assert await _messages(uow, user_id) == []
     assert (await billing.get_balance(uow, user_id)).reserved == 0
 
 
 async def test_a_failure_that_delivered_nothing_costs_nothing(uow: UnitOfWork) -> None:
     user_id = await _funded(uow)
-    turn = await chat.begin_turn(uow, user_id=user_id, text="Hi", model=MODEL, now=NOW)
-    result = await chat.finish_turn(
+    turn = await turns.begin_turn(uow, user_id=user_id, text="Hi", model=MODEL, now=NOW)
+    result = await turns.finish_turn(
         uow, turn, text="", reasoning="", usage=None, status="failed", now=NOW
     )
     assert result.charged == 0
@@ -134,8 +134,8 @@ async def test_a_failure_that_delivered_nothing_costs_nothing(uow: UnitOfWork) -
 
 async def test_a_stopped_reply_keeps_what_arrived_and_bills_only_that(uow: UnitOfWork) -> None:
     user_id = await _funded(uow)
-    turn = await chat.begin_turn(uow, user_id=user_id, text="Tell a story", model=MODEL, now=NOW)
-    result = await chat.finish_turn(
+    turn = await turns.begin_turn(uow, user_id=user_id, text="Tell a story", model=MODEL, now=NOW)
+    result = await turns.finish_turn(
         uow, turn, text="Once upon", reasoning="", usage=None, status="stopped", now=NOW
     )
     assert 0 < result.charged < turn.reservation.amount  # type: ignore[union-attr]
@@ -144,9 +144,9 @@ async def test_a_stopped_reply_keeps_what_arrived_and_bills_only_that(uow: UnitO
 
 async def test_free_models_reserve_nothing(uow: UnitOfWork) -> None:
     user_id = (await register(uow)).user.id
-    turn = await chat.begin_turn(uow, user_id=user_id, text="Hi", model=FREE, now=NOW)
+    turn = await turns.begin_turn(uow, user_id=user_id, text="Hi", model=FREE, now=NOW)
     assert turn.reservation is None
-    result = await chat.finish_turn(
+    result = await turns.finish_turn(
         uow, turn, text="Hey", reasoning="", usage=Usage(10, 10), status="complete", now=NOW
     )
     assert result.charged == 0
@@ -156,8 +156,8 @@ async def test_with_history_off_nothing_is_stored(uow: UnitOfWork) -> None:
     user = (await register(uow)).user
     await uow.users.set_fields(user.id, history_enabled=False)
     await uow.commit()
-    turn = await chat.begin_turn(uow, user_id=user.id, text="secret", model=FREE, now=NOW)
-    await chat.finish_turn(
+    turn = await turns.begin_turn(uow, user_id=user.id, text="secret", model=FREE, now=NOW)
+    await turns.finish_turn(
         uow, turn, text="ok", reasoning="", usage=None, status="complete", now=NOW
     )
     count = await uow.session.scalar(
@@ -168,11 +168,11 @@ async def test_with_history_off_nothing_is_stored(uow: UnitOfWork) -> None:
 
 async def test_new_starts_a_fresh_conversation(uow: UnitOfWork) -> None:
     user_id = await _funded(uow)
-    first = await chat.begin_turn(uow, user_id=user_id, text="one", model=FREE, now=NOW)
-    again = await chat.begin_turn(uow, user_id=user_id, text="two", model=FREE, now=NOW)
+    first = await turns.begin_turn(uow, user_id=user_id, text="one", model=FREE, now=NOW)
+    again = await turns.begin_turn(uow, user_id=user_id, text="two", model=FREE, now=NOW)
     assert again.conversation_id == first.conversation_id
     await chat.new_conversation(uow, user_id)
-    fresh = await chat.begin_turn(uow, user_id=user_id, text="three", model=FREE, now=NOW)
+    fresh = await turns.begin_turn(uow, user_id=user_id, text="three", model=FREE, now=NOW)
     assert fresh.conversation_id != first.conversation_id
     assert [m.text for m in fresh.request.messages] == ["three"]
 
@@ -182,34 +182,34 @@ async def test_a_preset_becomes_the_system_prompt_and_belongs_to_its_owner(
 ) -> None:
     user_id = await _funded(uow)
     other = (await register(uow)).user.id
-    preset = await chat.create_preset(uow, user_id, title="Poet", prompt="Answer in verse.")
-    assert [p.title for p in await chat.list_presets(uow, user_id)] == ["Poet"]
+    preset = await presets.create_preset(uow, user_id, title="Poet", prompt="Answer in verse.")
+    assert [p.title for p in await presets.list_presets(uow, user_id)] == ["Poet"]
     with pytest.raises(NotFound):
-        await chat.use_preset(uow, other, preset.id)
-    await chat.use_preset(uow, user_id, preset.id)
-    turn = await chat.begin_turn(uow, user_id=user_id, text="Rain?", model=FREE, now=NOW)
+        await presets.use_preset(uow, other, preset.id)
+    await presets.use_preset(uow, user_id, preset.id)
+    turn = await turns.begin_turn(uow, user_id=user_id, text="Rain?", model=FREE, now=NOW)
     assert turn.request.system == "Answer in verse."
-    edited = await chat.edit_preset(
+    edited = await presets.edit_preset(
         uow, user_id, preset.id, title="Poet", prompt="Haiku only.", now=NOW
     )
     assert edited.system_prompt == "Haiku only."
-    await chat.delete_preset(uow, user_id, preset.id)
-    assert await chat.list_presets(uow, user_id) == []
+    await presets.delete_preset(uow, user_id, preset.id)
+    assert await presets.list_presets(uow, user_id) == []
     assert (await chat.get_prefs(uow, user_id)).preset_id is None
 
 
 async def test_turning_history_off_clears_it_and_keeps_nothing_new(uow: UnitOfWork) -> None:
     user_id = await _funded(uow)
-    turn = await chat.begin_turn(uow, user_id=user_id, text="remember me", model=FREE, now=NOW)
-    await chat.finish_turn(
+    turn = await turns.begin_turn(uow, user_id=user_id, text="remember me", model=FREE, now=NOW)
+    await turns.finish_turn(
         uow, turn, text="noted", reasoning="", usage=None, status="complete", now=NOW
     )
     assert len(await _messages(uow, user_id)) == 2
     prefs = await chat.set_history(uow, user_id, enabled=False)
     assert not prefs.history_enabled
     assert await _messages(uow, user_id) == []
-    turn = await chat.begin_turn(uow, user_id=user_id, text="forget me", model=FREE, now=NOW)
-    await chat.finish_turn(
+    turn = await turns.begin_turn(uow, user_id=user_id, text="forget me", model=FREE, now=NOW)
+    await turns.finish_turn(
         uow, turn, text="ok", reasoning="", usage=None, status="complete", now=NOW
     )
     assert await _messages(uow, user_id) == []

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from core.documents import BinaryFile, DocumentTooLarge
 from core.errors import NotFound
 from core.media import LocalMediaStore
-from core.services import chat, files
+from core.services import conversations, files
 from core.services.files import FileLimits, QuotaExceeded
 from db.models import File, FileChunk
 from db.uow import UnitOfWork
@@ -245,7 +245,9 @@ async def test_attached_files_give_context_and_nobody_else_reaches_them(
     owner = (await register(uow)).user
     intruder = (await register(uow)).user
     done = await _upload_and_index(uow, store, owner.id, "servers.md", CORPUS["servers.md"])
-    conversation = await chat.current_conversation(uow, owner.id, title="docs", model_id="m")
+    conversation = await conversations.current_conversation(
+        uow, owner.id, title="docs", model_id="m"
+    )
     assert (
         await files.context_for(
             uow,
@@ -272,7 +274,7 @@ async def test_attached_files_give_context_and_nobody_else_reaches_them(
     # Another user can neither read, attach, detach nor delete it, nor search it.
     with pytest.raises(NotFound):
         await files.get_file(uow, intruder.id, done.id)
-    other_conversation = await chat.current_conversation(
+    other_conversation = await conversations.current_conversation(
         uow, intruder.id, title="mine", model_id="m"
     )
     with pytest.raises(NotFound):

@@ -17,9 +17,10 @@ from core.services import (
     accounts,
     admin,
     billing,
-    chat,
+    conversations,
     files,
     payments,
+    presets,
     privacy,
     sessions,
     support,
@@ -101,7 +102,9 @@ async def _rich_user(uow: UnitOfWork) -> tuple[int, dict[str, str]]:
     )
     # Content: a conversation with a message, a preset, an uploaded document and its index,
     # a share link, support threads, a session, free-tier use and an admin's note.
-    conversation = await chat.current_conversation(uow, user_id, title="Diary", model_id="m")
+    conversation = await conversations.current_conversation(
+        uow, user_id, title="Diary", model_id="m"
+    )
     await uow.chats.append_message(
         conversation_id=conversation,
         user_id=user_id,
@@ -116,7 +119,7 @@ async def _rich_user(uow: UnitOfWork) -> tuple[int, dict[str, str]]:
         expires_at=NOW + timedelta(days=14),
     )
     await uow.commit()
-    preset = await chat.create_preset(
+    preset = await presets.create_preset(
         uow, user_id, title="Mine", prompt="Preset prompt of Priya 7373"
     )
     uow.session.add(ShareLink(user_id=user_id, token_hash="ab" * 32, preset_id=preset.id))

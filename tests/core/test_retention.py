@@ -8,7 +8,7 @@ from sqlalchemy import select, update
 
 from core.dto import ClientInfo
 from core.media import LocalMediaStore
-from core.services import retention, sessions
+from core.services import retention, sessions, turns
 from db.models import Media, Session, SignupAttribution, User
 from db.uow import UnitOfWork
 from tests.factories import register
@@ -62,8 +62,8 @@ async def test_messages_go_fourteen_days_after_they_were_written(uow: UnitOfWork
     free = ModelTerms("free", "openai", "free", 4_000, 0, 0)
     user = (await register(uow)).user
     written = NOW - timedelta(days=15)
-    old = await chat.begin_turn(uow, user_id=user.id, text="old secret", model=free, now=written)
-    await chat.finish_turn(
+    old = await turns.begin_turn(uow, user_id=user.id, text="old secret", model=free, now=written)
+    await turns.finish_turn(
         uow, old, text="old answer", reasoning="", usage=None, status="complete", now=written
     )
     await uow.session.execute(
@@ -72,7 +72,7 @@ async def test_messages_go_fourteen_days_after_they_were_written(uow: UnitOfWork
     await uow.commit()
     await chat.new_conversation(uow, user.id)
     fresh_time = NOW - timedelta(days=13)
-    fresh = await chat.begin_turn(uow, user_id=user.id, text="recent", model=free, now=fresh_time)
+    fresh = await turns.begin_turn(uow, user_id=user.id, text="recent", model=free, now=fresh_time)
     purged = await retention.purge_expired(uow, now=NOW)
     assert purged.messages >= 2
     assert purged.conversations >= 1

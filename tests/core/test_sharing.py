@@ -14,7 +14,7 @@ from sqlalchemy import select
 
 from core.errors import NotFound
 from core.providers.base import Usage
-from core.services import billing, chat, privacy, sharing
+from core.services import billing, chat, presets, privacy, sharing, turns
 from core.services.chat import ModelTerms
 from core.services.sharing import NotAPresetLink, ShareLinkNotFound
 from db.models import AdminAction, ShareLink
@@ -44,8 +44,8 @@ async def _user(uow: UnitOfWork, first_name: str = "Test") -> int:
 async def _say(
     uow: UnitOfWork, user_id: int, text: str, reply: str, *, reasoning: str = "", at: datetime = NOW
 ) -> int:
-    turn = await chat.begin_turn(uow, user_id=user_id, text=text, model=MODEL, now=at)
-    await chat.finish_turn(
+    turn = await turns.begin_turn(uow, user_id=user_id, text=text, model=MODEL, now=at)
+    await turns.finish_turn(
         uow,
         turn,
         text=reply,
@@ -58,7 +58,7 @@ async def _say(
 
 
 async def _preset(uow: UnitOfWork, user_id: int) -> int:
-    preset = await chat.create_preset(
+    preset = await presets.create_preset(
         uow, user_id, title="Translator", prompt="Translate everything into French."
     )
     return preset.id
@@ -259,7 +259,7 @@ async def test_a_link_to_a_deleted_preset_or_cleared_chat_is_not_found(uow: Unit
     chat_link = await sharing.share_conversation(
         uow, user_id=owner, conversation_id=conversation_id, now=NOW
     )
-    await chat.delete_preset(uow, owner, preset_id)
+    await presets.delete_preset(uow, owner, preset_id)
     await chat.clear_history(uow, owner)
     for token in (preset_link.token, chat_link.token):
         with pytest.raises(ShareLinkNotFound):
@@ -274,9 +274,9 @@ async def test_a_shared_preset_is_copied_into_the_readers_presets(uow: UnitOfWor
     copy = await sharing.copy_preset(uow, user_id=reader, token=link.token, now=NOW)
     assert copy.id != preset_id
     assert (copy.title, copy.system_prompt) == ("Translator", "Translate everything into French.")
-    assert await chat.list_presets(uow, reader) == [copy]
+    assert await presets.list_presets(uow, reader) == [copy]
     # The copy is the reader's own: changing it leaves the original alone.
-    await chat.edit_preset(uow, reader, copy.id, title="Mine", prompt="Changed", now=NOW)
+    await presets.edit_preset(uow, reader, copy.id, title="Mine", prompt="Changed", now=NOW)
     assert (await sharing.open_shared(uow, link.token)).prompt == (
         "Translate everything into French."
     )
@@ -298,7 +298,7 @@ async def test_a_chat_link_cannot_be_copied_and_a_revoked_preset_link_is_not_fou
     await sharing.revoke(uow, user_id=owner, link_id=preset_link.id, now=NOW)
     with pytest.raises(ShareLinkNotFound):
         await sharing.copy_preset(uow, user_id=reader, token=preset_link.token, now=NOW)
-    assert await chat.list_presets(uow, reader) == []
+    assert await presets.list_presets(uow, reader) == []
 
 
 async def test_erasing_the_account_removes_its_links(uow: UnitOfWork) -> None:

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.errors import InvalidInput
-from core.services import admin, billing, chat, subscriptions, tariffs
+from core.services import admin, billing, subscriptions, tariffs, turns
 from core.services.billing import InsufficientFunds
 from core.services.chat import ModelTerms
 from core.services.payments import PaymentRefused, PaymentTerms
@@ -63,10 +63,10 @@ def test_periods_start_at_local_midnight_and_next_reset_follows() -> None:
 
 async def _turn(uow: UnitOfWork, user_id: int, model: ModelTerms, now: datetime = NOW) -> bool:
     """One complete chat turn; whether it was free."""
-    turn = await chat.begin_turn(
+    turn = await turns.begin_turn(
         uow, user_id=user_id, text="Hi", model=model, now=now, tariffs=TARIFFS
     )
-    result = await chat.finish_turn(
+    result = await turns.finish_turn(
         uow, turn, text="Hello!", reasoning="", usage=None, status="complete", now=now
     )
     return result.free
@@ -127,11 +127,11 @@ async def test_the_scheduled_reset_zeroes_counters_of_an_earlier_period(uow: Uni
 
 async def test_a_failed_free_request_does_not_count(uow: UnitOfWork) -> None:
     user = (await register(uow)).user
-    turn = await chat.begin_turn(
+    turn = await turns.begin_turn(
         uow, user_id=user.id, text="Hi", model=FREE, now=NOW, tariffs=TARIFFS
     )
     assert turn.free_tier == "basic" and turn.reservation is None
-    await chat.finish_turn(uow, turn, text="", reasoning="", usage=None, status="failed", now=NOW)
+    await turns.finish_turn(uow, turn, text="", reasoning="", usage=None, status="failed", now=NOW)
     state = await tariffs.tariff_state(uow, TARIFFS, user.id, NOW)
     assert state.allowances[0].used == 0
 
@@ -144,7 +144,7 @@ async def test_concurrent_requests_never_use_more_than_the_allowance(engine: Asy
     async def one() -> bool:
         async with factory() as uow:
             try:
-                turn = await chat.begin_turn(
+                turn = await turns.begin_turn(
                     uow, user_id=user.id, text="Hi", model=FREE, now=NOW, tariffs=TARIFFS
                 )
             except InsufficientFunds:
@@ -194,11 +194,11 @@ async def test_a_plan_raises_the_allowance_and_discounts_paid_requests(uow: Unit
     assert (await billing.get_balance(uow, user.id)).balance == 50_000
     assert [await _turn(uow, user.id, FREE) for _ in range(6)] == [True] * 5 + [False]
     # Paid requests get the plan's discount.
-    turn = await chat.begin_turn(
+    turn = await turns.begin_turn(
         uow, user_id=user.id, text="Hi", model=PAID, now=NOW, tariffs=TARIFFS
     )
     assert turn.discount_percent == 20
-    await chat.finish_turn(
+    await turns.finish_turn(
         uow, turn, text="ok", reasoning="", usage=None, status="complete", now=NOW
     )
     state = await tariffs.tariff_state(uow, TARIFFS, user.id, NOW)

@@ -21,7 +21,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.dto import ClientInfo
-from core.services import accounts, billing, chat, payments
+from core.services import accounts, billing, chat, conversations, payments, presets
 from core.services.accounts import NewIdentity
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Plan, Tariffs
@@ -90,7 +90,7 @@ class Env:
 
     async def preset(self, user: Person, title: str = "Teacher") -> int:
         async with self.factory() as uow:
-            return (await chat.create_preset(uow, user.id, title=title, prompt="Be kind.")).id
+            return (await presets.create_preset(uow, user.id, title=title, prompt="Be kind.")).id
 
     async def media(self, user: Person, *, status: str = "ready", prompt: str = "a fox") -> int:
         async with self.factory() as uow:
@@ -193,7 +193,7 @@ async def test_another_users_preset_answers_404_on_every_route_and_stays_as_it_w
             status, data = await env.call(ann, method, path, body)
             assert (status, data["error"]) == (404, "not_found"), (method, path)
     async with env.factory() as uow:
-        [kept] = await chat.list_presets(uow, bob.id)
+        [kept] = await presets.list_presets(uow, bob.id)
         assert (kept.title, kept.system_prompt) == ("Bob's secret", "Be kind.")
         assert (await chat.get_prefs(uow, ann.id)).preset_id is None
     status, listed = await env.call(ann, "GET", "/api/presets")
@@ -449,7 +449,7 @@ async def test_turning_history_off_clears_the_stored_chats(env: Env) -> None:
     now = datetime.now(UTC)
     async with env.factory() as uow:
         for user in (ann, bob):
-            conversation = await chat.current_conversation(
+            conversation = await conversations.current_conversation(
                 uow, user.id, title="Hello", model_id="gpt-4o"
             )
             await uow.chats.append_message(

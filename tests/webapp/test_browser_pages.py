@@ -40,7 +40,7 @@ from core.payments.yookassa import YooKassaClient
 from core.providers.registry import ProviderRegistry
 from core.providers.settings import sandbox_providers
 from core.security.initdata import InitDataVerifier
-from core.services import billing, chat
+from core.services import billing, chat, conversations, presets
 from core.services.chat import ModelMenu, ModelTerms
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Plan, Tariffs
@@ -224,7 +224,7 @@ class Stage:
 
     async def presets(self, account: Account) -> list[int]:
         async with self.factory() as uow:
-            teacher = await chat.create_preset(
+            teacher = await presets.create_preset(
                 uow,
                 account.user_id,
                 title="English teacher",
@@ -233,7 +233,7 @@ class Stage:
                     "each one in a sentence, and give one more example of the right usage."
                 ),
             )
-            coder = await chat.create_preset(
+            coder = await presets.create_preset(
                 uow,
                 account.user_id,
                 title="Code reviewer",
@@ -242,7 +242,7 @@ class Stage:
                     "then readability. Suggest concrete changes as diffs."
                 ),
             )
-            await chat.use_preset(uow, account.user_id, teacher.id)
+            await presets.use_preset(uow, account.user_id, teacher.id)
         return [teacher.id, coder.id]
 
     async def media(self, account: Account) -> None:
@@ -523,12 +523,12 @@ async def test_a_preset_is_created_edited_and_used_from_the_mini_app(
         await card.get_by_test_id("preset-use").click()
         await expect(card.get_by_test_id("preset-active")).to_be_visible()
         async with stage.factory() as uow:
-            presets = await chat.list_presets(uow, mina.user_id)
+            kept = await presets.list_presets(uow, mina.user_id)
             prefs = await chat.get_prefs(uow, mina.user_id)
-        assert [(p.title, p.system_prompt) for p in presets] == [
+        assert [(p.title, p.system_prompt) for p in kept] == [
             ("Trip planner", "Plan trips day by day, with prices.")
         ]
-        assert prefs.preset_id == presets[0].id
+        assert prefs.preset_id == kept[0].id
 
         await page.get_by_test_id("tab-chat").click()
         await expect(page.get_by_test_id("active-preset")).to_have_text("Preset: Trip planner")
@@ -595,7 +595,9 @@ async def test_theme_history_and_news_settings_are_saved(
 ) -> None:
     mina = await stage.account("Mina")
     async with stage.factory() as uow:
-        await chat.current_conversation(uow, mina.user_id, title="Old chat", model_id="gpt-4o")
+        await conversations.current_conversation(
+            uow, mina.user_id, title="Old chat", model_id="gpt-4o"
+        )
     context, page = await open_app(browser, stage, mina, errors)
     try:
         await page.get_by_test_id("tab-more").click()
@@ -613,13 +615,13 @@ async def test_theme_history_and_news_settings_are_saved(
             user = await uow.users.get(mina.user_id)
             assert user is not None
             saved = (user.theme, user.marketing_opt_in, user.history_enabled)
-            conversations = await uow.session.scalar(
+            left = await uow.session.scalar(
                 select(func.count())
                 .select_from(Conversation)
                 .where(Conversation.user_id == mina.user_id)
             )
         assert saved == ("dark", True, False)
-        assert conversations == 0
+        assert left == 0
 
         await page.reload()
         await expect(page.locator("html")).to_have_attribute("data-theme", "dark")

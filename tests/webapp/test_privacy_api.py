@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.media import LocalMediaStore
-from core.services import chat, files
+from core.services import chat, files, presets
 from core.services.chat import ModelMenu, ModelTerms
 from db.engine import UnitOfWorkFactory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
@@ -170,8 +170,8 @@ async def test_a_document_attached_to_a_preset_answers_in_chats_using_it(env: En
                 break
             await asyncio.sleep(0.05)
     async with env.factory() as uow:
-        mine = await chat.create_preset(uow, owner_id, title="Ops", prompt="Be brief.")
-        theirs = await chat.create_preset(uow, stranger_id, title="X", prompt="Y")
+        mine = await presets.create_preset(uow, owner_id, title="Ops", prompt="Be brief.")
+        theirs = await presets.create_preset(uow, stranger_id, title="X", prompt="Y")
     link = f"/api/files/{file_id}/links"
     assert (
         await env.client.post(link, headers=stranger, json={"preset_id": mine.id})

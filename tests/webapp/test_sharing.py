@@ -16,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.providers.base import Usage
-from core.services import billing, chat
+from core.services import billing, presets, turns
 from db.engine import UnitOfWorkFactory
 from db.models import RequestLog
 from tests.core.test_sharing import MODEL
@@ -51,8 +51,8 @@ class Env:
         # A minute back, so the link made next is surely later than the messages.
         now = datetime.now(UTC) - timedelta(minutes=1)
         async with self.factory() as uow:
-            turn = await chat.begin_turn(uow, user_id=who.id, text=prompt, model=MODEL, now=now)
-            await chat.finish_turn(
+            turn = await turns.begin_turn(uow, user_id=who.id, text=prompt, model=MODEL, now=now)
+            await turns.finish_turn(
                 uow,
                 turn,
                 text=reply,
@@ -65,7 +65,7 @@ class Env:
 
     async def preset(self, who: Someone) -> int:
         async with self.factory() as uow:
-            preset = await chat.create_preset(
+            preset = await presets.create_preset(
                 uow, who.id, title="Reviewer", prompt="Review my code <b>strictly</b>."
             )
         return preset.id
@@ -195,7 +195,7 @@ async def test_a_shared_preset_page_offers_the_copy_and_the_copy_is_the_readers(
         "Review my code <b>strictly</b>.",
     )
     async with env.factory() as uow:
-        assert [p.id for p in await chat.list_presets(uow, reader.id)] == [preset["id"]]
+        assert [p.id for p in await presets.list_presets(uow, reader.id)] == [preset["id"]]
     assert (await env.client.post(f"/api/shared/{link['token']}/copy")).status == 401
 
 

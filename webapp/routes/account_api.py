@@ -33,8 +33,8 @@ from babel.numbers import format_decimal
 from core.deeplinks import referral_payload
 from core.errors import InvalidInput, NotFound
 from core.i18n import N_
-from core.services import accounts, billing, chat, images, payments, subscriptions, tariffs
-from core.services.chat import PresetDTO
+from core.services import accounts, billing, chat, images, payments, presets, subscriptions, tariffs
+from core.services.presets import PresetDTO
 from core.services.tariffs import Plan
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
@@ -100,7 +100,7 @@ async def list_presets(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
-        found = await chat.list_presets(uow, user_id)
+        found = await presets.list_presets(uow, user_id)
         active_id = (await chat.get_prefs(uow, user_id)).preset_id
     return web.json_response(
         {"presets": [_preset(p, active_id) for p in found], "active_id": active_id}
@@ -112,7 +112,7 @@ async def create_preset(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     title, prompt = _preset_fields(await json_body(request))
     async with ctx.uow_factory() as uow:
-        preset = await chat.create_preset(uow, user_id, title=title, prompt=prompt)
+        preset = await presets.create_preset(uow, user_id, title=title, prompt=prompt)
     return web.json_response(_preset(preset, None), status=201)
 
 
@@ -122,7 +122,7 @@ async def edit_preset(request: web.Request) -> web.Response:
     preset_id = object_id(request, "preset_id")
     title, prompt = _preset_fields(await json_body(request))
     async with ctx.uow_factory() as uow:
-        preset = await chat.edit_preset(
+        preset = await presets.edit_preset(
             uow, user_id, preset_id, title=title, prompt=prompt, now=ctx.clock()
         )
         active_id = (await chat.get_prefs(uow, user_id)).preset_id
@@ -134,7 +134,7 @@ async def delete_preset(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     preset_id = object_id(request, "preset_id")
     async with ctx.uow_factory() as uow:
-        await chat.delete_preset(uow, user_id, preset_id)
+        await presets.delete_preset(uow, user_id, preset_id)
     return web.Response(status=204)
 
 
@@ -144,7 +144,7 @@ async def use_preset(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     preset_id = object_id(request, "preset_id")
     async with ctx.uow_factory() as uow:
-        prefs = await chat.use_preset(uow, user_id, preset_id)
+        prefs = await presets.use_preset(uow, user_id, preset_id)
     return web.json_response({"active_id": prefs.preset_id})
 
 
@@ -153,7 +153,7 @@ async def stop_using_presets(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
-        prefs = await chat.use_preset(uow, user_id, None)
+        prefs = await presets.use_preset(uow, user_id, None)
     return web.json_response({"active_id": prefs.preset_id})
 
 

@@ -31,7 +31,7 @@ from aiohttp import web
 from core.catalogue import ModelUnavailable
 from core.errors import DomainError, InvalidInput, NotFound
 from core.providers.base import ReasoningDelta, StreamEvent, TextDelta, Usage, UsageReport
-from core.services import billing, chat, files
+from core.services import billing, chat, conversations, files, turn_lock, turns
 from db.uow import UnitOfWork
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
@@ -45,7 +45,7 @@ STOP_POLL = 0.2
 # --- parsing and rendering -------------------------------------------------------------------
 
 
-def _conversation(c: chat.ConversationDTO) -> dict[str, object]:
+def _conversation(c: conversations.ConversationDTO) -> dict[str, object]:
     return {
         "id": c.id,
         "title": c.title,
@@ -55,7 +55,7 @@ def _conversation(c: chat.ConversationDTO) -> dict[str, object]:
     }
 
 
-def _message(m: chat.MessageDTO) -> dict[str, object]:
+def _message(m: conversations.MessageDTO) -> dict[str, object]:
     return {
         "id": m.id,
         "role": m.role,
@@ -122,7 +122,7 @@ async def list_conversations(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
-        found = await chat.list_conversations(uow, user_id)
+        found = await conversations.list_conversations(uow, user_id)
     return web.json_response({"conversations": [_conversation(c) for c in found]})
 
 
@@ -136,7 +136,9 @@ async def start_conversation(request: web.Request) -> web.Response:
     if not isinstance(title, str):
         raise InvalidInput("title must be a string")
     async with ctx.uow_factory() as uow:
-        started = await chat.start_conversation(uow, user_id, title=title, models=_menu(ctx))
+        started = await conversations.start_conversation(
+            uow, user_id, title=title, models=_menu(ctx)
+        )
     return web.json_response(_conversation(started), status=201)
 
 
@@ -145,7 +147,7 @@ async def delete_conversation(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     conversation_id = object_id(request, "conversation_id")
     async with ctx.uow_factory() as uow:
-        await chat.delete_conversation(uow, user_id, conversation_id)
+        await conversations.delete_conversation(uow, user_id, conversation_id)
     return web.Response(status=204)
 
 
@@ -154,7 +156,7 @@ async def list_messages(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     conversation_id = object_id(request, "conversation_id")
     async with ctx.uow_factory() as uow:
-        found = await chat.conversation_messages(uow, user_id, conversation_id)
+        found = await conversations.conversation_messages(uow, user_id, conversation_id)
     return web.json_response({"messages": [_message(m) for m in found]})
 
 
@@ -167,7 +169,7 @@ async def pin_message(request: web.Request) -> web.Response:
     if not isinstance(pinned, bool):
         raise InvalidInput('expected {"pinned": true|false}')
     async with ctx.uow_factory() as uow:
-        found = await chat.pin_message(uow, user_id, message_id, pinned=pinned)
+        found = await conversations.pin_message(uow, user_id, message_id, pinned=pinned)
     return web.json_response(_message(found))
 
 
@@ -320,7 +322,7 @@ async def send_message(request: web.Request) -> web.StreamResponse:
         raise ModelUnavailable("no model providers configured")
     turn_id = secrets.token_hex(8)
     async with ctx.uow_factory() as uow:
-        setup = await chat.setup_turn(
+        setup = await turns.setup_turn(
             uow,
             user_id=user_id,
             models=menu,
@@ -328,18 +330,18 @@ async def send_message(request: web.Request) -> web.StreamResponse:
             new_conversation="conversation_id" in body and conversation_id is None,
             model_id=model_id,
         )
-        await chat.claim_turn(ctx.redis, user_id=user_id, turn_id=turn_id)
+        await turn_lock.claim_turn(ctx.redis, user_id=user_id, turn_id=turn_id)
         try:
             return await _reply(request, ctx, uow, setup, user_id, turn_id, text.strip())
         finally:
-            await chat.release_turn(ctx.redis, user_id=user_id, turn_id=turn_id)
+            await turn_lock.release_turn(ctx.redis, user_id=user_id, turn_id=turn_id)
 
 
 async def _reply(
     request: web.Request,
     ctx: WebContext,
     uow: UnitOfWork,
-    setup: chat.TurnSetup,
+    setup: turns.TurnSetup,
     user_id: int,
     turn_id: str,
     text: str,
@@ -359,7 +361,7 @@ async def _reply(
                 limits=ctx.file_limits,
                 embedder=ctx.embedder,
             )
-        turn = await chat.begin_turn(
+        turn = await turns.begin_turn(
             uow,
             user_id=user_id,
             text=text,
@@ -386,7 +388,7 @@ async def _reply(
             provider = ctx.providers.chat(turn.model.provider)
             await relay.run(
                 provider.stream_chat(turn.request),
-                stop_requested=lambda: chat.stop_requested(ctx.redis, turn_id),
+                stop_requested=lambda: turn_lock.stop_requested(ctx.redis, turn_id),
                 client_gone=_client_gone(request),
             )
         except (_ClientGone, ConnectionError):
@@ -423,11 +425,11 @@ async def _reply(
 
 
 async def _finish(
-    uow: UnitOfWork, ctx: WebContext, turn: chat.Turn, relay: _Relay
+    uow: UnitOfWork, ctx: WebContext, turn: turns.Turn, relay: _Relay
 ) -> dict[str, object] | None:
     """Store the reply and settle, whatever happened; the ``done`` event's data."""
     try:
-        result = await chat.finish_turn(
+        result = await turns.finish_turn(
             uow,
             turn,
             text="".join(relay.text),
@@ -456,7 +458,7 @@ async def stop_turn(request: web.Request) -> web.Response:
     """``POST /api/chat/{turn_id}/stop``: the reply ends with what was written so far."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    await chat.request_stop(ctx.redis, user_id=user_id, turn_id=request.match_info["turn_id"])
+    await turn_lock.request_stop(ctx.redis, user_id=user_id, turn_id=request.match_info["turn_id"])
     return web.Response(status=204)
 
 

@@ -20,7 +20,7 @@ from markdown_it.utils import EnvType, OptionsDict
 
 from core.errors import NotFound
 from core.services import sharing
-from core.services.chat import PresetDTO
+from core.services.presets import PresetDTO
 from core.services.sharing import SharedLinkDTO, ShareLinkDTO
 from webapp.i18n import render_page
 from webapp.keys import CONTEXT
