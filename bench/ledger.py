@@ -37,7 +37,7 @@ async def setup_users(factory: UnitOfWorkFactory, count: int) -> list[int]:
         ids = [u.id for u in users]
         await uow.commit()
     for user_id in ids:
-        async with factory() as uow:
+        async with factory() as uow, uow.transaction():
             await billing.credit(
                 uow, user_id=user_id, amount=START, category="topup", key=f"seed-{user_id}"
             )
@@ -57,13 +57,14 @@ async def service_round(
         while time.perf_counter() < deadline:
             async with factory() as uow:
                 try:
-                    await billing.debit(
-                        uow,
-                        user_id=rnd.choice(ids),
-                        amount=PRICE,
-                        category="text",
-                        key=f"b{next(counter)}-{n}-{time.perf_counter_ns()}",
-                    )
+                    async with uow.transaction():
+                        await billing.debit(
+                            uow,
+                            user_id=rnd.choice(ids),
+                            amount=PRICE,
+                            category="text",
+                            key=f"b{next(counter)}-{n}-{time.perf_counter_ns()}",
+                        )
                     done += 1
                 except InsufficientFunds:
                     pass
@@ -87,14 +88,14 @@ async def cycle_round(
         while time.perf_counter() < deadline:
             i += 1
             user_id = rnd.choice(ids)
-            async with factory() as uow:
+            async with factory() as uow, uow.transaction():
                 held = await billing.reserve(
                     uow,
                     user_id=user_id,
                     amount=PRICE * 3,
                     key=f"r-{n}-{i}-{time.perf_counter_ns()}",
                 )
-            async with factory() as uow:
+            async with factory() as uow, uow.transaction():
                 await billing.settle(
                     uow,
                     reservation=held,
@@ -147,9 +148,14 @@ async def overspend_check(dsn: str, factory: UnitOfWorkFactory, ids: list[int]) 
         for i in range(balance // PRICE // 16 + 5):
             async with factory() as uow:
                 try:
-                    await billing.debit(
-                        uow, user_id=user_id, amount=PRICE, category="text", key=f"drain-{n}-{i}"
-                    )
+                    async with uow.transaction():
+                        await billing.debit(
+                            uow,
+                            user_id=user_id,
+                            amount=PRICE,
+                            category="text",
+                            key=f"drain-{n}-{i}",
+                        )
                     wins += 1
                 except InsufficientFunds:
                     return

@@ -297,7 +297,9 @@ class ChatMessageRow(Base):
     __tablename__ = "messages"
     __table_args__ = (
         CheckConstraint("role IN ('user', 'assistant')", name="role_known"),
-        CheckConstraint("status IN ('complete', 'stopped', 'failed')", name="status_known"),
+        CheckConstraint(
+            "status IN ('complete', 'stopped', 'cut', 'failed', 'undelivered')", name="status_known"
+        ),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         Index("ix_messages_expires_at", "expires_at"),
     )

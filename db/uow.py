@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator
 from types import TracebackType
 
 from sqlalchemy import text
@@ -11,7 +13,12 @@ from db.repositories.users import UsersRepository
 
 
 class UnitOfWork:
-    """A database session with its repositories. The use case commits; nobody else does."""
+    """A database session with its repositories. The use case commits; nobody else does.
+
+    A use case writes inside ``async with uow.transaction():`` (commits when the block ends,
+    rolls back when it raises) and reads inside ``async with uow.reading():`` (the read
+    transaction ends with the block, so no connection idles in one during network calls).
+    Building blocks (repositories, billing steps) never commit."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -31,6 +38,27 @@ class UnitOfWork:
         # Whatever was not committed by the use case is discarded.
         await self.session.rollback()
         await self.session.close()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[UnitOfWork]:
+        """One transaction for the block: everything in it (ORM statements and the ledger's
+        direct ones alike) commits together when the block ends, or rolls back when it raises.
+        What the session had read before joins it."""
+        await self.session.execute(text("SELECT 1"))
+        try:
+            yield self
+        except BaseException:
+            await self.session.rollback()
+            raise
+        await self.session.commit()
+
+    @contextlib.asynccontextmanager
+    async def reading(self) -> AsyncIterator[UnitOfWork]:
+        """Reads for the block; their transaction ends with it."""
+        try:
+            yield self
+        finally:
+            await self.session.rollback()
 
     async def begin(self) -> None:
         """Open the transaction now, so that every statement that follows (ORM statements and the

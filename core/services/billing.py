@@ -5,6 +5,11 @@ Pricing rule: price = cost × (100 + markup)% × (100 − discount)%, rounded UP
 (a fraction of a kopeck is never given away, and the user never pays more than one kopeck over
 the exact figure). A settle never charges more than the user can pay: the charge is capped at the
 reserve plus what is still available, so the balance never goes below zero.
+
+Every step here (credit, debit, reserve, settle, release...) is a building block: it joins the
+caller's transaction and never commits; the use case commits once (``uow.transaction()``). A
+replayed idempotency key is detected inside a savepoint, so the caller's transaction goes on and
+the step returns the earlier entry (``applied=False``).
 """
 
 from __future__ import annotations
@@ -156,8 +161,7 @@ def _args(
 
 
 async def _replayed(uow: UnitOfWork, key: str) -> EntryDTO:
-    """After a unique-key conflict: the entry recorded the first time."""
-    await uow.rollback()
+    """After a unique-key conflict (rolled back to its savepoint): the entry recorded first."""
     existing = await uow.ledger.entry_by_key(key)
     if existing is None:
         raise RuntimeError(f"ledger write failed without an entry for key {key}")
@@ -181,8 +185,8 @@ async def add_credit(
     kind: str = "credit",
     charge: Charge | None = None,
 ) -> EntryDTO:
-    """A credit as one step of a larger use case: joins its transaction, does not commit.
-    The caller opens the transaction first (``uow.begin()``) and commits once."""
+    """A credit as one step of a larger use case, where a replayed key is the caller's to
+    handle (DuplicateKey): joins its transaction, does not commit."""
     if amount <= 0:
         raise InvalidInput("a credit must be positive")
     args = _args(
@@ -231,8 +235,8 @@ async def credit(
         user_id=user_id, amount=amount, kind=kind, category=category, key=key, charge=charge
     )
     try:
-        row = await uow.ledger.credit(args)
-        await uow.commit()
+        async with uow.session.begin_nested():
+            row = await uow.ledger.credit(args)
     except DuplicateKey:
         return await _replayed(uow, key)
     return _record(row)
@@ -257,21 +261,21 @@ async def debit(
         user_id=user_id, amount=amount, kind=kind, category=category, key=key, charge=charge
     )
     try:
-        row = await uow.ledger.debit(args)
-        if row is None:
-            await uow.rollback()
-            existing = await uow.ledger.entry_by_key(key)
-            if existing is not None:
-                return _entry(existing, applied=False)
-            balance = await get_balance(uow, user_id)
-            raise InsufficientFunds(
-                f"user {user_id} needs {amount}, has {balance.available}",
-                needed=amount,
-                available=balance.available,
-            )
-        await uow.commit()
+        async with uow.session.begin_nested():
+            row = await uow.ledger.debit(args)
     except DuplicateKey:
         return await _replayed(uow, key)
+    if row is None:
+        # Nothing changed: the guard refused, or the key was used by an earlier debit.
+        existing = await uow.ledger.entry_by_key(key)
+        if existing is not None:
+            return _entry(existing, applied=False)
+        balance = await get_balance(uow, user_id)
+        raise InsufficientFunds(
+            f"user {user_id} needs {amount}, has {balance.available}",
+            needed=amount,
+            available=balance.available,
+        )
     return _record(row)
 
 
@@ -282,30 +286,23 @@ async def reserve(
     if amount <= 0:
         raise InvalidInput("a reserve must be positive")
     try:
-        reservation_id = await uow.ledger.reserve(
-            user_id=user_id, amount=amount, model_id=model_id, key=key
-        )
-        if reservation_id is None:
-            await uow.rollback()
-            existing = await uow.ledger.reservation_by_key(key)
-            if existing is not None:
-                return ReservationDTO(
-                    existing.id, existing.user_id, existing.amount, existing.status, False
-                )
-            balance = await get_balance(uow, user_id)
-            raise InsufficientFunds(
-                f"user {user_id} needs {amount}, has {balance.available}",
-                needed=amount,
-                available=balance.available,
+        async with uow.session.begin_nested():
+            reservation_id = await uow.ledger.reserve(
+                user_id=user_id, amount=amount, model_id=model_id, key=key
             )
-        await uow.commit()
     except DuplicateKey:
-        await uow.rollback()
+        reservation_id = None
+    if reservation_id is None:
         existing = await uow.ledger.reservation_by_key(key)
-        if existing is None:
-            raise
-        return ReservationDTO(
-            existing.id, existing.user_id, existing.amount, existing.status, False
+        if existing is not None:
+            return ReservationDTO(
+                existing.id, existing.user_id, existing.amount, existing.status, False
+            )
+        balance = await get_balance(uow, user_id)
+        raise InsufficientFunds(
+            f"user {user_id} needs {amount}, has {balance.available}",
+            needed=amount,
+            available=balance.available,
         )
     return ReservationDTO(reservation_id, user_id, amount, "held")
 
@@ -338,33 +335,28 @@ async def settle(
         charge=charge,
     )
     try:
-        row = await uow.ledger.settle(args, reservation.id)
-        if row is None:
-            await uow.rollback()
-            existing = await uow.ledger.entry_by_key(key)
-            if existing is not None:
-                return _entry(existing, applied=False)
-            raise ReservationClosed(f"reservation {reservation.id} is not held")
-        await uow.commit()
+        async with uow.session.begin_nested():
+            row = await uow.ledger.settle(args, reservation.id)
     except DuplicateKey:
         return await _replayed(uow, key)
+    if row is None:
+        existing = await uow.ledger.entry_by_key(key)
+        if existing is not None:
+            return _entry(existing, applied=False)
+        raise ReservationClosed(f"reservation {reservation.id} is not held")
     return _record(row)
 
 
 async def release(uow: UnitOfWork, *, reservation_id: int) -> bool:
     """Give a reserve back (the request failed or was cancelled before it cost anything).
     False if it was already settled or released."""
-    released = await uow.ledger.release(reservation_id)
-    await uow.commit()
-    return released
+    return await uow.ledger.release(reservation_id)
 
 
 async def release_stale_holds(uow: UnitOfWork, *, now: datetime) -> int:
     """Money held by requests that never finished (a process stopped mid-stream) goes back to
     the balance after an hour; how many balances changed."""
-    released = await uow.ledger.release_stale(now - STALE_HOLD, 1_000)
-    await uow.commit()
-    return released
+    return await uow.ledger.release_stale(now - STALE_HOLD, 1_000)
 
 
 async def history(

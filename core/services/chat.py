@@ -105,10 +105,10 @@ async def set_prefs(uow: UnitOfWork, user_id: int, **changes: object) -> ChatPre
     return prefs_of(user)
 
 
-
 async def new_conversation(uow: UnitOfWork, user_id: int) -> None:
     """The next message starts a fresh conversation."""
     await set_prefs(uow, user_id, conversation_id=None)
+
 
 async def history_size(uow: UnitOfWork, user_id: int) -> int:
     count = await uow.session.scalar(

@@ -316,13 +316,14 @@ async def _embed(
     hold = None
     if price > 0:
         try:
-            hold = await billing.reserve(
-                uow,
-                user_id=user_id,
-                amount=price,
-                key=f"file:{file_id}:embed:hold",
-                model_id=embedder.model,
-            )
+            async with uow.transaction():
+                hold = await billing.reserve(
+                    uow,
+                    user_id=user_id,
+                    amount=price,
+                    key=f"file:{file_id}:embed:hold",
+                    model_id=embedder.model,
+                )
         except billing.InsufficientFunds:
             log.info("file %d: no money for embeddings; full-text search only", file_id)
             return 0
@@ -331,7 +332,8 @@ async def _embed(
     except ProviderError as exc:
         log.warning("file %d: embeddings failed (%s); full-text search only", file_id, exc.code)
         if hold is not None:
-            await billing.release(uow, reservation_id=hold.id)
+            async with uow.transaction():
+                await billing.release(uow, reservation_id=hold.id)
         return 0
     literal = [
         {"chunk": chunk_id, "user": user_id, "v": "[" + ",".join(f"{x:.6f}" for x in v) + "]"}
@@ -344,7 +346,6 @@ async def _embed(
         ),
         literal,
     )
-    await uow.commit()
     tokens = result.tokens or estimate
     if hold is not None:
         await billing.settle(
@@ -357,6 +358,7 @@ async def _embed(
                 input_tokens=tokens, model_id=embedder.model, meta={"file_id": file_id}
             ),
         )
+    await uow.commit()
     return tokens
 
 

@@ -86,10 +86,12 @@ async def generate_image(
         )
         storage_key = await store.save(result.data, result.mime)
     except ProviderError:
-        await uow.session.execute(update(Media).where(Media.id == media_id).values(status="failed"))
-        await uow.commit()
-        if reservation is not None:
-            await billing.release(uow, reservation_id=reservation.id)
+        async with uow.transaction():
+            await uow.session.execute(
+                update(Media).where(Media.id == media_id).values(status="failed")
+            )
+            if reservation is not None:
+                await billing.release(uow, reservation_id=reservation.id)
         raise
     await uow.session.execute(
         update(Media)
@@ -104,7 +106,6 @@ async def generate_image(
             provider_data={k: str(v) for k, v in result.provider_data.items()},
         )
     )
-    await uow.commit()
     charged = 0
     if reservation is not None:
         entry = await billing.settle(
@@ -122,6 +123,7 @@ async def generate_image(
             ),
         )
         charged = -entry.amount
+    await uow.commit()
     return GeneratedImage(media_id, result.data, result.mime, charged, storage_key)
 
 

@@ -132,5 +132,6 @@ async def purge_expired(
     # A session that ended (signed out, revoked or expired) keeps no device data.
     ended = await sessions.purge_ended(uow, cutoff=now)
     media = await purge_media(uow, store, now=now) if store is not None else 0
-    await billing.release_stale_holds(uow, now=now)
+    async with uow.transaction():
+        await billing.release_stale_holds(uow, now=now)
     return Purged(messages, conversations, technical, privacy_log, ended, media)

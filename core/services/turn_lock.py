@@ -1,13 +1,55 @@
-"""One reply at a time per user, and Stop, across processes."""
+"""One reply at a time per user, across the bot and the web app and every process, and Stop.
+
+The lock is one Redis key per user, ``netroom:turn-lock:{user_id}``, holding a random token of
+its owner. Invariants:
+
+- only the owner renews or deletes it (compare-and-renew, compare-and-delete in Lua), so a lock
+  that expired and was taken by a later turn is never freed by the earlier one;
+- it lives ``LOCK_TTL`` seconds and its turn renews it every ``RENEW_EVERY`` seconds, so a crashed
+  owner's lock frees itself within ``LOCK_TTL`` seconds;
+- a turn releases it as soon as it ends, whatever the ending (complete, Stop, failure, cut);
+- a second message while the lock is held waits briefly (the previous turn may be finishing its
+  bookkeeping) and is refused only while that turn really runs.
+
+Turn ids and their stop flags are per turn: ``netroom:turn:{turn_id}`` names the user whose turn
+it is (for Stop from any transport), ``netroom:stop:{turn_id}`` asks it to stop.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from core.errors import DomainError, NotFound
 from core.i18n import N_
+
+log = logging.getLogger(__name__)
+
+LOCK_TTL = 30.0
+RENEW_EVERY = 10.0
+# How long a turn id stays known after its start, so a late Stop is no error.
+TURN_TTL = 600
+CLAIM_ATTEMPTS = 10
+CLAIM_PAUSE = 0.1
+
+_RELEASE = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('del', KEYS[1])
+end
+return 0
+"""
+_RENEW = """
+if redis.call('get', KEYS[1]) == ARGV[1] then
+    return redis.call('pexpire', KEYS[1], ARGV[2])
+end
+return 0
+"""
 
 
 class ReplyInProgress(DomainError):
@@ -15,43 +57,106 @@ class ReplyInProgress(DomainError):
     msgid = N_("⏳ I am still answering your previous message. Wait for it or tap Stop.")
 
 
-TURN_TTL = 600
-
-
-def _busy_key(user_id: int) -> str:
-    return f"netroom:web:busy:{user_id}"
+def lock_key(user_id: int) -> str:
+    return f"netroom:turn-lock:{user_id}"
 
 
 def _turn_key(turn_id: str) -> str:
-    return f"netroom:web:turn:{turn_id}"
+    return f"netroom:turn:{turn_id}"
 
 
 def _stop_key(turn_id: str) -> str:
-    return f"netroom:web:stop:{turn_id}"
+    return f"netroom:stop:{turn_id}"
 
 
-async def claim_turn(
-    redis: Redis, *, user_id: int, turn_id: str, attempts: int = 3, pause: float = 0.05
-) -> None:
-    """Take the user's one turn, or ReplyInProgress. The previous reply may be finishing its
-    bookkeeping; a short wait covers that, so only a reply still being written refuses."""
+def new_turn_id() -> str:
+    return secrets.token_hex(8)
+
+
+@dataclass(frozen=True, slots=True)
+class TurnLock:
+    """A held lock: the user's, for one turn, with its owner's token."""
+
+    user_id: int
+    turn_id: str
+    token: str
+    ttl: float = LOCK_TTL
+
+    async def renew(self, redis: Redis) -> bool:
+        """Extend the lock; False when it is no longer ours (it expired and was taken)."""
+        renewed = await redis.eval(  # type: ignore[misc]
+            _RENEW, 1, lock_key(self.user_id), self.token, str(int(self.ttl * 1000))
+        )
+        return bool(renewed)
+
+    async def release(self, redis: Redis) -> bool:
+        """Free the lock if it is still ours; forget the stop flag."""
+        freed = await redis.eval(  # type: ignore[misc]
+            _RELEASE, 1, lock_key(self.user_id), self.token
+        )
+        await redis.delete(_stop_key(self.turn_id))
+        return bool(freed)
+
+
+async def acquire(
+    redis: Redis,
+    *,
+    user_id: int,
+    turn_id: str,
+    ttl: float = LOCK_TTL,
+    attempts: int = CLAIM_ATTEMPTS,
+    pause: float = CLAIM_PAUSE,
+) -> TurnLock:
+    """Take the user's one turn, or ReplyInProgress."""
+    token = secrets.token_hex(16)
     for attempt in range(attempts):
-        if await redis.set(_busy_key(user_id), turn_id, nx=True, ex=TURN_TTL):
-            # Whose turn it is, for Stop; kept a while after the end so a late Stop is no error.
+        if await redis.set(lock_key(user_id), token, nx=True, px=int(ttl * 1000)):
             await redis.set(_turn_key(turn_id), str(user_id), ex=TURN_TTL)
-            return
+            return TurnLock(user_id, turn_id, token, ttl)
         if attempt + 1 < attempts:
             await asyncio.sleep(pause)
     raise ReplyInProgress(f"user {user_id} has a reply in progress")
 
 
-async def release_turn(redis: Redis, *, user_id: int, turn_id: str) -> None:
-    key = _busy_key(user_id)
-    held = await redis.get(key)
-    # Only our own flag: one that expired and was taken by a later turn stays.
-    if held is not None and (held.decode() if isinstance(held, bytes) else held) == turn_id:
-        await redis.delete(key)
-    await redis.delete(_stop_key(turn_id))
+@contextlib.asynccontextmanager
+async def holding(
+    redis: Redis,
+    *,
+    user_id: int,
+    turn_id: str,
+    ttl: float = LOCK_TTL,
+    renew_every: float = RENEW_EVERY,
+    attempts: int = CLAIM_ATTEMPTS,
+    pause: float = CLAIM_PAUSE,
+) -> AsyncIterator[TurnLock]:
+    """The lock for the block, renewed while it runs and released when it ends (also when the
+    block is cancelled: the release is shielded)."""
+    lock = await acquire(
+        redis, user_id=user_id, turn_id=turn_id, ttl=ttl, attempts=attempts, pause=pause
+    )
+
+    async def keep() -> None:
+        while True:
+            await asyncio.sleep(renew_every)
+            try:
+                if not await lock.renew(redis):
+                    log.warning("turn %s lost its lock", turn_id)
+                    return
+            except Exception:
+                # Redis away for a moment: the next renewal tries again before the TTL ends.
+                log.warning("turn %s: lock not renewed", turn_id, exc_info=True)
+
+    renewer = asyncio.create_task(keep())
+    try:
+        yield lock
+    finally:
+        renewer.cancel()
+        await asyncio.wait([renewer])
+        try:
+            await asyncio.shield(lock.release(redis))
+        except Exception:
+            # The TTL frees it anyway.
+            log.warning("turn %s: lock not released", turn_id, exc_info=True)
 
 
 async def request_stop(redis: Redis, *, user_id: int, turn_id: str) -> None:

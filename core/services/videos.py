@@ -67,13 +67,13 @@ async def submit_video(
         cost, markup_percent=model.markup_percent, discount_percent=balance.discount_percent
     )
     key = f"video:{user_id}:{secrets.token_hex(8)}"
-    hold = (
-        await billing.reserve(
-            uow, user_id=user_id, amount=price, key=f"{key}:hold", model_id=model.id
-        )
-        if price
-        else None
-    )
+    hold = None
+    if price:
+        # Held and committed before the provider is asked.
+        async with uow.transaction():
+            hold = await billing.reserve(
+                uow, user_id=user_id, amount=price, key=f"{key}:hold", model_id=model.id
+            )
     try:
         job = await provider.submit_video(
             VideoRequest(
@@ -85,7 +85,8 @@ async def submit_video(
         )
     except ProviderError:
         if hold is not None:
-            await billing.release(uow, reservation_id=hold.id)
+            async with uow.transaction():
+                await billing.release(uow, reservation_id=hold.id)
         raise
     media = Media(
         user_id=user_id,
@@ -132,10 +133,12 @@ async def check_video(
         return VideoState(media_id, "pending", None, telegram_id, language)
     hold_id = data.get("reservation_id")
     if job.status is VideoStatus.FAILED:
-        await uow.session.execute(update(Media).where(Media.id == media_id).values(status="failed"))
-        await uow.commit()
-        if hold_id:
-            await billing.release(uow, reservation_id=int(hold_id))
+        async with uow.transaction():
+            await uow.session.execute(
+                update(Media).where(Media.id == media_id).values(status="failed")
+            )
+            if hold_id:
+                await billing.release(uow, reservation_id=int(hold_id))
         return VideoState(media_id, "failed", None, telegram_id, language)
     content = await provider.download_video(str(data["job_id"]))
     key = await store.save(content.data, content.mime)
@@ -144,7 +147,6 @@ async def check_video(
         .where(Media.id == media_id)
         .values(status="ready", storage_key=key, mime=content.mime)
     )
-    await uow.commit()
     if hold_id:
         await billing.settle(
             uow,
@@ -162,4 +164,5 @@ async def check_video(
                 meta={"media_id": media_id},
             ),
         )
+    await uow.commit()
     return VideoState(media_id, "ready", content.data, telegram_id, language)

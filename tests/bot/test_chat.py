@@ -24,9 +24,10 @@ async def _ready(
         assert user is not None
         user_id = user.id
         if money:
-            await billing.credit(
-                uow, user_id=user_id, amount=money, category="topup", key=secrets.token_hex(8)
-            )
+            async with uow.transaction():
+                await billing.credit(
+                    uow, user_id=user_id, amount=money, category="topup", key=secrets.token_hex(8)
+                )
     someone.user_id = user_id  # type: ignore[attr-defined]
     return someone
 
@@ -487,9 +488,10 @@ async def test_top_up_chat_until_the_money_runs_out_then_top_up_again(
         user = await uow.users.by_telegram_id(sam.id)
         assert user is not None
         user_id = user.id
-        await billing.debit(
-            uow, user_id=user_id, amount=6_300, category="text", key=secrets.token_hex(8)
-        )
+        async with uow.transaction():
+            await billing.debit(
+                uow, user_id=user_id, amount=6_300, category="text", key=secrets.token_hex(8)
+            )
     answered = 0
     for n in range(20):
         await _script(harness, provider="openai", reply="paid words " * 400, chunk_size=4000)

@@ -24,9 +24,10 @@ async def _ready_person(harness: BotHarness, person: PersonFactory, name: str) -
     async with harness.uow_factory() as uow:
         user = await uow.users.by_telegram_id(someone.id)
         assert user is not None
-        await billing.credit(
-            uow, user_id=user.id, amount=100_000, category="bonus", key=f"files-{user.id}"
-        )
+        async with uow.transaction():
+            await billing.credit(
+                uow, user_id=user.id, amount=100_000, category="bonus", key=f"files-{user.id}"
+            )
     return someone
 
 

@@ -30,17 +30,21 @@ async def test_a_new_user_has_a_zero_balance(uow: UnitOfWork) -> None:
 
 async def test_credit_then_debit_moves_the_balance_and_records_entries(uow: UnitOfWork) -> None:
     user_id = await _user(uow)
-    top_up = await billing.credit(uow, user_id=user_id, amount=10_000, category="topup", key=key())
-    spent = await billing.debit(
-        uow,
-        user_id=user_id,
-        amount=1_234,
-        category="text",
-        key=key(),
-        charge=Charge(
-            cost=1_000, markup_percent=30, input_tokens=500, output_tokens=80, model_id="gpt-x"
-        ),
-    )
+    async with uow.transaction():
+        top_up = await billing.credit(
+            uow, user_id=user_id, amount=10_000, category="topup", key=key()
+        )
+    async with uow.transaction():
+        spent = await billing.debit(
+            uow,
+            user_id=user_id,
+            amount=1_234,
+            category="text",
+            key=key(),
+            charge=Charge(
+                cost=1_000, markup_percent=30, input_tokens=500, output_tokens=80, model_id="gpt-x"
+            ),
+        )
     assert (top_up.amount, top_up.balance_after) == (10_000, 10_000)
     assert (spent.amount, spent.balance_after, spent.model_id) == (-1_234, 8_766, "gpt-x")
     assert (spent.input_tokens, spent.output_tokens) == (500, 80)
@@ -51,9 +55,11 @@ async def test_credit_then_debit_moves_the_balance_and_records_entries(uow: Unit
 
 async def test_a_debit_beyond_the_balance_is_refused_and_changes_nothing(uow: UnitOfWork) -> None:
     user_id = await _user(uow)
-    await billing.credit(uow, user_id=user_id, amount=500, category="topup", key=key())
+    async with uow.transaction():
+        await billing.credit(uow, user_id=user_id, amount=500, category="topup", key=key())
     with pytest.raises(InsufficientFunds) as raised:
-        await billing.debit(uow, user_id=user_id, amount=501, category="text", key=key())
+        async with uow.transaction():
+            await billing.debit(uow, user_id=user_id, amount=501, category="text", key=key())
     assert raised.value.params == {"needed": 501, "available": 500}
     assert (await billing.get_balance(uow, user_id)).balance == 500
     assert len(await billing.history(uow, user_id)) == 1
@@ -62,27 +68,35 @@ async def test_a_debit_beyond_the_balance_is_refused_and_changes_nothing(uow: Un
 async def test_the_same_key_applies_once(uow: UnitOfWork) -> None:
     user_id = await _user(uow)
     k = key()
-    first = await billing.credit(uow, user_id=user_id, amount=700, category="topup", key=k)
-    again = await billing.credit(uow, user_id=user_id, amount=700, category="topup", key=k)
+    async with uow.transaction():
+        first = await billing.credit(uow, user_id=user_id, amount=700, category="topup", key=k)
+    async with uow.transaction():
+        again = await billing.credit(uow, user_id=user_id, amount=700, category="topup", key=k)
     assert first.applied and not again.applied
     assert again.id == first.id
     assert (await billing.get_balance(uow, user_id)).balance == 700
     d = key()
-    await billing.debit(uow, user_id=user_id, amount=100, category="text", key=d)
-    replay = await billing.debit(uow, user_id=user_id, amount=100, category="text", key=d)
+    async with uow.transaction():
+        await billing.debit(uow, user_id=user_id, amount=100, category="text", key=d)
+    async with uow.transaction():
+        replay = await billing.debit(uow, user_id=user_id, amount=100, category="text", key=d)
     assert not replay.applied
     assert (await billing.get_balance(uow, user_id)).balance == 600
 
 
 async def test_reserve_holds_money_and_settle_charges_the_actual_price(uow: UnitOfWork) -> None:
     user_id = await _user(uow)
-    await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
-    held = await billing.reserve(uow, user_id=user_id, amount=600, key=key(), model_id="m")
+    async with uow.transaction():
+        await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
+    async with uow.transaction():
+        held = await billing.reserve(uow, user_id=user_id, amount=600, key=key(), model_id="m")
     balance = await billing.get_balance(uow, user_id)
     assert (balance.balance, balance.reserved, balance.available) == (1_000, 600, 400)
     with pytest.raises(InsufficientFunds):
-        await billing.reserve(uow, user_id=user_id, amount=401, key=key())
-    entry = await billing.settle(uow, reservation=held, amount=250, category="text", key=key())
+        async with uow.transaction():
+            await billing.reserve(uow, user_id=user_id, amount=401, key=key())
+    async with uow.transaction():
+        entry = await billing.settle(uow, reservation=held, amount=250, category="text", key=key())
     assert (entry.amount, entry.balance_after) == (-250, 750)
     balance = await billing.get_balance(uow, user_id)
     assert (balance.balance, balance.reserved) == (750, 0)
@@ -90,11 +104,15 @@ async def test_reserve_holds_money_and_settle_charges_the_actual_price(uow: Unit
 
 async def test_settle_above_what_the_user_can_pay_is_capped(uow: UnitOfWork) -> None:
     user_id = await _user(uow)
-    await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
-    held = await billing.reserve(uow, user_id=user_id, amount=300, key=key())
-    await billing.debit(uow, user_id=user_id, amount=500, category="image", key=key())
+    async with uow.transaction():
+        await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
+    async with uow.transaction():
+        held = await billing.reserve(uow, user_id=user_id, amount=300, key=key())
+    async with uow.transaction():
+        await billing.debit(uow, user_id=user_id, amount=500, category="image", key=key())
     # 500 left, 300 of it reserved: the request can cost at most 500.
-    entry = await billing.settle(uow, reservation=held, amount=900, category="text", key=key())
+    async with uow.transaction():
+        entry = await billing.settle(uow, reservation=held, amount=900, category="text", key=key())
     assert (entry.amount, entry.balance_after) == (-500, 0)
     assert await billing.check_consistency(uow, user_id)
 
@@ -103,31 +121,41 @@ async def test_release_returns_the_reserve_and_a_closed_reserve_cannot_be_settle
     uow: UnitOfWork,
 ) -> None:
     user_id = await _user(uow)
-    await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
-    held = await billing.reserve(uow, user_id=user_id, amount=400, key=key())
+    async with uow.transaction():
+        await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
+    async with uow.transaction():
+        held = await billing.reserve(uow, user_id=user_id, amount=400, key=key())
     assert await billing.release(uow, reservation_id=held.id)
     assert not await billing.release(uow, reservation_id=held.id)
     assert (await billing.get_balance(uow, user_id)).available == 1_000
     with pytest.raises(ReservationClosed):
-        await billing.settle(uow, reservation=held, amount=10, category="text", key=key())
+        async with uow.transaction():
+            await billing.settle(uow, reservation=held, amount=10, category="text", key=key())
 
 
 async def test_settling_twice_with_the_same_key_charges_once(uow: UnitOfWork) -> None:
     user_id = await _user(uow)
-    await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
-    held = await billing.reserve(uow, user_id=user_id, amount=400, key=key())
+    async with uow.transaction():
+        await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
+    async with uow.transaction():
+        held = await billing.reserve(uow, user_id=user_id, amount=400, key=key())
     k = key()
-    first = await billing.settle(uow, reservation=held, amount=100, category="text", key=k)
-    again = await billing.settle(uow, reservation=held, amount=100, category="text", key=k)
+    async with uow.transaction():
+        first = await billing.settle(uow, reservation=held, amount=100, category="text", key=k)
+    async with uow.transaction():
+        again = await billing.settle(uow, reservation=held, amount=100, category="text", key=k)
     assert first.applied and not again.applied
     assert (await billing.get_balance(uow, user_id)).balance == 900
 
 
 async def test_a_free_request_releases_its_reserve_without_an_entry(uow: UnitOfWork) -> None:
     user_id = await _user(uow)
-    await billing.credit(uow, user_id=user_id, amount=100, category="topup", key=key())
-    held = await billing.reserve(uow, user_id=user_id, amount=50, key=key())
-    await billing.settle(uow, reservation=held, amount=0, category="text", key=key())
+    async with uow.transaction():
+        await billing.credit(uow, user_id=user_id, amount=100, category="topup", key=key())
+    async with uow.transaction():
+        held = await billing.reserve(uow, user_id=user_id, amount=50, key=key())
+    async with uow.transaction():
+        await billing.settle(uow, reservation=held, amount=0, category="text", key=key())
     assert (await billing.get_balance(uow, user_id)).reserved == 0
     assert len(await billing.history(uow, user_id)) == 1
 
@@ -135,11 +163,14 @@ async def test_a_free_request_releases_its_reserve_without_an_entry(uow: UnitOfW
 async def test_nonsense_amounts_and_kinds_are_refused(uow: UnitOfWork) -> None:
     user_id = await _user(uow)
     with pytest.raises(InvalidInput):
-        await billing.credit(uow, user_id=user_id, amount=0, category="topup", key=key())
+        async with uow.transaction():
+            await billing.credit(uow, user_id=user_id, amount=0, category="topup", key=key())
     with pytest.raises(InvalidInput):
-        await billing.debit(uow, user_id=user_id, amount=-5, category="text", key=key())
+        async with uow.transaction():
+            await billing.debit(uow, user_id=user_id, amount=-5, category="text", key=key())
     with pytest.raises(InvalidInput):
-        await billing.credit(uow, user_id=user_id, amount=5, category="lottery", key=key())
+        async with uow.transaction():
+            await billing.credit(uow, user_id=user_id, amount=5, category="lottery", key=key())
 
 
 @pytest.mark.parametrize(
@@ -169,20 +200,22 @@ async def test_sixty_four_concurrent_debits_never_overspend(engine: AsyncEngine)
     factory = UnitOfWorkFactory.for_engine(engine)
     async with factory() as uow:
         user_id = await _user(uow)
-        await billing.credit(uow, user_id=user_id, amount=37 * 100, category="topup", key=key())
+        async with uow.transaction():
+            await billing.credit(uow, user_id=user_id, amount=37 * 100, category="topup", key=key())
 
     async def hammer(worker: int) -> int:
         won = 0
         for i in range(5):
             async with factory() as uow:
                 try:
-                    await billing.debit(
-                        uow,
-                        user_id=user_id,
-                        amount=100,
-                        category="text",
-                        key=f"{worker}-{i}-{key()}",
-                    )
+                    async with uow.transaction():
+                        await billing.debit(
+                            uow,
+                            user_id=user_id,
+                            amount=100,
+                            category="text",
+                            key=f"{worker}-{i}-{key()}",
+                        )
                     won += 1
                 except InsufficientFunds:
                     pass
@@ -206,9 +239,10 @@ async def test_the_same_credit_delivered_ten_times_at_once_counts_once(
 
     async def deliver() -> bool:
         async with factory() as uow:
-            entry = await billing.credit(
-                uow, user_id=user_id, amount=5_000, category="topup", key=k
-            )
+            async with uow.transaction():
+                entry = await billing.credit(
+                    uow, user_id=user_id, amount=5_000, category="topup", key=k
+                )
             return entry.applied
 
     applied = await asyncio.gather(*(deliver() for _ in range(10)))
@@ -227,9 +261,12 @@ async def test_holds_left_by_a_stopped_process_are_released_after_an_hour(
     from db.models import Reservation
 
     user_id = await _user(uow)
-    await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
-    stale = await billing.reserve(uow, user_id=user_id, amount=300, key=key())
-    fresh = await billing.reserve(uow, user_id=user_id, amount=200, key=key())
+    async with uow.transaction():
+        await billing.credit(uow, user_id=user_id, amount=1_000, category="topup", key=key())
+    async with uow.transaction():
+        stale = await billing.reserve(uow, user_id=user_id, amount=300, key=key())
+    async with uow.transaction():
+        fresh = await billing.reserve(uow, user_id=user_id, amount=200, key=key())
     now = datetime.now(UTC)
     await uow.session.execute(
         update(Reservation).filter_by(id=stale.id).values(created_at=now - timedelta(hours=2))
@@ -239,5 +276,7 @@ async def test_holds_left_by_a_stopped_process_are_released_after_an_hour(
     balance = await billing.get_balance(uow, user_id)
     assert (balance.balance, balance.reserved) == (1_000, 200)
     with pytest.raises(billing.ReservationClosed):
-        await billing.settle(uow, reservation=stale, amount=10, category="text", key=key())
-    await billing.settle(uow, reservation=fresh, amount=50, category="text", key=key())
+        async with uow.transaction():
+            await billing.settle(uow, reservation=stale, amount=10, category="text", key=key())
+    async with uow.transaction():
+        await billing.settle(uow, reservation=fresh, amount=50, category="text", key=key())

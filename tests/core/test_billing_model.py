@@ -45,7 +45,7 @@ class LedgerMachine(RuleBasedStateMachine):
         return self.runner.run(coro)
 
     async def _call(self, fn: Any, **kwargs: Any) -> Any:
-        async with self.factory() as uow:
+        async with self.factory() as uow, uow.transaction():
             return await fn(uow, **kwargs)
 
     @initialize()

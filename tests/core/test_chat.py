@@ -37,9 +37,10 @@ FREE = ModelTerms(
 
 async def _funded(uow: UnitOfWork, amount: int = 100_000) -> int:
     user_id = (await register(uow)).user.id
-    await billing.credit(
-        uow, user_id=user_id, amount=amount, category="topup", key=secrets.token_hex(8)
-    )
+    async with uow.transaction():
+        await billing.credit(
+            uow, user_id=user_id, amount=amount, category="topup", key=secrets.token_hex(8)
+        )
     return user_id
 
 

@@ -68,7 +68,8 @@ async def test_files_are_embedded_billed_and_searched_by_words_and_meaning(
     async with factory() as uow:
         assert await files.vectors_available(uow)
         user = (await register(uow)).user
-        await billing.credit(uow, user_id=user.id, amount=10_000, category="bonus", key="g")
+        async with uow.transaction():
+            await billing.credit(uow, user_id=user.id, amount=10_000, category="bonus", key="g")
         ids = []
         for name, data in CORPUS.items():
             uploaded = await files.upload(

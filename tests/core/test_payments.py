@@ -131,7 +131,8 @@ async def test_a_refund_takes_back_the_credit_and_the_referral_earnings(uow: Uni
 async def test_a_refund_never_takes_back_money_already_spent(uow: UnitOfWork) -> None:
     user = (await register(uow)).user
     await _pay(uow, user.telegram_id or 0, user.id, charge="spent")
-    await billing.debit(uow, user_id=user.id, amount=10_000, category="text", key="spend")
+    async with uow.transaction():
+        await billing.debit(uow, user_id=user.id, amount=10_000, category="text", key="spend")
     refund = await payments.refund_payment(uow, provider="stars", external_id="spent", now=NOW)
     assert refund.taken_back == 3_000
     balance = await billing.get_balance(uow, user.id)

@@ -97,9 +97,10 @@ async def _rich_user(uow: UnitOfWork) -> tuple[int, dict[str, str]]:
         currency="XTR",
         total_amount=50,
     )
-    await billing.debit(
-        uow, user_id=user_id, amount=1_000, category="text", key="spend-" + secrets.token_hex(6)
-    )
+    async with uow.transaction():
+        await billing.debit(
+            uow, user_id=user_id, amount=1_000, category="text", key="spend-" + secrets.token_hex(6)
+        )
     # Content: a conversation with a message, a preset, an uploaded document and its index,
     # a share link, support threads, a session, free-tier use and an admin's note.
     conversation = await conversations.current_conversation(

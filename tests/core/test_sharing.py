@@ -35,9 +35,10 @@ MODEL = ModelTerms(
 
 async def _user(uow: UnitOfWork, first_name: str = "Test") -> int:
     user_id = (await register(uow, first_name=first_name)).user.id
-    await billing.credit(
-        uow, user_id=user_id, amount=100_000, category="topup", key=secrets.token_hex(8)
-    )
+    async with uow.transaction():
+        await billing.credit(
+            uow, user_id=user_id, amount=100_000, category="topup", key=secrets.token_hex(8)
+        )
     return user_id
 
 

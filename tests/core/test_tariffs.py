@@ -76,7 +76,10 @@ async def test_free_requests_come_before_the_balance_then_the_balance_pays(
     uow: UnitOfWork,
 ) -> None:
     user = (await register(uow)).user
-    await billing.credit(uow, user_id=user.id, amount=10_000, category="bonus", key=f"b{user.id}")
+    async with uow.transaction():
+        await billing.credit(
+            uow, user_id=user.id, amount=10_000, category="bonus", key=f"b{user.id}"
+        )
     assert await _turn(uow, user.id, FREE)
     assert await _turn(uow, user.id, FREE)
     assert (await billing.get_balance(uow, user.id)).balance == 10_000
@@ -180,7 +183,10 @@ async def _subscribe(
 async def test_a_plan_raises_the_allowance_and_discounts_paid_requests(uow: UnitOfWork) -> None:
     user = (await register(uow)).user
     tg = user.telegram_id or 0
-    await billing.credit(uow, user_id=user.id, amount=50_000, category="bonus", key=f"p{user.id}")
+    async with uow.transaction():
+        await billing.credit(
+            uow, user_id=user.id, amount=50_000, category="bonus", key=f"p{user.id}"
+        )
     sub = await _subscribe(
         uow, tg, user.id, f"c1-{user.id}", first=True, until=NOW + timedelta(days=30)
     )

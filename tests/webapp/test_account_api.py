@@ -72,9 +72,14 @@ class Env:
                     client=ClientInfo(platform="web"),
                 )
             if money:
-                await billing.credit(
-                    uow, user_id=dto.id, amount=money, category="topup", key=secrets.token_hex(8)
-                )
+                async with uow.transaction():
+                    await billing.credit(
+                        uow,
+                        user_id=dto.id,
+                        amount=money,
+                        category="topup",
+                        key=secrets.token_hex(8),
+                    )
             token = await web_access_token(uow, dto.id, secret=SECRET)
         return Person(dto.id, dto.telegram_id, {"Authorization": f"Bearer {token}"})
 
@@ -206,7 +211,7 @@ async def test_lists_show_only_the_users_own_objects(env: Env) -> None:
     await env.preset(bob, "Bob's")
     await env.media(ann, prompt="ann's fox")
     bobs_media = await env.media(bob, prompt="bob's cat")
-    async with env.factory() as uow:
+    async with env.factory() as uow, uow.transaction():
         bobs_entry = await billing.debit(
             uow, user_id=bob.id, amount=500, category="text", key=secrets.token_hex(8)
         )
@@ -347,14 +352,15 @@ async def test_transactions_page_back_newest_first(env: Env) -> None:
     ann = await env.user(money=10_000)
     async with env.factory() as uow:
         for n in range(4):
-            await billing.debit(
-                uow,
-                user_id=ann.id,
-                amount=100 + n,
-                category="text",
-                key=secrets.token_hex(8),
-                charge=billing.Charge(model_id="gpt-4o", input_tokens=10, output_tokens=20),
-            )
+            async with uow.transaction():
+                await billing.debit(
+                    uow,
+                    user_id=ann.id,
+                    amount=100 + n,
+                    category="text",
+                    key=secrets.token_hex(8),
+                    charge=billing.Charge(model_id="gpt-4o", input_tokens=10, output_tokens=20),
+                )
     _, first = await env.call(ann, "GET", "/api/transactions?limit=3")
     assert [t["amount_kopecks"] for t in first["transactions"]] == [-103, -102, -101]
     assert first["transactions"][0]["model_id"] == "gpt-4o"
@@ -397,9 +403,10 @@ async def test_referrals_show_the_links_counts_and_earnings(env: Env) -> None:
     async with env.factory() as uow:
         code = (await accounts.get_user(uow, ann.id)).referral_code
         await register(uow, payload=f"ref_{code}")
-        await billing.credit(
-            uow, user_id=ann.id, amount=3_000, category="referral", key=secrets.token_hex(8)
-        )
+        async with uow.transaction():
+            await billing.credit(
+                uow, user_id=ann.id, amount=3_000, category="referral", key=secrets.token_hex(8)
+            )
     status, data = await env.call(ann, "GET", "/api/referrals")
     assert status == 200
     assert data == {

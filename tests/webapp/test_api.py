@@ -50,9 +50,10 @@ async def _account(engine: AsyncEngine, *, money: int = 0) -> tuple[int, int]:
         tg = telegram_id()
         user = (await register(uow, tg_id=tg, first_name="Mina")).user
         if money:
-            await billing.credit(
-                uow, user_id=user.id, amount=money, category="topup", key=secrets.token_hex(8)
-            )
+            async with uow.transaction():
+                await billing.credit(
+                    uow, user_id=user.id, amount=money, category="topup", key=secrets.token_hex(8)
+                )
     return tg, user.id
 
 

@@ -155,13 +155,14 @@ class Stage:
                 uow, tg_id=int(user["id"]), first_name=name, language_code=language
             )
             if money:
-                await billing.credit(
-                    uow,
-                    user_id=registered.user.id,
-                    amount=money,
-                    category="topup",
-                    key=secrets.token_hex(8),
-                )
+                async with uow.transaction():
+                    await billing.credit(
+                        uow,
+                        user_id=registered.user.id,
+                        amount=money,
+                        category="topup",
+                        key=secrets.token_hex(8),
+                    )
         return Account(registered.user.id, int(user["id"]), user)
 
     async def launch_url(self, account: Account, *, theme: dict[str, str] | None = None) -> str:
@@ -195,32 +196,35 @@ class Stage:
     async def history(self, account: Account, entries: int) -> None:
         """Top-ups, requests to models and a referral earning, oldest first."""
         async with self.factory() as uow:
-            await billing.credit(
-                uow,
-                user_id=account.user_id,
-                amount=100_000 + entries * 1_000,
-                category="topup",
-                key=secrets.token_hex(8),
-            )
-            for n in range(entries):
-                model = ("gpt-4o", "o3-mini", "gpt-4o")[n % 3]
-                await billing.debit(
+            async with uow.transaction():
+                await billing.credit(
                     uow,
                     user_id=account.user_id,
-                    amount=120 + 37 * n,
-                    category="image" if n % 7 == 6 else "text",
+                    amount=100_000 + entries * 1_000,
+                    category="topup",
                     key=secrets.token_hex(8),
-                    charge=billing.Charge(
-                        model_id=model, input_tokens=400 + n, output_tokens=900 + n
-                    ),
                 )
-            await billing.credit(
-                uow,
-                user_id=account.user_id,
-                amount=4_500,
-                category="referral",
-                key=secrets.token_hex(8),
-            )
+            for n in range(entries):
+                model = ("gpt-4o", "o3-mini", "gpt-4o")[n % 3]
+                async with uow.transaction():
+                    await billing.debit(
+                        uow,
+                        user_id=account.user_id,
+                        amount=120 + 37 * n,
+                        category="image" if n % 7 == 6 else "text",
+                        key=secrets.token_hex(8),
+                        charge=billing.Charge(
+                            model_id=model, input_tokens=400 + n, output_tokens=900 + n
+                        ),
+                    )
+            async with uow.transaction():
+                await billing.credit(
+                    uow,
+                    user_id=account.user_id,
+                    amount=4_500,
+                    category="referral",
+                    key=secrets.token_hex(8),
+                )
 
     async def presets(self, account: Account) -> list[int]:
         async with self.factory() as uow:

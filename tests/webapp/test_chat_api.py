@@ -68,9 +68,14 @@ class Env:
         async with self.factory() as uow:
             user = (await register(uow)).user
             if money:
-                await billing.credit(
-                    uow, user_id=user.id, amount=money, category="topup", key=secrets.token_hex(8)
-                )
+                async with uow.transaction():
+                    await billing.credit(
+                        uow,
+                        user_id=user.id,
+                        amount=money,
+                        category="topup",
+                        key=secrets.token_hex(8),
+                    )
             token = await web_access_token(uow, user.id, secret=SECRET)
         return User(user.id, {"Authorization": f"Bearer {token}"})
 

@@ -41,9 +41,10 @@ class Env:
     async def user(self) -> Someone:
         async with self.factory() as uow:
             user = (await register(uow, first_name="Ottoline")).user
-            await billing.credit(
-                uow, user_id=user.id, amount=100_000, category="topup", key=secrets.token_hex(8)
-            )
+            async with uow.transaction():
+                await billing.credit(
+                    uow, user_id=user.id, amount=100_000, category="topup", key=secrets.token_hex(8)
+                )
             token = await web_access_token(uow, user.id, secret=SECRET)
         return Someone(user.id, {"Authorization": f"Bearer {token}"})
 
