@@ -76,6 +76,8 @@ def create_dispatcher(
         providers=providers,
         media_store=media_store,
         jobs=jobs,
+        # Use cases that settle money apart from the update's own unit of work.
+        uow_factory=uow_factory,
     )
     dp.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
     LocaleMiddleware(i18n).setup(dp)

@@ -150,6 +150,23 @@ class Relay:
             log.warning("chat %s: the final reply was not delivered: %s", self.chat_id, exc)
         return outcome
 
+    async def finish_early(self, note: str | None = None) -> Outcome:
+        """The stream was cancelled before it ended (``run`` did not return): what arrived
+        becomes the final reply, with ``note`` under it. The Outcome holds what was written,
+        without the note; its status is "stopped"."""
+        self.live.done = True
+        self.live.changed.set()
+        self._finished.set()
+        outcome = Outcome(text=self.live.text, reasoning=self.live.reasoning, status="stopped")
+        shown = Outcome(
+            text=f"{outcome.text}\n\n*{note}*" if note and outcome.text else outcome.text,
+            reasoning=outcome.reasoning,
+        )
+        await self._close(shown)
+        if note and not outcome.text:
+            await self.bot.send_message(self.chat_id, note, parse_mode=None)
+        return outcome
+
     # --- while streaming --------------------------------------------------------------------
 
     async def _open(self) -> None:

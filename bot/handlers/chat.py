@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-import secrets
+from collections.abc import AsyncIterator
 from html import escape
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
+from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
@@ -18,33 +20,24 @@ from redis.asyncio import Redis
 from bot.callbacks import MenuCallback, ModelCallback, SettingCallback, StopCallback
 from bot.context import BotContext
 from bot.handlers.images import draw
-from bot.streaming import Relay
+from bot.rendering import html_to_plain
+from bot.streaming import Outcome, Relay
 from bot.texts import money
 from core.dto import UserDTO
-from core.errors import DomainError
+from core.errors import DomainError, NotFound
 from core.media import MediaStore
-from core.providers.base import ImagePart
+from core.providers.base import ImagePart, StreamEvent
 from core.providers.registry import ProviderRegistry
-from core.services import chat, files, turns
+from core.services import chat, turn_lock, turns
 from core.services.billing import InsufficientFunds
+from core.services.turn_lock import ReplyInProgress
+from db.engine import UnitOfWorkFactory
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 router = Router(name="chat")
-BUSY_TTL = 600
-CLAIM_ATTEMPTS = 10
-CLAIM_PAUSE = 0.1
 # The Bot API lets bots download files up to 20 MB.
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
-
-
-def _busy_key(bot_id: int, user_id: int) -> str:
-    # Per bot as well: deployments sharing a Redis never see each other's flags.
-    return f"netroom:busy:{bot_id}:{user_id}"
-
-
-def _stop_key(turn: str) -> str:
-    return f"netroom:stop:{turn}"
 
 
 def model_keyboard(menu: chat.ModelMenu, current: str, language: str) -> InlineKeyboardMarkup:
@@ -166,8 +159,13 @@ async def on_setting(
 
 
 @router.callback_query(StopCallback.filter(), flags={"consent_free": True})
-async def on_stop(query: CallbackQuery, callback_data: StopCallback, redis: Redis) -> None:
-    await redis.set(_stop_key(callback_data.turn), "1", ex=BUSY_TTL)
+async def on_stop(
+    query: CallbackQuery, callback_data: StopCallback, redis: Redis, user: UserDTO | None = None
+) -> None:
+    if user is not None:
+        # A turn that already ended (or someone else's) has nothing to stop.
+        with contextlib.suppress(NotFound):
+            await turn_lock.request_stop(redis, user_id=user.id, turn_id=callback_data.turn)
     await query.answer(_("Stopping…"))
 
 
@@ -192,6 +190,7 @@ async def on_photo(
     ctx: BotContext,
     redis: Redis,
     providers: ProviderRegistry,
+    uow_factory: UnitOfWorkFactory,
 ) -> None:
     """A photo (with its caption as the question) goes to a model that can see."""
     me = await bot.me()
@@ -219,6 +218,7 @@ async def on_photo(
         providers,
         question,
         images=(ImagePart(data=data, mime="image/jpeg"),),
+        uow_factory=uow_factory,
     )
 
 
@@ -232,6 +232,7 @@ async def on_text(
     redis: Redis,
     providers: ProviderRegistry,
     media_store: MediaStore,
+    uow_factory: UnitOfWorkFactory,
 ) -> None:
     me = await bot.me()
     if not _addressed_to_bot(message, me.username, me.id, text=message.text):
@@ -242,17 +243,9 @@ async def on_text(
     if user.features.get("image_mode") and message.chat.type == ChatType.PRIVATE:
         await draw(message, text, bot, uow, user, ctx, providers, media_store)
         return
-    await _answer_once(message, bot, uow, user, ctx, redis, providers, text)
-
-
-async def _claim(redis: Redis, key: str, turn_id: str) -> bool:
-    """Take the user's turn. The previous reply may have just arrived while its bookkeeping
-    finishes; a short wait covers that, so only a reply still being written refuses."""
-    for _attempt in range(CLAIM_ATTEMPTS):
-        if await redis.set(key, turn_id, nx=True, ex=BUSY_TTL):
-            return True
-        await asyncio.sleep(CLAIM_PAUSE)
-    return False
+    await _answer_once(
+        message, bot, uow, user, ctx, redis, providers, text, uow_factory=uow_factory
+    )
 
 
 async def _answer_once(
@@ -265,120 +258,142 @@ async def _answer_once(
     providers: ProviderRegistry,
     text: str,
     images: tuple[ImagePart, ...] = (),
+    *,
+    uow_factory: UnitOfWorkFactory,
 ) -> None:
-    """One request at a time per user, across every bot process."""
-    me = await bot.me()
-    turn_id = secrets.token_hex(8)
-    busy = _busy_key(me.id, user.id)
-    if not await _claim(redis, busy, turn_id):
-        await message.reply(
-            _("⏳ I am still answering your previous message. Wait for it or tap Stop.")
-        )
-        return
-    try:
-        await _answer(message, bot, uow, user, ctx, redis, providers, text, turn_id, images)
-    finally:
-        await redis.delete(busy)
-
-
-async def _answer(
-    message: Message,
-    bot: Bot,
-    uow: UnitOfWork,
-    user: UserDTO,
-    ctx: BotContext,
-    redis: Redis,
-    providers: ProviderRegistry,
-    text: str,
-    turn_id: str,
-    images: tuple[ImagePart, ...] = (),
-) -> None:
+    """One request at a time per user, across the bot, the web app and every process."""
     if not ctx.models.models:
         await message.reply(_("No models are set up on this server yet."))
         return
-    prefs = chat.prefs_from(user.features, history_enabled=user.history_enabled)
-    documents = None
-    if user.features.get("files"):
-        documents = await files.context_for(
-            uow,
-            user_id=user.id,
-            conversation_id=prefs.conversation_id,
-            preset_id=prefs.preset_id,
-            query=text,
-            limits=ctx.file_limits,
-            embedder=ctx.embedder,
-        )
+    sink = BotSink(message, bot, ctx, user)
     try:
-        turn = await turns.begin_turn(
+        await turns.run_turn(
             uow,
+            uow_factory,
+            redis,
+            sink,
             user_id=user.id,
             text=text,
+            providers=providers,
+            clock=ctx.clock,
+            prefs=chat.prefs_from(user.features, history_enabled=user.history_enabled),
+            turn_id=sink.turn_id,
             models=ctx.models,
-            now=ctx.clock(),
             images=images,
-            prefs=prefs,
             tariffs=ctx.tariffs,
-            documents=documents.prompt() if documents and documents.passages else None,
+            file_limits=ctx.file_limits,
+            embedder=ctx.embedder,
+            documents=bool(user.features.get("files")),
         )
-    except InsufficientFunds:
+    except ReplyInProgress:
+        await message.reply(
+            _("⏳ I am still answering your previous message. Wait for it or tap Stop.")
+        )
+
+
+class BotSink:
+    """A turn in a Telegram chat: drafts or edits while it streams (``Relay``), the final
+    message, and a note for a Stop, a failure or a cut."""
+
+    def __init__(self, message: Message, bot: Bot, ctx: BotContext, user: UserDTO) -> None:
+        self.message = message
+        self.bot = bot
+        self.ctx = ctx
+        self.user = user
+        self.turn_id = turn_lock.new_turn_id()
+        self.relay: Relay | None = None
+
+    async def refused(self, error: DomainError) -> None:
+        if not isinstance(error, InsufficientFunds):
+            # The error router tells it.
+            raise error
         builder = InlineKeyboardBuilder()
         builder.button(text=_("💰 Top up"), callback_data=MenuCallback(action="balance"))
         text = _("Not enough money on your balance for this request. Top up to continue.")
-        if ctx.models.get(user.features.get("model")).free_tier:
+        if self.ctx.models.get(self.user.features.get("model")).free_tier:
             text = _(
                 "Your free requests to this model are used up until the next reset, and the "
                 "balance does not cover a paid one. Top up to continue, or see /balance."
             )
-        await message.reply(text, reply_markup=builder.as_markup())
-        return
-    stop = InlineKeyboardBuilder()
-    stop.button(text=_("⏹ Stop"), callback_data=StopCallback(turn=turn_id))
+        await self.message.reply(text, reply_markup=builder.as_markup())
 
-    async def should_stop() -> bool:
-        return bool(await redis.get(_stop_key(turn_id)))
-
-    relay = Relay(
-        bot,
-        message.chat.id,
-        private=message.chat.type == ChatType.PRIVATE,
-        reply_to=message.message_id,
-        show_reasoning=turn.prefs.reasoning,
-        stop_markup=stop.as_markup(),
-        thinking_text=_("✍️ Writing…"),
-        should_stop=should_stop,
-    )
-    try:
-        provider = providers.chat(turn.model.provider)
-    except DomainError as exc:
-        # Nothing was asked of the model: the hold goes back, the prompt is marked failed.
-        await turns.finish_turn(
-            uow, turn, text="", reasoning="", usage=None, status="failed", now=ctx.clock()
+    async def started(self, turn: turns.Turn) -> None:
+        stop = InlineKeyboardBuilder()
+        stop.button(text=_("⏹ Stop"), callback_data=StopCallback(turn=turn.turn_id))
+        self.relay = Relay(
+            self.bot,
+            self.message.chat.id,
+            private=self.message.chat.type == ChatType.PRIVATE,
+            reply_to=self.message.message_id,
+            show_reasoning=turn.prefs.reasoning,
+            stop_markup=stop.as_markup(),
+            thinking_text=_("✍️ Writing…"),
         )
-        await _report(message, exc, delivered=False)
-        return
-    outcome = await relay.run(provider.stream_chat(turn.request))
-    if outcome.status == "stopped":
-        await redis.delete(_stop_key(turn_id))
-    # The unit of work's transaction ended when the turn began; this opens a new one.
-    await turns.finish_turn(
-        uow,
-        turn,
-        text=outcome.text,
-        reasoning=outcome.reasoning,
-        usage=outcome.usage,
-        status=outcome.status,
-        now=ctx.clock(),
-    )
-    if documents and documents.passages and outcome.text:
-        await message.answer(
-            _("📎 Sources: {sources}").format(
-                sources="; ".join(escape(s) for s in documents.sources())
+
+    def _delivery(self, outcome: Outcome, status: str, *, reached: bool = True) -> turns.Delivery:
+        assert self.relay is not None
+        # Outcome.delivered: False when the final message could not be delivered at all.
+        delivered = reached and bool(getattr(outcome, "delivered", True))
+        text = outcome.text
+        if not delivered:
+            # Billed for what the user did see: the last preview, if any.
+            text = html_to_plain(self.relay.last_shown) if self.relay.last_shown else ""
+        return turns.Delivery(
+            text=text,
+            reasoning=outcome.reasoning,
+            reasoning_shown=self.relay.show_reasoning,
+            usage=outcome.usage,
+            status=status,
+            error=outcome.error,
+            delivered=delivered,
+        )
+
+    async def stream(
+        self, events: AsyncIterator[StreamEvent], stop: asyncio.Event
+    ) -> turns.Delivery:
+        assert self.relay is not None
+
+        async def should_stop() -> bool:
+            return stop.is_set()
+
+        self.relay.should_stop = should_stop
+        outcome = await self.relay.run(events)
+        return self._delivery(outcome, outcome.status)
+
+    async def cut(self, status: str) -> turns.Delivery:
+        if self.relay is None:
+            return turns.Delivery(status=status, delivered=False)
+        note = (
+            _(
+                "⚠️ The reply was cut short: the service is restarting. "
+                "You pay only for what was written."
             )
+            if status == "cut"
+            else None
         )
-    if outcome.error is not None:
-        await _report(message, outcome.error, delivered=bool(outcome.text))
-    elif outcome.status == "stopped":
-        await message.answer(_("⏹ Stopped. You pay only for what was written."))
+        try:
+            outcome = await self.relay.finish_early(note)
+        except TelegramAPIError as exc:
+            log.warning("chat %s: the cut reply was not delivered: %s", self.message.chat.id, exc)
+            outcome = Outcome(text=self.relay.live.text, reasoning=self.relay.live.reasoning)
+            return self._delivery(outcome, status, reached=False)
+        return self._delivery(outcome, status)
+
+    async def finished(
+        self, turn: turns.Turn, delivery: turns.Delivery, result: turns.TurnResult | None
+    ) -> None:
+        if delivery.status == "cut":
+            return
+        if turn.sources and delivery.text:
+            await self.message.answer(
+                _("📎 Sources: {sources}").format(
+                    sources="; ".join(escape(s) for s in turn.sources)
+                )
+            )
+        if delivery.error is not None:
+            await _report(self.message, delivery.error, delivered=bool(delivery.text))
+        elif delivery.status == "stopped":
+            await self.message.answer(_("⏹ Stopped. You pay only for what was written."))
 
 
 async def _report(message: Message, error: DomainError, *, delivered: bool) -> None:

@@ -1,24 +1,59 @@
-"""A turn: one prompt and the model's reply, the same for the bot and the web app.
+"""A turn: one prompt and the model's reply, written once for the bot and the web app.
 
-A turn is two use cases around the provider call, so no transaction stays open while the model
-streams: ``begin_turn`` stores the prompt and reserves money, ``finish_turn`` settles and stores
-the reply. History is trimmed to the model's context window with a safe token estimate.
+Each transport passes in a small ``TurnSink`` (how text is shown while it streams, how the final
+message is sent and whether it arrived, how an error, a Stop or a cut is told); ``run_turn`` does
+the rest: the user's one lock, begin, stream, settle, store. No transaction stays open while the
+model streams: ``begin_turn`` stores the prompt and holds money in one transaction,
+``finish_turn`` settles and then stores the reply.
+
+Invariants:
+
+- money first and always: the hold is settled for what reached the user in a transaction of its
+  own, before the reply is stored; a reply that cannot be stored (its conversation was deleted
+  meanwhile, the database refused it) is logged and the turn is still settled;
+- a turn is charged for what was delivered: the provider's usage when it reported it, else the
+  token estimate of the text the user saw (reasoning only when it was shown), never above the
+  hold (what the complete reply was estimated to cost);
+- prompts and replies are stored cleaned (NUL and lone surrogates become U+FFFD), and shown so;
+- a turn whose task is cancelled (shutdown, a request cancelled) ends as "cut" in a shielded
+  step: the user is told, the delivered text is billed, the hold settled and the lock released;
+  then the cancellation goes on.
+
+Statuses of a finished turn: complete, stopped, cut, failed, undelivered (the final message
+never reached the user: billed for what the user did see, if anything).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
+import logging
+import re
 import secrets
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
+from redis.asyncio import Redis
 from sqlalchemy import BigInteger, String, func, literal, select, update
 
 from core.catalogue import ModelUnavailable
-from core.errors import InvalidInput, UserBlocked
+from core.errors import DomainError, InvalidInput, UserBlocked
 from core.i18n import N_
-from core.providers.base import ChatMessage, ChatRequest, ImagePart, TextPart, Usage
-from core.services import billing
+from core.providers.base import (
+    ChatMessage,
+    ChatRequest,
+    ImagePart,
+    ReasoningDelta,
+    StreamEvent,
+    TextDelta,
+    TextPart,
+    Usage,
+)
+from core.providers.registry import ProviderRegistry
+from core.services import billing, files, turn_lock
 from core.services.chat import (
     ChatPrefs,
     ModelMenu,
@@ -33,6 +68,20 @@ from core.services.conversations import own_conversation
 from core.services.tariffs import Tariffs, active_plan, give_back_free_use, take_free_use
 from db.models import ChatMessageRow, Conversation, Preset, User
 from db.uow import UnitOfWork
+
+log = logging.getLogger(__name__)
+
+STATUSES = ("complete", "stopped", "cut", "failed", "undelivered")
+# How often a running turn looks for a Stop; how long a stream may take to heed one.
+STOP_POLL = 0.2
+STOP_GRACE = 1.0
+_UNSAFE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean(text: str) -> str:
+    """Text Postgres and every encoder accept: NUL and lone surrogates become U+FFFD."""
+    return _UNSAFE.sub("\ufffd", text) if _UNSAFE.search(text) else text
+
 
 RETENTION = timedelta(days=14)
 # A safe estimate of what one picture costs in prompt tokens.
@@ -65,6 +114,11 @@ class Turn:
     prefs: ChatPrefs
     # Set when the request is covered by the free tier: it costs no money.
     free_tier: str | None = None
+    # The id Stop names, and the process that runs the turn (None: not known).
+    turn_id: str = ""
+    owner: str | None = None
+    # Where the passages given to the model came from, for citing.
+    sources: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +174,7 @@ async def begin_turn(
     Raises InsufficientFunds (nothing stored) when the balance cannot cover the estimate."""
     if len(text) > MAX_PROMPT_CHARS:
         raise PromptTooLong(f"{len(text)} characters")
+    text = clean(text)
     if prefs is None:
         prefs = prefs_of(await user_of(uow, user_id))
     if model is None:
@@ -182,13 +237,14 @@ async def begin_turn(
     estimate = billing.price(
         provider_cost, markup_percent=model.markup_percent, discount_percent=discount
     )
-    # Money first: when the balance cannot cover the estimate nothing at all is stored.
+    # Money first: when the balance cannot cover the estimate nothing at all is stored. The
+    # hold, the conversation and the prompt commit together, or none of them.
     reservation = None
-    if estimate > 0 and free_tier is None:
-        reservation = await billing.reserve(
-            uow, user_id=user_id, amount=estimate, key=f"{key}:hold", model_id=model.id
-        )
-    try:
+    async with uow.transaction():
+        if estimate > 0 and free_tier is None:
+            reservation = await billing.reserve(
+                uow, user_id=user_id, amount=estimate, key=f"{key}:hold", model_id=model.id
+            )
         if conversation is None:
             conversation = Conversation(
                 user_id=user_id, model_id=model.id, preset_id=prefs.preset_id, title=text[:64]
@@ -225,12 +281,6 @@ async def begin_turn(
             # Recent-first ordering needs no more precision than this.
             conversation.updated_at = now
         conversation_id = conversation.id
-        await uow.commit()
-    except BaseException:
-        await uow.rollback()
-        if reservation is not None:
-            await billing.release(uow, reservation_id=reservation.id)
-        raise
     request = ChatRequest(
         model=model.provider_model,
         messages=messages,
@@ -254,6 +304,67 @@ async def begin_turn(
     )
 
 
+class Settle(Protocol):
+    """Settles a hold in a transaction of its own (see ``settle_turn``)."""
+
+    async def __call__(
+        self,
+        *,
+        reservation: billing.ReservationDTO,
+        amount: int,
+        category: str,
+        key: str,
+        charge: billing.Charge | None,
+    ) -> billing.EntryDTO: ...
+
+
+async def settle_turn(
+    uow_factory: Callable[[], UnitOfWork],
+    redis: Redis,
+    *,
+    reservation: billing.ReservationDTO,
+    amount: int,
+    category: str,
+    key: str,
+    charge: billing.Charge | None = None,
+) -> billing.EntryDTO:
+    """Settle a turn's hold in its own unit of work and transaction, apart from anything else
+    the turn stores. (``redis`` is where a settlement waits when Postgres cannot take it.)"""
+    async with uow_factory() as uow, uow.transaction():
+        return await billing.settle(
+            uow, reservation=reservation, amount=amount, category=category, key=key, charge=charge
+        )
+
+
+def turn_charge(
+    turn: Turn, *, text: str, reasoning: str, reasoning_shown: bool, usage: Usage | None
+) -> tuple[int, billing.Charge]:
+    """What a turn costs the user and why (see the module's invariants)."""
+    seen = text + (reasoning if reasoning_shown else "")
+    if usage is not None:
+        input_tokens, output_tokens = usage.input_tokens, usage.output_tokens
+    else:
+        input_tokens = estimate_tokens("".join(m.text for m in turn.request.messages))
+        output_tokens = estimate_tokens(seen)
+    provider_cost = cost(turn.model, input_tokens, output_tokens)
+    amount = billing.price(
+        provider_cost,
+        markup_percent=turn.model.markup_percent,
+        discount_percent=turn.discount_percent,
+    )
+    if usage is None and turn.reservation is not None:
+        # An estimate never prices a reply above the estimate of the complete one.
+        amount = min(amount, turn.reservation.amount)
+    return amount, billing.Charge(
+        cost=provider_cost,
+        markup_percent=turn.model.markup_percent,
+        discount_percent=turn.discount_percent,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        model_id=turn.model.id,
+    )
+
+
 async def finish_turn(
     uow: UnitOfWork,
     turn: Turn,
@@ -263,67 +374,76 @@ async def finish_turn(
     usage: Usage | None,
     status: str,
     now: datetime,
+    reasoning_shown: bool = False,
+    settle: Settle | None = None,
 ) -> TurnResult:
-    """Store the reply (what was delivered, even when stopped or cut) and settle its price.
-    Without usage from the provider the output is estimated from what arrived; a failure that
-    delivered nothing costs nothing."""
-    if status not in ("complete", "stopped", "failed"):
+    """Settle the turn's price for what was delivered, then store the reply (even when stopped
+    or cut). Without usage from the provider the output is estimated from what the user saw; a
+    failure that delivered nothing costs nothing. ``settle`` settles the hold in a transaction of
+    its own (default: one on ``uow``); a reply that cannot be stored is logged, and the turn
+    stays settled."""
+    if status not in STATUSES:
         raise InvalidInput(f"status {status!r}")
-    delivered = bool(text)
-    message_id: int | None = None
-    if turn.store and (delivered or status != "failed"):
-        message_id = await uow.chats.append_message(
-            conversation_id=turn.conversation_id,
-            user_id=turn.user_id,
-            role="assistant",
-            content=text,
-            reasoning=reasoning or None,
-            model_id=turn.model.id,
-            input_tokens=usage.input_tokens if usage else None,
-            output_tokens=usage.output_tokens if usage else None,
-            status=status if delivered or status == "failed" else "failed",
-            created_at=now,
-            expires_at=now + RETENTION,
-        )
-        await uow.commit()
+    text, reasoning = clean(text), clean(reasoning)
+    seen = bool(text) or (reasoning_shown and bool(reasoning))
+    charged, balance_after, free = 0, None, turn.free_tier is not None
+    # Money first, in its own transaction.
     if turn.free_tier is not None:
-        if not delivered and usage is None:
+        if not seen and usage is None:
             await give_back_free_use(uow, user_id=turn.user_id, tier=turn.free_tier)
-        return TurnResult(message_id, 0, None, free=True)
-    if turn.reservation is None:
-        return TurnResult(message_id, 0, None)
-    if not delivered and usage is None:
-        await billing.release(uow, reservation_id=turn.reservation.id)
-        return TurnResult(message_id, 0, None)
-    input_tokens = (
-        usage.input_tokens
-        if usage
-        else estimate_tokens("".join(m.text for m in turn.request.messages))
-    )
-    output_tokens = usage.output_tokens if usage else estimate_tokens(text + reasoning)
-    provider_cost = cost(turn.model, input_tokens, output_tokens)
-    amount = billing.price(
-        provider_cost,
-        markup_percent=turn.model.markup_percent,
-        discount_percent=turn.discount_percent,
-    )
-    entry = await billing.settle(
-        uow,
-        reservation=turn.reservation,
-        amount=amount,
-        category="text",
-        key=f"{turn.key}:settle",
-        charge=billing.Charge(
-            cost=provider_cost,
-            markup_percent=turn.model.markup_percent,
-            discount_percent=turn.discount_percent,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            model_id=turn.model.id,
-            meta={"status": status, "estimated": usage is None},
-        ),
-    )
-    return TurnResult(message_id, -entry.amount, entry.balance_after)
+    elif turn.reservation is not None:
+        if not seen and usage is None:
+            async with uow.transaction():
+                await billing.release(uow, reservation_id=turn.reservation.id)
+        else:
+            amount, charge = turn_charge(
+                turn, text=text, reasoning=reasoning, reasoning_shown=reasoning_shown, usage=usage
+            )
+            charge = dataclasses.replace(
+                charge, meta={"status": status, "estimated": usage is None}
+            )
+            if settle is None:
+                async with uow.transaction():
+                    entry = await billing.settle(
+                        uow,
+                        reservation=turn.reservation,
+                        amount=amount,
+                        category="text",
+                        key=f"{turn.key}:settle",
+                        charge=charge,
+                    )
+            else:
+                entry = await settle(
+                    reservation=turn.reservation,
+                    amount=amount,
+                    category="text",
+                    key=f"{turn.key}:settle",
+                    charge=charge,
+                )
+            charged, balance_after = -entry.amount, entry.balance_after
+    message_id: int | None = None
+    if turn.store and (text or status != "failed"):
+        try:
+            async with uow.transaction():
+                message_id = await uow.chats.append_message(
+                    conversation_id=turn.conversation_id,
+                    user_id=turn.user_id,
+                    role="assistant",
+                    content=text,
+                    reasoning=reasoning or None,
+                    model_id=turn.model.id,
+                    input_tokens=usage.input_tokens if usage else None,
+                    output_tokens=usage.output_tokens if usage else None,
+                    status=status if text or status == "failed" else "failed",
+                    created_at=now,
+                    expires_at=now + RETENTION,
+                )
+        except Exception:
+            # The conversation was deleted meanwhile, or the database refused the text: the
+            # user has the reply and it is paid for; only the record of it is missing.
+            log.exception("turn %s of user %s: the reply was not stored", turn.key, turn.user_id)
+            message_id = None
+    return TurnResult(message_id, charged, balance_after, free=free)
 
 
 @dataclass(frozen=True, slots=True)
@@ -364,3 +484,240 @@ async def setup_turn(
     documents = bool((user.features or {}).get("files"))
     await uow.end_read()
     return TurnSetup(prefs=prefs, model=model, documents=documents)
+
+
+# --- one turn, from the lock to the last word ------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What reached the user: the text (and reasoning) shown, how the stream ended, and whether
+    the final message arrived."""
+
+    text: str = ""
+    reasoning: str = ""
+    reasoning_shown: bool = False
+    usage: Usage | None = None
+    # complete, stopped, cut or failed (undelivered is decided from ``delivered``).
+    status: str = "complete"
+    error: DomainError | None = None
+    delivered: bool = True
+
+
+class TurnSink(Protocol):
+    """What differs between the bot and the web app in a turn."""
+
+    async def refused(self, error: DomainError) -> None:
+        """The turn could not begin: nothing was stored, held or asked of the model."""
+
+    async def started(self, turn: Turn) -> None:
+        """The prompt is stored and money held; the model is about to be asked."""
+
+    async def stream(
+        self, events: AsyncGenerator[StreamEvent, None], stop: asyncio.Event
+    ) -> Delivery:
+        """Show the reply while it streams and send the final message. End early, keeping what
+        arrived, once ``stop`` is set. A provider failure is part of the Delivery, not raised.
+        May be cancelled at any point; then ``cut`` is called."""
+
+    async def cut(self, status: str) -> Delivery:
+        """The stream was cancelled before it ended: ``status`` is "cut" (the service is
+        stopping: say so) or "stopped" (a Stop the model did not heed in time). Send what was
+        shown as the final message; what the user has."""
+
+    async def finished(self, turn: Turn, delivery: Delivery, result: TurnResult | None) -> None:
+        """Tell how the turn ended (``result`` None: it could not be settled)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TurnOutcome:
+    turn: Turn
+    delivery: Delivery
+    result: TurnResult | None
+    status: str
+
+
+async def _cleaned(
+    events: AsyncIterator[StreamEvent],
+) -> AsyncGenerator[StreamEvent, None]:
+    async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
+        async for event in stream:
+            if type(event) is TextDelta and _UNSAFE.search(event.text):
+                event = TextDelta(clean(event.text))
+            elif type(event) is ReasoningDelta and _UNSAFE.search(event.text):
+                event = ReasoningDelta(clean(event.text))
+            yield event
+
+
+async def _watch_stop(
+    redis: Redis, turn_id: str, stop: asyncio.Event, streaming: asyncio.Task[Delivery]
+) -> None:
+    """Stop from any transport or process; a model that stays silent is not waited for."""
+    while not streaming.done():
+        await asyncio.sleep(STOP_POLL)
+        try:
+            if await turn_lock.stop_requested(redis, turn_id):
+                stop.set()
+                break
+        except Exception:
+            log.warning("turn %s: stop flag not read", turn_id, exc_info=True)
+    if stop.is_set() and not streaming.done():
+        done, _ = await asyncio.wait([streaming], timeout=STOP_GRACE)
+        if not done:
+            streaming.cancel()
+
+
+async def run_turn(
+    uow: UnitOfWork,
+    uow_factory: Callable[[], UnitOfWork],
+    redis: Redis,
+    sink: TurnSink,
+    *,
+    user_id: int,
+    text: str,
+    providers: ProviderRegistry,
+    clock: Callable[[], datetime],
+    prefs: ChatPrefs,
+    turn_id: str | None = None,
+    owner: str | None = None,
+    model: ModelTerms | None = None,
+    models: ModelMenu | None = None,
+    images: tuple[ImagePart, ...] = (),
+    tariffs: Tariffs | None = None,
+    file_limits: files.FileLimits | None = None,
+    embedder: files.Embedder | None = None,
+    documents: bool = True,
+) -> TurnOutcome | None:
+    """One turn for one user: take the user's lock (or ReplyInProgress), begin (refusals go to
+    the sink), stream through the sink, settle, store, tell. None when the turn never began."""
+    turn_id = turn_id or turn_lock.new_turn_id()
+    async with turn_lock.holding(redis, user_id=user_id, turn_id=turn_id):
+        try:
+            context = None
+            if documents and file_limits is not None:
+                context = await files.context_for(
+                    uow,
+                    user_id=user_id,
+                    conversation_id=prefs.conversation_id,
+                    preset_id=prefs.preset_id,
+                    query=text,
+                    limits=file_limits,
+                    embedder=embedder,
+                )
+            passages = context is not None and bool(context.passages)
+            turn = await begin_turn(
+                uow,
+                user_id=user_id,
+                text=text,
+                now=clock(),
+                model=model,
+                models=models,
+                images=images,
+                prefs=prefs,
+                tariffs=tariffs,
+                documents=context.prompt() if context is not None and passages else None,
+            )
+        except DomainError as exc:
+            await sink.refused(exc)
+            return None
+        turn = dataclasses.replace(
+            turn,
+            turn_id=turn_id,
+            owner=owner,
+            sources=tuple(context.sources()) if context is not None and passages else (),
+        )
+        return await _stream_and_finish(uow, uow_factory, redis, sink, turn, providers, clock)
+
+
+async def _stream_and_finish(
+    uow: UnitOfWork,
+    uow_factory: Callable[[], UnitOfWork],
+    redis: Redis,
+    sink: TurnSink,
+    turn: Turn,
+    providers: ProviderRegistry,
+    clock: Callable[[], datetime],
+) -> TurnOutcome:
+    async def settle(**kwargs: object) -> billing.EntryDTO:
+        return await settle_turn(uow_factory, redis, **kwargs)  # type: ignore[arg-type]
+
+    async def finish(delivery: Delivery) -> TurnOutcome:
+        status = delivery.status
+        if not delivery.delivered and status in ("complete", "stopped", "cut"):
+            status = "undelivered"
+        result: TurnResult | None
+        try:
+            result = await finish_turn(
+                uow,
+                turn,
+                text=delivery.text,
+                reasoning=delivery.reasoning,
+                reasoning_shown=delivery.reasoning_shown,
+                usage=delivery.usage,
+                status=status,
+                now=clock(),
+                settle=settle,
+            )
+        except Exception:
+            log.exception("turn %s of user %s not settled", turn.key, turn.user_id)
+            result = None
+        try:
+            await sink.finished(turn, dataclasses.replace(delivery, status=status), result)
+        except Exception:
+            log.exception("turn %s of user %s: the end was not told", turn.key, turn.user_id)
+        return TurnOutcome(turn, delivery, result, status)
+
+    async def cut_short(status: str) -> TurnOutcome:
+        try:
+            delivery = await sink.cut(status)
+        except Exception:
+            log.exception("turn %s: the cut reply was not sent", turn.key)
+            delivery = Delivery(status=status, delivered=False)
+        return await finish(delivery)
+
+    try:
+        provider = providers.chat(turn.model.provider)
+    except DomainError as exc:
+        # Nothing was asked of the model: the hold goes back, the prompt is marked failed.
+        return await finish(Delivery(status="failed", error=exc))
+    stop = asyncio.Event()
+    streaming: asyncio.Task[Delivery] | None = None
+    watcher: asyncio.Task[None] | None = None
+    try:
+        await sink.started(turn)
+        streaming = asyncio.create_task(
+            sink.stream(_cleaned(provider.stream_chat(turn.request)), stop)
+        )
+        watcher = asyncio.create_task(_watch_stop(redis, turn.turn_id, stop, streaming))
+        await asyncio.wait([streaming])
+    except asyncio.CancelledError:
+        # The service is stopping (or the request was cancelled): end the turn as cut, in a
+        # step the cancellation does not interrupt, then let the cancellation go on.
+        if watcher is not None:
+            watcher.cancel()
+        if streaming is not None and not streaming.done():
+            streaming.cancel()
+            await asyncio.shield(asyncio.wait([streaming]))
+        if (
+            streaming is not None
+            and streaming.done()
+            and not streaming.cancelled()
+            and streaming.exception() is None
+        ):
+            # The reply had just ended on its own: it is complete, only its bookkeeping is left.
+            step = finish(streaming.result())
+        else:
+            step = cut_short("cut")
+        await asyncio.shield(asyncio.ensure_future(step))
+        raise
+    finally:
+        if watcher is not None:
+            watcher.cancel()
+    if streaming.cancelled():
+        return await cut_short("stopped")
+    try:
+        delivery = streaming.result()
+    except Exception as exc:
+        log.exception("turn %s: the reply stream failed", turn.key)
+        delivery = Delivery(status="failed", error=DomainError(type(exc).__name__), delivered=False)
+    return await finish(delivery)

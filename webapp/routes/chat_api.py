@@ -9,12 +9,16 @@ replies streamed live as Server-Sent Events.
 - ``error`` ``{"code", "message"}`` (translated): the turn could not start (then it is the only
   event: nothing was asked of the model and nothing charged), or the model failed;
 - ``done`` ``{"message_id", "status", "charged_kopecks", "free", "balance_kopecks"}``, last, for
-  every turn that started.
+  every turn that started. ``status`` is ``complete``, ``stopped`` (Stop, or the client went
+  away), ``failed`` (the model failed; an ``error`` event comes before), or ``cut`` (the server
+  is restarting: what was delivered is kept and billed); ``message_id`` is null when the reply
+  could not be stored (it is still billed for what was delivered).
 
-A turn is the bot's: ``begin_turn`` before the model is asked, ``finish_turn`` always after, so a
-Stop, a failure or a client that went away pays only for what was delivered and the rest of the
-hold goes back. One reply at a time per user; ``POST /api/chat/{turn_id}/stop`` stops one from
-anywhere (another tab, another web process). The relay does no database work per chunk.
+The turn is the bot's (``core.services.turns.run_turn``; this module only passes in a sink that
+writes events): a Stop, a failure or a client that went away pays only for what was delivered and
+the rest of the hold goes back. One reply at a time per user, across the bot and the web app
+(another one is 409 ``busy``); ``POST /api/chat/{turn_id}/stop`` stops one from anywhere (another
+tab, another web process, the bot). The relay does no database work per chunk.
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import secrets
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 
 from aiohttp import web
@@ -31,8 +34,7 @@ from aiohttp import web
 from core.catalogue import ModelUnavailable
 from core.errors import DomainError, InvalidInput, NotFound
 from core.providers.base import ReasoningDelta, StreamEvent, TextDelta, Usage, UsageReport
-from core.services import billing, chat, conversations, files, turn_lock, turns
-from db.uow import UnitOfWork
+from core.services import billing, chat, conversations, turn_lock, turns
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
 from webapp.routes.api import MAX_ID, json_body, object_id, user_id_of
@@ -320,7 +322,6 @@ async def send_message(request: web.Request) -> web.StreamResponse:
     menu = _menu(ctx)
     if ctx.providers is None:
         raise ModelUnavailable("no model providers configured")
-    turn_id = secrets.token_hex(8)
     async with ctx.uow_factory() as uow:
         setup = await turns.setup_turn(
             uow,
@@ -330,128 +331,133 @@ async def send_message(request: web.Request) -> web.StreamResponse:
             new_conversation="conversation_id" in body and conversation_id is None,
             model_id=model_id,
         )
-        await turn_lock.claim_turn(ctx.redis, user_id=user_id, turn_id=turn_id)
-        try:
-            return await _reply(request, ctx, uow, setup, user_id, turn_id, text.strip())
-        finally:
-            await turn_lock.release_turn(ctx.redis, user_id=user_id, turn_id=turn_id)
-
-
-async def _reply(
-    request: web.Request,
-    ctx: WebContext,
-    uow: UnitOfWork,
-    setup: turns.TurnSetup,
-    user_id: int,
-    turn_id: str,
-    text: str,
-) -> web.StreamResponse:
-    assert ctx.providers is not None
-    response = _event_stream()
-    language = request_language(request)
-    try:
-        documents = None
-        if setup.documents:
-            documents = await files.context_for(
-                uow,
-                user_id=user_id,
-                conversation_id=setup.prefs.conversation_id,
-                preset_id=setup.prefs.preset_id,
-                query=text,
-                limits=ctx.file_limits,
-                embedder=ctx.embedder,
-            )
-        turn = await turns.begin_turn(
+        sink = WebSink(request, ctx, language=request_language(request))
+        # Busy (another reply of this user streams, here or in the bot) is a 409 before any
+        # event; everything after the turn begins is an event.
+        await turns.run_turn(
             uow,
+            ctx.uow_factory,
+            ctx.redis,
+            sink,
             user_id=user_id,
-            text=text,
-            now=ctx.clock(),
-            model=setup.model,
+            text=text.strip(),
+            providers=ctx.providers,
+            clock=ctx.clock,
             prefs=setup.prefs,
+            turn_id=sink.turn_id,
+            model=setup.model,
             tariffs=ctx.tariffs,
-            documents=documents.prompt() if documents and documents.passages else None,
+            file_limits=ctx.file_limits,
+            embedder=ctx.embedder,
+            documents=setup.documents,
         )
-    except DomainError as exc:
-        # The turn never began: nothing is stored, held or asked of the model.
-        log.info("chat of user %s not started: %s (%s)", user_id, exc.code, exc.detail)
-        with contextlib.suppress(ConnectionError):
-            await response.prepare(request)
-            await response.write(_frame("error", _error(exc, language)))
-            await response.write_eof()
-        return response
+    return sink.response
 
-    relay = _Relay(response, show_reasoning=turn.prefs.reasoning)
-    try:
+
+class WebSink:
+    """A turn over Server-Sent Events: each chunk written the moment it arrives, then ``done``
+    (or ``error`` alone when the turn could not begin)."""
+
+    def __init__(self, request: web.Request, ctx: WebContext, *, language: str) -> None:
+        self.request = request
+        self.ctx = ctx
+        self.language = language
+        self.turn_id = turn_lock.new_turn_id()
+        self.response = _event_stream()
+        self.relay: _Relay | None = None
+        self.gone = False
+
+    async def _write(self, event: str, data: Mapping[str, object]) -> None:
+        if self.gone:
+            return
         try:
-            await response.prepare(request)
-            await relay.send("start", {"turn_id": turn_id, "conversation_id": turn.conversation_id})
-            provider = ctx.providers.chat(turn.model.provider)
-            await relay.run(
-                provider.stream_chat(turn.request),
-                stop_requested=lambda: turn_lock.stop_requested(ctx.redis, turn_id),
-                client_gone=_client_gone(request),
-            )
-        except (_ClientGone, ConnectionError):
-            relay.status = "stopped"
-        except DomainError as exc:
-            # Nothing was asked of the model (its provider is not set up): the hold goes back.
-            relay.status, relay.error = "failed", exc
-        except Exception as exc:
-            # The response has begun: the error becomes an event, never a second response.
-            log.exception("chat of user %s failed", user_id)
-            relay.status, relay.error = "failed", DomainError(type(exc).__name__)
-    except BaseException:
-        # Cancelled (the server is shutting down): the turn still ends, billing what was sent.
-        if relay.status == "complete":
-            relay.status = "stopped"
-        await asyncio.shield(_finish(uow, ctx, turn, relay))
-        raise
-    result = await _finish(uow, ctx, turn, relay)
-    with contextlib.suppress(ConnectionError):
-        if relay.error is not None:
-            log.info(
-                "chat of user %s: the model failed: %s (%s)",
-                user_id,
-                relay.error.code,
-                relay.error.detail,
-            )
-            await response.write(_frame("error", _error(relay.error, language)))
-        if result is None:
-            await response.write(_frame("error", _error(DomainError("not settled"), language)))
-        else:
-            await response.write(_frame("done", result))
-        await response.write_eof()
-    return response
+            if not self.response.prepared:
+                await self.response.prepare(self.request)
+            await self.response.write(_frame(event, data))
+        except (ConnectionError, _ClientGone):
+            self.gone = True
 
+    async def _end(self) -> None:
+        if not self.gone:
+            with contextlib.suppress(ConnectionError):
+                await self.response.write_eof()
 
-async def _finish(
-    uow: UnitOfWork, ctx: WebContext, turn: turns.Turn, relay: _Relay
-) -> dict[str, object] | None:
-    """Store the reply and settle, whatever happened; the ``done`` event's data."""
-    try:
-        result = await turns.finish_turn(
-            uow,
-            turn,
+    async def refused(self, error: DomainError) -> None:
+        log.info("chat turn not started: %s (%s)", error.code, error.detail)
+        await self._write("error", _error(error, self.language))
+        await self._end()
+
+    async def started(self, turn: turns.Turn) -> None:
+        self.relay = _Relay(self.response, show_reasoning=turn.prefs.reasoning)
+        await self._write(
+            "start", {"turn_id": turn.turn_id, "conversation_id": turn.conversation_id}
+        )
+
+    def _delivery(self, status: str) -> turns.Delivery:
+        relay = self.relay
+        assert relay is not None
+        return turns.Delivery(
             text="".join(relay.text),
             reasoning="".join(relay.reasoning),
+            reasoning_shown=relay.show_reasoning,
             usage=relay.usage,
-            status=relay.status,
-            now=ctx.clock(),
+            status=status,
+            error=relay.error,
         )
-        balance = result.balance_after
-        if balance is None:
-            balance = (await billing.get_balance(uow, turn.user_id)).balance
-            await uow.end_read()
-    except Exception:
-        log.exception("turn %s of user %s not settled", turn.key, turn.user_id)
-        return None
-    return {
-        "message_id": result.message_id,
-        "status": relay.status,
-        "charged_kopecks": result.charged,
-        "free": result.free,
-        "balance_kopecks": balance,
-    }
+
+    async def stream(
+        self, events: AsyncGenerator[StreamEvent, None], stop: asyncio.Event
+    ) -> turns.Delivery:
+        assert self.relay is not None
+        if self.gone:
+            await events.aclose()
+            return self._delivery("stopped")
+
+        async def stop_requested() -> bool:
+            return stop.is_set()
+
+        await self.relay.run(
+            events, stop_requested=stop_requested, client_gone=_client_gone(self.request)
+        )
+        return self._delivery(self.relay.status)
+
+    async def cut(self, status: str) -> turns.Delivery:
+        if status == "cut" and (self.gone or _client_gone(self.request)()):
+            # aiohttp cancels a request whose client went away: that is the client's Stop.
+            status = "stopped"
+        if self.relay is None:
+            return turns.Delivery(status=status)
+        return self._delivery(status)
+
+    async def finished(
+        self, turn: turns.Turn, delivery: turns.Delivery, result: turns.TurnResult | None
+    ) -> None:
+        if delivery.error is not None:
+            log.info(
+                "chat of user %s: the model failed: %s (%s)",
+                turn.user_id,
+                delivery.error.code,
+                delivery.error.detail,
+            )
+            await self._write("error", _error(delivery.error, self.language))
+        if result is None:
+            await self._write("error", _error(DomainError("not settled"), self.language))
+        else:
+            balance = result.balance_after
+            if balance is None and not self.gone:
+                async with self.ctx.uow_factory() as uow, uow.reading():
+                    balance = (await billing.get_balance(uow, turn.user_id)).balance
+            await self._write(
+                "done",
+                {
+                    "message_id": result.message_id,
+                    "status": delivery.status,
+                    "charged_kopecks": result.charged,
+                    "free": result.free,
+                    "balance_kopecks": balance,
+                },
+            )
+        await self._end()
 
 
 async def stop_turn(request: web.Request) -> web.Response:

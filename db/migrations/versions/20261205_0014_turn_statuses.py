@@ -31,4 +31,6 @@ def downgrade() -> None:
     op.execute("UPDATE messages SET status = 'stopped' WHERE status = 'cut'")
     op.execute("UPDATE messages SET status = 'failed' WHERE status = 'undelivered'")
     op.drop_constraint(op.f(NAME), "messages", type_="check")
-    op.create_check_constraint(op.f(NAME), "messages", "status IN ('complete', 'stopped', 'failed')")
+    op.create_check_constraint(
+        op.f(NAME), "messages", "status IN ('complete', 'stopped', 'failed')"
+    )
