@@ -591,7 +591,7 @@ async def run_turn(
     """One turn for one user: take the user's lock (or ReplyInProgress), begin (refusals go to
     the sink), stream through the sink, settle, store, tell. None when the turn never began."""
     turn_id = turn_id or turn_lock.new_turn_id()
-    async with turn_lock.holding(redis, user_id=user_id, turn_id=turn_id):
+    async with turn_lock.holding(redis, user_id=user_id, turn_id=turn_id) as lock:
         try:
             context = None
             if documents and file_limits is not None:
@@ -626,7 +626,7 @@ async def run_turn(
             owner=owner,
             sources=tuple(context.sources()) if context is not None and passages else (),
         )
-        return await _stream_and_finish(uow, uow_factory, redis, sink, turn, providers, clock)
+        return await _stream_and_finish(uow, uow_factory, redis, sink, turn, providers, clock, lock)
 
 
 async def _stream_and_finish(
@@ -637,6 +637,7 @@ async def _stream_and_finish(
     turn: Turn,
     providers: ProviderRegistry,
     clock: Callable[[], datetime],
+    lock: turn_lock.TurnLock,
 ) -> TurnOutcome:
     async def settle(**kwargs: object) -> billing.EntryDTO:
         return await settle_turn(uow_factory, redis, **kwargs)  # type: ignore[arg-type]
@@ -661,6 +662,11 @@ async def _stream_and_finish(
         except Exception:
             log.exception("turn %s of user %s not settled", turn.key, turn.user_id)
             result = None
+        # Settled and stored: the next message may begin before this one's end is told.
+        try:
+            await lock.release(redis)
+        except Exception:
+            log.warning("turn %s: lock not released", turn.key, exc_info=True)
         try:
             await sink.finished(turn, dataclasses.replace(delivery, status=status), result)
         except Exception:
