@@ -87,9 +87,8 @@ async def user_of(uow: UnitOfWork, user_id: int) -> User:
 
 
 async def get_prefs(uow: UnitOfWork, user_id: int) -> ChatPrefs:
-    prefs = prefs_of(await user_of(uow, user_id))
-    await uow.end_read()
-    return prefs
+    async with uow.reading():
+        return prefs_of(await user_of(uow, user_id))
 
 
 async def set_prefs(uow: UnitOfWork, user_id: int, **changes: object) -> ChatPrefs:
@@ -97,10 +96,10 @@ async def set_prefs(uow: UnitOfWork, user_id: int, **changes: object) -> ChatPre
     allowed = {"model", "reasoning", "web_search", "preset_id", "conversation_id", "image_mode"}
     if not set(changes) <= allowed:
         raise InvalidInput(f"unknown preferences {set(changes) - allowed}")
-    user = await user_of(uow, user_id)
-    features = {**(user.features or {}), **changes}
-    await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
-    await uow.commit()
+    async with uow.transaction():
+        user = await user_of(uow, user_id)
+        features = {**(user.features or {}), **changes}
+        await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
     user.features = features
     return prefs_of(user)
 
@@ -147,20 +146,18 @@ class ModelMenu:
 async def set_history(uow: UnitOfWork, user_id: int, *, enabled: bool) -> ChatPrefs:
     """Keep chat history or not (policy: restriction of processing). Turning it off also clears
     what is stored: prompts and replies, and the conversations they belonged to."""
-    await uow.begin()
-    await uow.session.execute(
-        update(User).where(User.id == user_id).values(history_enabled=enabled)
-    )
-    if not enabled:
-        await _clear_history(uow, user_id)
-    await uow.commit()
+    async with uow.transaction():
+        await uow.session.execute(
+            update(User).where(User.id == user_id).values(history_enabled=enabled)
+        )
+        if not enabled:
+            await _clear_history(uow, user_id)
     return await get_prefs(uow, user_id)
 
 
 async def clear_history(uow: UnitOfWork, user_id: int) -> None:
-    await uow.begin()
-    await _clear_history(uow, user_id)
-    await uow.commit()
+    async with uow.transaction():
+        await _clear_history(uow, user_id)
 
 
 async def _clear_history(uow: UnitOfWork, user_id: int) -> None:

@@ -94,12 +94,12 @@ async def _open_conversation(uow: UnitOfWork, user: User, *, title: str, model_i
         preset_id=(user.features or {}).get("preset_id"),
         title=title.strip()[:64] or None,
     )
-    uow.session.add(conversation)
-    await uow.session.flush()
-    conversation_id = conversation.id
-    features = {**(user.features or {}), "conversation_id": conversation_id}
-    await uow.session.execute(update(User).where(User.id == user.id).values(features=features))
-    await uow.commit()
+    async with uow.transaction():
+        uow.session.add(conversation)
+        await uow.session.flush()
+        conversation_id = conversation.id
+        features = {**(user.features or {}), "conversation_id": conversation_id}
+        await uow.session.execute(update(User).where(User.id == user.id).values(features=features))
     return conversation_id
 
 
@@ -107,15 +107,14 @@ async def list_conversations(
     uow: UnitOfWork, user_id: int, *, limit: int = 200
 ) -> list[ConversationDTO]:
     """The user's conversations, the most recently active first."""
-    rows = await uow.session.scalars(
-        select(Conversation)
-        .where(Conversation.user_id == user_id)
-        .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
-        .limit(limit)
-    )
-    found = [ConversationDTO(c.id, c.title, c.model_id, c.preset_id, c.updated_at) for c in rows]
-    await uow.end_read()
-    return found
+    async with uow.reading():
+        rows = await uow.session.scalars(
+            select(Conversation)
+            .where(Conversation.user_id == user_id)
+            .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
+            .limit(limit)
+        )
+        return [ConversationDTO(c.id, c.title, c.model_id, c.preset_id, c.updated_at) for c in rows]
 
 
 async def own_conversation(uow: UnitOfWork, user_id: int, conversation_id: int) -> Conversation:
@@ -130,43 +129,45 @@ async def conversation_messages(
     uow: UnitOfWork, user_id: int, conversation_id: int, *, limit: int = 1000
 ) -> list[MessageDTO]:
     """The newest ``limit`` messages of one of the user's conversations, oldest first."""
-    await own_conversation(uow, user_id, conversation_id)
-    rows = await uow.session.scalars(
-        select(ChatMessageRow)
-        .where(ChatMessageRow.conversation_id == conversation_id)
-        .order_by(ChatMessageRow.id.desc())
-        .limit(limit)
-    )
-    found = [_message(row) for row in rows]
+    async with uow.reading():
+        await own_conversation(uow, user_id, conversation_id)
+        rows = await uow.session.scalars(
+            select(ChatMessageRow)
+            .where(ChatMessageRow.conversation_id == conversation_id)
+            .order_by(ChatMessageRow.id.desc())
+            .limit(limit)
+        )
+        found = [_message(row) for row in rows]
     found.reverse()
-    await uow.end_read()
     return found
 
 
 async def pin_message(
     uow: UnitOfWork, user_id: int, message_id: int, *, pinned: bool
 ) -> MessageDTO:
-    row = await uow.session.get(ChatMessageRow, message_id)
-    if row is None or row.user_id != user_id:
-        raise NotFound(f"message {message_id}")
-    row.is_pinned = pinned
-    await uow.session.flush()
-    result = _message(row)
-    await uow.commit()
+    async with uow.transaction():
+        row = await uow.session.get(ChatMessageRow, message_id)
+        if row is None or row.user_id != user_id:
+            raise NotFound(f"message {message_id}")
+        row.is_pinned = pinned
+        await uow.session.flush()
+        result = _message(row)
     return result
 
 
 async def delete_conversation(uow: UnitOfWork, user_id: int, conversation_id: int) -> None:
     """A conversation and its messages (attachments and share links go with it). When it was
     the current one, the next message starts a new one."""
-    await own_conversation(uow, user_id, conversation_id)
-    await uow.session.execute(
-        delete(Conversation).where(
-            Conversation.id == conversation_id, Conversation.user_id == user_id
+    async with uow.transaction():
+        await own_conversation(uow, user_id, conversation_id)
+        await uow.session.execute(
+            delete(Conversation).where(
+                Conversation.id == conversation_id, Conversation.user_id == user_id
+            )
         )
-    )
-    user = await user_of(uow, user_id)
-    if (user.features or {}).get("conversation_id") == conversation_id:
-        features = {**user.features, "conversation_id": None}
-        await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
-    await uow.commit()
+        user = await user_of(uow, user_id)
+        if (user.features or {}).get("conversation_id") == conversation_id:
+            features = {**user.features, "conversation_id": None}
+            await uow.session.execute(
+                update(User).where(User.id == user_id).values(features=features)
+            )

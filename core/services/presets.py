@@ -24,21 +24,20 @@ async def create_preset(uow: UnitOfWork, user_id: int, *, title: str, prompt: st
     title, prompt = title.strip(), prompt.strip()
     if not 1 <= len(title) <= 64 or not 1 <= len(prompt) <= 4000:
         raise InvalidInput("a preset needs a title (1-64) and a prompt (1-4000 characters)")
-    preset = Preset(user_id=user_id, title=title, system_prompt=prompt)
-    uow.session.add(preset)
-    await uow.session.flush()
-    result = PresetDTO(preset.id, preset.title, preset.system_prompt)
-    await uow.commit()
+    async with uow.transaction():
+        preset = Preset(user_id=user_id, title=title, system_prompt=prompt)
+        uow.session.add(preset)
+        await uow.session.flush()
+        result = PresetDTO(preset.id, preset.title, preset.system_prompt)
     return result
 
 
 async def list_presets(uow: UnitOfWork, user_id: int) -> list[PresetDTO]:
-    rows = await uow.session.scalars(
-        select(Preset).where(Preset.user_id == user_id).order_by(Preset.id)
-    )
-    result = [PresetDTO(p.id, p.title, p.system_prompt) for p in rows]
-    await uow.end_read()
-    return result
+    async with uow.reading():
+        rows = await uow.session.scalars(
+            select(Preset).where(Preset.user_id == user_id).order_by(Preset.id)
+        )
+        return [PresetDTO(p.id, p.title, p.system_prompt) for p in rows]
 
 
 async def _own_preset(uow: UnitOfWork, user_id: int, preset_id: int) -> Preset:
@@ -56,13 +55,15 @@ async def use_preset(uow: UnitOfWork, user_id: int, preset_id: int | None) -> Ch
 
 
 async def delete_preset(uow: UnitOfWork, user_id: int, preset_id: int) -> None:
-    preset = await _own_preset(uow, user_id, preset_id)
-    await uow.session.delete(preset)
-    user = await user_of(uow, user_id)
-    if (user.features or {}).get("preset_id") == preset_id:
-        features = {**user.features, "preset_id": None}
-        await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
-    await uow.commit()
+    async with uow.transaction():
+        preset = await _own_preset(uow, user_id, preset_id)
+        await uow.session.delete(preset)
+        user = await user_of(uow, user_id)
+        if (user.features or {}).get("preset_id") == preset_id:
+            features = {**user.features, "preset_id": None}
+            await uow.session.execute(
+                update(User).where(User.id == user_id).values(features=features)
+            )
 
 
 async def edit_preset(
@@ -72,8 +73,8 @@ async def edit_preset(
     title, prompt = title.strip(), prompt.strip()
     if not 1 <= len(title) <= 64 or not 1 <= len(prompt) <= 4000:
         raise InvalidInput("a preset needs a title (1-64) and a prompt (1-4000 characters)")
-    preset.title, preset.system_prompt, preset.updated_at = title, prompt, now
-    await uow.session.flush()
-    result = PresetDTO(preset.id, preset.title, preset.system_prompt)
-    await uow.commit()
+    async with uow.transaction():
+        preset.title, preset.system_prompt, preset.updated_at = title, prompt, now
+        await uow.session.flush()
+        result = PresetDTO(preset.id, preset.title, preset.system_prompt)
     return result

@@ -38,7 +38,17 @@ TURN_TTL = 600
 CLAIM_ATTEMPTS = 10
 CLAIM_PAUSE = 0.1
 
+# KEYS: the lock, the turn, its stop flag. ARGV: token, user id, lock TTL ms, turn TTL s.
+_ACQUIRE = """
+if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) then
+    redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[4])
+    return 1
+end
+return 0
+"""
+# KEYS: the lock, its turn's stop flag. ARGV: token.
 _RELEASE = """
+redis.call('del', KEYS[2])
 if redis.call('get', KEYS[1]) == ARGV[1] then
     return redis.call('del', KEYS[1])
 end
@@ -73,7 +83,7 @@ def new_turn_id() -> str:
     return secrets.token_hex(8)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TurnLock:
     """A held lock: the user's, for one turn, with its owner's token."""
 
@@ -81,6 +91,7 @@ class TurnLock:
     turn_id: str
     token: str
     ttl: float = LOCK_TTL
+    released: bool = False
 
     async def renew(self, redis: Redis) -> bool:
         """Extend the lock; False when it is no longer ours (it expired and was taken)."""
@@ -90,11 +101,13 @@ class TurnLock:
         return bool(renewed)
 
     async def release(self, redis: Redis) -> bool:
-        """Free the lock if it is still ours; forget the stop flag."""
+        """Free the lock if it is still ours (once); forget the stop flag."""
+        if self.released:
+            return False
         freed = await redis.eval(  # type: ignore[misc]
-            _RELEASE, 1, lock_key(self.user_id), self.token
+            _RELEASE, 2, lock_key(self.user_id), _stop_key(self.turn_id), self.token
         )
-        await redis.delete(_stop_key(self.turn_id))
+        self.released = True
         return bool(freed)
 
 
@@ -110,8 +123,17 @@ async def acquire(
     """Take the user's one turn, or ReplyInProgress."""
     token = secrets.token_hex(16)
     for attempt in range(attempts):
-        if await redis.set(lock_key(user_id), token, nx=True, px=int(ttl * 1000)):
-            await redis.set(_turn_key(turn_id), str(user_id), ex=TURN_TTL)
+        taken = await redis.eval(  # type: ignore[misc]
+            _ACQUIRE,
+            2,
+            lock_key(user_id),
+            _turn_key(turn_id),
+            token,
+            str(user_id),
+            str(int(ttl * 1000)),
+            str(TURN_TTL),
+        )
+        if taken:
             return TurnLock(user_id, turn_id, token, ttl)
         if attempt + 1 < attempts:
             await asyncio.sleep(pause)
@@ -139,7 +161,7 @@ async def holding(
         while True:
             await asyncio.sleep(renew_every)
             try:
-                if not await lock.renew(redis):
+                if lock.released or not await lock.renew(redis):
                     log.warning("turn %s lost its lock", turn_id)
                     return
             except Exception:

@@ -471,18 +471,18 @@ async def setup_turn(
     one, else the current one). Someone else's conversation is NotFound."""
     if not models.models:
         raise ModelUnavailable("no text models on this server")
-    user = await user_of(uow, user_id)
-    if user.is_blocked:
-        raise UserBlocked(f"user {user_id}")
-    prefs = prefs_of(user)
-    model = menu_model(models, model_id) if model_id is not None else models.get(prefs.model_id)
-    if new_conversation:
-        prefs = dataclasses.replace(prefs, conversation_id=None)
-    elif conversation_id is not None:
-        await own_conversation(uow, user_id, conversation_id)
-        prefs = dataclasses.replace(prefs, conversation_id=conversation_id)
-    documents = bool((user.features or {}).get("files"))
-    await uow.end_read()
+    async with uow.reading():
+        user = await user_of(uow, user_id)
+        if user.is_blocked:
+            raise UserBlocked(f"user {user_id}")
+        prefs = prefs_of(user)
+        model = menu_model(models, model_id) if model_id is not None else models.get(prefs.model_id)
+        if new_conversation:
+            prefs = dataclasses.replace(prefs, conversation_id=None)
+        elif conversation_id is not None:
+            await own_conversation(uow, user_id, conversation_id)
+            prefs = dataclasses.replace(prefs, conversation_id=conversation_id)
+        documents = bool((user.features or {}).get("files"))
     return TurnSetup(prefs=prefs, model=model, documents=documents)
 
 
