@@ -31,7 +31,7 @@ import dataclasses
 import logging
 import re
 import secrets
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -549,6 +549,25 @@ async def _cleaned(
             yield event
 
 
+async def _to_the_end(step: Awaitable[TurnOutcome]) -> TurnOutcome:
+    """Run ``step`` to its end even when the task running it is cancelled meanwhile (then the
+    cancellation goes on afterwards): the turn's money and its unit of work are not left
+    half-done."""
+    task = asyncio.ensure_future(step)
+    cancelled = False
+    while True:
+        try:
+            outcome = await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.done():
+                raise
+            cancelled = True
+            continue
+        if cancelled:
+            raise asyncio.CancelledError
+        return outcome
+
+
 async def _watch_stop(
     redis: Redis, turn_id: str, stop: asyncio.Event, streaming: asyncio.Task[Delivery]
 ) -> None:
@@ -685,7 +704,7 @@ async def _stream_and_finish(
         provider = providers.chat(turn.model.provider)
     except DomainError as exc:
         # Nothing was asked of the model: the hold goes back, the prompt is marked failed.
-        return await finish(Delivery(status="failed", error=exc))
+        return await _to_the_end(finish(Delivery(status="failed", error=exc)))
     stop = asyncio.Event()
     streaming: asyncio.Task[Delivery] | None = None
     watcher: asyncio.Task[None] | None = None
@@ -703,7 +722,10 @@ async def _stream_and_finish(
             watcher.cancel()
         if streaming is not None and not streaming.done():
             streaming.cancel()
-            await asyncio.shield(asyncio.wait([streaming]))
+            # It ends at once; a second cancellation does not skip the cut.
+            while not streaming.done():
+                with contextlib.suppress(asyncio.CancelledError):
+                    await asyncio.wait([streaming])
         if (
             streaming is not None
             and streaming.done()
@@ -714,16 +736,16 @@ async def _stream_and_finish(
             step = finish(streaming.result())
         else:
             step = cut_short("cut")
-        await asyncio.shield(asyncio.ensure_future(step))
+        await _to_the_end(step)
         raise
     finally:
         if watcher is not None:
             watcher.cancel()
     if streaming.cancelled():
-        return await cut_short("stopped")
+        return await _to_the_end(cut_short("stopped"))
     try:
         delivery = streaming.result()
     except Exception as exc:
         log.exception("turn %s: the reply stream failed", turn.key)
         delivery = Delivery(status="failed", error=DomainError(type(exc).__name__), delivered=False)
-    return await finish(delivery)
+    return await _to_the_end(finish(delivery))
