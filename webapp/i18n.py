@@ -129,6 +129,8 @@ APP_TEXTS: dict[str, str] = {
     "no_pinned": N_("No pinned messages."),
     "status_stopped": N_("Stopped"),
     "status_failed": N_("Not finished"),
+    "status_cut": N_("Cut short: the service restarted"),
+    "status_undelivered": N_("Not delivered"),
     "free_request": N_("Free request"),
     "intro_title": N_("What can I help with?"),
     "intro_text": N_(

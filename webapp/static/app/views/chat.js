@@ -214,7 +214,7 @@ export function mount(root, params, app) {
       fillBody(body, message);
       reasoningText.textContent = message.reasoning || "";
       reasoning.hidden = !message.reasoning;
-      status.textContent = message.status === "stopped" ? t("status_stopped") : message.status === "failed" ? t("status_failed") : "";
+      status.textContent = { stopped: t("status_stopped"), failed: t("status_failed"), cut: t("status_cut"), undelivered: t("status_undelivered") }[message.status] || "";
       const parts = [];
       if (message.role === "assistant" && message.model_id) parts.push(el("span", { class: "msg-model", text: modelName(message.model_id) }));
       if (message.cost) parts.push(el("span", { class: "msg-cost", testid: "message-cost", text: message.cost }));
