@@ -658,8 +658,23 @@ async def _stream_and_finish(
     clock: Callable[[], datetime],
     lock: turn_lock.TurnLock,
 ) -> TurnOutcome:
-    async def settle(**kwargs: object) -> billing.EntryDTO:
-        return await settle_turn(uow_factory, redis, **kwargs)  # type: ignore[arg-type]
+    async def settle(
+        *,
+        reservation: billing.ReservationDTO,
+        amount: int,
+        category: str,
+        key: str,
+        charge: billing.Charge | None,
+    ) -> billing.EntryDTO:
+        return await settle_turn(
+            uow_factory,
+            redis,
+            reservation=reservation,
+            amount=amount,
+            category=category,
+            key=key,
+            charge=charge,
+        )
 
     async def finish(delivery: Delivery) -> TurnOutcome:
         status = delivery.status
