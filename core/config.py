@@ -213,6 +213,10 @@ class FilesSettings(BaseModel):
     embeddings_dimensions: int = Field(default=256, ge=16, le=3072)
     # What indexing costs the user, in kopecks per 1 000 embedded tokens (0: free).
     embeddings_price_1k: int = Field(default=1, ge=0)
+    # Each document is read in a child process limited to this much memory (its whole address
+    # space) and CPU time; a file that needs more is refused as too complex.
+    read_memory_mb: int = Field(default=768, ge=256)
+    read_cpu_seconds: int = Field(default=20, ge=1)
 
 
 class SandboxSettings(BaseModel):

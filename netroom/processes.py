@@ -98,6 +98,8 @@ def file_limits(settings: Settings) -> FileLimits:
         max_chars=f.max_chars,
         context_tokens=f.context_tokens,
         embeddings_price_1k=f.embeddings_price_1k,
+        read_memory_mb=f.read_memory_mb,
+        read_cpu_seconds=f.read_cpu_seconds,
     )
 
 
