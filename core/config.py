@@ -219,6 +219,17 @@ class FilesSettings(BaseModel):
     read_cpu_seconds: int = Field(default=20, ge=1)
 
 
+class BackupSettings(BaseModel):
+    """Scheduled backups of an installation with embedded Postgres (`netroom backup` works
+    everywhere; with your own Postgres, back it up the way you back up the rest)."""
+
+    # Every day at this hour (UTC), when Postgres is embedded.
+    daily: bool = True
+    # Where the archives go (default: DATA_DIR/backups) and how many of the newest are kept.
+    dir: Path | None = None
+    keep: int = Field(default=7, ge=1)
+
+
 class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8081
@@ -308,6 +319,7 @@ class Settings(BaseSettings):
     free_tier: FreeTierSettings = Field(default_factory=FreeTierSettings)
     yookassa: YooKassaSettings = Field(default_factory=YooKassaSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
     # No key anywhere: `netroom run` points every provider at the sandbox's fakes.
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

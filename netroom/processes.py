@@ -37,6 +37,8 @@ from core.services.files import Embedder, FileLimits
 from core.services.payments import InvoiceLinks, PaymentTerms
 from core.services.subscriptions import RenewalSwitch
 from core.services.tariffs import Plan, Tariffs
+from netroom.backup import BackupPlan
+from netroom.backup import directory as backup_directory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
 from netroom.models import image_models, model_menu, video_models
 from netroom.resources import Resources
@@ -109,6 +111,18 @@ def embedder(settings: Settings, resources: Resources) -> Embedder | None:
         return None
     return resources.providers.embeddings(
         f.embeddings_provider, model=f.embeddings_model, dimensions=f.embeddings_dimensions
+    )
+
+
+def backup_plan(settings: Settings, resources: Resources) -> BackupPlan | None:
+    """Daily backups where Postgres is embedded (and so nobody else backs it up)."""
+    if settings.database.url is not None or not settings.backup.daily:
+        return None
+    return BackupPlan(
+        database_url=resources.endpoints.database_url,
+        data_dir=settings.data_dir,
+        directory=backup_directory(settings),
+        keep=settings.backup.keep,
     )
 
 
@@ -325,6 +339,7 @@ async def serve(
                 redis=resources.redis,
                 file_limits=file_limits(settings),
                 embedder=embedder(settings, resources),
+                backup=backup_plan(settings, resources),
             ),
         )
         if not roles.worker:
