@@ -38,6 +38,11 @@ class InvalidInput(DomainError):
     msgid = N_("The request is not valid.")
 
 
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+    msgid = N_("The request's content type is not supported here.")
+
+
 class ConsentRequired(DomainError):
     code = "consent_required"
     msgid = N_("Please accept the privacy policy first.")

@@ -15,6 +15,7 @@ from core.errors import (
     NotFound,
     RateLimited,
     Unauthorized,
+    UnsupportedMediaType,
     UserBlocked,
 )
 from core.mail import MailNotSent
@@ -36,6 +37,7 @@ STATUS: dict[type[DomainError], int] = {
     Forbidden: 403,
     UserBlocked: 403,
     ConsentRequired: 403,
+    UnsupportedMediaType: 415,
     InvalidInput: 400,
     Unauthorized: 401,
     RateLimited: 429,
@@ -75,9 +77,11 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         # Limits say when to come back (TooManyAttempts and the like).
         retry_after = getattr(exc, "retry_after", None)
         headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
-        return web.json_response(
-            {"error": exc.code, "message": message}, status=status_for(exc), headers=headers
-        )
+        body: dict[str, object] = {"error": exc.code, "message": message}
+        if isinstance(fields := exc.params.get("fields"), list):
+            # Which input was refused, for forms to point at.
+            body["fields"] = fields
+        return web.json_response(body, status=status_for(exc), headers=headers)
     except web.HTTPException:
         raise
     except Exception:
