@@ -332,6 +332,7 @@ async def serve(
                 stars_source=TelegramStars(bot) if bot is not None else None,
                 yookassa=resources.yookassa,
                 admin_chat_ids=admin_chats(settings),
+                payment_terms=payment_terms(settings),
                 redis=resources.redis,
                 file_limits=file_limits(settings),
                 embedder=embedder(settings, resources),

@@ -4,7 +4,6 @@ database and Redis. Each test acts as fresh Telegram users, so tests never see e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Callable
