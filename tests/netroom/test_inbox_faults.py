@@ -306,6 +306,35 @@ async def test_payments_whose_updates_were_lost_are_credited_by_reconciliation_a
         charge_ids
     ), text
     await _assert_each_credited_once(factory, payers, charge_ids, per_payer=3)
-    worker.terminate()
+    await _stop(worker)
+
+    # A refund whose update nobody handles: the next start's reconciliation reverses it.
+    refunded = charge_ids[0]
+    chat = next(e["chat_id"] for e in succeeded if e["charge_id"] == refunded)
+    payer = next(p for p in payers if p.telegram_id == chat)
+    await telegram.api.refund_star_payment(
+        user_id=payer.telegram_id, telegram_payment_charge_id=refunded
+    )
+    after = await telegram.control.last_seq()
+    worker = await spawn("worker", "--scheduler", extra={"BOT__ADMIN_IDS": f"[{admin}]"})
+    report = await telegram.control.wait_for(
+        lambda e: e["type"] == "bot_message" and "reversed" in (e["message"]["text"] or ""),
+        chat_id=admin,
+        after=after,
+        wait=60,
+    )
+    assert f"+ healed: stars {refunded} reversed" in report["message"]["text"]
+    async with factory() as uow:
+        status = await uow.session.scalar(
+            select(Payment.status).where(Payment.external_id == refunded)
+        )
+        balance = await billing.get_balance(uow, payer.user_id)
+    assert status == "refunded"
+    assert balance.balance == 2 * STARS * KOPECKS_PER_STAR
+    await _stop(worker)
+
+
+async def _stop(proc: asyncio.subprocess.Process) -> None:
+    proc.terminate()
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(worker.wait(), 30)
+        await asyncio.wait_for(proc.wait(), 30)
