@@ -26,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from db.models import InboxMark, InboxUpdate
 from db.uow import UnitOfWork
@@ -60,49 +61,67 @@ def sender_of(update: Mapping[str, Any]) -> int | None:
     return None
 
 
+async def _run(uow: UnitOfWork, statement: Any, *, returning: bool) -> tuple[list[int], int]:
+    """Execute one statement, committed: (returned ids, row count). On a fresh unit of work
+    without a transaction around it, so it is one round trip (each statement here is atomic on
+    its own); inside a transaction already open (one the caller joined), as part of it."""
+    joined = isinstance(uow.session.bind, AsyncConnection) or uow.session.in_transaction()
+    if joined:
+        result = await uow.session.execute(statement)
+    else:
+        conn = await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        result = await conn.execute(statement)
+    ids = [int(i) for i in result.scalars()] if returning else []
+    count = int(getattr(result, "rowcount", 0) or 0)
+    if joined:
+        await uow.commit()
+    return ids, count
+
+
 async def record(
     uow: UnitOfWork, updates: Sequence[Mapping[str, Any]], *, bot_id: int | None = None
 ) -> set[int]:
-    """Record a batch of raw updates in one transaction; the ids of those not recorded before
-    (only these are to be handled). With ``bot_id`` the bot's mark moves to the batch's last id."""
+    """Record a batch of raw updates, all or none, in one statement; the ids of those not
+    recorded before (only these are to be handled). With ``bot_id`` the bot's mark moves to the
+    batch's last id in the same statement."""
     if not updates:
         return set()
     rows = [
         {"update_id": int(u["update_id"]), "telegram_id": sender_of(u), "payload": dict(u)}
         for u in updates
     ]
-    inserted = await uow.session.scalars(
+    inserted = (
         insert(InboxUpdate)
         .values(rows)
         .on_conflict_do_nothing(index_elements=[InboxUpdate.update_id])
         .returning(InboxUpdate.update_id)
     )
-    new = set(inserted)
-    if bot_id is not None:
+    if bot_id is None:
+        statement: Any = inserted
+    else:
         last = max(int(u["update_id"]) for u in updates)
-        stmt = insert(InboxMark).values(bot_id=bot_id, last_update_id=last)
-        await uow.session.execute(
-            stmt.on_conflict_do_update(
-                index_elements=[InboxMark.bot_id],
-                set_={"last_update_id": stmt.excluded.last_update_id, "recorded_at": func.now()},
-            )
+        mark = insert(InboxMark).values(bot_id=bot_id, last_update_id=last)
+        mark = mark.on_conflict_do_update(
+            index_elements=[InboxMark.bot_id],
+            set_={"last_update_id": mark.excluded.last_update_id, "recorded_at": func.now()},
         )
-    await uow.commit()
-    return new
+        # One statement: Postgres runs both parts of the CTE, or neither.
+        new_rows = inserted.cte("new_rows")
+        moved = mark.returning(InboxMark.bot_id).cte("moved")
+        statement = select(new_rows.c.update_id).add_cte(moved)
+    ids, _ = await _run(uow, statement, returning=True)
+    return set(ids)
 
 
 async def forget(uow: UnitOfWork, update_ids: Iterable[int]) -> int:
-    """Delete the rows of handled updates; how many were still there."""
+    """Delete the rows of handled updates, in one statement; how many were still there."""
     ids = list(update_ids)
     if not ids:
         return 0
-    result = await uow.session.execute(
-        delete(InboxUpdate)
-        .where(InboxUpdate.update_id.in_(ids))
-        .execution_options(synchronize_session=False)
+    _, count = await _run(
+        uow, delete(InboxUpdate).where(InboxUpdate.update_id.in_(ids)), returning=False
     )
-    await uow.commit()
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    return count
 
 
 async def waiting(
