@@ -65,8 +65,8 @@ async def webhook(harness: BotHarness) -> AsyncIterator[TestClient]:  # type: ig
     InboxWebhookHandler(
         harness.dp, harness.bot, harness.uow_factory, secret_token="s3cret"
     ).register(app, path=HOOK)
-    # The bot's session belongs to the harness: this app's shutdown must not close it.
-    app.on_shutdown.clear()
+    # On shutdown the handler finishes what it holds and deletes the rows (the bot's session
+    # stays open: it belongs to the harness).
     async with TestClient(TestServer(app)) as client:
         yield client
 
@@ -137,7 +137,6 @@ async def test_the_webhook_answers_503_when_the_update_cannot_be_recorded(
     InboxWebhookHandler(harness.dp, harness.bot, UnitOfWorkFactory.for_engine(engine)).register(
         app, path=HOOK
     )
-    app.on_shutdown.clear()
     sent = _command(ina, "/paysupport")
     after = await harness.client.last_seq()
     try:
