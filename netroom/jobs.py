@@ -232,6 +232,13 @@ def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
             await deps.notifier.send_admin_report(
                 chat_ids=deps.admin_chat_ids, text=report.summary()
             )
+        # The payer never heard their top-up arrive (its update was lost): now they do.
+        for healed in report.healed:
+            if healed.top_up:
+                try:
+                    await notify_top_up(healed.user_id, healed.kopecks)
+                except Exception:
+                    log.warning("top-up notice for user %d not sent", healed.user_id, exc_info=True)
         return {
             "checked": report.checked,
             "healed": len(report.healed),

@@ -75,6 +75,8 @@ class Healed:
     action: str  # credited | reversed
     user_id: int
     kopecks: int  # credited, or taken back
+    # A credited top-up (the payer is told it arrived); a subscription's charge is not one.
+    top_up: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -248,7 +250,9 @@ async def _credit(
         if settled.top_up is None:
             raise PaymentRefused(f"YooKassa payment {charge.external_id}: {settled.outcome}")
         top_up = settled.top_up
-        return Healed("yookassa", charge.external_id, "credited", top_up.user_id, top_up.credited)
+        return Healed(
+            "yookassa", charge.external_id, "credited", top_up.user_id, top_up.credited, True
+        )
     if charge.payload is None or charge.payer_telegram_id is None:
         raise PaymentRefused("Telegram's record names no invoice payload or payer")
     period = charge.subscription_period
@@ -274,4 +278,11 @@ async def _credit(
         if recorded.top_up is not None
         else charge.amount * terms.kopecks_per_star
     )
-    return Healed("stars", charge.external_id, "credited", recorded.user_id, kopecks)
+    return Healed(
+        "stars",
+        charge.external_id,
+        "credited",
+        recorded.user_id,
+        kopecks,
+        recorded.applied and recorded.top_up is not None,
+    )

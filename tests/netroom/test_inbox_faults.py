@@ -306,6 +306,10 @@ async def test_payments_whose_updates_were_lost_are_credited_by_reconciliation_a
         charge_ids
     ), text
     await _assert_each_credited_once(factory, payers, charge_ids, per_payer=3)
+    # Each payer is told, as the lost update would have told them.
+    for payer in payers:
+        notices = await _messages(telegram, payer.telegram_id, after, "Payment received", 3)
+        assert len(notices) == 3, notices
     await _stop(worker)
 
     # A refund whose update nobody handles: the next start's reconciliation reverses it.
@@ -332,6 +336,23 @@ async def test_payments_whose_updates_were_lost_are_credited_by_reconciliation_a
     assert status == "refunded"
     assert balance.balance == 2 * STARS * KOPECKS_PER_STAR
     await _stop(worker)
+
+
+async def _messages(
+    telegram: Telegram, chat_id: int, after: int, starting: str, count: int
+) -> list[str]:
+    """The bot's messages to ``chat_id`` after ``after`` that contain ``starting``, once
+    ``count`` of them arrived (or 15 seconds passed)."""
+    deadline = asyncio.get_running_loop().time() + 15
+    while True:
+        events, _ = await telegram.control.events(after=after, chat_id=chat_id, wait=1)
+        found = [
+            str(e["message"]["text"])
+            for e in events
+            if e["type"] == "bot_message" and starting in (e["message"]["text"] or "")
+        ]
+        if len(found) >= count or asyncio.get_running_loop().time() > deadline:
+            return found
 
 
 async def _stop(proc: asyncio.subprocess.Process) -> None:
