@@ -21,7 +21,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aiogram import Bot, Dispatcher
@@ -37,6 +37,8 @@ from db.engine import UnitOfWorkFactory
 log = logging.getLogger(__name__)
 
 BACKOFF = BackoffConfig(min_delay=0.5, max_delay=5.0, factor=1.3, jitter=0.1)
+# Telegram waits this long for a pre-checkout answer, then fails the payment itself.
+PRE_CHECKOUT_DEADLINE = timedelta(seconds=10)
 
 
 class InboxRunner:
@@ -89,7 +91,15 @@ class InboxRunner:
         """Hand the rows a previous run left to the dispatcher, oldest first."""
         async with self.uow_factory() as uow:
             rows = await inbox.waiting(uow, received_before=received_before)
+        now = datetime.now(UTC)
         for row in rows:
+            if (
+                "pre_checkout_query" in row.payload
+                and now - row.received_at > PRE_CHECKOUT_DEADLINE
+            ):
+                # Too late to answer: Telegram has failed that payment already.
+                self._done.append(row.update_id)
+                continue
             try:
                 update = Update.model_validate(row.payload, context={"bot": self.bot})
             except ValueError:
@@ -97,6 +107,7 @@ class InboxRunner:
                 self._done.append(row.update_id)
                 continue
             self.handle(update)
+        self._wake.set()
         if rows:
             log.info("inbox: %d updates left by the last run handed to the dispatcher", len(rows))
         return len(rows)

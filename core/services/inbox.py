@@ -44,6 +44,7 @@ _SENDER_KEYS = ("from", "user", "voter_chat")
 class Waiting:
     update_id: int
     payload: dict[str, Any]
+    received_at: datetime
 
 
 def sender_of(update: Mapping[str, Any]) -> int | None:
@@ -128,12 +129,14 @@ async def waiting(
     uow: UnitOfWork, *, received_before: datetime | None = None, limit: int = 1000
 ) -> list[Waiting]:
     """Rows not yet handled, oldest update first."""
-    query = select(InboxUpdate.update_id, InboxUpdate.payload).order_by(InboxUpdate.update_id)
+    query = select(InboxUpdate.update_id, InboxUpdate.payload, InboxUpdate.received_at).order_by(
+        InboxUpdate.update_id
+    )
     if received_before is not None:
         query = query.where(InboxUpdate.received_at < received_before)
     rows = (await uow.session.execute(query.limit(limit))).all()
     await uow.end_read()
-    return [Waiting(int(r.update_id), dict(r.payload)) for r in rows]
+    return [Waiting(int(r.update_id), dict(r.payload), r.received_at) for r in rows]
 
 
 async def resume_offset(uow: UnitOfWork, *, bot_id: int, now: datetime) -> int | None:
