@@ -16,12 +16,12 @@ from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import LabeledPrice
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.context import BotContext
 from bot.dispatcher import create_dispatcher, create_i18n
 from bot.factory import create_bot
+from bot.inbox import InboxPolling, InboxWebhookHandler
 from bot.notifier import BotNotifier
 from bot.stars import TelegramStars, renewal_switch
 from core.catalogue import load_catalogue
@@ -280,17 +280,25 @@ def build_web_app(
     return app
 
 
-def install_webhook(app: web.Application, dp: Dispatcher, bot: Bot, settings: Settings) -> None:
-    """Telegram's updates arrive at the web app; the secret header is checked on each."""
+def install_webhook(
+    app: web.Application, dp: Dispatcher, bot: Bot, settings: Settings, resources: Resources
+) -> InboxWebhookHandler:
+    """Telegram's updates arrive at the web app; the secret header is checked on each, and each
+    is answered 200 only once it is recorded in the inbox."""
     secret = settings.bot.webhook_secret
-    SimpleRequestHandler(
-        dispatcher=dp,
-        bot=bot,
+    handler = InboxWebhookHandler(
+        dp,
+        bot,
+        resources.uow_factory,
         secret_token=secret.get_secret_value() if secret else None,
-    ).register(app, path=settings.bot.webhook_path)
+    )
+    handler.register(app, path=settings.bot.webhook_path)
+    return handler
 
 
-async def _start_bot_webhook(dp: Dispatcher, bot: Bot, settings: Settings) -> None:
+async def _start_bot_webhook(
+    dp: Dispatcher, bot: Bot, settings: Settings, handler: InboxWebhookHandler | None
+) -> None:
     assert settings.bot.webhook_url is not None
     secret = settings.bot.webhook_secret
     await bot.set_webhook(
@@ -299,6 +307,8 @@ async def _start_bot_webhook(dp: Dispatcher, bot: Bot, settings: Settings) -> No
         allowed_updates=dp.resolve_used_update_types(),
     )
     await dp.emit_startup(bot=bot, **dp.workflow_data)
+    if handler is not None:
+        await handler.resume()
 
 
 async def serve(
@@ -316,6 +326,8 @@ async def serve(
         tasks: list[asyncio.Task[None]] = []
         bot: Bot | None = None
         dp: Dispatcher | None = None
+        hook: InboxWebhookHandler | None = None
+        poller: InboxPolling | None = None
         webhook = bool(settings.bot.webhook_url)
         if roles.bot and link is None:
             raise RuntimeError("the bot role needs BOT__TOKEN or the sandbox")
@@ -336,6 +348,7 @@ async def serve(
                 stars_source=TelegramStars(bot) if bot is not None else None,
                 yookassa=resources.yookassa,
                 admin_chat_ids=admin_chats(settings),
+                payment_terms=payment_terms(settings),
                 redis=resources.redis,
                 file_limits=file_limits(settings),
                 embedder=embedder(settings, resources),
@@ -353,7 +366,7 @@ async def serve(
         if roles.web:
             app = build_web_app(settings, resources, link, jobs=BrokerQueue(broker))
             if bot is not None and dp is not None and webhook:
-                install_webhook(app, dp, bot, settings)
+                hook = install_webhook(app, dp, bot, settings, resources)
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -365,11 +378,12 @@ async def serve(
             if webhook:
                 if not roles.web:
                     raise RuntimeError("webhook mode receives updates in the web app: run `web`")
-                await _start_bot_webhook(dp, bot, settings)
+                await _start_bot_webhook(dp, bot, settings, hook)
                 stack.push_async_callback(dp.emit_shutdown, bot=bot, **dp.workflow_data)
             else:
                 await bot.delete_webhook(drop_pending_updates=False)
-                tasks.append(asyncio.create_task(_poll(dp, bot), name="bot-polling"))
+                poller = InboxPolling(dp, bot, resources.uow_factory)
+                tasks.append(asyncio.create_task(poller.run(), name="bot-polling"))
 
         if roles.worker:
             tasks.append(asyncio.create_task(run_worker(broker, stop), name="worker"))
@@ -379,17 +393,12 @@ async def serve(
         if on_ready is not None:
             await on_ready()
         await _wait(stop, tasks)
-        if dp is not None and not webhook:
-            with contextlib.suppress(RuntimeError):
-                await dp.stop_polling()
+        if poller is not None:
+            poller.stop()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("%s stopped with an error", task.get_name(), exc_info=result)
-
-
-async def _poll(dp: Dispatcher, bot: Bot) -> None:
-    await dp.start_polling(bot, handle_signals=False, close_bot_session=False)
 
 
 async def _wait(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
