@@ -1,5 +1,9 @@
 """The running service: bot, web app, background worker and scheduler, started and stopped
-together around one set of resources."""
+together around one set of resources.
+
+Each long-running role (polling, worker, scheduler) runs under ``netroom.supervise``: when it
+fails (Redis or Postgres went away, or anything else) it is started again with backoff, so the
+process outlives its dependencies' outages; only a stop (SIGINT, SIGTERM) ends it."""
 
 from __future__ import annotations
 
@@ -40,6 +44,7 @@ from core.services.tariffs import Plan, Tariffs
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
 from netroom.models import image_models, model_menu, video_models
 from netroom.resources import Resources
+from netroom.supervise import supervise
 from webapp.app import create_app
 from webapp.keys import WebContext
 
@@ -352,12 +357,29 @@ async def serve(
                 stack.push_async_callback(dp.emit_shutdown, bot=bot, **dp.workflow_data)
             else:
                 await bot.delete_webhook(drop_pending_updates=False)
-                tasks.append(asyncio.create_task(_poll(dp, bot), name="bot-polling"))
+                polling_dp, polling_bot = dp, bot
+                tasks.append(
+                    asyncio.create_task(
+                        supervise(
+                            "bot polling", lambda: _poll(polling_dp, polling_bot, stop), stop
+                        ),
+                        name="bot-polling",
+                    )
+                )
 
         if roles.worker:
-            tasks.append(asyncio.create_task(run_worker(broker, stop), name="worker"))
+            tasks.append(
+                asyncio.create_task(
+                    supervise("worker", lambda: run_worker(broker, stop), stop), name="worker"
+                )
+            )
         if roles.scheduler:
-            tasks.append(asyncio.create_task(run_scheduler(broker, stop), name="scheduler"))
+            tasks.append(
+                asyncio.create_task(
+                    supervise("scheduler", lambda: run_scheduler(broker, stop), stop),
+                    name="scheduler",
+                )
+            )
 
         if on_ready is not None:
             await on_ready()
@@ -371,12 +393,27 @@ async def serve(
                 log.error("%s stopped with an error", task.get_name(), exc_info=result)
 
 
-async def _poll(dp: Dispatcher, bot: Bot) -> None:
-    await dp.start_polling(bot, handle_signals=False, close_bot_session=False)
+async def _poll(dp: Dispatcher, bot: Bot, stop: asyncio.Event) -> None:
+    """Poll until ``stop``; a failure of polling itself propagates (to its supervisor)."""
+    polling = asyncio.create_task(
+        dp.start_polling(bot, handle_signals=False, close_bot_session=False)
+    )
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([polling, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if not polling.done():
+            with contextlib.suppress(RuntimeError):  # it may have ended meanwhile
+                await dp.stop_polling()
+        await polling
+    finally:
+        stopper.cancel()
+        if not polling.done():
+            polling.cancel()
 
 
 async def _wait(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
-    """Until a stop is asked for, or a component dies (then everything stops)."""
+    """Until a stop is asked for. Supervised roles restart themselves; a task that still ends
+    (a bug in the supervision itself) stops everything rather than leave the process half up."""
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
     if stopper not in done:
