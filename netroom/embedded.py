@@ -117,6 +117,9 @@ class EmbeddedPostgres:
         # The library's own inter-process lock: another process may be restarting it too, and
         # then this finds it running and keeps it.
         with server._lock:
+            # Also gives its system user the way to the data directory again, should a parent's
+            # permissions have been tightened meanwhile (as pytest does to its temporary root).
+            server.ensure_pgdata_inited()
             server.ensure_postgres_running()
         if server.get_uri(database=self.database) != url:
             raise RuntimeError("embedded postgres came back at another address")
