@@ -25,6 +25,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import psutil
 import pytest
@@ -271,8 +272,32 @@ def kill_postmaster(pgdata: Path) -> None:
         psutil.Process(pid).wait(10)
 
 
+async def assert_books_balance(database_url: str) -> None:
+    """Nothing held or half-billed after the outage: no open hold, every balance the sum of its
+    ledger entries, every reserved amount the sum of its open holds."""
+    conn = await asyncpg.connect(database_url)
+    try:
+        assert await conn.fetchval("SELECT count(*) FROM reservations WHERE status = 'held'") == 0
+        off = await conn.fetch(
+            """
+            SELECT b.user_id FROM balances b
+            WHERE b.balance <> (SELECT coalesce(sum(e.amount), 0) FROM ledger_entries e
+                                WHERE e.user_id = b.user_id)
+               OR b.reserved <> (SELECT coalesce(sum(r.amount), 0) FROM reservations r
+                                 WHERE r.user_id = b.user_id AND r.status = 'held')
+            """
+        )
+        assert off == []
+    finally:
+        await conn.close()
+
+
+def embedded_database_url(data: Path) -> str:
+    return f"postgresql://postgres@/netroom?host={data / 'postgres'}"
+
+
 async def test_run_outlives_redis_killed_and_answers_again_when_it_is_back(
-    netroom_run: Callable[..., Any], own_redis: RedisServer
+    netroom_run: Callable[..., Any], own_redis: RedisServer, scratch: Path
 ) -> None:
     service, web_url, sandbox_url = await netroom_run(REDIS__URL=own_redis.url)
     async with SandboxClient(sandbox_url) as client:
@@ -303,6 +328,7 @@ async def test_run_outlives_redis_killed_and_answers_again_when_it_is_back(
     # The outage is logged once per role, not once per retry, and so is the recovery.
     await service.wait_for_line(r"worker is running again", wait=15)
     assert service.output.count("worker stopped: redis is unreachable") == 1
+    await assert_books_balance(embedded_database_url(scratch / "data"))
     assert await service.stop() == 0
 
 
@@ -336,6 +362,7 @@ async def test_run_outlives_postgres_killed_and_answers_again_when_it_is_back(
         await wait_health(web_url, {"status": "ok", "postgres": "ok", "redis": "ok"})
         # Ann's consent was kept: she chats at once.
         await assert_answered(client, ann, "Hello after the outage")
+    await assert_books_balance(url)
     assert await service.stop() == 0
 
 
@@ -362,6 +389,7 @@ async def test_run_starts_its_embedded_redis_and_postgres_again_when_they_are_ki
         await wait_health(web_url, {"status": "ok", "postgres": "ok", "redis": "ok"})
         await assert_answered(client, ann, "Hello after Postgres")
     assert service.proc.returncode is None
+    await assert_books_balance(embedded_database_url(data))
     servers = [_pid_in(pidfile), _pid_in(data / "postgres" / "postmaster.pid")]
     assert await service.stop() == 0
     # A deliberate stop stops the servers, and nothing starts them again.
