@@ -6,7 +6,8 @@ Two supervisors, one per kind of thing that can die under a running process:
   until ``stop`` is set, and starts it again with backoff whenever it fails: a role never takes
   the process down with it. A failure because Postgres or Redis is unreachable is logged once,
   as a warning, when the outage begins, and once more when the role has run steadily again; a
-  failure of any other kind is logged once with its traceback. Retries in between are quiet.
+  failure of any other kind is logged once with its traceback. Retries in between are quiet
+  unless the kind of failure changes.
 - ``ServerWatch`` looks after the embedded Postgres and Redis of ``netroom run`` (and of the
   other commands when nothing is configured): when a server's process has died it is started
   again on the same data and socket, with backoff, from a thread of its own, so the event loop
@@ -67,6 +68,7 @@ async def supervise(
     loop = asyncio.get_running_loop()
     delay: float | None = None
     trouble_since: float | None = None
+    last_trouble: str | None = None
     while not stop.is_set():
         task = asyncio.ensure_future(run())
         try:
@@ -84,26 +86,25 @@ async def supervise(
         error = None if task.cancelled() else task.exception()
         if error is None and stop.is_set():
             return
-        first = trouble_since is None
-        if first:
-            trouble_since = loop.time()
-        if error is None:
-            if first:
-                log.warning("%s ended by itself; starting it again", name)
-        elif (dependency := unreachable(error)) is not None:
-            if first:
-                log.warning(
-                    "%s stopped: %s is unreachable (%s); starting it again until it is back",
-                    name,
-                    dependency,
-                    type(error).__name__,
-                )
-            else:
-                log.debug("%s: %s still unreachable", name, dependency)
-        elif first:
-            log.error("%s failed; starting it again", name, exc_info=error)
+        if trouble_since is None:
+            trouble_since, last_trouble = loop.time(), None
+        dependency = unreachable(error) if error is not None else None
+        # Said once per episode, and again only when the kind of trouble changes.
+        trouble = dependency or (type(error).__name__ if error is not None else "ended")
+        if trouble == last_trouble:
+            log.debug("%s: still failing (%r)", name, error)
+        elif error is None:
+            log.warning("%s ended by itself; starting it again", name)
+        elif dependency is not None:
+            log.warning(
+                "%s stopped: %s is unreachable (%s); starting it again until it is back",
+                name,
+                dependency,
+                type(error).__name__,
+            )
         else:
-            log.debug("%s failed again: %r", name, error)
+            log.error("%s failed; starting it again", name, exc_info=error)
+        last_trouble = trouble
         delay = backoff.next(delay)
         if await _wait_or_stop(stop, delay):
             return

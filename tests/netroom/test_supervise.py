@@ -138,3 +138,37 @@ async def test_a_role_that_crashes_is_restarted_and_stop_ends_supervision_during
         await supervisor
     # The traceback is logged once, not on every restart.
     assert len([r for r in caplog.records if r.levelno == logging.ERROR]) == 1
+
+
+async def test_a_new_kind_of_failure_during_an_outage_is_logged_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    stop = asyncio.Event()
+    fifth = asyncio.Event()
+    runs = 0
+    outage = await _redis_error()
+
+    async def role() -> None:
+        nonlocal runs
+        runs += 1
+        if runs == 5:
+            fifth.set()
+            await stop.wait()
+            return
+        raise outage if runs <= 2 else ValueError("a bug")
+
+    supervisor = asyncio.create_task(supervise("role", role, stop, backoff=QUICK))
+    async with asyncio.timeout(10):
+        await fifth.wait()
+    stop.set()
+    async with asyncio.timeout(5):
+        await supervisor
+    said = [(r.levelno, r.getMessage()) for r in caplog.records if r.levelno >= logging.WARNING]
+    assert said == [
+        (
+            logging.WARNING,
+            "role stopped: redis is unreachable (ConnectionError); starting it again until it "
+            "is back",
+        ),
+        (logging.ERROR, "role failed; starting it again"),
+    ]
