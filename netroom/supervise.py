@@ -174,7 +174,14 @@ class ServerWatch:
                 try:
                     server.restart()
                 except Exception as exc:
+                    first = name not in delay
                     wait = self.backoff.next(delay.get(name))
                     delay[name] = wait
                     retry_at[name] = time.monotonic() + wait
-                    log.debug("embedded %s did not start (%r); again in %.1f s", name, exc, wait)
+                    # The first refusal says why; the retries after it are quiet.
+                    log.log(
+                        logging.WARNING if first else logging.DEBUG,
+                        "embedded %s did not start yet (%s); trying again with backoff",
+                        name,
+                        type(exc).__name__,
+                    )
