@@ -61,3 +61,11 @@ class RateLimited(DomainError):
 class Unauthorized(DomainError):
     code = "unauthorized"
     msgid = N_("Please sign in.")
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (Postgres, Redis) did not answer: nothing was done, the same request can be
+    made again in a moment. ``detail`` names the dependency."""
+
+    code = "unavailable"
+    msgid = N_("The service is busy for a moment, please try again in a minute.")

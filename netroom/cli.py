@@ -175,7 +175,7 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
 
 
 def _serve_command(settings: Settings, roles: Roles, *, migrate: bool, with_sandbox: bool) -> int:
-    with backing_services(settings) as endpoints:
+    with backing_services(settings, supervised=True) as endpoints:
         if migrate:
             upgrade(endpoints.database_url)
         asyncio.run(_run(settings, endpoints, roles, with_sandbox))

@@ -1,5 +1,9 @@
 """The running service: bot, web app, background worker and scheduler, started and stopped
-together around one set of resources."""
+together around one set of resources.
+
+Each long-running role (polling, worker, scheduler) runs under ``netroom.supervise``: when it
+fails (Redis or Postgres went away, or anything else) it is started again with backoff, so the
+process outlives its dependencies' outages; only a stop (SIGINT, SIGTERM) ends it."""
 
 from __future__ import annotations
 
@@ -42,6 +46,7 @@ from netroom.backup import directory as backup_directory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
 from netroom.models import image_models, model_menu, video_models
 from netroom.resources import Resources
+from netroom.supervise import supervise
 from webapp.app import create_app
 from webapp.keys import WebContext
 
@@ -327,7 +332,6 @@ async def serve(
         bot: Bot | None = None
         dp: Dispatcher | None = None
         hook: InboxWebhookHandler | None = None
-        poller: InboxPolling | None = None
         webhook = bool(settings.bot.webhook_url)
         if roles.bot and link is None:
             raise RuntimeError("the bot role needs BOT__TOKEN or the sandbox")
@@ -382,27 +386,58 @@ async def serve(
                 stack.push_async_callback(dp.emit_shutdown, bot=bot, **dp.workflow_data)
             else:
                 await bot.delete_webhook(drop_pending_updates=False)
-                poller = InboxPolling(dp, bot, resources.uow_factory)
-                tasks.append(asyncio.create_task(poller.run(), name="bot-polling"))
+                polling_dp, polling_bot = dp, bot
+
+                def poll() -> Awaitable[None]:
+                    # A new poller each time the supervisor starts polling again.
+                    return _poll(InboxPolling(polling_dp, polling_bot, resources.uow_factory), stop)
+
+                tasks.append(
+                    asyncio.create_task(supervise("bot polling", poll, stop), name="bot-polling")
+                )
 
         if roles.worker:
-            tasks.append(asyncio.create_task(run_worker(broker, stop), name="worker"))
+            tasks.append(
+                asyncio.create_task(
+                    supervise("worker", lambda: run_worker(broker, stop), stop), name="worker"
+                )
+            )
         if roles.scheduler:
-            tasks.append(asyncio.create_task(run_scheduler(broker, stop), name="scheduler"))
+            tasks.append(
+                asyncio.create_task(
+                    supervise("scheduler", lambda: run_scheduler(broker, stop), stop),
+                    name="scheduler",
+                )
+            )
 
         if on_ready is not None:
             await on_ready()
         await _wait(stop, tasks)
-        if poller is not None:
-            poller.stop()
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("%s stopped with an error", task.get_name(), exc_info=result)
 
 
+async def _poll(poller: InboxPolling, stop: asyncio.Event) -> None:
+    """Poll through the inbox until ``stop`` (then what is in hand is finished); a failure of
+    polling itself propagates, to its supervisor."""
+    polling = asyncio.create_task(poller.run())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([polling, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if not polling.done():
+            poller.stop()
+        await polling
+    finally:
+        stopper.cancel()
+        if not polling.done():
+            polling.cancel()
+
+
 async def _wait(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
-    """Until a stop is asked for, or a component dies (then everything stops)."""
+    """Until a stop is asked for. Supervised roles restart themselves; a task that still ends
+    (a bug in the supervision itself) stops everything rather than leave the process half up."""
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
     if stopper not in done:
