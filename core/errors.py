@@ -56,3 +56,11 @@ class RateLimited(DomainError):
 class Unauthorized(DomainError):
     code = "unauthorized"
     msgid = N_("Please sign in.")
+
+
+class ShuttingDown(DomainError):
+    """The process is stopping (a restart or a deploy): new work goes to the next one."""
+
+    code = "shutting_down"
+    msgid = N_("The service is restarting. Please try again in a few seconds.")
+    retry_after = 5

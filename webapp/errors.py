@@ -14,6 +14,7 @@ from core.errors import (
     InvalidInput,
     NotFound,
     RateLimited,
+    ShuttingDown,
     Unauthorized,
     UserBlocked,
 )
@@ -49,6 +50,7 @@ STATUS: dict[type[DomainError], int] = {
     ReplyInProgress: 409,
     AlreadySubscribed: 409,
     RenewalRefused: 502,
+    ShuttingDown: 503,
 }
 
 
