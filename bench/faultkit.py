@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import asyncpg
+import httpx
 from redis.asyncio import Redis
 from sqlalchemy import TextClause, text
 
@@ -83,6 +84,8 @@ class Figures:
     locked_out: int = 0
     inconsistent: int = 0
     notes: list[str] = field(default_factory=list)
+    # Scenarios that could not run to the end (the figures above are then incomplete).
+    broken: int = 0
 
     def add(self, other: Figures) -> Figures:
         return Figures(
@@ -92,6 +95,7 @@ class Figures:
             self.locked_out + other.locked_out,
             self.inconsistent + other.inconsistent,
             [*self.notes, *other.notes],
+            self.broken + other.broken,
         )
 
     @property
@@ -102,6 +106,7 @@ class Figures:
             or self.unbilled
             or self.locked_out
             or self.inconsistent
+            or self.broken
         )
 
 
@@ -177,6 +182,7 @@ class Service:
         self.workdir = workdir
         self.log_path = workdir / f"{name}.log"
         self.proc: asyncio.subprocess.Process | None = None
+        self._term_at = 0.0
 
     def tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
@@ -208,15 +214,23 @@ class Service:
 
     async def terminate(self, within: float) -> tuple[int | None, float]:
         """SIGTERM; the exit code (None if it did not exit ``within`` seconds) and how long."""
+        self.term()
+        return await self.exited(within)
+
+    def term(self) -> None:
         assert self.proc is not None
-        began = time.monotonic()
+        self._term_at = time.monotonic()
         self.proc.send_signal(signal.SIGTERM)
+
+    async def exited(self, within: float) -> tuple[int | None, float]:
+        """The exit code after the SIGTERM (None if not within ``within`` s) and how long."""
+        assert self.proc is not None
         try:
             async with asyncio.timeout(within):
                 code = await self.proc.wait()
         except TimeoutError:
-            return None, time.monotonic() - began
-        return code, time.monotonic() - began
+            return None, time.monotonic() - self._term_at
+        return code, time.monotonic() - self._term_at
 
     async def close(self) -> None:
         if self.proc is not None and self.proc.returncode is None:
@@ -499,10 +513,21 @@ async def sigterm_mid_stream(
     await world.send_all(people, "Tell me a story")
     await world.wait_held(people, users)
     await asyncio.sleep(1.0)
-    code, took = await service.terminate(within=grace + 20)
+    service.term()
+    out_refused: tuple[int, object] | None = None
+    if grace >= 3:
+        # While replies finish, a new chat turn from the web app is refused, and says why.
+        await asyncio.sleep(0.5)
+        async with httpx.AsyncClient(timeout=5) as http:
+            refused = await http.post(f"http://127.0.0.1:{world.web_port}/api/chat", json={})
+        out_refused = (refused.status_code, refused.json().get("error"))
+    code, took = await service.exited(within=grace + 20)
     shown = await world.shown(people, SLOW_MARKER)
     out = await world.figures(people, hold_deadline=10, markers=(SLOW_MARKER,))
     out.notes.append(f"exit code {code} after {took:.1f}s (grace {grace:g}s)")
+    if grace >= 3 and out_refused != (503, "shutting_down"):
+        out.broken += 1
+        out.notes.append(f"a new turn while stopping got {out_refused}")
     return out, code, took, shown
 
 
@@ -544,4 +569,67 @@ async def broken_replies(world: World, *, users: int = 4) -> Figures:
     await world.wait_until(all_shown, 30, pause=0.5)
     out = await world.figures(people, hold_deadline=20, markers=(SLOW_MARKER,))
     out.locked_out = await world.answered_again(people, 30)
+    return out
+
+
+async def _invoice(world: World, user: User, stars: int = 50) -> int:
+    """The user opens /balance and taps a Stars package; the invoice message's id."""
+    after = await world.control.last_seq()
+    await world.control.send_text(user.telegram_id, "/balance")
+    view = await world.control.wait_for(
+        lambda e: e["type"] == "bot_message" and bool(e["message"].get("reply_markup")),
+        chat_id=user.telegram_id,
+        after=after,
+        wait=30,
+    )
+    rows = view["message"]["reply_markup"]["inline_keyboard"]
+    offer = next(b for row in rows for b in row if b["text"].startswith(f"⭐️ {stars} "))
+    after = await world.control.last_seq()
+    await world.control.tap(user.telegram_id, view["message_id"], offer["callback_data"])
+    invoice = await world.control.wait_for(
+        lambda e: e["type"] == "bot_message" and "invoice" in e["message"],
+        chat_id=user.telegram_id,
+        after=after,
+        wait=30,
+    )
+    return int(invoice["message_id"])
+
+
+async def payments_in_flight(world: World, *, users: int = 10) -> Figures:
+    """Every user pays a Stars invoice and the service is killed (-9) while the payments arrive;
+    after a restart every payment Telegram took is on the user's balance."""
+    service = await world.start_service("payments", **QUICK_HOLDS)
+    people = await world.users(users, balance=0)
+    invoices = [await _invoice(world, u) for u in people]
+    after = await world.control.last_seq()
+    await asyncio.gather(
+        *(
+            world.control.pay(u.telegram_id, message_id=m)
+            for u, m in zip(people, invoices, strict=True)
+        )
+    )
+    service.kill()
+    assert service.proc is not None
+    await service.proc.wait()
+    events, _ = await world.control.events(after=after)
+    paid = {e["chat_id"] for e in events if e["type"] == "payment_succeeded"}
+    await world.start_service("payments-restarted", **QUICK_HOLDS)
+
+    async def credited() -> set[int]:
+        async with world.uow_factory() as uow:
+            rows = await uow.session.execute(
+                _sql("SELECT DISTINCT user_id FROM payments WHERE user_id = ANY(:ids)"),
+                {"ids": [u.user_id for u in people]},
+            )
+            return {int(r[0]) for r in rows}
+
+    by_user = {u.user_id: u.telegram_id for u in people}
+
+    async def all_credited() -> bool:
+        return paid <= {by_user[i] for i in await credited()}
+
+    await world.wait_until(all_credited, 60, pause=0.5)
+    out = await world.figures(people, hold_deadline=10, markers=())
+    out.payments_lost = len(paid - {by_user[i] for i in await credited()})
+    out.notes.append(f"{len(paid)} of {users} payments went through Telegram before the kill")
     return out

@@ -28,6 +28,7 @@ def _assert_clean(figures: Figures) -> None:
     assert figures.holds_left == 0, figures
     assert figures.unbilled == 0, figures
     assert figures.locked_out == 0, figures
+    assert figures.broken == 0, figures
 
 
 async def test_kill_9_mid_stream_frees_every_user_and_every_hold(world: World) -> None:
