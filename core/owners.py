@@ -6,9 +6,11 @@ Invariants:
   ``ttl`` seconds and is renewed well within that.
 - The sweeper, at start-up and then periodically in each such process, first applies the
   settlements kept while Postgres was away (core/services/settlement.py), then releases held
-  reservations whose owner has no heartbeat, and ownerless ones older than ``ownerless_after``,
-  never one with a kept settlement. Releases go through the ledger's guarded statement, so the
-  balances stay exact (reserved = Σ held) however many sweepers run at once.
+  reservations whose owner process has no heartbeat, and ownerless ones older than
+  ``ownerless_after``, never one with a kept settlement nor one owned by durable background work
+  (``job:…``, settled or released by that work; the hourly stale-hold release still bounds it).
+  Releases go through the ledger's guarded statement, so the balances stay exact
+  (reserved = Σ held) however many sweepers run at once.
 - A process that stops cleanly drops its heartbeat and sweeps: nothing it held outlives it.
 """
 
@@ -34,6 +36,9 @@ from db.uow import UnitOfWork
 log = logging.getLogger(__name__)
 
 HEARTBEAT_PREFIX = "netroom:owner:"
+# Holds owned by durable background work (a video being made at the provider, watched by a job
+# that survives restarts) rather than by a process: the work settles or releases them itself.
+JOB_OWNER = "job:"
 SWEEP_BATCH = 1_000
 OWNERLESS_AFTER = timedelta(minutes=2)
 
@@ -88,7 +93,8 @@ async def sweep(
     async with uow_factory() as uow:
         owners = await uow.ledger.held_owners()
         await uow.end_read()
-        dead = sorted(set(owners) - await alive(redis, owners))
+        processes = [o for o in owners if not o.startswith(JOB_OWNER)]
+        dead = sorted(set(processes) - await alive(redis, processes))
         # Read after the liveness check: a settlement kept by a process that then died is in
         # the hash by now, and its hold stays for apply_pending.
         keep = sorted(await settlement.pending_ids(redis))
