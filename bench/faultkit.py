@@ -633,3 +633,37 @@ async def payments_in_flight(world: World, *, users: int = 10) -> Figures:
     out.payments_lost = len(paid - {by_user[i] for i in await credited()})
     out.notes.append(f"{len(paid)} of {users} payments went through Telegram before the kill")
     return out
+
+
+async def webhook_drain(world: World, *, grace: float = 20) -> tuple[Figures, int | None, bool]:
+    """Webhook mode: SIGTERM while one user's reply streams; another user's message arriving
+    during the drain is refused (503) so Telegram keeps it, and the next process answers it.
+    The exit code and whether that message was answered."""
+    port = world.web_port
+    hook = {
+        "BOT__WEBHOOK_URL": f"http://127.0.0.1:{port}",
+        "BOT__WEBHOOK_SECRET": secrets.token_urlsafe(16),
+        "SHUTDOWN__GRACE_SECONDS": str(grace),
+        **QUICK_HOLDS,
+    }
+    service = await world.start_service("webhook", **hook)
+    first, second = await world.users(2)
+    await world.script(slow_reply(40), times=1, chunk_delay_ms=120)
+    await world.send_all([first], "Tell me a story")
+    await world.wait_held([first], 1)
+    service.term()
+    await asyncio.sleep(0.5)
+    await world.script(FAST_MARKER + " after the restart.", times=1, chunk_delay_ms=5)
+    await world.control.send_text(second.telegram_id, "Anyone there?")
+    code, _took = await service.exited(within=grace + 20)
+    await world.start_service("webhook-restarted", **hook)
+
+    async def answered() -> bool:
+        return bool(await world.replies(second, FAST_MARKER))
+
+    delivered = await world.wait_until(answered, 60, pause=0.5)
+    out = await world.figures([first, second], hold_deadline=10, markers=(SLOW_MARKER, FAST_MARKER))
+    if not await world.replies(first, SLOW_MARKER):
+        out.notes.append("the reply in flight was not shown")
+        out.broken += 1
+    return out, code, delivered

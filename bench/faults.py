@@ -3,10 +3,11 @@ fake providers, a scratch database and Redis, with the product's default hold ti
 
 Scenarios: kill -9 with Stars payments in flight; kill -9 while 20 replies stream, then a
 restart; SIGTERM while replies stream (finishing within the grace period, and outlasting it);
-Postgres stopped for 15 s at the end of replies; a reply with a NUL byte and conversations
-deleted mid-reply. Prints, per scenario and in all: payments lost, holds left, delivered but
-unbilled replies, users locked out (and balances that are not the sum of their entries). The bar
-is zero for each.
+SIGTERM in webhook mode with an update arriving while the process stops; Postgres stopped for
+15 s at the end of replies; a reply with a NUL byte and conversations deleted mid-reply.
+Prints, per scenario and in all: payments lost, holds left, delivered but unbilled replies,
+users locked out (and balances that are not the sum of their entries). The bar is zero for
+each.
 
     python -m bench.faults [--quick]   (--quick: short heartbeats, as the tests use)
 """
@@ -85,6 +86,17 @@ async def run(server: str, quick: bool) -> Figures:
     await scenario("SIGTERM, replies within grace", lambda w: sigterm(w, 20, 30))
     await scenario("SIGTERM, replies outlast grace", lambda w: sigterm(w, 2, 300))
     await scenario("NUL byte, deleted conversation", lambda w: faultkit.broken_replies(w))
+
+    async def webhook(world: World) -> Figures:
+        figures, code, delivered = await faultkit.webhook_drain(world)
+        if code != 0 or not delivered:
+            figures.broken += 1
+            figures.notes.append(
+                f"exit code {code}; update sent while stopping answered: {delivered}"
+            )
+        return figures
+
+    await scenario("SIGTERM in webhook mode", webhook)
 
     pg = ScratchPostgres()
     try:

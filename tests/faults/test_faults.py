@@ -86,3 +86,13 @@ async def test_a_reply_with_a_nul_byte_or_a_deleted_conversation_is_billed_and_f
     async with asyncio.timeout(240):
         figures = await faultkit.broken_replies(world, users=4)
     _assert_clean(figures)
+
+
+async def test_in_webhook_mode_an_update_arriving_while_stopping_is_answered_by_the_next_process(
+    world: World,
+) -> None:
+    async with asyncio.timeout(240):
+        figures, code, delivered = await faultkit.webhook_drain(world)
+    assert code == 0, figures
+    assert delivered, figures
+    _assert_clean(figures)
