@@ -324,9 +324,15 @@ class World:
                     client=ClientInfo(platform="telegram"),
                 )
                 user_id = registration.user.id
-                await billing.credit(
-                    uow, user_id=user_id, amount=balance, category="topup", key=f"seed:{user_id}"
-                )
+            if balance > 0:
+                async with self.uow_factory() as uow:
+                    await billing.credit(
+                        uow,
+                        user_id=user_id,
+                        amount=balance,
+                        category="topup",
+                        key=f"seed:{user_id}",
+                    )
             made.append(User(person["id"], user_id))
         return made
 
