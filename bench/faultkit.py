@@ -393,6 +393,17 @@ class World:
             if marker in (m.get("text") or "")
         ]
 
+    async def delivered(self, user: User, marker: str) -> int:
+        """Replies the user saw any of: streamed drafts (one draft id per reply) or final
+        messages with ``marker`` in them."""
+        events, _ = await self.control.events(chat_id=user.telegram_id)
+        drafts = {
+            e.get("draft_id")
+            for e in events
+            if e["type"] == "draft" and marker in (e.get("text") or "")
+        }
+        return max(len(drafts), len(await self.replies(user, marker)))
+
     async def shown(self, users: list[User], marker: str) -> int:
         """How many users have a final message with ``marker`` in it."""
         return len([u for u in users if await self.replies(u, marker)])
@@ -418,9 +429,17 @@ class World:
         return missing
 
     async def figures(
-        self, users: list[User], *, hold_deadline: float, markers: tuple[str, ...]
+        self,
+        users: list[User],
+        *,
+        hold_deadline: float,
+        markers: tuple[str, ...],
+        drafts: bool = True,
     ) -> Figures:
-        """Wait up to ``hold_deadline`` seconds for every hold to be gone, then count."""
+        """Wait up to ``hold_deadline`` seconds for every hold to be gone, then count. With
+        ``drafts``, a reply the user saw only streaming counts as delivered (the process lived
+        to bill it); without, only final messages do (after a kill -9 nothing can bill the
+        part a dead process had streamed, and its hold goes back instead)."""
         out = Figures()
 
         async def no_holds() -> bool:
@@ -443,7 +462,10 @@ class World:
                 )
                 delivered = 0
                 for marker in markers:
-                    delivered += len(await self.replies(u, marker))
+                    if drafts:
+                        delivered += await self.delivered(u, marker)
+                    else:
+                        delivered += len(await self.replies(u, marker))
                 if delivered > int(billed or 0):
                     out.unbilled += delivered - int(billed or 0)
         return out
@@ -501,7 +523,9 @@ async def kill_mid_stream(
     await service.proc.wait()
     await world.start_service("kill-restarted", **env)
     locked = await world.answered_again(people, answer_within)
-    out = await world.figures(people, hold_deadline=120, markers=(SLOW_MARKER, FAST_MARKER))
+    out = await world.figures(
+        people, hold_deadline=120, markers=(SLOW_MARKER, FAST_MARKER), drafts=False
+    )
     out.locked_out = locked
     return out
 
