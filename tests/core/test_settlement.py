@@ -169,3 +169,38 @@ async def test_the_heartbeat_expires_on_its_own(clean_redis: Redis) -> None:
     assert await owners.alive(clean_redis, [owner]) == {owner}
     await asyncio.sleep(0.4)
     assert await owners.alive(clean_redis, [owner]) == set()
+
+
+async def test_a_settlement_survives_postgres_stopping_under_an_open_pool(
+    clean_redis: Redis,
+) -> None:
+    """A real stop (pg_ctl, on a cluster of the test's own): the pool's connections die under
+    it, the settlement is kept, and applied once Postgres is back."""
+    from bench.faultkit import ScratchPostgres
+    from db.migrate import upgrade
+
+    pg = ScratchPostgres()
+    try:
+        url = await asyncio.to_thread(pg.init)
+        await asyncio.to_thread(upgrade, url)
+        engine = create_engine(url, pool_size=2, max_overflow=0)
+        factory = UnitOfWorkFactory.for_engine(engine)
+        try:
+            user_id = await _funded_user(factory)
+            async with factory() as uow:
+                hold = await billing.reserve(uow, user_id=user_id, amount=300, key=key())
+            await asyncio.to_thread(pg.stop)
+            kept = await settlement.settle_or_keep(
+                factory, clean_redis, reservation=hold, amount=99, category="text", key=key()
+            )
+            assert kept is None
+            # Still away: nothing is applied, nothing is dropped.
+            assert await settlement.apply_pending(factory, clean_redis) == 0
+            assert await settlement.pending_ids(clean_redis) == {hold.id}
+            await asyncio.to_thread(pg.start)
+            assert await settlement.apply_pending(factory, clean_redis) == 1
+            assert await _state(factory, user_id) == (901, 0, True)
+        finally:
+            await engine.dispose()
+    finally:
+        await asyncio.to_thread(pg.destroy)
