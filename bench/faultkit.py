@@ -33,6 +33,7 @@ import httpx
 from redis.asyncio import Redis
 from sqlalchemy import TextClause, text
 
+from core import owners
 from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo
 from core.services import accounts, billing, chat, settlement
@@ -393,6 +394,13 @@ class World:
             if marker in (m.get("text") or "")
         ]
 
+    async def heartbeats(self) -> list[str]:
+        """The owner ids of the processes alive now (by their heartbeat keys)."""
+        return [
+            key.decode().removeprefix(owners.HEARTBEAT_PREFIX)
+            async for key in self.redis.scan_iter(match=owners.HEARTBEAT_PREFIX + "*")
+        ]
+
     async def delivered(self, user: User, marker: str) -> int:
         """Replies the user saw any of: streamed drafts (one draft id per reply) or final
         messages with ``marker`` in them."""
@@ -543,6 +551,7 @@ async def sigterm_mid_stream(
     await world.send_all(people, "Tell me a story")
     await world.wait_held(people, users)
     await asyncio.sleep(1.0)
+    beating = await world.heartbeats()
     service.term()
     out_refused: tuple[int, object] | None = None
     if grace >= 3:
@@ -552,9 +561,13 @@ async def sigterm_mid_stream(
             refused = await http.post(f"http://127.0.0.1:{world.web_port}/api/chat", json={})
         out_refused = (refused.status_code, refused.json().get("error"))
     code, took = await service.exited(within=grace + 20)
+    left_beating = await world.heartbeats()
     shown = await world.shown(people, SLOW_MARKER)
     out = await world.figures(people, hold_deadline=10, markers=(SLOW_MARKER,))
     out.notes.append(f"exit code {code} after {took:.1f}s (grace {grace:g}s)")
+    if len(beating) != 1 or left_beating:
+        out.broken += 1
+        out.notes.append(f"heartbeats while serving {beating}, after stopping {left_beating}")
     if grace >= 3 and out_refused != (503, "shutting_down"):
         out.broken += 1
         out.notes.append(f"a new turn while stopping got {out_refused}")
