@@ -235,6 +235,22 @@ class SandboxSettings(BaseModel):
     port: int = 8081
 
 
+class ShutdownSettings(BaseModel):
+    # On SIGTERM/SIGINT, replies being written get this long to finish; the rest are cut short
+    # (the user is told and pays for what was delivered). Keep it under the supervisor's own
+    # stop timeout (Docker: 10 s by default, `stop_grace_period`; systemd: TimeoutStopSec).
+    grace_seconds: float = Field(default=25.0, ge=0, le=600)
+
+
+class HoldSettings(BaseModel):
+    # Each process's heartbeat in Redis: it lives this long and is renewed three times as often.
+    heartbeat_ttl_seconds: float = Field(default=30.0, gt=0, le=600)
+    # How often holds of stopped processes are looked for (and kept settlements applied).
+    sweep_seconds: float = Field(default=30.0, gt=0, le=600)
+    # A hold without an owner process is released after this long.
+    ownerless_seconds: float = Field(default=120.0, gt=0, le=86_400)
+
+
 class AuthSettings(BaseModel):
     """Signing in to the web app: sessions, email and password, failed-attempt limits."""
 
@@ -325,6 +341,8 @@ class Settings(BaseSettings):
     auth: AuthSettings = Field(default_factory=AuthSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+    holds: HoldSettings = Field(default_factory=HoldSettings)
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:

@@ -69,3 +69,11 @@ class ServiceUnavailable(DomainError):
 
     code = "unavailable"
     msgid = N_("The service is busy for a moment, please try again in a minute.")
+
+
+class ShuttingDown(DomainError):
+    """The process is stopping (a restart or a deploy): new work goes to the next one."""
+
+    code = "shutting_down"
+    msgid = N_("The service is restarting. Please try again in a few seconds.")
+    retry_after = 5

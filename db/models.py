@@ -203,6 +203,7 @@ class Reservation(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("status IN ('held', 'settled', 'released')", name="status_known"),
         Index("ix_reservations_held", "created_at", postgresql_where=text("status = 'held'")),
+        Index("ix_reservations_held_owner", "owner", postgresql_where=text("status = 'held'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
@@ -213,6 +214,9 @@ class Reservation(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="held")
     model_id: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    # The process that holds it (host:pid:random), while its request is in flight; a hold whose
+    # owner's heartbeat is gone is released by the sweeper (core/owners.py).
+    owner: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = created_at_column()
     closed_at: Mapped[datetime | None]
 

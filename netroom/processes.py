@@ -28,6 +28,7 @@ from bot.factory import create_bot
 from bot.inbox import InboxPolling, InboxWebhookHandler
 from bot.notifier import BotNotifier
 from bot.stars import TelegramStars, renewal_switch
+from core import owners
 from core.catalogue import load_catalogue
 from core.config import Settings
 from core.mail import smtp_mailer
@@ -43,6 +44,7 @@ from core.services.subscriptions import RenewalSwitch
 from core.services.tariffs import Plan, Tariffs
 from netroom.backup import BackupPlan
 from netroom.backup import directory as backup_directory
+from netroom.drain import InFlight, TrackUpdates, new_turns, track_requests
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
 from netroom.models import image_models, model_menu, video_models
 from netroom.resources import Resources
@@ -138,8 +140,22 @@ def admin_chats(settings: Settings) -> tuple[int, ...]:
     return tuple(settings.bot.admin_ids)
 
 
+def hold_times(settings: Settings) -> owners.HoldTimes:
+    h = settings.holds
+    return owners.HoldTimes(
+        heartbeat_ttl=timedelta(seconds=h.heartbeat_ttl_seconds),
+        sweep_every=timedelta(seconds=h.sweep_seconds),
+        ownerless_after=timedelta(seconds=h.ownerless_seconds),
+    )
+
+
 def build_dispatcher(
-    settings: Settings, resources: Resources, *, jobs: JobQueue, media_store: MediaStore
+    settings: Settings,
+    resources: Resources,
+    *,
+    jobs: JobQueue,
+    media_store: MediaStore,
+    owner: str | None = None,
 ) -> Dispatcher:
     storage = RedisStorage(resources.redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
     catalogue = load_catalogue(settings.catalogue_path)
@@ -163,6 +179,7 @@ def build_dispatcher(
         tariffs=tariffs(settings),
         yookassa=resources.yookassa,
         yookassa_packages=tuple(settings.yookassa.packages),
+        owner=owner,
     )
     return create_dispatcher(
         uow_factory=resources.uow_factory,
@@ -207,6 +224,7 @@ def build_web_app(
     link: BotLink | None = None,
     *,
     jobs: JobQueue | None = None,
+    owner: str | None = None,
 ) -> web.Application:
     verifier = None
     if link is not None:
@@ -274,6 +292,7 @@ def build_web_app(
             stars_invoice_links=stars_links,
             subscription_renewals=renewals,
             bot_username_lookup=username_lookup,
+            owner=owner,
         )
     )
     if telegram is not None:
@@ -326,7 +345,10 @@ async def serve(
     on_ready: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run the given roles until ``stop`` is set, then shut down in order: stop taking new work,
-    finish what is in flight, close connections."""
+    let what is in flight finish for up to the grace period and cut the rest short, close
+    connections. Each process that serves turns owns its holds (core/owners.py): a heartbeat
+    while it runs, a sweep of stopped processes' holds at start-up and periodically, and none of
+    its own left when it stops."""
     async with contextlib.AsyncExitStack() as stack:
         tasks: list[asyncio.Task[None]] = []
         bot: Bot | None = None
@@ -335,6 +357,18 @@ async def serve(
         webhook = bool(settings.bot.webhook_url)
         if roles.bot and link is None:
             raise RuntimeError("the bot role needs BOT__TOKEN or the sandbox")
+        owner = owners.new_owner_id()
+        inflight = InFlight()
+        times = hold_times(settings)
+        keeper: asyncio.Task[None] | None = None
+        if roles.bot or roles.web or roles.worker:
+            # Alive before the first hold is made; the first sweep runs at once.
+            await owners.beat(resources.redis, owner, times.heartbeat_ttl)
+            keeper = asyncio.create_task(
+                owners.keep_alive(resources.uow_factory, resources.redis, owner, times),
+                name="holds",
+            )
+            stack.push_async_callback(_step_down, keeper, resources, owner, times.ownerless_after)
         media_store = LocalMediaStore(settings.data_dir / "media")
         # The bot answers updates; a worker uses one too, to deliver what finishes in the
         # background (videos).
@@ -364,13 +398,17 @@ async def serve(
             stack.push_async_callback(broker.shutdown)
         if roles.bot:
             dp = build_dispatcher(
-                settings, resources, jobs=BrokerQueue(broker), media_store=media_store
+                settings, resources, jobs=BrokerQueue(broker), media_store=media_store, owner=owner
             )
+            dp.update.outer_middleware(TrackUpdates(inflight))
 
         if roles.web:
-            app = build_web_app(settings, resources, link, jobs=BrokerQueue(broker))
+            app = build_web_app(settings, resources, link, jobs=BrokerQueue(broker), owner=owner)
+            hook_path: str | None = None
             if bot is not None and dp is not None and webhook:
                 hook = install_webhook(app, dp, bot, settings, resources)
+                hook_path = settings.bot.webhook_path
+            app.middlewares.append(track_requests(inflight, new_turns(hook_path)))
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -413,10 +451,25 @@ async def serve(
         if on_ready is not None:
             await on_ready()
         await _wait(stop, tasks)
+        # No new turns from here on: the web app refuses them, polling stops (its supervised
+        # task sees the stop too) and what is in flight gets the grace period.
+        inflight.draining = True
+        await inflight.drain(settings.shutdown.grace_seconds)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("%s stopped with an error", task.get_name(), exc_info=result)
+
+
+async def _step_down(
+    keeper: asyncio.Task[None], resources: Resources, owner: str, ownerless_after: timedelta
+) -> None:
+    keeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await keeper
+    await owners.step_down(
+        resources.uow_factory, resources.redis, owner, ownerless_after=ownerless_after
+    )
 
 
 async def _poll(poller: InboxPolling, stop: asyncio.Event) -> None:

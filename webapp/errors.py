@@ -20,6 +20,8 @@ from core.errors import (
     NotFound,
     RateLimited,
     ServiceUnavailable,
+
+    ShuttingDown,
     Unauthorized,
     UnsupportedMediaType,
     UserBlocked,
@@ -59,6 +61,8 @@ STATUS: dict[type[DomainError], int] = {
     AlreadySubscribed: 409,
     RenewalRefused: 502,
     ServiceUnavailable: 503,
+
+    ShuttingDown: 503,
 }
 # Seconds a client is asked to wait after a dependency outage.
 OUTAGE_RETRY_AFTER = 10
