@@ -1,7 +1,7 @@
 """inbox_updates and inbox_marks
 
 Revision ID: 0017
-Revises: 0013
+Revises: 0015
 Create Date: 2026-12-05 18:45:00.000000
 """
 
