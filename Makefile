@@ -49,6 +49,7 @@ bench: install locales
 	$(BIN)/python -m bench.rag
 	$(BIN)/python -m bench.export
 	$(BIN)/python -m bench.retention
+	$(BIN)/python -m bench.faults
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

@@ -213,11 +213,42 @@ class FilesSettings(BaseModel):
     embeddings_dimensions: int = Field(default=256, ge=16, le=3072)
     # What indexing costs the user, in kopecks per 1 000 embedded tokens (0: free).
     embeddings_price_1k: int = Field(default=1, ge=0)
+    # Each document is read in a child process limited to this much memory (its whole address
+    # space) and CPU time; a file that needs more is refused as too complex.
+    read_memory_mb: int = Field(default=768, ge=256)
+    read_cpu_seconds: int = Field(default=20, ge=1)
+
+
+class BackupSettings(BaseModel):
+    """Scheduled backups of an installation with embedded Postgres (`netroom backup` works
+    everywhere; with your own Postgres, back it up the way you back up the rest)."""
+
+    # Every day at this hour (UTC), when Postgres is embedded.
+    daily: bool = True
+    # Where the archives go (default: DATA_DIR/backups) and how many of the newest are kept.
+    dir: Path | None = None
+    keep: int = Field(default=7, ge=1)
 
 
 class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8081
+
+
+class ShutdownSettings(BaseModel):
+    # On SIGTERM/SIGINT, replies being written get this long to finish; the rest are cut short
+    # (the user is told and pays for what was delivered). Keep it under the supervisor's own
+    # stop timeout (Docker: 10 s by default, `stop_grace_period`; systemd: TimeoutStopSec).
+    grace_seconds: float = Field(default=25.0, ge=0, le=600)
+
+
+class HoldSettings(BaseModel):
+    # Each process's heartbeat in Redis: it lives this long and is renewed three times as often.
+    heartbeat_ttl_seconds: float = Field(default=30.0, gt=0, le=600)
+    # How often holds of stopped processes are looked for (and kept settlements applied).
+    sweep_seconds: float = Field(default=30.0, gt=0, le=600)
+    # A hold without an owner process is released after this long.
+    ownerless_seconds: float = Field(default=120.0, gt=0, le=86_400)
 
 
 class AuthSettings(BaseModel):
@@ -304,11 +335,14 @@ class Settings(BaseSettings):
     free_tier: FreeTierSettings = Field(default_factory=FreeTierSettings)
     yookassa: YooKassaSettings = Field(default_factory=YooKassaSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
     # No key anywhere: `netroom run` points every provider at the sandbox's fakes.
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+    holds: HoldSettings = Field(default_factory=HoldSettings)
 
     @model_validator(mode="after")
     def _no_placeholder_secrets_in_production(self) -> Settings:

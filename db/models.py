@@ -203,6 +203,7 @@ class Reservation(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("status IN ('held', 'settled', 'released')", name="status_known"),
         Index("ix_reservations_held", "created_at", postgresql_where=text("status = 'held'")),
+        Index("ix_reservations_held_owner", "owner", postgresql_where=text("status = 'held'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
@@ -213,6 +214,9 @@ class Reservation(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="held")
     model_id: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    # The process that holds it (host:pid:random), while its request is in flight; a hold whose
+    # owner's heartbeat is gone is released by the sweeper (core/owners.py).
+    owner: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = created_at_column()
     closed_at: Mapped[datetime | None]
 
@@ -699,3 +703,31 @@ class ShareLink(Base):
     # Set when an administrator disabled the link.
     disabled_at: Mapped[datetime | None]
     views: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class InboxUpdate(Base):
+    """A Telegram update recorded before Telegram is told it arrived (policy 3.4: it holds the
+    person's message). The row lives only until the update has been handled, then it is deleted;
+    one that lingers is purged by retention, and a waiting one is exported and erased with its
+    sender's data."""
+
+    __tablename__ = "inbox_updates"
+    __table_args__ = (Index("ix_inbox_updates_received_at", "received_at"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # The sender, for export and erasure (None for updates that name nobody).
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = created_at_column()
+
+
+class InboxMark(Base):
+    """The highest update id a bot has recorded in the inbox: at start-up it is the first offset
+    asked of Telegram, so updates recorded and handled (their rows gone) but not yet confirmed
+    before a crash are confirmed instead of handled twice."""
+
+    __tablename__ = "inbox_marks"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_update_id: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = created_at_column()

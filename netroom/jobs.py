@@ -39,10 +39,12 @@ from core.services import (
     tariffs,
     videos,
 )
+from core.services.payments import PaymentTerms
 from core.services.reconciliation import StarsSource
 from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import Media
+from netroom.backup import BackupPlan, scheduled_backup
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +65,17 @@ class JobDeps:
     stars_source: StarsSource | None = None
     yookassa: YooKassaClient | None = None
     admin_chat_ids: tuple[int, ...] = ()
+    # With the payment terms, reconciliation also heals: it credits what the providers charged
+    # and we lack, and reverses their refunds (without them it only reports).
+    payment_terms: PaymentTerms | None = None
     # Broadcasts: messages per second (Telegram allows about 30 in all) and where the run lock
     # lives, so one broadcast never runs twice at once.
     broadcast_rate: float = 25.0
     redis: Redis | None = None
     file_limits: files.FileLimits = dataclasses.field(default_factory=files.FileLimits)
     embedder: files.Embedder | None = None
+    # The daily backup (embedded Postgres only).
+    backup: BackupPlan | None = None
 
 
 class BrokerQueue:
@@ -88,6 +95,7 @@ def create_broker(redis_url: str, deps: JobDeps, *, queue: str = QUEUE) -> Async
 
 
 def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
+    register_backup_jobs(broker, deps)
     register_money_jobs(broker, deps)
     register_broadcast_jobs(broker, deps)
     register_file_jobs(broker, deps)
@@ -157,6 +165,15 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
     )
 
 
+def register_backup_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
+    async def daily_backup() -> dict[str, int]:
+        if deps.backup is None:
+            return {}
+        return await scheduled_backup(deps.backup, deps.clock())
+
+    broker.register_task(daily_backup, task_name="backup.daily", schedule=[{"cron": "30 2 * * *"}])
+
+
 def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
     async def notify_top_up(user_id: int, credited: int) -> bool:
         """Tell the user in Telegram that a card payment reached the balance."""
@@ -224,16 +241,29 @@ def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
 
     async def reconcile_payments(days: int = 2) -> dict[str, object]:
         report = await reconcile_now(deps, days=days)
-        if not report.clean and deps.notifier is not None and deps.admin_chat_ids:
+        if report.worth_telling and deps.notifier is not None and deps.admin_chat_ids:
             await deps.notifier.send_admin_report(
                 chat_ids=deps.admin_chat_ids, text=report.summary()
             )
-        return {"checked": report.checked, "differences": len(report.differences)}
+        # The payer never heard their top-up arrive (its update was lost): now they do.
+        for healed in report.healed:
+            if healed.top_up:
+                try:
+                    await notify_top_up(healed.user_id, healed.kopecks)
+                except Exception:
+                    log.warning("top-up notice for user %d not sent", healed.user_id, exc_info=True)
+        return {
+            "checked": report.checked,
+            "healed": len(report.healed),
+            "differences": len(report.differences),
+        }
 
+    # Hourly, and once when the scheduler starts (run_scheduler): a payment whose update was
+    # lost is credited within the hour, or at the restart that follows a crash.
     broker.register_task(
         reconcile_payments,
         task_name="payments.reconcile",
-        schedule=[{"cron": "40 4 * * *"}],
+        schedule=[{"cron": "40 * * * *"}],
     )
 
 
@@ -367,7 +397,8 @@ async def _report(deps: JobDeps, b: broadcasts.BroadcastDTO, *, finished: bool) 
 
 
 async def reconcile_now(deps: JobDeps, *, days: int) -> reconciliation.Report:
-    """Compare the last ``days`` of payments with Telegram's and YooKassa's records."""
+    """Compare the last ``days`` of payments with Telegram's and YooKassa's records, and heal
+    what their records prove (with ``deps.payment_terms``)."""
     until = deps.clock()
     since = until - timedelta(days=days)
     charges: list[reconciliation.ProviderCharge] = []
@@ -394,6 +425,16 @@ async def reconcile_now(deps: JobDeps, *, days: int) -> reconciliation.Report:
         report = await reconciliation.reconcile(
             uow, since=since, until=until, charges=charges, providers=providers
         )
+        if deps.payment_terms is not None and deps.tariffs is not None:
+            report = await reconciliation.heal(
+                uow,
+                report,
+                charges,
+                terms=deps.payment_terms,
+                tariffs=deps.tariffs,
+                yookassa=deps.yookassa,
+                now=deps.clock(),
+            )
     for difference in report.differences:
         log.warning("reconciliation: %s", difference)
     log.info("reconciliation: %s", report.checked)
@@ -420,6 +461,11 @@ async def run_worker(broker: AsyncBroker, stop: asyncio.Event, *, concurrency: i
 async def run_scheduler(broker: AsyncBroker, stop: asyncio.Event) -> None:
     scheduler = TaskiqScheduler(broker, sources=[LabelScheduleSource(broker)])
     await scheduler.startup()
+    # What a crash may have lost is healed at start-up, not at the next hour.
+    try:
+        await enqueue(broker, "payments.reconcile")
+    except Exception:
+        log.warning("the start-up reconciliation could not be queued", exc_info=True)
     loop = asyncio.create_task(SchedulerLoop(scheduler).run(skip_first_run=True))
     try:
         await stop.wait()

@@ -41,6 +41,8 @@ class WebContext:
     jwt_secret: str = field(default="", repr=False)
     access_ttl: timedelta = timedelta(hours=12)
     clock: Clock = utcnow
+    # This process, as the owner of the holds it makes (core/owners.py); None outside a service.
+    owner: str | None = None
     media_store: MediaStore | None = None
     # Behind a reverse proxy: the header with the client's address, believed from these only.
     trusted_proxy_header: str | None = None

@@ -278,6 +278,7 @@ async def _answer_once(
             clock=ctx.clock,
             prefs=chat.prefs_from(user.features, history_enabled=user.history_enabled),
             turn_id=sink.turn_id,
+            owner=ctx.owner,
             models=ctx.models,
             images=images,
             tariffs=ctx.tariffs,

@@ -25,6 +25,7 @@ from sqlalchemy import delete, select, text, update
 from core.errors import InvalidInput, RateLimited
 from core.i18n import N_
 from core.media import MediaStore
+from core.services import inbox
 from db.models import (
     AdminAction,
     ChatMessageRow,
@@ -305,6 +306,9 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "expires_at",
         ),
     ),
+    # Updates received from the person and not handled yet (normally for a few seconds only),
+    # matched by their Telegram id.
+    "waiting_updates": ("inbox_updates", "telegram_id", ("update_id", "payload", "received_at")),
 }
 
 # Columns deliberately left out of the export, each with the reason.
@@ -418,8 +422,12 @@ async def _rows(
 ) -> AsyncIterator[dict[str, Any]]:
     # Table and column names come from the constant plan above, never from input.
     quoted = ", ".join(f'"{c}"' for c in columns)
+    match = ":user_id"
+    if user_column == "telegram_id" and table != "users":
+        # Rows that name the person by their Telegram id, not by the account.
+        match = "(SELECT telegram_id FROM users WHERE id = :user_id)"
     sql = text(
-        f'SELECT {quoted} FROM "{table}" WHERE "{user_column}" = :user_id ORDER BY 1'  # noqa: S608
+        f'SELECT {quoted} FROM "{table}" WHERE "{user_column}" = {match} ORDER BY 1'  # noqa: S608
     )
     result = await uow.session.stream(sql.execution_options(yield_per=1000), {"user_id": user_id})
     async for row in result.mappings():
@@ -515,6 +523,9 @@ async def delete_user(
         )
     )
     keys += list(await uow.session.scalars(select(File.storage_key).where(File.user_id == user_id)))
+    telegram_id = await uow.session.scalar(select(User.telegram_id).where(User.id == user_id))
+    if telegram_id is not None:
+        await inbox.erase_sender(uow, telegram_id)
     for model in (
         RequestLog,
         ShareLink,

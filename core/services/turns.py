@@ -53,7 +53,7 @@ from core.providers.base import (
     Usage,
 )
 from core.providers.registry import ProviderRegistry
-from core.services import billing, files, turn_lock
+from core.services import billing, files, settlement, turn_lock
 from core.services.chat import (
     ChatPrefs,
     ModelMenu,
@@ -168,6 +168,7 @@ async def begin_turn(
     prefs: ChatPrefs | None = None,
     tariffs: Tariffs | None = None,
     documents: str | None = None,
+    owner: str | None = None,
 ) -> Turn:
     """Store the prompt, assemble the request and hold money for it, before the provider call.
     A request the free tier covers holds nothing and counts against the allowance instead.
@@ -243,7 +244,12 @@ async def begin_turn(
     async with uow.transaction():
         if estimate > 0 and free_tier is None:
             reservation = await billing.reserve(
-                uow, user_id=user_id, amount=estimate, key=f"{key}:hold", model_id=model.id
+                uow,
+                user_id=user_id,
+                amount=estimate,
+                key=f"{key}:hold",
+                model_id=model.id,
+                owner=owner,
             )
         if conversation is None:
             conversation = Conversation(
@@ -315,7 +321,7 @@ class Settle(Protocol):
         category: str,
         key: str,
         charge: billing.Charge | None,
-    ) -> billing.EntryDTO: ...
+    ) -> billing.EntryDTO | None: ...
 
 
 async def settle_turn(
@@ -327,13 +333,19 @@ async def settle_turn(
     category: str,
     key: str,
     charge: billing.Charge | None = None,
-) -> billing.EntryDTO:
+) -> billing.EntryDTO | None:
     """Settle a turn's hold in its own unit of work and transaction, apart from anything else
-    the turn stores. (``redis`` is where a settlement waits when Postgres cannot take it.)"""
-    async with uow_factory() as uow, uow.transaction():
-        return await billing.settle(
-            uow, reservation=reservation, amount=amount, category=category, key=key, charge=charge
-        )
+    the turn stores; None when Postgres is unreachable and the settlement is kept in Redis
+    until it is back (``settlement.settle_or_keep``)."""
+    return await settlement.settle_or_keep(
+        uow_factory,
+        redis,
+        reservation=reservation,
+        amount=amount,
+        category=category,
+        key=key,
+        charge=charge,
+    )
 
 
 def turn_charge(
@@ -402,6 +414,7 @@ async def finish_turn(
             charge = dataclasses.replace(
                 charge, meta={"status": status, "estimated": usage is None}
             )
+            entry: billing.EntryDTO | None
             if settle is None:
                 async with uow.transaction():
                     entry = await billing.settle(
@@ -420,7 +433,11 @@ async def finish_turn(
                     key=f"{turn.key}:settle",
                     charge=charge,
                 )
-            charged, balance_after = -entry.amount, entry.balance_after
+            if entry is None:
+                # Kept until the database is back: it will charge exactly this.
+                charged = amount
+            else:
+                charged, balance_after = -entry.amount, entry.balance_after
     message_id: int | None = None
     if turn.store and (text or status != "failed"):
         try:
@@ -635,6 +652,7 @@ async def run_turn(
                 prefs=prefs,
                 tariffs=tariffs,
                 documents=context.prompt() if context is not None and passages else None,
+                owner=owner,
             )
         except DomainError as exc:
             await sink.refused(exc)
@@ -665,7 +683,7 @@ async def _stream_and_finish(
         category: str,
         key: str,
         charge: billing.Charge | None,
-    ) -> billing.EntryDTO:
+    ) -> billing.EntryDTO | None:
         return await settle_turn(
             uow_factory,
             redis,

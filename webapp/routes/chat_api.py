@@ -7,7 +7,9 @@ replies streamed live as Server-Sent Events.
 - ``reasoning`` ``{"text"}`` (with reasoning shown) and ``delta`` ``{"text"}``, each written and
   flushed as it arrives from the model;
 - ``error`` ``{"code", "message"}`` (translated): the turn could not start (then it is the only
-  event: nothing was asked of the model and nothing charged), or the model failed;
+  event: nothing was asked of the model and nothing charged), or the model failed, or the reply
+  could not be stored and settled (code ``unavailable`` when Postgres or Redis was unreachable:
+  try again in a moment);
 - ``done`` ``{"message_id", "status", "charged_kopecks", "free", "balance_kopecks"}``, last, for
   every turn that started. ``status`` is ``complete``, ``stopped`` (Stop, or the client went
   away), ``failed`` (the model failed; an ``error`` event comes before), or ``cut`` (the server
@@ -33,6 +35,7 @@ from aiohttp import web
 
 from core.catalogue import ModelUnavailable
 from core.errors import DomainError, InvalidInput, NotFound
+from core.outages import as_unavailable
 from core.providers.base import ReasoningDelta, StreamEvent, TextDelta, Usage, UsageReport
 from core.services import billing, chat, conversations, turn_lock, turns
 from webapp.i18n import request_language, translations
@@ -345,6 +348,7 @@ async def send_message(request: web.Request) -> web.StreamResponse:
             clock=ctx.clock,
             prefs=setup.prefs,
             turn_id=sink.turn_id,
+            owner=ctx.owner,
             model=setup.model,
             tariffs=ctx.tariffs,
             file_limits=ctx.file_limits,
@@ -445,8 +449,16 @@ class WebSink:
         else:
             balance = result.balance_after
             if balance is None and not self.gone:
-                async with self.ctx.uow_factory() as uow, uow.reading():
-                    balance = (await billing.get_balance(uow, turn.user_id)).balance
+                try:
+                    async with self.ctx.uow_factory() as uow, uow.reading():
+                        balance = (await billing.get_balance(uow, turn.user_id)).balance
+                except Exception as exc:
+                    if (outage := as_unavailable(exc)) is None:
+                        raise
+                    # The reply is delivered and its settlement kept; the rest must wait.
+                    await self._write("error", _error(outage, self.language))
+                    await self._end()
+                    return
             await self._write(
                 "done",
                 {
