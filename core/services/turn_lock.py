@@ -6,7 +6,9 @@ its owner. Invariants:
 - only the owner renews or deletes it (compare-and-renew, compare-and-delete in Lua), so a lock
   that expired and was taken by a later turn is never freed by the earlier one;
 - it lives ``LOCK_TTL`` seconds and its turn renews it every ``RENEW_EVERY`` seconds, so a crashed
-  owner's lock frees itself within ``LOCK_TTL`` seconds;
+  owner's lock frees itself within ``LOCK_TTL`` seconds; sooner when the token names its
+  process (``owner|random``) and that process's heartbeat (``netroom:owner:<owner>``, see
+  core/owners.py) is gone: the next turn takes such a lock over at once;
 - a turn releases it as soon as it ends, whatever the ending (complete, Stop, failure, cut);
 - a second message while the lock is held waits briefly (the previous turn may be finishing its
   bookkeeping) and is refused only while that turn really runs.
@@ -37,10 +39,21 @@ RENEW_EVERY = 10.0
 TURN_TTL = 600
 CLAIM_ATTEMPTS = 10
 CLAIM_PAUSE = 0.1
+# Where a process's heartbeat lives (core/owners.py).
+HEARTBEAT_PREFIX = "netroom:owner:"
 
-# KEYS: the lock, the turn, its stop flag. ARGV: token, user id, lock TTL ms, turn TTL s.
+# KEYS: the lock, the turn. ARGV: token, user id, lock TTL ms, turn TTL s, heartbeat prefix.
 _ACQUIRE = """
-if redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3]) then
+local taken = redis.call('set', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[3])
+if not taken then
+    local held = redis.call('get', KEYS[1])
+    local sep = held and string.find(held, '|', 1, true)
+    if sep and redis.call('exists', ARGV[5] .. string.sub(held, 1, sep - 1)) == 0 then
+        redis.call('set', KEYS[1], ARGV[1], 'PX', ARGV[3])
+        taken = true
+    end
+end
+if taken then
     redis.call('set', KEYS[2], ARGV[2], 'EX', ARGV[4])
     return 1
 end
@@ -119,9 +132,13 @@ async def acquire(
     ttl: float = LOCK_TTL,
     attempts: int = CLAIM_ATTEMPTS,
     pause: float = CLAIM_PAUSE,
+    owner: str | None = None,
 ) -> TurnLock:
-    """Take the user's one turn, or ReplyInProgress."""
+    """Take the user's one turn, or ReplyInProgress. ``owner``: the process taking it, whose
+    heartbeat vouches for the lock (None: only the TTL frees it after a crash)."""
     token = secrets.token_hex(16)
+    if owner:
+        token = f"{owner.replace('|', '/')}|{token}"
     for attempt in range(attempts):
         taken = await redis.eval(  # type: ignore[misc]
             _ACQUIRE,
@@ -132,6 +149,7 @@ async def acquire(
             str(user_id),
             str(int(ttl * 1000)),
             str(TURN_TTL),
+            HEARTBEAT_PREFIX,
         )
         if taken:
             return TurnLock(user_id, turn_id, token, ttl)
@@ -150,11 +168,18 @@ async def holding(
     renew_every: float = RENEW_EVERY,
     attempts: int = CLAIM_ATTEMPTS,
     pause: float = CLAIM_PAUSE,
+    owner: str | None = None,
 ) -> AsyncIterator[TurnLock]:
     """The lock for the block, renewed while it runs and released when it ends (also when the
     block is cancelled: the release is shielded)."""
     lock = await acquire(
-        redis, user_id=user_id, turn_id=turn_id, ttl=ttl, attempts=attempts, pause=pause
+        redis,
+        user_id=user_id,
+        turn_id=turn_id,
+        ttl=ttl,
+        attempts=attempts,
+        pause=pause,
+        owner=owner,
     )
 
     async def keep() -> None:

@@ -627,7 +627,7 @@ async def run_turn(
     """One turn for one user: take the user's lock (or ReplyInProgress), begin (refusals go to
     the sink), stream through the sink, settle, store, tell. None when the turn never began."""
     turn_id = turn_id or turn_lock.new_turn_id()
-    async with turn_lock.holding(redis, user_id=user_id, turn_id=turn_id) as lock:
+    async with turn_lock.holding(redis, user_id=user_id, turn_id=turn_id, owner=owner) as lock:
         try:
             context = None
             if documents and file_limits is not None:

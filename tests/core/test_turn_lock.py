@@ -68,3 +68,22 @@ async def test_stop_is_for_the_turns_own_user_only(redis: Redis) -> None:
     assert await turn_lock.stop_requested(redis, lock.turn_id)
     await lock.release(redis)
     assert not await turn_lock.stop_requested(redis, lock.turn_id)
+
+
+async def test_a_lock_of_a_process_without_a_heartbeat_is_taken_over_at_once(
+    redis: Redis,
+) -> None:
+    user_id = _user()
+    alive, dead = f"alive-{secrets.token_hex(4)}", f"dead-{secrets.token_hex(4)}"
+    await redis.set(turn_lock.HEARTBEAT_PREFIX + alive, "1", ex=30)
+    held = await turn_lock.acquire(redis, user_id=user_id, turn_id="a", owner=alive)
+    # A living owner's lock holds.
+    with pytest.raises(turn_lock.ReplyInProgress):
+        await turn_lock.acquire(redis, user_id=user_id, turn_id="b", attempts=2, pause=0.05)
+    await held.release(redis)
+    # A lock left by a process whose heartbeat is gone does not wait for its TTL.
+    await redis.set(turn_lock.lock_key(user_id), f"{dead}|token", px=30_000)
+    taken = await turn_lock.acquire(redis, user_id=user_id, turn_id="c", attempts=1)
+    assert (await redis.get(turn_lock.lock_key(user_id))) == taken.token.encode()
+    await taken.release(redis)
+    await redis.delete(turn_lock.HEARTBEAT_PREFIX + alive)
