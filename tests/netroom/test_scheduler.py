@@ -1,0 +1,305 @@
+"""Periodic jobs as they run in production: real scheduler and worker processes, a short schedule
+set through JOBS__SCHEDULE_OVERRIDES, and `netroom jobs` reading what they recorded."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import re
+import secrets
+import signal
+import socket
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.services import chat
+from core.services.chat import ModelTerms
+from db.engine import UnitOfWorkFactory
+from db.models import ChatMessageRow
+from sandbox.app import start_sandbox
+from sandbox.client import SandboxClient
+from tests.factories import register
+
+CLEAN_ENV = {
+    k: v
+    for k, v in os.environ.items()
+    if not k.startswith(
+        ("BOT__", "DATABASE__", "REDIS__", "WEB__", "SANDBOX__", "DATA_DIR", "JOBS__", "YOOKASSA__")
+    )
+}
+ENQUEUED = re.compile(r"scheduler: (\S+) enqueued for (\S+)")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class Process:
+    """A `netroom` process whose output is read as it comes (so it never blocks on a full pipe)."""
+
+    def __init__(self, proc: asyncio.subprocess.Process) -> None:
+        self.proc = proc
+        self.lines: list[str] = []
+        self.changed = asyncio.Event()
+        self.reader = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        assert self.proc.stdout is not None
+        async for raw in self.proc.stdout:
+            self.lines.append(raw.decode(errors="replace"))
+            self.changed.set()
+        self.changed.set()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    async def wait_for(self, pattern: str, wait: float = 60) -> re.Match[str]:
+        regex = re.compile(pattern)
+        seen = 0
+        async with asyncio.timeout(wait):
+            while True:
+                for line in self.lines[seen:]:
+                    if match := regex.search(line):
+                        return match
+                seen = len(self.lines)
+                if self.reader.done():
+                    raise AssertionError("exited early:\n" + "".join(self.lines[-40:]))
+                self.changed.clear()
+                await self.changed.wait()
+
+    async def stop(self, wait: float = 30) -> int:
+        if self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+        async with asyncio.timeout(wait):
+            code = await self.proc.wait()
+            await self.reader
+        return code
+
+
+Spawn = Callable[..., Awaitable[Process]]
+
+
+@pytest.fixture
+async def netroom(tmp_path: Path) -> AsyncIterator[Spawn]:
+    started: list[Process] = []
+
+    async def spawn(*args: str, env: dict[str, str]) -> Process:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "netroom",
+            *args,
+            cwd=tmp_path,
+            env={**CLEAN_ENV, "DATA_DIR": str(tmp_path / "data"), **env},
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        process = Process(proc)
+        started.append(process)
+        return process
+
+    yield spawn
+    for process in started:
+        if process.proc.returncode is None:
+            process.proc.kill()
+            await process.proc.wait()
+        process.reader.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await process.reader
+
+
+async def jobs_json(netroom: Spawn, env: dict[str, str]) -> dict[str, dict[str, Any]]:
+    listing = await netroom("jobs", "--json", env=env)
+    assert await asyncio.wait_for(listing.proc.wait(), 30) == 0, listing.output
+    await listing.reader
+    start = listing.output.index("[")
+    return {job["name"]: job for job in json.loads(listing.output[start:])}
+
+
+async def test_two_schedulers_side_by_side_enqueue_each_tick_once(
+    netroom: Spawn, engine: AsyncEngine, database_url: str, redis_url: str
+) -> None:
+    job = "retention.scrub_technical_data"
+    env = {
+        "DATABASE__URL": database_url,
+        "REDIS__URL": redis_url,
+        "JOBS__SCHEDULE_OVERRIDES": json.dumps({job: "1s"}),
+    }
+    first = await netroom("worker", "--scheduler", env=env)
+    second = await netroom("worker", "--scheduler", env=env)
+    await first.wait_for(r"scheduler: .*retention\.scrub_technical_data \(1s\)")
+    await second.wait_for(r"scheduler: .*retention\.scrub_technical_data \(1s\)")
+    began = datetime.now(UTC)
+    await asyncio.sleep(5)
+    ended = datetime.now(UTC)
+    assert await first.stop() == 0
+    assert await second.stop() == 0
+
+    def enqueued(process: Process) -> set[datetime]:
+        return {
+            datetime.fromisoformat(m.group(2))
+            for m in ENQUEUED.finditer(process.output)
+            if m.group(1) == job
+        }
+
+    by_first, by_second = enqueued(first), enqueued(second)
+    assert not by_first & by_second, "a tick was enqueued by both schedulers"
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                text(
+                    "SELECT scheduled_for, status, started_at, finished_at FROM job_runs"
+                    " WHERE job = :job AND scheduled_for IS NOT NULL ORDER BY scheduled_for"
+                ),
+                {"job": job},
+            )
+        ).all()
+    ticks = [r.scheduled_for for r in rows]
+    # Every claimed tick was enqueued by exactly one of the two, and they shared the work.
+    assert set(ticks) == by_first | by_second
+    # Ticks well inside the window were all run and finished.
+    window = [r for r in rows if began <= r.scheduled_for <= ended - timedelta(seconds=2)]
+    assert len(window) >= 3, rows
+    assert {r.status for r in window} == {"ok"}
+    assert all(r.finished_at >= r.started_at >= r.scheduled_for for r in window)
+    executed = sum(p.output.count(f"Executing task {job} with ID") for p in (first, second))
+    assert executed == sum(1 for r in rows if r.started_at is not None)
+
+    listed = (await jobs_json(netroom, env))[job]
+    assert set(listed) == {
+        "name",
+        "schedule",
+        "last_started_at",
+        "last_finished_at",
+        "last_status",
+        "next_due_at",
+    }
+    assert listed["schedule"] == "1s"
+    assert listed["last_status"] == "ok"
+    assert datetime.fromisoformat(listed["last_started_at"]) >= began
+    assert datetime.fromisoformat(listed["last_finished_at"]) >= datetime.fromisoformat(
+        listed["last_started_at"]
+    )
+    assert datetime.fromisoformat(listed["next_due_at"]) > ended
+
+
+async def test_run_purges_an_expired_message_by_itself_within_one_interval(
+    netroom: Spawn, engine: AsyncEngine, database_url: str, redis_url: str
+) -> None:
+    interval = 3
+    web_port, sandbox_port = free_port(), free_port()
+    env = {
+        "DATABASE__URL": database_url,
+        "REDIS__URL": redis_url,
+        "WEB__PORT": str(web_port),
+        "WEB__PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+        "SANDBOX__PORT": str(sandbox_port),
+        "JOBS__SCHEDULE_OVERRIDES": json.dumps({"retention.purge_expired": f"{interval}s"}),
+    }
+    service = await netroom("run", env=env)
+    await service.wait_for(r"NetRoom is running", wait=90)
+
+    factory = UnitOfWorkFactory.for_engine(engine)
+    written = datetime.now(UTC) - timedelta(days=15)
+    async with factory() as uow:
+        user = (await register(uow)).user
+        turn = await chat.begin_turn(
+            uow,
+            user_id=user.id,
+            text="a prompt past its 14 days",
+            model=ModelTerms("free", "openai", "free", 4_000, 0, 0),
+            now=written,
+        )
+    made_expired = asyncio.get_running_loop().time()
+    async with asyncio.timeout(interval + 10):
+        while True:
+            async with factory() as uow:
+                left = await uow.session.scalar(
+                    select(ChatMessageRow.id).filter_by(conversation_id=turn.conversation_id)
+                )
+            if left is None:
+                break
+            await asyncio.sleep(0.2)
+    # No `netroom retention`: the running service purged it on its own schedule.
+    assert asyncio.get_running_loop().time() - made_expired <= interval + 10
+    async with engine.connect() as conn:
+        affected = await conn.scalar(
+            text(
+                "SELECT max(rows_affected) FROM job_runs"
+                " WHERE job = 'retention.purge_expired' AND status = 'ok'"
+            )
+        )
+    assert affected is not None and affected >= 1  # the purge's counts, summed
+    listed = (await jobs_json(netroom, env))["retention.purge_expired"]
+    assert listed["schedule"] == f"{interval}s"
+    assert listed["last_status"] == "ok"
+    assert service.proc.returncode is None
+    assert await service.stop() == 0
+
+
+async def test_a_failing_job_is_reported_to_the_admin_chat_once(
+    netroom: Spawn, database_url: str, redis_url: str
+) -> None:
+    sandbox = await start_sandbox()
+    token = f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
+    try:
+        async with SandboxClient(sandbox.url) as client:
+            await client.register_bot(token, username="netroom_ops_bot", first_name="NetRoom")
+            admin = await client.create_user("Operator", language_code="en")
+            desk = await client.create_group("Operators", [admin["id"]], with_bot=True)
+            env = {
+                "DATABASE__URL": database_url,
+                "REDIS__URL": redis_url,
+                "BOT__TOKEN": token,
+                "BOT__API_BASE": sandbox.url,
+                "BOT__ADMIN_IDS": json.dumps([admin["id"]]),
+                "BOT__ADMIN_CHAT_ID": str(desk["id"]),
+                # YooKassa cannot be reached: every reconciliation fails.
+                "YOOKASSA__SHOP_ID": "shop",
+                "YOOKASSA__SECRET_KEY": "key",
+                "YOOKASSA__API_BASE": f"http://127.0.0.1:{free_port()}/v3",
+                "JOBS__SCHEDULE_OVERRIDES": json.dumps({"payments.reconcile": "2s"}),
+            }
+            worker = await netroom("worker", "--scheduler", env=env)
+            await worker.wait_for(r"scheduler: .*payments\.reconcile \(2s\)")
+            report = await client.wait_for(
+                lambda e: (
+                    e["type"] == "bot_message"
+                    and "payments.reconcile" in (e["message"]["text"] or "")
+                ),
+                chat_id=desk["id"],
+                wait=30,
+            )
+            assert "failed" in report["message"]["text"]
+            assert "PaymentGatewayError" in report["message"]["text"]
+            # The job goes on failing every 2 s; the episode is reported once.
+            await worker.wait_for(r"Executing task payments\.reconcile", wait=10)
+            failures_before = worker.output.count("Executing task payments.reconcile")
+            await asyncio.sleep(8)
+            assert worker.output.count("Executing task payments.reconcile") > failures_before
+            reports = [
+                m
+                for m in await client.bot_messages(desk["id"])
+                if "payments.reconcile" in (m.get("text") or "")
+            ]
+            assert len(reports) == 1
+            assert await worker.stop() == 0
+            listing = await netroom("jobs", env=env)
+            assert await asyncio.wait_for(listing.proc.wait(), 30) == 0
+            await listing.reader
+            assert re.search(r"^! payments\.reconcile failed", listing.output, re.M)
+            assert re.search(r"^payments\.reconcile\s+2s\s.*\bfailed\b", listing.output, re.M)
+    finally:
+        await sandbox.stop()
