@@ -256,7 +256,11 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
             await engine.dispose()
 
     with backing_services(settings) as endpoints:
-        statuses = asyncio.run(run(endpoints))
+        try:
+            statuses = asyncio.run(run(endpoints))
+        except ValueError as exc:  # an override naming no periodic job
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
     if args.json:
         print(json.dumps([s.as_json() for s in statuses], indent=2))
         return 0
