@@ -39,6 +39,8 @@ TICK_LABEL = "scheduled_for"
 RUN_LABEL = "job_run_id"
 LOOP_SECONDS = 1.0
 HEALTH_EVERY_SECONDS = 5.0
+# A queue that does not answer in this time fails the tick rather than stalling every job.
+ENQUEUE_TIMEOUT_SECONDS = 10.0
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,9 @@ class Scheduler:
         try:
             if task is None:
                 raise LookupError(job.name)
-            await task.kicker().with_labels(**{TICK_LABEL: tick.isoformat()}).kiq(**job.kwargs)
+            kicker = task.kicker().with_labels(**{TICK_LABEL: tick.isoformat()})
+            async with asyncio.timeout(ENQUEUE_TIMEOUT_SECONDS):
+                await kicker.kiq(**job.kwargs)
         except Exception as exc:
             log.exception("scheduler: %s at %s could not be enqueued", job.name, tick)
             async with self.uow_factory() as uow:
