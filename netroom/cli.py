@@ -268,7 +268,7 @@ def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
     def when(at: object) -> str:
         return at.strftime("%Y-%m-%d %H:%M:%S") if hasattr(at, "strftime") else "-"
 
-    header = ("job", "schedule", "last start", "last finish", "status", "next due (UTC)")
+    header = ("job", "schedule", "last start (UTC)", "last finish", "status", "next due")
     rows = [
         (
             s.name,

@@ -108,6 +108,7 @@ class Scheduler:
         self.clock = clock
         self.started_at = clock()
         self._done: dict[str, datetime] = {}
+        self._logged: set[str] = set()
 
     async def run(self, stop: asyncio.Event) -> None:
         log.info("scheduler: %s", ", ".join(f"{j.name} ({j.schedule.spec})" for j in self.jobs))
@@ -171,13 +172,24 @@ class Scheduler:
             record = found.get(job.name, job_runs.JobRecord(job.name))
             reason = job_runs.problem(record, job.schedule, now=now, watched_since=self.started_at)
             if reason is None:
-                if job.name in open_alerts:
+                self._logged.discard(job.name)
+                reported = open_alerts.get(job.name)
+                # Only a success after the report ends the episode (a scheduler that has not
+                # watched long enough to see a job overdue must not end another's report).
+                if reported and record.last_ok_at and record.last_ok_at > reported:
                     async with self.uow_factory() as uow:
                         await job_runs.end_alert(uow, job=job.name)
                     log.info("scheduler: %s is healthy again", job.name)
                 continue
             if job.name in open_alerts:
                 continue
+            if self.notifier is None or not self.admin_chat_ids:
+                # Nobody to tell from here: logged once, left for a scheduler that can report.
+                if job.name not in self._logged:
+                    self._logged.add(job.name)
+                    log.warning("scheduler: periodic job %s %s", job.name, reason)
+                continue
+            self._logged.discard(job.name)
             async with self.uow_factory() as uow:
                 if not await job_runs.claim_alert(uow, job=job.name, reason=reason, now=now):
                     continue
@@ -185,8 +197,7 @@ class Scheduler:
             await self.report(job.name, reason)
 
     async def report(self, job: str, reason: str) -> None:
-        if self.notifier is None or not self.admin_chat_ids:
-            return
+        assert self.notifier is not None
         try:
             await self.notifier.send_admin_report(
                 chat_ids=self.admin_chat_ids, text=f"Periodic job {job} {reason}."
@@ -279,8 +290,9 @@ async def job_statuses(
         reason = job_runs.problem(
             record, job.schedule, now=now, watched_since=record.first_scheduled_for or now
         )
-        if reason is None and job.name in open_alerts:
-            reason = "reported to the operators; not yet healthy again"
+        reported = open_alerts.get(job.name)
+        if reason is None and reported and not (record.last_ok_at and record.last_ok_at > reported):
+            reason = "was reported to the operators and has not succeeded since"
         statuses.append(
             JobStatus(
                 name=job.name,

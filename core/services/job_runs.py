@@ -324,10 +324,11 @@ async def end_alert(uow: UnitOfWork, *, job: str) -> bool:
     return bool(result.rowcount)  # type: ignore[attr-defined]
 
 
-async def alerted(uow: UnitOfWork) -> set[str]:
-    jobs = {row[0] for row in (await uow.session.execute(text("SELECT job FROM job_alerts")))}
+async def alerted(uow: UnitOfWork) -> dict[str, datetime]:
+    """The jobs with an open episode, and when it was reported."""
+    rows = (await uow.session.execute(text("SELECT job, reported_at FROM job_alerts"))).all()
     await uow.end_read()
-    return jobs
+    return {row.job: row.reported_at for row in rows}
 
 
 async def purge_history(uow: UnitOfWork, *, now: datetime) -> int:

@@ -21,10 +21,16 @@ import pytest
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.services import chat
+from bot.dispatcher import create_i18n
+from bot.factory import create_bot
+from bot.notifier import BotNotifier
+from core.services import chat, job_runs
 from core.services.chat import ModelTerms
+from core.services.job_runs import parse_schedule
 from db.engine import UnitOfWorkFactory
 from db.models import ChatMessageRow
+from netroom.jobs import JobDeps, create_broker
+from netroom.scheduling import PeriodicJob, Scheduler
 from sandbox.app import start_sandbox
 from sandbox.client import SandboxClient
 from tests.factories import register
@@ -320,4 +326,60 @@ async def test_a_failing_job_is_reported_to_the_admin_chat_once(
             assert re.search(r"^! payments\.reconcile failed", listing.output, re.M)
             assert re.search(r"^payments\.reconcile\s+2s\s.*\bfailed\b", listing.output, re.M)
     finally:
+        await sandbox.stop()
+
+
+async def test_an_episode_is_reported_once_by_any_number_of_schedulers_and_ends_on_success(
+    engine: AsyncEngine, redis_url: str
+) -> None:
+    job = f"test.flaky_{secrets.token_hex(3)}"
+    factory = UnitOfWorkFactory.for_engine(engine)
+    sandbox = await start_sandbox()
+    token = f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
+    bot = create_bot(token, sandbox.url)
+    broker = create_broker(redis_url, JobDeps(uow_factory=factory))
+
+    async def run(*, error: str | None) -> None:
+        now = datetime.now(UTC)
+        async with factory() as uow:
+            run_id = await job_runs.start_run(uow, job=job, scheduled_for=None, now=now)
+            await job_runs.finish_run(uow, run_id, now=now, error=error, rows=None)
+
+    try:
+        async with SandboxClient(sandbox.url) as client:
+            await client.register_bot(token, username="netroom_watch_bot", first_name="NetRoom")
+            admin = await client.create_user("Operator", language_code="en")
+            desk = await client.create_group("Operators", [admin["id"]], with_bot=True)
+
+            def scheduler() -> Scheduler:
+                return Scheduler(
+                    broker,
+                    [PeriodicJob(job, parse_schedule("10m"))],
+                    factory,
+                    notifier=BotNotifier(bot, create_i18n()),
+                    admin_chat_ids=(desk["id"],),
+                )
+
+            async def reports() -> list[str]:
+                messages = await client.bot_messages(desk["id"])
+                return [m["text"] for m in messages if job in (m.get("text") or "")]
+
+            one, two = scheduler(), scheduler()
+            await run(error="RuntimeError: the provider is away")
+            for watcher in (one, two, one, two):
+                await watcher.check_health(datetime.now(UTC))
+            [report] = await reports()
+            assert "RuntimeError: the provider is away" in report
+            # A success after the report ends the episode; the next failure is a new one.
+            await run(error=None)
+            await one.check_health(datetime.now(UTC))
+            async with factory() as uow:
+                assert job not in await job_runs.alerted(uow)
+            await run(error="RuntimeError: away again")
+            await two.check_health(datetime.now(UTC))
+            await one.check_health(datetime.now(UTC))
+            assert len(await reports()) == 2
+    finally:
+        await broker.shutdown()
+        await bot.session.close()
         await sandbox.stop()
