@@ -425,19 +425,23 @@ async def run_worker(broker: AsyncBroker, stop: asyncio.Event, *, concurrency: i
 async def run_scheduler(
     broker: AsyncBroker,
     stop: asyncio.Event,
-    deps: JobDeps,
     *,
+    uow_factory: UnitOfWorkFactory,
+    notifier: Notifier | None = None,
+    admin_chat_ids: tuple[int, ...] = (),
     overrides: dict[str, str] | None = None,
+    clock: Clock = utcnow,
 ) -> None:
-    """Enqueue periodic jobs until ``stop`` is set; safe to run in several processes at once."""
+    """Enqueue periodic jobs until ``stop`` is set; safe to run in several processes at once.
+    Failed or overdue jobs are reported through ``notifier`` to ``admin_chat_ids``."""
     jobs = await periodic_jobs(broker, overrides or {})
     scheduler = Scheduler(
         broker,
         jobs,
-        deps.uow_factory,
-        notifier=deps.notifier,
-        admin_chat_ids=deps.admin_chat_ids,
-        clock=deps.clock,
+        uow_factory,
+        notifier=notifier,
+        admin_chat_ids=admin_chat_ids,
+        clock=clock,
     )
     await scheduler.run(stop)
 

@@ -309,20 +309,22 @@ async def serve(
         if link is not None and (roles.bot or roles.worker):
             bot = create_bot(link.token, link.api_base)
             stack.push_async_callback(bot.session.close)
-        deps = JobDeps(
-            uow_factory=resources.uow_factory,
-            providers=resources.providers,
-            media_store=media_store,
-            notifier=BotNotifier(bot, create_i18n()) if bot is not None else None,
-            tariffs=tariffs(settings),
-            stars_source=TelegramStars(bot) if bot is not None else None,
-            yookassa=resources.yookassa,
-            admin_chat_ids=admin_chats(settings),
-            redis=resources.redis,
-            file_limits=file_limits(settings),
-            embedder=embedder(settings, resources),
+        broker = create_broker(
+            resources.endpoints.redis_url,
+            JobDeps(
+                uow_factory=resources.uow_factory,
+                providers=resources.providers,
+                media_store=media_store,
+                notifier=BotNotifier(bot, create_i18n()) if bot is not None else None,
+                tariffs=tariffs(settings),
+                stars_source=TelegramStars(bot) if bot is not None else None,
+                yookassa=resources.yookassa,
+                admin_chat_ids=admin_chats(settings),
+                redis=resources.redis,
+                file_limits=file_limits(settings),
+                embedder=embedder(settings, resources),
+            ),
         )
-        broker = create_broker(resources.endpoints.redis_url, deps)
         if not roles.worker:
             await broker.startup()
             stack.push_async_callback(broker.shutdown)
@@ -356,7 +358,12 @@ async def serve(
             tasks.append(asyncio.create_task(run_worker(broker, stop), name="worker"))
         if roles.scheduler:
             scheduler = run_scheduler(
-                broker, stop, deps, overrides=settings.jobs.schedule_overrides
+                broker,
+                stop,
+                uow_factory=resources.uow_factory,
+                notifier=BotNotifier(bot, create_i18n()) if bot is not None else None,
+                admin_chat_ids=admin_chats(settings),
+                overrides=settings.jobs.schedule_overrides,
             )
             tasks.append(asyncio.create_task(scheduler, name="scheduler"))
 
