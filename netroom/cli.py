@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 from ipaddress import ip_network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr, ValidationError
@@ -19,9 +20,13 @@ from core.config import Settings
 from core.providers.settings import sandbox_providers
 from db.engine import UnitOfWorkFactory, create_engine
 from db.migrate import upgrade
-from netroom.processes import BotLink, Roles, serve, stop_on_signals
 from netroom.resources import Endpoints, backing_services, open_resources
-from webapp.routes.payments import NOTIFICATION_PATH
+
+if TYPE_CHECKING:
+    from netroom.processes import BotLink, Roles
+
+# The serving processes (bot, web app, worker) are imported by the commands that start them, so
+# operator commands (migrate, jobs, retention, promo) start in a fraction of the time.
 
 log = logging.getLogger("netroom")
 
@@ -61,6 +66,8 @@ async def _register_sandbox_bot(sandbox_url: str, token: str) -> None:
 
 async def _sandbox_yookassa(settings: Settings, sandbox_url: str) -> Settings:
     """Card top-ups in the demo: a shop in the sandbox's YooKassa, notifying this web app."""
+    from webapp.routes.payments import NOTIFICATION_PATH
+
     shop_id, secret = "sandbox-shop", secrets.token_urlsafe(24)
     notify = settings.web.public_url.rstrip("/") + NOTIFICATION_PATH
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
@@ -124,6 +131,7 @@ async def _sandbox_sign_in(settings: Settings, sandbox_url: str) -> Settings:
 
 
 async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sandbox: bool) -> None:
+    from netroom.processes import BotLink, serve, stop_on_signals
     from sandbox.app import start_sandbox
 
     async with contextlib.AsyncExitStack() as stack:
@@ -173,11 +181,15 @@ def _serve_command(settings: Settings, roles: Roles, *, migrate: bool, with_sand
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     roles = Roles(bot=True, web=True, worker=True, scheduler=True)
     return _serve_command(settings, roles, migrate=True, with_sandbox=True)
 
 
 def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     if settings.bot.token is None:
         print(
             "netroom bot needs BOT__TOKEN (or use `netroom run` for the sandbox)", file=sys.stderr
@@ -190,6 +202,8 @@ def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     # In webhook mode the web processes receive the bot's updates.
     with_bot = bool(settings.bot.webhook_url and settings.bot.token)
     return _serve_command(
@@ -198,6 +212,8 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     roles = Roles(worker=True, scheduler=bool(args.scheduler))
     return _serve_command(settings, roles, migrate=False, with_sandbox=False)
 

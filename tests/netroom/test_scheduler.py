@@ -128,7 +128,7 @@ async def netroom(tmp_path: Path) -> AsyncIterator[Spawn]:
 
 async def jobs_json(netroom: Spawn, env: dict[str, str]) -> dict[str, dict[str, Any]]:
     listing = await netroom("jobs", "--json", env=env)
-    assert await asyncio.wait_for(listing.proc.wait(), 30) == 0, listing.output
+    assert await asyncio.wait_for(listing.proc.wait(), 60) == 0, listing.output
     await listing.reader
     start = listing.output.index("[")
     return {job["name"]: job for job in json.loads(listing.output[start:])}
@@ -191,23 +191,6 @@ async def test_two_schedulers_side_by_side_enqueue_each_tick_once(
     started = sum(1 for r in rows if r.started_at is not None)
     assert started - 1 <= executed <= started
 
-    listed = (await jobs_json(netroom, env))[job]
-    assert set(listed) == {
-        "name",
-        "schedule",
-        "last_started_at",
-        "last_finished_at",
-        "last_status",
-        "next_due_at",
-    }
-    assert listed["schedule"] == "1s"
-    assert listed["last_status"] == "ok"
-    assert datetime.fromisoformat(listed["last_started_at"]) >= began
-    assert datetime.fromisoformat(listed["last_finished_at"]) >= datetime.fromisoformat(
-        listed["last_started_at"]
-    )
-    assert datetime.fromisoformat(listed["next_due_at"]) > ended
-
 
 async def test_run_purges_an_expired_message_by_itself_within_one_interval(
     netroom: Spawn, engine: AsyncEngine, database_url: str, redis_url: str
@@ -267,8 +250,21 @@ async def test_run_purges_an_expired_message_by_itself_within_one_interval(
             await asyncio.sleep(0.2)
     assert affected >= 1
     listed = (await jobs_json(netroom, env))["retention.purge_expired"]
+    assert set(listed) == {
+        "name",
+        "schedule",
+        "last_started_at",
+        "last_finished_at",
+        "last_status",
+        "next_due_at",
+    }
     assert listed["schedule"] == f"{interval}s"
     assert listed["last_status"] == "ok"
+    last_started = datetime.fromisoformat(listed["last_started_at"])
+    assert last_started >= inserted_at
+    # The service is still running: a later run may have started after the last finish.
+    assert datetime.fromisoformat(listed["last_finished_at"]) >= inserted_at
+    assert datetime.fromisoformat(listed["next_due_at"]) > last_started
     assert service.proc.returncode is None
     assert await service.stop() == 0
 
@@ -321,7 +317,7 @@ async def test_a_failing_job_is_reported_to_the_admin_chat_once(
             assert len(reports) == 1
             assert await worker.stop() == 0
             listing = await netroom("jobs", env=env)
-            assert await asyncio.wait_for(listing.proc.wait(), 30) == 0
+            assert await asyncio.wait_for(listing.proc.wait(), 60) == 0
             await listing.reader
             assert re.search(r"^! payments\.reconcile failed", listing.output, re.M)
             assert re.search(r"^payments\.reconcile\s+2s\s.*\bfailed\b", listing.output, re.M)
