@@ -120,8 +120,11 @@ class Scheduler:
                 next_health = loop.time() + HEALTH_EVERY_SECONDS
                 try:
                     await self.check_health(self.clock())
-                except Exception:
-                    log.exception("scheduler: the jobs' health could not be checked")
+                except Exception as exc:
+                    log.warning(
+                        "scheduler: the jobs' health could not be checked: %s",
+                        job_runs.describe_error(exc),
+                    )
             now = self.clock()
             delay = LOOP_SECONDS - (now.timestamp() % LOOP_SECONDS)
             with contextlib.suppress(TimeoutError):
@@ -134,9 +137,14 @@ class Scheduler:
                 continue
             try:
                 await self.fire(job, tick)
-            except Exception:
+            except Exception as exc:
                 # Postgres away: the claim is tried again while the tick is current.
-                log.exception("scheduler: %s at %s could not be claimed", job.name, tick)
+                log.warning(
+                    "scheduler: %s at %s could not be claimed: %s",
+                    job.name,
+                    tick.isoformat(),
+                    job_runs.describe_error(exc),
+                )
             else:
                 self._done[job.name] = tick
 

@@ -19,6 +19,7 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select, text
+from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.dispatcher import create_i18n
@@ -379,3 +380,92 @@ async def test_an_episode_is_reported_once_by_any_number_of_schedulers_and_ends_
         await broker.shutdown()
         await bot.session.close()
         await sandbox.stop()
+
+
+class CuttableLink:
+    """A TCP link to Postgres that the test can cut (every connection dropped, new ones refused)
+    and restore on the same port: Postgres gone for a while, as the scheduler sees it."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.port = free_port()
+        self.server: asyncio.Server | None = None
+        self.transports: set[asyncio.BaseTransport] = set()
+
+    async def open(self) -> None:
+        self.server = await asyncio.start_server(self._relay, "127.0.0.1", self.port)
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for transport in self.transports:
+            transport.abort()  # type: ignore[attr-defined]
+        self.transports.clear()
+        await self.server.wait_closed()
+        self.server = None
+
+    async def _relay(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.close()
+            return
+        self.transports |= {writer.transport, up_writer.transport}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(OSError, ConnectionError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+
+
+async def test_the_scheduler_outlives_postgres_going_away_and_goes_on_after(
+    netroom: Spawn, engine: AsyncEngine, database_url: str, redis_url: str
+) -> None:
+    job = "tariffs.expire_subscriptions"
+    url = make_url(database_url)
+    link = CuttableLink(url.host or "127.0.0.1", url.port or 5432)
+    await link.open()
+    env = {
+        "DATABASE__URL": url.set(host="127.0.0.1", port=link.port).render_as_string(
+            hide_password=False
+        ),
+        "REDIS__URL": redis_url,
+        "JOBS__SCHEDULE_OVERRIDES": json.dumps({job: "1s"}),
+    }
+    try:
+        worker = await netroom("worker", "--scheduler", env=env)
+        await worker.wait_for(r"scheduler: .*tariffs\.expire_subscriptions \(1s\)")
+        await worker.wait_for(rf"scheduler: {re.escape(job)} enqueued", wait=20)
+        await link.cut()
+        await worker.wait_for(rf"scheduler: {re.escape(job)} at \S+ could not be claimed", wait=20)
+        await asyncio.sleep(3)
+        await link.open()
+        restored = datetime.now(UTC)
+        await asyncio.sleep(5)
+        assert worker.proc.returncode is None, worker.output[-3000:]
+        async with engine.connect() as conn:
+            after = (
+                await conn.execute(
+                    text(
+                        "SELECT scheduled_for, status FROM job_runs"
+                        " WHERE job = :job AND scheduled_for >= :since"
+                        " AND scheduled_for <= :until"
+                    ),
+                    {
+                        "job": job,
+                        "since": restored + timedelta(seconds=1),
+                        "until": restored + timedelta(seconds=3),
+                    },
+                )
+            ).all()
+        # Back on its own: the ticks after Postgres returned were claimed, run and recorded.
+        assert len(after) >= 2, worker.output[-3000:]
+        assert {r.status for r in after} == {"ok"}
+        assert await worker.stop() == 0
+    finally:
+        if link.server is not None:
+            await link.cut()
