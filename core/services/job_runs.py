@@ -100,22 +100,23 @@ def parse_schedule(spec: str) -> Schedule:
 
 
 def _next_cron(cron: str, now: datetime) -> datetime | None:
-    """The first minute after ``now`` the expression matches: day by day, then hour by hour,
-    then minute by minute, so even a yearly expression is found in a few thousand checks."""
-    _minute, hour, dom, month, dow = cron.split(" ")
+    """The first minute after ``now`` the expression matches: the minutes and hours it allows
+    are found once, then the days are walked, so even a yearly expression takes a few thousand
+    checks, and one that can never match is known at once."""
+    minute, hour, dom, month, dow = cron.split(" ")
+    base = datetime(2026, 1, 1, tzinfo=UTC)  # any day: minutes and hours do not depend on it
+    minutes = [m for m in range(60) if pycron.is_now(f"{minute} * * * *", base.replace(minute=m))]
+    hours = [h for h in range(24) if pycron.is_now(f"* {hour} * * *", base.replace(hour=h))]
+    if not minutes or not hours:
+        return None
     start = now.astimezone(UTC).replace(second=0, microsecond=0) + timedelta(minutes=1)
     day = start.replace(hour=0, minute=0)
     for _ in range(HORIZON_DAYS):
         if pycron.is_now(f"* * {dom} {month} {dow}", day):
-            for h in range(24):
-                at_hour = day + timedelta(hours=h)
-                if at_hour + timedelta(hours=1) <= start:
-                    continue
-                if not pycron.is_now(f"* {hour} {dom} {month} {dow}", at_hour):
-                    continue
-                for m in range(60):
-                    candidate = at_hour + timedelta(minutes=m)
-                    if candidate >= start and pycron.is_now(cron, candidate):
+            for h in hours:
+                for m in minutes:
+                    candidate = day.replace(hour=h, minute=m)
+                    if candidate >= start:
                         return candidate
         day += timedelta(days=1)
     return None
