@@ -11,7 +11,11 @@ Invariants:
 - The worker records each run of a periodic job around its execution (JobRunsMiddleware); a
   failure to record is logged and never stops the job.
 - A job that failed, or has not succeeded for twice its interval, is reported to the admin chats
-  once per episode.
+  once per episode, whichever scheduler sees it first; the episode ends only when the job
+  succeeds after the report. A scheduler counts a job overdue only for time it has itself been
+  running, and one with no bot or no admin chat only logs.
+- Postgres or Redis away: a tick that cannot be claimed is tried again while it is current; one
+  claimed but not enqueued is recorded as failed; the loop itself never stops for them.
 """
 
 from __future__ import annotations
