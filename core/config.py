@@ -230,6 +230,26 @@ class BackupSettings(BaseModel):
     keep: int = Field(default=7, ge=1)
 
 
+class JobsSettings(BaseModel):
+    """Periodic jobs. A job's schedule is a five-field cron expression (UTC) or an interval
+    such as ``30s``, ``10m`` or ``2h``; overrides replace the built-in schedule of a job by name,
+    e.g. ``{"retention.purge_expired": "5m"}``."""
+
+    schedule_overrides: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("schedule_overrides")
+    @classmethod
+    def _valid_schedules(cls, value: dict[str, str]) -> dict[str, str]:
+        from core.services.job_runs import parse_schedule
+
+        for name, spec in value.items():
+            try:
+                parse_schedule(spec)
+            except ValueError as exc:
+                raise ValueError(f"JOBS__SCHEDULE_OVERRIDES: {name}: {exc}") from exc
+        return value
+
+
 class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8081
@@ -336,6 +356,7 @@ class Settings(BaseSettings):
     yookassa: YooKassaSettings = Field(default_factory=YooKassaSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
     backup: BackupSettings = Field(default_factory=BackupSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
     # No key anywhere: `netroom run` points every provider at the sandbox's fakes.
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -729,3 +729,39 @@ class InboxMark(Base):
     bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     last_update_id: Mapped[int] = mapped_column(BigInteger)
     recorded_at: Mapped[datetime] = created_at_column()
+
+
+class JobRun(Base):
+    """One run of a periodic job. A scheduled run is claimed by inserting its row for
+    (job, scheduled_for) before it is enqueued, so each tick is enqueued once however many
+    schedulers run; the worker fills in the rest. No personal data: names, times, counts."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("job", "scheduled_for"),
+        Index("ix_job_runs_job_started_at", "job", "started_at"),
+        Index("ix_job_runs_job_finished_at", "job", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    job: Mapped[str] = mapped_column(String(128))
+    # The tick this run belongs to; NULL for a run enqueued by hand.
+    scheduled_for: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime] = created_at_column()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # queued, running, ok or failed
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    rows_affected: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class JobAlert(Base):
+    """A job reported to the operators as failed or overdue: one row per episode, removed when
+    the job succeeds again, so each episode is reported once."""
+
+    __tablename__ = "job_alerts"
+
+    job: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    reported_at: Mapped[datetime] = created_at_column()

@@ -441,11 +441,22 @@ async def serve(
                 )
             )
         if roles.scheduler:
-            tasks.append(
-                asyncio.create_task(
-                    supervise("scheduler", lambda: run_scheduler(broker, stop), stop),
-                    name="scheduler",
+            scheduler_bot = bot
+
+            def schedule() -> Awaitable[None]:
+                return run_scheduler(
+                    broker,
+                    stop,
+                    uow_factory=resources.uow_factory,
+                    notifier=BotNotifier(scheduler_bot, create_i18n())
+                    if scheduler_bot is not None
+                    else None,
+                    admin_chat_ids=admin_chats(settings),
+                    overrides=settings.jobs.schedule_overrides,
                 )
+
+            tasks.append(
+                asyncio.create_task(supervise("scheduler", schedule, stop), name="scheduler")
             )
 
         if on_ready is not None:

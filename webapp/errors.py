@@ -20,7 +20,6 @@ from core.errors import (
     NotFound,
     RateLimited,
     ServiceUnavailable,
-
     ShuttingDown,
     Unauthorized,
     UnsupportedMediaType,
@@ -61,7 +60,6 @@ STATUS: dict[type[DomainError], int] = {
     AlreadySubscribed: 409,
     RenewalRefused: 502,
     ServiceUnavailable: 503,
-
     ShuttingDown: 503,
 }
 # Seconds a client is asked to wait after a dependency outage.

@@ -77,3 +77,12 @@ def test_a_bad_token_is_named_but_never_printed(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "BOT__TOKEN" in result.stderr
     assert "short-secret-value" not in result.stderr + result.stdout
+
+
+def test_a_schedule_override_that_is_no_schedule_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"retention\.purge_expired"):
+        Settings(_env_file=None, jobs={"schedule_overrides": {"retention.purge_expired": "often"}})  # type: ignore[call-arg]
+    settings = Settings(  # type: ignore[call-arg]
+        _env_file=None, jobs={"schedule_overrides": {"retention.purge_expired": "5m"}}
+    )
+    assert settings.jobs.schedule_overrides == {"retention.purge_expired": "5m"}
