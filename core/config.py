@@ -257,10 +257,15 @@ class AuthSettings(BaseModel):
     # Until the emailed link is opened, signing in with the password is refused.
     email_confirmation: bool = True
     confirmation_ttl_hours: int = Field(default=48, ge=1, le=720)
-    # Failed sign-ins: per account and per address, each counted over LOCKOUT_MINUTES.
+    # Failed sign-ins, counted over LOCKOUT_MINUTES: on one account from one address, and from
+    # one address on any accounts, each locks that address when reached.
     max_failures_per_account: int = Field(default=5, ge=1)
     max_failures_per_ip: int = Field(default=20, ge=1)
     lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    # On one account from all addresses: past this many, an address that fails waits
+    # SLOW_DOWN_SECONDS before its next try. Never locks the owner out.
+    slow_down_after: int = Field(default=10, ge=1)
+    slow_down_seconds: int = Field(default=30, ge=1, le=3600)
 
 
 class EmailSettings(BaseModel):

@@ -242,6 +242,8 @@ def build_web_app(
                 per_account=settings.auth.max_failures_per_account,
                 per_ip=settings.auth.max_failures_per_ip,
                 window=timedelta(minutes=settings.auth.lockout_minutes),
+                slow_after=settings.auth.slow_down_after,
+                slow_delay=timedelta(seconds=settings.auth.slow_down_seconds),
             ),
             mailer=smtp_mailer(settings.email),
             oauth=oauth_client(settings.oauth, resources.http),

@@ -1,7 +1,9 @@
 """Signing in on the web: email and password (with address confirmation), Google and Yandex.
 
-Failed password attempts are counted in Redis per account and per client address; too many
-lock further attempts for a while (429 with Retry-After). Unknown addresses and wrong passwords
+Failed password attempts are counted in Redis per account and client address together, per
+address, and per account (see ``LoginGuard``): too many lock further attempts from that address
+for a while (429 with Retry-After), and failures on an account from everywhere only slow down the
+addresses that fail, so nobody can lock the owner out. Unknown addresses and wrong passwords
 get the same answer in about the same time, and an account's state (unconfirmed, blocked) is told
 only to someone who knows its password.
 
@@ -125,55 +127,84 @@ class OAuthStateInvalid(InvalidInput):
 
 @dataclass(frozen=True, slots=True)
 class LoginLimits:
+    # Failures on one account from one address before that pair is locked for the window.
     per_account: int = 5
+    # Failures from one address, on any accounts, before the address is locked.
     per_ip: int = 20
     window: timedelta = timedelta(minutes=15)
+    # Failures on one account, from all addresses together, after which every address that
+    # fails on it waits ``slow_delay`` before its next try. Never a lock: an address without
+    # failures of its own (the owner's) signs in at once.
+    slow_after: int = 10
+    slow_delay: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
 class LoginGuard:
-    """Failed sign-in counters in Redis. An account (or address) with ``limit`` failures within
-    the window is locked for a full window from its last failure; a success clears the account's
-    counter. Unknown addresses are counted like known ones, so the lock tells nothing either."""
+    """Failed sign-in counters in Redis, keyed so that nobody can lock the owner out.
+
+    A pair (account, address) with ``per_account`` failures within the window is locked for a
+    full window from its last failure; an address with ``per_ip`` failures likewise. Failures on
+    an account from all addresses only slow down the addresses that fail: an attacker spread
+    over many addresses gets a few guesses per address and window, and the owner, from an
+    address of their own, is not held back at all (and Google, Yandex and the Mini App do not
+    pass here). A success clears the pair's counter. Unknown accounts are counted like known
+    ones, so a lock tells nothing either."""
 
     redis: Redis
     limits: LoginLimits = LoginLimits()
 
+    @staticmethod
+    def _account(account: str) -> str:
+        return hashlib.sha256(account.encode()).hexdigest()
+
+    def _pair_key(self, account: str, ip: str | None) -> str:
+        return f"{KEY}:fail:pair:{self._account(account)}:{ip or 'unknown'}"
+
     def _account_key(self, account: str) -> str:
-        digest = hashlib.sha256(account.encode()).hexdigest()
-        return f"{KEY}:fail:account:{digest}"
+        return f"{KEY}:fail:account:{self._account(account)}"
+
+    def _wait_key(self, account: str, ip: str | None) -> str:
+        return f"{KEY}:wait:{self._account(account)}:{ip or 'unknown'}"
 
     def _ip_key(self, ip: str | None) -> str:
         return f"{KEY}:fail:ip:{ip or 'unknown'}"
 
     async def check(self, account: str, ip: str | None) -> None:
         checks = (
-            (self._account_key(account), self.limits.per_account),
+            (self._pair_key(account, ip), self.limits.per_account),
             (self._ip_key(ip), self.limits.per_ip),
         )
         for key, limit in checks:
             count = await self.redis.get(key)
             if count is not None and int(count) >= limit:
                 ttl = await self.redis.ttl(key)
-                raise TooManyAttempts(f"{key} locked", retry_after=ttl if ttl > 0 else 1)
+                raise TooManyAttempts("locked", retry_after=ttl if ttl > 0 else 1)
+        wait = await self.redis.pttl(self._wait_key(account, ip))
+        if wait > 0:
+            raise TooManyAttempts("slowed down", retry_after=-(-wait // 1000))
+
+    async def _count(self, key: str, limit: int | None) -> int:
+        window = int(self.limits.window.total_seconds())
+        # SET NX starts the window; INCR counts (works on Redis 6.2, the embedded one).
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=window, nx=True)
+            pipe.incr(key)
+            _, count = await pipe.execute()
+        if limit is not None and int(count) >= limit:
+            # Locked for a whole window from the failure that reached the limit.
+            await self.redis.expire(key, window)
+        return int(count)
 
     async def failed(self, account: str, ip: str | None) -> None:
-        window = int(self.limits.window.total_seconds())
-        for key, limit in (
-            (self._account_key(account), self.limits.per_account),
-            (self._ip_key(ip), self.limits.per_ip),
-        ):
-            # SET NX starts the window; INCR counts (works on Redis 6.2, the embedded one).
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(key, 0, ex=window, nx=True)
-                pipe.incr(key)
-                _, count = await pipe.execute()
-            if int(count) >= limit:
-                # Locked for a whole window from the failure that reached the limit.
-                await self.redis.expire(key, window)
+        await self._count(self._pair_key(account, ip), self.limits.per_account)
+        await self._count(self._ip_key(ip), self.limits.per_ip)
+        if await self._count(self._account_key(account), None) >= self.limits.slow_after:
+            delay = max(1, int(self.limits.slow_delay.total_seconds() * 1000))
+            await self.redis.set(self._wait_key(account, ip), 1, px=delay)
 
-    async def succeeded(self, account: str) -> None:
-        await self.redis.delete(self._account_key(account))
+    async def succeeded(self, account: str, ip: str | None) -> None:
+        await self.redis.delete(self._pair_key(account, ip), self._wait_key(account, ip))
 
 
 async def within_rate(redis: Redis, name: str, *, limit: int, window: timedelta) -> None:
@@ -431,7 +462,7 @@ async def sign_in_with_password(
     if user_id is None or identity_id is None or not matches:
         await guard.failed(address, client.ip)
         raise BadCredentials("unknown address or wrong password")
-    await guard.succeeded(address)
+    await guard.succeeded(address, client.ip)
     if confirmation_required and not verified:
         raise EmailNotConfirmed(f"user {user_id}")
     rehashed = None
@@ -485,7 +516,7 @@ async def change_password(
     if not await passwords.verify_password(current[:1024], found.password_hash):
         await guard.failed(account, ip)
         raise WrongPassword(f"user {user_id}")
-    await guard.succeeded(account)
+    await guard.succeeded(account, ip)
     new_hash = await passwords.hash_password(new)
     row = await uow.session.get(Identity, found.id, with_for_update=True)
     if row is None or row.password_hash != found.password_hash:
