@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from webapp.headers import APP_CSP
 from webapp.i18n import app_texts, render_page, request_language
 from webapp.keys import CONTEXT
 
@@ -75,12 +76,8 @@ async def show_mini_app(request: web.Request) -> web.Response:
         "bot_username": ctx.bot_username,
     }
     response = render_page(request, "app.html", {"config": config})
-    # Telegram opens it in a webview frame; nothing else may frame it or run scripts in it.
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'"
-    )
+    # Telegram's web clients open it in a frame; no other site may frame it or run scripts in it.
+    response.headers["Content-Security-Policy"] = APP_CSP
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
