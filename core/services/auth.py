@@ -659,17 +659,25 @@ async def begin_oauth(
 async def take_oauth_flow(
     redis: Redis, *, provider: str, state: str | None, nonce: str | None
 ) -> OAuthFlow:
-    """The flow a callback finishes, removed as it is read: a state works once."""
+    """The flow a callback finishes, removed as it is taken: a state works once, and only in
+    the browser that started it. The browser's cookie is checked before the state is used up,
+    so a callback from elsewhere (a forged link, a leaked URL) cannot spend the owner's flow."""
     if not state or len(state) > 256:
         raise OAuthStateInvalid("no state")
-    raw = await redis.getdel(_state_key(state))
+    if not nonce or len(nonce) > 256:
+        raise OAuthStateInvalid("no browser binding cookie")
+    key = _state_key(state)
+    raw = await redis.get(key)
     if raw is None:
         raise OAuthStateInvalid("unknown, expired or used state")
     flow = OAuthFlow.load(raw)
     if flow.provider != provider:
         raise OAuthStateInvalid(f"state of {flow.provider}, callback of {provider}")
-    if not nonce or not hmac.compare_digest(_hash(nonce), flow.binding):
+    if not hmac.compare_digest(_hash(nonce), flow.binding):
         raise OAuthStateInvalid("flow started in another browser")
+    if await redis.getdel(key) != raw:
+        # Taken by a concurrent callback of the same browser.
+        raise OAuthStateInvalid("state used meanwhile")
     return flow
 
 
