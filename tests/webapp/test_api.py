@@ -197,6 +197,9 @@ async def test_uploaded_documents_are_never_served_by_their_media_key(
         assert response.status == 404, mime
         assert b"contract" not in await response.read()
         assert await store.load(key) == b"%PDF-1.7 the contract"
+        # On disk too, only the service's user may read it.
+        path = tmp_path / key[:2] / key
+        assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
 
 
 async def test_requests_are_logged_by_route_without_ids_or_tokens(
