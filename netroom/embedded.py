@@ -57,7 +57,7 @@ class EmbeddedPostgres:
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         # The name is our own constant checked against a strict pattern in __init__.
         exists = self._server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"  # noqa: S608
+            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"  # noqa: S608  # nosec B608
         )
         if "1 row" not in exists:
             self._server.psql(f'CREATE DATABASE "{self.database}";')
