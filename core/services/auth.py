@@ -1,5 +1,10 @@
 """Signing in on the web: email and password (with address confirmation), Google and Yandex.
 
+An emailed sign-in link (15 minutes, once) lets the owner of a confirmed address in whatever
+the password attempts on the account: nobody can lock the owner out. Only confirmed addresses
+get one, so a stranger who registered someone's address first gains nothing from its owner
+signing in by link.
+
 Failed password attempts are counted in Redis per account and client address together, per
 address, and per account (see ``LoginGuard``): too many lock further attempts from that address
 for a while (429 with Retry-After), and failures on an account from everywhere only slow down the
@@ -52,6 +57,8 @@ from db.uow import UnitOfWork
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
 CONFIRMATION = "email-confirmation"
+SIGN_IN_LINK = "email-sign-in"
+SIGN_IN_LINK_TTL = timedelta(minutes=15)
 OAUTH_STATE_TTL = 600
 KEY = "netroom:auth"
 
@@ -115,6 +122,14 @@ class WrongPassword(Forbidden):
 class NoPassword(InvalidInput):
     code = "no_password"
     msgid = N_("This account signs in without a password.")
+
+
+class SignInLinkInvalid(InvalidInput):
+    code = "sign_in_link_invalid"
+    msgid = N_(
+        "This sign-in link is invalid, has expired or has already been used. "
+        "Please ask for a new one."
+    )
 
 
 class OAuthStateInvalid(InvalidInput):
@@ -419,6 +434,85 @@ async def confirm_email(uow: UnitOfWork, *, token: str, secret: str, now: dateti
     found[0].email_verified = True
     await uow.commit()
     return user_id
+
+
+@dataclass(frozen=True, slots=True)
+class SignInLink:
+    email: str
+    language: str
+    token: str
+
+
+async def sign_in_link_to_send(
+    uow: UnitOfWork, *, email: str, secret: str, now: datetime
+) -> SignInLink | None:
+    """A sign-in link for a confirmed address of an account that may sign in; None otherwise
+    (the caller answers the same either way)."""
+    address = normalize_email(email)
+    found = await _email_identity(uow, address)
+    if found is None or not found[0].email_verified or found[1].is_blocked:
+        await uow.end_read()
+        return None
+    user_id, language = found[1].id, found[1].language
+    await uow.end_read()
+    token = issue_signed(
+        SIGN_IN_LINK,
+        {"sub": str(user_id), "email": address, "jti": secrets.token_urlsafe(16)},
+        secret=secret,
+        now=now,
+        ttl=SIGN_IN_LINK_TTL,
+    )
+    return SignInLink(address, language, token)
+
+
+async def sign_in_with_link(
+    uow: UnitOfWork,
+    redis: Redis,
+    *,
+    token: str,
+    secret: str,
+    accept_policy: bool,
+    policy_version: str,
+    client: ClientInfo,
+    now: datetime,
+    session_ttl: timedelta,
+) -> IssuedSession:
+    """A session for the owner of an emailed sign-in link. The link works once: it is checked
+    in full before it is used up, so a wrong one spends nothing."""
+    try:
+        claims = read_signed(SIGN_IN_LINK, token, secret=secret, now=now)
+        user_id = int(claims["sub"])
+        address = str(claims["email"])
+        link_id = str(claims["jti"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SignInLinkInvalid(type(exc).__name__) from exc
+    found = await _email_identity(uow, address)
+    if found is None or found[1].id != user_id or not found[0].email_verified:
+        await uow.end_read()
+        raise SignInLinkInvalid(f"link for user {user_id} no longer matches")
+    user = found[1]
+    if user.is_blocked or user.deleted_at is not None:
+        await uow.end_read()
+        raise UserBlocked(f"user {user_id} is blocked")
+    if not accept_policy and await uow.users.latest_consent_version(user_id) != policy_version:
+        # Asked before the link is used up: the same link works once the policy is accepted.
+        await uow.end_read()
+        raise ConsentRequired(f"user {user_id} has not accepted {policy_version}")
+    used = f"{KEY}:link-used:{hashlib.sha256(link_id.encode()).hexdigest()}"
+    ttl = max(1, int(SIGN_IN_LINK_TTL.total_seconds()))
+    if not await redis.set(used, 1, ex=ttl, nx=True):
+        await uow.end_read()
+        raise SignInLinkInvalid(f"link for user {user_id} used before")
+    await _accept_or_refuse(
+        uow,
+        user,
+        accept_policy=accept_policy,
+        policy_version=policy_version,
+        platform=client.platform,
+    )
+    return await sessions.open_session(
+        uow, user_id=user_id, client=client, now=now, ttl=session_ttl
+    )
 
 
 async def _accept_or_refuse(

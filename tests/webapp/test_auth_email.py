@@ -5,8 +5,10 @@ attempt limits, sessions after sign-in, password change."""
 from __future__ import annotations
 
 import base64
+import re
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.security.tokens import issue_access_token, issue_signed
 from core.services.auth import CONFIRMATION, LoginLimits
+from core.services.auth import SIGN_IN_LINK as SIGN_IN_LINK_PURPOSE
 from db.models import Consent, Identity, Session, SignupAttribution, User
 from sandbox.app import SandboxServer
 from tests.webapp.authkit import (
@@ -417,3 +420,82 @@ async def test_changing_the_password_ends_every_other_session(kit: Kit) -> None:
         "/api/auth/password", {"current": "a brand new phrase", "new": "x" * 20}
     )
     assert unauthenticated.status == 401
+
+
+SIGN_IN_LINK = re.compile(r"/app#signin=(\S+)")
+
+
+async def _sign_in_link(kit: Kit, email: str) -> str:
+    asked = await kit.post("/api/auth/email-link", {"email": email})
+    assert (asked.status, await asked.json()) == (202, {"status": "link_sent"})
+    mails = await kit.mails(email)
+    found = SIGN_IN_LINK.search(mails[-1]["text"]) if mails else None
+    assert found, mails
+    return unquote(found.group(1))
+
+
+async def test_the_owner_signs_in_by_an_emailed_link_while_the_password_is_locked(
+    kit: Kit,
+) -> None:
+    email = new_email()
+    await kit.signed_up(email)
+    for _ in range(5):
+        assert (await kit.sign_in(email, "wrong password")).status == 401
+    assert (await kit.sign_in(email, PASSWORD)).status == 429
+    token = await _sign_in_link(kit, email)
+    signed_in = await kit.post("/api/auth/email-link/sign-in", {"token": token})
+    assert signed_in.status == 200
+    body = await signed_in.json()
+    assert await kit.me(str(body["access_token"])) == 200
+    assert "__Host-netroom_refresh" in set_cookies(signed_in)
+    # Once only.
+    again = await kit.post("/api/auth/email-link/sign-in", {"token": token})
+    assert (again.status, (await again.json())["error"]) == (400, "sign_in_link_invalid")
+
+
+async def test_a_sign_in_link_goes_only_to_a_confirmed_address_and_reveals_nothing(
+    kit: Kit,
+) -> None:
+    unknown, pending = new_email(), new_email()
+    assert (await kit.register(pending, PASSWORD)).status == 202
+    for email in (unknown, pending):
+        asked = await kit.post("/api/auth/email-link", {"email": email})
+        assert (asked.status, await asked.json()) == (202, {"status": "link_sent"})
+        assert not any(SIGN_IN_LINK.search(m["text"]) for m in await kit.mails(email))
+
+
+async def test_forged_expired_or_foreign_sign_in_links_are_refused(kit: Kit) -> None:
+    email = new_email()
+    await kit.signed_up(email)
+    token = await _sign_in_link(kit, email)
+    now = datetime.now(UTC)
+    forged = [
+        token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"),
+        # A confirmation link is not a sign-in link.
+        issue_signed(
+            CONFIRMATION,
+            {"sub": "1", "email": email, "jti": "z", "pwf": "0"},
+            secret=SECRET,
+            now=now,
+            ttl=timedelta(minutes=15),
+        ),
+        issue_signed(
+            SIGN_IN_LINK_PURPOSE,
+            {"sub": "1", "email": email, "jti": "x"},
+            secret="another-secret-of-at-least-32-bytes!!!!",
+            now=now,
+            ttl=timedelta(minutes=15),
+        ),
+        issue_signed(
+            SIGN_IN_LINK_PURPOSE,
+            {"sub": "1", "email": email, "jti": "y"},
+            secret=SECRET,
+            now=now - timedelta(hours=1),
+            ttl=timedelta(minutes=15),
+        ),
+    ]
+    for bad in forged:
+        refused = await kit.post("/api/auth/email-link/sign-in", {"token": bad})
+        assert (refused.status, (await refused.json())["error"]) == (400, "sign_in_link_invalid")
+    # None of them used up the real link.
+    assert (await kit.post("/api/auth/email-link/sign-in", {"token": token})).status == 200

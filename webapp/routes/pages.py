@@ -66,6 +66,8 @@ async def show_mini_app(request: web.Request) -> web.Response:
         "oauth": sorted(ctx.oauth.providers) if ctx.oauth is not None else [],
         # Sign-up sends a confirmation mail unless the operator turned confirmation off.
         "email_signup": ctx.mailer is not None or not ctx.email_confirmation,
+        # Sign-in links go out by mail.
+        "email_link": ctx.mailer is not None,
         # Documents for chats: offered when uploads are stored and indexed here.
         "upload_limit_mb": (
             ctx.file_limits.max_bytes // (1024 * 1024)
