@@ -369,6 +369,7 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
         "id": "the session's internal handle, inside every token",
         "user_id": "the account's own id",
         "refresh_hash": "a hash of a secret token; never handed out (policy 3.1)",
+        "retired_hashes": "hashes of replaced secret tokens; never handed out (policy 3.1)",
     },
     "support_messages": {"user_id": "the account's own id"},
     "subscriptions": {"user_id": "the account's own id"},
