@@ -10,20 +10,27 @@ personal data stay out of shared and browser caches.
 
 from __future__ import annotations
 
+import re
+
 from aiohttp import web
 
-# Telegram's web clients (Web K, Web A) open Mini Apps in a frame; the mobile and desktop
-# apps open them in a webview of their own, where frame-ancestors does not apply.
-TELEGRAM_FRAMERS = "https://web.telegram.org"
 PAGE_CSP = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
 )
-APP_CSP = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-    "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-    f"form-action 'self'; frame-ancestors {TELEGRAM_FRAMERS}"
-)
+ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:\d{1,5})?")
+
+
+def app_csp(framers: tuple[str, ...]) -> str:
+    """The app's policy. Telegram's web clients (Web K, Web A) open Mini Apps in a frame; the
+    mobile and desktop apps in a webview of their own, where frame-ancestors does not apply.
+    Only plain origins are taken, so a setting cannot add a directive."""
+    allowed = " ".join(f for f in framers if ORIGIN.fullmatch(f)) or "'none'"
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
+        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
+        f"form-action 'self'; frame-ancestors {allowed}"
+    )
 
 
 async def add_security_headers(request: web.Request, response: web.StreamResponse) -> None:

@@ -14,7 +14,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sandbox.app import SandboxServer
 from tests.factories import register, telegram_id
 from tests.webapp.authkit import Kit, make_kit, new_email
-from tests.webapp.conftest import ClientMaker
+from tests.webapp.conftest import ClientMaker, make_context
+from webapp.app import create_app
 
 Client = TestClient[web.Request, web.Application]
 
@@ -75,6 +76,16 @@ async def test_the_app_may_be_framed_only_by_telegrams_web_clients(client: Clien
     assert policy["script-src"] == "'self'"
     # X-Frame-Options cannot name an allowed site; it would forbid Telegram too.
     assert "X-Frame-Options" not in response.headers
+
+
+async def test_only_plain_origins_are_allowed_to_frame_the_app(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
+) -> None:
+    framers = ("https://web.telegram.org", "http://127.0.0.1:8081", "https://x.test; script-src *")
+    client = await aiohttp_client(create_app(make_context(engine, redis, app_framers=framers)))
+    policy = _directives((await client.get("/app")).headers["Content-Security-Policy"])
+    assert policy["frame-ancestors"] == "https://web.telegram.org http://127.0.0.1:8081"
+    assert policy["script-src"] == "'self'"
 
 
 async def test_a_shared_page_keeps_its_own_stricter_policy(client: Client) -> None:

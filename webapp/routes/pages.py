@@ -8,7 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from webapp.headers import APP_CSP
+from webapp.headers import app_csp
 from webapp.i18n import app_texts, render_page, request_language
 from webapp.keys import CONTEXT
 
@@ -79,7 +79,7 @@ async def show_mini_app(request: web.Request) -> web.Response:
     }
     response = render_page(request, "app.html", {"config": config})
     # Telegram's web clients open it in a frame; no other site may frame it or run scripts in it.
-    response.headers["Content-Security-Policy"] = APP_CSP
+    response.headers["Content-Security-Policy"] = app_csp(ctx.app_framers)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 
