@@ -66,7 +66,7 @@ class BotLink:
 def app_framers(link: BotLink | None) -> tuple[str, ...]:
     """Who may frame the Mini App: Telegram's web clients, and the sandbox's own client when
     the bot runs on a local sandbox."""
-    framers = ("https://web.telegram.org",)
+    framers: tuple[str, ...] = ("https://web.telegram.org",)
     if link is not None and is_loopback_url(link.api_base):
         parts = urlsplit(link.api_base)
         framers += (f"{parts.scheme}://{parts.netloc}",)
