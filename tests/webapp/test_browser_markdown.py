@@ -33,7 +33,11 @@ ADVERSARIAL: dict[str, tuple[str, str, str]] = {
     "unclosed italic": ("", "*a ", ""),
     "unclosed underscores": ("", "_a ", ""),
     "unclosed strike": ("", "~~a ", ""),
-    "backtick runs of many lengths": ("", "`a``b```", ""),
+    "backtick runs of ever more backticks": (
+        "".join("`" * k + "a" for k in range(1, 447)),
+        "a",
+        "",
+    ),
     "links with a spaced title": ("", '[x](y "', ""),
     "link hrefs ending in spaces": ("", "[x](a", " " * 50_000),
     "bare url prefixes": ("", "http://", ""),
@@ -51,6 +55,7 @@ ADVERSARIAL: dict[str, tuple[str, str, str]] = {
 # browser making those elements; a renderer quadratic in them would take many seconds.
 LARGE: dict[str, tuple[str, str, str]] = {
     "many links": ("", "[a](https://a.test/)", ""),
+    "many code spans": ("", "`a``b```", ""),
     "many bold spans": ("", "**a** ", ""),
     "many list items": ("", "- a\n", ""),
     "many table rows": ("a|b\n--|--\n", "c|d\n", ""),
@@ -148,6 +153,8 @@ async def test_inline_markdown_renders_to_its_elements(page: Page) -> None:
 
 async def test_nested_and_unbalanced_inline_markdown(page: Page) -> None:
     assert "<strong>a <em>b</em> c</strong>" in await _html(page, "**a *b* c**")
+    # A run of delimiters is not a span of them.
+    assert "<strong>" not in await _html(page, "a*****b ~~~~~ _____ c")
     assert "<strong><code>x</code></strong>" in await _html(page, "**`x`**")
     assert "<em><strong>x</strong></em>" in await _html(page, "_**x**_")
     unbalanced = await _html(page, "**open *and `tick [link](")

@@ -76,6 +76,9 @@ const TABLES = {
       (s, i) =>
         s[i] === "_" && i > 0 && !isSpace(s[i - 1]) && s[i - 1] !== "_" && !isWord(s[i + 1]),
     ),
+  notStar: (t) => nextWhere(t, (s, i) => s[i] !== "*"),
+  notUnderscore: (t) => nextWhere(t, (s, i) => s[i] !== "_"),
+  notTilde: (t) => nextWhere(t, (s, i) => s[i] !== "~"),
   bracket: (t) => nextWhere(t, (s, i) => s[i] === "]"),
   newline: (t) => nextWhere(t, (s, i) => s[i] === "\n"),
   hrefStop: (t) => nextWhere(t, (s, i) => s[i] === ")" || isSpace(s[i])),
@@ -172,7 +175,9 @@ function spans(scan, start, end) {
       const double = t[p + 1] === c && p + 2 < end && !isSpace(t[p + 2]);
       const table = c === "*" ? "boldClose" : c === "_" ? "bold2Close" : "strikeClose";
       const close = double ? scan.get(table)[p + 3] : end;
-      if (double && close + 2 <= end) {
+      // A span holds more than its own delimiter: a run of stars stays a run of stars.
+      const other = c === "*" ? "notStar" : c === "_" ? "notUnderscore" : "notTilde";
+      if (double && close + 2 <= end && scan.get(other)[p + 2] < close) {
         const tag = c === "~" ? "del" : "strong";
         emit(el(tag, spans(scan, p + 2, close)), close + 2);
         continue;
