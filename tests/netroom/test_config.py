@@ -175,3 +175,13 @@ def test_a_bad_token_is_named_but_never_printed(tmp_path: Path) -> None:
     assert result.returncode == 2
     assert "BOT__TOKEN" in result.stderr
     assert "short-secret-value" not in result.stderr + result.stdout
+
+
+def test_the_app_may_be_framed_by_the_sandboxs_client_only_when_the_bot_runs_on_it() -> None:
+    from netroom.processes import BotLink, app_framers
+
+    telegram = BotLink(GOOD_TOKEN, "https://api.telegram.org")
+    sandbox = BotLink(GOOD_TOKEN, "http://127.0.0.1:8081/")
+    assert app_framers(telegram) == ("https://web.telegram.org",)
+    assert app_framers(None) == ("https://web.telegram.org",)
+    assert app_framers(sandbox) == ("https://web.telegram.org", "http://127.0.0.1:8081")
