@@ -499,3 +499,16 @@ async def test_forged_expired_or_foreign_sign_in_links_are_refused(kit: Kit) -> 
         assert (refused.status, (await refused.json())["error"]) == (400, "sign_in_link_invalid")
     # None of them used up the real link.
     assert (await kit.post("/api/auth/email-link/sign-in", {"token": token})).status == 200
+
+
+async def test_a_stranger_asking_for_links_cannot_use_up_the_owners(kit: Kit) -> None:
+    email = new_email()
+    await kit.signed_up(email)
+    stranger = Kit(kit.client, kit.sandbox, kit.http, kit.factory)
+    answers = [
+        (await stranger.post("/api/auth/email-link", {"email": email})).status for _ in range(7)
+    ]
+    assert answers[:5] == [202] * 5 and answers[5:] == [429, 429]
+    # The owner, from their own address, still gets a link and signs in with it.
+    token = await _sign_in_link(kit, email)
+    assert (await kit.post("/api/auth/email-link/sign-in", {"token": token})).status == 200

@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 # Sign-up and confirmation mails per client address, per hour.
 MAILS_PER_IP = 10
-# Sign-in links mailed to one address, per hour.
+# Sign-in links mailed to one address at the asking of one client address, per hour.
 LINKS_PER_ADDRESS = 5
 
 
@@ -241,9 +241,12 @@ async def send_sign_in_link(request: web.Request) -> web.Response:
     body = await json_body(request)
     email = _text(body, "email", limit=320)
     await _mail_quota(ctx, request)
+    # Counted per address and client address together: a stranger asking for links to the
+    # owner's address spends only their own allowance, never the owner's.
+    address = hashlib.sha256(email.strip().lower().encode()).hexdigest()
     await auth.within_rate(
         ctx.redis,
-        f"mail:link:{hashlib.sha256(email.strip().lower().encode()).hexdigest()}",
+        f"mail:link:{address}:{client_info(request, 'web').ip or 'unknown'}",
         limit=LINKS_PER_ADDRESS,
         window=timedelta(hours=1),
     )
