@@ -1,5 +1,10 @@
 """Settings, built once in the entrypoint and passed down.
 
+Outside the local sandbox (a bot token for the real Bot API, or a public or webhook URL that is
+not loopback) the settings are refused, whatever ``ENV`` says, with a placeholder or short
+``WEB__JWT_SECRET`` or, in webhook mode, without a real ``BOT__WEBHOOK_SECRET``: either would let
+anyone mint sessions or forge updates.
+
 Environment variable names are an interface operators and deploy scripts depend on:
 ``DATABASE__URL``, ``REDIS__URL``, ``BOT__TOKEN`` and so on (nested with ``__``).
 """
@@ -9,9 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Literal, cast
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -28,6 +34,26 @@ from core.providers.settings import ProvidersSettings
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-only-secret"})
 TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{30,64}$")
+MIN_SECRET_BYTES = 32
+MIN_WEBHOOK_SECRET = 16
+MAKE_SECRET = "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"  # noqa: S105 (a command)  # nosec B105 # a command
+
+
+def is_placeholder(secret: str) -> bool:
+    """A value from the examples or the defaults, which anyone may know."""
+    value = secret.strip().lower()
+    return value in PLACEHOLDER_SECRETS or value.startswith(("dev-", "replace", "change"))
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether the URL's host is this machine (localhost or a loopback address)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Environment(StrEnum):
@@ -282,10 +308,15 @@ class AuthSettings(BaseModel):
     # Until the emailed link is opened, signing in with the password is refused.
     email_confirmation: bool = True
     confirmation_ttl_hours: int = Field(default=48, ge=1, le=720)
-    # Failed sign-ins: per account and per address, each counted over LOCKOUT_MINUTES.
+    # Failed sign-ins, counted over LOCKOUT_MINUTES: on one account from one address, and from
+    # one address on any accounts, each locks that address when reached.
     max_failures_per_account: int = Field(default=5, ge=1)
     max_failures_per_ip: int = Field(default=20, ge=1)
     lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    # On one account from all addresses: past this many, an address that fails waits
+    # SLOW_DOWN_SECONDS before its next try. Never locks the owner out.
+    slow_down_after: int = Field(default=10, ge=1)
+    slow_down_seconds: int = Field(default=30, ge=1, le=3600)
 
 
 class EmailSettings(BaseModel):
@@ -366,16 +397,39 @@ class Settings(BaseSettings):
     holds: HoldSettings = Field(default_factory=HoldSettings)
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets_in_production(self) -> Settings:
-        if self.env is Environment.PRODUCTION:
+    def _no_placeholder_secrets_outside_the_sandbox(self) -> Settings:
+        # Whatever ENV says: a deployment that real users can reach gets real secrets.
+        if self.env is Environment.PRODUCTION or self.reachable_from_outside:
             secret = self.web.jwt_secret.get_secret_value()
-            if secret in PLACEHOLDER_SECRETS or len(secret.encode()) < 32:
-                raise ValueError("WEB__JWT_SECRET must be a real secret of at least 32 bytes")
-            if self.bot.token is None:
-                raise ValueError("BOT__TOKEN is required in production")
-            if self.bot.webhook_url and self.bot.webhook_secret is None:
-                raise ValueError("BOT__WEBHOOK_SECRET is required with BOT__WEBHOOK_URL")
+            if is_placeholder(secret) or len(secret.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"WEB__JWT_SECRET must be a random secret of at least {MIN_SECRET_BYTES} "
+                    f"bytes outside the local sandbox; make one with {MAKE_SECRET}"
+                )
+            hook_secret = self.bot.webhook_secret
+            if self.bot.webhook_url and (
+                hook_secret is None
+                or is_placeholder(hook_secret.get_secret_value())
+                or len(hook_secret.get_secret_value()) < MIN_WEBHOOK_SECRET
+            ):
+                raise ValueError(
+                    "BOT__WEBHOOK_SECRET is required with BOT__WEBHOOK_URL outside the local "
+                    f"sandbox: at least {MIN_WEBHOOK_SECRET} random characters of A-Z, a-z, "
+                    f"0-9, _ and -; make one with {MAKE_SECRET}"
+                )
+        if self.env is Environment.PRODUCTION and self.bot.token is None:
+            raise ValueError("BOT__TOKEN is required in production")
         return self
+
+    @property
+    def reachable_from_outside(self) -> bool:
+        """Real Telegram (a bot token for a non-loopback Bot API), or a web app or webhook
+        published at a non-loopback address: anyone may then reach what these secrets guard."""
+        if self.bot.token is not None and not is_loopback_url(self.bot.api_base):
+            return True
+        if self.bot.webhook_url and not is_loopback_url(self.bot.webhook_url):
+            return True
+        return not is_loopback_url(self.web.public_url)
 
     @property
     def policy_url(self) -> str:

@@ -19,7 +19,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import Identity as Generated
-from sqlalchemy.dialects.postgresql import INET, JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, created_at_column
@@ -579,6 +579,11 @@ class Session(Base):
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
     # SHA-256 of the current refresh token (rotated on each use); the token itself is never kept.
     refresh_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # SHA-256 of the refresh tokens it replaced, newest first (a bounded number): one of these
+    # coming back is a stolen token being used, and ends the session.
+    retired_hashes: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), server_default="{}", default=list
+    )
     platform: Mapped[str] = mapped_column(String(16))
     device: Mapped[str | None] = mapped_column(String(32))
     os: Mapped[str | None] = mapped_column(String(64))

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -454,7 +455,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {name or 'settings'}: {error['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    private_files(settings.data_dir)
     return COMMANDS[args.command](settings, args)
+
+
+def private_files(data_dir: Path) -> None:
+    """Everything this process and the servers it starts create (DATA_DIR, uploads, the Redis
+    dump, the embedded Postgres) is for its own user only: directories 0700, files 0600. A
+    DATA_DIR left open by an older version is closed."""
+    os.umask(0o077)
+    if data_dir.is_dir() and data_dir.stat().st_mode & 0o077:
+        data_dir.chmod(0o700)
 
 
 if __name__ == "__main__":

