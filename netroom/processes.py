@@ -98,6 +98,8 @@ def file_limits(settings: Settings) -> FileLimits:
         max_chars=f.max_chars,
         context_tokens=f.context_tokens,
         embeddings_price_1k=f.embeddings_price_1k,
+        index_deadline=timedelta(seconds=f.index_deadline_seconds),
+        index_attempts=f.index_attempts,
     )
 
 
@@ -324,6 +326,7 @@ async def serve(
                 file_limits=file_limits(settings),
                 embedder=embedder(settings, resources),
             ),
+            redeliver_after=settings.redis.job_redeliver_seconds,
         )
         if not roles.worker:
             await broker.startup()
