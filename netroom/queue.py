@@ -36,6 +36,7 @@ from taskiq_redis import RedisStreamBroker
 log = logging.getLogger(__name__)
 
 GROUP = "netroom"
+FORGET_AFTER_MS = 24 * 3600 * 1000
 RETRY_SECONDS = 1.0
 _UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -74,6 +75,18 @@ class DurableStreamBroker(RedisStreamBroker):
         await super().startup()
         if self.legacy_list is not None:
             await self._adopt_legacy_list(self.legacy_list)
+        if self.is_worker_process:
+            await self._forget_gone_consumers()
+
+    async def _forget_gone_consumers(self) -> None:
+        """Each worker process is a new consumer; those long gone with nothing pending are
+        dropped from the group (one that is alive after all is simply added again)."""
+        async with Redis(connection_pool=self.connection_pool) as redis:
+            for consumer in await redis.xinfo_consumers(self.queue_name, self.consumer_group_name):
+                if int(consumer["pending"]) == 0 and int(consumer["idle"]) > FORGET_AFTER_MS:
+                    await redis.xgroup_delconsumer(
+                        self.queue_name, self.consumer_group_name, consumer["name"]
+                    )
 
     async def shutdown(self) -> None:
         # Jobs still held here stay pending and are taken over after the idle timeout.
