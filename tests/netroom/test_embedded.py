@@ -111,3 +111,75 @@ def test_a_run_after_sigkill_recovers_and_then_stops_cleanly(tmp_path: Path) -> 
     while _servers_on(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _servers_on(data_dir) == []
+
+
+REDIS_SCRIPT = """
+import asyncio, json, sys
+from pathlib import Path
+from aiogram.fsm.storage.base import StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
+from redis.asyncio import Redis
+from netroom.embedded import EmbeddedRedis
+
+server = EmbeddedRedis(Path(sys.argv[1]))
+url = server.start()
+key = StorageKey(bot_id=1, chat_id=42, user_id=42)
+
+async def main():
+    client = Redis.from_url(url)
+    storage = RedisStorage(client)
+    if sys.argv[2] == "write":
+        await storage.set_state(key, "PresetForm:prompt")
+        await storage.set_data(key, {"name": "Translator"})
+        pid = (await client.info("server"))["process_id"]
+        print(json.dumps({"written": True, "pid": pid}), flush=True)
+        await asyncio.sleep(600)
+    state, data = await storage.get_state(key), await storage.get_data(key)
+    await storage.close()
+    print(json.dumps({"state": state, "data": data}), flush=True)
+
+asyncio.run(main())
+server.stop()
+"""
+
+
+def test_conversation_state_survives_a_sigkill_of_the_embedded_redis(tmp_path: Path) -> None:
+    data_dir = tmp_path / "data"
+
+    def run(mode: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", REDIS_SCRIPT, str(data_dir), mode],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+
+    writer = run("write")
+    try:
+        written = _read_line(writer)
+        assert written["written"] is True
+        # Within the second the log is synced in, both the process and the server die.
+        os.kill(int(written["pid"]), signal.SIGKILL)
+    finally:
+        writer.send_signal(signal.SIGKILL)
+        writer.wait(10)
+        for stream in (writer.stdout, writer.stderr):
+            if stream:
+                stream.close()
+
+    reader = run("read")
+    try:
+        found = _read_line(reader)
+        reader.wait(30)
+    finally:
+        if reader.poll() is None:
+            reader.kill()
+        for stream in (reader.stdout, reader.stderr):
+            if stream:
+                stream.close()
+    assert found == {"state": "PresetForm:prompt", "data": {"name": "Translator"}}
+    deadline = time.monotonic() + 15
+    while _servers_on(data_dir) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _servers_on(data_dir) == []
