@@ -14,6 +14,8 @@ Invariants:
   to the ``<queue>:dead`` stream and logged, instead of killing workers for ever.
 - Jobs left in the list the queue used to be (a Redis list under the same name without ``:stream``)
   are moved into the stream at start-up, so an upgrade loses none.
+- A worker takes one message at a time, when it has room to run it: it never sits on jobs an
+  idle worker could run.
 - Redis going away is waited out: reading, touching and acknowledging retry until it is back.
   Every job must therefore be idempotent: a job may run again after a crash or a lost ack.
 """
@@ -53,7 +55,7 @@ class DurableStreamBroker(RedisStreamBroker):
         idle_timeout: float = 60.0,
         max_deliveries: int = 5,
         legacy_list: str | None = None,
-        batch: int = 8,
+        batch: int = 1,
         **kwargs: Any,
     ) -> None:
         super().__init__(

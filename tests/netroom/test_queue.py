@@ -14,6 +14,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 from taskiq import AsyncBroker
+from taskiq.schedule_sources import LabelScheduleSource
 from taskiq_redis import ListQueueBroker
 
 from db.engine import UnitOfWorkFactory
@@ -280,3 +281,10 @@ async def test_jobs_survive_a_redis_crash_queued_running_and_idle(
             await busy.close()
             await idle.close()
             await redis.aclose()
+
+
+async def test_the_stuck_file_sweep_is_scheduled_every_minute(jobs: Jobs) -> None:
+    source = LabelScheduleSource(jobs.broker({}))
+    await source.startup()
+    schedules = await source.get_schedules()
+    assert [s.cron for s in schedules if s.task_name == "files.reap"] == ["* * * * *"]
