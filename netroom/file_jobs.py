@@ -3,8 +3,10 @@
 ``files.index`` may run twice for one file (a redelivery after a crash, a sweep racing a slow
 queue): the use case claims the file first, so only one run works on it and only that run tells
 the owner. While it works, it keeps its claim fresh every third of the deadline; a worker that
-dies stops doing so, and ``files.reap`` (every minute, and once at each worker's start) queues
-the file again or, after too many starts, fails it and tells the owner why.
+dies stops doing so. A run that finds the file held waits (up to twice the deadline) and takes
+it over once the claim is stale, so the job of a dead worker, redelivered, finishes the file by
+itself; ``files.reap`` (every minute, and once at each worker's start) catches what has no job
+left, queuing it again or, after too many starts, failing it and telling the owner why.
 """
 
 from __future__ import annotations
@@ -12,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Callable
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
@@ -29,17 +33,30 @@ def register_file_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         """Index an uploaded file, then tell its owner it is ready (or why it is not)."""
         if deps.media_store is None:
             raise RuntimeError("this worker has no media store")
-        keeper = asyncio.create_task(_keep_claim(deps, file_id))
+        store = deps.media_store
+        # Only a claim made by this run (at or after this time) is kept fresh by it.
+        since = deps.clock()
+        keeper = asyncio.create_task(_keep_claim(deps, file_id, lambda: since))
+        loop = asyncio.get_running_loop()
+        deadline = deps.file_limits.index_deadline.total_seconds()
+        give_up = loop.time() + 2 * deadline
         try:
-            async with deps.uow_factory() as uow:
-                done = await files.index(
-                    uow,
-                    deps.media_store,
-                    file_id=file_id,
-                    limits=deps.file_limits,
-                    embedder=deps.embedder,
-                    now=deps.clock(),
-                )
+            while True:
+                since = deps.clock()
+                async with deps.uow_factory() as uow:
+                    done = await files.index(
+                        uow,
+                        store,
+                        file_id=file_id,
+                        limits=deps.file_limits,
+                        embedder=deps.embedder,
+                        now=since,
+                    )
+                if done.status != "indexing" or loop.time() > give_up:
+                    break
+                # Another worker holds it. If that one died (this may be its job, taken over),
+                # its claim goes stale within the deadline and this run takes the file.
+                await asyncio.sleep(min(deadline / 3, 5.0))
         finally:
             keeper.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -76,13 +93,13 @@ def register_file_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
     broker.add_event_handler(TaskiqEvents.WORKER_STARTUP, reap_at_start)
 
 
-async def _keep_claim(deps: JobDeps, file_id: int) -> None:
+async def _keep_claim(deps: JobDeps, file_id: int, since: Callable[[], datetime]) -> None:
     every = max(deps.file_limits.index_deadline.total_seconds() / 3, 0.1)
     while True:
         await asyncio.sleep(every)
         try:
             async with deps.uow_factory() as uow:
-                await files.keep_claim(uow, file_id, now=deps.clock())
+                await files.keep_claim(uow, file_id, now=deps.clock(), since=since())
         except Exception:
             # The database is away for a moment; the next beat tries again.
             log.warning("files: could not keep file %d in hand", file_id, exc_info=True)

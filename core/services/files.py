@@ -437,11 +437,12 @@ async def _finish(
     return result
 
 
-async def keep_claim(uow: UnitOfWork, file_id: int, *, now: datetime) -> bool:
-    """Mark a file this worker is indexing as still in hand; False once it is not indexing."""
+async def keep_claim(uow: UnitOfWork, file_id: int, *, now: datetime, since: datetime) -> bool:
+    """Mark a file a worker claimed at ``since`` or later as still in hand (a claim older than
+    that is someone else's, left to go stale); False when there is no such claim."""
     touched = await uow.session.scalar(
         update(File)
-        .where(File.id == file_id, File.status == "indexing")
+        .where(File.id == file_id, File.status == "indexing", File.updated_at >= since)
         .values(updated_at=now)
         .returning(File.id)
     )

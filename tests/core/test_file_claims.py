@@ -96,7 +96,12 @@ async def test_keeping_a_claim_keeps_the_sweep_away(
 ) -> None:
     file_id = await _uploaded(uow, store)
     await _set(uow, file_id, status="indexing", attempts=1, updated_at=NOW - timedelta(minutes=6))
-    assert await files.keep_claim(uow, file_id, now=NOW)
+    # Someone else's older claim is left to go stale...
+    claimed_at = NOW - timedelta(minutes=6)
+    assert not await files.keep_claim(uow, file_id, now=NOW, since=NOW - timedelta(minutes=1))
+    assert (await _row(uow, file_id))[3] == claimed_at
+    # ... one's own is kept fresh, and the sweep leaves it alone.
+    assert await files.keep_claim(uow, file_id, now=NOW, since=claimed_at)
     reaped = await files.reap_stuck(uow, limits=LIMITS, now=NOW + timedelta(minutes=1))
     assert file_id not in reaped.requeued
     assert (await _row(uow, file_id))[0] == "indexing"
