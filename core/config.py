@@ -220,6 +220,21 @@ class FilesSettings(BaseModel):
     # failed (the user is told why) once indexing has started this many times.
     index_deadline_seconds: float = Field(default=300.0, ge=1.0)
     index_attempts: int = Field(default=3, ge=1, le=20)
+    # Each document is read in a child process limited to this much memory (its whole address
+    # space) and CPU time; a file that needs more is refused as too complex.
+    read_memory_mb: int = Field(default=768, ge=256)
+    read_cpu_seconds: int = Field(default=20, ge=1)
+
+
+class BackupSettings(BaseModel):
+    """Scheduled backups of an installation with embedded Postgres (`netroom backup` works
+    everywhere; with your own Postgres, back it up the way you back up the rest)."""
+
+    # Every day at this hour (UTC), when Postgres is embedded.
+    daily: bool = True
+    # Where the archives go (default: DATA_DIR/backups) and how many of the newest are kept.
+    dir: Path | None = None
+    keep: int = Field(default=7, ge=1)
 
 
 class SandboxSettings(BaseModel):
@@ -311,6 +326,7 @@ class Settings(BaseSettings):
     free_tier: FreeTierSettings = Field(default_factory=FreeTierSettings)
     yookassa: YooKassaSettings = Field(default_factory=YooKassaSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
     # No key anywhere: `netroom run` points every provider at the sandbox's fakes.
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)

@@ -1,4 +1,4 @@
-"""The ``netroom`` command: run, bot, web, worker, migrate, sandbox."""
+"""The ``netroom`` command: run, bot, web, worker, migrate, backup, restore, sandbox."""
 
 from __future__ import annotations
 
@@ -9,19 +9,24 @@ import logging
 import secrets
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from ipaddress import ip_network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr, ValidationError
 
 from core.config import Settings
-from core.providers.settings import sandbox_providers
 from db.engine import UnitOfWorkFactory, create_engine
 from db.migrate import upgrade
-from netroom.processes import BotLink, Roles, serve, stop_on_signals
-from netroom.resources import Endpoints, backing_services, open_resources
-from webapp.routes.payments import NOTIFICATION_PATH
+from netroom.resources import backing_services, database_service
+
+if TYPE_CHECKING:
+    # The service's own modules (the bot, the web app) load only in the commands that run
+    # them: `netroom backup` or `migrate` need none of them.
+    from netroom.processes import Roles
+    from netroom.resources import Endpoints
 
 log = logging.getLogger("netroom")
 
@@ -62,6 +67,8 @@ async def _register_sandbox_bot(sandbox_url: str, token: str) -> None:
 async def _sandbox_yookassa(settings: Settings, sandbox_url: str) -> Settings:
     """Card top-ups in the demo: a shop in the sandbox's YooKassa, notifying this web app."""
     shop_id, secret = "sandbox-shop", secrets.token_urlsafe(24)
+    from webapp.routes.payments import NOTIFICATION_PATH
+
     notify = settings.web.public_url.rstrip("/") + NOTIFICATION_PATH
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
         response = await http.post(
@@ -124,6 +131,9 @@ async def _sandbox_sign_in(settings: Settings, sandbox_url: str) -> Settings:
 
 
 async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sandbox: bool) -> None:
+    from core.providers.settings import sandbox_providers
+    from netroom.processes import BotLink, serve, stop_on_signals
+    from netroom.resources import open_resources
     from sandbox.app import start_sandbox
 
     async with contextlib.AsyncExitStack() as stack:
@@ -173,11 +183,15 @@ def _serve_command(settings: Settings, roles: Roles, *, migrate: bool, with_sand
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     roles = Roles(bot=True, web=True, worker=True, scheduler=True)
     return _serve_command(settings, roles, migrate=True, with_sandbox=True)
 
 
 def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     if settings.bot.token is None:
         print(
             "netroom bot needs BOT__TOKEN (or use `netroom run` for the sandbox)", file=sys.stderr
@@ -190,6 +204,8 @@ def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     # In webhook mode the web processes receive the bot's updates.
     with_bot = bool(settings.bot.webhook_url and settings.bot.token)
     return _serve_command(
@@ -198,6 +214,8 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     roles = Roles(worker=True, scheduler=bool(args.scheduler))
     return _serve_command(settings, roles, migrate=False, with_sandbox=False)
 
@@ -267,6 +285,47 @@ def cmd_promo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    """Write an archive of the database and the stored files."""
+    from netroom import backup
+
+    out = (
+        Path(args.output)
+        if args.output
+        else backup.directory(settings) / backup.backup_name(datetime.now(UTC))
+    )
+    try:
+        with database_service(settings) as database_url:
+            manifest = asyncio.run(backup.create_backup(database_url, settings.data_dir, out))
+    except backup.BackupError as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup written to {out}: the database and {len(manifest.files)} stored files")
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    """Restore an archive into an empty installation (or over this one, with --force)."""
+    from netroom import backup
+
+    archive = Path(args.file)
+    if not archive.is_file():
+        print(f"restore failed: {archive} is not a file", file=sys.stderr)
+        return 1
+    try:
+        with database_service(settings) as database_url:
+            manifest = asyncio.run(
+                backup.restore_backup(archive, database_url, settings.data_dir, force=args.force)
+            )
+    except backup.BackupError as exc:
+        print(f"restore failed: {exc}", file=sys.stderr)
+        return 1
+    files = manifest["files"]
+    count = len(files) if isinstance(files, list) else 0
+    print(f"restored {archive}: the database (schema {manifest['revision']}) and {count} files")
+    return 0
+
+
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from sandbox.app import main as sandbox_main
 
@@ -299,6 +358,13 @@ def parser() -> argparse.ArgumentParser:
     promo.add_argument(
         "--expires", help="ISO date and time with offset, e.g. 2027-01-01T00:00+00:00"
     )
+    backup = sub.add_parser("backup", help="archive the database and the stored files")
+    backup.add_argument("--output", help="the archive to write (default: BACKUP__DIR)")
+    restore = sub.add_parser("restore", help="restore an archive made by `netroom backup`")
+    restore.add_argument("file")
+    restore.add_argument(
+        "--force", action="store_true", help="replace a non-empty installation's data"
+    )
     sandbox = sub.add_parser("sandbox", help="the local stand-ins for Telegram and the providers")
     sandbox.add_argument("--host")
     sandbox.add_argument("--port", type=int)
@@ -313,6 +379,8 @@ COMMANDS = {
     "migrate": cmd_migrate,
     "retention": cmd_retention,
     "promo": cmd_promo,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
     "sandbox": cmd_sandbox,
 }
 

@@ -44,6 +44,7 @@ from core.services.reconciliation import StarsSource
 from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import Media
+from netroom.backup import BackupPlan, scheduled_backup
 from netroom.file_jobs import register_file_jobs
 from netroom.queue import DurableStreamBroker
 
@@ -72,6 +73,8 @@ class JobDeps:
     redis: Redis | None = None
     file_limits: files.FileLimits = dataclasses.field(default_factory=files.FileLimits)
     embedder: files.Embedder | None = None
+    # The daily backup (embedded Postgres only).
+    backup: BackupPlan | None = None
 
 
 class BrokerQueue:
@@ -100,6 +103,7 @@ def create_broker(
 
 
 def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
+    register_backup_jobs(broker, deps)
     register_money_jobs(broker, deps)
     register_broadcast_jobs(broker, deps)
     register_file_jobs(broker, deps)
@@ -167,6 +171,15 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         task_name="retention.purge_expired",
         schedule=[{"cron": "*/10 * * * *"}],
     )
+
+
+def register_backup_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
+    async def daily_backup() -> dict[str, int]:
+        if deps.backup is None:
+            return {}
+        return await scheduled_backup(deps.backup, deps.clock())
+
+    broker.register_task(daily_backup, task_name="backup.daily", schedule=[{"cron": "30 2 * * *"}])
 
 
 def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:

@@ -37,6 +37,8 @@ from core.services.files import Embedder, FileLimits
 from core.services.payments import InvoiceLinks, PaymentTerms
 from core.services.subscriptions import RenewalSwitch
 from core.services.tariffs import Plan, Tariffs
+from netroom.backup import BackupPlan
+from netroom.backup import directory as backup_directory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
 from netroom.models import image_models, model_menu, video_models
 from netroom.resources import Resources
@@ -100,6 +102,8 @@ def file_limits(settings: Settings) -> FileLimits:
         embeddings_price_1k=f.embeddings_price_1k,
         index_deadline=timedelta(seconds=f.index_deadline_seconds),
         index_attempts=f.index_attempts,
+        read_memory_mb=f.read_memory_mb,
+        read_cpu_seconds=f.read_cpu_seconds,
     )
 
 
@@ -109,6 +113,18 @@ def embedder(settings: Settings, resources: Resources) -> Embedder | None:
         return None
     return resources.providers.embeddings(
         f.embeddings_provider, model=f.embeddings_model, dimensions=f.embeddings_dimensions
+    )
+
+
+def backup_plan(settings: Settings, resources: Resources) -> BackupPlan | None:
+    """Daily backups where Postgres is embedded (and so nobody else backs it up)."""
+    if settings.database.url is not None or not settings.backup.daily:
+        return None
+    return BackupPlan(
+        database_url=resources.endpoints.database_url,
+        data_dir=settings.data_dir,
+        directory=backup_directory(settings),
+        keep=settings.backup.keep,
     )
 
 
@@ -325,6 +341,7 @@ async def serve(
                 redis=resources.redis,
                 file_limits=file_limits(settings),
                 embedder=embedder(settings, resources),
+                backup=backup_plan(settings, resources),
             ),
             redeliver_after=settings.redis.job_redeliver_seconds,
         )

@@ -28,17 +28,26 @@ class Endpoints:
 
 
 @contextlib.contextmanager
+def database_service(settings: Settings) -> Iterator[str]:
+    """The configured Postgres, or the embedded one under DATA_DIR: its URL."""
+    if settings.database.url is not None:
+        yield settings.database.url
+        return
+    postgres = EmbeddedPostgres(settings.data_dir)
+    try:
+        yield postgres.start()
+    finally:
+        postgres.stop()
+
+
+@contextlib.contextmanager
 def backing_services(settings: Settings) -> Iterator[Endpoints]:
     """The configured Postgres and Redis, or embedded ones under DATA_DIR for the unset ones.
 
     Embedded servers are stopped on exit; a server left behind by a killed run is picked up again.
     """
     with contextlib.ExitStack() as stack:
-        database_url = settings.database.url
-        if database_url is None:
-            postgres = EmbeddedPostgres(settings.data_dir)
-            database_url = postgres.start()
-            stack.callback(postgres.stop)
+        database_url = stack.enter_context(database_service(settings))
         redis_url = settings.redis.url
         if redis_url is None:
             redis = EmbeddedRedis(settings.data_dir)

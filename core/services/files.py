@@ -19,8 +19,6 @@ Sending a failed file again queues it once more; a ready or unfinished one is ke
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import hashlib
 import logging
 import math
@@ -34,19 +32,18 @@ from sqlalchemy.dialects.postgresql import insert
 from core.documents import (
     ArchiveRefused,
     BinaryFile,
-    Block,
     Chunk,
     CorruptDocument,
+    DocumentTooComplex,
     DocumentTooLarge,
     EmptyDocument,
     EncryptedDocument,
     TooMuchText,
     UnsupportedDocument,
-    chunk,
     citation,
     detect,
-    extract,
 )
+from core.documents.isolated import ReadLimits, read_isolated
 from core.errors import DomainError, InvalidInput, NotFound
 from core.i18n import N_
 from core.media import MediaStore
@@ -87,6 +84,9 @@ class FileLimits:
     index_deadline: timedelta = timedelta(minutes=5)
     # ... and given up on (failed) after this many starts.
     index_attempts: int = 3
+    # What reading one document may use: the reader's memory and CPU time.
+    read_memory_mb: int = 768
+    read_cpu_seconds: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -257,27 +257,14 @@ async def vectors_available(uow: UnitOfWork) -> bool:
     return bool(found)
 
 
-def _parse(data: bytes, name: str, limits: FileLimits) -> tuple[list[Chunk], int | None]:
-    """The file's passages and its page count. A passage never spans two pages or two
-    top-level sections, so its citation names where its text really is."""
-    detection = detect(data, name, max_bytes=limits.max_bytes)
-    extracted = extract(
-        data, detection.kind, max_pages=limits.max_pages, max_chars=limits.max_chars
+def read_limits(limits: FileLimits) -> ReadLimits:
+    return ReadLimits(
+        max_bytes=limits.max_bytes,
+        max_pages=limits.max_pages,
+        max_chars=limits.max_chars,
+        memory_bytes=limits.read_memory_mb * 1024 * 1024,
+        cpu_seconds=limits.read_cpu_seconds,
     )
-    groups: list[list[Block]] = []
-    last: tuple[int | None, tuple[str, ...]] | None = None
-    for block in extracted.blocks:
-        key = (block.page, block.heading_path[:1])
-        if key != last:
-            groups.append([])
-            last = key
-        groups[-1].append(block)
-    passages: list[Chunk] = []
-    for group in groups:
-        for piece in chunk(dataclasses.replace(extracted, blocks=tuple(group))):
-            passages.append(dataclasses.replace(piece, ordinal=len(passages)))
-    pages = extracted.pages or None
-    return passages, pages
 
 
 async def index(
@@ -305,7 +292,9 @@ async def index(
     await uow.commit()
     try:
         data = await store.load(key)
-        chunks, pages = await asyncio.to_thread(_parse, data, name, limits)
+        # Read in a child process under memory and time limits: a hostile file costs this
+        # process nothing.
+        chunks, pages = await read_isolated(data, name, read_limits(limits))
     except UnsupportedDocument as exc:
         return await _finish(uow, file_id, status="failed", error=exc.code, now=now)
     await uow.session.execute(delete(FileChunk).where(FileChunk.file_id == file_id))
@@ -784,6 +773,7 @@ _REASONS = {
         ArchiveRefused,
         BinaryFile,
         CorruptDocument,
+        DocumentTooComplex,
         DocumentTooLarge,
         EmptyDocument,
         EncryptedDocument,
