@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -26,6 +28,8 @@ from core.services import files
 from db.engine import UnitOfWorkFactory
 from db.models import File
 from netroom.jobs import JobDeps, create_broker, enqueue
+from sandbox.app import start_sandbox
+from sandbox.client import SandboxClient
 from tests.factories import register
 from tests.netroom.own_redis import OwnRedis, own_redis
 
@@ -41,6 +45,7 @@ DEADLINE = 2.0
 REDELIVER = 3.0
 # Big enough that reading it takes seconds: time to kill the worker in the middle.
 MAX_CHARS = 30_000_000
+BOT_TOKEN = f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
 LIMITS = files.FileLimits(max_chars=MAX_CHARS, index_deadline=timedelta(seconds=DEADLINE))
 
 
@@ -94,11 +99,14 @@ class Worker:
 
 
 @pytest.fixture
-def workers(database_url: str, tmp_path: Path) -> Iterator[Callable[[OwnRedis], Worker]]:
+def workers(database_url: str, tmp_path: Path) -> Iterator[Callable[..., Worker]]:
     started: list[Worker] = []
 
-    def start(redis: OwnRedis) -> Worker:
+    def start(redis: OwnRedis, *, telegram: str | None = None) -> Worker:
+        # With ``telegram`` (the sandbox's URL) the worker has a bot to tell owners with.
+        bot = {"BOT__TOKEN": BOT_TOKEN, "BOT__API_BASE": telegram} if telegram else {}
         env = {
+            **bot,
             "DATABASE__URL": database_url,
             "REDIS__URL": redis.url,
             "REDIS__JOB_REDELIVER_SECONDS": str(REDELIVER),
@@ -138,9 +146,9 @@ class Uploads:
         self.store = LocalMediaStore(data_dir / "media")
         self.user_id = 0
 
-    async def user(self) -> int:
+    async def user(self, telegram_id: int | None = None) -> int:
         async with self.factory() as uow:
-            self.user_id = (await register(uow)).user.id
+            self.user_id = (await register(uow, tg_id=telegram_id)).user.id
         return self.user_id
 
     async def upload(self, name: str, data: bytes) -> files.FileDTO:
@@ -262,7 +270,28 @@ async def test_stuck_files_are_queued_again_or_failed_and_a_failed_one_sent_agai
     engine: AsyncEngine,
     uploads: Uploads,
     redis_server: OwnRedis,
-    workers: Callable[[OwnRedis], Worker],
+    workers: Callable[..., Worker],
+) -> None:
+    sandbox = await start_sandbox()
+    try:
+        async with SandboxClient(sandbox.url) as telegram:
+            bot = await telegram.register_bot(BOT_TOKEN, username="netroom_durable_bot")
+            owner = await telegram.create_user("Wren", language_code="en")
+            # The owner has started the bot, so it may write to them.
+            await telegram.send_text(owner["id"], "/start", bot_id=bot["id"])
+            await uploads.user(owner["id"])
+            await _stuck_files_healed(engine, uploads, redis_server, workers, telegram, owner)
+    finally:
+        await sandbox.stop()
+
+
+async def _stuck_files_healed(
+    engine: AsyncEngine,
+    uploads: Uploads,
+    redis_server: OwnRedis,
+    workers: Callable[..., Worker],
+    telegram: SandboxClient,
+    owner: dict[str, Any],
 ) -> None:
     # Their jobs were lost (Redis lost its data): one never started, one was interrupted as
     # often as allowed.
@@ -272,13 +301,23 @@ async def test_stuck_files_are_queued_again_or_failed_and_a_failed_one_sent_agai
     await uploads.backdate(lost.id, updated_at=long_ago)
     await uploads.backdate(worn.id, status="indexing", attempts=3, updated_at=long_ago)
 
-    worker = workers(redis_server)
+    after = await telegram.last_seq()
+    worker = workers(redis_server, telegram=str(telegram.base_url))
     await worker.ready()
     rows = await uploads.settle([lost.id, worn.id], wait=30)
     assert (rows[lost.id].status, rows[lost.id].attempts) == ("ready", 1), worker.output()
     assert (rows[worn.id].status, rows[worn.id].error) == ("failed", files.INTERRUPTED)
-    msgid, params = files.failure_reason(rows[worn.id].error, LIMITS)
-    assert msgid == files.INTERRUPTED_REASON and params == {"attempts": 3}
+    # The owner is told of both, the given-up one with the reason.
+    for expected in ("lost.md is ready", "interrupted 3 times, so I stopped trying"):
+        told = await telegram.wait_for(
+            lambda e, text=expected: (
+                e["type"] == "bot_message" and text in (e["message"].get("text") or "")
+            ),
+            chat_id=owner["id"],
+            after=after,
+            wait=20,
+        )
+        assert told, worker.output()
 
     # Sent again: queued once more with fresh attempts, and read this time.
     again = await uploads.upload("worn-again.md", b"# Worn\n\nInterrupted three times.\n")
