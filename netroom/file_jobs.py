@@ -76,7 +76,11 @@ def register_file_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         for file_id in reaped.requeued:
             await task.kiq(file_id=file_id)
         for failed in reaped.failed:
-            await _tell_owner(deps, failed)
+            try:
+                await _tell_owner(deps, failed)
+            except Exception:
+                # One owner who blocked the bot does not keep the others from being told.
+                log.warning("files: the owner of file %d was not told", failed.id, exc_info=True)
         return {"requeued": len(reaped.requeued), "failed": len(reaped.failed)}
 
     broker.register_task(reap_stuck_files, task_name="files.reap", schedule=[{"cron": "* * * * *"}])
