@@ -256,6 +256,8 @@ async def test_files_queued_when_redis_is_killed_are_read_after_it_restarts(
     async with queue_client(engine, redis_server.url) as broker:
         for f in stored:
             await enqueue(broker, "files.index", file_id=f.id)
+    # Past the log's sync (every second, or two when the disk is busy): then the server dies.
+    await asyncio.sleep(2.5)
     redis_server.kill()
     redis_server.start()
     worker = workers(redis_server)

@@ -172,7 +172,9 @@ def _redis_run(data_dir: Path, mode: str, *, crash: bool = False) -> dict[str, o
     try:
         answer: dict[str, object] = dict(_read_line(proc))
         if crash:
-            # Within the second the log is synced in, both the process and the server die.
+            # Once the log has been synced (every second; a busy disk may delay a write by
+            # another), both the process and the server die.
+            time.sleep(2.5)
             os.kill(int(str(answer["pid"])), signal.SIGKILL)
             proc.send_signal(signal.SIGKILL)
         proc.wait(30)
