@@ -72,6 +72,9 @@ class DatabaseSettings(BaseModel):
 class RedisSettings(BaseModel):
     # None: an embedded Redis under DATA_DIR is started.
     url: str | None = None
+    # A job untouched this long (its worker died) is run again by another worker. A live worker
+    # touches its jobs every third of it, so long jobs are not affected.
+    job_redeliver_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
 
 
 class BotSettings(BaseModel):
@@ -239,6 +242,10 @@ class FilesSettings(BaseModel):
     embeddings_dimensions: int = Field(default=256, ge=16, le=3072)
     # What indexing costs the user, in kopecks per 1 000 embedded tokens (0: free).
     embeddings_price_1k: int = Field(default=1, ge=0)
+    # A file left queued or indexing this long by a worker that stopped is queued again, and
+    # failed (the user is told why) once indexing has started this many times.
+    index_deadline_seconds: float = Field(default=300.0, ge=1.0)
+    index_attempts: int = Field(default=3, ge=1, le=20)
     # Each document is read in a child process limited to this much memory (its whole address
     # space) and CPU time; a file that needs more is refused as too complex.
     read_memory_mb: int = Field(default=768, ge=256)

@@ -604,6 +604,11 @@ class File(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "sha256"),
         CheckConstraint("status IN ('queued', 'indexing', 'ready', 'failed')", name="status_known"),
+        Index(
+            "ix_files_unfinished",
+            "updated_at",
+            postgresql_where=text("status IN ('queued', 'indexing')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
@@ -620,6 +625,8 @@ class File(Base):
     pages: Mapped[int | None] = mapped_column(Integer)
     chunks: Mapped[int] = mapped_column(Integer, server_default="0")
     billed_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    # How many times indexing started; a file interrupted this often is given up (failed).
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     # Where the bytes lie in the media store.
     storage_key: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = created_at_column()

@@ -1,10 +1,12 @@
 """Background jobs on taskiq with its Redis broker.
 
-Jobs are queued in a Redis list, so any number of workers on any machines share the work. The
-scheduler (netroom.scheduling) enqueues periodic jobs; it may run in any number of processes
-(``netroom run``, ``netroom worker --scheduler``) and each tick is still enqueued once. Every run
-of a periodic job is recorded in ``job_runs``. Each job opens its own unit of work and calls one
-use case.
+Jobs are queued in a Redis stream read by one consumer group (``netroom.queue``): any number of
+workers on any machines share the work, a job is acknowledged only after it ends, and the job of
+a worker that died runs again elsewhere, so every job is idempotent. The scheduler
+(netroom.scheduling) enqueues periodic jobs; it may run in any number of processes (``netroom
+run``, ``netroom worker --scheduler``) and each tick is still enqueued once. Every run of a
+periodic job is recorded in ``job_runs``. Each job opens its own unit of work and calls one use
+case.
 """
 
 from __future__ import annotations
@@ -20,7 +22,6 @@ from typing import Any
 from redis.asyncio import Redis
 from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
-from taskiq_redis import ListQueueBroker
 
 from core.clock import Clock, utcnow
 from core.media import MediaStore
@@ -45,6 +46,8 @@ from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import Media
 from netroom.backup import BackupPlan, scheduled_backup
+from netroom.file_jobs import register_file_jobs
+from netroom.queue import DurableStreamBroker
 from netroom.scheduling import JobRunsMiddleware, Scheduler, periodic_jobs
 
 log = logging.getLogger(__name__)
@@ -89,8 +92,17 @@ class BrokerQueue:
         await enqueue(self.broker, task_name, **kwargs)
 
 
-def create_broker(redis_url: str, deps: JobDeps, *, queue: str = QUEUE) -> AsyncBroker:
-    broker = ListQueueBroker(redis_url, queue_name=queue)
+def create_broker(
+    redis_url: str, deps: JobDeps, *, queue: str = QUEUE, redeliver_after: float = 60.0
+) -> AsyncBroker:
+    """The job queue under ``queue``: a job whose worker died runs again elsewhere once it has
+    been untouched ``redeliver_after`` seconds. Every run of a periodic job is recorded."""
+    broker = DurableStreamBroker(
+        redis_url,
+        queue_name=f"{queue}:stream",
+        idle_timeout=redeliver_after,
+        legacy_list=queue,
+    )
     broker.add_middlewares(JobRunsMiddleware(deps.uow_factory, deps.clock))
     register_jobs(broker, deps)
     return broker
@@ -270,41 +282,6 @@ def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         task_name="payments.reconcile",
         schedule=[{"cron": "40 * * * *"}],
     )
-
-
-def register_file_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
-    async def index_file(file_id: int) -> str:
-        """Index an uploaded file, then tell its owner it is ready (or why it is not)."""
-        if deps.media_store is None:
-            raise RuntimeError("this worker has no media store")
-        async with deps.uow_factory() as uow:
-            done = await files.index(
-                uow,
-                deps.media_store,
-                file_id=file_id,
-                limits=deps.file_limits,
-                embedder=deps.embedder,
-                now=deps.clock(),
-            )
-            owner = await files.owner_of(uow, file_id)
-        if deps.notifier is not None and owner is not None:
-            telegram_id, language = owner
-            if done.status == "ready":
-                await deps.notifier.send_notice(
-                    telegram_id=telegram_id,
-                    msgid=files.NOTICE_READY,
-                    language=language,
-                    name=done.name,
-                    chunks=done.chunks,
-                )
-            else:
-                msgid, params = files.failure_reason(done.error, deps.file_limits)
-                await deps.notifier.send_notice(
-                    telegram_id=telegram_id, msgid=msgid, language=language, **params
-                )
-        return done.status
-
-    broker.register_task(index_file, task_name="files.index")
 
 
 def register_broadcast_jobs(broker: AsyncBroker, deps: JobDeps) -> None:

@@ -118,6 +118,8 @@ def file_limits(settings: Settings) -> FileLimits:
         max_chars=f.max_chars,
         context_tokens=f.context_tokens,
         embeddings_price_1k=f.embeddings_price_1k,
+        index_deadline=timedelta(seconds=f.index_deadline_seconds),
+        index_attempts=f.index_attempts,
         read_memory_mb=f.read_memory_mb,
         read_cpu_seconds=f.read_cpu_seconds,
     )
@@ -406,6 +408,7 @@ async def serve(
                 embedder=embedder(settings, resources),
                 backup=backup_plan(settings, resources),
             ),
+            redeliver_after=settings.redis.job_redeliver_seconds,
         )
         if not roles.worker:
             await broker.startup()

@@ -347,6 +347,7 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "files": {
         "user_id": "the account's own id",
         "storage_key": "where the file lies in our store; the metadata is exported",
+        "attempts": "an internal count of indexing starts; the indexing state is exported",
     },
     "file_chunks": dict.fromkeys(
         (
