@@ -110,6 +110,7 @@ class DurableStreamBroker(RedisStreamBroker):
                 log.info("jobs: %d queued job(s) moved from the list %s to the stream", moved, name)
 
     async def listen(self) -> AsyncGenerator[AckableMessage, None]:
+        unreachable = False
         async with Redis(connection_pool=self.connection_pool) as redis:
             while True:
                 try:
@@ -122,7 +123,10 @@ class DurableStreamBroker(RedisStreamBroker):
                         count=self.count,
                     )
                 except _UNREACHABLE as exc:
-                    log.warning("jobs: Redis unreachable (%s); retrying", exc)
+                    # Once per outage, not once per retry.
+                    if not unreachable:
+                        log.warning("jobs: Redis unreachable (%s); waiting for it", exc)
+                    unreachable = True
                     await asyncio.sleep(RETRY_SECONDS)
                     continue
                 except ResponseError as exc:
@@ -131,6 +135,9 @@ class DurableStreamBroker(RedisStreamBroker):
                     log.warning("jobs: the consumer group is gone (Redis lost its data)")
                     await self._declare_consumer_group()
                     continue
+                if unreachable:
+                    log.warning("jobs: Redis reachable again; taking jobs")
+                    unreachable = False
                 # Touched from the moment they are held, even while they wait their turn here.
                 batch = [self._deliver(self.queue_name, msg_id, f) for msg_id, f in claimed]
                 batch += [

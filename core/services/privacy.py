@@ -328,6 +328,8 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "reservations": {
         "user_id": "the account's own id",
         "idempotency_key": "an internal key that makes each operation apply once",
+        "owner": "which server process holds the money for a reply in progress (host and "
+        "process number of the service, nothing about the user)",
     },
     "payments": {
         "user_id": "the account's own id",
