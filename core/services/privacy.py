@@ -316,7 +316,7 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "users": {},
     "identities": {
         "user_id": "the account's own id, exported once under account",
-        "password_hash": "a secret derived from the password; never handed out (policy 3.1)",
+        "password_hash": "a secret derived from the password; never handed out (policy 3.1)",  # nosec B105 # a description
     },
     "consents": {"user_id": "the account's own id"},
     "signup_attributions": {"id": "an internal row number", "user_id": "the account's own id"},
@@ -328,6 +328,8 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "reservations": {
         "user_id": "the account's own id",
         "idempotency_key": "an internal key that makes each operation apply once",
+        "owner": "which server process holds the money for a reply in progress (host and "
+        "process number of the service, nothing about the user)",
     },
     "payments": {
         "user_id": "the account's own id",
@@ -347,6 +349,7 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "files": {
         "user_id": "the account's own id",
         "storage_key": "where the file lies in our store; the metadata is exported",
+        "attempts": "an internal count of indexing starts; the indexing state is exported",
     },
     "file_chunks": dict.fromkeys(
         (
@@ -366,13 +369,14 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "file_links": {"id": "an internal row number", "user_id": "the account's own id"},
     "share_links": {
         "user_id": "the account's own id",
-        "token_hash": "a hash of a secret link; the link itself is never kept",
+        "token_hash": "a hash of a secret link; the link itself is never kept",  # nosec B105 # a description
     },
     "support_threads": {"user_id": "the account's own id"},
     "sessions": {
         "id": "the session's internal handle, inside every token",
         "user_id": "the account's own id",
         "refresh_hash": "a hash of a secret token; never handed out (policy 3.1)",
+        "retired_hashes": "hashes of replaced secret tokens; never handed out (policy 3.1)",
     },
     "support_messages": {"user_id": "the account's own id"},
     "subscriptions": {"user_id": "the account's own id"},
@@ -427,7 +431,7 @@ async def _rows(
         # Rows that name the person by their Telegram id, not by the account.
         match = "(SELECT telegram_id FROM users WHERE id = :user_id)"
     sql = text(
-        f'SELECT {quoted} FROM "{table}" WHERE "{user_column}" = {match} ORDER BY 1'  # noqa: S608
+        f'SELECT {quoted} FROM "{table}" WHERE "{user_column}" = {match} ORDER BY 1'  # noqa: S608  # nosec B608
     )
     result = await uow.session.stream(sql.execution_options(yield_per=1000), {"user_id": user_id})
     async for row in result.mappings():

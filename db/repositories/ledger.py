@@ -38,7 +38,7 @@ DEBIT = f"""
            $8::int, $9::int, $10::text, $11::jsonb, $12::text
     FROM b
     {ENTRY_RETURNING}
-"""  # noqa: S608 (assembled from constants only)
+"""  # noqa: S608 (assembled from constants only)  # nosec B608
 
 CREDIT = f"""
     WITH b AS (
@@ -51,7 +51,7 @@ CREDIT = f"""
            $8::int, $9::int, $10::text, $11::jsonb, $12::text
     FROM b
     {ENTRY_RETURNING}
-"""  # noqa: S608
+"""  # noqa: S608  # nosec B608
 
 # The charge ($2) is capped at what the user can pay: the reserve plus what is still available.
 # The balance row is locked first (FOR UPDATE sees its latest version), so the cap is exact.
@@ -75,7 +75,7 @@ SETTLE = f"""
            $8::int, $9::int, $10::text, $11::jsonb, $12::text
     FROM b
     {ENTRY_RETURNING}
-"""  # noqa: S608
+"""  # noqa: S608  # nosec B608
 
 RESERVE = """
     WITH b AS (

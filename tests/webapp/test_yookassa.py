@@ -207,6 +207,32 @@ async def test_a_notification_is_believed_only_after_asking_yookassa(shop: Shop)
     assert await _balance(shop, user_id) == 0
 
 
+@pytest.mark.parametrize(
+    "object_",
+    [
+        {"id": "../payments"},
+        {"id": "a/b"},
+        {"id": "x" * 65},
+        {"id": ""},
+        {"id": "2f1c0000 000f"},
+        {"id": "2f1c0000-000f\n-5000"},
+        {"id": 12345},
+        {"id": None},
+        {"id": ["2f1c0000-000f-5000-8000-000000000000"]},
+        {},
+    ],
+)
+async def test_a_malformed_notification_is_refused_with_400_not_asked_again(
+    shop: Shop, object_: dict[str, object]
+) -> None:
+    body = {"type": "notification", "event": "payment.succeeded", "object": object_}
+    answer = await shop.http.post(shop.web_url + NOTIFICATION_PATH, json=body)
+    assert answer.status_code == 400, answer.text
+    refund = {"type": "notification", "event": "refund.succeeded", "object": {"payment_id": "../x"}}
+    answer = await shop.http.post(shop.web_url + NOTIFICATION_PATH, json=refund)
+    assert answer.status_code == 400
+
+
 async def test_notifications_from_outside_yookassas_networks_are_refused(shop: Shop) -> None:
     user_id, token = await _user(shop)
     started = await _start(shop, token)

@@ -82,7 +82,7 @@ def token_body(
     )
     body: dict[str, object] = {
         "access_token": token,
-        "token_type": "bearer",
+        "token_type": "bearer",  # nosec B105 # the token type
         "expires_in": int((claims.expires_at - now).total_seconds()),
     }
     if with_refresh_token:

@@ -150,7 +150,7 @@ async def upload_file(request: web.Request) -> web.Response:
             limits=limits,
             now=ctx.clock(),
         )
-    if stored.new:
+    if stored.new or stored.retried:
         await ctx.jobs.enqueue("files.index", file_id=stored.id)
     return web.json_response(_file(request, stored), status=201 if stored.new else 200)
 
