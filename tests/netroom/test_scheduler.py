@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.dispatcher import create_i18n
 from bot.factory import create_bot
 from bot.notifier import BotNotifier
-from core.services import chat, job_runs
+from core.services import job_runs, turns
 from core.services.chat import ModelTerms
 from core.services.job_runs import parse_schedule
 from db.engine import UnitOfWorkFactory
@@ -213,7 +213,7 @@ async def test_run_purges_an_expired_message_by_itself_within_one_interval(
     written = datetime.now(UTC) - timedelta(days=15)
     async with factory() as uow:
         user = (await register(uow)).user
-        turn = await chat.begin_turn(
+        turn = await turns.begin_turn(
             uow,
             user_id=user.id,
             text="a prompt past its 14 days",

@@ -1,7 +1,7 @@
 """turn statuses: a reply may also be cut short (the service restarted) or undelivered
 
 Revision ID: 0014
-Revises: 0017
+Revises: 0019
 Create Date: 2026-12-05 18:40:00
 """
 
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from alembic import op
 
 revision: str = "0014"
-down_revision: str | None = "0017"
+down_revision: str | None = "0019"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
