@@ -2,9 +2,12 @@
 
 The provider stream is read as fast as it comes; a separate sender shows the newest state at a
 steady pace, so Telegram's limits never slow the provider down and deltas coalesce on their own:
-drafts (``sendMessageDraft``) in private chats, edits of one message in groups. A 429 is waited
-out; identical text is never re-sent (no "message is not modified"). The final reply is rendered
-once, from the whole text, and split at 4096 characters without breaking formatting.
+drafts (``sendMessageDraft``) in private chats, edits of one message in groups. Previews are
+droppable (``bot.pacing``): when the send budget is short they are skipped and the next one
+carries the newer text; a 429 on a preview pauses previews, never the end of the reply.
+Identical text is never re-sent (no "message is not modified"). The final reply is rendered
+once, from the whole text, split at 4096 characters without breaking formatting, and sent on
+the must-deliver path: ``Outcome.delivered`` is True only when every part reached the chat.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import InlineKeyboardMarkup
 
+from bot.pacing import Dropped, droppable
 from bot.rendering import html_to_plain, render_draft, render_markdown, split_html
 from core.errors import DomainError
 from core.providers.base import (
@@ -50,6 +54,9 @@ class Outcome:
     status: str = "complete"
     error: DomainError | None = None
     finish_reason: str | None = None
+    # Every part of the final reply reached the chat (False: the chat is gone, or Telegram
+    # would not take it).
+    delivered: bool = False
 
 
 @dataclass
@@ -144,9 +151,10 @@ class Relay:
         outcome.reasoning = self.live.reasoning
         try:
             await self._close(outcome)
+            outcome.delivered = True
         except TelegramAPIError as exc:
-            # The user blocked the bot or the chat went away: the reply is still stored and
-            # billed for what the model wrote.
+            # The user blocked the bot, the chat went away or Telegram kept refusing: the
+            # caller stores the turn as undelivered.
             log.warning("chat %s: the final reply was not delivered: %s", self.chat_id, exc)
         return outcome
 
@@ -169,16 +177,21 @@ class Relay:
         """Drafts cannot carry buttons: a reply that takes a while gets a small message with
         Stop, removed when the reply is complete. Quick replies never need one."""
         await asyncio.sleep(STOP_AFTER)
-        if self.live.done:
+        while not self.live.done:
+            try:
+                # Optional, like a preview: under a short budget it waits for room.
+                with droppable():
+                    sent = await self.bot.send_message(
+                        self.chat_id, self.thinking_text, reply_markup=self.stop_markup
+                    )
+            except Dropped:
+                await asyncio.sleep(STOP_AFTER)
+                continue
+            except TelegramAPIError as exc:
+                log.info("chat %s: no Stop button: %s", self.chat_id, exc)
+                return
+            self.anchor_id = sent.message_id
             return
-        try:
-            sent = await self.bot.send_message(
-                self.chat_id, self.thinking_text, reply_markup=self.stop_markup
-            )
-        except TelegramAPIError as exc:
-            log.info("chat %s: no Stop button: %s", self.chat_id, exc)
-            return
-        self.anchor_id = sent.message_id
 
     def _preview(self) -> str:
         if self.live.text:
@@ -209,8 +222,13 @@ class Relay:
                 try:
                     await self._show(html)
                     self.last_shown = html
+                except Dropped:
+                    # No room now: try again after the interval, with whatever is newest then.
+                    self.live.changed.set()
                 except TelegramRetryAfter as exc:
-                    await asyncio.sleep(exc.retry_after)
+                    self.live.changed.set()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._finished.wait(), exc.retry_after)
                 except TelegramAPIError as exc:
                     log.info("chat %s: preview not shown: %s", self.chat_id, exc)
             # Pace the previews, but never hold up the end of the reply.
@@ -218,6 +236,10 @@ class Relay:
                 await asyncio.wait_for(self._finished.wait(), interval)
 
     async def _show(self, html: str) -> None:
+        with droppable():
+            await self._show_preview(html)
+
+    async def _show_preview(self, html: str) -> None:
         if self.private:
             await self.bot.send_message_draft(
                 chat_id=self.chat_id, draft_id=self.draft_id, text=html, parse_mode="HTML"

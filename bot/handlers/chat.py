@@ -359,14 +359,15 @@ async def _answer(
     outcome = await relay.run(provider.stream_chat(turn.request))
     if outcome.status == "stopped":
         await redis.delete(_stop_key(turn_id))
-    # The unit of work's transaction ended when the turn began; this opens a new one.
+    # The unit of work's transaction ended when the turn began; this opens a new one. A reply
+    # that never reached the chat is not stored as complete (the charge's meta says "failed").
     await chat.finish_turn(
         uow,
         turn,
         text=outcome.text,
         reasoning=outcome.reasoning,
         usage=outcome.usage,
-        status=outcome.status,
+        status=outcome.status if outcome.delivered else "failed",
         now=ctx.clock(),
     )
     if documents and documents.passages and outcome.text:
