@@ -126,13 +126,14 @@ async def register_users(
                 client=ClientInfo(platform="telegram"),
             )
             user_id = registration.user.id
-            await billing.credit(
-                uow,
-                user_id=user_id,
-                amount=money,
-                category="topup",
-                key=f"load:{secrets.token_hex(8)}",
-            )
+            if money:
+                await billing.credit(
+                    uow,
+                    user_id=user_id,
+                    amount=money,
+                    category="topup",
+                    key=f"load:{secrets.token_hex(8)}",
+                )
         people[telegram_id] = user_id
     return people
 
