@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import re
 import secrets
 import sys
@@ -79,6 +80,10 @@ class LoadResult:
     complete_by_user: dict[int, int] = field(default_factory=dict)
     reserved: int = 0
     seconds: float = 0.0
+    # CPU seconds this process spent, and the machine's load average, during the run: the
+    # latencies depend on what else the box is doing.
+    cpu: float = 0.0
+    load: float = 0.0
 
     @property
     def billed_undelivered(self) -> int:
@@ -101,7 +106,8 @@ class LoadResult:
         return [
             f"{label}: delivered {self.delivered}/{self.turns}, billed but undelivered "
             f"{self.billed_undelivered}, stored complete but undelivered "
-            f"{self.complete_undelivered}, {self.seconds:.1f} s",
+            f"{self.complete_undelivered}, {self.seconds:.1f} s, {self.cpu:.1f} CPU s in this "
+            f"process, load average {self.load:.1f}",
             f"  first text p50/p95/p99 {p(self.first_text)} s; final p50/p95/p99 {p(self.final)} s",
         ]
 
@@ -166,6 +172,7 @@ async def run_load(
     reply = paced_reply()
     users = list(people)
     started = time.monotonic()
+    cpu = time.process_time()
     for _round in range(messages):
         await client._call(
             "POST",
@@ -225,6 +232,8 @@ async def run_load(
                 result.delivered += 1
                 result.finals_by_user[chat] = result.finals_by_user.get(chat, 0) + 1
     result.seconds = time.monotonic() - started
+    result.cpu = time.process_time() - cpu
+    result.load = os.getloadavg()[0]
     await asyncio.sleep(0.5)
     by_account = {account: telegram for telegram, account in people.items()}
     async with factory() as uow:

@@ -8,7 +8,9 @@ Invariants:
 - A call is droppable when it is a ``sendMessageDraft`` or is made inside ``droppable()`` (a
   streaming preview). It goes only if its budgets have room beyond a reserve kept for calls
   that must arrive, and never ahead of one that waits; otherwise it raises ``Dropped`` at once
-  and costs nothing. A 429 on it is not retried: the next preview carries newer text anyway.
+  and costs nothing. Previews other than a reply's first also share one bot-wide preview
+  budget, so under load the first texts and the final replies go first. A 429 on a preview
+  is not retried: the next preview carries newer text anyway.
 - Every other call must arrive. It waits for its budgets, first come first served; on 429 it
   waits the ``retry_after`` Telegram names and tries again, for as long as that takes; a server
   error or a lost connection is retried with a capped back-off for ``patience`` seconds. It
@@ -47,13 +49,16 @@ from aiogram.methods.base import Response, TelegramType
 
 log = logging.getLogger(__name__)
 
-_droppable: contextvars.ContextVar[bool] = contextvars.ContextVar("droppable", default=False)
+# None: must deliver; "first": a reply's first preview; "later": any other preview.
+_droppable: contextvars.ContextVar[str | None] = contextvars.ContextVar("droppable", default=None)
 
 
 @contextlib.contextmanager
-def droppable() -> Iterator[None]:
-    """Calls made inside may be dropped when the budget is short (previews, not replies)."""
-    token = _droppable.set(True)
+def droppable(*, first: bool = False) -> Iterator[None]:
+    """Calls made inside may be dropped when the budget is short (previews, not replies). A
+    reply's first preview (``first``) is not held to the bot-wide preview budget: the time to
+    the first text is what people wait on."""
+    token = _droppable.set("first" if first else "later")
     try:
         yield
     finally:
@@ -74,6 +79,10 @@ class Limits:
     global_burst: float = 28.0
     draft_rate: float = 5.0
     draft_burst: float = 10.0
+    # All previews after a reply's first, drafts and edits, across every chat: under load the
+    # process spends its time on first texts and final replies, not on the hundredth update.
+    preview_rate: float = 40.0
+    preview_burst: float = 40.0
     # Budget left to must-deliver calls: previews never take the last of these.
     chat_reserve: float = 1.0
     global_reserve: float = 4.0
@@ -126,6 +135,7 @@ class SendPacer(BaseRequestMiddleware):
         self.patience = patience
         self.clock = clock
         self.global_bucket = Bucket(self.limits.global_rate, self.limits.global_burst)
+        self.preview_bucket = Bucket(self.limits.preview_rate, self.limits.preview_burst)
         self.chats: dict[int | str, Bucket] = {}
         self.drafts: dict[int | str, Bucket] = {}
         self.dropped = 0
@@ -173,7 +183,10 @@ class SendPacer(BaseRequestMiddleware):
         if chat_id is not None and not isinstance(chat_id, int | str):
             chat_id = None
         budgets = self._budgets(name, chat_id)
-        if _droppable.get() or name == DRAFT_METHOD:
+        kind = _droppable.get()
+        if kind is not None or name == DRAFT_METHOD:
+            if kind != "first" and budgets:
+                budgets.append((self.preview_bucket, 0.0))
             return await self._try_once(make_request, bot, method, budgets, chat_id)
         return await self._deliver(make_request, bot, method, budgets, chat_id)
 

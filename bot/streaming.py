@@ -236,7 +236,7 @@ class Relay:
                 await asyncio.wait_for(self._finished.wait(), interval)
 
     async def _show(self, html: str) -> None:
-        with droppable():
+        with droppable(first=not self.last_shown):
             await self._show_preview(html)
 
     async def _show_preview(self, html: str) -> None:
