@@ -115,32 +115,38 @@ class LoadResult:
 async def register_users(
     client: SandboxClient, factory: UnitOfWorkFactory, count: int, *, money: int, policy: str
 ) -> dict[int, int]:
-    """Sandbox users who accepted the policy and hold ``money``: Telegram id -> account id."""
+    """Sandbox users who accepted the policy and hold ``money``: Telegram id -> account id.
+    Registered a few at a time, each in its own transaction."""
     people: dict[int, int] = {}
-    for n in range(count):
-        telegram_id = (await client.create_user(f"Load{n}", language_code="en"))["id"]
-        async with factory() as uow:
-            registration = await accounts.register_telegram_user(
-                uow,
-                telegram_id=telegram_id,
-                username=None,
-                first_name=f"Load{n}",
-                last_name=None,
-                language_code="en",
-                payload=parse_start_payload(None),
-                policy_version=policy,
-                client=ClientInfo(platform="telegram"),
-            )
-            user_id = registration.user.id
-            if money:
-                await billing.credit(
+    gate = asyncio.Semaphore(10)
+
+    async def one(n: int) -> None:
+        async with gate:
+            telegram_id = (await client.create_user(f"Load{n}", language_code="en"))["id"]
+            async with factory() as uow:
+                registration = await accounts.register_telegram_user(
                     uow,
-                    user_id=user_id,
-                    amount=money,
-                    category="topup",
-                    key=f"load:{secrets.token_hex(8)}",
+                    telegram_id=telegram_id,
+                    username=None,
+                    first_name=f"Load{n}",
+                    last_name=None,
+                    language_code="en",
+                    payload=parse_start_payload(None),
+                    policy_version=policy,
+                    client=ClientInfo(platform="telegram"),
                 )
-        people[telegram_id] = user_id
+                user_id = registration.user.id
+                if money:
+                    await billing.credit(
+                        uow,
+                        user_id=user_id,
+                        amount=money,
+                        category="topup",
+                        key=f"load:{secrets.token_hex(8)}",
+                    )
+            people[telegram_id] = user_id
+
+    await asyncio.gather(*(one(n) for n in range(count)))
     return people
 
 
