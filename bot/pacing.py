@@ -13,7 +13,8 @@ Invariants:
   is not retried: the next preview carries newer text anyway.
 - Every other call must arrive. It waits for its budgets, first come first served; on 429 it
   waits the ``retry_after`` Telegram names and tries again, for as long as that takes; a server
-  error or a lost connection is retried with a capped back-off for ``patience`` seconds. It
+  error or a lost connection is retried with a capped back-off for ``patience`` seconds (a
+  connection lost after Telegram took the message may show it twice: better than never). It
   ends only when delivered, or with the error when the chat is gone (403: blocked, kicked,
   deactivated; 400 chat not found) or Telegram refuses the request itself (any other 4xx).
 - Calls that put nothing into a chat (getUpdates, answerCallbackQuery, deleteMessage, ...) take
@@ -40,6 +41,7 @@ from aiogram import Bot
 from aiogram.client.session.middlewares.base import BaseRequestMiddleware, NextRequestMiddlewareType
 from aiogram.exceptions import (
     TelegramAPIError,
+    TelegramEntityTooLarge,
     TelegramNetworkError,
     TelegramRetryAfter,
     TelegramServerError,
@@ -241,6 +243,8 @@ class SendPacer(BaseRequestMiddleware):
                 self._close(budgets, exc.retry_after)
                 if not budgets:
                     await asyncio.sleep(exc.retry_after)
+            except TelegramEntityTooLarge:
+                raise
             except (TelegramServerError, TelegramNetworkError) as exc:
                 if self.clock() - started + backoff > self.patience:
                     raise

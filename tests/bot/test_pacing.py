@@ -137,18 +137,23 @@ async def test_a_final_reply_to_a_blocked_user_is_undelivered_and_not_stored_as_
 async def test_relay_reports_a_reply_the_chat_never_got_as_undelivered(
     harness: BotHarness,
 ) -> None:
-    chat_id, _user_id = await _one_user(harness)
-    await harness.client.send_text(chat_id, "hi")  # the chat exists and has started the bot
-    await harness.client.fault("sendMessage", 403, chat_id=chat_id, count=1)
-    relay = Relay(harness.bot, chat_id, private=True)
-    outcome = await asyncio.wait_for(relay.run(stream("A reply nobody reads.", 4, 0.2)), 10)
-    assert outcome.text == "A reply nobody reads."
-    assert outcome.delivered is False
-    # The same reply to a chat that takes it is delivered.
-    outcome = await asyncio.wait_for(
-        Relay(harness.bot, chat_id, private=True).run(stream("A reply read.", 4, 0.2)), 10
-    )
-    assert outcome.delivered is True
+    bot, _pacer = paced_bot(harness, Limits())
+    try:
+        await harness.client.register_bot(bot.token, f"pacer_{bot.id}_bot")
+        chat_id, _user_id = await _one_user(harness)
+        await harness.client.send_text(chat_id, "hi", bot_id=bot.id)
+        await harness.client.fault("sendMessage", 403, chat_id=chat_id, count=1)
+        relay = Relay(bot, chat_id, private=True)
+        outcome = await asyncio.wait_for(relay.run(stream("A reply nobody reads.", 4, 0.2)), 10)
+        assert outcome.text == "A reply nobody reads."
+        assert outcome.delivered is False
+        # The same reply to a chat that takes it is delivered.
+        outcome = await asyncio.wait_for(
+            Relay(bot, chat_id, private=True).run(stream("A reply read.", 4, 0.2)), 10
+        )
+        assert outcome.delivered is True
+    finally:
+        await bot.session.close()
 
 
 async def test_previews_are_dropped_under_pressure_and_the_final_reply_is_not_delayed(
@@ -221,5 +226,21 @@ async def test_a_must_deliver_call_to_a_chat_that_is_gone_fails_at_once(
         await harness.client.fault("sendMessage", 403, chat_id=chat_id, count=1)
         with pytest.raises(TelegramForbiddenError):
             await asyncio.wait_for(bot.send_message(chat_id, "Anyone?"), 5)
+    finally:
+        await bot.session.close()
+
+
+async def test_a_must_deliver_call_is_retried_through_server_errors(
+    harness: BotHarness,
+) -> None:
+    bot, _pacer = paced_bot(harness, Limits())
+    try:
+        await harness.client.register_bot(bot.token, f"pacer_{bot.id}_bot")
+        chat_id, _user_id = await _one_user(harness)
+        await harness.client.send_text(chat_id, "hi", bot_id=bot.id)
+        await harness.client.fault("sendMessage", 500, chat_id=chat_id, count=2)
+        sent = await asyncio.wait_for(bot.send_message(chat_id, "Still here"), 10)
+        assert sent.text == "Still here"
+        assert [m["text"] for m in await harness.client.bot_messages(chat_id)] == ["Still here"]
     finally:
         await bot.session.close()
