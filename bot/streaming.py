@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DRAFT_INTERVAL = 0.4  # private chats: drafts are cheap and animated
 EDIT_INTERVAL = 3.0  # groups: 20 messages a minute, edits included
+MAX_INTERVAL = 6.0  # previews backing off while the send budget is short
 REASONING_SHOWN = 1500
 # Private chats: a reply still streaming after this long gets a message with a Stop button.
 STOP_AFTER = 1.0
@@ -201,7 +202,8 @@ class Relay:
         return ""
 
     async def _send_loop(self) -> None:
-        interval = DRAFT_INTERVAL if self.private else EDIT_INTERVAL
+        base = DRAFT_INTERVAL if self.private else EDIT_INTERVAL
+        interval = base
         if self.private:
             # A model slow to start gets Telegram's "Thinking…" (an empty draft); a quick one
             # goes straight to its reply.
@@ -222,9 +224,12 @@ class Relay:
                 try:
                     await self._show(html)
                     self.last_shown = html
+                    interval = base
                 except Dropped:
-                    # No room now: try again after the interval, with whatever is newest then.
+                    # No room now: try again later, with whatever is newest then; while the
+                    # budget stays short, less often, so no time goes on rendering in vain.
                     self.live.changed.set()
+                    interval = min(interval * 2, MAX_INTERVAL)
                 except TelegramRetryAfter as exc:
                     self.live.changed.set()
                     with contextlib.suppress(TimeoutError):
