@@ -5,6 +5,7 @@ previews give way to messages that must arrive."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator
@@ -26,13 +27,21 @@ from db.models import ChatMessageRow, LedgerEntry
 from tests.bot.conftest import POLICY_VERSION, BotHarness
 
 
-def paced_bot(harness: BotHarness, limits: Limits) -> tuple[Bot, SendPacer]:
+@contextlib.asynccontextmanager
+async def paced_bot(harness: BotHarness, limits: Limits) -> AsyncIterator[tuple[Bot, SendPacer]]:
     """A second bot on the same sandbox, with a pacer of the given limits."""
     token = f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
     pacer = SendPacer(limits)
     session = AiohttpSession(api=TelegramAPIServer.from_base(harness.sandbox.url))
     session.middleware(pacer)
-    return Bot(token, session=session, default=DefaultBotProperties(parse_mode="HTML")), pacer
+    bot = Bot(token, session=session, default=DefaultBotProperties(parse_mode="HTML"))
+    await harness.client.register_bot(token, f"pacer_{bot.id}_bot")
+    try:
+        yield bot, pacer
+    finally:
+        await bot.session.close()
+        # The sandbox routes users' messages to the bot heard from last: the harness's again.
+        await harness.bot.get_me()
 
 
 async def stream(text: str, pieces: int, seconds: float) -> AsyncIterator[StreamEvent]:
@@ -137,9 +146,7 @@ async def test_a_final_reply_to_a_blocked_user_is_undelivered_and_not_stored_as_
 async def test_relay_reports_a_reply_the_chat_never_got_as_undelivered(
     harness: BotHarness,
 ) -> None:
-    bot, _pacer = paced_bot(harness, Limits())
-    try:
-        await harness.client.register_bot(bot.token, f"pacer_{bot.id}_bot")
+    async with paced_bot(harness, Limits()) as (bot, _pacer):
         chat_id, _user_id = await _one_user(harness)
         await harness.client.send_text(chat_id, "hi", bot_id=bot.id)
         await harness.client.fault("sendMessage", 403, chat_id=chat_id, count=1)
@@ -152,16 +159,12 @@ async def test_relay_reports_a_reply_the_chat_never_got_as_undelivered(
             Relay(bot, chat_id, private=True).run(stream("A reply read.", 4, 0.2)), 10
         )
         assert outcome.delivered is True
-    finally:
-        await bot.session.close()
 
 
 async def test_previews_are_dropped_under_pressure_and_the_final_reply_is_not_delayed(
     harness: BotHarness,
 ) -> None:
-    bot, pacer = paced_bot(harness, Limits(draft_rate=1.0, draft_burst=1.0))
-    try:
-        await harness.client.register_bot(bot.token, f"pacer_{bot.id}_bot")
+    async with paced_bot(harness, Limits(draft_rate=1.0, draft_burst=1.0)) as (bot, pacer):
         chat_id, _user_id = await _one_user(harness)
         await harness.client.send_text(chat_id, "hi", bot_id=bot.id)
         before = await harness.client.last_seq()
@@ -180,16 +183,12 @@ async def test_previews_are_dropped_under_pressure_and_the_final_reply_is_not_de
         # One draft a second fitted the budget; the rest were dropped, not queued.
         assert 1 <= len(drafts) <= 4
         assert pacer.dropped >= 1
-    finally:
-        await bot.session.close()
 
 
 async def test_a_preview_gives_way_while_must_deliver_messages_wait_for_the_budget(
     harness: BotHarness,
 ) -> None:
-    bot, pacer = paced_bot(harness, Limits(global_rate=4.0, global_burst=2.0))
-    try:
-        await harness.client.register_bot(bot.token, f"pacer_{bot.id}_bot")
+    async with paced_bot(harness, Limits(global_rate=4.0, global_burst=2.0)) as (bot, pacer):
         people = await register_users(
             harness.client, harness.uow_factory, 8, money=0, policy=POLICY_VERSION
         )
@@ -211,36 +210,26 @@ async def test_a_preview_gives_way_while_must_deliver_messages_wait_for_the_budg
         delivered = await asyncio.wait_for(asyncio.gather(*sends), 15)
         assert [m.text for m in delivered] == [f"Reply {n}" for n in range(len(chats))]
         assert pacer.waited_429 == 0  # the budget kept every call under the sandbox's limits
-    finally:
-        await bot.session.close()
 
 
 async def test_a_must_deliver_call_to_a_chat_that_is_gone_fails_at_once(
     harness: BotHarness,
 ) -> None:
-    bot, _pacer = paced_bot(harness, Limits())
-    try:
-        await harness.client.register_bot(bot.token, f"pacer_{bot.id}_bot")
+    async with paced_bot(harness, Limits()) as (bot, _pacer):
         chat_id, _user_id = await _one_user(harness)
         await harness.client.send_text(chat_id, "hi", bot_id=bot.id)
         await harness.client.fault("sendMessage", 403, chat_id=chat_id, count=1)
         with pytest.raises(TelegramForbiddenError):
             await asyncio.wait_for(bot.send_message(chat_id, "Anyone?"), 5)
-    finally:
-        await bot.session.close()
 
 
 async def test_a_must_deliver_call_is_retried_through_server_errors(
     harness: BotHarness,
 ) -> None:
-    bot, _pacer = paced_bot(harness, Limits())
-    try:
-        await harness.client.register_bot(bot.token, f"pacer_{bot.id}_bot")
+    async with paced_bot(harness, Limits()) as (bot, _pacer):
         chat_id, _user_id = await _one_user(harness)
         await harness.client.send_text(chat_id, "hi", bot_id=bot.id)
         await harness.client.fault("sendMessage", 500, chat_id=chat_id, count=2)
         sent = await asyncio.wait_for(bot.send_message(chat_id, "Still here"), 10)
         assert sent.text == "Still here"
         assert [m["text"] for m in await harness.client.bot_messages(chat_id)] == ["Still here"]
-    finally:
-        await bot.session.close()
