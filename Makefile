@@ -30,6 +30,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	$(BIN)/bandit -q -r bot core db netroom webapp sandbox -c pyproject.toml
 
 # Browser tests drive Debian's Chromium.
 chromium:
@@ -50,6 +51,7 @@ bench: install locales
 	$(BIN)/python -m bench.rag
 	$(BIN)/python -m bench.export
 	$(BIN)/python -m bench.retention
+	$(BIN)/python -m bench.faults
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

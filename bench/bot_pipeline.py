@@ -28,6 +28,7 @@ from bench._db import scratch_database
 from bot.context import BotContext
 from bot.dispatcher import create_dispatcher
 from bot.factory import create_bot
+from bot.inbox import InboxPolling
 from bot.pacing import Limits
 from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo
@@ -139,9 +140,14 @@ async def main_async(url: str, users: int, messages: int, rounds: int) -> None:
     netroom_dp = netroom_dispatcher(sandbox.url, factory, redis, http)
     await client.register_bot(echo_bot.token, "bench_echo_bot")
     await client.register_bot(netroom_bot.token, "bench_netroom_bot")
+    # The echo bot polls as aiogram does; NetRoom as `netroom bot` does, through the inbox
+    # (each batch recorded before it is confirmed, each row deleted once handled).
+    inbox = InboxPolling(netroom_dp, netroom_bot, factory, polling_timeout=1)
     polls = [
-        asyncio.create_task(dp.start_polling(bot, handle_signals=False, polling_timeout=1))
-        for dp, bot in ((echo_dp, echo_bot), (netroom_dp, netroom_bot))
+        asyncio.create_task(
+            echo_dp.start_polling(echo_bot, handle_signals=False, polling_timeout=1)
+        ),
+        asyncio.create_task(inbox.run()),
     ]
     echo_rates: list[float] = []
     netroom_rates: list[float] = []
@@ -201,9 +207,9 @@ async def main_async(url: str, users: int, messages: int, rounds: int) -> None:
                 )
             )
     finally:
-        for dp in (echo_dp, netroom_dp):
-            with contextlib.suppress(RuntimeError):
-                await dp.stop_polling()
+        with contextlib.suppress(RuntimeError):
+            await echo_dp.stop_polling()
+        inbox.stop()
         await asyncio.gather(*polls, return_exceptions=True)
         for bot in (echo_bot, netroom_bot):
             await bot.session.close()

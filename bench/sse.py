@@ -295,7 +295,7 @@ async def run(database_url: str, streams: int, chunks: int, rounds: int) -> None
     try:
         async with httpx.AsyncClient(timeout=120, limits=limits) as http:
             await wait_ready(http, f"{sandbox}/sandbox/api/providers/script", children[0])
-            await wait_ready(http, f"{web_url}/healthz", children[1])
+            await wait_ready(http, f"{web_url}/readyz", children[1])
             tokens = await users(database_url, streams * (rounds + 1) + rounds)
 
             async def script() -> None:

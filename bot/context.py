@@ -36,3 +36,5 @@ class BotContext:
     file_limits: FileLimits = field(default_factory=FileLimits)
     embedder: Embedder | None = None
     clock: Clock = utcnow
+    # This process, as the owner of the holds it makes (core/owners.py); None outside a service.
+    owner: str | None = None

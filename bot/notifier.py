@@ -40,8 +40,11 @@ class BotNotifier:
         await self.bot.send_message(telegram_id, text)
 
     async def send_admin_report(self, *, chat_ids: tuple[int, ...], text: str) -> None:
+        """A long report goes as several messages, cut between lines."""
+        parts = _cut(text, REPORT_LIMIT)
         for chat_id in chat_ids:
-            await self.bot.send_message(chat_id, text, parse_mode=None)
+            for part in parts:
+                await self.bot.send_message(chat_id, part, parse_mode=None)
 
     async def copy_message(self, *, telegram_id: int, from_chat_id: int, message_id: int) -> str:
         """``sent``, ``blocked`` (the user blocked the bot) or ``failed``."""
@@ -85,3 +88,26 @@ class BotNotifier:
                     log.info("support message %s not deleted: %s", message_id, exc.message)
         except (TelegramBadRequest, TelegramForbiddenError) as exc:
             log.warning("support trace in %s not deleted: %s", admin_chat_id, exc.message)
+
+
+REPORT_LIMIT = 4096
+
+
+def _cut(text: str, limit: int) -> list[str]:
+    parts: list[str] = []
+    current = ""
+    for line in text.splitlines():
+        while len(line) > limit:
+            if current:
+                parts.append(current)
+                current = ""
+            parts.append(line[:limit])
+            line = line[limit:]
+        if current and len(current) + 1 + len(line) > limit:
+            parts.append(current)
+            current = line
+        else:
+            current = f"{current}\n{line}" if current else line
+    if current or not parts:
+        parts.append(current)
+    return parts

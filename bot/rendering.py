@@ -3,7 +3,8 @@ without breaking formatting, and drafts of a reply still streaming in.
 
 Markdown is parsed with markdown-it-py (CommonMark plus GFM tables and strikethrough); raw HTML a
 model writes is shown as text. Every character the model wrote is escaped; only the tags below
-are emitted, always balanced: b, i, s, code, pre, a, blockquote.
+are emitted, always balanced: b, i, s, code, pre, a, blockquote. Links keep only http, https and
+mailto targets; any other becomes its plain text.
 """
 
 from __future__ import annotations
@@ -17,7 +18,9 @@ from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
 LIMIT = 4096
-SAFE_LINK = re.compile(r"^(https?|tg|mailto):", re.IGNORECASE)
+# Links a model writes keep only these schemes: tg:// and the like would act inside Telegram
+# (join a chat, open a bot, start a payment) at a tap on text the model chose.
+SAFE_LINK = re.compile(r"^(https?|mailto):", re.IGNORECASE)
 TAG_OR_TEXT = re.compile(r"<[^>]*>|[^<]+")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
 

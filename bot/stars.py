@@ -1,7 +1,9 @@
-"""Telegram's own record of Star payments, for reconciliation; subscription renewals."""
+"""Telegram's own record of Star payments (with the payer and the invoice payload, so a charge
+whose update was lost can be credited), for reconciliation; subscription renewals."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from aiogram import Bot
@@ -49,13 +51,16 @@ class TelegramStars:
                 if isinstance(t.receiver, TransactionPartnerUser):
                     refunded.add(t.id)
                 elif isinstance(t.source, TransactionPartnerUser) and when >= since:
-                    incoming[t.id] = ProviderCharge("stars", t.id, t.amount, when)
+                    incoming[t.id] = ProviderCharge(
+                        "stars",
+                        t.id,
+                        t.amount,
+                        when,
+                        payload=t.source.invoice_payload,
+                        payer_telegram_id=t.source.user.id,
+                        subscription_period=t.source.subscription_period,
+                    )
             if len(page.transactions) < PAGE:
                 break
             offset += PAGE
-        return [
-            ProviderCharge(
-                c.provider, c.external_id, c.amount, c.created_at, c.external_id in refunded
-            )
-            for c in incoming.values()
-        ]
+        return [replace(c, refunded=c.external_id in refunded) for c in incoming.values()]

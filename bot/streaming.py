@@ -92,7 +92,7 @@ class Relay:
         self.thinking_text = thinking_text
         self.should_stop = should_stop
         self.live = _Live()
-        self.draft_id = random.randint(1, 2**31 - 1)
+        self.draft_id = random.randint(1, 2**31 - 1)  # nosec B311 # a draft's id, no secret
         # Groups: the message being edited; private chats: the message holding the Stop button.
         self.anchor_id: int | None = None
         self.last_shown = ""

@@ -1,5 +1,10 @@
 """Settings, built once in the entrypoint and passed down.
 
+Outside the local sandbox (a bot token for the real Bot API, or a public or webhook URL that is
+not loopback) the settings are refused, whatever ``ENV`` says, with a placeholder or short
+``WEB__JWT_SECRET`` or, in webhook mode, without a real ``BOT__WEBHOOK_SECRET``: either would let
+anyone mint sessions or forge updates.
+
 Environment variable names are an interface operators and deploy scripts depend on:
 ``DATABASE__URL``, ``REDIS__URL``, ``BOT__TOKEN`` and so on (nested with ``__``).
 """
@@ -9,9 +14,10 @@ from __future__ import annotations
 import datetime as dt
 import re
 from enum import StrEnum
-from ipaddress import IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Literal, cast
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
@@ -28,6 +34,26 @@ from core.providers.settings import ProvidersSettings
 
 PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "dev-only-secret"})
 TOKEN_RE = re.compile(r"^\d{1,20}:[A-Za-z0-9_-]{30,64}$")
+MIN_SECRET_BYTES = 32
+MIN_WEBHOOK_SECRET = 16
+MAKE_SECRET = "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`"  # noqa: S105 (a command)  # nosec B105 # a command
+
+
+def is_placeholder(secret: str) -> bool:
+    """A value from the examples or the defaults, which anyone may know."""
+    value = secret.strip().lower()
+    return value in PLACEHOLDER_SECRETS or value.startswith(("dev-", "replace", "change"))
+
+
+def is_loopback_url(url: str) -> bool:
+    """Whether the URL's host is this machine (localhost or a loopback address)."""
+    host = (urlsplit(url).hostname or "").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class Environment(StrEnum):
@@ -46,6 +72,9 @@ class DatabaseSettings(BaseModel):
 class RedisSettings(BaseModel):
     # None: an embedded Redis under DATA_DIR is started.
     url: str | None = None
+    # A job untouched this long (its worker died) is run again by another worker. A live worker
+    # touches its jobs every third of it, so long jobs are not affected.
+    job_redeliver_seconds: float = Field(default=60.0, ge=1.0, le=3600.0)
 
 
 class BotSettings(BaseModel):
@@ -215,11 +244,66 @@ class FilesSettings(BaseModel):
     embeddings_dimensions: int = Field(default=256, ge=16, le=3072)
     # What indexing costs the user, in kopecks per 1 000 embedded tokens (0: free).
     embeddings_price_1k: int = Field(default=1, ge=0)
+    # A file left queued or indexing this long by a worker that stopped is queued again, and
+    # failed (the user is told why) once indexing has started this many times.
+    index_deadline_seconds: float = Field(default=300.0, ge=1.0)
+    index_attempts: int = Field(default=3, ge=1, le=20)
+    # Each document is read in a child process limited to this much memory (its whole address
+    # space) and CPU time; a file that needs more is refused as too complex.
+    read_memory_mb: int = Field(default=768, ge=256)
+    read_cpu_seconds: int = Field(default=20, ge=1)
+
+
+class BackupSettings(BaseModel):
+    """Scheduled backups of an installation with embedded Postgres (`netroom backup` works
+    everywhere; with your own Postgres, back it up the way you back up the rest)."""
+
+    # Every day at this hour (UTC), when Postgres is embedded.
+    daily: bool = True
+    # Where the archives go (default: DATA_DIR/backups) and how many of the newest are kept.
+    dir: Path | None = None
+    keep: int = Field(default=7, ge=1)
+
+
+class JobsSettings(BaseModel):
+    """Periodic jobs. A job's schedule is a five-field cron expression (UTC) or an interval
+    such as ``30s``, ``10m`` or ``2h``; overrides replace the built-in schedule of a job by name,
+    e.g. ``{"retention.purge_expired": "5m"}``."""
+
+    schedule_overrides: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("schedule_overrides")
+    @classmethod
+    def _valid_schedules(cls, value: dict[str, str]) -> dict[str, str]:
+        from core.services.job_runs import parse_schedule
+
+        for name, spec in value.items():
+            try:
+                parse_schedule(spec)
+            except ValueError as exc:
+                raise ValueError(f"JOBS__SCHEDULE_OVERRIDES: {name}: {exc}") from exc
+        return value
 
 
 class SandboxSettings(BaseModel):
     host: str = "127.0.0.1"
     port: int = 8081
+
+
+class ShutdownSettings(BaseModel):
+    # On SIGTERM/SIGINT, replies being written get this long to finish; the rest are cut short
+    # (the user is told and pays for what was delivered). Keep it under the supervisor's own
+    # stop timeout (Docker: 10 s by default, `stop_grace_period`; systemd: TimeoutStopSec).
+    grace_seconds: float = Field(default=25.0, ge=0, le=600)
+
+
+class HoldSettings(BaseModel):
+    # Each process's heartbeat in Redis: it lives this long and is renewed three times as often.
+    heartbeat_ttl_seconds: float = Field(default=30.0, gt=0, le=600)
+    # How often holds of stopped processes are looked for (and kept settlements applied).
+    sweep_seconds: float = Field(default=30.0, gt=0, le=600)
+    # A hold without an owner process is released after this long.
+    ownerless_seconds: float = Field(default=120.0, gt=0, le=86_400)
 
 
 class AuthSettings(BaseModel):
@@ -233,10 +317,15 @@ class AuthSettings(BaseModel):
     # Until the emailed link is opened, signing in with the password is refused.
     email_confirmation: bool = True
     confirmation_ttl_hours: int = Field(default=48, ge=1, le=720)
-    # Failed sign-ins: per account and per address, each counted over LOCKOUT_MINUTES.
+    # Failed sign-ins, counted over LOCKOUT_MINUTES: on one account from one address, and from
+    # one address on any accounts, each locks that address when reached.
     max_failures_per_account: int = Field(default=5, ge=1)
     max_failures_per_ip: int = Field(default=20, ge=1)
     lockout_minutes: int = Field(default=15, ge=1, le=1440)
+    # On one account from all addresses: past this many, an address that fails waits
+    # SLOW_DOWN_SECONDS before its next try. Never locks the owner out.
+    slow_down_after: int = Field(default=10, ge=1)
+    slow_down_seconds: int = Field(default=30, ge=1, le=3600)
 
 
 class EmailSettings(BaseModel):
@@ -306,23 +395,50 @@ class Settings(BaseSettings):
     free_tier: FreeTierSettings = Field(default_factory=FreeTierSettings)
     yookassa: YooKassaSettings = Field(default_factory=YooKassaSettings)
     files: FilesSettings = Field(default_factory=FilesSettings)
+    backup: BackupSettings = Field(default_factory=BackupSettings)
+    jobs: JobsSettings = Field(default_factory=JobsSettings)
     # No key anywhere: `netroom run` points every provider at the sandbox's fakes.
     providers: ProvidersSettings = Field(default_factory=ProvidersSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     email: EmailSettings = Field(default_factory=EmailSettings)
     oauth: OAuthSettings = Field(default_factory=OAuthSettings)
+    shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
+    holds: HoldSettings = Field(default_factory=HoldSettings)
 
     @model_validator(mode="after")
-    def _no_placeholder_secrets_in_production(self) -> Settings:
-        if self.env is Environment.PRODUCTION:
+    def _no_placeholder_secrets_outside_the_sandbox(self) -> Settings:
+        # Whatever ENV says: a deployment that real users can reach gets real secrets.
+        if self.env is Environment.PRODUCTION or self.reachable_from_outside:
             secret = self.web.jwt_secret.get_secret_value()
-            if secret in PLACEHOLDER_SECRETS or len(secret.encode()) < 32:
-                raise ValueError("WEB__JWT_SECRET must be a real secret of at least 32 bytes")
-            if self.bot.token is None:
-                raise ValueError("BOT__TOKEN is required in production")
-            if self.bot.webhook_url and self.bot.webhook_secret is None:
-                raise ValueError("BOT__WEBHOOK_SECRET is required with BOT__WEBHOOK_URL")
+            if is_placeholder(secret) or len(secret.encode()) < MIN_SECRET_BYTES:
+                raise ValueError(
+                    f"WEB__JWT_SECRET must be a random secret of at least {MIN_SECRET_BYTES} "
+                    f"bytes outside the local sandbox; make one with {MAKE_SECRET}"
+                )
+            hook_secret = self.bot.webhook_secret
+            if self.bot.webhook_url and (
+                hook_secret is None
+                or is_placeholder(hook_secret.get_secret_value())
+                or len(hook_secret.get_secret_value()) < MIN_WEBHOOK_SECRET
+            ):
+                raise ValueError(
+                    "BOT__WEBHOOK_SECRET is required with BOT__WEBHOOK_URL outside the local "
+                    f"sandbox: at least {MIN_WEBHOOK_SECRET} random characters of A-Z, a-z, "
+                    f"0-9, _ and -; make one with {MAKE_SECRET}"
+                )
+        if self.env is Environment.PRODUCTION and self.bot.token is None:
+            raise ValueError("BOT__TOKEN is required in production")
         return self
+
+    @property
+    def reachable_from_outside(self) -> bool:
+        """Real Telegram (a bot token for a non-loopback Bot API), or a web app or webhook
+        published at a non-loopback address: anyone may then reach what these secrets guard."""
+        if self.bot.token is not None and not is_loopback_url(self.bot.api_base):
+            return True
+        if self.bot.webhook_url and not is_loopback_url(self.bot.webhook_url):
+            return True
+        return not is_loopback_url(self.web.public_url)
 
     @property
     def policy_url(self) -> str:

@@ -38,6 +38,11 @@ class InvalidInput(DomainError):
     msgid = N_("The request is not valid.")
 
 
+class UnsupportedMediaType(InvalidInput):
+    code = "unsupported_media_type"
+    msgid = N_("The request's content type is not supported here.")
+
+
 class ConsentRequired(DomainError):
     code = "consent_required"
     msgid = N_("Please accept the privacy policy first.")
@@ -56,3 +61,19 @@ class RateLimited(DomainError):
 class Unauthorized(DomainError):
     code = "unauthorized"
     msgid = N_("Please sign in.")
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (Postgres, Redis) did not answer: nothing was done, the same request can be
+    made again in a moment. ``detail`` names the dependency."""
+
+    code = "unavailable"
+    msgid = N_("The service is busy for a moment, please try again in a minute.")
+
+
+class ShuttingDown(DomainError):
+    """The process is stopping (a restart or a deploy): new work goes to the next one."""
+
+    code = "shutting_down"
+    msgid = N_("The service is restarting. Please try again in a few seconds.")
+    retry_after = 5

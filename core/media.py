@@ -1,12 +1,14 @@
 """The media store: generated images and videos as files behind long random keys.
 
-The default keeps them on the local filesystem under ``DATA_DIR/media``; an S3-compatible store
-can take its place behind the same three operations.
+The default keeps them on the local filesystem under ``DATA_DIR/media``, in directories and
+files only the service's user can read (0700, 0600); an S3-compatible store can take its place
+behind the same three operations.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import secrets
 from pathlib import Path
@@ -39,9 +41,12 @@ class LocalMediaStore:
         path = self._path(key)
 
         def write() -> None:
-            path.parent.mkdir(parents=True, exist_ok=True)
+            path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             tmp = path.with_suffix(path.suffix + ".part")
-            tmp.write_bytes(data)
+            # Readable by the service's own user only, whatever the umask.
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
             tmp.replace(path)
 
         await asyncio.to_thread(write)

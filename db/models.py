@@ -19,7 +19,7 @@ from sqlalchemy import (
     text,
 )
 from sqlalchemy import Identity as Generated
-from sqlalchemy.dialects.postgresql import INET, JSONB, TSVECTOR
+from sqlalchemy.dialects.postgresql import ARRAY, INET, JSONB, TSVECTOR
 from sqlalchemy.orm import Mapped, mapped_column
 
 from db.base import Base, created_at_column
@@ -203,6 +203,7 @@ class Reservation(Base):
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("status IN ('held', 'settled', 'released')", name="status_known"),
         Index("ix_reservations_held", "created_at", postgresql_where=text("status = 'held'")),
+        Index("ix_reservations_held_owner", "owner", postgresql_where=text("status = 'held'")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
@@ -213,6 +214,9 @@ class Reservation(Base):
     status: Mapped[str] = mapped_column(String(16), server_default="held")
     model_id: Mapped[str | None] = mapped_column(String(128))
     idempotency_key: Mapped[str] = mapped_column(String(128), unique=True)
+    # The process that holds it (host:pid:random), while its request is in flight; a hold whose
+    # owner's heartbeat is gone is released by the sweeper (core/owners.py).
+    owner: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = created_at_column()
     closed_at: Mapped[datetime | None]
 
@@ -575,6 +579,11 @@ class Session(Base):
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
     # SHA-256 of the current refresh token (rotated on each use); the token itself is never kept.
     refresh_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # SHA-256 of the refresh tokens it replaced, newest first (a bounded number): one of these
+    # coming back is a stolen token being used, and ends the session.
+    retired_hashes: Mapped[list[str]] = mapped_column(
+        ARRAY(String(64)), server_default="{}", default=list
+    )
     platform: Mapped[str] = mapped_column(String(16))
     device: Mapped[str | None] = mapped_column(String(32))
     os: Mapped[str | None] = mapped_column(String(64))
@@ -595,6 +604,11 @@ class File(Base):
     __table_args__ = (
         UniqueConstraint("user_id", "sha256"),
         CheckConstraint("status IN ('queued', 'indexing', 'ready', 'failed')", name="status_known"),
+        Index(
+            "ix_files_unfinished",
+            "updated_at",
+            postgresql_where=text("status IN ('queued', 'indexing')"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
@@ -611,6 +625,8 @@ class File(Base):
     pages: Mapped[int | None] = mapped_column(Integer)
     chunks: Mapped[int] = mapped_column(Integer, server_default="0")
     billed_tokens: Mapped[int] = mapped_column(Integer, server_default="0")
+    # How many times indexing started; a file interrupted this often is given up (failed).
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
     # Where the bytes lie in the media store.
     storage_key: Mapped[str] = mapped_column(String(256))
     created_at: Mapped[datetime] = created_at_column()
@@ -697,3 +713,67 @@ class ShareLink(Base):
     # Set when an administrator disabled the link.
     disabled_at: Mapped[datetime | None]
     views: Mapped[int] = mapped_column(Integer, server_default="0")
+
+
+class InboxUpdate(Base):
+    """A Telegram update recorded before Telegram is told it arrived (policy 3.4: it holds the
+    person's message). The row lives only until the update has been handled, then it is deleted;
+    one that lingers is purged by retention, and a waiting one is exported and erased with its
+    sender's data."""
+
+    __tablename__ = "inbox_updates"
+    __table_args__ = (Index("ix_inbox_updates_received_at", "received_at"),)
+
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    # The sender, for export and erasure (None for updates that name nobody).
+    telegram_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = created_at_column()
+
+
+class InboxMark(Base):
+    """The highest update id a bot has recorded in the inbox: at start-up it is the first offset
+    asked of Telegram, so updates recorded and handled (their rows gone) but not yet confirmed
+    before a crash are confirmed instead of handled twice."""
+
+    __tablename__ = "inbox_marks"
+
+    bot_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_update_id: Mapped[int] = mapped_column(BigInteger)
+    recorded_at: Mapped[datetime] = created_at_column()
+
+
+class JobRun(Base):
+    """One run of a periodic job. A scheduled run is claimed by inserting its row for
+    (job, scheduled_for) before it is enqueued, so each tick is enqueued once however many
+    schedulers run; the worker fills in the rest. No personal data: names, times, counts."""
+
+    __tablename__ = "job_runs"
+    __table_args__ = (
+        UniqueConstraint("job", "scheduled_for"),
+        Index("ix_job_runs_job_started_at", "job", "started_at"),
+        Index("ix_job_runs_job_finished_at", "job", "finished_at"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
+    job: Mapped[str] = mapped_column(String(128))
+    # The tick this run belongs to; NULL for a run enqueued by hand.
+    scheduled_for: Mapped[datetime | None]
+    enqueued_at: Mapped[datetime] = created_at_column()
+    started_at: Mapped[datetime | None]
+    finished_at: Mapped[datetime | None]
+    # queued, running, ok or failed
+    status: Mapped[str] = mapped_column(String(16), server_default="queued")
+    error: Mapped[str | None] = mapped_column(Text)
+    rows_affected: Mapped[int | None] = mapped_column(BigInteger)
+
+
+class JobAlert(Base):
+    """A job reported to the operators as failed or overdue: one row per episode, removed when
+    the job succeeds again, so each episode is reported once."""
+
+    __tablename__ = "job_alerts"
+
+    job: Mapped[str] = mapped_column(String(128), primary_key=True)
+    reason: Mapped[str] = mapped_column(Text)
+    reported_at: Mapped[datetime] = created_at_column()

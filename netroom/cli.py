@@ -1,4 +1,4 @@
-"""The ``netroom`` command: run, bot, web, worker, migrate, sandbox."""
+"""The ``netroom`` command: run, bot, web, worker, migrate, jobs, backup, restore, sandbox."""
 
 from __future__ import annotations
 
@@ -6,22 +6,28 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import secrets
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from ipaddress import ip_network
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import httpx
 from pydantic import SecretStr, ValidationError
 
 from core.config import Settings
-from core.providers.settings import sandbox_providers
 from db.engine import UnitOfWorkFactory, create_engine
 from db.migrate import upgrade
-from netroom.processes import BotLink, Roles, serve, stop_on_signals
-from netroom.resources import Endpoints, backing_services, open_resources
-from webapp.routes.payments import NOTIFICATION_PATH
+from netroom.resources import backing_services, database_service
+
+if TYPE_CHECKING:
+    # The service's own modules (the bot, the web app) load only in the commands that run
+    # them: `netroom backup` or `migrate` need none of them.
+    from netroom.processes import Roles
+    from netroom.resources import Endpoints
 
 log = logging.getLogger("netroom")
 
@@ -61,7 +67,10 @@ async def _register_sandbox_bot(sandbox_url: str, token: str) -> None:
 
 async def _sandbox_yookassa(settings: Settings, sandbox_url: str) -> Settings:
     """Card top-ups in the demo: a shop in the sandbox's YooKassa, notifying this web app."""
+    from webapp.routes.payments import NOTIFICATION_PATH
+
     shop_id, secret = "sandbox-shop", secrets.token_urlsafe(24)
+
     notify = settings.web.public_url.rstrip("/") + NOTIFICATION_PATH
     async with httpx.AsyncClient(base_url=sandbox_url, timeout=10) as http:
         response = await http.post(
@@ -124,6 +133,9 @@ async def _sandbox_sign_in(settings: Settings, sandbox_url: str) -> Settings:
 
 
 async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sandbox: bool) -> None:
+    from core.providers.settings import sandbox_providers
+    from netroom.processes import BotLink, serve, stop_on_signals
+    from netroom.resources import open_resources
     from sandbox.app import start_sandbox
 
     async with contextlib.AsyncExitStack() as stack:
@@ -165,7 +177,7 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
 
 
 def _serve_command(settings: Settings, roles: Roles, *, migrate: bool, with_sandbox: bool) -> int:
-    with backing_services(settings) as endpoints:
+    with backing_services(settings, supervised=True) as endpoints:
         if migrate:
             upgrade(endpoints.database_url)
         asyncio.run(_run(settings, endpoints, roles, with_sandbox))
@@ -173,11 +185,15 @@ def _serve_command(settings: Settings, roles: Roles, *, migrate: bool, with_sand
 
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     roles = Roles(bot=True, web=True, worker=True, scheduler=True)
     return _serve_command(settings, roles, migrate=True, with_sandbox=True)
 
 
 def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     if settings.bot.token is None:
         print(
             "netroom bot needs BOT__TOKEN (or use `netroom run` for the sandbox)", file=sys.stderr
@@ -190,6 +206,8 @@ def cmd_bot(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     # In webhook mode the web processes receive the bot's updates.
     with_bot = bool(settings.bot.webhook_url and settings.bot.token)
     return _serve_command(
@@ -198,6 +216,8 @@ def cmd_web(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    from netroom.processes import Roles
+
     roles = Roles(worker=True, scheduler=bool(args.scheduler))
     return _serve_command(settings, roles, migrate=False, with_sandbox=False)
 
@@ -236,6 +256,59 @@ def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_jobs(settings: Settings, args: argparse.Namespace) -> int:
+    """Each periodic job: its schedule, last start and finish, last status, when it is next due."""
+    import json
+
+    from core.clock import utcnow
+    from netroom.jobs import JobDeps, create_broker
+    from netroom.scheduling import JobStatus, job_statuses, periodic_jobs
+
+    async def run(endpoints: Endpoints) -> list[JobStatus]:
+        engine = create_engine(endpoints.database_url, pool_size=1, max_overflow=0)
+        factory = UnitOfWorkFactory.for_engine(engine)
+        broker = create_broker(endpoints.redis_url, JobDeps(uow_factory=factory))
+        try:
+            jobs = await periodic_jobs(broker, settings.jobs.schedule_overrides)
+            return await job_statuses(factory, jobs, now=utcnow())
+        finally:
+            await broker.shutdown()
+            await engine.dispose()
+
+    with backing_services(settings) as endpoints:
+        try:
+            statuses = asyncio.run(run(endpoints))
+        except ValueError as exc:  # an override naming no periodic job
+            print(f"configuration error: {exc}", file=sys.stderr)
+            return 2
+    if args.json:
+        print(json.dumps([s.as_json() for s in statuses], indent=2))
+        return 0
+
+    def when(at: object) -> str:
+        return at.strftime("%Y-%m-%d %H:%M:%S") if hasattr(at, "strftime") else "-"
+
+    header = ("job", "schedule", "last start (UTC)", "last finish", "status", "next due")
+    rows = [
+        (
+            s.name,
+            s.schedule,
+            when(s.last_started_at),
+            when(s.last_finished_at),
+            s.last_status or "-",
+            when(s.next_due_at),
+        )
+        for s in statuses
+    ]
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, *rows]:
+        print("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip())
+    for s in statuses:
+        if s.problem:
+            print(f"! {s.name} {s.problem}")
+    return 0
+
+
 def cmd_promo(settings: Settings, args: argparse.Namespace) -> int:
     """Create a promo code (operators)."""
     from datetime import datetime
@@ -267,6 +340,47 @@ def cmd_promo(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    """Write an archive of the database and the stored files."""
+    from netroom import backup
+
+    out = (
+        Path(args.output)
+        if args.output
+        else backup.directory(settings) / backup.backup_name(datetime.now(UTC))
+    )
+    try:
+        with database_service(settings) as database_url:
+            manifest = asyncio.run(backup.create_backup(database_url, settings.data_dir, out))
+    except backup.BackupError as exc:
+        print(f"backup failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"backup written to {out}: the database and {len(manifest.files)} stored files")
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    """Restore an archive into an empty installation (or over this one, with --force)."""
+    from netroom import backup
+
+    archive = Path(args.file)
+    if not archive.is_file():
+        print(f"restore failed: {archive} is not a file", file=sys.stderr)
+        return 1
+    try:
+        with database_service(settings) as database_url:
+            manifest = asyncio.run(
+                backup.restore_backup(archive, database_url, settings.data_dir, force=args.force)
+            )
+    except backup.BackupError as exc:
+        print(f"restore failed: {exc}", file=sys.stderr)
+        return 1
+    files = manifest["files"]
+    count = len(files) if isinstance(files, list) else 0
+    print(f"restored {archive}: the database (schema {manifest['revision']}) and {count} files")
+    return 0
+
+
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from sandbox.app import main as sandbox_main
 
@@ -289,6 +403,8 @@ def parser() -> argparse.ArgumentParser:
     migrate = sub.add_parser("migrate", help="bring the database schema up to date")
     migrate.add_argument("revision", nargs="?", default="head")
     sub.add_parser("retention", help="apply the privacy policy's retention periods once")
+    jobs = sub.add_parser("jobs", help="periodic jobs: schedule, last run, next run")
+    jobs.add_argument("--json", action="store_true", help="a JSON list of objects")
     promo = sub.add_parser("promo", help="create a promo code")
     promo.add_argument("code")
     value = promo.add_mutually_exclusive_group(required=True)
@@ -298,6 +414,13 @@ def parser() -> argparse.ArgumentParser:
     promo.add_argument("--per-user", type=int, default=1, help="redemptions per user")
     promo.add_argument(
         "--expires", help="ISO date and time with offset, e.g. 2027-01-01T00:00+00:00"
+    )
+    backup = sub.add_parser("backup", help="archive the database and the stored files")
+    backup.add_argument("--output", help="the archive to write (default: BACKUP__DIR)")
+    restore = sub.add_parser("restore", help="restore an archive made by `netroom backup`")
+    restore.add_argument("file")
+    restore.add_argument(
+        "--force", action="store_true", help="replace a non-empty installation's data"
     )
     sandbox = sub.add_parser("sandbox", help="the local stand-ins for Telegram and the providers")
     sandbox.add_argument("--host")
@@ -312,7 +435,10 @@ COMMANDS = {
     "worker": cmd_worker,
     "migrate": cmd_migrate,
     "retention": cmd_retention,
+    "jobs": cmd_jobs,
     "promo": cmd_promo,
+    "backup": cmd_backup,
+    "restore": cmd_restore,
     "sandbox": cmd_sandbox,
 }
 
@@ -329,7 +455,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  {name or 'settings'}: {error['msg']}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level)
+    private_files(settings.data_dir)
     return COMMANDS[args.command](settings, args)
+
+
+def private_files(data_dir: Path) -> None:
+    """Everything this process and the servers it starts create (DATA_DIR, uploads, the Redis
+    dump, the embedded Postgres) is for its own user only: directories 0700, files 0600. A
+    DATA_DIR left open by an older version is closed."""
+    os.umask(0o077)
+    if data_dir.is_dir() and data_dir.stat().st_mode & 0o077:
+        data_dir.chmod(0o700)
 
 
 if __name__ == "__main__":

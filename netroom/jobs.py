@@ -1,14 +1,17 @@
 """Background jobs on taskiq with its Redis broker.
 
-Jobs are queued in a Redis list, so any number of workers on any machines share the work; the
-scheduler enqueues periodic jobs and must run in exactly one process (``netroom run`` or
-``netroom worker --scheduler``). Each job opens its own unit of work and calls one use case.
+Jobs are queued in a Redis stream read by one consumer group (``netroom.queue``): any number of
+workers on any machines share the work, a job is acknowledged only after it ends, and the job of
+a worker that died runs again elsewhere, so every job is idempotent. The scheduler
+(netroom.scheduling) enqueues periodic jobs; it may run in any number of processes (``netroom
+run``, ``netroom worker --scheduler``) and each tick is still enqueued once. Every run of a
+periodic job is recorded in ``job_runs``. Each job opens its own unit of work and calls one use
+case.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import logging
 import secrets
@@ -17,11 +20,8 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from redis.asyncio import Redis
-from taskiq import AsyncBroker, TaskiqScheduler
-from taskiq.cli.scheduler.run import SchedulerLoop
+from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
-from taskiq.schedule_sources import LabelScheduleSource
-from taskiq_redis import ListQueueBroker
 
 from core.clock import Clock, utcnow
 from core.media import MediaStore
@@ -33,16 +33,22 @@ from core.services import (
     billing,
     broadcasts,
     files,
+    job_runs,
     reconciliation,
     retention,
     support,
     tariffs,
     videos,
 )
+from core.services.payments import PaymentTerms
 from core.services.reconciliation import StarsSource
 from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import Media
+from netroom.backup import BackupPlan, scheduled_backup
+from netroom.file_jobs import register_file_jobs
+from netroom.queue import DurableStreamBroker
+from netroom.scheduling import JobRunsMiddleware, Scheduler, periodic_jobs
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +69,17 @@ class JobDeps:
     stars_source: StarsSource | None = None
     yookassa: YooKassaClient | None = None
     admin_chat_ids: tuple[int, ...] = ()
+    # With the payment terms, reconciliation also heals: it credits what the providers charged
+    # and we lack, and reverses their refunds (without them it only reports).
+    payment_terms: PaymentTerms | None = None
     # Broadcasts: messages per second (Telegram allows about 30 in all) and where the run lock
     # lives, so one broadcast never runs twice at once.
     broadcast_rate: float = 25.0
     redis: Redis | None = None
     file_limits: files.FileLimits = dataclasses.field(default_factory=files.FileLimits)
     embedder: files.Embedder | None = None
+    # The daily backup (embedded Postgres only).
+    backup: BackupPlan | None = None
 
 
 class BrokerQueue:
@@ -81,13 +92,24 @@ class BrokerQueue:
         await enqueue(self.broker, task_name, **kwargs)
 
 
-def create_broker(redis_url: str, deps: JobDeps, *, queue: str = QUEUE) -> AsyncBroker:
-    broker = ListQueueBroker(redis_url, queue_name=queue)
+def create_broker(
+    redis_url: str, deps: JobDeps, *, queue: str = QUEUE, redeliver_after: float = 60.0
+) -> AsyncBroker:
+    """The job queue under ``queue``: a job whose worker died runs again elsewhere once it has
+    been untouched ``redeliver_after`` seconds. Every run of a periodic job is recorded."""
+    broker = DurableStreamBroker(
+        redis_url,
+        queue_name=f"{queue}:stream",
+        idle_timeout=redeliver_after,
+        legacy_list=queue,
+    )
+    broker.add_middlewares(JobRunsMiddleware(deps.uow_factory, deps.clock))
     register_jobs(broker, deps)
     return broker
 
 
 def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
+    register_backup_jobs(broker, deps)
     register_money_jobs(broker, deps)
     register_broadcast_jobs(broker, deps)
     register_file_jobs(broker, deps)
@@ -96,6 +118,9 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         async with deps.uow_factory() as uow:
             changed = await retention.scrub_technical_data(uow, now=deps.clock())
         log.info("retention: technical data scrubbed from %d rows", changed)
+        async with deps.uow_factory() as uow:
+            history = await job_runs.purge_history(uow, now=deps.clock())
+        log.info("jobs: %d runs older than the kept history dropped", history)
         return changed
 
     broker.register_task(
@@ -155,6 +180,15 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
         task_name="retention.purge_expired",
         schedule=[{"cron": "*/10 * * * *"}],
     )
+
+
+def register_backup_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
+    async def daily_backup() -> dict[str, int]:
+        if deps.backup is None:
+            return {}
+        return await scheduled_backup(deps.backup, deps.clock())
+
+    broker.register_task(daily_backup, task_name="backup.daily", schedule=[{"cron": "30 2 * * *"}])
 
 
 def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
@@ -224,52 +258,30 @@ def register_money_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
 
     async def reconcile_payments(days: int = 2) -> dict[str, object]:
         report = await reconcile_now(deps, days=days)
-        if not report.clean and deps.notifier is not None and deps.admin_chat_ids:
+        if report.worth_telling and deps.notifier is not None and deps.admin_chat_ids:
             await deps.notifier.send_admin_report(
                 chat_ids=deps.admin_chat_ids, text=report.summary()
             )
-        return {"checked": report.checked, "differences": len(report.differences)}
+        # The payer never heard their top-up arrive (its update was lost): now they do.
+        for healed in report.healed:
+            if healed.top_up:
+                try:
+                    await notify_top_up(healed.user_id, healed.kopecks)
+                except Exception:
+                    log.warning("top-up notice for user %d not sent", healed.user_id, exc_info=True)
+        return {
+            "checked": report.checked,
+            "healed": len(report.healed),
+            "differences": len(report.differences),
+        }
 
+    # Hourly, and once when the scheduler starts (run_scheduler): a payment whose update was
+    # lost is credited within the hour, or at the restart that follows a crash.
     broker.register_task(
         reconcile_payments,
         task_name="payments.reconcile",
-        schedule=[{"cron": "40 4 * * *"}],
+        schedule=[{"cron": "40 * * * *"}],
     )
-
-
-def register_file_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
-    async def index_file(file_id: int) -> str:
-        """Index an uploaded file, then tell its owner it is ready (or why it is not)."""
-        if deps.media_store is None:
-            raise RuntimeError("this worker has no media store")
-        async with deps.uow_factory() as uow:
-            done = await files.index(
-                uow,
-                deps.media_store,
-                file_id=file_id,
-                limits=deps.file_limits,
-                embedder=deps.embedder,
-                now=deps.clock(),
-            )
-            owner = await files.owner_of(uow, file_id)
-        if deps.notifier is not None and owner is not None:
-            telegram_id, language = owner
-            if done.status == "ready":
-                await deps.notifier.send_notice(
-                    telegram_id=telegram_id,
-                    msgid=files.NOTICE_READY,
-                    language=language,
-                    name=done.name,
-                    chunks=done.chunks,
-                )
-            else:
-                msgid, params = files.failure_reason(done.error, deps.file_limits)
-                await deps.notifier.send_notice(
-                    telegram_id=telegram_id, msgid=msgid, language=language, **params
-                )
-        return done.status
-
-    broker.register_task(index_file, task_name="files.index")
 
 
 def register_broadcast_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
@@ -367,7 +379,8 @@ async def _report(deps: JobDeps, b: broadcasts.BroadcastDTO, *, finished: bool) 
 
 
 async def reconcile_now(deps: JobDeps, *, days: int) -> reconciliation.Report:
-    """Compare the last ``days`` of payments with Telegram's and YooKassa's records."""
+    """Compare the last ``days`` of payments with Telegram's and YooKassa's records, and heal
+    what their records prove (with ``deps.payment_terms``)."""
     until = deps.clock()
     since = until - timedelta(days=days)
     charges: list[reconciliation.ProviderCharge] = []
@@ -394,6 +407,16 @@ async def reconcile_now(deps: JobDeps, *, days: int) -> reconciliation.Report:
         report = await reconciliation.reconcile(
             uow, since=since, until=until, charges=charges, providers=providers
         )
+        if deps.payment_terms is not None and deps.tariffs is not None:
+            report = await reconciliation.heal(
+                uow,
+                report,
+                charges,
+                terms=deps.payment_terms,
+                tariffs=deps.tariffs,
+                yookassa=deps.yookassa,
+                now=deps.clock(),
+            )
     for difference in report.differences:
         log.warning("reconciliation: %s", difference)
     log.info("reconciliation: %s", report.checked)
@@ -417,17 +440,33 @@ async def run_worker(broker: AsyncBroker, stop: asyncio.Event, *, concurrency: i
         await broker.shutdown()
 
 
-async def run_scheduler(broker: AsyncBroker, stop: asyncio.Event) -> None:
-    scheduler = TaskiqScheduler(broker, sources=[LabelScheduleSource(broker)])
-    await scheduler.startup()
-    loop = asyncio.create_task(SchedulerLoop(scheduler).run(skip_first_run=True))
+async def run_scheduler(
+    broker: AsyncBroker,
+    stop: asyncio.Event,
+    *,
+    uow_factory: UnitOfWorkFactory,
+    notifier: Notifier | None = None,
+    admin_chat_ids: tuple[int, ...] = (),
+    overrides: dict[str, str] | None = None,
+    clock: Clock = utcnow,
+) -> None:
+    """Enqueue periodic jobs until ``stop`` is set; safe to run in several processes at once.
+    Failed or overdue jobs are reported through ``notifier`` to ``admin_chat_ids``."""
+    jobs = await periodic_jobs(broker, overrides or {})
+    scheduler = Scheduler(
+        broker,
+        jobs,
+        uow_factory,
+        notifier=notifier,
+        admin_chat_ids=admin_chat_ids,
+        clock=clock,
+    )
+    # What a crash may have lost is healed at start-up, not at the next hour.
     try:
-        await stop.wait()
-    finally:
-        loop.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await loop
-        await scheduler.shutdown()
+        await enqueue(broker, "payments.reconcile")
+    except Exception:
+        log.warning("the start-up reconciliation could not be queued", exc_info=True)
+    await scheduler.run(stop)
 
 
 async def enqueue(broker: AsyncBroker, task_name: str, **kwargs: Any) -> None:

@@ -1,5 +1,9 @@
 """The running service: bot, web app, background worker and scheduler, started and stopped
-together around one set of resources."""
+together around one set of resources.
+
+Each long-running role (polling, worker, scheduler) runs under ``netroom.supervise``: when it
+fails (Redis or Postgres went away, or anything else) it is started again with backoff, so the
+process outlives its dependencies' outages; only a stop (SIGINT, SIGTERM) ends it."""
 
 from __future__ import annotations
 
@@ -10,22 +14,24 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
 from aiogram.exceptions import TelegramAPIError
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import LabeledPrice
-from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
 from bot.context import BotContext
 from bot.dispatcher import create_dispatcher, create_i18n
 from bot.factory import create_bot
+from bot.inbox import InboxPolling, InboxWebhookHandler
 from bot.notifier import BotNotifier
 from bot.stars import TelegramStars, renewal_switch
+from core import owners
 from core.catalogue import load_catalogue
-from core.config import Settings
+from core.config import Settings, is_loopback_url
 from core.mail import smtp_mailer
 from core.media import LocalMediaStore, MediaStore
 from core.oauth import oauth_client
@@ -37,9 +43,13 @@ from core.services.files import Embedder, FileLimits
 from core.services.payments import InvoiceLinks, PaymentTerms
 from core.services.subscriptions import RenewalSwitch
 from core.services.tariffs import Plan, Tariffs
+from netroom.backup import BackupPlan
+from netroom.backup import directory as backup_directory
+from netroom.drain import InFlight, TrackUpdates, new_turns, track_requests
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
 from netroom.models import image_models, model_menu, video_models
 from netroom.resources import Resources
+from netroom.supervise import supervise
 from webapp.app import create_app
 from webapp.keys import WebContext
 
@@ -60,6 +70,16 @@ class BotLink:
 
     token: str
     api_base: str
+
+
+def app_framers(link: BotLink | None) -> tuple[str, ...]:
+    """Who may frame the Mini App: Telegram's web clients, and the sandbox's own client when
+    the bot runs on a local sandbox."""
+    framers: tuple[str, ...] = ("https://web.telegram.org",)
+    if link is not None and is_loopback_url(link.api_base):
+        parts = urlsplit(link.api_base)
+        framers += (f"{parts.scheme}://{parts.netloc}",)
+    return framers
 
 
 def web_app_url(settings: Settings) -> str:
@@ -98,6 +118,10 @@ def file_limits(settings: Settings) -> FileLimits:
         max_chars=f.max_chars,
         context_tokens=f.context_tokens,
         embeddings_price_1k=f.embeddings_price_1k,
+        index_deadline=timedelta(seconds=f.index_deadline_seconds),
+        index_attempts=f.index_attempts,
+        read_memory_mb=f.read_memory_mb,
+        read_cpu_seconds=f.read_cpu_seconds,
     )
 
 
@@ -110,6 +134,18 @@ def embedder(settings: Settings, resources: Resources) -> Embedder | None:
     )
 
 
+def backup_plan(settings: Settings, resources: Resources) -> BackupPlan | None:
+    """Daily backups where Postgres is embedded (and so nobody else backs it up)."""
+    if settings.database.url is not None or not settings.backup.daily:
+        return None
+    return BackupPlan(
+        database_url=resources.endpoints.database_url,
+        data_dir=settings.data_dir,
+        directory=backup_directory(settings),
+        keep=settings.backup.keep,
+    )
+
+
 def admin_chats(settings: Settings) -> tuple[int, ...]:
     """Where operator reports go: the admin chat, else each admin."""
     if settings.bot.admin_chat_id is not None:
@@ -117,8 +153,22 @@ def admin_chats(settings: Settings) -> tuple[int, ...]:
     return tuple(settings.bot.admin_ids)
 
 
+def hold_times(settings: Settings) -> owners.HoldTimes:
+    h = settings.holds
+    return owners.HoldTimes(
+        heartbeat_ttl=timedelta(seconds=h.heartbeat_ttl_seconds),
+        sweep_every=timedelta(seconds=h.sweep_seconds),
+        ownerless_after=timedelta(seconds=h.ownerless_seconds),
+    )
+
+
 def build_dispatcher(
-    settings: Settings, resources: Resources, *, jobs: JobQueue, media_store: MediaStore
+    settings: Settings,
+    resources: Resources,
+    *,
+    jobs: JobQueue,
+    media_store: MediaStore,
+    owner: str | None = None,
 ) -> Dispatcher:
     storage = RedisStorage(resources.redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
     catalogue = load_catalogue(settings.catalogue_path)
@@ -142,6 +192,7 @@ def build_dispatcher(
         tariffs=tariffs(settings),
         yookassa=resources.yookassa,
         yookassa_packages=tuple(settings.yookassa.packages),
+        owner=owner,
     )
     return create_dispatcher(
         uow_factory=resources.uow_factory,
@@ -186,6 +237,7 @@ def build_web_app(
     link: BotLink | None = None,
     *,
     jobs: JobQueue | None = None,
+    owner: str | None = None,
 ) -> web.Application:
     verifier = None
     if link is not None:
@@ -232,6 +284,7 @@ def build_web_app(
             media_store=LocalMediaStore(settings.data_dir / "media"),
             trusted_proxy_header=settings.web.trusted_proxy_header,
             trusted_proxies=tuple(settings.web.trusted_proxies),
+            app_framers=app_framers(link),
             yookassa=resources.yookassa,
             yookassa_packages=tuple(settings.yookassa.packages),
             yookassa_networks=tuple(settings.yookassa.notification_networks),
@@ -246,6 +299,8 @@ def build_web_app(
                 per_account=settings.auth.max_failures_per_account,
                 per_ip=settings.auth.max_failures_per_ip,
                 window=timedelta(minutes=settings.auth.lockout_minutes),
+                slow_after=settings.auth.slow_down_after,
+                slow_delay=timedelta(seconds=settings.auth.slow_down_seconds),
             ),
             mailer=smtp_mailer(settings.email),
             oauth=oauth_client(settings.oauth, resources.http),
@@ -257,6 +312,7 @@ def build_web_app(
             stars_invoice_links=stars_links,
             subscription_renewals=renewals,
             bot_username_lookup=username_lookup,
+            owner=owner,
         )
     )
     if telegram is not None:
@@ -268,17 +324,25 @@ def build_web_app(
     return app
 
 
-def install_webhook(app: web.Application, dp: Dispatcher, bot: Bot, settings: Settings) -> None:
-    """Telegram's updates arrive at the web app; the secret header is checked on each."""
+def install_webhook(
+    app: web.Application, dp: Dispatcher, bot: Bot, settings: Settings, resources: Resources
+) -> InboxWebhookHandler:
+    """Telegram's updates arrive at the web app; the secret header is checked on each, and each
+    is answered 200 only once it is recorded in the inbox."""
     secret = settings.bot.webhook_secret
-    SimpleRequestHandler(
-        dispatcher=dp,
-        bot=bot,
+    handler = InboxWebhookHandler(
+        dp,
+        bot,
+        resources.uow_factory,
         secret_token=secret.get_secret_value() if secret else None,
-    ).register(app, path=settings.bot.webhook_path)
+    )
+    handler.register(app, path=settings.bot.webhook_path)
+    return handler
 
 
-async def _start_bot_webhook(dp: Dispatcher, bot: Bot, settings: Settings) -> None:
+async def _start_bot_webhook(
+    dp: Dispatcher, bot: Bot, settings: Settings, handler: InboxWebhookHandler | None
+) -> None:
     assert settings.bot.webhook_url is not None
     secret = settings.bot.webhook_secret
     await bot.set_webhook(
@@ -287,6 +351,8 @@ async def _start_bot_webhook(dp: Dispatcher, bot: Bot, settings: Settings) -> No
         allowed_updates=dp.resolve_used_update_types(),
     )
     await dp.emit_startup(bot=bot, **dp.workflow_data)
+    if handler is not None:
+        await handler.resume()
 
 
 async def serve(
@@ -299,14 +365,30 @@ async def serve(
     on_ready: Callable[[], Awaitable[None]] | None = None,
 ) -> None:
     """Run the given roles until ``stop`` is set, then shut down in order: stop taking new work,
-    finish what is in flight, close connections."""
+    let what is in flight finish for up to the grace period and cut the rest short, close
+    connections. Each process that serves turns owns its holds (core/owners.py): a heartbeat
+    while it runs, a sweep of stopped processes' holds at start-up and periodically, and none of
+    its own left when it stops."""
     async with contextlib.AsyncExitStack() as stack:
         tasks: list[asyncio.Task[None]] = []
         bot: Bot | None = None
         dp: Dispatcher | None = None
+        hook: InboxWebhookHandler | None = None
         webhook = bool(settings.bot.webhook_url)
         if roles.bot and link is None:
             raise RuntimeError("the bot role needs BOT__TOKEN or the sandbox")
+        owner = owners.new_owner_id()
+        inflight = InFlight()
+        times = hold_times(settings)
+        keeper: asyncio.Task[None] | None = None
+        if roles.bot or roles.web or roles.worker:
+            # Alive before the first hold is made; the first sweep runs at once.
+            await owners.beat(resources.redis, owner, times.heartbeat_ttl)
+            keeper = asyncio.create_task(
+                owners.keep_alive(resources.uow_factory, resources.redis, owner, times),
+                name="holds",
+            )
+            stack.push_async_callback(_step_down, keeper, resources, owner, times.ownerless_after)
         media_store = LocalMediaStore(settings.data_dir / "media")
         # The bot answers updates; a worker uses one too, to deliver what finishes in the
         # background (videos).
@@ -324,23 +406,30 @@ async def serve(
                 stars_source=TelegramStars(bot) if bot is not None else None,
                 yookassa=resources.yookassa,
                 admin_chat_ids=admin_chats(settings),
+                payment_terms=payment_terms(settings),
                 redis=resources.redis,
                 file_limits=file_limits(settings),
                 embedder=embedder(settings, resources),
+                backup=backup_plan(settings, resources),
             ),
+            redeliver_after=settings.redis.job_redeliver_seconds,
         )
         if not roles.worker:
             await broker.startup()
             stack.push_async_callback(broker.shutdown)
         if roles.bot:
             dp = build_dispatcher(
-                settings, resources, jobs=BrokerQueue(broker), media_store=media_store
+                settings, resources, jobs=BrokerQueue(broker), media_store=media_store, owner=owner
             )
+            dp.update.outer_middleware(TrackUpdates(inflight))
 
         if roles.web:
-            app = build_web_app(settings, resources, link, jobs=BrokerQueue(broker))
+            app = build_web_app(settings, resources, link, jobs=BrokerQueue(broker), owner=owner)
+            hook_path: str | None = None
             if bot is not None and dp is not None and webhook:
-                install_webhook(app, dp, bot, settings)
+                hook = install_webhook(app, dp, bot, settings, resources)
+                hook_path = settings.bot.webhook_path
+            app.middlewares.append(track_requests(inflight, new_turns(hook_path)))
             runner = web.AppRunner(app, access_log=None)
             await runner.setup()
             stack.push_async_callback(runner.cleanup)
@@ -352,35 +441,88 @@ async def serve(
             if webhook:
                 if not roles.web:
                     raise RuntimeError("webhook mode receives updates in the web app: run `web`")
-                await _start_bot_webhook(dp, bot, settings)
+                await _start_bot_webhook(dp, bot, settings, hook)
                 stack.push_async_callback(dp.emit_shutdown, bot=bot, **dp.workflow_data)
             else:
                 await bot.delete_webhook(drop_pending_updates=False)
-                tasks.append(asyncio.create_task(_poll(dp, bot), name="bot-polling"))
+                polling_dp, polling_bot = dp, bot
+
+                def poll() -> Awaitable[None]:
+                    # A new poller each time the supervisor starts polling again.
+                    return _poll(InboxPolling(polling_dp, polling_bot, resources.uow_factory), stop)
+
+                tasks.append(
+                    asyncio.create_task(supervise("bot polling", poll, stop), name="bot-polling")
+                )
 
         if roles.worker:
-            tasks.append(asyncio.create_task(run_worker(broker, stop), name="worker"))
+            tasks.append(
+                asyncio.create_task(
+                    supervise("worker", lambda: run_worker(broker, stop), stop), name="worker"
+                )
+            )
         if roles.scheduler:
-            tasks.append(asyncio.create_task(run_scheduler(broker, stop), name="scheduler"))
+            scheduler_bot = bot
+
+            def schedule() -> Awaitable[None]:
+                return run_scheduler(
+                    broker,
+                    stop,
+                    uow_factory=resources.uow_factory,
+                    notifier=BotNotifier(scheduler_bot, create_i18n())
+                    if scheduler_bot is not None
+                    else None,
+                    admin_chat_ids=admin_chats(settings),
+                    overrides=settings.jobs.schedule_overrides,
+                )
+
+            tasks.append(
+                asyncio.create_task(supervise("scheduler", schedule, stop), name="scheduler")
+            )
 
         if on_ready is not None:
             await on_ready()
         await _wait(stop, tasks)
-        if dp is not None and not webhook:
-            with contextlib.suppress(RuntimeError):
-                await dp.stop_polling()
+        # No new turns from here on: the web app refuses them, polling stops (its supervised
+        # task sees the stop too) and what is in flight gets the grace period.
+        inflight.draining = True
+        await inflight.drain(settings.shutdown.grace_seconds)
         results = await asyncio.gather(*tasks, return_exceptions=True)
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("%s stopped with an error", task.get_name(), exc_info=result)
 
 
-async def _poll(dp: Dispatcher, bot: Bot) -> None:
-    await dp.start_polling(bot, handle_signals=False, close_bot_session=False)
+async def _step_down(
+    keeper: asyncio.Task[None], resources: Resources, owner: str, ownerless_after: timedelta
+) -> None:
+    keeper.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await keeper
+    await owners.step_down(
+        resources.uow_factory, resources.redis, owner, ownerless_after=ownerless_after
+    )
+
+
+async def _poll(poller: InboxPolling, stop: asyncio.Event) -> None:
+    """Poll through the inbox until ``stop`` (then what is in hand is finished); a failure of
+    polling itself propagates, to its supervisor."""
+    polling = asyncio.create_task(poller.run())
+    stopper = asyncio.create_task(stop.wait())
+    try:
+        await asyncio.wait([polling, stopper], return_when=asyncio.FIRST_COMPLETED)
+        if not polling.done():
+            poller.stop()
+        await polling
+    finally:
+        stopper.cancel()
+        if not polling.done():
+            polling.cancel()
 
 
 async def _wait(stop: asyncio.Event, tasks: list[asyncio.Task[None]]) -> None:
-    """Until a stop is asked for, or a component dies (then everything stops)."""
+    """Until a stop is asked for. Supervised roles restart themselves; a task that still ends
+    (a bug in the supervision itself) stops everything rather than leave the process half up."""
     stopper = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([stopper, *tasks], return_when=asyncio.FIRST_COMPLETED)
     if stopper not in done:

@@ -17,6 +17,7 @@ from core.providers.registry import ProviderRegistry
 from core.providers.settings import ProvidersSettings
 from db.engine import UnitOfWorkFactory, create_engine
 from netroom.embedded import EmbeddedPostgres, EmbeddedRedis
+from netroom.supervise import EmbeddedServer, ServerWatch
 
 log = logging.getLogger(__name__)
 
@@ -28,22 +29,45 @@ class Endpoints:
 
 
 @contextlib.contextmanager
-def backing_services(settings: Settings) -> Iterator[Endpoints]:
+def database_service(settings: Settings) -> Iterator[str]:
+    """The configured Postgres, or the embedded one under DATA_DIR: its URL."""
+    if settings.database.url is not None:
+        yield settings.database.url
+        return
+    postgres = EmbeddedPostgres(settings.data_dir)
+    try:
+        yield postgres.start()
+    finally:
+        postgres.stop()
+
+
+@contextlib.contextmanager
+def backing_services(settings: Settings, *, supervised: bool = False) -> Iterator[Endpoints]:
     """The configured Postgres and Redis, or embedded ones under DATA_DIR for the unset ones.
 
     Embedded servers are stopped on exit; a server left behind by a killed run is picked up again.
+    ``supervised`` (the long-running commands): an embedded server that dies meanwhile is
+    started again on the same data and socket.
     """
     with contextlib.ExitStack() as stack:
+        embedded: dict[str, EmbeddedServer] = {}
         database_url = settings.database.url
         if database_url is None:
             postgres = EmbeddedPostgres(settings.data_dir)
             database_url = postgres.start()
             stack.callback(postgres.stop)
+            embedded["postgres"] = postgres
         redis_url = settings.redis.url
         if redis_url is None:
             redis = EmbeddedRedis(settings.data_dir)
             redis_url = redis.start()
             stack.callback(redis.stop)
+            embedded["redis"] = redis
+        if supervised and embedded:
+            watch = ServerWatch(embedded)
+            watch.start()
+            # Unwound first: no restart races the deliberate stop of the servers.
+            stack.callback(watch.stop)
         yield Endpoints(database_url=database_url, redis_url=redis_url)
 
 

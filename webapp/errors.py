@@ -1,4 +1,9 @@
-"""The one place where domain errors become HTTP answers."""
+"""The one place where domain errors become HTTP answers.
+
+A Postgres or Redis outage met by a request is ``ServiceUnavailable``: 503 with
+``{"error": "unavailable", "message"}`` and a Retry-After, logged on one line (an outage is not
+a bug); anything else unforeseen is a 500 with a generic message and a traceback in the log.
+"""
 
 from __future__ import annotations
 
@@ -14,11 +19,15 @@ from core.errors import (
     InvalidInput,
     NotFound,
     RateLimited,
+    ServiceUnavailable,
+    ShuttingDown,
     Unauthorized,
+    UnsupportedMediaType,
     UserBlocked,
 )
 from core.mail import MailNotSent
 from core.oauth import OAuthUnavailable
+from core.outages import as_unavailable
 from core.payments.yookassa import PaymentGatewayError
 from core.services import audit
 from core.services.accounts import IdentityTaken
@@ -36,6 +45,7 @@ STATUS: dict[type[DomainError], int] = {
     Forbidden: 403,
     UserBlocked: 403,
     ConsentRequired: 403,
+    UnsupportedMediaType: 415,
     InvalidInput: 400,
     Unauthorized: 401,
     RateLimited: 429,
@@ -49,7 +59,11 @@ STATUS: dict[type[DomainError], int] = {
     ReplyInProgress: 409,
     AlreadySubscribed: 409,
     RenewalRefused: 502,
+    ServiceUnavailable: 503,
+    ShuttingDown: 503,
 }
+# Seconds a client is asked to wait after a dependency outage.
+OUTAGE_RETRY_AFTER = 10
 
 
 def _route(request: web.Request) -> str:
@@ -71,22 +85,40 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except DomainError as exc:
         log.info("%s %s: %s (%s)", request.method, _route(request), exc.code, exc.detail)
-        message = translations(request_language(request)).gettext(exc.msgid).format(**exc.params)
-        # Limits say when to come back (TooManyAttempts and the like).
-        retry_after = getattr(exc, "retry_after", None)
-        headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
-        return web.json_response(
-            {"error": exc.code, "message": message}, status=status_for(exc), headers=headers
-        )
+        return domain_error_response(request, exc)
     except web.HTTPException:
         raise
-    except Exception:
+    except Exception as exc:
+        outage = as_unavailable(exc)
+        if outage is not None:
+            log.warning(
+                "%s %s: %s unreachable (%s)",
+                request.method,
+                _route(request),
+                outage.detail,
+                type(exc).__name__,
+            )
+            return domain_error_response(request, outage)
         log.exception("%s %s failed", request.method, _route(request))
         message = translations(request_language(request)).gettext(DomainError.msgid)
         return web.json_response({"error": "internal", "message": message}, status=500)
 
 
-UNLOGGED = ("/static/", "/healthz")
+def domain_error_response(request: web.Request, exc: DomainError) -> web.Response:
+    message = translations(request_language(request)).gettext(exc.msgid).format(**exc.params)
+    # Limits say when to come back (TooManyAttempts and the like), and so does an outage.
+    retry_after = getattr(exc, "retry_after", None)
+    if isinstance(exc, ServiceUnavailable):
+        retry_after = OUTAGE_RETRY_AFTER
+    headers = {"Retry-After": str(retry_after)} if isinstance(retry_after, int) else None
+    body: dict[str, object] = {"error": exc.code, "message": message}
+    if isinstance(fields := exc.params.get("fields"), list):
+        # Which input was refused, for forms to point at.
+        body["fields"] = fields
+    return web.json_response(body, status=status_for(exc), headers=headers)
+
+
+UNLOGGED = ("/static/", "/healthz", "/readyz")
 
 
 @web.middleware
@@ -113,5 +145,8 @@ async def request_log_middleware(request: web.Request, handler: Handler) -> web.
                         endpoint=endpoint,
                         status=status,
                     )
-            except Exception:
-                log.exception("request log not written")
+            except Exception as exc:
+                if (outage := as_unavailable(exc)) is not None:
+                    log.warning("request log not written: %s unreachable", outage.detail)
+                else:
+                    log.exception("request log not written")

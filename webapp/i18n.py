@@ -307,6 +307,11 @@ APP_TEXTS: dict[str, str] = {
     "check_mail": N_("We sent a link to {email}. Open it to finish creating your account."),
     "mail_resent": N_("We sent the link again."),
     "email_confirmed": N_("Your email is confirmed. Sign in to continue."),
+    "enter_email_first": N_("Enter your email first."),
+    "sign_in_link_sent": N_(
+        "If {email} belongs to a confirmed account, a sign-in link is on its way. "
+        "It works once, within 15 minutes."
+    ),
     # subscriptions on the balance page
     "plan_subscribe": N_("Subscribe"),
     "plan_cancel_renewal": N_("Cancel renewal"),

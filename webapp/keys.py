@@ -41,6 +41,8 @@ class WebContext:
     jwt_secret: str = field(default="", repr=False)
     access_ttl: timedelta = timedelta(hours=12)
     clock: Clock = utcnow
+    # This process, as the owner of the holds it makes (core/owners.py); None outside a service.
+    owner: str | None = None
     media_store: MediaStore | None = None
     # Behind a reverse proxy: the header with the client's address, believed from these only.
     trusted_proxy_header: str | None = None
@@ -61,6 +63,9 @@ class WebContext:
     email_confirmation: bool = True
     confirmation_ttl: timedelta = timedelta(hours=48)
     login_limits: LoginLimits = field(default_factory=LoginLimits)
+    # Who may frame the app (origins): Telegram's web clients, and the local sandbox's client
+    # when the bot runs on it.
+    app_framers: tuple[str, ...] = ("https://web.telegram.org",)
     # Outgoing mail (None: email sign-up needs no mail only when confirmation is off).
     mailer: Mailer | None = None
     # Google and Yandex sign-in (None: not offered).

@@ -329,6 +329,21 @@ ROUTES: dict[tuple[str, str], Op] = {
             429: ("Too many failures; see Retry-After.", _ref("Error"), JSON),
         },
     ),
+    ("POST", "/api/auth/email-link"): Op(
+        "Mail a sign-in link (once, within 15 minutes) to a confirmed address",
+        auth="none",
+        body=_obj({"email": _s(format="email")}),
+        responses={202: ("Sent, whatever the address.", STATUS, JSON)},
+    ),
+    ("POST", "/api/auth/email-link/sign-in"): Op(
+        "Sign in with the mailed link's token (also sets the session cookies)",
+        auth="none",
+        body=_obj({"token": _s(), "accept_policy": _b()}, optional=("accept_policy",)),
+        responses={
+            **_ok(_ref("Tokens")),
+            400: ("The link is invalid, expired or used.", _ref("Error"), JSON),
+        },
+    ),
     ("POST", "/api/auth/password"): Op(
         "Change the password; every other session ends",
         body=_obj({"current": _s(), "new": _s()}),

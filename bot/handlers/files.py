@@ -80,6 +80,13 @@ async def on_document(
                 name=escape(stored.name)
             )
         )
+    elif stored.retried:
+        await jobs.enqueue("files.index", file_id=stored.id)
+        await message.reply(
+            _(
+                "📄 I could not read {name} last time. Trying again; I will tell you how it went."
+            ).format(name=escape(stored.name))
+        )
     else:
         await message.reply(
             _("📄 You sent {name} before. It is attached to this chat.").format(

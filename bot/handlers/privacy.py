@@ -79,7 +79,7 @@ async def ask_to_delete(chat_id: int, bot: Bot, user: UserDTO, ctx: BotContext) 
     token = privacy.delete_token(user.id, secret=ctx.secret, now=ctx.clock())
     builder = InlineKeyboardBuilder()
     builder.button(text=_("🗑 Delete my account"), callback_data=DeleteCallback(token=token))
-    builder.button(text=_("Cancel"), callback_data=DeleteCallback(token=""))
+    builder.button(text=_("Cancel"), callback_data=DeleteCallback(token=""))  # nosec B106 # not a secret
     builder.adjust(1)
     await bot.send_message(
         chat_id,

@@ -1,6 +1,6 @@
 """Uploaded documents: what a file is, its text with structure, and chunks that cite their
-place. Pure functions over bytes: no I/O, so any worker can run them (in a thread, as parsing
-large files is CPU-bound)."""
+place. Pure functions over bytes; the worker runs them on untrusted files in a child process under
+memory and time limits (``core.documents.isolated``)."""
 
 from core.documents.chunking import SECTION_SEPARATOR, Chunk, chunk, count_tokens
 from core.documents.citation import citation
@@ -9,6 +9,7 @@ from core.documents.errors import (
     ArchiveRefused,
     BinaryFile,
     CorruptDocument,
+    DocumentTooComplex,
     DocumentTooLarge,
     EmptyDocument,
     EncryptedDocument,
@@ -28,6 +29,7 @@ __all__ = [
     "CorruptDocument",
     "Detection",
     "DocumentKind",
+    "DocumentTooComplex",
     "DocumentTooLarge",
     "EmptyDocument",
     "EncryptedDocument",

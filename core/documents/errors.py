@@ -47,6 +47,17 @@ class DocumentTooLarge(UnsupportedDocument):
     msgid = N_("The file is too large. The limit is {limit_mb} MB.")
 
 
+class DocumentTooComplex(UnsupportedDocument):
+    """Reading it took more memory, time or structure than any real document of the allowed
+    size needs (a decompression bomb, or a pathological file)."""
+
+    code = "too_complex"
+    msgid = N_(
+        "This document is too large or complex to read. Split it into smaller documents and "
+        "send them one by one."
+    )
+
+
 class TooManyPages(UnsupportedDocument):
     """``params["pages"]`` and ``params["limit"]``: the document's and the allowed page count."""
 

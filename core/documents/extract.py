@@ -14,11 +14,9 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import Literal
+from typing import IO, Any, Literal
 
-import docx
-from docx.table import Table
-from docx.text.paragraph import Paragraph
+from lxml import etree
 from markdown_it import MarkdownIt
 from pypdf import PasswordType, PdfReader
 from pypdf.errors import DependencyError
@@ -28,6 +26,7 @@ from core.documents.detect import DocumentKind
 from core.documents.errors import (
     BinaryFile,
     CorruptDocument,
+    DocumentTooComplex,
     EmptyDocument,
     EncryptedDocument,
     TooManyPages,
@@ -45,8 +44,15 @@ TABLE_GROUP_TOKENS = 300
 # A truncated upload ends before the PDF's end-of-file marker; a reader would patch the gap over
 # and silently lose pages.
 _PDF_TAIL = 16 * 1024
-# The Word body's XML beyond this is a decompression bomb, not a document.
+# The Word body's XML beyond this (counted as it is inflated) is a decompression bomb, not a
+# document; its styles beyond the second figure likewise.
 MAX_DOCX_XML = 256 * 1024 * 1024
+MAX_DOCX_STYLES = 16 * 1024 * 1024
+# Far more paragraphs than any document within the text limit has (empty ones included): a body
+# of millions of empty paragraphs is a bomb that would otherwise be read to its end.
+MAX_DOCX_PARAGRAPHS = 250_000
+_READ_SIZE = 64 * 1024
+_W = "{http://schemas.openxmlformats.org/wordprocessingml/2006/main}"
 _HEADING_STYLE = re.compile(r"heading\s*([1-9])", re.IGNORECASE)
 _SENTENCE_END = re.compile(r"[.!?…:;][\"'»”)\]]*$")
 # Control characters a database refuses (NUL) or a reader never sees; tabs and newlines stay.
@@ -294,65 +300,149 @@ def _pdf_paragraphs(text: str) -> list[str]:
 
 
 def _docx(data: bytes, builder: _Builder) -> None:
+    """Read the Word body as a stream: the XML is parsed as it is inflated, every inflated byte
+    is counted (declared sizes in the archive can lie), and the text limit stops the reading the
+    moment it is passed, so neither a decompression bomb nor a huge document is ever held whole
+    in memory."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            if sum(info.file_size for info in archive.infolist()) > MAX_DOCX_XML:
-                raise CorruptDocument("the DOCX unpacks to an implausible size")
-        document = docx.Document(io.BytesIO(data))
-        in_list: list[str] = []
-        for item in document.iter_inner_content():
-            if isinstance(item, Paragraph) and _is_list_item(item):
-                in_list.append("- " + _inline(item.text))
-                continue
-            if in_list:
-                builder.add("list", "\n".join(in_list))
-                in_list = []
-            if isinstance(item, Table):
-                builder.table(_docx_rows(item))
-                continue
-            level = _heading_level(item)
-            if level is not None:
-                builder.heading(level, item.text)
-            else:
-                builder.paragraph(item.text)
-        if in_list:
-            builder.add("list", "\n".join(in_list))
+            styles = _docx_styles(archive)
+            with archive.open("word/document.xml") as member:
+                _docx_body(_Inflated(member, MAX_DOCX_XML), builder, styles)
     except UnsupportedDocument:
         raise
     except Exception as exc:
         raise CorruptDocument(f"the DOCX cannot be parsed: {exc!r}") from exc
 
 
-def _style_name(paragraph: Paragraph) -> str:
-    style = paragraph.style
-    return (style.name or "") if style is not None else ""
+class _Inflated(io.RawIOBase):
+    """A member of an archive, read with a count of the bytes it really inflates to."""
 
+    def __init__(self, member: IO[bytes], limit: int) -> None:
+        self._member = member
+        self._limit = limit
+        self.inflated = 0
 
-def _heading_level(paragraph: Paragraph) -> int | None:
-    match = _HEADING_STYLE.fullmatch(_style_name(paragraph).strip())
-    return int(match.group(1)) if match else None
-
-
-def _is_list_item(paragraph: Paragraph) -> bool:
-    if not paragraph.text.strip():
-        return False
-    if _style_name(paragraph).lower().startswith("list"):
+    def readable(self) -> bool:
         return True
-    properties = paragraph._p.pPr
-    return properties is not None and properties.numPr is not None
+
+    def read(self, size: int = -1) -> bytes:
+        chunk = self._member.read(_READ_SIZE if size is None or size < 0 else size)
+        self.inflated += len(chunk)
+        if self.inflated > self._limit:
+            raise CorruptDocument("the DOCX unpacks to an implausible size")
+        return chunk
 
 
-def _docx_rows(table: Table) -> list[str]:
+def _docx_styles(archive: zipfile.ZipFile) -> dict[str, str]:
+    """Style ids to their names (headings and lists are known by name)."""
+    try:
+        member = archive.open("word/styles.xml")
+    except KeyError:
+        return {}
+    names: dict[str, str] = {}
+    with member:
+        for _, style in etree.iterparse(
+            _Inflated(member, MAX_DOCX_STYLES),
+            tag=_W + "style",
+            resolve_entities=False,
+            no_network=True,
+        ):
+            style_id = style.get(_W + "styleId")
+            name = style.find(_W + "name")
+            if style_id and name is not None:
+                names[style_id] = name.get(_W + "val") or ""
+            style.clear()
+    return names
+
+
+def _docx_body(stream: io.RawIOBase, builder: _Builder, styles: dict[str, str]) -> None:
+    in_list: list[str] = []
+    tables = paragraphs = 0
+    for event, element in etree.iterparse(
+        stream,
+        events=("start", "end"),
+        tag=(_W + "p", _W + "tbl"),
+        resolve_entities=False,
+        no_network=True,
+    ):
+        if element.tag == _W + "tbl":
+            tables += 1 if event == "start" else -1
+            if event == "end" and tables == 0:
+                if in_list:
+                    builder.add("list", "\n".join(in_list))
+                    in_list = []
+                builder.table(_docx_table(element))
+                _forget(element)
+            continue
+        if event == "start" or tables:
+            # Paragraphs of a table are read with their table.
+            continue
+        paragraphs += 1
+        if paragraphs > MAX_DOCX_PARAGRAPHS:
+            raise DocumentTooComplex(f"over {MAX_DOCX_PARAGRAPHS} paragraphs")
+        if not len(element):
+            # An empty paragraph: nothing to read.
+            _forget(element)
+            continue
+        text = _docx_text(element)
+        style = _docx_style(element, styles)
+        if text.strip() and (style.lower().startswith("list") or _numbered(element)):
+            in_list.append("- " + _inline(text))
+        else:
+            if in_list:
+                builder.add("list", "\n".join(in_list))
+                in_list = []
+            match = _HEADING_STYLE.fullmatch(style.strip())
+            if match:
+                builder.heading(int(match.group(1)), text)
+            else:
+                builder.paragraph(text)
+        _forget(element)
+    if in_list:
+        builder.add("list", "\n".join(in_list))
+
+
+def _forget(element: Any) -> None:
+    """Free what was read: the element and the siblings before it."""
+    element.clear()
+    parent = element.getparent()
+    if parent is not None:
+        while element.getprevious() is not None:
+            del parent[0]
+
+
+def _docx_text(paragraph: Any) -> str:
+    parts: list[str] = []
+    for node in paragraph.iter(_W + "t", _W + "tab", _W + "br", _W + "cr"):
+        if node.tag == _W + "t":
+            parts.append(node.text or "")
+        elif node.tag == _W + "tab":
+            parts.append("\t")
+        else:
+            parts.append("\n")
+    return "".join(parts)
+
+
+def _docx_style(paragraph: Any, styles: dict[str, str]) -> str:
+    style = paragraph.find(f"{_W}pPr/{_W}pStyle")
+    if style is None:
+        return ""
+    style_id = style.get(_W + "val") or ""
+    return styles.get(style_id, style_id)
+
+
+def _numbered(paragraph: Any) -> bool:
+    return paragraph.find(f"{_W}pPr/{_W}numPr") is not None
+
+
+def _docx_table(table: Any) -> list[str]:
     rows: list[str] = []
-    for row in table.rows:
-        cells: list[str] = []
-        seen: set[int] = set()
-        for cell in row.cells:
-            # A merged cell is returned once per grid column it spans.
-            if id(cell._tc) in seen:
-                continue
-            seen.add(id(cell._tc))
-            cells.append(_inline(cell.text))
+    for row in table.iterchildren(_W + "tr"):
+        cells = [
+            _inline(" ".join(_docx_text(p) for p in cell.iter(_W + "p")))
+            for cell in row.iterchildren(_W + "tc")
+        ]
         rows.append(" | ".join(cells))
     return rows
 

@@ -10,6 +10,7 @@ error, a log line or a repr.
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -17,11 +18,17 @@ from typing import Any
 
 import httpx
 
-from core.errors import DomainError
+from core.errors import DomainError, InvalidInput
 from core.i18n import N_
 
 log = logging.getLogger(__name__)
+# YooKassa's object ids (UUID-shaped: hex digits and dashes); anything else is not one.
+OBJECT_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z-]{0,63}")
 TIMEOUT = httpx.Timeout(connect=10.0, read=35.0, write=10.0, pool=10.0)
+
+
+def is_object_id(value: str) -> bool:
+    return OBJECT_ID.fullmatch(value) is not None
 
 
 class PaymentGatewayError(DomainError):
@@ -140,8 +147,8 @@ class YooKassaClient:
         return YooPayment.from_json(data)
 
     async def get_payment(self, payment_id: str) -> YooPayment:
-        if not payment_id or "/" in payment_id or len(payment_id) > 64:
-            raise PaymentGatewayError(f"not a payment id: {payment_id[:64]!r}")
+        if not is_object_id(payment_id):
+            raise InvalidInput("not a YooKassa payment id")
         return YooPayment.from_json(await self._call("GET", f"/payments/{payment_id}"))
 
     async def list_payments(

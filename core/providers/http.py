@@ -77,7 +77,7 @@ class RetryPolicy:
 
     def backoff(self, attempt: int) -> float:
         delay = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
-        return delay * random.uniform(0.75, 1.0)
+        return delay * random.uniform(0.75, 1.0)  # nosec B311 # retry jitter
 
 
 def retry_after_seconds(headers: httpx.Headers) -> float | None:

@@ -97,6 +97,14 @@ def read_access_token(token: str, *, secret: str, now: datetime) -> AccessClaims
 # --- refresh tokens --------------------------------------------------------------------------
 
 
+def session_tag(session_id: str | None) -> str:
+    """What logs say of a session: a short hash that tells sessions apart without naming one
+    (a session id is half of a refresh token and the key of every request's session check)."""
+    if session_id is None:
+        return "-"
+    return hashlib.sha256(f"netroom:session:{session_id}".encode()).hexdigest()[:10]
+
+
 def new_session_id() -> str:
     return secrets.token_hex(16)
 

@@ -1,7 +1,14 @@
 """Signing in on the web: email and password (with address confirmation), Google and Yandex.
 
-Failed password attempts are counted in Redis per account and per client address; too many
-lock further attempts for a while (429 with Retry-After). Unknown addresses and wrong passwords
+An emailed sign-in link (15 minutes, once) lets the owner of a confirmed address in whatever
+the password attempts on the account: nobody can lock the owner out. Only confirmed addresses
+get one, so a stranger who registered someone's address first gains nothing from its owner
+signing in by link.
+
+Failed password attempts are counted in Redis per account and client address together, per
+address, and per account (see ``LoginGuard``): too many lock further attempts from that address
+for a while (429 with Retry-After), and failures on an account from everywhere only slow down the
+addresses that fail, so nobody can lock the owner out. Unknown addresses and wrong passwords
 get the same answer in about the same time, and an account's state (unconfirmed, blocked) is told
 only to someone who knows its password.
 
@@ -50,6 +57,8 @@ from db.uow import UnitOfWork
 
 EMAIL_RE = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s.]+$")
 CONFIRMATION = "email-confirmation"
+SIGN_IN_LINK = "email-sign-in"
+SIGN_IN_LINK_TTL = timedelta(minutes=15)
 OAUTH_STATE_TTL = 600
 KEY = "netroom:auth"
 
@@ -115,6 +124,14 @@ class NoPassword(InvalidInput):
     msgid = N_("This account signs in without a password.")
 
 
+class SignInLinkInvalid(InvalidInput):
+    code = "sign_in_link_invalid"
+    msgid = N_(
+        "This sign-in link is invalid, has expired or has already been used. "
+        "Please ask for a new one."
+    )
+
+
 class OAuthStateInvalid(InvalidInput):
     code = "oauth_state_invalid"
     msgid = N_("This sign-in link is invalid or has already been used. Please start again.")
@@ -125,55 +142,84 @@ class OAuthStateInvalid(InvalidInput):
 
 @dataclass(frozen=True, slots=True)
 class LoginLimits:
+    # Failures on one account from one address before that pair is locked for the window.
     per_account: int = 5
+    # Failures from one address, on any accounts, before the address is locked.
     per_ip: int = 20
     window: timedelta = timedelta(minutes=15)
+    # Failures on one account, from all addresses together, after which every address that
+    # fails on it waits ``slow_delay`` before its next try. Never a lock: an address without
+    # failures of its own (the owner's) signs in at once.
+    slow_after: int = 10
+    slow_delay: timedelta = timedelta(seconds=30)
 
 
 @dataclass(frozen=True)
 class LoginGuard:
-    """Failed sign-in counters in Redis. An account (or address) with ``limit`` failures within
-    the window is locked for a full window from its last failure; a success clears the account's
-    counter. Unknown addresses are counted like known ones, so the lock tells nothing either."""
+    """Failed sign-in counters in Redis, keyed so that nobody can lock the owner out.
+
+    A pair (account, address) with ``per_account`` failures within the window is locked for a
+    full window from its last failure; an address with ``per_ip`` failures likewise. Failures on
+    an account from all addresses only slow down the addresses that fail: an attacker spread
+    over many addresses gets a few guesses per address and window, and the owner, from an
+    address of their own, is not held back at all (and Google, Yandex and the Mini App do not
+    pass here). A success clears the pair's counter. Unknown accounts are counted like known
+    ones, so a lock tells nothing either."""
 
     redis: Redis
     limits: LoginLimits = LoginLimits()
 
+    @staticmethod
+    def _account(account: str) -> str:
+        return hashlib.sha256(account.encode()).hexdigest()
+
+    def _pair_key(self, account: str, ip: str | None) -> str:
+        return f"{KEY}:fail:pair:{self._account(account)}:{ip or 'unknown'}"
+
     def _account_key(self, account: str) -> str:
-        digest = hashlib.sha256(account.encode()).hexdigest()
-        return f"{KEY}:fail:account:{digest}"
+        return f"{KEY}:fail:account:{self._account(account)}"
+
+    def _wait_key(self, account: str, ip: str | None) -> str:
+        return f"{KEY}:wait:{self._account(account)}:{ip or 'unknown'}"
 
     def _ip_key(self, ip: str | None) -> str:
         return f"{KEY}:fail:ip:{ip or 'unknown'}"
 
     async def check(self, account: str, ip: str | None) -> None:
         checks = (
-            (self._account_key(account), self.limits.per_account),
+            (self._pair_key(account, ip), self.limits.per_account),
             (self._ip_key(ip), self.limits.per_ip),
         )
         for key, limit in checks:
             count = await self.redis.get(key)
             if count is not None and int(count) >= limit:
                 ttl = await self.redis.ttl(key)
-                raise TooManyAttempts(f"{key} locked", retry_after=ttl if ttl > 0 else 1)
+                raise TooManyAttempts("locked", retry_after=ttl if ttl > 0 else 1)
+        wait = await self.redis.pttl(self._wait_key(account, ip))
+        if wait > 0:
+            raise TooManyAttempts("slowed down", retry_after=-(-wait // 1000))
+
+    async def _count(self, key: str, limit: int | None) -> int:
+        window = int(self.limits.window.total_seconds())
+        # SET NX starts the window; INCR counts (works on Redis 6.2, the embedded one).
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(key, 0, ex=window, nx=True)
+            pipe.incr(key)
+            _, count = await pipe.execute()
+        if limit is not None and int(count) >= limit:
+            # Locked for a whole window from the failure that reached the limit.
+            await self.redis.expire(key, window)
+        return int(count)
 
     async def failed(self, account: str, ip: str | None) -> None:
-        window = int(self.limits.window.total_seconds())
-        for key, limit in (
-            (self._account_key(account), self.limits.per_account),
-            (self._ip_key(ip), self.limits.per_ip),
-        ):
-            # SET NX starts the window; INCR counts (works on Redis 6.2, the embedded one).
-            async with self.redis.pipeline(transaction=True) as pipe:
-                pipe.set(key, 0, ex=window, nx=True)
-                pipe.incr(key)
-                _, count = await pipe.execute()
-            if int(count) >= limit:
-                # Locked for a whole window from the failure that reached the limit.
-                await self.redis.expire(key, window)
+        await self._count(self._pair_key(account, ip), self.limits.per_account)
+        await self._count(self._ip_key(ip), self.limits.per_ip)
+        if await self._count(self._account_key(account), None) >= self.limits.slow_after:
+            delay = max(1, int(self.limits.slow_delay.total_seconds() * 1000))
+            await self.redis.set(self._wait_key(account, ip), 1, px=delay)
 
-    async def succeeded(self, account: str) -> None:
-        await self.redis.delete(self._account_key(account))
+    async def succeeded(self, account: str, ip: str | None) -> None:
+        await self.redis.delete(self._pair_key(account, ip), self._wait_key(account, ip))
 
 
 async def within_rate(redis: Redis, name: str, *, limit: int, window: timedelta) -> None:
@@ -390,6 +436,85 @@ async def confirm_email(uow: UnitOfWork, *, token: str, secret: str, now: dateti
     return user_id
 
 
+@dataclass(frozen=True, slots=True)
+class SignInLink:
+    email: str
+    language: str
+    token: str
+
+
+async def sign_in_link_to_send(
+    uow: UnitOfWork, *, email: str, secret: str, now: datetime
+) -> SignInLink | None:
+    """A sign-in link for a confirmed address of an account that may sign in; None otherwise
+    (the caller answers the same either way)."""
+    address = normalize_email(email)
+    found = await _email_identity(uow, address)
+    if found is None or not found[0].email_verified or found[1].is_blocked:
+        await uow.end_read()
+        return None
+    user_id, language = found[1].id, found[1].language
+    await uow.end_read()
+    token = issue_signed(
+        SIGN_IN_LINK,
+        {"sub": str(user_id), "email": address, "jti": secrets.token_urlsafe(16)},
+        secret=secret,
+        now=now,
+        ttl=SIGN_IN_LINK_TTL,
+    )
+    return SignInLink(address, language, token)
+
+
+async def sign_in_with_link(
+    uow: UnitOfWork,
+    redis: Redis,
+    *,
+    token: str,
+    secret: str,
+    accept_policy: bool,
+    policy_version: str,
+    client: ClientInfo,
+    now: datetime,
+    session_ttl: timedelta,
+) -> IssuedSession:
+    """A session for the owner of an emailed sign-in link. The link works once: it is checked
+    in full before it is used up, so a wrong one spends nothing."""
+    try:
+        claims = read_signed(SIGN_IN_LINK, token, secret=secret, now=now)
+        user_id = int(claims["sub"])
+        address = str(claims["email"])
+        link_id = str(claims["jti"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise SignInLinkInvalid(type(exc).__name__) from exc
+    found = await _email_identity(uow, address)
+    if found is None or found[1].id != user_id or not found[0].email_verified:
+        await uow.end_read()
+        raise SignInLinkInvalid(f"link for user {user_id} no longer matches")
+    user = found[1]
+    if user.is_blocked or user.deleted_at is not None:
+        await uow.end_read()
+        raise UserBlocked(f"user {user_id} is blocked")
+    if not accept_policy and await uow.users.latest_consent_version(user_id) != policy_version:
+        # Asked before the link is used up: the same link works once the policy is accepted.
+        await uow.end_read()
+        raise ConsentRequired(f"user {user_id} has not accepted {policy_version}")
+    used = f"{KEY}:link-used:{hashlib.sha256(link_id.encode()).hexdigest()}"
+    ttl = max(1, int(SIGN_IN_LINK_TTL.total_seconds()))
+    if not await redis.set(used, 1, ex=ttl, nx=True):
+        await uow.end_read()
+        raise SignInLinkInvalid(f"link for user {user_id} used before")
+    await _accept_or_refuse(
+        uow,
+        user,
+        accept_policy=accept_policy,
+        policy_version=policy_version,
+        platform=client.platform,
+    )
+    return await sessions.open_session(
+        uow, user_id=user_id, client=client, now=now, ttl=session_ttl
+    )
+
+
 async def _accept_or_refuse(
     uow: UnitOfWork, user: User, *, accept_policy: bool, policy_version: str, platform: str
 ) -> None:
@@ -431,7 +556,7 @@ async def sign_in_with_password(
     if user_id is None or identity_id is None or not matches:
         await guard.failed(address, client.ip)
         raise BadCredentials("unknown address or wrong password")
-    await guard.succeeded(address)
+    await guard.succeeded(address, client.ip)
     if confirmation_required and not verified:
         raise EmailNotConfirmed(f"user {user_id}")
     rehashed = None
@@ -485,7 +610,7 @@ async def change_password(
     if not await passwords.verify_password(current[:1024], found.password_hash):
         await guard.failed(account, ip)
         raise WrongPassword(f"user {user_id}")
-    await guard.succeeded(account)
+    await guard.succeeded(account, ip)
     new_hash = await passwords.hash_password(new)
     row = await uow.session.get(Identity, found.id, with_for_update=True)
     if row is None or row.password_hash != found.password_hash:
@@ -628,17 +753,25 @@ async def begin_oauth(
 async def take_oauth_flow(
     redis: Redis, *, provider: str, state: str | None, nonce: str | None
 ) -> OAuthFlow:
-    """The flow a callback finishes, removed as it is read: a state works once."""
+    """The flow a callback finishes, removed as it is taken: a state works once, and only in
+    the browser that started it. The browser's cookie is checked before the state is used up,
+    so a callback from elsewhere (a forged link, a leaked URL) cannot spend the owner's flow."""
     if not state or len(state) > 256:
         raise OAuthStateInvalid("no state")
-    raw = await redis.getdel(_state_key(state))
+    if not nonce or len(nonce) > 256:
+        raise OAuthStateInvalid("no browser binding cookie")
+    key = _state_key(state)
+    raw = await redis.get(key)
     if raw is None:
         raise OAuthStateInvalid("unknown, expired or used state")
     flow = OAuthFlow.load(raw)
     if flow.provider != provider:
         raise OAuthStateInvalid(f"state of {flow.provider}, callback of {provider}")
-    if not nonce or not hmac.compare_digest(_hash(nonce), flow.binding):
+    if not hmac.compare_digest(_hash(nonce), flow.binding):
         raise OAuthStateInvalid("flow started in another browser")
+    if await redis.getdel(key) != raw:
+        # Taken by a concurrent callback of the same browser.
+        raise OAuthStateInvalid("state used meanwhile")
     return flow
 
 

@@ -276,14 +276,21 @@ async def debit(
 
 
 async def reserve(
-    uow: UnitOfWork, *, user_id: int, amount: int, key: str, model_id: str | None = None
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    amount: int,
+    key: str,
+    model_id: str | None = None,
+    owner: str | None = None,
 ) -> ReservationDTO:
-    """Hold money for a request before calling the provider."""
+    """Hold money for a request before calling the provider. ``owner`` is the process serving
+    the request (core/owners.py): when it dies, the sweeper gives the hold back."""
     if amount <= 0:
         raise InvalidInput("a reserve must be positive")
     try:
         reservation_id = await uow.ledger.reserve(
-            user_id=user_id, amount=amount, model_id=model_id, key=key
+            user_id=user_id, amount=amount, model_id=model_id, key=key, owner=owner
         )
         if reservation_id is None:
             await uow.rollback()

@@ -7,17 +7,23 @@ and Russian, and, where an embeddings model and pgvector are available and the u
 for it, by meaning as well (billed through the ledger). ``context_for`` finds the passages most
 relevant to a request within a token budget (hybrid: reciprocal rank fusion of both rankings),
 each with its citation.
+
+Indexing survives crashes. ``index`` claims a file (``queued`` → ``indexing``, one more attempt)
+before working on it and does nothing for a file that is finished or that another live worker
+holds, so a job delivered twice indexes once and tells the owner once. A worker holding a file
+keeps its ``updated_at`` fresh (``keep_claim``); ``reap_stuck`` puts a file whose holder stopped
+(``queued`` or ``indexing`` untouched past ``FileLimits.index_deadline``) back in the queue, and
+fails it, with a reason the user is shown, once ``index_attempts`` claims have been made.
+Sending a failed file again queues it once more; a ready or unfinished one is kept as it is.
 """
 
 from __future__ import annotations
 
-import asyncio
-import dataclasses
 import hashlib
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from sqlalchemy import delete, func, or_, select, text, update
@@ -26,19 +32,18 @@ from sqlalchemy.dialects.postgresql import insert
 from core.documents import (
     ArchiveRefused,
     BinaryFile,
-    Block,
     Chunk,
     CorruptDocument,
+    DocumentTooComplex,
     DocumentTooLarge,
     EmptyDocument,
     EncryptedDocument,
     TooMuchText,
     UnsupportedDocument,
-    chunk,
     citation,
     detect,
-    extract,
 )
+from core.documents.isolated import ReadLimits, read_isolated
 from core.errors import DomainError, InvalidInput, NotFound
 from core.i18n import N_
 from core.media import MediaStore
@@ -75,6 +80,13 @@ class FileLimits:
     context_tokens: int = 2_000
     # Kopecks per 1 000 embedded tokens.
     embeddings_price_1k: int = 1
+    # A file left queued or indexing this long by a worker that stopped is queued again ...
+    index_deadline: timedelta = timedelta(minutes=5)
+    # ... and given up on (failed) after this many starts.
+    index_attempts: int = 3
+    # What reading one document may use: the reader's memory and CPU time.
+    read_memory_mb: int = 768
+    read_cpu_seconds: int = 20
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +104,10 @@ class FileDTO:
     # False when the same content had been uploaded before: nothing new was stored.
     new: bool = True
     attached: bool = False
+    # True when a failed file was sent again and is queued once more: the caller queues it.
+    retried: bool = False
+    # True when this call of ``index`` finished the file: its owner is to be told.
+    finished_here: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +143,14 @@ class Context:
         return seen
 
 
-def _dto(row: File, *, new: bool = True, attached: bool = False) -> FileDTO:
+def _dto(
+    row: File,
+    *,
+    new: bool = True,
+    attached: bool = False,
+    retried: bool = False,
+    finished_here: bool = False,
+) -> FileDTO:
     return FileDTO(
         row.id,
         row.name,
@@ -141,6 +164,8 @@ def _dto(row: File, *, new: bool = True, attached: bool = False) -> FileDTO:
         row.created_at,
         new,
         attached,
+        retried,
+        finished_here,
     )
 
 
@@ -154,7 +179,7 @@ async def upload(
     limits: FileLimits,
     now: datetime,
 ) -> FileDTO:
-    """Check and keep a file; indexing is queued by the caller when ``new``."""
+    """Check and keep a file; indexing is queued by the caller when ``new`` or ``retried``."""
     if len(data) > limits.max_bytes:
         raise DocumentTooLarge(f"{len(data)} bytes", limit_mb=limits.max_bytes // (1024 * 1024))
     detection = detect(data, name, max_bytes=limits.max_bytes)
@@ -163,6 +188,8 @@ async def upload(
         await uow.session.scalars(select(File).filter_by(user_id=user_id, sha256=digest))
     ).first()
     if existing is not None:
+        if existing.status == "failed":
+            return await _retry(uow, existing.id, now=now)
         result = _dto(existing, new=False)
         await uow.end_read()
         return result
@@ -208,32 +235,36 @@ async def upload(
     return result
 
 
+async def _retry(uow: UnitOfWork, file_id: int, *, now: datetime) -> FileDTO:
+    """A failed file sent again goes back to the queue with fresh attempts; of two such
+    sends at once, one queues it."""
+    won = await uow.session.scalar(
+        update(File)
+        .where(File.id == file_id, File.status == "failed")
+        .values(status="queued", error=None, attempts=0, updated_at=now)
+        .returning(File.id)
+    )
+    await uow.commit()
+    row = await uow.session.get(File, file_id, populate_existing=True)
+    assert row is not None
+    result = _dto(row, new=False, retried=won is not None)
+    await uow.end_read()
+    return result
+
+
 async def vectors_available(uow: UnitOfWork) -> bool:
     found = await uow.session.scalar(text("SELECT to_regclass('file_chunk_vectors') IS NOT NULL"))
     return bool(found)
 
 
-def _parse(data: bytes, name: str, limits: FileLimits) -> tuple[list[Chunk], int | None]:
-    """The file's passages and its page count. A passage never spans two pages or two
-    top-level sections, so its citation names where its text really is."""
-    detection = detect(data, name, max_bytes=limits.max_bytes)
-    extracted = extract(
-        data, detection.kind, max_pages=limits.max_pages, max_chars=limits.max_chars
+def read_limits(limits: FileLimits) -> ReadLimits:
+    return ReadLimits(
+        max_bytes=limits.max_bytes,
+        max_pages=limits.max_pages,
+        max_chars=limits.max_chars,
+        memory_bytes=limits.read_memory_mb * 1024 * 1024,
+        cpu_seconds=limits.read_cpu_seconds,
     )
-    groups: list[list[Block]] = []
-    last: tuple[int | None, tuple[str, ...]] | None = None
-    for block in extracted.blocks:
-        key = (block.page, block.heading_path[:1])
-        if key != last:
-            groups.append([])
-            last = key
-        groups[-1].append(block)
-    passages: list[Chunk] = []
-    for group in groups:
-        for piece in chunk(dataclasses.replace(extracted, blocks=tuple(group))):
-            passages.append(dataclasses.replace(piece, ordinal=len(passages)))
-    pages = extracted.pages or None
-    return passages, pages
 
 
 async def index(
@@ -246,20 +277,24 @@ async def index(
     now: datetime,
 ) -> FileDTO:
     """Extract, cut and index one file. A file that cannot be read ends ``failed`` with the
-    reason; a failing embeddings provider leaves full-text search working."""
-    row = await uow.session.get(File, file_id, with_for_update=True)
+    reason; a failing embeddings provider leaves full-text search working. A file finished,
+    or held by a live worker, is returned as it is (``finished_here`` False)."""
+    row = await uow.session.get(File, file_id, with_for_update=True, populate_existing=True)
     if row is None:
         raise NotFound(f"file {file_id}")
-    if row.status not in ("queued", "indexing"):
+    abandoned = row.status == "indexing" and row.updated_at <= now - limits.index_deadline
+    if row.status != "queued" and not abandoned:
         result = _dto(row)
         await uow.end_read()
         return result
-    row.status, row.updated_at = "indexing", now
+    row.status, row.updated_at, row.attempts = "indexing", now, row.attempts + 1
     user_id, name, key = row.user_id, row.name, row.storage_key
     await uow.commit()
     try:
         data = await store.load(key)
-        chunks, pages = await asyncio.to_thread(_parse, data, name, limits)
+        # Read in a child process under memory and time limits: a hostile file costs this
+        # process nothing.
+        chunks, pages = await read_isolated(data, name, read_limits(limits))
     except UnsupportedDocument as exc:
         return await _finish(uow, file_id, status="failed", error=exc.code, now=now)
     await uow.session.execute(delete(FileChunk).where(FileChunk.file_id == file_id))
@@ -384,11 +419,69 @@ async def _finish(
         )
     )
     await uow.commit()
-    row = await uow.session.get(File, file_id)
+    row = await uow.session.get(File, file_id, populate_existing=True)
     assert row is not None
-    result = _dto(row)
+    result = _dto(row, finished_here=True)
     await uow.end_read()
     return result
+
+
+async def keep_claim(uow: UnitOfWork, file_id: int, *, now: datetime, since: datetime) -> bool:
+    """Mark a file a worker claimed at ``since`` or later as still in hand (a claim older than
+    that is someone else's, left to go stale); False when there is no such claim."""
+    touched = await uow.session.scalar(
+        update(File)
+        .where(File.id == file_id, File.status == "indexing", File.updated_at >= since)
+        .values(updated_at=now)
+        .returning(File.id)
+    )
+    await uow.commit()
+    return touched is not None
+
+
+@dataclass(frozen=True, slots=True)
+class Reaped:
+    # Put back in the queue: the caller queues an index job for each.
+    requeued: tuple[int, ...]
+    # Given up on after too many starts: the caller tells each owner.
+    failed: tuple[FileDTO, ...]
+
+
+INTERRUPTED = "interrupted"
+
+
+async def reap_stuck(uow: UnitOfWork, *, limits: FileLimits, now: datetime) -> Reaped:
+    """Files queued or indexing that nobody has touched for ``index_deadline``: queued again,
+    or failed once ``index_attempts`` starts were made."""
+    stale = (
+        File.status.in_(("queued", "indexing")),
+        File.updated_at <= now - limits.index_deadline,
+    )
+    failed_rows = (
+        await uow.session.scalars(
+            update(File)
+            .where(*stale, File.attempts >= limits.index_attempts)
+            .values(status="failed", error=INTERRUPTED, updated_at=now)
+            .returning(File)
+        )
+    ).all()
+    failed = tuple(_dto(r, finished_here=True) for r in failed_rows)
+    requeued = tuple(
+        await uow.session.scalars(
+            update(File)
+            .where(*stale, File.attempts < limits.index_attempts)
+            .values(status="queued", updated_at=now)
+            .returning(File.id)
+        )
+    )
+    await uow.commit()
+    if requeued or failed:
+        log.warning(
+            "files: stuck ones queued again %s, given up %s",
+            list(requeued),
+            [f.id for f in failed],
+        )
+    return Reaped(requeued, failed)
 
 
 async def _own(uow: UnitOfWork, user_id: int, file_id: int) -> File:
@@ -670,12 +763,17 @@ NOTICE_READY = N_(
     "and sections they use. /files lists your documents."
 )
 TOO_MANY_PAGES = N_("The document has more pages than the limit of {limit}.")
+INTERRUPTED_REASON = N_(
+    "Reading the document was interrupted {attempts} times, so I stopped trying. Send it again "
+    "to retry."
+)
 _REASONS = {
     cls.code: cls.msgid
     for cls in (
         ArchiveRefused,
         BinaryFile,
         CorruptDocument,
+        DocumentTooComplex,
         DocumentTooLarge,
         EmptyDocument,
         EncryptedDocument,
@@ -691,6 +789,8 @@ def failure_reason(code: str | None, limits: FileLimits) -> tuple[str, dict[str,
         return TOO_MANY_PAGES, {"limit": limits.max_pages}
     if code == "too_much_text":
         return TooMuchText.msgid, {"limit": limits.max_chars}
+    if code == INTERRUPTED:
+        return INTERRUPTED_REASON, {"attempts": limits.index_attempts}
     if code == "too_large":
         return DocumentTooLarge.msgid, {"limit_mb": limits.max_bytes // (1024 * 1024)}
     return _REASONS.get(code or "", UnsupportedDocument.msgid), {}

@@ -25,6 +25,7 @@ from sqlalchemy import delete, select, text, update
 from core.errors import InvalidInput, RateLimited
 from core.i18n import N_
 from core.media import MediaStore
+from core.services import inbox
 from db.models import (
     AdminAction,
     ChatMessageRow,
@@ -305,6 +306,9 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "expires_at",
         ),
     ),
+    # Updates received from the person and not handled yet (normally for a few seconds only),
+    # matched by their Telegram id.
+    "waiting_updates": ("inbox_updates", "telegram_id", ("update_id", "payload", "received_at")),
 }
 
 # Columns deliberately left out of the export, each with the reason.
@@ -312,7 +316,7 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "users": {},
     "identities": {
         "user_id": "the account's own id, exported once under account",
-        "password_hash": "a secret derived from the password; never handed out (policy 3.1)",
+        "password_hash": "a secret derived from the password; never handed out (policy 3.1)",  # nosec B105 # a description
     },
     "consents": {"user_id": "the account's own id"},
     "signup_attributions": {"id": "an internal row number", "user_id": "the account's own id"},
@@ -324,6 +328,8 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "reservations": {
         "user_id": "the account's own id",
         "idempotency_key": "an internal key that makes each operation apply once",
+        "owner": "which server process holds the money for a reply in progress (host and "
+        "process number of the service, nothing about the user)",
     },
     "payments": {
         "user_id": "the account's own id",
@@ -343,6 +349,7 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "files": {
         "user_id": "the account's own id",
         "storage_key": "where the file lies in our store; the metadata is exported",
+        "attempts": "an internal count of indexing starts; the indexing state is exported",
     },
     "file_chunks": dict.fromkeys(
         (
@@ -362,13 +369,14 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     "file_links": {"id": "an internal row number", "user_id": "the account's own id"},
     "share_links": {
         "user_id": "the account's own id",
-        "token_hash": "a hash of a secret link; the link itself is never kept",
+        "token_hash": "a hash of a secret link; the link itself is never kept",  # nosec B105 # a description
     },
     "support_threads": {"user_id": "the account's own id"},
     "sessions": {
         "id": "the session's internal handle, inside every token",
         "user_id": "the account's own id",
         "refresh_hash": "a hash of a secret token; never handed out (policy 3.1)",
+        "retired_hashes": "hashes of replaced secret tokens; never handed out (policy 3.1)",
     },
     "support_messages": {"user_id": "the account's own id"},
     "subscriptions": {"user_id": "the account's own id"},
@@ -418,8 +426,12 @@ async def _rows(
 ) -> AsyncIterator[dict[str, Any]]:
     # Table and column names come from the constant plan above, never from input.
     quoted = ", ".join(f'"{c}"' for c in columns)
+    match = ":user_id"
+    if user_column == "telegram_id" and table != "users":
+        # Rows that name the person by their Telegram id, not by the account.
+        match = "(SELECT telegram_id FROM users WHERE id = :user_id)"
     sql = text(
-        f'SELECT {quoted} FROM "{table}" WHERE "{user_column}" = :user_id ORDER BY 1'  # noqa: S608
+        f'SELECT {quoted} FROM "{table}" WHERE "{user_column}" = {match} ORDER BY 1'  # noqa: S608  # nosec B608
     )
     result = await uow.session.stream(sql.execution_options(yield_per=1000), {"user_id": user_id})
     async for row in result.mappings():
@@ -515,6 +527,9 @@ async def delete_user(
         )
     )
     keys += list(await uow.session.scalars(select(File.storage_key).where(File.user_id == user_id)))
+    telegram_id = await uow.session.scalar(select(User.telegram_id).where(User.id == user_id))
+    if telegram_id is not None:
+        await inbox.erase_sender(uow, telegram_id)
     for model in (
         RequestLog,
         ShareLink,

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import TextClause, text
 
 from core.media import MediaStore
-from core.services import billing, sessions
+from core.services import billing, inbox, sessions
 from db.uow import UnitOfWork
 
 # "Technical log entries (IP, User-Agent, session markers) — no longer than 90 days."
@@ -63,6 +63,7 @@ class Purged:
     privacy_log: int = 0
     sessions: int = 0
     media: int = 0
+    updates: int = 0
 
 
 async def scrub_technical_data(uow: UnitOfWork, *, now: datetime) -> int:
@@ -133,4 +134,7 @@ async def purge_expired(
     ended = await sessions.purge_ended(uow, cutoff=now)
     media = await purge_media(uow, store, now=now) if store is not None else 0
     await billing.release_stale_holds(uow, now=now)
-    return Purged(messages, conversations, technical, privacy_log, ended, media)
+    # An update's row goes once it is handled; one left behind by a fault goes here.
+    updates = await inbox.purge_lingering(uow, now=now)
+    await uow.commit()
+    return Purged(messages, conversations, technical, privacy_log, ended, media, updates)

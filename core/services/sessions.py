@@ -1,10 +1,13 @@
 """Signed-in sessions: one per sign-in, named by the access tokens issued for it (``sid``).
 
-A session holds the SHA-256 of its current refresh token, replaced on every refresh. A refresh
-token is ``<session id>.<secret>``: when a token names a live session but is not its current
-one, an old token is being used again, by a thief or by the user after a thief, so the whole
-session ends (RFC 9700 4.14.2). Whoever holds an access token can end its session anyway, so
-knowing a session id gives nothing more.
+A session holds the SHA-256 of its current refresh token, replaced on every refresh, and of the
+tokens it replaced (the newest ``RETIRED_KEPT``). A refresh token is ``<session id>.<secret>``:
+when a token that once was the session's current one comes back, an old token is being used
+again, by a thief or by the user after a thief, so the whole session ends (RFC 9700 4.14.2). A
+secret that never was valid is refused and changes nothing: knowing a session id (it is in every
+access token) gives no power over the session. Hashes are compared in constant time.
+
+Logs and error details name a session only by ``session_tag`` (a short hash), never by its id.
 
 Every authenticated request checks its session in the database (one primary-key read): an end
 of session takes effect on the next request, with no cache that could lag behind a revocation.
@@ -27,6 +30,7 @@ from core.security.tokens import (
     new_refresh_token,
     new_session_id,
     refresh_session_id,
+    session_tag,
 )
 from core.services import accounts
 from db.models import Session, User
@@ -35,6 +39,8 @@ from db.uow import UnitOfWork
 log = logging.getLogger(__name__)
 # How stale `last_used_at` may get before a request writes it again.
 USE_RESOLUTION = timedelta(minutes=5)
+# Rotated-out refresh token hashes kept per session: reuse of any of these is detected.
+RETIRED_KEPT = 64
 
 
 class RefreshTokenReused(SessionInvalid):
@@ -126,17 +132,28 @@ async def refresh(
         raise SessionInvalid("unknown session")
     session, blocked = row
     if session.revoked_at is not None or session.expires_at <= now:
-        raise SessionInvalid(f"session {session_id} ended")
-    if not hmac.compare_digest(session.refresh_hash, hash_refresh_token(refresh_token)):
+        await uow.end_read()
+        raise SessionInvalid(f"session {session_tag(session_id)} ended")
+    presented = hash_refresh_token(refresh_token)
+    if not hmac.compare_digest(session.refresh_hash, presented):
+        # Every retired hash is compared, matched or not.
+        reused = [hmac.compare_digest(old, presented) for old in session.retired_hashes]
+        if not any(reused):
+            await uow.end_read()
+            raise SessionInvalid(f"session {session_tag(session_id)}: not a refresh token of it")
         session.revoked_at = now
         await uow.commit()
-        log.warning("refresh token of session %s used again: session ended", session_id)
-        raise RefreshTokenReused(f"session {session_id}: old refresh token")
+        log.warning(
+            "a replaced refresh token of session %s came back: session ended",
+            session_tag(session_id),
+        )
+        raise RefreshTokenReused(f"session {session_tag(session_id)}: old refresh token")
     if blocked:
         session.revoked_at = now
         await uow.commit()
         raise SessionInvalid(f"user {session.user_id} is blocked or erased")
     token = new_refresh_token(session_id)
+    session.retired_hashes = [session.refresh_hash, *session.retired_hashes][:RETIRED_KEPT]
     session.refresh_hash = hash_refresh_token(token)
     session.last_used_at = now
     session.expires_at = now + ttl
@@ -179,10 +196,10 @@ async def check(uow: UnitOfWork, *, session_id: str, user_id: int, now: datetime
     ).first()
     if row is None or row.user_id != user_id:
         await uow.end_read()
-        raise SessionInvalid(f"no session {session_id} for user {user_id}")
+        raise SessionInvalid(f"no session {session_tag(session_id)} for user {user_id}")
     if row.revoked_at is not None or row.expires_at <= now or row.is_blocked:
         await uow.end_read()
-        raise SessionInvalid(f"session {session_id} ended")
+        raise SessionInvalid(f"session {session_tag(session_id)} ended")
     if now - row.last_used_at >= USE_RESOLUTION:
         await uow.session.execute(
             update(Session).where(Session.id == session_id).values(last_used_at=now)
@@ -218,7 +235,7 @@ async def revoke(uow: UnitOfWork, *, user_id: int, session_id: str, now: datetim
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         await uow.rollback()
-        raise NotFound(f"session {session_id} of user {user_id}")
+        raise NotFound(f"session {session_tag(session_id)} of user {user_id}")
     await uow.commit()
 
 

@@ -10,6 +10,7 @@ from datetime import datetime
 
 from sqlalchemy import update
 
+from core import owners
 from core.errors import InvalidInput, NotFound
 from core.i18n import N_
 from core.media import MediaStore
@@ -69,7 +70,13 @@ async def submit_video(
     key = f"video:{user_id}:{secrets.token_hex(8)}"
     hold = (
         await billing.reserve(
-            uow, user_id=user_id, amount=price, key=f"{key}:hold", model_id=model.id
+            uow,
+            user_id=user_id,
+            amount=price,
+            key=f"{key}:hold",
+            model_id=model.id,
+            # The video job watching the provider settles it, across restarts.
+            owner=owners.JOB_OWNER + "video",
         )
         if price
         else None

@@ -38,7 +38,7 @@ DEBIT = f"""
            $8::int, $9::int, $10::text, $11::jsonb, $12::text
     FROM b
     {ENTRY_RETURNING}
-"""  # noqa: S608 (assembled from constants only)
+"""  # noqa: S608 (assembled from constants only)  # nosec B608
 
 CREDIT = f"""
     WITH b AS (
@@ -51,7 +51,7 @@ CREDIT = f"""
            $8::int, $9::int, $10::text, $11::jsonb, $12::text
     FROM b
     {ENTRY_RETURNING}
-"""  # noqa: S608
+"""  # noqa: S608  # nosec B608
 
 # The charge ($2) is capped at what the user can pay: the reserve plus what is still available.
 # The balance row is locked first (FOR UPDATE sees its latest version), so the cap is exact.
@@ -75,15 +75,15 @@ SETTLE = f"""
            $8::int, $9::int, $10::text, $11::jsonb, $12::text
     FROM b
     {ENTRY_RETURNING}
-"""  # noqa: S608
+"""  # noqa: S608  # nosec B608
 
 RESERVE = """
     WITH b AS (
         UPDATE balances SET reserved = reserved + $2, updated_at = now()
         WHERE user_id = $1::bigint AND balance - reserved >= $2::bigint
         RETURNING user_id)
-    INSERT INTO reservations (user_id, amount, status, model_id, idempotency_key)
-    SELECT b.user_id, $2::bigint, 'held', $3::text, $4::text FROM b
+    INSERT INTO reservations (user_id, amount, status, model_id, idempotency_key, owner)
+    SELECT b.user_id, $2::bigint, 'held', $3::text, $4::text, $5::text FROM b
     RETURNING id
 """
 
@@ -165,9 +165,9 @@ class LedgerRepository:
         return await self._fetchrow(SETTLE, *args, reservation_id)
 
     async def reserve(
-        self, *, user_id: int, amount: int, model_id: str | None, key: str
+        self, *, user_id: int, amount: int, model_id: str | None, key: str, owner: str | None = None
     ) -> int | None:
-        row = await self._fetchrow(RESERVE, user_id, amount, model_id, key)
+        row = await self._fetchrow(RESERVE, user_id, amount, model_id, key, owner)
         return None if row is None else int(row["id"])
 
     async def release(self, reservation_id: int) -> bool:
@@ -211,6 +211,51 @@ class LedgerRepository:
             limit,
         )
         return len(result)
+
+    async def held_owners(self) -> list[str]:
+        """The processes that hold money now."""
+        result = await self.session.execute(
+            text(
+                "SELECT DISTINCT owner FROM reservations"
+                " WHERE status = 'held' AND owner IS NOT NULL"
+            )
+        )
+        return [row[0] for row in result]
+
+    async def release_orphans(
+        self,
+        *,
+        dead_owners: list[str],
+        ownerless_before: datetime,
+        keep: list[int],
+        limit: int,
+    ) -> int:
+        """Release holds of processes that are gone, and ownerless holds older than
+        ``ownerless_before``, except the reservations in ``keep``; how many holds."""
+        driver = await self._driver()
+        result = await driver.fetch(
+            """
+            WITH r AS (
+                UPDATE reservations SET status = 'released', closed_at = now()
+                WHERE id IN (SELECT id FROM reservations WHERE status = 'held'
+                             AND (owner = ANY($1::text[])
+                                  OR (owner IS NULL AND created_at < $2))
+                             AND NOT (id = ANY($3::bigint[]))
+                             ORDER BY id LIMIT $4
+                             FOR UPDATE SKIP LOCKED)
+                RETURNING user_id, amount),
+            sums AS (SELECT user_id, SUM(amount) AS amount, COUNT(*) AS holds
+                     FROM r GROUP BY user_id)
+            UPDATE balances SET reserved = reserved - sums.amount, updated_at = now()
+            FROM sums WHERE balances.user_id = sums.user_id
+            RETURNING sums.holds
+            """,
+            dead_owners,
+            ownerless_before,
+            keep,
+            limit,
+        )
+        return sum(int(row["holds"]) for row in result)
 
     async def ensure_balance(self, user_id: int) -> None:
         await self.session.execute(insert(Balance).values(user_id=user_id).on_conflict_do_nothing())

@@ -268,9 +268,9 @@ def _token_handler(provider: str) -> Any:
             "expires_in": TOKEN_TTL[provider],
         }
         if provider == "google":
-            body |= {"token_type": "Bearer", "scope": grant.scope}
+            body |= {"token_type": "Bearer", "scope": grant.scope}  # nosec B105 # the token type
         else:
-            body |= {"token_type": "bearer", "refresh_token": "1:" + issued.value[3:]}
+            body |= {"token_type": "bearer", "refresh_token": "1:" + issued.value[3:]}  # nosec B105 # the token type
         return web.json_response(body, headers=NO_STORE)
 
     return token

@@ -247,7 +247,7 @@ class Bot:
     username: str
     first_name: str
     updates: list[dict[str, Any]] = field(default_factory=list)
-    next_update_id: int = field(default_factory=lambda: random.randint(100_000, 900_000))
+    next_update_id: int = field(default_factory=lambda: random.randint(100_000, 900_000))  # nosec B311 # made-up ids
     allowed_updates: list[str] | None = None
     webhook: dict[str, Any] | None = None
     webhook_last_set: float = 0.0
@@ -303,9 +303,9 @@ class World:
         self.events: list[dict[str, Any]] = []
         self.events_changed = asyncio.Event()
         self.faults: list[Fault] = []
-        self._next_user_id = random.randint(5_000_000_000, 5_900_000_000)
-        self._next_group_id = random.randint(4_000_000_000, 4_900_000_000)
-        self._next_supergroup_id = random.randint(1_000_000_000, 2_900_000_000)
+        self._next_user_id = random.randint(5_000_000_000, 5_900_000_000)  # nosec B311 # made-up ids
+        self._next_group_id = random.randint(4_000_000_000, 4_900_000_000)  # nosec B311 # made-up ids
+        self._next_supergroup_id = random.randint(1_000_000_000, 2_900_000_000)  # nosec B311 # made-up ids
 
     # --- bots -----------------------------------------------------------------------------
 
@@ -350,7 +350,7 @@ class World:
     def create_user(self, **fields: Any) -> UserAccount:
         user_id = fields.pop("id", None)
         if user_id is None:
-            self._next_user_id += random.randint(1, 97)
+            self._next_user_id += random.randint(1, 97)  # nosec B311 # made-up ids
             user_id = self._next_user_id
         if user_id in self.users:
             raise ValueError(f"user {user_id} exists")
@@ -377,10 +377,10 @@ class World:
         if is_forum and chat_type != "supergroup":
             raise ValueError("only a supergroup can be a forum")
         if chat_type == "supergroup":
-            self._next_supergroup_id += random.randint(1, 97)
+            self._next_supergroup_id += random.randint(1, 97)  # nosec B311
             chat_id = -(10**12 + self._next_supergroup_id)
         else:
-            self._next_group_id += random.randint(1, 97)
+            self._next_group_id += random.randint(1, 97)  # nosec B311
             chat_id = -self._next_group_id
         members = list(member_ids)
         admins = list(admin_ids or [])

@@ -4,7 +4,6 @@ database and Redis. Each test acts as fresh Telegram users, so tests never see e
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -22,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.context import BotContext
 from bot.dispatcher import create_dispatcher, create_i18n
 from bot.factory import create_bot
+from bot.inbox import InboxPolling
 from bot.notifier import BotNotifier
 from bot.stars import TelegramStars
 from core.media import LocalMediaStore
@@ -162,9 +162,9 @@ async def harness(
         media_store=media_store,
         jobs=BrokerQueue(broker),
     )
-    polling = asyncio.create_task(
-        dp.start_polling(bot, handle_signals=False, close_bot_session=False, polling_timeout=1)
-    )
+    # As `netroom bot` polls: each batch recorded in the inbox before it is confirmed.
+    poller = InboxPolling(dp, bot, uow_factory, polling_timeout=1)
+    polling = asyncio.create_task(poller.run())
     try:
         # Start-up (commands, menu button) is done once both command lists are set.
         started = 0
@@ -176,9 +176,8 @@ async def harness(
             started += sum(1 for e in events if e["type"] == "commands_set")
         yield BotHarness(sandbox, client, bot, dp, uow_factory)
     finally:
-        with contextlib.suppress(RuntimeError):
-            await dp.stop_polling()
-        await asyncio.wait_for(polling, 10)
+        poller.stop()
+        await asyncio.wait_for(polling, 40)
         worker_stop.set()
         await asyncio.wait_for(worker, 10)
         await bot.session.close()

@@ -106,3 +106,30 @@ async def test_refused_and_unreadable_files_are_explained(
     assert failed
     [listing] = await sol.say("/files")
     assert "❌ 📎 report.pdf" in text_of(listing)
+
+
+async def test_a_file_that_failed_is_read_again_when_sent_again(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    uma = await _ready_person(harness, person, "Uma")
+    pdf = make_pdf(["A report whose first upload was cut short."])
+    damaged = pdf[: len(pdf) // 2]
+
+    async def failure_after(after: int) -> Any:
+        return await harness.client.wait_for(
+            lambda e: e["type"] == "bot_message" and "damaged" in (e["message"].get("text") or ""),
+            chat_id=uma.id,
+            after=after,
+            wait=20,
+        )
+
+    after = await harness.client.last_seq()
+    [got] = await _send(harness, uma, "report.pdf", damaged)
+    assert "Got report.pdf" in text_of(got)
+    assert await failure_after(after)
+
+    # Not "you sent it before": it is queued and read once more, and the outcome told again.
+    after = await harness.client.last_seq()
+    [retry] = await _send(harness, uma, "report.pdf", damaged)
+    assert "Trying again" in text_of(retry) and "report.pdf" in text_of(retry)
+    assert await failure_after(after)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -61,6 +62,37 @@ def test_unsafe_link_schemes_become_plain_text() -> None:
     assert "ftp://" not in html
     assert telegram_text(html).startswith("[click](javascript:alert(1)) f ok")
     assert '<a href="https://ok.test">ok</a>' in html
+
+
+@pytest.mark.parametrize(
+    "target",
+    [
+        "tg://resolve?domain=somebot&start=pay",
+        "TG://join?invite=abc",
+        "tg:openmessage?user_id=1",
+        "javascript:alert(1)",
+        "JaVaScRiPt:alert(1)",
+        "data:text/html,<b>x</b>",
+        "vbscript:x",
+        "file:///etc/passwd",
+        "intent://scan/#Intent;scheme=zxing;end",
+        "ftp://files.test/x",
+    ],
+)
+def test_only_http_https_and_mailto_links_stay_links(target: str) -> None:
+    for source in (f"[tap here]({target})", f"<{target}>", f"![pic]({target})"):
+        html = render_markdown(source)
+        assert "<a " not in html, (source, html)
+        # The text is kept, only as text.
+        assert telegram_text(html).strip()
+
+
+@pytest.mark.parametrize(
+    "target", ["https://ok.test/a?b=1", "HTTP://ok.test", "mailto:someone@ok.test"]
+)
+def test_web_and_mail_links_stay_links(target: str) -> None:
+    html = render_markdown(f"[here]({target}) and <{target}>")
+    assert html.count("<a href=") == 2, html
 
 
 def test_quotes_become_blockquotes() -> None:

@@ -151,6 +151,20 @@ async def test_run_on_a_bare_machine_starts_everything_and_stops_on_sigterm(
         assert start.headers["location"].startswith(f"{sandbox_url}/oauth/google/authorize")
     assert await service.stop() == 0
     assert "stopped" in "".join(service.output)
+    # Everything under DATA_DIR (databases, the Redis dump, tokens) is the service user's only.
+    data = tmp_path / "data"
+    # Run as root, the embedded Postgres runs as a user of its own and opens DATA_DIR (not what
+    # is in it) for that user to pass through to its own 0700 directory.
+    root = os.geteuid() == 0
+    assert data.stat().st_mode & 0o777 == (0o755 if root else 0o700)
+    opened = [
+        (str(p.relative_to(data)), oct(p.stat().st_mode & 0o777))
+        for p in data.rglob("*")
+        # Sockets are guarded by their directory.
+        if not p.is_symlink() and p.exists() and not p.is_socket() and p.stat().st_mode & 0o077
+    ]
+    assert not opened
+    assert any(data.rglob("*.rdb")) and (data / "sandbox-bot-token").exists()
 
 
 async def test_web_in_webhook_mode_receives_updates_with_the_secret_only(

@@ -185,6 +185,23 @@ async def test_generated_media_is_served_by_its_random_link_only(
     assert (await client.get(f"/media/{key}")).status == 404
 
 
+async def test_uploaded_documents_are_never_served_by_their_media_key(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis, tmp_path: Path
+) -> None:
+    store = LocalMediaStore(tmp_path)
+    client = await aiohttp_client(create_app(make_context(engine, redis, media_store=store)))
+    for mime in ("application/pdf", "text/plain", "application/octet-stream"):
+        key = await store.save(b"%PDF-1.7 the contract", mime)
+        assert key.endswith(".bin")
+        response = await client.get(f"/media/{key}")
+        assert response.status == 404, mime
+        assert b"contract" not in await response.read()
+        assert await store.load(key) == b"%PDF-1.7 the contract"
+        # On disk too, only the service's user may read it.
+        path = tmp_path / key[:2] / key
+        assert (path.stat().st_mode & 0o777, path.parent.stat().st_mode & 0o777) == (0o600, 0o700)
+
+
 async def test_requests_are_logged_by_route_without_ids_or_tokens(
     aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
 ) -> None:

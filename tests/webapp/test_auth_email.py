@@ -5,8 +5,10 @@ attempt limits, sessions after sign-in, password change."""
 from __future__ import annotations
 
 import base64
+import re
 import time
 from datetime import UTC, datetime, timedelta
+from urllib.parse import unquote
 
 import httpx
 import pytest
@@ -16,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.security.tokens import issue_access_token, issue_signed
 from core.services.auth import CONFIRMATION, LoginLimits
+from core.services.auth import SIGN_IN_LINK as SIGN_IN_LINK_PURPOSE
 from db.models import Consent, Identity, Session, SignupAttribution, User
 from sandbox.app import SandboxServer
 from tests.webapp.authkit import (
@@ -182,22 +185,51 @@ async def test_unknown_email_and_wrong_password_get_the_same_answer_in_similar_t
     assert unknown_time > 0.5 * wrong_time and wrong_time > 0.5 * unknown_time
 
 
-async def test_account_is_locked_after_five_failures_with_retry_after(kit: Kit) -> None:
+async def test_five_failures_lock_the_account_from_that_address_only(kit: Kit) -> None:
     email = new_email()
     await kit.signed_up(email)
     for _ in range(5):
         assert (await kit.sign_in(email, "wrong password")).status == 401
-    # Locked: even the right password waits, from another address too.
-    other = Kit(kit.client, kit.sandbox, kit.http, kit.factory)
-    for attempt in (kit, other):
-        locked = await attempt.sign_in(email, PASSWORD)
-        assert locked.status == 429
-        assert (await locked.json())["error"] == "too_many_attempts"
-        assert 800 <= int(locked.headers["Retry-After"]) <= 900
-    # Another account from the same address is not affected.
+    # Locked from this address: even the right password waits.
+    locked = await kit.sign_in(email, PASSWORD)
+    assert locked.status == 429
+    assert (await locked.json())["error"] == "too_many_attempts"
+    assert 800 <= int(locked.headers["Retry-After"]) <= 900
+    # The owner, from an address of their own, is not locked out.
+    owner = Kit(kit.client, kit.sandbox, kit.http, kit.factory)
+    assert (await owner.sign_in(email, PASSWORD)).status == 200
+    # Another account from the locked address is not affected.
     second = new_email()
     await kit.signed_up(second)
     assert (await kit.sign_in(second, PASSWORD)).status == 200
+
+
+async def test_failures_from_many_addresses_slow_them_down_but_never_lock_the_owner(
+    aiohttp_client: ClientMaker,
+    engine: AsyncEngine,
+    redis: Redis,
+    sandbox: SandboxServer,
+    http: httpx.AsyncClient,
+) -> None:
+    kit = await make_kit(
+        aiohttp_client,
+        engine,
+        redis,
+        sandbox,
+        http,
+        login_limits=LoginLimits(slow_after=3, slow_delay=timedelta(seconds=60)),
+    )
+    email = new_email()
+    await kit.signed_up(email)
+    attackers = [Kit(kit.client, kit.sandbox, kit.http, kit.factory) for _ in range(6)]
+    for attacker in attackers:
+        assert (await attacker.sign_in(email, "guess")).status == 401
+    # Past three failures on the account, each address that failed waits before its next try.
+    slowed = await attackers[-1].sign_in(email, "another guess")
+    assert slowed.status == 429
+    assert 1 <= int(slowed.headers["Retry-After"]) <= 60
+    # The owner's own address signs in at once, however many addresses failed before.
+    assert (await kit.sign_in(email, PASSWORD)).status == 200
 
 
 async def test_a_successful_sign_in_clears_the_account_counter(kit: Kit) -> None:
@@ -388,3 +420,95 @@ async def test_changing_the_password_ends_every_other_session(kit: Kit) -> None:
         "/api/auth/password", {"current": "a brand new phrase", "new": "x" * 20}
     )
     assert unauthenticated.status == 401
+
+
+SIGN_IN_LINK = re.compile(r"/app#signin=(\S+)")
+
+
+async def _sign_in_link(kit: Kit, email: str) -> str:
+    asked = await kit.post("/api/auth/email-link", {"email": email})
+    assert (asked.status, await asked.json()) == (202, {"status": "link_sent"})
+    mails = await kit.mails(email)
+    found = SIGN_IN_LINK.search(mails[-1]["text"]) if mails else None
+    assert found, mails
+    return unquote(found.group(1))
+
+
+async def test_the_owner_signs_in_by_an_emailed_link_while_the_password_is_locked(
+    kit: Kit,
+) -> None:
+    email = new_email()
+    await kit.signed_up(email)
+    for _ in range(5):
+        assert (await kit.sign_in(email, "wrong password")).status == 401
+    assert (await kit.sign_in(email, PASSWORD)).status == 429
+    token = await _sign_in_link(kit, email)
+    signed_in = await kit.post("/api/auth/email-link/sign-in", {"token": token})
+    assert signed_in.status == 200
+    body = await signed_in.json()
+    assert await kit.me(str(body["access_token"])) == 200
+    assert "__Host-netroom_refresh" in set_cookies(signed_in)
+    # Once only.
+    again = await kit.post("/api/auth/email-link/sign-in", {"token": token})
+    assert (again.status, (await again.json())["error"]) == (400, "sign_in_link_invalid")
+
+
+async def test_a_sign_in_link_goes_only_to_a_confirmed_address_and_reveals_nothing(
+    kit: Kit,
+) -> None:
+    unknown, pending = new_email(), new_email()
+    assert (await kit.register(pending, PASSWORD)).status == 202
+    for email in (unknown, pending):
+        asked = await kit.post("/api/auth/email-link", {"email": email})
+        assert (asked.status, await asked.json()) == (202, {"status": "link_sent"})
+        assert not any(SIGN_IN_LINK.search(m["text"]) for m in await kit.mails(email))
+
+
+async def test_forged_expired_or_foreign_sign_in_links_are_refused(kit: Kit) -> None:
+    email = new_email()
+    await kit.signed_up(email)
+    token = await _sign_in_link(kit, email)
+    now = datetime.now(UTC)
+    forged = [
+        token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB"),
+        # A confirmation link is not a sign-in link.
+        issue_signed(
+            CONFIRMATION,
+            {"sub": "1", "email": email, "jti": "z", "pwf": "0"},
+            secret=SECRET,
+            now=now,
+            ttl=timedelta(minutes=15),
+        ),
+        issue_signed(
+            SIGN_IN_LINK_PURPOSE,
+            {"sub": "1", "email": email, "jti": "x"},
+            secret="another-secret-of-at-least-32-bytes!!!!",
+            now=now,
+            ttl=timedelta(minutes=15),
+        ),
+        issue_signed(
+            SIGN_IN_LINK_PURPOSE,
+            {"sub": "1", "email": email, "jti": "y"},
+            secret=SECRET,
+            now=now - timedelta(hours=1),
+            ttl=timedelta(minutes=15),
+        ),
+    ]
+    for bad in forged:
+        refused = await kit.post("/api/auth/email-link/sign-in", {"token": bad})
+        assert (refused.status, (await refused.json())["error"]) == (400, "sign_in_link_invalid")
+    # None of them used up the real link.
+    assert (await kit.post("/api/auth/email-link/sign-in", {"token": token})).status == 200
+
+
+async def test_a_stranger_asking_for_links_cannot_use_up_the_owners(kit: Kit) -> None:
+    email = new_email()
+    await kit.signed_up(email)
+    stranger = Kit(kit.client, kit.sandbox, kit.http, kit.factory)
+    answers = [
+        (await stranger.post("/api/auth/email-link", {"email": email})).status for _ in range(7)
+    ]
+    assert answers[:5] == [202] * 5 and answers[5:] == [429, 429]
+    # The owner, from their own address, still gets a link and signs in with it.
+    token = await _sign_in_link(kit, email)
+    assert (await kit.post("/api/auth/email-link/sign-in", {"token": token})).status == 200

@@ -174,6 +174,20 @@ async def test_a_callback_in_another_browser_is_refused(kit: Kit) -> None:
         assert refused.status == 400
 
 
+async def test_a_callback_from_another_browser_does_not_use_up_the_owners_flow(kit: Kit) -> None:
+    account = await _account(kit, "google")
+    url, nonce = await _start(kit, "google")
+    redirect = await _approve(kit, url, account["subject"])
+    for forged in (None, "someone-elses-nonce", "x" * 300):
+        refused = await kit.callback(redirect, forged)
+        assert (refused.status, (await refused.json())["error"]) == (400, "oauth_state_invalid")
+    # The browser that started the flow still finishes it, once.
+    finished = await kit.callback(redirect, nonce)
+    assert finished.status == 302
+    assert finished.headers["Location"].endswith("#signed_in=google")
+    assert (await kit.callback(redirect, nonce)).status == 400
+
+
 async def test_a_replayed_code_is_refused(kit: Kit) -> None:
     account = await _account(kit, "google")
     url, nonce = await _start(kit, "google")

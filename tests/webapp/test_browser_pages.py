@@ -314,6 +314,8 @@ async def running_stage(
         "models": menu,
         "model_names": NAMES,
         "providers": ProviderRegistry(sandbox_providers(sandbox.url), http),
+        # The sandbox's Telegram client frames the app, as Telegram's web clients do.
+        "app_framers": ("https://web.telegram.org", sandbox.url),
     }
     values.update(overrides)
     await http.post(

@@ -503,3 +503,36 @@ async def test_an_unfinished_google_or_yandex_sign_in_comes_back_to_the_page_wit
         assert await identities(stage, "google", taken) == [first_owner]
     finally:
         await context.close()
+
+
+async def test_locked_out_by_wrong_passwords_the_owner_signs_in_by_an_emailed_link(
+    browser: Browser, stage: Stage, errors: list[str]
+) -> None:
+    email = await email_account(stage)
+    # Wrong guesses from the owner's own address lock the password way there.
+    for _ in range(5):
+        guess = await stage.http.post(
+            f"{stage.url}/api/auth/sign-in", json={"email": email, "password": "a wrong guess"}
+        )
+        assert guess.status_code == 401
+    locked = await stage.http.post(
+        f"{stage.url}/api/auth/sign-in", json={"email": email, "password": PASSWORD}
+    )
+    assert locked.status_code == 429
+    context, page = await new_page(browser, errors, phone=False)
+    try:
+        await page.goto(f"{stage.url}/app")
+        await page.get_by_test_id("signin-email").fill(email)
+        await page.get_by_test_id("email-link").click()
+        await expect(page.locator("#auth-info")).to_contain_text("sign-in link")
+        mails = await stage.mails(email)
+        found = re.search(r"/app#signin=(\S+)", mails[-1]["text"])
+        assert found, mails
+        await page.goto(f"{stage.url}/app#signin={found.group(1)}")
+        await expect(page.get_by_test_id("composer-input")).to_be_visible()
+        # The link works once: opened again, the page says so.
+        await page.goto("about:blank")
+        await page.goto(f"{stage.url}/app#signin={found.group(1)}")
+        await expect(page.locator("#auth-error")).to_contain_text("already been used")
+    finally:
+        await context.close()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.asyncio import Redis
@@ -17,18 +19,30 @@ async def test_healthz_reports_postgres_and_redis_ok(client: Client) -> None:
     assert await response.json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
 
 
-async def test_healthz_answers_503_naming_redis_when_it_is_down(
+async def test_healthz_stays_200_and_names_redis_when_it_is_down(
     aiohttp_client: ClientMaker, engine: AsyncEngine
 ) -> None:
     # A port nothing listens on: a real refused connection.
     dead = Redis.from_url("redis://127.0.0.1:1/0", socket_connect_timeout=1)
     try:
         client = await aiohttp_client(create_app(make_context(engine, dead)))
+        started = asyncio.get_running_loop().time()
         response = await client.get("/healthz")
-        assert response.status == 503
-        assert await response.json() == {"status": "down", "postgres": "ok", "redis": "down"}
+        # Liveness: the process is fine, only a dependency is not.
+        assert response.status == 200
+        assert await response.json() == {"status": "degraded", "postgres": "ok", "redis": "down"}
+        assert asyncio.get_running_loop().time() - started < 1.5
+        ready = await client.get("/readyz")
+        assert ready.status == 503
+        assert await ready.json() == {"status": "degraded", "postgres": "ok", "redis": "down"}
     finally:
         await dead.aclose()
+
+
+async def test_readyz_answers_200_when_postgres_and_redis_answer(client: Client) -> None:
+    response = await client.get("/readyz")
+    assert response.status == 200
+    assert await response.json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
 
 
 async def test_home_page_is_english_by_default_and_links_the_bot(client: Client) -> None:

@@ -21,6 +21,7 @@ from core.services import chat, files
 from core.services.chat import ModelMenu, ModelTerms
 from db.engine import UnitOfWorkFactory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
+from tests.core.test_documents import make_pdf
 from tests.factories import register
 from tests.webapp.conftest import ClientMaker, make_context, web_access_token
 from webapp.app import create_app
@@ -277,3 +278,36 @@ async def test_a_new_chat_takes_a_document_before_its_first_message(env: Env) ->
     assert untitled.status == 201 and (await untitled.json())["title"] is None
     bad = await env.client.post("/api/conversations", headers=owner, json={"title": 5})
     assert bad.status == 400
+
+
+async def test_a_failed_upload_sent_again_is_read_again(env: Env) -> None:
+    headers = await env.user()
+    pdf = make_pdf(["A report whose first upload was cut short."])
+    damaged = pdf[: len(pdf) // 2]
+
+    async def upload() -> aiohttp.ClientResponse:
+        form = aiohttp.FormData()
+        form.add_field("file", damaged, filename="report.pdf", content_type="application/pdf")
+        return await env.client.post("/api/files", headers=headers, data=form)
+
+    async def finished(file_id: int) -> dict[str, object]:
+        async with asyncio.timeout(15):
+            while True:
+                response = await env.client.get(f"/api/files/{file_id}", headers=headers)
+                state: dict[str, object] = await response.json()
+                if state["status"] in ("ready", "failed"):
+                    return state
+                await asyncio.sleep(0.05)
+
+    created = await upload()
+    assert created.status == 201
+    file_id = (await created.json())["id"]
+    assert (await finished(file_id))["status"] == "failed"
+
+    again = await upload()
+    assert again.status == 200
+    retried = await again.json()
+    assert (retried["id"], retried["status"], retried["error"]) == (file_id, "queued", None)
+    # Queued for real: the worker reads it again (and finds it damaged again).
+    state = await finished(file_id)
+    assert state["status"] == "failed" and "damaged" in str(state["error_message"])

@@ -5,6 +5,8 @@ session for account deletion."""
 
 from __future__ import annotations
 
+import logging
+import secrets
 from datetime import UTC, datetime, timedelta
 
 import httpx
@@ -14,6 +16,7 @@ from redis.asyncio import Redis
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.security.tokens import session_tag
 from core.services import sessions
 from db.models import Session
 from sandbox.app import SandboxServer
@@ -262,3 +265,61 @@ async def test_bearer_requests_need_no_csrf_token(kit: Kit) -> None:
     assert not set_cookies(await kit.post("/api/auth/refresh", {"refresh_token": "x"}))
     out = await kit.post("/api/auth/sign-out-everywhere", headers=_bearer(tokens))
     assert out.status == 200
+
+
+async def test_a_refresh_with_a_wrong_secret_is_refused_and_leaves_the_session_alone(
+    kit: Kit,
+) -> None:
+    tg, _ = await _telegram_user(kit)
+    tokens = await kit.telegram(tg)
+    # Anyone can read the session id in an access token.
+    sid = jwt.decode(str(tokens["access_token"]), options={"verify_signature": False})["sid"]
+    for garbage in ("A" * 43, secrets.token_urlsafe(32), secrets.token_urlsafe(40)):
+        forged = await kit.post("/api/auth/refresh", {"refresh_token": f"{sid}.{garbage}"})
+        assert (forged.status, (await forged.json())["error"]) == (401, "session_invalid")
+    # The victim's tokens still work, and the session still rotates as usual.
+    assert await kit.me(str(tokens["access_token"])) == 200
+    renewed = await kit.post("/api/auth/refresh", {"refresh_token": tokens["refresh_token"]})
+    assert renewed.status == 200
+    assert await kit.me(str((await renewed.json())["access_token"])) == 200
+
+
+async def test_any_replaced_refresh_token_coming_back_ends_the_session(kit: Kit) -> None:
+    tg, _ = await _telegram_user(kit)
+    first = await kit.telegram(tg)
+    chain = [str(first["refresh_token"])]
+    for _ in range(3):
+        renewed = await kit.post("/api/auth/refresh", {"refresh_token": chain[-1]})
+        assert renewed.status == 200
+        chain.append(str((await renewed.json())["refresh_token"]))
+    # The oldest of the replaced tokens, not just the last one, gives the theft away.
+    replay = await kit.post("/api/auth/refresh", {"refresh_token": chain[0]})
+    assert replay.status == 401
+    current = await kit.post("/api/auth/refresh", {"refresh_token": chain[-1]})
+    assert current.status == 401
+    assert await kit.me(str(first["access_token"])) == 401
+
+
+async def test_logs_never_name_a_session_id(kit: Kit, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    email = new_email()
+    await kit.signed_up(email, PASSWORD)
+    signed_in = await kit.sign_in(email, PASSWORD)
+    refresh = set_cookies(signed_in)["__Host-netroom_refresh"].value
+    body = await signed_in.json()
+    sid = refresh.split(".")[0]
+    renewed = await kit.post("/api/auth/refresh", {"refresh_token": body["refresh_token"]})
+    assert renewed.status == 200
+    # Refusals log why: a forged secret, a replayed token, a dead session, another's session.
+    forged = await kit.post("/api/auth/refresh", {"refresh_token": f"{sid}.{'B' * 43}"})
+    replay = await kit.post("/api/auth/refresh", {"refresh_token": body["refresh_token"]})
+    dead = await kit.me(str((await renewed.json())["access_token"]))
+    other = await kit.client.delete(f"/api/sessions/{sid}", headers=kit.headers())
+    assert (forged.status, replay.status, dead, other.status) == (401, 401, 401, 401)
+    assert caplog.records, "nothing was logged"
+    assert session_tag(sid) in caplog.text
+    # The test server's access log is left out: the service runs without one (its request log
+    # names the route's pattern, never the path).
+    for record in [r for r in caplog.records if r.name != "aiohttp.access"]:
+        assert sid not in record.getMessage(), record.getMessage()
+        assert sid not in str(record.args) and sid not in str(record.exc_info)

@@ -353,11 +353,17 @@ async def test_another_user_cannot_change_someone_elses_subscription(env: Env) -
     assert renewed["telegram_payment_charge_id"] != charge
 
 
-@pytest.mark.parametrize("body", [{"renews": "no"}, {"renews": 0}, {}, None])
+@pytest.mark.parametrize("body", [{"renews": "no"}, {"renews": 0}, {}])
 async def test_a_renewal_change_needs_a_boolean(env: Env, body: Any) -> None:
     ann = await env.user()
     status, data = await env.call(ann, "PATCH", "/api/subscription", body)
     assert (status, data["error"]) == (400, "invalid_input")
+
+
+async def test_a_renewal_change_without_a_json_body_is_415(env: Env) -> None:
+    ann = await env.user()
+    status, data = await env.call(ann, "PATCH", "/api/subscription", None)
+    assert (status, data["error"]) == (415, "unsupported_media_type")
 
 
 async def test_without_the_bot_here_plans_are_left_to_the_bot(

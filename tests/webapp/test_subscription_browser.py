@@ -82,6 +82,8 @@ async def plans_stage(
         models=menu,
         model_names=NAMES,
         providers=ProviderRegistry(sandbox_providers(sandbox.url), http),
+        # The sandbox's Telegram client frames the app, as Telegram's web clients do.
+        app_framers=("https://web.telegram.org", sandbox.url),
     )
     runner = web.AppRunner(create_app(context), access_log=None)
     await runner.setup()

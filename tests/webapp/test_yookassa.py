@@ -8,7 +8,7 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from ipaddress import ip_network
 from typing import Any
 
@@ -22,6 +22,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.payments.yookassa import YooKassaClient
 from core.services import billing, reconciliation
 from core.services.payments import PaymentTerms
+from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
 from db.models import Payment, PaymentOrder
 from sandbox.app import SandboxServer, start_sandbox
@@ -206,6 +207,32 @@ async def test_a_notification_is_believed_only_after_asking_yookassa(shop: Shop)
     assert await _balance(shop, user_id) == 0
 
 
+@pytest.mark.parametrize(
+    "object_",
+    [
+        {"id": "../payments"},
+        {"id": "a/b"},
+        {"id": "x" * 65},
+        {"id": ""},
+        {"id": "2f1c0000 000f"},
+        {"id": "2f1c0000-000f\n-5000"},
+        {"id": 12345},
+        {"id": None},
+        {"id": ["2f1c0000-000f-5000-8000-000000000000"]},
+        {},
+    ],
+)
+async def test_a_malformed_notification_is_refused_with_400_not_asked_again(
+    shop: Shop, object_: dict[str, object]
+) -> None:
+    body = {"type": "notification", "event": "payment.succeeded", "object": object_}
+    answer = await shop.http.post(shop.web_url + NOTIFICATION_PATH, json=body)
+    assert answer.status_code == 400, answer.text
+    refund = {"type": "notification", "event": "refund.succeeded", "object": {"payment_id": "../x"}}
+    answer = await shop.http.post(shop.web_url + NOTIFICATION_PATH, json=refund)
+    assert answer.status_code == 400
+
+
 async def test_notifications_from_outside_yookassas_networks_are_refused(shop: Shop) -> None:
     user_id, token = await _user(shop)
     started = await _start(shop, token)
@@ -313,3 +340,52 @@ async def test_reconciliation_finds_a_paid_payment_that_was_never_credited(shop:
     assert [d.problem for d in missing] == ["missing_here"]
     assert payment_id in report.summary()
     assert await _balance(shop, user_id) == 0
+
+
+async def test_reconciliation_credits_a_paid_payment_whose_notification_was_lost_once(
+    shop: Shop,
+) -> None:
+    user_id, token = await _user(shop)
+    started = await _start(shop, token)
+    payment_id = await _payment_id(shop, started["order_id"])
+    shop.use_networks(())
+    await shop.control("POST", f"/payments/{payment_id}/pay")
+    yookassa = shop.app[CONTEXT].yookassa
+    assert yookassa is not None
+    now = datetime.now(UTC)
+    since, until = now - timedelta(hours=1), now + timedelta(minutes=1)
+    listed = await yookassa.list_payments(created_from=since, created_before=until)
+    charges = [
+        reconciliation.ProviderCharge(
+            "yookassa", p.id, p.amount, datetime.fromisoformat(p.created_at.replace("Z", "+00:00"))
+        )
+        for p in listed
+        if p.status == "succeeded"
+    ]
+
+    async def run() -> reconciliation.Report:
+        async with shop.factory() as uow:
+            report = await reconciliation.reconcile(
+                uow, since=since, until=until, charges=charges, providers=["yookassa"]
+            )
+            return await reconciliation.heal(
+                uow,
+                report,
+                charges,
+                terms=TERMS,
+                tariffs=Tariffs(free_limits={}),
+                yookassa=yookassa,
+                now=now,
+            )
+
+    first = await run()
+    [healed] = [h for h in first.healed if h.external_id == payment_id]
+    assert (healed.action, healed.user_id, healed.kopecks) == ("credited", user_id, 30_000)
+    assert payment_id not in {d.external_id for d in first.differences}
+    assert f"+ healed: yookassa {payment_id} credited" in first.summary()
+    assert await _balance(shop, user_id) == 30_000
+    # The next hourly run (or the notification, arriving at last) credits nothing more.
+    again = await run()
+    assert payment_id not in {h.external_id for h in again.healed}
+    assert payment_id not in {d.external_id for d in again.differences}
+    assert await _balance(shop, user_id) == 30_000

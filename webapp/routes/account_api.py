@@ -38,7 +38,7 @@ from core.services.chat import PresetDTO
 from core.services.tariffs import Plan
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes.api import json_body, object_id, user_id_of
+from webapp.routes.api import MAX_ID, json_body, object_id, user_id_of
 
 SETTINGS = {
     "language": str,
@@ -60,9 +60,10 @@ def _int_query(request: web.Request, name: str, default: int | None) -> int | No
         value = int(raw)
     except ValueError as exc:
         raise InvalidInput(f"{name} is not a number") from exc
-    if value < 1:
-        raise InvalidInput(f"{name} must be positive")
-    return value
+    if value < 0:
+        raise InvalidInput(f"{name} must not be negative", fields=[name])
+    # Ids are bigint: a bound past every id is no bound at all.
+    return min(value, MAX_ID)
 
 
 def _iso(value: datetime | None) -> str | None:

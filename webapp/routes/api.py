@@ -3,6 +3,7 @@ one error middleware."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -10,7 +11,13 @@ from aiohttp import web
 
 from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo
-from core.errors import ConsentRequired, InvalidInput, NotFound, Unauthorized
+from core.errors import (
+    ConsentRequired,
+    InvalidInput,
+    NotFound,
+    Unauthorized,
+    UnsupportedMediaType,
+)
 from core.security.initdata import InitDataInvalid
 from core.security.tokens import SessionInvalid, issue_access_token
 from core.services import accounts, auth, billing, chat, sessions
@@ -75,7 +82,7 @@ def token_body(
     )
     body: dict[str, object] = {
         "access_token": token,
-        "token_type": "bearer",
+        "token_type": "bearer",  # nosec B105 # the token type
         "expires_in": int((claims.expires_at - now).total_seconds()),
     }
     if with_refresh_token:
@@ -96,10 +103,7 @@ async def sign_in_telegram(request: web.Request) -> web.Response:
     data = ctx.init_data.verify(match.group(1), now=now)
     accepted = False
     if request.can_read_body:
-        try:
-            accepted = (await request.json()).get("accept_policy") is True
-        except (ValueError, AttributeError) as exc:
-            raise InvalidInput("the body must be JSON") from exc
+        accepted = (await json_body(request)).get("accept_policy") is True
     async with ctx.uow_factory() as uow:
         user = await accounts.get_by_telegram_id(uow, data.user.id)
         await uow.end_read()
@@ -143,15 +147,56 @@ async def sign_in_telegram(request: web.Request) -> web.Response:
 MAX_ID = 2**63 - 1
 
 
+# A JSON body nested deeper than this is not one our routes take.
+MAX_JSON_DEPTH = 32
+
+
 async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object; anything else is InvalidInput."""
+    """The request's JSON object, checked before any use: declared as JSON (else 415), no
+    deeper than ``MAX_JSON_DEPTH``, and every string free of NUL characters and lone
+    surrogates (which no database or client takes); anything else is InvalidInput naming the
+    offending field."""
+    if request.content_type != "application/json":
+        raise UnsupportedMediaType(f"content type {request.content_type!r}")
+    raw = await request.read()
     try:
-        body = await request.json()
+        body = json.loads(raw)
+    except RecursionError as exc:
+        raise InvalidInput("body nested too deeply") from exc
     except ValueError as exc:
         raise InvalidInput("body is not JSON") from exc
     if not isinstance(body, dict):
         raise InvalidInput("body is not a JSON object")
+    check_json(body)
     return body
+
+
+def check_json(value: object) -> None:
+    """Depth and strings of a parsed JSON value (see ``json_body``), without recursion."""
+    stack: list[tuple[object, str, int]] = [(value, "", 0)]
+    while stack:
+        item, path, depth = stack.pop()
+        if depth > MAX_JSON_DEPTH:
+            raise InvalidInput("body nested too deeply", fields=[path or "body"])
+        if isinstance(item, str):
+            if not clean_text(item):
+                raise InvalidInput("a string with NUL or a lone surrogate", fields=[path])
+        elif isinstance(item, dict):
+            for key, child in item.items():
+                name = f"{path}.{key}" if path else str(key)
+                if not clean_text(str(key)):
+                    raise InvalidInput("a key with NUL or a lone surrogate", fields=[path])
+                stack.append((child, name, depth + 1))
+        elif isinstance(item, list):
+            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
+
+
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
+def clean_text(text: str) -> bool:
+    """No NUL character and no lone surrogate."""
+    return _UNSTORABLE.search(text) is None
 
 
 def object_id(request: web.Request, name: str) -> int:

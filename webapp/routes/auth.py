@@ -1,7 +1,8 @@
 """Signing in on the web and managing sessions.
 
 Email and password: ``POST /api/auth/register``, ``/confirm``, ``/confirm/resend``,
-``/sign-in``, ``/password``. How the account signs in: ``GET /api/auth/methods``. Google and
+``/sign-in``, ``/password``; a sign-in link by email: ``POST /api/auth/email-link`` and
+``/email-link/sign-in``. How the account signs in: ``GET /api/auth/methods``. Google and
 Yandex: ``GET /api/auth/{provider}/start`` and ``/callback``. Sessions: ``POST
 /api/auth/refresh``, ``/sign-out``, ``/sign-out-everywhere``, ``GET /api/sessions``,
 ``DELETE /api/sessions/{id}``.
@@ -14,6 +15,7 @@ the CSRF token in ``X-CSRF-Token``).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from datetime import timedelta
 from typing import Any
@@ -54,6 +56,8 @@ log = logging.getLogger(__name__)
 
 # Sign-up and confirmation mails per client address, per hour.
 MAILS_PER_IP = 10
+# Sign-in links mailed to one address at the asking of one client address, per hour.
+LINKS_PER_ADDRESS = 5
 
 
 def _text(body: dict[str, Any], name: str, *, limit: int = 4096) -> str:
@@ -205,6 +209,70 @@ async def sign_in(request: web.Request) -> web.Response:
             policy_version=ctx.policy_version,
             client=client_info(request, "web"),
             confirmation_required=ctx.email_confirmation,
+            now=ctx.clock(),
+            session_ttl=ctx.session_ttl,
+        )
+    return _signed_in(ctx, issued, cookies=True)
+
+
+def _sign_in_link_mail(ctx: WebContext, link: auth.SignInLink) -> Mail:
+    _ = translations(link.language).gettext
+    url = f"{ctx.public_url.rstrip('/')}/app#signin={quote(link.token)}"
+    minutes = int(auth.SIGN_IN_LINK_TTL.total_seconds() // 60)
+    return Mail(
+        to=link.email,
+        subject=_(N_("Your NetRoom sign-in link")),
+        text=_(
+            N_(
+                "To sign in to NetRoom, open this link within {minutes} minutes. It works "
+                "once:\n\n{link}\n\nIf you did not ask for it, ignore this message: nobody "
+                "can sign in without the link."
+            )
+        ).format(minutes=minutes, link=url),
+    )
+
+
+async def send_sign_in_link(request: web.Request) -> web.Response:
+    """``{email}`` → 202 ``{"status": "link_sent"}``, whatever the address: a confirmed one gets
+    a link that signs in once within 15 minutes, whatever failed passwords did to the account."""
+    ctx = request.app[CONTEXT]
+    if ctx.mailer is None:
+        raise EmailSignUpUnavailable("no mailer configured")
+    body = await json_body(request)
+    email = _text(body, "email", limit=320)
+    await _mail_quota(ctx, request)
+    # Counted per address and client address together: a stranger asking for links to the
+    # owner's address spends only their own allowance, never the owner's.
+    address = hashlib.sha256(email.strip().lower().encode()).hexdigest()
+    await auth.within_rate(
+        ctx.redis,
+        f"mail:link:{address}:{client_info(request, 'web').ip or 'unknown'}",
+        limit=LINKS_PER_ADDRESS,
+        window=timedelta(hours=1),
+    )
+    async with ctx.uow_factory() as uow:
+        link = await auth.sign_in_link_to_send(
+            uow, email=email, secret=ctx.jwt_secret, now=ctx.clock()
+        )
+    if link is not None:
+        await ctx.mailer.send(_sign_in_link_mail(ctx, link))
+    return web.json_response({"status": "link_sent"}, status=202)
+
+
+async def sign_in_by_link(request: web.Request) -> web.Response:
+    """``{token, accept_policy?}`` (from the emailed link) → tokens, and the session
+    cookies."""
+    ctx = request.app[CONTEXT]
+    body = await json_body(request)
+    async with ctx.uow_factory() as uow:
+        issued = await auth.sign_in_with_link(
+            uow,
+            ctx.redis,
+            token=_text(body, "token"),
+            secret=ctx.jwt_secret,
+            accept_policy=body.get("accept_policy") is True,
+            policy_version=ctx.policy_version,
+            client=client_info(request, "web"),
             now=ctx.clock(),
             session_ttl=ctx.session_ttl,
         )
@@ -476,6 +544,8 @@ def setup(app: web.Application) -> None:
     app.router.add_post("/api/auth/confirm", confirm)
     app.router.add_post("/api/auth/confirm/resend", resend_confirmation)
     app.router.add_post("/api/auth/sign-in", sign_in)
+    app.router.add_post("/api/auth/email-link", send_sign_in_link)
+    app.router.add_post("/api/auth/email-link/sign-in", sign_in_by_link)
     app.router.add_post("/api/auth/password", change_password)
     app.router.add_get("/api/auth/methods", sign_in_methods)
     app.router.add_post("/api/auth/refresh", refresh)

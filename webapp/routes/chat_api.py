@@ -7,7 +7,9 @@ replies streamed live as Server-Sent Events.
 - ``reasoning`` ``{"text"}`` (with reasoning shown) and ``delta`` ``{"text"}``, each written and
   flushed as it arrives from the model;
 - ``error`` ``{"code", "message"}`` (translated): the turn could not start (then it is the only
-  event: nothing was asked of the model and nothing charged), or the model failed;
+  event: nothing was asked of the model and nothing charged), or the model failed, or the reply
+  could not be stored and settled (code ``unavailable`` when Postgres or Redis was unreachable:
+  try again in a moment);
 - ``done`` ``{"message_id", "status", "charged_kopecks", "free", "balance_kopecks"}``, last, for
   every turn that started.
 
@@ -30,6 +32,7 @@ from aiohttp import web
 
 from core.catalogue import ModelUnavailable
 from core.errors import DomainError, InvalidInput, NotFound
+from core.outages import as_unavailable
 from core.providers.base import ReasoningDelta, StreamEvent, TextDelta, Usage, UsageReport
 from core.services import billing, chat, files
 from db.uow import UnitOfWork
@@ -414,8 +417,8 @@ async def _reply(
                 relay.error.detail,
             )
             await response.write(_frame("error", _error(relay.error, language)))
-        if result is None:
-            await response.write(_frame("error", _error(DomainError("not settled"), language)))
+        if isinstance(result, DomainError):
+            await response.write(_frame("error", _error(result, language)))
         else:
             await response.write(_frame("done", result))
         await response.write_eof()
@@ -424,8 +427,9 @@ async def _reply(
 
 async def _finish(
     uow: UnitOfWork, ctx: WebContext, turn: chat.Turn, relay: _Relay
-) -> dict[str, object] | None:
-    """Store the reply and settle, whatever happened; the ``done`` event's data."""
+) -> dict[str, object] | DomainError:
+    """Store the reply and settle, whatever happened; the ``done`` event's data, or the error
+    event's when that failed (a dependency outage says so: try again in a moment)."""
     try:
         result = await chat.finish_turn(
             uow,
@@ -440,9 +444,17 @@ async def _finish(
         if balance is None:
             balance = (await billing.get_balance(uow, turn.user_id)).balance
             await uow.end_read()
-    except Exception:
+    except Exception as exc:
+        if (outage := as_unavailable(exc)) is not None:
+            log.warning(
+                "turn %s of user %s not settled: %s unreachable",
+                turn.key,
+                turn.user_id,
+                outage.detail,
+            )
+            return outage
         log.exception("turn %s of user %s not settled", turn.key, turn.user_id)
-        return None
+        return DomainError("not settled")
     return {
         "message_id": result.message_id,
         "status": relay.status,

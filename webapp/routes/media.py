@@ -1,5 +1,9 @@
 """Generated images and videos by their link: ``/media/<key>``. The key is 128 random bits, so the
-link is the capability; deleting the media (or the account) makes it answer 404."""
+link is the capability; deleting the media (or the account) makes it answer 404.
+
+Only pictures and videos are served here. Uploaded documents live in the same store, but their
+keys are never links: this route answers 404 for them whoever asks, the owner included (only
+the server itself reads them, to index them)."""
 
 from __future__ import annotations
 
@@ -14,16 +18,16 @@ TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".webp": "image/webp", ".mp4
 async def show_media(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     key = request.match_info["key"]
-    if ctx.media_store is None or not KEY.fullmatch(key):
+    suffix = key[key.rfind(".") :]
+    if ctx.media_store is None or not KEY.fullmatch(key) or suffix not in TYPES:
         raise web.HTTPNotFound()
     try:
         data = await ctx.media_store.load(key)
     except (FileNotFoundError, ValueError) as exc:
         raise web.HTTPNotFound() from exc
-    suffix = key[key.rfind(".") :]
     return web.Response(
         body=data,
-        content_type=TYPES.get(suffix, "application/octet-stream"),
+        content_type=TYPES[suffix],
         headers={
             "Cache-Control": "private, max-age=86400",
             "X-Content-Type-Options": "nosniff",

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from webapp.headers import app_csp
 from webapp.i18n import app_texts, render_page, request_language
 from webapp.keys import CONTEXT
 
@@ -65,6 +66,8 @@ async def show_mini_app(request: web.Request) -> web.Response:
         "oauth": sorted(ctx.oauth.providers) if ctx.oauth is not None else [],
         # Sign-up sends a confirmation mail unless the operator turned confirmation off.
         "email_signup": ctx.mailer is not None or not ctx.email_confirmation,
+        # Sign-in links go out by mail.
+        "email_link": ctx.mailer is not None,
         # Documents for chats: offered when uploads are stored and indexed here.
         "upload_limit_mb": (
             ctx.file_limits.max_bytes // (1024 * 1024)
@@ -75,12 +78,8 @@ async def show_mini_app(request: web.Request) -> web.Response:
         "bot_username": ctx.bot_username,
     }
     response = render_page(request, "app.html", {"config": config})
-    # Telegram opens it in a webview frame; nothing else may frame it or run scripts in it.
-    response.headers["Content-Security-Policy"] = (
-        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
-        "media-src 'self' blob:; connect-src 'self'; object-src 'none'; base-uri 'none'; "
-        "form-action 'self'"
-    )
+    # Telegram's web clients open it in a frame; no other site may frame it or run scripts in it.
+    response.headers["Content-Security-Policy"] = app_csp(ctx.app_framers)
     response.headers["Referrer-Policy"] = "no-referrer"
     return response
 

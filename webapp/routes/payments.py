@@ -3,7 +3,8 @@
 The notification endpoint accepts only YooKassa's sender networks (the client address comes
 from the trusted proxy header when one is configured), never trusts the body beyond the payment
 id, and answers 200 once the payment has been handled, however often it is re-sent. When
-YooKassa cannot be asked about the payment it answers 503, so YooKassa delivers it again later.
+YooKassa cannot be asked about the payment it answers 503, so YooKassa delivers it again later;
+a notification that is not one (no JSON, no event, an id that is not YooKassa's) is 400.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import logging
 from aiohttp import web
 
 from core.errors import Forbidden, InvalidInput, NotFound
-from core.payments.yookassa import PaymentGatewayError
+from core.payments.yookassa import PaymentGatewayError, is_object_id
 from core.services import yookassa_topups
 from webapp.clientip import address_in, client_address
 from webapp.keys import CONTEXT
@@ -62,12 +63,16 @@ async def yookassa_notification(request: web.Request) -> web.Response:
     try:
         body = await request.json()
         event = str(body["event"])
-        payment_id = str(body["object"]["id"] if event.startswith("payment.") else "")
-        if event.startswith("refund."):
-            payment_id = str(body["object"]["payment_id"])
+        payment_id = body["object"]["payment_id" if event.startswith("refund.") else "id"]
     except (ValueError, KeyError, TypeError) as exc:
         raise InvalidInput("not a YooKassa notification") from exc
-    if body.get("type") != "notification" or not payment_id:
+    if (
+        body.get("type") != "notification"
+        or not event.startswith(("payment.", "refund."))
+        or not isinstance(payment_id, str)
+        or not is_object_id(payment_id)
+    ):
+        # Malformed: a retry would be just as malformed, so no 503 asking for one.
         raise InvalidInput("not a YooKassa notification")
     try:
         async with ctx.uow_factory() as uow:

@@ -6,11 +6,11 @@ from __future__ import annotations
 from aiohttp import web
 
 from core.documents import DocumentTooLarge
-from core.errors import InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound, UnsupportedMediaType
 from core.services import accounts, files, privacy, subscriptions, support
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT
-from webapp.routes.api import object_id, user_id_of
+from webapp.routes.api import json_body, object_id, user_id_of
 
 
 async def export(request: web.Request) -> web.StreamResponse:
@@ -52,10 +52,9 @@ async def confirm_delete(request: web.Request) -> web.Response:
     one transaction, its files removed, and every session ends."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    try:
-        token = str((await request.json())["confirm_token"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput('expected {"confirm_token": ...}') from exc
+    token = (await json_body(request)).get("confirm_token")
+    if not isinstance(token, str):
+        raise InvalidInput('expected {"confirm_token": ...}', fields=["confirm_token"])
     privacy.check_delete_token(token, user_id, secret=ctx.jwt_secret, now=ctx.clock())
     async with ctx.uow_factory() as uow:
         telegram_id = (await accounts.get_user(uow, user_id)).telegram_id
@@ -127,6 +126,8 @@ async def upload_file(request: web.Request) -> web.Response:
     if ctx.media_store is None or ctx.jobs is None:
         raise NotFound("uploads are not available")
     limits = ctx.file_limits
+    if not request.content_type.startswith("multipart/"):
+        raise UnsupportedMediaType(f"content type {request.content_type!r}")
     reader = await request.multipart()
     part = await reader.next()
     if part is None or getattr(part, "name", None) != "file":
@@ -149,7 +150,7 @@ async def upload_file(request: web.Request) -> web.Response:
             limits=limits,
             now=ctx.clock(),
         )
-    if stored.new:
+    if stored.new or stored.retried:
         await ctx.jobs.enqueue("files.index", file_id=stored.id)
     return web.json_response(_file(request, stored), status=201 if stored.new else 200)
 
@@ -175,8 +176,8 @@ async def delete_file(request: web.Request) -> web.Response:
 
 
 async def _link_target(request: web.Request) -> tuple[int | None, int | None]:
+    body = await json_body(request)
     try:
-        body = await request.json()
         conversation = body.get("conversation_id")
         preset = body.get("preset_id")
         return (

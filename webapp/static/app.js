@@ -2,7 +2,7 @@
 // theme, the routes (#/chat, #/presets, …) and the parts of the frame every view shares.
 
 import { api, ApiError, forget, hasBrowserSession, onSignedOut, refresh, signedIn, useTokens } from "./app/api.js";
-import { confirmEmail, hideSignIn, showSignIn } from "./app/signin.js";
+import { confirmEmail, hideSignIn, showSignIn, signInWithLink } from "./app/signin.js";
 import { tg } from "./app/tg.js";
 import { lang, money, t, toast } from "./app/ui.js";
 import * as balanceView from "./app/views/balance.js";
@@ -145,7 +145,7 @@ function show(route) {
 }
 
 function onHashChange() {
-  if (/^#(confirm|signed_in|linked|copy-preset)=/.test(window.location.hash)) {
+  if (/^#(confirm|signin|signed_in|linked|copy-preset)=/.test(window.location.hash)) {
     // A link into the app (from a mail, say) opened in this tab: start over with it.
     window.location.reload();
     return;
@@ -308,13 +308,13 @@ async function signInTelegram(acceptPolicy = false) {
 }
 
 // Fragments the page is opened with: Telegram's launch data, the emailed confirmation link, the
-// end of a Google or Yandex sign-in, a shared preset to copy. Each is taken and removed.
+// emailed sign-in link, the end of a Google or Yandex sign-in, a shared preset to copy. Each is taken and removed.
 function takeFragment() {
   const raw = window.location.hash.replace(/^#/, "");
   const found = {};
   if (raw && !raw.startsWith("/")) {
     const params = new URLSearchParams(raw);
-    for (const key of ["confirm", "signed_in", "linked", "auth_error", "copy-preset"]) if (params.get(key)) found[key] = params.get(key);
+    for (const key of ["confirm", "signin", "signed_in", "linked", "auth_error", "copy-preset"]) if (params.get(key)) found[key] = params.get(key);
     // Back from linking Google or Yandex (done or not): to the page the link was started from.
     window.history.replaceState(null, "", `${window.location.pathname}#/${found.linked || found.auth_error ? "security" : "chat"}`);
   }
@@ -420,6 +420,16 @@ async function main() {
     const result = await confirmEmail(fragment.confirm);
     boot.hidden = true;
     showSignIn(start, result.ok ? { message: result.message } : { problem: result.message });
+    return;
+  }
+  if (fragment.signin) {
+    const result = await signInWithLink(fragment.signin);
+    if (result.ok) {
+      await start();
+      return;
+    }
+    boot.hidden = true;
+    showSignIn(start, { problem: result.message });
     return;
   }
   if (fragment.linked) toast(t("account_linked"));

@@ -1,8 +1,15 @@
 // Markdown of model replies rendered to DOM nodes. Text only ever becomes text nodes; the only
 // elements made are the ones below, and links keep only http(s) and mailto addresses. Nothing is
 // parsed as HTML, so a reply cannot inject markup whatever it contains.
+//
+// Every step takes time linear in the length of the reply, whatever its shape: inline spans are
+// found in one pass that looks closers up in tables built once per text (no pattern ever scans
+// ahead from each position), block patterns are checked by hand or by patterns that cannot
+// backtrack, and quotes nest at most MAX_QUOTE_DEPTH deep.
 
-function el(tag, ...children) {
+const MAX_QUOTE_DEPTH = 8;
+
+function el(tag, children = []) {
   const node = document.createElement(tag);
   for (const child of children) node.append(child);
   return node;
@@ -17,58 +24,291 @@ function safeHref(raw) {
   }
 }
 
-function link(text, href) {
-  const a = document.createElement("a");
+function link(children, href) {
+  const a = el("a", children);
   a.href = href;
   a.target = "_blank";
   a.rel = "noopener noreferrer nofollow";
-  a.append(...(typeof text === "string" ? [text] : text));
   return a;
 }
 
-// Inline spans: `code`, **bold**, *italic* / _italic_, ~~strike~~, [text](url), bare URLs.
-const INLINE = /(`+)([^`]|[^`][\s\S]*?[^`])\1(?!`)|\*\*(?=\S)([\s\S]*?\S)\*\*|__(?=\S)([\s\S]*?\S)__|~~(?=\S)([\s\S]*?\S)~~|\*(?=[^\s*])([\s\S]*?[^\s*])\*|(?<![\w])_(?=[^\s_])([\s\S]*?[^\s_])_(?![\w])|\[([^\]\n]+)\]\(([^)\s]+)(?:\s+"[^"]*")?\)|(https?:\/\/[^\s<>()]+[^\s<>().,;:!?'"])/g;
+// --- inline spans: `code`, **bold**, __bold__, *italic*, _italic_, ~~strike~~, [text](url),
+// bare http(s) URLs ---------------------------------------------------------------------------
+
+const SPACE = /\s/;
+// What a bare URL may not end with.
+const TRAIL = ".,;:!?'\"";
+// Characters that may start a span; a text without any is all plain.
+const SPECIAL = /[`*_~[h]/;
+
+function isSpace(c) {
+  if (c === undefined) return false;
+  const k = c.charCodeAt(0);
+  return k < 128 ? k === 32 || (k >= 9 && k <= 13) : SPACE.test(c);
+}
+
+function isWord(c) {
+  if (c === undefined) return false;
+  const k = c.charCodeAt(0);
+  return (k >= 48 && k <= 57) || (k >= 65 && k <= 90) || (k >= 97 && k <= 122) || k === 95;
+}
+
+// For each position, the first position at or after it where `test` holds (text.length: none).
+function nextWhere(t, test) {
+  const n = t.length;
+  const next = new Int32Array(n + 2).fill(n);
+  for (let i = n - 1; i >= 0; i -= 1) next[i] = test(t, i) ? i : next[i + 1];
+  return next;
+}
+
+const pairCloser = (c) => (t, i) => t[i] === c && t[i + 1] === c && i > 0 && !isSpace(t[i - 1]);
+
+// How each lookup table of a text is built, in one linear pass.
+const TABLES = {
+  boldClose: (t) => nextWhere(t, pairCloser("*")),
+  bold2Close: (t) => nextWhere(t, pairCloser("_")),
+  strikeClose: (t) => nextWhere(t, pairCloser("~")),
+  italicClose: (t) =>
+    nextWhere(t, (s, i) => s[i] === "*" && i > 0 && !isSpace(s[i - 1]) && s[i - 1] !== "*"),
+  italic2Close: (t) =>
+    nextWhere(
+      t,
+      (s, i) =>
+        s[i] === "_" && i > 0 && !isSpace(s[i - 1]) && s[i - 1] !== "_" && !isWord(s[i + 1]),
+    ),
+  notStar: (t) => nextWhere(t, (s, i) => s[i] !== "*"),
+  notUnderscore: (t) => nextWhere(t, (s, i) => s[i] !== "_"),
+  notTilde: (t) => nextWhere(t, (s, i) => s[i] !== "~"),
+  bracket: (t) => nextWhere(t, (s, i) => s[i] === "]"),
+  newline: (t) => nextWhere(t, (s, i) => s[i] === "\n"),
+  hrefStop: (t) => nextWhere(t, (s, i) => s[i] === ")" || isSpace(s[i])),
+  nonSpace: (t) => nextWhere(t, (s, i) => !isSpace(s[i])),
+  quote: (t) => nextWhere(t, (s, i) => s[i] === '"'),
+  urlStop: (t) => nextWhere(t, (s, i) => isSpace(s[i]) || "<>()".includes(s[i])),
+  // For each position, the last position at or before it that a bare URL may end on.
+  urlEnd: (t) => {
+    const last = new Int32Array(t.length + 1).fill(-1);
+    let found = -1;
+    for (let i = 0; i < t.length; i += 1) {
+      if (!TRAIL.includes(t[i])) found = i;
+      last[i] = found;
+    }
+    return last;
+  },
+  // Backtick runs: for the position each run starts at, where it ends and where the next run of
+  // the same length starts (0: none).
+  runs: (t) => {
+    const ends = new Int32Array(t.length + 1);
+    const mates = new Int32Array(t.length + 1);
+    const starts = [];
+    for (let i = 0; i < t.length; ) {
+      if (t[i] !== "`") {
+        i += 1;
+        continue;
+      }
+      let j = i;
+      while (t[j] === "`") j += 1;
+      starts.push(i);
+      ends[i] = j;
+      i = j;
+    }
+    const following = new Map();
+    for (let r = starts.length - 1; r >= 0; r -= 1) {
+      const length = ends[starts[r]] - starts[r];
+      if (following.has(length)) mates[starts[r]] = following.get(length);
+      following.set(length, starts[r]);
+    }
+    return { ends, mates };
+  },
+};
+
+// The lookup tables of one text, each built the first time it is needed.
+class Scan {
+  constructor(text) {
+    this.text = text;
+    this.built = new Map();
+  }
+
+  get(name) {
+    let table = this.built.get(name);
+    if (table === undefined) {
+      table = TABLES[name](this.text);
+      this.built.set(name, table);
+    }
+    return table;
+  }
+}
+
+// The spans of text[start, end) as nodes. Each kind of span closes at its first possible closer,
+// so a span never holds another of its own kind: recursion is at most a few kinds deep, and each
+// level reads its characters once.
+function spans(scan, start, end) {
+  const t = scan.text;
+  const nodes = [];
+  let plain = start;
+  let p = start;
+  const emit = (node, next) => {
+    if (p > plain) nodes.push(t.slice(plain, p));
+    nodes.push(node);
+    p = next;
+    plain = next;
+  };
+  while (p < end) {
+    const c = t[p];
+    if (c === "`") {
+      const runs = scan.get("runs");
+      const runEnd = runs.ends[p];
+      if (runEnd === 0) {
+        p += 1;
+        continue;
+      }
+      const mate = runs.mates[p];
+      const length = runEnd - p;
+      if (mate !== 0 && mate + length <= end) {
+        emit(el("code", [t.slice(runEnd, mate)]), mate + length);
+      } else {
+        p = Math.min(runEnd, end);
+      }
+      continue;
+    }
+    if (c === "*" || c === "_" || c === "~") {
+      const double = t[p + 1] === c && p + 2 < end && !isSpace(t[p + 2]);
+      const table = c === "*" ? "boldClose" : c === "_" ? "bold2Close" : "strikeClose";
+      const close = double ? scan.get(table)[p + 3] : end;
+      // A span holds more than its own delimiter: a run of stars stays a run of stars.
+      const other = c === "*" ? "notStar" : c === "_" ? "notUnderscore" : "notTilde";
+      if (double && close + 2 <= end && scan.get(other)[p + 2] < close) {
+        const tag = c === "~" ? "del" : "strong";
+        emit(el(tag, spans(scan, p + 2, close)), close + 2);
+        continue;
+      }
+      const next = t[p + 1];
+      const opens =
+        c !== "~" &&
+        p + 1 < end &&
+        !isSpace(next) &&
+        next !== c &&
+        (c === "*" || !isWord(p > start ? t[p - 1] : undefined));
+      const single = opens ? scan.get(c === "*" ? "italicClose" : "italic2Close")[p + 2] : end;
+      if (opens && single < end) {
+        emit(el("em", spans(scan, p + 1, single)), single + 1);
+        continue;
+      }
+      p += 1;
+      continue;
+    }
+    if (c === "[") {
+      const close = linkEnd(scan, p, end);
+      if (close !== null) {
+        const [labelEnd, hrefEnd, after] = close;
+        const safe = safeHref(t.slice(labelEnd + 2, hrefEnd));
+        if (safe) {
+          emit(link(spans(scan, p + 1, labelEnd), safe), after);
+        } else {
+          // Shown as written, nothing in it made a link or a span.
+          emit(t.slice(p, after), after);
+        }
+        continue;
+      }
+      p += 1;
+      continue;
+    }
+    if (c === "h" && (t.startsWith("http://", p) || t.startsWith("https://", p))) {
+      const body = p + (t[p + 4] === "s" ? 8 : 7);
+      const stop = Math.min(scan.get("urlStop")[body], end);
+      const last = stop > body ? scan.get("urlEnd")[stop - 1] : -1;
+      if (last >= body + 1) {
+        const bare = t.slice(p, last + 1);
+        const safe = safeHref(bare);
+        emit(safe ? link([bare], safe) : bare, last + 1);
+        continue;
+      }
+    }
+    p += 1;
+  }
+  if (end > plain) nodes.push(t.slice(plain, end));
+  return nodes;
+}
+
+// A link `[label](href)` or `[label](href "title")` opening at p: [end of label, end of href,
+// position after the link], or null.
+function linkEnd(scan, p, end) {
+  const t = scan.text;
+  const labelEnd = scan.get("bracket")[p + 1];
+  if (labelEnd <= p + 1 || labelEnd + 1 >= end || t[labelEnd + 1] !== "(") return null;
+  if (scan.get("newline")[p + 1] < labelEnd) return null;
+  const href = labelEnd + 2;
+  const hrefEnd = scan.get("hrefStop")[href];
+  if (hrefEnd <= href || hrefEnd >= end) return null;
+  if (t[hrefEnd] === ")") return [labelEnd, hrefEnd, hrefEnd + 1];
+  const title = scan.get("nonSpace")[hrefEnd];
+  if (title >= end || t[title] !== '"') return null;
+  const titleEnd = scan.get("quote")[title + 1];
+  if (titleEnd + 1 >= end || t[titleEnd + 1] !== ")") return null;
+  return [labelEnd, hrefEnd, titleEnd + 2];
+}
 
 export function inline(text) {
-  const nodes = [];
-  let last = 0;
-  // matchAll works on its own copy of the pattern, so the nested calls below cannot disturb it.
-  for (const match of text.matchAll(INLINE)) {
-    if (match.index > last) nodes.push(text.slice(last, match.index));
-    const [whole, , code, bold, bold2, strike, italic, italic2, label, href, bare] = match;
-    if (code !== undefined) nodes.push(el("code", code));
-    else if (bold !== undefined || bold2 !== undefined) nodes.push(el("strong", ...inline(bold ?? bold2)));
-    else if (strike !== undefined) nodes.push(el("del", ...inline(strike)));
-    else if (italic !== undefined || italic2 !== undefined) nodes.push(el("em", ...inline(italic ?? italic2)));
-    else if (label !== undefined) {
-      const safe = safeHref(href);
-      nodes.push(safe ? link(inline(label), safe) : whole);
-    } else if (bare !== undefined) {
-      const safe = safeHref(bare);
-      nodes.push(safe ? link(bare, safe) : bare);
-    }
-    last = match.index + whole.length;
-  }
-  if (last < text.length) nodes.push(text.slice(last));
-  return nodes;
+  return SPECIAL.test(text) ? spans(new Scan(text), 0, text.length) : [text];
 }
 
+// The lines of a paragraph, their breaks kept as newlines (shown by `white-space: pre-line`),
+// neighbouring text in one text node.
 function withBreaks(lines) {
   const nodes = [];
+  let text = "";
   lines.forEach((line, index) => {
-    if (index) nodes.push(document.createElement("br"));
-    nodes.push(...inline(line));
+    if (index) text += "\n";
+    for (const node of inline(line)) {
+      if (typeof node === "string") {
+        text += node;
+      } else {
+        if (text) nodes.push(text);
+        text = "";
+        nodes.push(node);
+      }
+    }
   });
+  if (text) nodes.push(text);
   return nodes;
 }
 
-const FENCE = /^\s*(```+|~~~+)\s*([\w+#.-]*)\s*$/;
-const HEADING = /^(#{1,6})\s+(.*?)\s*#*\s*$/;
+// --- blocks ----------------------------------------------------------------------------------
+
+const FENCE_MARK = /^(`{3,}|~{3,})/;
+const FENCE_LANG = /^[\w+#.-]*$/;
+const HEADING = /^(#{1,6})\s+/;
 const BULLET = /^(\s*)[-*+]\s+(.*)$/;
 const ORDERED = /^(\s*)(\d{1,9})[.)]\s+(.*)$/;
 const QUOTE = /^\s*>\s?(.*)$/;
-const RULE = /^\s*([-*_])(\s*\1){2,}\s*$/;
-const TABLE_SEP = /^\s*\|?\s*:?-{2,}:?\s*(\|\s*:?-{2,}:?\s*)*\|?\s*$/;
+const RULE = /^(?:-{3,}|\*{3,}|_{3,})$/;
+const SEP_CELL = /^:?-+:?$/;
+// How every block but a paragraph or a table starts; a line that does not is a paragraph's.
+const BLOCK_START = /^\s*[-`~#>*+_\d]/;
+
+// A fence line: its marker and language, or null.
+function fenceOf(line) {
+  const trimmed = line.trim();
+  const mark = FENCE_MARK.exec(trimmed);
+  if (!mark) return null;
+  const lang = trimmed.slice(mark[1].length).trim();
+  return FENCE_LANG.test(lang) ? { marker: mark[1], lang } : null;
+}
+
+// A heading line: its level and text, or null. Closing hashes are dropped.
+function headingOf(line) {
+  const match = HEADING.exec(line);
+  if (!match) return null;
+  let text = line.slice(match[0].length).trimEnd();
+  let cut = text.length;
+  while (cut > 0 && text[cut - 1] === "#") cut -= 1;
+  text = text.slice(0, cut).trimEnd();
+  return { level: match[1].length, text };
+}
+
+function isRule(line) {
+  return RULE.test(line.replace(/\s+/g, ""));
+}
 
 function cells(line) {
   let row = line.trim();
@@ -77,10 +317,14 @@ function cells(line) {
   return row.split("|").map((cell) => cell.trim());
 }
 
+function isTableSeparator(line) {
+  return cells(line).every((cell) => SEP_CELL.test(cell));
+}
+
 function table(header, rows) {
-  const head = el("tr", ...cells(header).map((cell) => el("th", ...inline(cell))));
-  const body = rows.map((row) => el("tr", ...cells(row).map((cell) => el("td", ...inline(cell)))));
-  const wrap = el("div", el("table", el("thead", head), el("tbody", ...body)));
+  const head = el("tr", cells(header).map((cell) => el("th", inline(cell))));
+  const body = rows.map((row) => el("tr", cells(row).map((cell) => el("td", inline(cell)))));
+  const wrap = el("div", [el("table", [el("thead", [head]), el("tbody", body)])]);
   wrap.className = "table-wrap";
   return wrap;
 }
@@ -95,18 +339,34 @@ function list(lines, ordered) {
   for (const line of lines) {
     const match = ordered ? ORDERED.exec(line) : BULLET.exec(line);
     if (match) {
-      item = el("li", ...inline(ordered ? match[3] : match[2]));
+      item = el("li", inline(ordered ? match[3] : match[2]));
       node.append(item);
     } else if (item) {
-      item.append(document.createElement("br"), ...inline(line.trim()));
+      item.append("\n");
+      for (const child of inline(line.trim())) item.append(child);
     }
   }
   return node;
 }
 
-export function render(source) {
+// Whether a line starts a block that ends a paragraph.
+function startsBlock(line, quotes) {
+  if (!BLOCK_START.test(line)) return false;
+  return Boolean(
+    fenceOf(line) ||
+      headingOf(line) ||
+      (quotes && QUOTE.test(line)) ||
+      BULLET.test(line) ||
+      ORDERED.test(line) ||
+      isRule(line),
+  );
+}
+
+export function render(source, depth = 0) {
   const root = document.createDocumentFragment();
   const lines = String(source || "").replace(/\r\n?/g, "\n").split("\n");
+  // Deeper than this, a quote's lines are shown as they are.
+  const quotes = depth < MAX_QUOTE_DEPTH;
   let i = 0;
   while (i < lines.length) {
     const line = lines[i];
@@ -114,30 +374,29 @@ export function render(source) {
       i += 1;
       continue;
     }
-    const fence = FENCE.exec(line);
+    const fence = fenceOf(line);
     if (fence) {
       const body = [];
       i += 1;
-      while (i < lines.length && !lines[i].trim().startsWith(fence[1])) body.push(lines[i++]);
+      while (i < lines.length && !lines[i].trim().startsWith(fence.marker)) body.push(lines[i++]);
       i += 1;
-      const code = el("code", body.join("\n"));
-      if (fence[2]) code.dataset.lang = fence[2];
-      const pre = el("pre", code);
-      root.append(pre);
+      const code = el("code", [body.join("\n")]);
+      if (fence.lang) code.dataset.lang = fence.lang;
+      root.append(el("pre", [code]));
       continue;
     }
-    const heading = HEADING.exec(line);
+    const heading = headingOf(line);
     if (heading) {
-      root.append(el(`h${Math.min(heading[1].length + 2, 6)}`, ...inline(heading[2])));
+      root.append(el(`h${Math.min(heading.level + 2, 6)}`, inline(heading.text)));
       i += 1;
       continue;
     }
-    if (RULE.test(line)) {
+    if (isRule(line)) {
       root.append(document.createElement("hr"));
       i += 1;
       continue;
     }
-    if (line.includes("|") && i + 1 < lines.length && TABLE_SEP.test(lines[i + 1])) {
+    if (line.includes("|") && i + 1 < lines.length && isTableSeparator(lines[i + 1])) {
       const rows = [];
       let j = i + 2;
       while (j < lines.length && lines[j].includes("|") && lines[j].trim()) rows.push(lines[j++]);
@@ -145,18 +404,18 @@ export function render(source) {
       i = j;
       continue;
     }
-    if (QUOTE.test(line)) {
+    if (quotes && QUOTE.test(line)) {
       const quoted = [];
       while (i < lines.length && QUOTE.test(lines[i])) quoted.push(QUOTE.exec(lines[i++])[1]);
       const quote = document.createElement("blockquote");
-      quote.append(render(quoted.join("\n")));
+      quote.append(render(quoted.join("\n"), depth + 1));
       root.append(quote);
       continue;
     }
     const ordered = ORDERED.test(line);
     if (ordered || BULLET.test(line)) {
       const items = [];
-      while (i < lines.length && lines[i].trim() && !FENCE.test(lines[i])) {
+      while (i < lines.length && lines[i].trim() && !fenceOf(lines[i])) {
         if (!(ORDERED.test(lines[i]) || BULLET.test(lines[i]) || /^\s+\S/.test(lines[i]))) break;
         items.push(lines[i++]);
       }
@@ -164,20 +423,11 @@ export function render(source) {
       continue;
     }
     const para = [];
-    while (
-      i < lines.length &&
-      lines[i].trim() &&
-      !FENCE.test(lines[i]) &&
-      !HEADING.test(lines[i]) &&
-      !QUOTE.test(lines[i]) &&
-      !BULLET.test(lines[i]) &&
-      !ORDERED.test(lines[i]) &&
-      !RULE.test(lines[i])
-    ) {
+    while (i < lines.length && lines[i].trim() && !startsBlock(lines[i], quotes)) {
       para.push(lines[i++]);
     }
     if (!para.length) para.push(lines[i++]);
-    root.append(el("p", ...withBreaks(para)));
+    root.append(el("p", withBreaks(para)));
   }
   return root;
 }

@@ -1,5 +1,6 @@
 // Signing in from a normal browser: email and password (with sign-up and the emailed
-// confirmation link), Google and Yandex. The forms are in the page; this wires them.
+// confirmation link), a sign-in link by email, Google and Yandex. The forms are in the page; this
+// wires them.
 
 import { ApiError, useTokens } from "./api.js";
 import { lang, settings, t } from "./ui.js";
@@ -118,6 +119,27 @@ document.getElementById("resend").addEventListener("click", async (event) => {
   }
 });
 
+// A sign-in link by email: the way in that failed password attempts never lock.
+document.getElementById("email-link").addEventListener("click", async (event) => {
+  const email = forms.signin.elements.email.value.trim();
+  say(error, "");
+  say(info, "");
+  if (!email) {
+    say(error, t("enter_email_first"));
+    return;
+  }
+  const button = event.currentTarget;
+  button.disabled = true;
+  try {
+    await post("/api/auth/email-link", { email });
+    say(info, t("sign_in_link_sent", { email }));
+  } catch (problem) {
+    say(error, problem.message);
+  } finally {
+    button.disabled = false;
+  }
+});
+
 document.getElementById("back-to-signin").addEventListener("click", () => tab("signin"));
 
 for (const button of root.querySelectorAll("[data-tab]")) button.addEventListener("click", () => tab(button.dataset.tab));
@@ -155,11 +177,23 @@ export async function confirmEmail(token) {
   }
 }
 
+// The link from a sign-in mail: a session, or why not.
+export async function signInWithLink(token) {
+  try {
+    const { data } = await post("/api/auth/email-link/sign-in", { token });
+    useTokens(data, { keepRefresh: false });
+    return { ok: true };
+  } catch (problem) {
+    return { ok: false, message: problem.message };
+  }
+}
+
 export function showSignIn(done, { message = "", problem = "", mode = "signin" } = {}) {
   onSignedIn = done;
   const botLink = document.getElementById("bot-link");
   if (botLink && settings.bot_username) botLink.href = `https://t.me/${encodeURIComponent(settings.bot_username)}`;
   if (!settings.email_signup) root.querySelector('[data-tab="signup"]').hidden = true;
+  document.getElementById("email-link").hidden = !settings.email_link;
   tab(mode);
   say(info, message);
   say(error, problem);

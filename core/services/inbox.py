@@ -1,0 +1,174 @@
+"""The inbox: Telegram updates are recorded before Telegram is told they arrived.
+
+Invariants:
+- An update is confirmed to Telegram (the next ``getUpdates`` offset, or a webhook's 200) only
+  after its row is committed here; a crash before that makes Telegram deliver it again.
+- ``update_id`` is the key: an update recorded twice (a redelivery) is handled once, by whoever
+  inserted it.
+- A row is deleted as soon as its update has been handled (or its handler failed and the failure
+  was logged); rows a crash left behind are handled at the next start, oldest first.
+- A row holds the person's message: while it waits it is part of their export and erasure (by
+  the sender's Telegram id), and one that lingers past ``MAX_AGE`` is purged by retention.
+- The mark (per bot, the highest update id ever recorded) is moved in the same transaction as
+  the rows. At start-up it is the first offset asked of Telegram, so updates recorded and handled
+  but not yet confirmed before a crash are confirmed, not handled twice. Telegram numbers
+  updates afresh (at random) after a week of silence, so an old mark is not used.
+
+These run on the bot's hot path: Core statements, one per batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from db.models import InboxMark, InboxUpdate
+from db.uow import UnitOfWork
+
+# A row is normally gone within seconds; one older than this was left by a fault.
+MAX_AGE = timedelta(days=1)
+# A mark older than this is not trusted as an offset (update ids may have started afresh).
+MARK_MAX_AGE = timedelta(days=6)
+
+# Where an update names the person it comes from, by the update's kind.
+_SENDER_KEYS = ("from", "user", "voter_chat")
+
+
+@dataclass(frozen=True, slots=True)
+class Waiting:
+    update_id: int
+    payload: dict[str, Any]
+    received_at: datetime
+
+
+def sender_of(update: Mapping[str, Any]) -> int | None:
+    """The Telegram id of the person an update comes from (or is about), if it names one."""
+    for key, value in update.items():
+        if key == "update_id" or not isinstance(value, Mapping):
+            continue
+        for sender_key in _SENDER_KEYS:
+            sender = value.get(sender_key)
+            if isinstance(sender, Mapping) and isinstance(sender.get("id"), int):
+                return int(sender["id"])
+        chat = value.get("chat")
+        if isinstance(chat, Mapping) and chat.get("type") == "private":
+            return int(chat["id"])
+    return None
+
+
+async def _run(uow: UnitOfWork, statement: Any, *, returning: bool) -> tuple[list[int], int]:
+    """Execute one statement, committed: (returned ids, row count). On a fresh unit of work
+    without a transaction around it, so it is one round trip (each statement here is atomic on
+    its own); inside a transaction already open (one the caller joined), as part of it."""
+    joined = isinstance(uow.session.bind, AsyncConnection) or uow.session.in_transaction()
+    if joined:
+        result = await uow.session.execute(statement)
+    else:
+        conn = await uow.session.connection(execution_options={"isolation_level": "AUTOCOMMIT"})
+        result = await conn.execute(statement)
+    ids = [int(i) for i in result.scalars()] if returning else []
+    count = int(getattr(result, "rowcount", 0) or 0)
+    if joined:
+        await uow.commit()
+    return ids, count
+
+
+async def record(
+    uow: UnitOfWork, updates: Sequence[Mapping[str, Any]], *, bot_id: int | None = None
+) -> set[int]:
+    """Record a batch of raw updates, all or none, in one statement; the ids of those not
+    recorded before (only these are to be handled). With ``bot_id`` the bot's mark moves to the
+    batch's last id in the same statement."""
+    if not updates:
+        return set()
+    rows = [
+        {"update_id": int(u["update_id"]), "telegram_id": sender_of(u), "payload": dict(u)}
+        for u in updates
+    ]
+    inserted = (
+        insert(InboxUpdate)
+        .values(rows)
+        .on_conflict_do_nothing(index_elements=[InboxUpdate.update_id])
+        .returning(InboxUpdate.update_id)
+    )
+    if bot_id is None:
+        statement: Any = inserted
+    else:
+        last = max(int(u["update_id"]) for u in updates)
+        mark = insert(InboxMark).values(bot_id=bot_id, last_update_id=last)
+        mark = mark.on_conflict_do_update(
+            index_elements=[InboxMark.bot_id],
+            set_={"last_update_id": mark.excluded.last_update_id, "recorded_at": func.now()},
+        )
+        # One statement: Postgres runs both parts of the CTE, or neither.
+        new_rows = inserted.cte("new_rows")
+        moved = mark.returning(InboxMark.bot_id).cte("moved")
+        statement = select(new_rows.c.update_id).add_cte(moved)
+    ids, _ = await _run(uow, statement, returning=True)
+    return set(ids)
+
+
+async def forget(uow: UnitOfWork, update_ids: Iterable[int]) -> int:
+    """Delete the rows of handled updates, in one statement; how many were still there."""
+    ids = list(update_ids)
+    if not ids:
+        return 0
+    _, count = await _run(
+        uow, delete(InboxUpdate).where(InboxUpdate.update_id.in_(ids)), returning=False
+    )
+    return count
+
+
+async def waiting(
+    uow: UnitOfWork, *, received_before: datetime | None = None, limit: int = 1000
+) -> list[Waiting]:
+    """Rows not yet handled, oldest update first."""
+    query = select(InboxUpdate.update_id, InboxUpdate.payload, InboxUpdate.received_at).order_by(
+        InboxUpdate.update_id
+    )
+    if received_before is not None:
+        query = query.where(InboxUpdate.received_at < received_before)
+    rows = (await uow.session.execute(query.limit(limit))).all()
+    await uow.end_read()
+    return [Waiting(int(r.update_id), dict(r.payload), r.received_at) for r in rows]
+
+
+async def resume_offset(uow: UnitOfWork, *, bot_id: int, now: datetime) -> int | None:
+    """The first offset to ask Telegram for after a start: one past the last update recorded,
+    if that was recent enough to trust."""
+    mark = (
+        await uow.session.execute(
+            select(InboxMark.last_update_id, InboxMark.recorded_at).where(
+                InboxMark.bot_id == bot_id
+            )
+        )
+    ).first()
+    await uow.end_read()
+    if mark is None or now - mark.recorded_at > MARK_MAX_AGE:
+        return None
+    return int(mark.last_update_id) + 1
+
+
+async def purge_lingering(uow: UnitOfWork, *, now: datetime) -> int:
+    """Delete rows older than ``MAX_AGE`` (left by a fault); the caller commits."""
+    result = await uow.session.execute(
+        delete(InboxUpdate)
+        .where(InboxUpdate.received_at <= now - MAX_AGE)
+        .execution_options(synchronize_session=False)
+    )
+    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+
+
+async def erase_sender(uow: UnitOfWork, telegram_id: int) -> None:
+    """Part of an account's erasure: its waiting updates go; the caller commits."""
+    await uow.session.execute(
+        delete(InboxUpdate)
+        .where(InboxUpdate.telegram_id == telegram_id)
+        .execution_options(synchronize_session=False)
+    )
