@@ -46,6 +46,7 @@ bench: install locales
 	$(BIN)/python -m bench.initdata
 	$(BIN)/python -m bench.sse
 	$(BIN)/python -m bench.bot_pipeline
+	$(BIN)/python -m bench.turns
 	$(BIN)/python -m bench.ledger
 	$(BIN)/python -m bench.rag
 	$(BIN)/python -m bench.export

@@ -6,12 +6,22 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
+from bot.pacing import Limits, SendPacer
 from bot.retry import RetryAfterMiddleware
 
 TELEGRAM_API = "https://api.telegram.org"
 
 
-def create_bot(token: str, api_base: str = TELEGRAM_API) -> Bot:
+def create_bot(
+    token: str,
+    api_base: str = TELEGRAM_API,
+    *,
+    pacing: bool = True,
+    limits: Limits | None = None,
+) -> Bot:
+    """The bot with its send pacer (``bot.pacing``): every API call of this ``Bot`` shares one
+    budget, Telegram's limits unless ``limits`` says otherwise. Without pacing a 429 is retried
+    a few times and then reaches the caller."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")))
-    session.middleware(RetryAfterMiddleware())
+    session.middleware(SendPacer(limits) if pacing else RetryAfterMiddleware())
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))

@@ -2,9 +2,12 @@
 
 The provider stream is read as fast as it comes; a separate sender shows the newest state at a
 steady pace, so Telegram's limits never slow the provider down and deltas coalesce on their own:
-drafts (``sendMessageDraft``) in private chats, edits of one message in groups. A 429 is waited
-out; identical text is never re-sent (no "message is not modified"). The final reply is rendered
-once, from the whole text, and split at 4096 characters without breaking formatting.
+drafts (``sendMessageDraft``) in private chats, edits of one message in groups. Previews are
+droppable (``bot.pacing``): when the send budget is short they are skipped and the next one
+carries the newer text; a 429 on a preview pauses previews, never the end of the reply.
+Identical text is never re-sent (no "message is not modified"). The final reply is rendered
+once, from the whole text, split at 4096 characters without breaking formatting, and sent on
+the must-deliver path: ``Outcome.delivered`` is True only when every part reached the chat.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from aiogram import Bot
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest, TelegramRetryAfter
 from aiogram.types import InlineKeyboardMarkup
 
+from bot.pacing import Dropped, droppable
 from bot.rendering import html_to_plain, render_draft, render_markdown, split_html
 from core.errors import DomainError
 from core.providers.base import (
@@ -36,6 +40,7 @@ log = logging.getLogger(__name__)
 
 DRAFT_INTERVAL = 0.4  # private chats: drafts are cheap and animated
 EDIT_INTERVAL = 3.0  # groups: 20 messages a minute, edits included
+MAX_INTERVAL = 6.0  # previews backing off while the send budget is short
 REASONING_SHOWN = 1500
 # Private chats: a reply still streaming after this long gets a message with a Stop button.
 STOP_AFTER = 1.0
@@ -50,6 +55,9 @@ class Outcome:
     status: str = "complete"
     error: DomainError | None = None
     finish_reason: str | None = None
+    # Every part of the final reply reached the chat (False: the chat is gone, or Telegram
+    # would not take it).
+    delivered: bool = False
 
 
 @dataclass
@@ -144,9 +152,10 @@ class Relay:
         outcome.reasoning = self.live.reasoning
         try:
             await self._close(outcome)
+            outcome.delivered = True
         except TelegramAPIError as exc:
-            # The user blocked the bot or the chat went away: the reply is still stored and
-            # billed for what the model wrote.
+            # The user blocked the bot, the chat went away or Telegram kept refusing: the
+            # caller stores the turn as undelivered.
             log.warning("chat %s: the final reply was not delivered: %s", self.chat_id, exc)
         return outcome
 
@@ -165,6 +174,8 @@ class Relay:
         await self._close(shown)
         if note and not outcome.text:
             await self.bot.send_message(self.chat_id, note, parse_mode=None)
+        # Here only when every part reached the chat (a refusal raises).
+        outcome.delivered = True
         return outcome
 
     # --- while streaming --------------------------------------------------------------------
@@ -186,16 +197,21 @@ class Relay:
         """Drafts cannot carry buttons: a reply that takes a while gets a small message with
         Stop, removed when the reply is complete. Quick replies never need one."""
         await asyncio.sleep(STOP_AFTER)
-        if self.live.done:
+        while not self.live.done:
+            try:
+                # Optional, like a preview: under a short budget it waits for room.
+                with droppable():
+                    sent = await self.bot.send_message(
+                        self.chat_id, self.thinking_text, reply_markup=self.stop_markup
+                    )
+            except Dropped:
+                await asyncio.sleep(STOP_AFTER)
+                continue
+            except TelegramAPIError as exc:
+                log.info("chat %s: no Stop button: %s", self.chat_id, exc)
+                return
+            self.anchor_id = sent.message_id
             return
-        try:
-            sent = await self.bot.send_message(
-                self.chat_id, self.thinking_text, reply_markup=self.stop_markup
-            )
-        except TelegramAPIError as exc:
-            log.info("chat %s: no Stop button: %s", self.chat_id, exc)
-            return
-        self.anchor_id = sent.message_id
 
     def _preview(self) -> str:
         if self.live.text:
@@ -205,7 +221,8 @@ class Relay:
         return ""
 
     async def _send_loop(self) -> None:
-        interval = DRAFT_INTERVAL if self.private else EDIT_INTERVAL
+        base = DRAFT_INTERVAL if self.private else EDIT_INTERVAL
+        interval = base
         if self.private:
             # A model slow to start gets Telegram's "Thinking…" (an empty draft); a quick one
             # goes straight to its reply.
@@ -226,8 +243,16 @@ class Relay:
                 try:
                     await self._show(html)
                     self.last_shown = html
+                    interval = base
+                except Dropped:
+                    # No room now: try again later, with whatever is newest then; while the
+                    # budget stays short, less often, so no time goes on rendering in vain.
+                    self.live.changed.set()
+                    interval = min(interval * 2, MAX_INTERVAL)
                 except TelegramRetryAfter as exc:
-                    await asyncio.sleep(exc.retry_after)
+                    self.live.changed.set()
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._finished.wait(), exc.retry_after)
                 except TelegramAPIError as exc:
                     log.info("chat %s: preview not shown: %s", self.chat_id, exc)
             # Pace the previews, but never hold up the end of the reply.
@@ -235,6 +260,10 @@ class Relay:
                 await asyncio.wait_for(self._finished.wait(), interval)
 
     async def _show(self, html: str) -> None:
+        with droppable(first=not self.last_shown):
+            await self._show_preview(html)
+
+    async def _show_preview(self, html: str) -> None:
         if self.private:
             await self.bot.send_message_draft(
                 chat_id=self.chat_id, draft_id=self.draft_id, text=html, parse_mode="HTML"

@@ -86,6 +86,8 @@ class BotSettings(BaseModel):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_path: str = "/telegram/webhook"
+    # One shared send budget per bot (bot.pacing): previews give way, replies always arrive.
+    send_pacing: bool = True
 
     @field_validator("token")
     @classmethod

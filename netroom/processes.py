@@ -249,7 +249,11 @@ def build_web_app(
         )
     # Star top-ups and subscriptions from the Mini App: the bot makes the invoice links and
     # tells Telegram about renewals; referral links need its username.
-    telegram = create_bot(link.token, link.api_base) if link is not None else None
+    telegram = (
+        create_bot(link.token, link.api_base, pacing=settings.bot.send_pacing)
+        if link is not None
+        else None
+    )
     stars_links: InvoiceLinks | None = None
     renewals: RenewalSwitch | None = None
     username_lookup: Callable[[], Awaitable[str | None]] | None = None
@@ -389,7 +393,7 @@ async def serve(
         # The bot answers updates; a worker uses one too, to deliver what finishes in the
         # background (videos).
         if link is not None and (roles.bot or roles.worker):
-            bot = create_bot(link.token, link.api_base)
+            bot = create_bot(link.token, link.api_base, pacing=settings.bot.send_pacing)
             stack.push_async_callback(bot.session.close)
         broker = create_broker(
             resources.endpoints.redis_url,

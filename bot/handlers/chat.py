@@ -334,7 +334,7 @@ class BotSink:
     def _delivery(self, outcome: Outcome, status: str, *, reached: bool = True) -> turns.Delivery:
         assert self.relay is not None
         # Outcome.delivered: False when the final message could not be delivered at all.
-        delivered = reached and bool(getattr(outcome, "delivered", True))
+        delivered = reached and outcome.delivered
         text = outcome.text
         if not delivered:
             # Billed for what the user did see: the last preview, if any.

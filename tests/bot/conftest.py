@@ -119,7 +119,11 @@ async def harness(
         yookassa=None,
         yookassa_packages=(100, 500),
     )
-    http = httpx.AsyncClient()
+    # As in production (netroom.resources): every streaming reply holds a provider connection.
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=10.0),
+        limits=httpx.Limits(max_connections=1_000, max_keepalive_connections=100),
+    )
     await http.post(
         f"{sandbox.url}/sandbox/api/yookassa/shops",
         json={"shop_id": YOOKASSA_SHOP[0], "secret_key": YOOKASSA_SHOP[1]},

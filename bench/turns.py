@@ -1,0 +1,439 @@
+"""Chat turns under Telegram's flood limits: 200 users at once asking a paced model, the sandbox's
+flood limits on, through the whole NetRoom bot. Printed for the bot with its send pacer and for
+the previous design (no shared pacing: a 429 is retried three times, then the reply is lost) in
+the same run: final replies delivered / turns, turns billed but not delivered, time to the first
+text of the reply (a draft or a message) and to the final message, p50/p95/p99. Targets: every
+final reply delivered, none billed undelivered, first text p95 under 1.5 s.
+
+    python -m bench.turns [--users 200] [--messages 1] [--delay-ms 50]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from aiogram import Bot, Dispatcher
+from aiogram.fsm.storage.base import DefaultKeyBuilder
+from aiogram.fsm.storage.redis import RedisStorage
+from redis.asyncio import Redis
+from sqlalchemy import func, select
+
+from bench._db import scratch_database
+from bot.context import BotContext
+from bot.dispatcher import create_dispatcher
+from bot.factory import create_bot
+from core.deeplinks import parse_start_payload
+from core.dto import ClientInfo
+from core.media import LocalMediaStore
+from core.providers.registry import ProviderRegistry
+from core.providers.settings import sandbox_providers
+from core.services import accounts, billing
+from core.services.chat import ModelMenu, ModelTerms
+from core.services.payments import PaymentTerms
+from db.engine import UnitOfWorkFactory, create_engine
+from db.models import ChatMessageRow, LedgerEntry, Reservation
+from netroom.jobs import BrokerQueue, JobDeps, create_broker
+from sandbox.app import start_sandbox
+from sandbox.client import SandboxClient
+
+POLICY = "2026-11-01"
+PAID_MODEL = ModelTerms("bench-paid", "openai", "gpt-bench", 16_000, 10, 30)
+REDIS_URL = "redis://127.0.0.1:6379/0"
+END = "End of the paced reply."
+FIRST_TEXT_P95_TARGET = 1.5
+
+
+def paced_reply(words: int = 120) -> str:
+    return "Paced " + " ".join(f"word{n}" for n in range(words)) + f"\n\n{END}"
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(p / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+@dataclass
+class LoadResult:
+    turns: int = 0
+    delivered: int = 0
+    first_text: list[float] = field(default_factory=list)
+    final: list[float] = field(default_factory=list)
+    # Per Telegram user: finals delivered, text charges, replies stored as complete.
+    finals_by_user: dict[int, int] = field(default_factory=dict)
+    charges_by_user: dict[int, int] = field(default_factory=dict)
+    complete_by_user: dict[int, int] = field(default_factory=dict)
+    reserved: int = 0
+    seconds: float = 0.0
+    # CPU seconds this process spent, and the machine's load average, during the run: the
+    # latencies depend on what else the box is doing.
+    cpu: float = 0.0
+    load: float = 0.0
+
+    @property
+    def billed_undelivered(self) -> int:
+        return sum(
+            max(0, self.charges_by_user.get(u, 0) - self.finals_by_user.get(u, 0))
+            for u in self.charges_by_user
+        )
+
+    @property
+    def complete_undelivered(self) -> int:
+        return sum(
+            max(0, self.complete_by_user.get(u, 0) - self.finals_by_user.get(u, 0))
+            for u in self.complete_by_user
+        )
+
+    def lines(self, label: str) -> list[str]:
+        def p(values: list[float]) -> str:
+            return "/".join(f"{percentile(values, q):.2f}" for q in (50, 95, 99))
+
+        return [
+            f"{label}: delivered {self.delivered}/{self.turns}, billed but undelivered "
+            f"{self.billed_undelivered}, stored complete but undelivered "
+            f"{self.complete_undelivered}, {self.seconds:.1f} s, {self.cpu:.1f} CPU s in this "
+            f"process, load average {self.load:.1f}",
+            f"  first text p50/p95/p99 {p(self.first_text)} s; final p50/p95/p99 {p(self.final)} s",
+        ]
+
+
+async def register_users(
+    client: SandboxClient, factory: UnitOfWorkFactory, count: int, *, money: int, policy: str
+) -> dict[int, int]:
+    """Sandbox users who accepted the policy and hold ``money``: Telegram id -> account id.
+    Registered a few at a time, each in its own transaction."""
+    people: dict[int, int] = {}
+    gate = asyncio.Semaphore(10)
+
+    async def one(n: int) -> None:
+        async with gate:
+            telegram_id = (await client.create_user(f"Load{n}", language_code="en"))["id"]
+            async with factory() as uow:
+                registration = await accounts.register_telegram_user(
+                    uow,
+                    telegram_id=telegram_id,
+                    username=None,
+                    first_name=f"Load{n}",
+                    last_name=None,
+                    language_code="en",
+                    payload=parse_start_payload(None),
+                    policy_version=policy,
+                    client=ClientInfo(platform="telegram"),
+                )
+                user_id = registration.user.id
+                if money:
+                    await billing.credit(
+                        uow,
+                        user_id=user_id,
+                        amount=money,
+                        category="topup",
+                        key=f"load:{secrets.token_hex(8)}",
+                    )
+            people[telegram_id] = user_id
+
+    await asyncio.gather(*(one(n) for n in range(count)))
+    return people
+
+
+async def _stored(factory: UnitOfWorkFactory, user_ids: Sequence[int]) -> int:
+    async with factory() as uow:
+        count = await uow.session.scalar(
+            select(func.count())
+            .select_from(ChatMessageRow)
+            .where(ChatMessageRow.user_id.in_(user_ids), ChatMessageRow.role == "assistant")
+        )
+    return int(count or 0)
+
+
+async def run_load(
+    client: SandboxClient,
+    factory: UnitOfWorkFactory,
+    bot: Bot,
+    people: dict[int, int],
+    *,
+    messages: int = 1,
+    delay_ms: int = 50,
+    chunk_size: int = 24,
+    deadline: float = 80.0,
+) -> LoadResult:
+    """Every user sends ``messages`` texts, one per round, all users at once; a round ends when
+    every turn is stored (delivered or not) or at ``deadline``. Latencies are the sandbox's own
+    timestamps: from the user's message to the first text shown, and to the final message."""
+    result = LoadResult()
+    reply = paced_reply()
+    users = list(people)
+    started = time.monotonic()
+    cpu = time.process_time()
+    for _round in range(messages):
+        await client._call(
+            "POST",
+            "/providers/script",
+            json={
+                "provider": "openai",
+                "reply": reply,
+                "chunk_delay_ms": delay_ms,
+                "chunk_size": chunk_size,
+                "times": len(users),
+            },
+        )
+        before_stored = await _stored(factory, list(people.values()))
+        after = await client.last_seq()
+        await asyncio.gather(
+            *(client.send_text(u, f"Question {_round} from {u}", bot_id=bot.id) for u in users)
+        )
+        result.turns += len(users)
+        finals: set[int] = set()
+        until = time.monotonic() + deadline
+        seq = after
+        while time.monotonic() < until and len(finals) < len(users):
+            batch, _ = await client.events(after=seq, wait=1.0)
+            for event in batch:
+                seq = max(seq, event["seq"])
+                if event["type"] == "bot_message" and END in (event["message"].get("text") or ""):
+                    finals.add(event["chat_id"])
+            if len(finals) < len(users):
+                stored = await _stored(factory, list(people.values()))
+                if stored - before_stored >= len(users):
+                    # Every turn ended; what was not delivered by now never will be.
+                    await asyncio.sleep(1.0)
+                    break
+        events, _ = await client.events(after=after)
+        asked: dict[int, float] = {}
+        first: dict[int, float] = {}
+        final: dict[int, float] = {}
+        for event in events:
+            chat, kind = event["chat_id"], event["type"]
+            if chat not in people:
+                continue
+            if kind == "user_message":
+                asked.setdefault(chat, event["at"])
+            elif kind == "draft" and event.get("text"):
+                first.setdefault(chat, event["at"])
+            elif kind == "bot_message":
+                text = event["message"].get("text") or ""
+                if text.startswith("Paced"):
+                    first.setdefault(chat, event["at"])
+                if END in text:
+                    final.setdefault(chat, event["at"])
+        for chat, at in asked.items():
+            if chat in first:
+                result.first_text.append(first[chat] - at)
+            if chat in final:
+                result.final.append(final[chat] - at)
+                result.delivered += 1
+                result.finals_by_user[chat] = result.finals_by_user.get(chat, 0) + 1
+    result.seconds = time.monotonic() - started
+    result.cpu = time.process_time() - cpu
+    result.load = os.getloadavg()[0]
+    await asyncio.sleep(0.5)
+    by_account = {account: telegram for telegram, account in people.items()}
+    async with factory() as uow:
+        charges = await uow.session.execute(
+            select(LedgerEntry.user_id, func.count())
+            .where(
+                LedgerEntry.user_id.in_(by_account),
+                LedgerEntry.category == "text",
+                LedgerEntry.kind == "debit",
+            )
+            .group_by(LedgerEntry.user_id)
+        )
+        result.charges_by_user = {by_account[u]: n for u, n in charges.all()}
+        complete = await uow.session.execute(
+            select(ChatMessageRow.user_id, func.count())
+            .where(
+                ChatMessageRow.user_id.in_(by_account),
+                ChatMessageRow.role == "assistant",
+                ChatMessageRow.status == "complete",
+            )
+            .group_by(ChatMessageRow.user_id)
+        )
+        result.complete_by_user = {by_account[u]: n for u, n in complete.all()}
+        result.reserved = int(
+            await uow.session.scalar(
+                select(func.count())
+                .select_from(Reservation)
+                .where(Reservation.user_id.in_(by_account), Reservation.status == "held")
+            )
+            or 0
+        )
+    return result
+
+
+def netroom_dispatcher(
+    base: str, factory: UnitOfWorkFactory, redis: Redis, http: httpx.AsyncClient
+) -> Dispatcher:
+    storage = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
+    ctx = BotContext(
+        policy_version=POLICY,
+        policy_url="http://bench/privacy/",
+        web_app_url="http://bench/",
+        payment_terms=PaymentTerms.build(
+            kopecks_per_star=130,
+            star_packages=[50],
+            referral_level1_percent=10,
+            referral_level2_percent=3,
+            signing_secret="bench",
+        ),
+        models=ModelMenu(models=(PAID_MODEL,), default_id=PAID_MODEL.id),
+        secret="bench",
+    )
+    return create_dispatcher(
+        uow_factory=factory,
+        ctx=ctx,
+        storage=storage,
+        redis=redis,
+        providers=ProviderRegistry(sandbox_providers(base), http),
+        media_store=LocalMediaStore(Path(tempfile.mkdtemp())),
+        jobs=BrokerQueue(
+            create_broker(
+                REDIS_URL,
+                JobDeps(uow_factory=factory),
+                queue=f"netroom:bench:{secrets.token_hex(5)}",
+            )
+        ),
+    )
+
+
+@contextlib.asynccontextmanager
+async def sandbox_process() -> AsyncIterator[str]:
+    """The sandbox in a process of its own, as Telegram and the providers are: its HTML
+    rendering and streaming do not compete with the bot for one event loop."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "sandbox", "--port", "0", stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        match = re.search(r"(http://\S+?)/?$", line.strip())
+        if match is None:
+            raise RuntimeError(f"the sandbox did not start: {line!r}")
+        yield match.group(1)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+async def main_async(
+    url: str, users: int, messages: int, delay_ms: int, *, separate: bool = True
+) -> None:
+    # The sandbox's default flood limits: about 1/s per private chat, 30/s per bot. Its
+    # buckets are per bot, so the two designs, one after the other, do not share a budget.
+    async with contextlib.AsyncExitStack() as stack:
+        if separate:
+            base = await stack.enter_async_context(sandbox_process())
+        else:
+            server = await start_sandbox()
+            stack.push_async_callback(server.stop)
+            base = server.url
+        await _compare(url, base, users, messages, delay_ms)
+
+
+async def _compare(url: str, base: str, users: int, messages: int, delay_ms: int) -> None:
+    engine = create_engine(url, pool_size=10, max_overflow=20)
+    factory = UnitOfWorkFactory.for_engine(engine)
+    client = SandboxClient(base)
+    redis = Redis.from_url(REDIS_URL)
+    # As in production (netroom.resources): every streaming reply holds a provider connection.
+    http = httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=10.0),
+        limits=httpx.Limits(max_connections=1_000, max_keepalive_connections=100),
+    )
+
+    def token() -> str:
+        return f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
+
+    old_bot = create_bot(token(), base, pacing=False)
+    new_bot = create_bot(token(), base, pacing=True)
+    # Routers are attached once per process: one dispatcher serves both bots.
+    dp = netroom_dispatcher(base, factory, redis, http)
+    for bot in (old_bot, new_bot):
+        await client.register_bot(bot.token, f"bench_turns_{bot.id}_bot")
+    polling = asyncio.create_task(
+        dp.start_polling(old_bot, new_bot, handle_signals=False, polling_timeout=1)
+    )
+    results: list[LoadResult] = []
+    try:
+        for bot in (old_bot, new_bot):
+            people = await register_users(client, factory, users, money=1_000_000, policy=POLICY)
+            results.append(
+                await run_load(
+                    client,
+                    factory,
+                    bot,
+                    people,
+                    messages=messages,
+                    delay_ms=delay_ms,
+                    deadline=120,
+                )
+            )
+    finally:
+        with contextlib.suppress(RuntimeError):
+            await dp.stop_polling()
+        await asyncio.gather(polling, return_exceptions=True)
+        for bot in (old_bot, new_bot):
+            await bot.session.close()
+        await http.aclose()
+        await redis.aclose()
+        await client.aclose()
+        await engine.dispose()
+    old, new = results
+    print(
+        f"users={users} messages/user={messages} paced model: {delay_ms} ms per chunk; "
+        "sandbox flood limits on"
+    )
+    for line in old.lines("previous design (no shared pacing)") + new.lines("send pacer"):
+        print(line)
+    p95 = percentile(new.first_text, 95)
+    checks: dict[str, bool] = {}
+    checks["100 % delivered"] = new.delivered == new.turns
+    checks["none billed undelivered"] = new.billed_undelivered == 0
+    checks[f"first text p95 < {FIRST_TEXT_P95_TARGET} s"] = p95 < FIRST_TEXT_P95_TARGET
+    for name, ok in checks.items():
+        print(f"target {name}: {'met' if ok else 'NOT met'}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--users", type=int, default=200)
+    parser.add_argument("--messages", type=int, default=1)
+    parser.add_argument("--delay-ms", type=int, default=50)
+    parser.add_argument(
+        "--in-process-sandbox", action="store_true", help="run the sandbox in this event loop"
+    )
+    args = parser.parse_args()
+    # The previous design logs every lost reply; the figures say how many.
+    logging.basicConfig(level=logging.ERROR)
+    with scratch_database() as url:
+        asyncio.run(
+            main_async(
+                url,
+                args.users,
+                args.messages,
+                args.delay_ms,
+                separate=not args.in_process_sandbox,
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
