@@ -137,13 +137,14 @@ async def register_users(
                 )
                 user_id = registration.user.id
                 if money:
-                    await billing.credit(
-                        uow,
-                        user_id=user_id,
-                        amount=money,
-                        category="topup",
-                        key=f"load:{secrets.token_hex(8)}",
-                    )
+                    async with uow.transaction():
+                        await billing.credit(
+                            uow,
+                            user_id=user_id,
+                            amount=money,
+                            category="topup",
+                            key=f"load:{secrets.token_hex(8)}",
+                        )
             people[telegram_id] = user_id
 
     await asyncio.gather(*(one(n) for n in range(count)))

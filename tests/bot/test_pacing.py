@@ -136,7 +136,7 @@ async def test_a_final_reply_to_a_blocked_user_is_undelivered_and_not_stored_as_
                 break
             await asyncio.sleep(0.1)
         # The turn ended within seconds: no endless retries against a chat that is gone.
-        assert stored == ["failed"]
+        assert stored == ["undelivered"]
         async with harness.uow_factory() as uow:
             assert (await billing.get_balance(uow, user_id)).reserved == 0
     finally:
