@@ -12,6 +12,7 @@ import os
 import secrets
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
@@ -112,15 +113,28 @@ def _fresh_limits(url: str) -> None:
         client.close()
 
 
+def _own_database(url: str) -> str:
+    """With the suite split over several workers (pytest-xdist), each uses a Redis database of
+    its own, as each has its own Postgres database: their keys never meet."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    base = int(parts.path.lstrip("/") or 0)
+    return urlunsplit(parts._replace(path=f"/{(base + int(worker[2:])) % 16}"))
+
+
 @pytest.fixture(scope="session")
 def redis_url(data_dir: Path) -> Iterator[str]:
     configured = os.environ.get("TEST_REDIS_URL")
     if configured:
+        configured = _own_database(configured)
         _fresh_limits(configured)
         yield configured
     elif _answers_redis(LOCAL_REDIS):
-        _fresh_limits(LOCAL_REDIS)
-        yield LOCAL_REDIS
+        local = _own_database(LOCAL_REDIS)
+        _fresh_limits(local)
+        yield local
     else:
         server = EmbeddedRedis(data_dir)
         url = server.start()
