@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -43,7 +44,7 @@ from core.services.files import Embedder, FileLimits
 from core.services.payments import InvoiceLinks, PaymentTerms
 from core.services.subscriptions import RenewalSwitch
 from core.services.tariffs import Plan, Tariffs
-from netroom.backup import BackupPlan
+from netroom.backup import BackupPlan, scheduled_backup
 from netroom.backup import directory as backup_directory
 from netroom.drain import InFlight, TrackUpdates, new_turns, track_requests
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
@@ -52,6 +53,7 @@ from netroom.resources import Resources
 from netroom.supervise import supervise
 from webapp.app import create_app
 from webapp.keys import WebContext
+from worker.deps import Backup
 
 log = logging.getLogger(__name__)
 
@@ -144,6 +146,12 @@ def backup_plan(settings: Settings, resources: Resources) -> BackupPlan | None:
         directory=backup_directory(settings),
         keep=settings.backup.keep,
     )
+
+
+def daily_backup(settings: Settings, resources: Resources) -> Backup | None:
+    """The worker's daily backup job, where there is a plan for one."""
+    plan = backup_plan(settings, resources)
+    return None if plan is None else functools.partial(scheduled_backup, plan)
 
 
 def admin_chats(settings: Settings) -> tuple[int, ...]:
@@ -410,7 +418,7 @@ async def serve(
                 redis=resources.redis,
                 file_limits=file_limits(settings),
                 embedder=embedder(settings, resources),
-                backup=backup_plan(settings, resources),
+                backup=daily_backup(settings, resources),
             ),
             redeliver_after=settings.redis.job_redeliver_seconds,
         )
