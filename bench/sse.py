@@ -53,6 +53,7 @@ from core.providers.settings import sandbox_providers
 from core.security.tokens import issue_access_token
 from core.services import accounts, sessions
 from db.engine import UnitOfWorkFactory, create_engine
+from netroom.deployment import Deployment
 from netroom.processes import build_web_app
 from netroom.resources import Endpoints, open_resources
 
@@ -100,7 +101,9 @@ async def serve_web(database_url: str, sandbox_url: str, port: int, connections:
         resources = dataclasses.replace(
             resources, http=http, providers=ProviderRegistry(sandbox_providers(sandbox_url), http)
         )
-        runner = web.AppRunner(build_web_app(settings, resources), access_log=None)
+        runner = web.AppRunner(
+            build_web_app(Deployment.build(settings, resources)), access_log=None
+        )
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", port).start()
         await stop.wait()

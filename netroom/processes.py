@@ -23,35 +23,24 @@ from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import LabeledPrice
 from aiohttp import web
 
-from bot.context import BotContext
 from bot.dispatcher import create_dispatcher, create_i18n
 from bot.factory import create_bot
 from bot.inbox import InboxPolling, InboxWebhookHandler
 from bot.notifier import BotNotifier
 from bot.stars import TelegramStars, renewal_switch
 from core import owners
-from core.catalogue import load_catalogue
 from core.config import Settings, is_loopback_url
-from core.mail import smtp_mailer
-from core.media import LocalMediaStore, MediaStore
-from core.oauth import oauth_client
 from core.payments.yookassa import PaymentGatewayError
 from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
-from core.services.auth import LoginLimits
-from core.services.files import Embedder, FileLimits
-from core.services.payments import InvoiceLinks, PaymentTerms
+from core.services.payments import InvoiceLinks
 from core.services.subscriptions import RenewalSwitch
-from core.services.tariffs import Plan, Tariffs
-from netroom.backup import BackupPlan
-from netroom.backup import directory as backup_directory
+from netroom.deployment import Deployment
 from netroom.drain import InFlight, TrackUpdates, new_turns, track_requests
-from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_scheduler, run_worker
-from netroom.models import image_models, model_menu, video_models
+from netroom.jobs import BrokerQueue, create_broker, run_scheduler, run_worker
 from netroom.resources import Resources
 from netroom.supervise import supervise
 from webapp.app import create_app
-from webapp.keys import WebContext
 
 log = logging.getLogger(__name__)
 
@@ -82,125 +71,18 @@ def app_framers(link: BotLink | None) -> tuple[str, ...]:
     return framers
 
 
-def web_app_url(settings: Settings) -> str:
-    return settings.web.public_url.rstrip("/") + "/app"
-
-
-def payment_terms(settings: Settings) -> PaymentTerms:
-    p = settings.payments
-    return PaymentTerms.build(
-        kopecks_per_star=p.kopecks_per_star,
-        star_packages=p.star_packages,
-        referral_level1_percent=p.referral_level1_percent,
-        referral_level2_percent=p.referral_level2_percent,
-        signing_secret=settings.web.jwt_secret.get_secret_value(),
-    )
-
-
-def tariffs(settings: Settings) -> Tariffs:
-    return Tariffs(
-        free_limits=dict(settings.free_tier.limits),
-        period=settings.free_tier.period,
-        timezone=settings.free_tier.timezone,
-        plans=tuple(
-            Plan(p.id, p.stars, dict(p.free_tier), p.discount_percent)
-            for p in settings.payments.plans
-        ),
-    )
-
-
-def file_limits(settings: Settings) -> FileLimits:
-    f = settings.files
-    return FileLimits(
-        max_bytes=f.max_file_mb * 1024 * 1024,
-        quota_bytes=f.quota_mb * 1024 * 1024,
-        max_pages=f.max_pages,
-        max_chars=f.max_chars,
-        context_tokens=f.context_tokens,
-        embeddings_price_1k=f.embeddings_price_1k,
-        index_deadline=timedelta(seconds=f.index_deadline_seconds),
-        index_attempts=f.index_attempts,
-        read_memory_mb=f.read_memory_mb,
-        read_cpu_seconds=f.read_cpu_seconds,
-    )
-
-
-def embedder(settings: Settings, resources: Resources) -> Embedder | None:
-    f = settings.files
-    if f.embeddings_provider not in ("openai", "mistral", "openrouter", "deepseek"):
-        return None
-    return resources.providers.embeddings(
-        f.embeddings_provider, model=f.embeddings_model, dimensions=f.embeddings_dimensions
-    )
-
-
-def backup_plan(settings: Settings, resources: Resources) -> BackupPlan | None:
-    """Daily backups where Postgres is embedded (and so nobody else backs it up)."""
-    if settings.database.url is not None or not settings.backup.daily:
-        return None
-    return BackupPlan(
-        database_url=resources.endpoints.database_url,
-        data_dir=settings.data_dir,
-        directory=backup_directory(settings),
-        keep=settings.backup.keep,
-    )
-
-
-def admin_chats(settings: Settings) -> tuple[int, ...]:
-    """Where operator reports go: the admin chat, else each admin."""
-    if settings.bot.admin_chat_id is not None:
-        return (settings.bot.admin_chat_id,)
-    return tuple(settings.bot.admin_ids)
-
-
-def hold_times(settings: Settings) -> owners.HoldTimes:
-    h = settings.holds
-    return owners.HoldTimes(
-        heartbeat_ttl=timedelta(seconds=h.heartbeat_ttl_seconds),
-        sweep_every=timedelta(seconds=h.sweep_seconds),
-        ownerless_after=timedelta(seconds=h.ownerless_seconds),
-    )
-
-
 def build_dispatcher(
-    settings: Settings,
-    resources: Resources,
-    *,
-    jobs: JobQueue,
-    media_store: MediaStore,
-    owner: str | None = None,
+    deployment: Deployment, *, jobs: JobQueue, owner: str | None = None
 ) -> Dispatcher:
+    resources = deployment.resources
     storage = RedisStorage(resources.redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
-    catalogue = load_catalogue(settings.catalogue_path)
-    ctx = BotContext(
-        policy_version=settings.policy.version,
-        policy_url=settings.policy_url,
-        web_app_url=web_app_url(settings),
-        payment_terms=payment_terms(settings),
-        secret=settings.web.jwt_secret.get_secret_value(),
-        models=model_menu(catalogue, resources.providers, sandbox=resources.sandbox_providers),
-        image_models=image_models(
-            catalogue, resources.providers, sandbox=resources.sandbox_providers
-        ),
-        video_models=video_models(
-            catalogue, resources.providers, sandbox=resources.sandbox_providers
-        ),
-        admin_ids=frozenset(settings.bot.admin_ids),
-        admin_chat_id=settings.bot.admin_chat_id,
-        file_limits=file_limits(settings),
-        embedder=embedder(settings, resources),
-        tariffs=tariffs(settings),
-        yookassa=resources.yookassa,
-        yookassa_packages=tuple(settings.yookassa.packages),
-        owner=owner,
-    )
     return create_dispatcher(
         uow_factory=resources.uow_factory,
-        ctx=ctx,
+        ctx=deployment.bot_context(owner=owner),
         storage=storage,
         redis=resources.redis,
         providers=resources.providers,
-        media_store=media_store,
+        media_store=deployment.media_store,
         jobs=jobs,
     )
 
@@ -232,13 +114,13 @@ def invoice_links(bot: Bot) -> InvoiceLinks:
 
 
 def build_web_app(
-    settings: Settings,
-    resources: Resources,
+    deployment: Deployment,
     link: BotLink | None = None,
     *,
     jobs: JobQueue | None = None,
     owner: str | None = None,
 ) -> web.Application:
+    settings = deployment.settings
     verifier = None
     if link is not None:
         key = settings.web.init_data_ed25519_public_key
@@ -269,46 +151,12 @@ def build_web_app(
 
         stars_links, renewals = invoice_links(bot), renewal_switch(bot)
         username_lookup = bot_username
-    # The same catalogue, menu and terms as the bot's.
-    catalogue = load_catalogue(settings.catalogue_path)
-    menu = model_menu(catalogue, resources.providers, sandbox=resources.sandbox_providers)
+    # The same catalogue, menu and terms as the bot's: the deployment's.
     app = create_app(
-        WebContext(
-            uow_factory=resources.uow_factory,
-            redis=resources.redis,
-            public_url=settings.web.public_url,
-            policy_version=settings.policy.version,
-            policy_date=settings.policy.date.isoformat(),
+        deployment.web_context(
             init_data=verifier,
-            jwt_secret=settings.web.jwt_secret.get_secret_value(),
-            media_store=LocalMediaStore(settings.data_dir / "media"),
-            trusted_proxy_header=settings.web.trusted_proxy_header,
-            trusted_proxies=tuple(settings.web.trusted_proxies),
             app_framers=app_framers(link),
-            yookassa=resources.yookassa,
-            yookassa_packages=tuple(settings.yookassa.packages),
-            yookassa_networks=tuple(settings.yookassa.notification_networks),
-            payment_terms=payment_terms(settings),
             jobs=jobs,
-            file_limits=file_limits(settings),
-            access_ttl=timedelta(seconds=settings.auth.access_ttl_seconds),
-            session_ttl=timedelta(days=settings.auth.session_ttl_days),
-            email_confirmation=settings.auth.email_confirmation,
-            confirmation_ttl=timedelta(hours=settings.auth.confirmation_ttl_hours),
-            login_limits=LoginLimits(
-                per_account=settings.auth.max_failures_per_account,
-                per_ip=settings.auth.max_failures_per_ip,
-                window=timedelta(minutes=settings.auth.lockout_minutes),
-                slow_after=settings.auth.slow_down_after,
-                slow_delay=timedelta(seconds=settings.auth.slow_down_seconds),
-            ),
-            mailer=smtp_mailer(settings.email),
-            oauth=oauth_client(settings.oauth, resources.http),
-            models=menu,
-            model_names={m.id: e.name for m in menu.models if (e := catalogue.find(m.id))},
-            providers=resources.providers,
-            tariffs=tariffs(settings),
-            embedder=embedder(settings, resources),
             stars_invoice_links=stars_links,
             subscription_renewals=renewals,
             bot_username_lookup=username_lookup,
@@ -379,7 +227,9 @@ async def serve(
             raise RuntimeError("the bot role needs BOT__TOKEN or the sandbox")
         owner = owners.new_owner_id()
         inflight = InFlight()
-        times = hold_times(settings)
+        # What the settings offer, worked out once for the bot, the web app and the worker.
+        deployment = Deployment.build(settings, resources)
+        times = deployment.hold_times
         keeper: asyncio.Task[None] | None = None
         if roles.bot or roles.web or roles.worker:
             # Alive before the first hold is made; the first sweep runs at once.
@@ -389,7 +239,6 @@ async def serve(
                 name="holds",
             )
             stack.push_async_callback(_step_down, keeper, resources, owner, times.ownerless_after)
-        media_store = LocalMediaStore(settings.data_dir / "media")
         # The bot answers updates; a worker uses one too, to deliver what finishes in the
         # background (videos).
         if link is not None and (roles.bot or roles.worker):
@@ -397,20 +246,9 @@ async def serve(
             stack.push_async_callback(bot.session.close)
         broker = create_broker(
             resources.endpoints.redis_url,
-            JobDeps(
-                uow_factory=resources.uow_factory,
-                providers=resources.providers,
-                media_store=media_store,
+            deployment.job_deps(
                 notifier=BotNotifier(bot, create_i18n()) if bot is not None else None,
-                tariffs=tariffs(settings),
                 stars_source=TelegramStars(bot) if bot is not None else None,
-                yookassa=resources.yookassa,
-                admin_chat_ids=admin_chats(settings),
-                payment_terms=payment_terms(settings),
-                redis=resources.redis,
-                file_limits=file_limits(settings),
-                embedder=embedder(settings, resources),
-                backup=backup_plan(settings, resources),
             ),
             redeliver_after=settings.redis.job_redeliver_seconds,
         )
@@ -418,13 +256,11 @@ async def serve(
             await broker.startup()
             stack.push_async_callback(broker.shutdown)
         if roles.bot:
-            dp = build_dispatcher(
-                settings, resources, jobs=BrokerQueue(broker), media_store=media_store, owner=owner
-            )
+            dp = build_dispatcher(deployment, jobs=BrokerQueue(broker), owner=owner)
             dp.update.outer_middleware(TrackUpdates(inflight))
 
         if roles.web:
-            app = build_web_app(settings, resources, link, jobs=BrokerQueue(broker), owner=owner)
+            app = build_web_app(deployment, link, jobs=BrokerQueue(broker), owner=owner)
             hook_path: str | None = None
             if bot is not None and dp is not None and webhook:
                 hook = install_webhook(app, dp, bot, settings, resources)
@@ -472,7 +308,7 @@ async def serve(
                     notifier=BotNotifier(scheduler_bot, create_i18n())
                     if scheduler_bot is not None
                     else None,
-                    admin_chat_ids=admin_chats(settings),
+                    admin_chat_ids=deployment.admin_chat_ids,
                     overrides=settings.jobs.schedule_overrides,
                 )
 

@@ -15,8 +15,9 @@ from bot.dispatcher import create_i18n
 from bot.notifier import BotNotifier
 from core.services import billing, broadcasts
 from db.models import AdminAction, Broadcast, User
-from netroom.jobs import JobDeps, _deliver
 from tests.bot.conftest import BotHarness, Person, PersonFactory, buttons, text_of
+from worker.deps import JobDeps
+from worker.jobs.broadcasts import deliver
 
 PNG = (
     b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x01\x00\x00\x00\x01\x08\x06\x00\x00\x00"
@@ -376,7 +377,7 @@ async def test_a_broadcast_interrupted_midway_resumes_and_reaches_everyone_once(
         broadcast_rate=4.0,
         redis=harness.dp["redis"],
     )
-    run = asyncio.create_task(_deliver(slow, created.id, "netroom:test:lock", "t"))
+    run = asyncio.create_task(deliver(slow, created.id, "netroom:test:lock", "t"))
     for _ in range(200):
         async with harness.uow_factory() as uow:
             row = await uow.session.get(Broadcast, created.id)

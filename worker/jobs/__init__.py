@@ -1,0 +1,1 @@
+"""Job bodies, one module per concern; ``netroom.jobs`` registers them under their task names."""
