@@ -30,7 +30,7 @@ lint: install
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	$(BIN)/bandit -q -r bot core db netroom webapp sandbox -c pyproject.toml
+	$(BIN)/bandit -q -r bot core db netroom webapp worker sandbox -c pyproject.toml
 
 # Browser tests drive Debian's Chromium.
 chromium:

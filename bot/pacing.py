@@ -255,7 +255,8 @@ class SendPacer(BaseRequestMiddleware):
                     exc,
                     backoff,
                 )
-                await asyncio.sleep(backoff * (0.5 + random.random()))
+                # Jitter spreads retries out; nothing secret depends on it.
+                await asyncio.sleep(backoff * (0.5 + random.random()))  # nosec B311
                 backoff = min(backoff * 2, 30.0)
 
     async def _wait_turn(self, budgets: list[tuple[Bucket, float]]) -> None:

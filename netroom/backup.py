@@ -89,7 +89,8 @@ def _candidates(name: str) -> list[Path]:
 
 
 def _major(path: Path) -> int | None:
-    import subprocess  # nosec B404: runs the PostgreSQL client tools, no shell
+    # The PostgreSQL client tools, run without a shell.
+    import subprocess  # nosec B404
 
     try:
         # A fixed program path and a fixed argument; no shell.

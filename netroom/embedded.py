@@ -21,7 +21,7 @@ import json
 import logging
 import os
 import re
-import subprocess  # nosec B404: starts the embedded Redis binary, no shell
+import subprocess  # nosec B404 (the embedded Redis binary, started without a shell)
 import time
 import warnings
 from collections.abc import Iterator

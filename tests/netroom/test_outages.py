@@ -359,9 +359,21 @@ async def test_run_outlives_postgres_killed_and_answers_again_when_it_is_back(
         assert signup.json()["error"] == "unavailable"
         assert service.proc.returncode is None
 
+        after = await client.last_seq()
         await asyncio.to_thread(postgres.restart)
         await wait_health(web_url, {"status": "ok", "postgres": "ok", "redis": "ok"})
-        # Ann's consent was kept: she chats at once.
+        # What Ann wrote during the outage waited with Telegram and is answered now (her
+        # consent was kept), and she chats on as before.
+        await client.wait_for(
+            lambda e: (
+                e["type"] == "bot_message"
+                and "Anyone there?" in (e["message"].get("text") or "")
+                and "sandbox" in (e["message"].get("text") or "")
+            ),
+            chat_id=ann,
+            after=after,
+            wait=40,
+        )
         await assert_answered(client, ann, "Hello after the outage")
     await assert_books_balance(url)
     assert await service.stop() == 0
