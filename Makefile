@@ -38,8 +38,10 @@ chromium:
 		if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 		$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq chromium >/dev/null; }
 
+# Most tests wait on real processes and servers: three workers, each with its own database and
+# Redis database, a test module each at a time.
 test: install locales chromium lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile
 
 # Every benchmark, each printing its figures beside its baseline and its bar.
 bench: install locales
