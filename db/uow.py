@@ -44,7 +44,9 @@ class UnitOfWork:
         """One transaction for the block: everything in it (ORM statements and the ledger's
         direct ones alike) commits together when the block ends, or rolls back when it raises.
         What the session had read before joins it."""
-        await self.session.execute(text("SELECT 1"))
+        if not self.session.in_transaction():
+            # Begun now, so the ledger's direct statements join it from the first one.
+            await self.session.execute(text("SELECT 1"))
         try:
             yield self
         except BaseException:
