@@ -94,11 +94,14 @@ async def test_hashing_runs_off_the_event_loop() -> None:
 
 async def test_an_unknown_account_costs_a_full_hash_and_never_matches() -> None:
     await passwords.verify_password("warm up", None)
-    started = time.perf_counter()
-    assert not await passwords.verify_password("anything", None)
-    unknown = time.perf_counter() - started
     stored = await passwords.hash_password("something")
-    started = time.perf_counter()
-    assert not await passwords.verify_password("anything", stored)
-    wrong = time.perf_counter() - started
-    assert unknown > 0.5 * wrong
+    unknown_times, wrong_times = [], []
+    # The fastest of several tries: the machine may be busy with other work in between.
+    for _ in range(3):
+        started = time.perf_counter()
+        assert not await passwords.verify_password("anything", None)
+        unknown_times.append(time.perf_counter() - started)
+        started = time.perf_counter()
+        assert not await passwords.verify_password("anything", stored)
+        wrong_times.append(time.perf_counter() - started)
+    assert min(unknown_times) > 0.5 * min(wrong_times)

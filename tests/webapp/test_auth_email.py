@@ -170,7 +170,8 @@ async def test_unknown_email_and_wrong_password_get_the_same_answer_in_similar_t
     email = new_email()
     await kit.signed_up(email)
     wrong_times, unknown_times = [], []
-    for _ in range(3):
+    # The fastest of several tries: the machine may be busy with other work in between.
+    for _ in range(5):
         started = time.perf_counter()
         wrong = await kit.sign_in(email, "not the password")
         wrong_times.append(time.perf_counter() - started)
