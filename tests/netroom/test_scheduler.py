@@ -9,8 +9,6 @@ import json
 import os
 import re
 import secrets
-import signal
-import socket
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -35,6 +33,8 @@ from netroom.scheduling import PeriodicJob, Scheduler
 from sandbox.app import start_sandbox
 from sandbox.client import SandboxClient
 from tests.factories import register
+from tests.netroom.running import Running
+from tests.netroom.test_cli import free_port
 
 CLEAN_ENV = {
     k: v
@@ -46,63 +46,14 @@ CLEAN_ENV = {
 ENQUEUED = re.compile(r"scheduler: (\S+) enqueued for (\S+)")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class Process:
-    """A `netroom` process whose output is read as it comes (so it never blocks on a full pipe)."""
-
-    def __init__(self, proc: asyncio.subprocess.Process) -> None:
-        self.proc = proc
-        self.lines: list[str] = []
-        self.changed = asyncio.Event()
-        self.reader = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        assert self.proc.stdout is not None
-        async for raw in self.proc.stdout:
-            self.lines.append(raw.decode(errors="replace"))
-            self.changed.set()
-        self.changed.set()
-
-    @property
-    def output(self) -> str:
-        return "".join(self.lines)
-
-    async def wait_for(self, pattern: str, wait: float = 60) -> re.Match[str]:
-        regex = re.compile(pattern)
-        seen = 0
-        async with asyncio.timeout(wait):
-            while True:
-                for line in self.lines[seen:]:
-                    if match := regex.search(line):
-                        return match
-                seen = len(self.lines)
-                if self.reader.done():
-                    raise AssertionError("exited early:\n" + "".join(self.lines[-40:]))
-                self.changed.clear()
-                await self.changed.wait()
-
-    async def stop(self, wait: float = 30) -> int:
-        if self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-        async with asyncio.timeout(wait):
-            code = await self.proc.wait()
-            await self.reader
-        return code
-
-
-Spawn = Callable[..., Awaitable[Process]]
+Spawn = Callable[..., Awaitable[Running]]
 
 
 @pytest.fixture
 async def netroom(tmp_path: Path) -> AsyncIterator[Spawn]:
-    started: list[Process] = []
+    started: list[Running] = []
 
-    async def spawn(*args: str, env: dict[str, str]) -> Process:
+    async def spawn(*args: str, env: dict[str, str]) -> Running:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -113,7 +64,7 @@ async def netroom(tmp_path: Path) -> AsyncIterator[Spawn]:
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.STDOUT,
         )
-        process = Process(proc)
+        process = Running(proc)
         started.append(process)
         return process
 
@@ -146,8 +97,8 @@ async def test_two_schedulers_side_by_side_enqueue_each_tick_once(
     }
     first = await netroom("worker", "--scheduler", env=env)
     second = await netroom("worker", "--scheduler", env=env)
-    await first.wait_for(r"scheduler: .*retention\.scrub_technical_data \(1s\)")
-    await second.wait_for(r"scheduler: .*retention\.scrub_technical_data \(1s\)")
+    await first.wait_for_line(r"scheduler: .*retention\.scrub_technical_data \(1s\)")
+    await second.wait_for_line(r"scheduler: .*retention\.scrub_technical_data \(1s\)")
     began = datetime.now(UTC)
     await asyncio.sleep(5)
     # One scheduler dies mid-whatever: the other goes on with the next ticks alone.
@@ -158,7 +109,7 @@ async def test_two_schedulers_side_by_side_enqueue_each_tick_once(
     ended = datetime.now(UTC)
     assert await second.stop() == 0
 
-    def enqueued(process: Process) -> set[datetime]:
+    def enqueued(process: Running) -> set[datetime]:
         return {
             datetime.fromisoformat(m.group(2))
             for m in ENQUEUED.finditer(process.output)
@@ -207,7 +158,7 @@ async def test_run_purges_an_expired_message_by_itself_within_one_interval(
         "JOBS__SCHEDULE_OVERRIDES": json.dumps({"retention.purge_expired": f"{interval}s"}),
     }
     service = await netroom("run", env=env)
-    await service.wait_for(r"NetRoom is running", wait=90)
+    await service.wait_for_line(r"NetRoom is running", wait=90)
 
     factory = UnitOfWorkFactory.for_engine(engine)
     written = datetime.now(UTC) - timedelta(days=15)
@@ -294,7 +245,7 @@ async def test_a_failing_job_is_reported_to_the_admin_chat_once(
                 "JOBS__SCHEDULE_OVERRIDES": json.dumps({"payments.reconcile": "2s"}),
             }
             worker = await netroom("worker", "--scheduler", env=env)
-            await worker.wait_for(r"scheduler: .*payments\.reconcile \(2s\)")
+            await worker.wait_for_line(r"scheduler: .*payments\.reconcile \(2s\)")
             report = await client.wait_for(
                 lambda e: (
                     e["type"] == "bot_message"
@@ -306,7 +257,7 @@ async def test_a_failing_job_is_reported_to_the_admin_chat_once(
             assert "failed" in report["message"]["text"]
             assert "PaymentGatewayError" in report["message"]["text"]
             # The job goes on failing every 2 s; the episode is reported once.
-            await worker.wait_for(r"Executing task payments\.reconcile", wait=10)
+            await worker.wait_for_line(r"Executing task payments\.reconcile", wait=10)
             failures_before = worker.output.count("Executing task payments.reconcile")
             await asyncio.sleep(5)
             assert worker.output.count("Executing task payments.reconcile") > failures_before
@@ -438,10 +389,12 @@ async def test_the_scheduler_outlives_postgres_going_away_and_goes_on_after(
     }
     try:
         worker = await netroom("worker", "--scheduler", env=env)
-        await worker.wait_for(r"scheduler: .*tariffs\.expire_subscriptions \(1s\)")
-        await worker.wait_for(rf"scheduler: {re.escape(job)} enqueued", wait=20)
+        await worker.wait_for_line(r"scheduler: .*tariffs\.expire_subscriptions \(1s\)")
+        await worker.wait_for_line(rf"scheduler: {re.escape(job)} enqueued", wait=20)
         await link.cut()
-        await worker.wait_for(rf"scheduler: {re.escape(job)} at \S+ could not be claimed", wait=20)
+        await worker.wait_for_line(
+            rf"scheduler: {re.escape(job)} at \S+ could not be claimed", wait=20
+        )
         await asyncio.sleep(3)
         await link.open()
         restored = datetime.now(UTC)
