@@ -84,8 +84,13 @@ def echo_dispatcher() -> Dispatcher:
 
 
 def netroom_dispatcher(
-    base: str, factory: UnitOfWorkFactory, redis: Redis, http: httpx.AsyncClient
+    base: str,
+    factory: UnitOfWorkFactory,
+    redis: Redis,
+    http: httpx.AsyncClient,
+    model: ModelTerms = FREE_MODEL,
 ) -> Dispatcher:
+    """The NetRoom bot's dispatcher as `netroom bot` builds it, answering with ``model``."""
     storage = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
     ctx = BotContext(
         policy_version=POLICY,
@@ -98,7 +103,7 @@ def netroom_dispatcher(
             referral_level2_percent=3,
             signing_secret="bench",
         ),
-        models=ModelMenu(models=(FREE_MODEL,), default_id="bench"),
+        models=ModelMenu(models=(model,), default_id=model.id),
         secret="bench",
     )
     return create_dispatcher(

@@ -18,34 +18,24 @@ import os
 import re
 import secrets
 import sys
-import tempfile
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
-from aiogram import Bot, Dispatcher
-from aiogram.fsm.storage.base import DefaultKeyBuilder
-from aiogram.fsm.storage.redis import RedisStorage
+from aiogram import Bot
 from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from bench._db import scratch_database
-from bot.context import BotContext
-from bot.dispatcher import create_dispatcher
+from bench.bot_pipeline import netroom_dispatcher
 from bot.factory import create_bot
 from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo
-from core.media import LocalMediaStore
-from core.providers.registry import ProviderRegistry
-from core.providers.settings import sandbox_providers
 from core.services import accounts, billing
-from core.services.chat import ModelMenu, ModelTerms
-from core.services.payments import PaymentTerms
+from core.services.chat import ModelTerms
 from db.engine import UnitOfWorkFactory, create_engine
 from db.models import ChatMessageRow, LedgerEntry, Reservation
-from netroom.jobs import BrokerQueue, JobDeps, create_broker
 from sandbox.app import start_sandbox
 from sandbox.client import SandboxClient
 
@@ -275,41 +265,6 @@ async def run_load(
     return result
 
 
-def netroom_dispatcher(
-    base: str, factory: UnitOfWorkFactory, redis: Redis, http: httpx.AsyncClient
-) -> Dispatcher:
-    storage = RedisStorage(redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
-    ctx = BotContext(
-        policy_version=POLICY,
-        policy_url="http://bench/privacy/",
-        web_app_url="http://bench/",
-        payment_terms=PaymentTerms.build(
-            kopecks_per_star=130,
-            star_packages=[50],
-            referral_level1_percent=10,
-            referral_level2_percent=3,
-            signing_secret="bench",
-        ),
-        models=ModelMenu(models=(PAID_MODEL,), default_id=PAID_MODEL.id),
-        secret="bench",
-    )
-    return create_dispatcher(
-        uow_factory=factory,
-        ctx=ctx,
-        storage=storage,
-        redis=redis,
-        providers=ProviderRegistry(sandbox_providers(base), http),
-        media_store=LocalMediaStore(Path(tempfile.mkdtemp())),
-        jobs=BrokerQueue(
-            create_broker(
-                REDIS_URL,
-                JobDeps(uow_factory=factory),
-                queue=f"netroom:bench:{secrets.token_hex(5)}",
-            )
-        ),
-    )
-
-
 @contextlib.asynccontextmanager
 async def sandbox_process() -> AsyncIterator[str]:
     """The sandbox in a process of its own, as Telegram and the providers are: its HTML
@@ -366,7 +321,7 @@ async def _compare(url: str, base: str, users: int, messages: int, delay_ms: int
     old_bot = create_bot(token(), base, pacing=False)
     new_bot = create_bot(token(), base, pacing=True)
     # Routers are attached once per process: one dispatcher serves both bots.
-    dp = netroom_dispatcher(base, factory, redis, http)
+    dp = netroom_dispatcher(base, factory, redis, http, PAID_MODEL)
     for bot in (old_bot, new_bot):
         await client.register_bot(bot.token, f"bench_turns_{bot.id}_bot")
     polling = asyncio.create_task(
