@@ -129,6 +129,10 @@ class InboxRunner:
         try:
             async with self.uow_factory() as uow:
                 await inbox.forget(uow, ids)
+        except asyncio.CancelledError:
+            # Cut off mid-delete (``drain`` stops the loop): the final flush deletes them.
+            self._done.extend(ids)
+            raise
         except Exception:
             # Kept for the next flush; at worst a crash hands them to the dispatcher again.
             log.warning("inbox: %d handled rows not deleted yet", len(ids), exc_info=True)
