@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.types import BotCommand, BotCommandScopeDefault, MenuButtonWebApp, WebAppInfo
+from aiogram.types import MenuButtonWebApp, WebAppInfo
 from aiogram.utils.i18n import I18n
 from redis.asyncio import Redis
 
+from bot.commands import set_admin_commands, set_default_commands
 from bot.context import BotContext
 from bot.handlers import (
     account,
@@ -22,33 +23,11 @@ from bot.handlers import (
     support,
 )
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
-from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR, N_
+from core.i18n import DOMAIN, LOCALES_DIR
 from core.media import MediaStore
 from core.ports import JobQueue
 from core.providers.registry import ProviderRegistry
 from db.engine import UnitOfWorkFactory
-
-COMMANDS = (
-    ("new", N_("New conversation")),
-    ("model", N_("Choose the model")),
-    ("settings", N_("Chat settings")),
-    ("presets", N_("Prompt presets")),
-    ("files", N_("Your documents")),
-    ("image", N_("Draw a picture")),
-    ("video", N_("Make a short video")),
-    ("start", N_("Start and main menu")),
-    ("menu", N_("Main menu")),
-    ("balance", N_("Balance and top-up")),
-    ("history", N_("Transaction history")),
-    ("promo", N_("Use a promo code")),
-    ("referral", N_("Invite friends")),
-    ("subscribe", N_("Subscription plans")),
-    ("support", N_("Write to support")),
-    ("language", N_("Interface language")),
-    ("privacy", N_("Your data and the privacy policy")),
-    ("export", N_("Download a copy of your data")),
-    ("delete", N_("Delete your account")),
-)
 
 
 def create_i18n() -> I18n:
@@ -103,18 +82,11 @@ def create_dispatcher(
 
 
 async def set_commands(bot: Bot, i18n: I18n, ctx: BotContext) -> None:
-    """The command list per interface language (Telegram picks by the user's app language),
-    and the menu button that opens the Mini App in every private chat."""
+    """The command menus (everyone's, and each operator's with the admin commands), and the
+    menu button that opens the Mini App in every private chat."""
     await bot.set_chat_menu_button(
         menu_button=MenuButtonWebApp(text="NetRoom", web_app=WebAppInfo(url=ctx.web_app_url))
     )
-    for language in LANGUAGES:
-        commands = [
-            BotCommand(command=name, description=i18n.gettext(text, locale=language))
-            for name, text in COMMANDS
-        ]
-        await bot.set_my_commands(
-            commands,
-            scope=BotCommandScopeDefault(),
-            language_code=None if language == "en" else language,
-        )
+    await set_default_commands(bot, i18n)
+    for admin_id in sorted(ctx.admin_ids):
+        await set_admin_commands(bot, i18n, admin_id)

@@ -13,6 +13,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import ConsentCallback
+from bot.commands import set_admin_commands
 from bot.context import BotContext
 from bot.keyboards import consent_keyboard, main_menu
 from bot.texts import (
@@ -41,7 +42,12 @@ async def on_start(
     uow: UnitOfWork,
     ctx: BotContext,
     state: FSMContext,
+    bot: Bot,
+    i18n: I18n,
 ) -> None:
+    if message.from_user is not None and message.from_user.id in ctx.admin_ids:
+        # Telegram knows the admin's chat now: their menu gets the admin commands.
+        await set_admin_commands(bot, i18n, message.from_user.id)
     payload = parse_start_payload(command.args)
     if user is None or user.needs_consent(ctx.policy_version):
         # Nothing is stored in the database before the policy is accepted.

@@ -162,9 +162,12 @@ async def _new_thread(
 
 
 def card_text(card: support.UserCard, ctx: BotContext) -> str:
-    who = escape(card.name or "—")
+    who = escape(card.name or card.email or "—")
     if card.username:
         who += f" (@{escape(card.username)})"
+    ids = f"id {card.user_id}"
+    if card.telegram_id is not None:
+        ids += f" · Telegram {card.telegram_id}"
     plan = (
         f"{escape(card.plan.title())} → {local_time(card.plan_until, ctx.tariffs.timezone)}"
         if card.plan and card.plan_until
@@ -172,12 +175,16 @@ def card_text(card: support.UserCard, ctx: BotContext) -> str:
     )
     lines = [
         f"👤 <b>{who}</b>",
-        f"id {card.user_id} · Telegram {card.telegram_id}",
+        ids,
         _("Language: {language}").format(language=card.language),
         _("Balance: {balance}").format(balance=money(card.balance, "en")),
         _("Plan: {plan}").format(plan=plan),
         _("Since: {date}").format(date=f"{card.created_at:%Y-%m-%d}"),
     ]
+    if card.email and card.email != card.name:
+        lines.insert(2, _("Email: {email}").format(email=escape(card.email)))
+    if card.sign_in:
+        lines.append(_("Signs in with: {methods}").format(methods=", ".join(card.sign_in)))
     if card.is_blocked:
         lines.append(_("⛔ Account blocked"))
     return "\n".join(lines)

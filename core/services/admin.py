@@ -116,7 +116,10 @@ async def find_user(uow: UnitOfWork, query: str) -> int:
         user_id = await uow.session.scalar(
             select(Identity.user_id)
             .where(Identity.provider.in_(("email", "google", "yandex")))
-            .where(func.lower(Identity.email) == query.lower())
+            .where(
+                (func.lower(Identity.email) == query.lower())
+                | ((Identity.provider == "email") & (Identity.subject == query.lower()))
+            )
             .limit(1)
         )
     elif query.lstrip("-").isdigit():

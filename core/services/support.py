@@ -41,6 +41,10 @@ class UserCard:
     created_at: datetime
     is_blocked: bool
     bot_blocked_at: datetime | None
+    # The account's email address (a web account may have no Telegram at all), and how it
+    # signs in: "telegram", "email", "google", "yandex".
+    email: str | None = None
+    sign_in: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +68,10 @@ async def user_card(
         raise LookupError(user_id)
     balance = await billing.get_balance(uow, user_id)
     subscription = await active_subscription(uow, user_id, now)
+    identities = await uow.users.identities(user_id)
+    email = next((i.subject for i in identities if i.provider == "email"), None) or next(
+        (i.email for i in identities if i.email and i.email_verified), None
+    )
     card = UserCard(
         user_id=user.id,
         telegram_id=user.telegram_id,
@@ -77,6 +85,8 @@ async def user_card(
         created_at=user.created_at,
         is_blocked=user.is_blocked,
         bot_blocked_at=user.bot_blocked_at,
+        email=email,
+        sign_in=tuple(dict.fromkeys(i.provider for i in identities)),
     )
     await uow.end_read()
     return card

@@ -5,17 +5,28 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
+from aiogram.types import BotCommandScopeChat, BotCommandScopeDefault
 from sqlalchemy import select, update
 
 from bot.dispatcher import create_i18n
 from bot.notifier import BotNotifier
-from core.services import billing, broadcasts
+from core.dto import ClientInfo
+from core.services import accounts, billing, broadcasts
+from core.services.accounts import NewIdentity
 from db.models import AdminAction, Broadcast, User
-from tests.bot.conftest import BotHarness, Person, PersonFactory, buttons, text_of
+from tests.bot.conftest import (
+    POLICY_VERSION,
+    BotHarness,
+    Person,
+    PersonFactory,
+    buttons,
+    text_of,
+)
 from worker.deps import JobDeps
 from worker.jobs.broadcasts import deliver
 
@@ -483,3 +494,46 @@ async def test_erasing_the_account_removes_its_support_topic_from_the_admin_chat
             break
         await asyncio.sleep(0.05)
     assert await left_in_topic() == []
+
+
+async def test_admin_user_card_shows_a_web_only_account_by_its_email(
+    harness: BotHarness, person: PersonFactory, configure: Callable[..., None]
+) -> None:
+    boss = await _onboard(person, "Boss")
+    configure(admin_ids=frozenset({boss.id}))
+    address = f"{secrets.token_hex(5)}@example.test"
+    async with harness.uow_factory() as uow:
+        web = await accounts.register_web_user(
+            uow,
+            identity=NewIdentity(
+                provider="email", subject=address, email=address, email_verified=True
+            ),
+            language="en",
+            profile_name=None,
+            policy_version=POLICY_VERSION,
+            client=ClientInfo(platform="web"),
+        )
+    [card] = await boss.say(f"/user {address}")
+    text = text_of(card)
+    assert f"👤 {address}" in text and f"id {web.id}" in text
+    assert "Telegram" not in text and "None" not in text
+    assert "Signs in with: email" in text
+
+
+async def test_admins_get_the_admin_commands_in_their_menu_and_others_do_not(
+    harness: BotHarness, person: PersonFactory, configure: Callable[..., None]
+) -> None:
+    boss = await person("Boss")
+    configure(admin_ids=frozenset({boss.id}))
+    # The admin's chat exists once they open the bot: /start sets their menu.
+    await boss.say("/start")
+    own = await harness.bot.get_my_commands(scope=BotCommandScopeChat(chat_id=boss.id))
+    names = {c.command for c in own}
+    assert {"user", "adjust", "refund", "block", "stats", "broadcast", "new"} <= names
+    russian = await harness.bot.get_my_commands(
+        scope=BotCommandScopeChat(chat_id=boss.id), language_code="ru"
+    )
+    assert "user" in {c.command for c in russian}
+    everyone = await harness.bot.get_my_commands(scope=BotCommandScopeDefault())
+    assert "new" in {c.command for c in everyone}
+    assert not {"user", "adjust", "refund", "broadcast"} & {c.command for c in everyone}
