@@ -29,7 +29,8 @@ def consent_text(ctx: BotContext, *, renewed: bool) -> str:
         "• your messages are stored for 14 days, then deleted;\n"
         "• your requests go only to the developer of the model you choose;\n"
         "• payments go through YooKassa and Telegram Stars, we never see card details;\n"
-        "• you can get a copy of your data or delete your account through support.\n"
+        "• /export sends you a copy of your data and /delete deletes your account at any time;\n"
+        "  support (/support) helps with anything else.\n"
         "The service is for adults (18+)."
     )
     link = _('Full text: <a href="{url}">privacy policy</a>').format(url=escape(ctx.policy_url))
@@ -230,7 +231,7 @@ def topped_up_text(credited: int, balance: int, language: str) -> str:
 def pay_support_text() -> str:
     return _(
         "💳 <b>Payment support</b>\n\n"
-        "If a payment went wrong, write to support with the date and amount of the payment; "
+        "If a payment went wrong, send /support with the date and amount of the payment; "
         "we answer within 10 business days. Telegram Stars payments can be refunded to the "
-        "Stars balance they came from."
+        "Stars balance they came from. Your payments are listed in /history."
     )

@@ -32,6 +32,8 @@ async def test_start_asks_for_consent_and_stores_nothing_before_it(
     text = text_of(consent)
     assert "privacy policy" in text
     assert "14 days" in text
+    # The rights the policy grants are named by the commands that exercise them.
+    assert "/export" in text and "/delete" in text
     links = [e for e in consent["message"]["entities"] if e["type"] == "text_link"]
     assert [link["url"] for link in links] == ["http://netroom.test/privacy/"]
     assert [b["text"] for b in buttons(consent)] == ["✅ Accept"]
