@@ -35,7 +35,7 @@ from core.services.auth import ConsentMissing, EmailTaken
 from core.services.billing import InsufficientFunds
 from core.services.subscriptions import AlreadySubscribed, RenewalRefused
 from core.services.turn_lock import ReplyInProgress
-from webapp.i18n import request_language, translations
+from webapp.i18n import render_page, request_language, translations
 from webapp.keys import CONTEXT, USER_ID
 
 log = logging.getLogger(__name__)
@@ -86,6 +86,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DomainError as exc:
         log.info("%s %s: %s (%s)", request.method, _route(request), exc.code, exc.detail)
         return domain_error_response(request, exc)
+    except web.HTTPNotFound:
+        return not_found(request)
     except web.HTTPException:
         raise
     except Exception as exc:
@@ -102,6 +104,18 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("%s %s failed", request.method, _route(request))
         message = translations(request_language(request)).gettext(DomainError.msgid)
         return web.json_response({"error": "internal", "message": message}, status=500)
+
+
+def not_found(request: web.Request) -> web.StreamResponse:
+    """An unknown address: the API's JSON error for /api, a page people can go on from for the
+    rest (files under /static and /media stay a bare 404)."""
+    if request.path.startswith("/api/") or request.path == "/api":
+        return domain_error_response(request, NotFound(request.path))
+    if request.path.startswith(("/static/", "/media/")):
+        return web.Response(status=404, text="404: Not Found")
+    response = render_page(request, "not_found.html", {})
+    response.set_status(404)
+    return response
 
 
 def domain_error_response(request: web.Request, exc: DomainError) -> web.Response:

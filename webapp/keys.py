@@ -86,6 +86,14 @@ class WebContext:
     # The bot's username when it is not configured above: asked of Telegram once, then kept.
     bot_username_lookup: Callable[[], Awaitable[str | None]] | None = None
 
+    async def resolved_bot_username(self) -> str | None:
+        """The bot's username, configured or asked of Telegram (None: no bot, or not known)."""
+        if self.bot_username:
+            return self.bot_username
+        if self.bot_username_lookup is not None:
+            return await self.bot_username_lookup()
+        return None
+
 
 CONTEXT = web.AppKey("context", WebContext)
 # The signed-in user of a request, once a route has checked its token.

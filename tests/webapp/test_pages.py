@@ -83,6 +83,38 @@ async def test_privacy_without_slash_redirects(client: Client) -> None:
     assert response.headers["Location"] == "/privacy/"
 
 
-async def test_unknown_page_is_404(client: Client) -> None:
+async def test_home_page_offers_the_web_app_sign_in_beside_the_bot(client: Client) -> None:
+    html = await (await client.get("/")).text()
+    assert 'href="/app"' in html and "Sign in on the web" in html
+
+
+async def test_home_page_asks_telegram_for_the_bot_username_when_not_configured(
+    aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis
+) -> None:
+    async def lookup() -> str | None:
+        return "asked_of_telegram_bot"
+
+    ctx = make_context(engine, redis, bot_username=None, bot_username_lookup=lookup)
+    client = await aiohttp_client(create_app(ctx))
+    html = await (await client.get("/")).text()
+    assert 'href="https://t.me/asked_of_telegram_bot"' in html
+
+
+async def test_unknown_page_is_a_404_page_with_ways_on_in_the_browser_language(
+    client: Client,
+) -> None:
     response = await client.get("/no-such-page")
     assert response.status == 404
+    assert response.content_type == "text/html"
+    assert "default-src" in response.headers["Content-Security-Policy"]
+    html = await response.text()
+    assert "Page not found" in html and 'href="/"' in html and 'href="/app"' in html
+    russian = await client.get("/no-such-page", headers={"Accept-Language": "ru"})
+    assert russian.status == 404
+    assert "Страница не найдена" in await russian.text()
+
+
+async def test_unknown_api_path_is_a_json_404(client: Client) -> None:
+    response = await client.get("/api/no-such-thing")
+    assert response.status == 404
+    assert (await response.json())["error"] == "not_found"

@@ -399,21 +399,13 @@ async def change_subscription(request: web.Request) -> web.Response:
 # --- referrals ---------------------------------------------------------------------------------
 
 
-async def _bot_username(ctx: WebContext) -> str | None:
-    if ctx.bot_username:
-        return ctx.bot_username
-    if ctx.bot_username_lookup is not None:
-        return await ctx.bot_username_lookup()
-    return None
-
-
 async def show_referrals(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         info = await accounts.referral_info(uow, user_id)
         earned = await payments.referral_earnings(uow, user_id)
-    username = await _bot_username(ctx)
+    username = await ctx.resolved_bot_username()
     payload = referral_payload(info.code)
     terms = ctx.payment_terms
     return web.json_response(

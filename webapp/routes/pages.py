@@ -33,7 +33,8 @@ def policy_sections() -> list[tuple[str, list[str]]]:
 
 async def show_home(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    bot_link = f"https://t.me/{ctx.bot_username}" if ctx.bot_username else None
+    username = await ctx.resolved_bot_username()
+    bot_link = f"https://t.me/{username}" if username else None
     return render_page(request, "home.html", {"bot_link": bot_link})
 
 
