@@ -9,7 +9,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, Teleg
 from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import I18n
 
-from bot.texts import topped_up_text
+from bot.texts import referral_earning_text, topped_up_text
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,13 @@ class BotNotifier:
     ) -> None:
         text = self.i18n.gettext(msgid, locale=language)
         await self.bot.send_message(telegram_id, text.format(**params) if params else text)
+
+    async def send_referral_earning(
+        self, *, telegram_id: int, amount: int, level: int, language: str
+    ) -> None:
+        with self.i18n.context(), self.i18n.use_locale(language):
+            text = referral_earning_text(amount, level, language)
+        await self.bot.send_message(telegram_id, text)
 
     async def send_top_up(
         self, *, telegram_id: int, credited: int, balance: int, language: str

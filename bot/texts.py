@@ -62,16 +62,31 @@ def referral_outcome_text(outcome: ReferralOutcome) -> str | None:
     return texts.get(outcome)
 
 
-def referral_text(info: ReferralInfo, link: str, earned: int, language: str) -> str:
+def referral_text(
+    info: ReferralInfo, link: str, earned: int, language: str, percents: tuple[int, int]
+) -> str:
+    how = _(
+        "Your share of your friends' top-ups: {level1}%; of their friends' top-ups: {level2}%."
+    ).format(level1=percents[0], level2=percents[1])
     return _(
         "👥 <b>Invite friends</b>\n\n"
+        "{how}\n\n"
         "Your link: {link}\n\n"
         "Joined through your link: {level1}\n"
         "Joined through your friends' links: {level2}\n"
         "Earned from their top-ups: {earned}"
     ).format(
-        link=escape(link), level1=info.level1, level2=info.level2, earned=money(earned, language)
+        how=how,
+        link=escape(link),
+        level1=info.level1,
+        level2=info.level2,
+        earned=money(earned, language),
     )
+
+
+def invite_message() -> str:
+    """What a shared invitation says beside the link."""
+    return _("Chat with every leading AI model in NetRoom")
 
 
 def invited_friend_text() -> str:
@@ -226,6 +241,16 @@ def topped_up_text(credited: int, balance: int, language: str) -> str:
     return _("✅ Payment received: {credited} added. Balance: {balance}.").format(
         credited=money(credited, language), balance=money(balance, language)
     )
+
+
+def referral_earning_text(amount: int, level: int, language: str) -> str:
+    if level == 1:
+        text = _("💸 A friend you invited topped up their balance: you earned {amount}.")
+    else:
+        text = _(
+            "💸 A friend of a friend you invited topped up their balance: you earned {amount}."
+        )
+    return text.format(amount=money(amount, language)) + "\n" + _("See /referral.")
 
 
 def pay_support_text() -> str:

@@ -20,6 +20,12 @@ class Notifier(Protocol):
         self, *, telegram_id: int, credited: int, balance: int, language: str
     ) -> None: ...
 
+    async def send_referral_earning(
+        self, *, telegram_id: int, amount: int, level: int, language: str
+    ) -> None:
+        """Tell an inviter that a friend's top-up earned them ``amount`` kopecks."""
+        ...
+
     async def send_admin_report(self, *, chat_ids: tuple[int, ...], text: str) -> None: ...
 
     async def copy_message(self, *, telegram_id: int, from_chat_id: int, message_id: int) -> str:

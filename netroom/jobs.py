@@ -83,6 +83,10 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
     async def notify_top_up(user_id: int, credited: int) -> bool:
         return await money.notify_top_up(deps, user_id, credited)
 
+    @task("payments.notify_referral_earnings")
+    async def notify_referral_earnings(payment_id: int) -> int:
+        return await money.notify_referral_earnings(deps, payment_id)
+
     @task("subscriptions.cancel")
     async def cancel_subscription(telegram_id: int, charge_id: str) -> bool:
         return await money.cancel_subscription(deps, telegram_id, charge_id)

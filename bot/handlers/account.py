@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlencode
+
 from aiogram import Bot, F, Router
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
@@ -12,7 +14,14 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 from bot.callbacks import LanguageCallback, MarketingCallback, MenuCallback
 from bot.context import BotContext
 from bot.keyboards import language_keyboard, main_menu
-from bot.texts import language_prompt, language_set_text, menu_text, privacy_text, referral_text
+from bot.texts import (
+    invite_message,
+    language_prompt,
+    language_set_text,
+    menu_text,
+    privacy_text,
+    referral_text,
+)
 from core.deeplinks import referral_payload
 from core.dto import UserDTO
 from core.services import accounts, payments
@@ -21,23 +30,36 @@ from db.uow import UnitOfWork
 router = Router(name="account")
 
 
-async def _referral(bot: Bot, uow: UnitOfWork, user: UserDTO) -> str:
+async def _referral(
+    bot: Bot, uow: UnitOfWork, user: UserDTO, ctx: BotContext
+) -> tuple[str, InlineKeyboardMarkup]:
     info = await accounts.referral_info(uow, user.id)
     earned = await payments.referral_earnings(uow, user.id)
     me = await bot.me()
     link = f"https://t.me/{me.username}?start={referral_payload(info.code)}"
-    return referral_text(info, link, earned, user.language)
+    text = referral_text(info, link, earned, user.language, ctx.payment_terms.referral_percents)
+    # Telegram's own share sheet: pick chats, the invitation goes with the link.
+    share = "https://t.me/share/url?" + urlencode({"url": link, "text": invite_message()})
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("📤 Share the link"), url=share)
+    return text, builder.as_markup()
 
 
 @router.message(Command("referral"))
-async def show_referral(message: Message, bot: Bot, uow: UnitOfWork, user: UserDTO) -> None:
-    await message.answer(await _referral(bot, uow, user))
+async def show_referral(
+    message: Message, bot: Bot, uow: UnitOfWork, user: UserDTO, ctx: BotContext
+) -> None:
+    text, keyboard = await _referral(bot, uow, user, ctx)
+    await message.answer(text, reply_markup=keyboard)
 
 
 @router.callback_query(MenuCallback.filter(F.action == "referral"))
-async def on_menu_referral(query: CallbackQuery, bot: Bot, uow: UnitOfWork, user: UserDTO) -> None:
+async def on_menu_referral(
+    query: CallbackQuery, bot: Bot, uow: UnitOfWork, user: UserDTO, ctx: BotContext
+) -> None:
     await query.answer()
-    await bot.send_message(query.from_user.id, await _referral(bot, uow, user))
+    text, keyboard = await _referral(bot, uow, user, ctx)
+    await bot.send_message(query.from_user.id, text, reply_markup=keyboard)
 
 
 @router.message(Command("language"))

@@ -46,6 +46,7 @@ from bot.texts import (
 )
 from core.dto import UserDTO
 from core.errors import DomainError, NotFound
+from core.ports import JobQueue
 from core.services import billing, payments, promo, stars, subscriptions, tariffs, yookassa_topups
 from db.uow import UnitOfWork
 
@@ -268,7 +269,7 @@ async def on_pre_checkout(query: PreCheckoutQuery, uow: UnitOfWork, ctx: BotCont
 
 @router.message(F.successful_payment, flags={"consent_free": True})
 async def on_successful_payment(
-    message: Message, uow: UnitOfWork, ctx: BotContext, user: UserDTO | None
+    message: Message, uow: UnitOfWork, ctx: BotContext, user: UserDTO | None, jobs: JobQueue
 ) -> None:
     """Credited once per charge, however often Telegram delivers this message."""
     payment = message.successful_payment
@@ -303,6 +304,8 @@ async def on_successful_payment(
         )
         return
     assert recorded.top_up is not None
+    # The inviters hear what it earned them (from the worker: their chats, their limits).
+    await jobs.enqueue("payments.notify_referral_earnings", payment_id=recorded.top_up.payment_id)
     account = await billing.get_balance(uow, recorded.user_id)
     await uow.end_read()
     await message.answer(topped_up_text(recorded.top_up.credited, account.balance, language))

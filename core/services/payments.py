@@ -22,7 +22,7 @@ from sqlalchemy.dialects.postgresql import insert
 from core.errors import DomainError, NotFound
 from core.i18n import N_
 from core.services import billing, promo
-from db.models import Payment, PromoRedemption, Subscription, User
+from db.models import LedgerEntry, Payment, PromoRedemption, Subscription, User
 from db.uow import UnitOfWork
 
 
@@ -328,6 +328,47 @@ async def refund_payment(
         reversed_earnings[earning.user_id] = -back.amount if back else 0
     await uow.commit()
     return Refund(payment.id, payment.user_id, -taken.amount if taken else 0, reversed_earnings)
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralEarning:
+    """What one inviter earned from one payment, and where to tell them."""
+
+    user_id: int
+    telegram_id: int | None
+    language: str
+    amount: int
+    level: int
+
+
+async def earnings_from_payment(uow: UnitOfWork, payment_id: int) -> list[ReferralEarning]:
+    """The inviters' earnings a payment brought (none when it had no inviters)."""
+    keys = [f"referral:{payment_id}:{level}" for level in (1, 2)]
+    rows = (
+        await uow.session.execute(
+            select(
+                LedgerEntry.user_id,
+                User.telegram_id,
+                User.language,
+                LedgerEntry.amount,
+                LedgerEntry.idempotency_key,
+            )
+            .join(User, User.id == LedgerEntry.user_id)
+            .where(LedgerEntry.idempotency_key.in_(keys))
+            .order_by(LedgerEntry.idempotency_key)
+        )
+    ).all()
+    await uow.end_read()
+    return [
+        ReferralEarning(
+            row.user_id,
+            row.telegram_id,
+            row.language,
+            row.amount,
+            int(row.idempotency_key.rsplit(":", 1)[1]),
+        )
+        for row in rows
+    ]
 
 
 async def referral_earnings(uow: UnitOfWork, user_id: int) -> int:

@@ -77,6 +77,8 @@ class Healed:
     kopecks: int  # credited, or taken back
     # A credited top-up (the payer is told it arrived); a subscription's charge is not one.
     top_up: bool = False
+    # The payment credited (its inviters are told what it earned them).
+    payment_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -251,7 +253,13 @@ async def _credit(
             raise PaymentRefused(f"YooKassa payment {charge.external_id}: {settled.outcome}")
         top_up = settled.top_up
         return Healed(
-            "yookassa", charge.external_id, "credited", top_up.user_id, top_up.credited, True
+            "yookassa",
+            charge.external_id,
+            "credited",
+            top_up.user_id,
+            top_up.credited,
+            True,
+            top_up.payment_id,
         )
     if charge.payload is None or charge.payer_telegram_id is None:
         raise PaymentRefused("Telegram's record names no invoice payload or payer")
@@ -285,4 +293,5 @@ async def _credit(
         recorded.user_id,
         kopecks,
         recorded.applied and recorded.top_up is not None,
+        recorded.top_up.payment_id if recorded.top_up is not None else None,
     )

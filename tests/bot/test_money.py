@@ -134,15 +134,39 @@ async def test_top_ups_earn_the_inviter_and_the_inviters_inviter_a_share(
     dan = await _onboard(person, "Dan")
     eve = await _onboard(person, "Eve", await _referral_payload(dan))
     gil = await _onboard(person, "Gil", await _referral_payload(eve))
+    before = await harness.client.last_seq()
     await _pay(harness, eve, 50)
     level1 = 50 * PAYMENT_TERMS.kopecks_per_star * 10 // 100
     assert await _balance(harness, dan.id) == level1
+    # Dan hears what Eve's top-up earned him.
+    notice = await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "you earned" in text_of(e),
+        chat_id=dan.id,
+        after=before,
+    )
+    assert "A friend you invited topped up" in text_of(notice) and "₽6.50" in text_of(notice)
     [info] = await dan.say("/referral")
     assert "Earned from their top-ups: ₽6.50" in text_of(info)
-    # Gil, invited by Eve, pays: Eve earns level 1, Dan level 2.
+    # The terms are stated, and the link can be shared through Telegram's share sheet.
+    assert "friends' top-ups: 10%; of their friends' top-ups: 3%" in text_of(info)
+    [share] = [b for b in buttons(info) if "Share" in b["text"]]
+    assert share["url"].startswith("https://t.me/share/url?url=https%3A%2F%2Ft.me%2F")
+    # Gil, invited by Eve, pays: Eve earns level 1, Dan level 2, and each is told once.
+    before = await harness.client.last_seq()
     paid = await _pay(harness, gil, 100)
     assert await _balance(harness, eve.id) == 50 * 130 + 100 * 130 * 10 // 100
     assert await _balance(harness, dan.id) == level1 + 100 * 130 * 3 // 100
+    to_dan = await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "you earned" in text_of(e),
+        chat_id=dan.id,
+        after=before,
+    )
+    assert "A friend of a friend" in text_of(to_dan) and "₽3.90" in text_of(to_dan)
+    await harness.client.wait_for(
+        lambda e: e["type"] == "bot_message" and "₽13.00" in text_of(e),
+        chat_id=eve.id,
+        after=before,
+    )
     # Gil's payment is refunded: his credit and both earnings from it are reversed.
     after = await harness.client.last_seq()
     assert await harness.bot.refund_star_payment(

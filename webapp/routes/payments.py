@@ -94,6 +94,9 @@ async def yookassa_notification(request: web.Request) -> web.Response:
             user_id=result.top_up.user_id,
             credited=result.top_up.credited,
         )
+        await ctx.jobs.enqueue(
+            "payments.notify_referral_earnings", payment_id=result.top_up.payment_id
+        )
     return web.json_response({"status": result.outcome})
 
 

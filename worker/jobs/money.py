@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import datetime, timedelta
 
-from core.services import accounts, billing, reconciliation, tariffs
+from core.services import accounts, billing, payments, reconciliation, tariffs
 from worker.deps import JobDeps
 
 log = logging.getLogger(__name__)
@@ -29,6 +29,39 @@ async def notify_top_up(deps: JobDeps, user_id: int, credited: int) -> bool:
         language=user.language,
     )
     return True
+
+
+REFERRAL_TOLD_KEY = "netroom:referral-told:{payment_id}"
+REFERRAL_TOLD_TTL = 7 * 86400
+
+
+async def notify_referral_earnings(deps: JobDeps, payment_id: int) -> int:
+    """Tell each inviter what a friend's top-up earned them; once per payment, however often
+    the job runs (a redelivered job, a payment healed by reconciliation). How many were told."""
+    if deps.notifier is None:
+        return 0
+    async with deps.uow_factory() as uow:
+        earnings = await payments.earnings_from_payment(uow, payment_id)
+    told = 0
+    for earning in earnings:
+        if earning.telegram_id is None or earning.amount <= 0:
+            continue
+        if deps.redis is not None:
+            key = REFERRAL_TOLD_KEY.format(payment_id=f"{payment_id}:{earning.level}")
+            if not await deps.redis.set(key, 1, nx=True, ex=REFERRAL_TOLD_TTL):
+                continue
+        try:
+            await deps.notifier.send_referral_earning(
+                telegram_id=earning.telegram_id,
+                amount=earning.amount,
+                level=earning.level,
+                language=earning.language,
+            )
+            told += 1
+        except Exception:
+            # A notice, not money: the earning is in the ledger and shown by /referral.
+            log.warning("referral notice to user %d not sent", earning.user_id, exc_info=True)
+    return told
 
 
 async def cancel_subscription(deps: JobDeps, telegram_id: int, charge_id: str) -> bool:
@@ -75,6 +108,8 @@ async def reconcile_payments(deps: JobDeps, days: int = 2) -> dict[str, object]:
                 await notify_top_up(deps, healed.user_id, healed.kopecks)
             except Exception:
                 log.warning("top-up notice for user %d not sent", healed.user_id, exc_info=True)
+        if healed.payment_id is not None:
+            await notify_referral_earnings(deps, healed.payment_id)
     return {
         "checked": report.checked,
         "healed": len(report.healed),
