@@ -38,3 +38,8 @@ class BotContext:
     clock: Clock = utcnow
     # This process, as the owner of the holds it makes (core/owners.py); None outside a service.
     owner: str | None = None
+
+    @property
+    def public_url(self) -> str:
+        """The web app's public address (the Mini App is served at its ``/app``)."""
+        return self.web_app_url.removesuffix("/app")

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from html import escape
 from zoneinfo import ZoneInfo
 
 from aiogram.utils.i18n import gettext as _
-from babel.numbers import format_decimal
 
 from bot.context import BotContext
 from core.dto import ReferralInfo, ReferralOutcome
-from core.i18n import N_
+from core.i18n import N_, money
 from core.services.billing import BalanceDTO, EntryDTO
 from core.services.tariffs import Plan, TariffState
 
@@ -115,14 +113,6 @@ def privacy_text(ctx: BotContext) -> str:
 
 def generic_error_text() -> str:
     return _("Something went wrong. Please try again later.")
-
-
-def money(kopecks: int, language: str) -> str:
-    """Roubles as people write them: 1 300,00 ₽ in Russian, ₽1,300.00 in English."""
-    value = format_decimal(
-        Decimal(kopecks) / 100, format="#,##0.00", locale="ru" if language == "ru" else "en"
-    )
-    return f"{value} ₽" if language == "ru" else f"₽{value}"
 
 
 CATEGORY_NAMES = {

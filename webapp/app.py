@@ -19,6 +19,7 @@ from webapp.routes import (
     health,
     media,
     pages,
+    pay_result,
     payments,
     privacy,
     sharing,
@@ -45,6 +46,7 @@ def create_app(context: WebContext) -> web.Application:
     auth.setup(app)
     media.setup(app)
     payments.setup(app)
+    pay_result.setup(app)
     privacy.setup(app)
     account_api.setup(app)
     chat_api.setup(app)

@@ -132,7 +132,7 @@ async def on_yookassa(
         user_id=user.id,
         amount=amount,
         packages=tuple(rub * 100 for rub in ctx.yookassa_packages),
-        return_url=ctx.web_app_url,
+        public_url=ctx.public_url,
         description=invoice_description(amount, user.language),
         now=ctx.clock(),
     )

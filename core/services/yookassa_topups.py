@@ -13,6 +13,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import logging
 import uuid
 from dataclasses import dataclass
@@ -21,7 +23,7 @@ from datetime import datetime
 from sqlalchemy import select, update
 
 from core.errors import InvalidInput, NotFound
-from core.payments.yookassa import YooKassaClient, YooPayment
+from core.payments.yookassa import PaymentGatewayError, YooKassaClient, YooPayment
 from core.services import payments
 from core.services.payments import PaymentTerms, TopUp
 from db.models import PaymentOrder, User
@@ -64,6 +66,17 @@ async def create_order(
     return order_id, key
 
 
+def result_token(idempotence_key: str) -> str:
+    """The capability in an order's result page address: only the payer, sent back there by
+    YooKassa, knows it (derived from the order's random Idempotence-Key, never the key)."""
+    return hashlib.sha256(f"netroom:pay-result:{idempotence_key}".encode()).hexdigest()[:32]
+
+
+def result_url(public_url: str, order_id: int, idempotence_key: str) -> str:
+    """Where YooKassa sends the payer back: a page saying what became of the payment."""
+    return f"{public_url.rstrip('/')}/pay/result/{order_id}/{result_token(idempotence_key)}"
+
+
 async def start_top_up(
     uow: UnitOfWork,
     client: YooKassaClient,
@@ -71,7 +84,7 @@ async def start_top_up(
     user_id: int,
     amount: int,
     packages: tuple[int, ...],
-    return_url: str,
+    public_url: str,
     description: str,
     now: datetime,
 ) -> Checkout:
@@ -82,10 +95,54 @@ async def start_top_up(
         order_id=order_id,
         key=key,
         amount=amount,
-        return_url=return_url,
+        return_url=result_url(public_url, order_id, key),
         description=description,
         now=now,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class OrderResult:
+    """What the payer sees on returning from YooKassa."""
+
+    order_id: int
+    status: str  # new | pending | succeeded | canceled
+    amount: int
+    # Set when this visit found the payment succeeded and credited it (the notification had
+    # not arrived yet): the caller tells the payer and the inviters, as a notification would.
+    credited: TopUp | None = None
+
+
+async def order_result(
+    uow: UnitOfWork,
+    client: YooKassaClient | None,
+    terms: PaymentTerms | None,
+    *,
+    order_id: int,
+    token: str,
+    now: datetime,
+) -> OrderResult:
+    """The order behind a result page (NotFound for a wrong token). A payment still pending
+    here is asked of YooKassa at once, so the page need not wait for the notification."""
+    order = await uow.session.get(PaymentOrder, order_id)
+    if order is None or not hmac.compare_digest(result_token(order.idempotence_key), token):
+        await uow.end_read()
+        raise NotFound(f"payment order {order_id}")
+    status, amount, external_id = order.status, order.amount, order.external_id
+    await uow.end_read()
+    if status != "pending" or external_id is None or client is None or terms is None:
+        return OrderResult(order_id, status, amount)
+    try:
+        settled = await settle_payment(uow, client, terms, payment_id=external_id, now=now)
+    except PaymentGatewayError as exc:
+        log.info("order %d: YooKassa not asked now (%s)", order_id, exc.detail)
+        return OrderResult(order_id, status, amount)
+    if settled.outcome in ("credited", "duplicate"):
+        credited = settled.top_up if settled.outcome == "credited" else None
+        return OrderResult(order_id, "succeeded", amount, credited)
+    if settled.outcome == "canceled":
+        return OrderResult(order_id, "canceled", amount)
+    return OrderResult(order_id, status, amount)
 
 
 async def request_payment(

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.payments.yookassa import YooKassaClient
-from core.services import billing, reconciliation
+from core.services import billing, reconciliation, yookassa_topups
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Tariffs
 from db.engine import UnitOfWorkFactory
@@ -158,7 +158,9 @@ async def test_paying_on_the_checkout_page_credits_the_balance_once(shop: Shop) 
     paid = await shop.http.post(
         started["confirmation_url"], data={"action": "pay"}, follow_redirects=False
     )
-    assert paid.status_code == 303 and paid.headers["location"] == "http://netroom.test/app"
+    assert paid.status_code == 303
+    back = paid.headers["location"]
+    assert back.startswith(f"http://netroom.test/pay/result/{started['order_id']}/")
 
     async def delivered() -> bool:
         found = await shop.notifications(payment_id)
@@ -389,3 +391,89 @@ async def test_reconciliation_credits_a_paid_payment_whose_notification_was_lost
     assert payment_id not in {h.external_id for h in again.healed}
     assert payment_id not in {d.external_id for d in again.differences}
     assert await _balance(shop, user_id) == 30_000
+
+
+def _result_path(location: str) -> str:
+    return location.removeprefix("http://netroom.test")
+
+
+async def _pay_and_come_back(shop: Shop, started: dict[str, Any]) -> str:
+    """Pay on YooKassa's page; the path of the page it sends the payer back to."""
+    paid = await shop.http.post(
+        started["confirmation_url"], data={"action": "pay"}, follow_redirects=False
+    )
+    assert paid.status_code == 303
+    return _result_path(paid.headers["location"])
+
+
+async def test_the_payer_comes_back_to_a_page_saying_the_payment_arrived(shop: Shop) -> None:
+    user_id, token = await _user(shop)
+    started = await _start(shop, token)
+    payment_id = await _payment_id(shop, started["order_id"])
+    back = await _pay_and_come_back(shop, started)
+
+    async def credited() -> bool:
+        return await _balance(shop, user_id) == 30_000
+
+    await shop.wait(credited)
+    # No sign-in needed: the payer may come back in another browser than the app's.
+    page = await shop.http.get(f"{shop.web_url}{back}")
+    assert page.status_code == 200
+    assert "Payment received" in page.text and "₽300.00" in page.text
+    assert 'http-equiv="refresh"' not in page.text
+    assert page.headers["Cache-Control"] == "no-store"
+    assert await shop.notifications(payment_id)
+
+
+async def test_coming_back_before_the_notification_asks_yookassa_and_credits_once(
+    shop: Shop,
+) -> None:
+    user_id, token = await _user(shop)
+    started = await _start(shop, token)
+    # YooKassa's notifications do not get through for now.
+    shop.use_networks(())
+    back = await _pay_and_come_back(shop, started)
+    first = await shop.http.get(f"{shop.web_url}{back}", headers={"Accept-Language": "ru"})
+    assert "Платёж получен" in first.text
+    assert await _balance(shop, user_id) == 30_000
+    # Back again, and the notification finally arrives: nothing is credited twice.
+    shop.use_networks(LOCAL)
+    again = await shop.http.get(f"{shop.web_url}{back}")
+    assert "Payment received" in again.text
+    payment_id = await _payment_id(shop, started["order_id"])
+    await shop.control("POST", f"/notifications/{payment_id}/resend", json={"times": 2})
+
+    async def delivered() -> bool:
+        return any(n["delivered"] for n in await shop.notifications(payment_id))
+
+    await shop.wait(delivered)
+    assert await _balance(shop, user_id) == 30_000
+
+
+async def test_a_payment_not_made_yet_shows_a_waiting_page_that_refreshes(shop: Shop) -> None:
+    _, token = await _user(shop)
+    started = await _start(shop, token)
+    async with shop.factory() as uow:
+        order = await uow.session.get(PaymentOrder, started["order_id"])
+        assert order is not None
+        path = _result_path(
+            yookassa_topups.result_url("http://netroom.test", order.id, order.idempotence_key)
+        )
+    page = await shop.http.get(f"{shop.web_url}{path}")
+    assert page.status_code == 200
+    assert "Waiting for the bank" in page.text and 'http-equiv="refresh"' in page.text
+    # Cancelled on YooKassa's page: the page says no money was taken.
+    cancel = await shop.http.post(
+        started["confirmation_url"], data={"action": "cancel"}, follow_redirects=False
+    )
+    assert cancel.status_code == 303
+    canceled = await shop.http.get(f"{shop.web_url}{path}")
+    assert "did not go through" in canceled.text and "No money was taken" in canceled.text
+
+
+async def test_a_result_page_with_a_wrong_token_is_not_found(shop: Shop) -> None:
+    _, token = await _user(shop)
+    started = await _start(shop, token)
+    forged = f"/pay/result/{started['order_id']}/{'0' * 32}"
+    page = await shop.http.get(f"{shop.web_url}{forged}")
+    assert page.status_code == 404 and "Payment" not in page.text

@@ -42,7 +42,7 @@ async def start_card_top_up(request: web.Request) -> web.Response:
             user_id=user_id,
             amount=rub * 100,
             packages=tuple(r * 100 for r in ctx.yookassa_packages),
-            return_url=ctx.public_url.rstrip("/") + "/app",
+            public_url=ctx.public_url,
             description=f"NetRoom balance top-up, {rub} RUB",
             now=ctx.clock(),
         )
