@@ -31,7 +31,6 @@ import httpx
 from pydantic import ValidationError
 
 from core.config import (
-    MAKE_SECRET,
     Environment,
     Settings,
     UncheckedSettings,
@@ -190,11 +189,8 @@ async def postgres(database_url: str) -> list[Item]:
             )
             vectors = await conn.scalar(text("SELECT to_regclass('file_chunk_vectors')"))
             has_versions = await conn.scalar(text("SELECT to_regclass('alembic_version')"))
-            current = (
-                [str(r) for r in (await conn.scalars(text("SELECT version_num FROM alembic_version")))]
-                if has_versions
-                else []
-            )
+            versions = text("SELECT version_num FROM alembic_version")
+            current = [str(r) for r in await conn.scalars(versions)] if has_versions else []
     except Exception as exc:
         fix = "check DATABASE__URL (host, port, user, password, database) and that Postgres runs"
         return [
@@ -241,9 +237,7 @@ async def postgres(database_url: str) -> list[Item]:
         )
     heads = head_revisions()
     if not current:
-        items.append(
-            failed("migrations", "the database has no schema", "run `netroom migrate`")
-        )
+        items.append(failed("migrations", "the database has no schema", "run `netroom migrate`"))
     elif set(current) == set(heads):
         items.append(passed("migrations", f"at head ({', '.join(heads)})"))
     elif all(known_revision(r) for r in current):
@@ -295,8 +289,11 @@ async def redis(redis_url: str) -> list[Item]:
     items = [passed("Redis", f"Redis {info.get('redis_version', '?')} at {where}")]
     if config is None:
         items.append(
-            passed("Redis persistence", "cannot be read here (CONFIG is disabled): make sure "
-                   "the server keeps an append-only log")
+            passed(
+                "Redis persistence",
+                "cannot be read here (CONFIG is disabled): make sure "
+                "the server keeps an append-only log",
+            )
         )
     elif config.get("appendonly") == "yes":
         items.append(passed("Redis persistence", "append-only log on"))
@@ -477,9 +474,7 @@ def load_settings() -> tuple[Settings | None, list[Item]]:
         items = []
         for error in exc.errors(include_input=False, include_url=False):
             name = "__".join(str(part) for part in error["loc"]).upper() or "settings"
-            items.append(
-                failed(name, error["msg"], "correct this variable (see .env.example)")
-            )
+            items.append(failed(name, error["msg"], "correct this variable (see .env.example)"))
         return None, items
 
 

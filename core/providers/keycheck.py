@@ -32,17 +32,15 @@ def _request(
     base = settings.base_url
     bearer = {"authorization": f"Bearer {key}"}
     if name == "anthropic":
-        return base, "models", {"x-api-key": key, "anthropic-version": API_VERSION}, (
-            parse_anthropic_error
-        )
+        headers = {"x-api-key": key, "anthropic-version": API_VERSION}
+        return base, "models", headers, parse_anthropic_error
     if name == "google":
         return base, "models", {"x-goog-api-key": key}, parse_gemini_error
     if name == "stability":
         # The balance lives in the v1 API beside the v2beta generation endpoints.
         root = base.rsplit("/", 1)[0] if base.endswith("/v2beta") else base
-        return root, "v1/user/balance", {**bearer, "accept": "application/json"}, (
-            parse_stability_error
-        )
+        headers = {**bearer, "accept": "application/json"}
+        return root, "v1/user/balance", headers, parse_stability_error
     if name == "openrouter":
         return base, "key", bearer, parse_openai_error
     return base, "models", bearer, parse_openai_error

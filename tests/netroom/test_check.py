@@ -12,6 +12,7 @@ import asyncio
 import re
 import secrets
 import sys
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -70,14 +71,18 @@ async def run_check(env: dict[str, str], cwd: Path) -> Report:
 
 
 @pytest.fixture(scope="module")
-def vector_database(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    server = EmbeddedPostgres(tmp_path_factory.mktemp("check-pg"), database="netroom_check")
-    url = server.start()
-    try:
-        upgrade(url)
-        yield url
-    finally:
-        server.stop()
+def vector_database() -> Iterator[str]:
+    # Outside pytest's temporary root: run as root, the server runs as a user of its own that
+    # must pass through every parent, and other pytest runs close that root (0700) at their
+    # start.
+    with tempfile.TemporaryDirectory(prefix="netroom-check-") as directory:
+        server = EmbeddedPostgres(Path(directory), database="netroom_check")
+        url = server.start()
+        try:
+            upgrade(url)
+            yield url
+        finally:
+            server.stop()
 
 
 @pytest.fixture
