@@ -87,7 +87,9 @@ def shown_url(url: str) -> str:
 
 
 def _reason(exc: BaseException, *secrets: str | None) -> str:
-    text = f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+    """The error in one line (SQLAlchemy's go on with the statement and a link)."""
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
     for secret in secrets:
         if secret:
             text = text.replace(secret, "***")
@@ -490,6 +492,10 @@ async def connections(settings: Settings, database_url: str, redis_url: str) -> 
     return [item for group in results for item in group]
 
 
+def _problems(count: int) -> str:
+    return f"{count} problem" if count == 1 else f"{count} problems"
+
+
 def run(out: Callable[[str], None] = print) -> int:
     from netroom.cli import private_files
     from netroom.resources import backing_services
@@ -503,7 +509,7 @@ def run(out: Callable[[str], None] = print) -> int:
             for line in item.lines():
                 out(line)
         out("")
-        out(f"{len(problems)} problems: the configuration does not load; nothing else checked.")
+        out(f"{_problems(len(problems))}: the configuration does not load; nothing else checked.")
         return 1
     private_files(settings.data_dir)
     sections: list[tuple[str, list[Item]]] = [("Configuration", configuration(settings))]
@@ -533,7 +539,7 @@ def run(out: Callable[[str], None] = print) -> int:
                 out(line)
     out("")
     if failures:
-        out(f"{failures} problems: fix each ✗ above and run `netroom check` again.")
+        out(f"{_problems(failures)}: fix each ✗ above and run `netroom check` again.")
         return 1
     out("Every check passed.")
     return 0

@@ -227,7 +227,7 @@ async def test_check_fails_each_broken_item_with_its_fix_and_exits_non_zero(
     assert "PROVIDERS__OPENAI__API_KEY" in report.items["provider openai"][2]
     # What is right is still said to be right, and checked despite the rest.
     assert marks["ENV"] == marks["Postgres"] == marks["migrations"] == marks["DATA_DIR"] == "✓"
-    assert f"{sum(m == '✗' for m in marks.values())} problems" in report.output
+    assert f"{sum(m == '✗' for m in marks.values())} problems: fix each" in report.output
     for secret in (revoked, "sk-revoked-key-0123456789"):
         assert secret not in report.output
 
@@ -239,4 +239,5 @@ async def test_check_names_variables_that_do_not_load_and_exits_non_zero(tmp_pat
     assert report.code == 1, report.output
     assert report.marks() == {"BOT__TOKEN": "✗"}, report.output
     assert "does not look like a Telegram bot token" in report.items["BOT__TOKEN"][1]
+    assert "1 problem: the configuration does not load" in report.output
     assert "not-a-token" not in report.output
