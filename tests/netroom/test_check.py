@@ -241,3 +241,45 @@ async def test_check_names_variables_that_do_not_load_and_exits_non_zero(tmp_pat
     assert "does not look like a Telegram bot token" in report.items["BOT__TOKEN"][1]
     assert "1 problem: the configuration does not load" in report.output
     assert "not-a-token" not in report.output
+
+
+async def test_check_fails_the_webhook_when_telegram_could_not_deliver_to_it(
+    tmp_path: Path, vector_database: str, own_redis: OwnRedis, sandbox: SandboxServer
+) -> None:
+    token = await registered_token(sandbox)
+    # Nothing answers at the webhook's address: Telegram's deliveries fail.
+    hook = f"http://127.0.0.1:{free_port()}"
+    async with httpx.AsyncClient(base_url=f"{sandbox.url}/bot{token}") as bot_api:
+        answer = await bot_api.post("/setWebhook", json={"url": f"{hook}/telegram/webhook"})
+        assert answer.json()["ok"], answer.text
+        async with SandboxClient(sandbox.url) as client:
+            user = await client.create_user("Waiting", language_code="en")
+            await client.send_text(user["id"], "/start")
+        async with asyncio.timeout(20):
+            while True:
+                info = (await bot_api.post("/getWebhookInfo")).json()["result"]
+                if "last_error_message" in info:
+                    break
+                await asyncio.sleep(0.1)
+    env = {
+        "ENV": "production",
+        "DATA_DIR": str(tmp_path / "data"),
+        "DATABASE__URL": vector_database,
+        "REDIS__URL": own_redis.url,
+        "BOT__TOKEN": token,
+        "BOT__API_BASE": sandbox.url,
+        "BOT__WEBHOOK_URL": hook,
+        "BOT__WEBHOOK_SECRET": secrets.token_urlsafe(24),
+        "WEB__PUBLIC_URL": PUBLIC,
+        "WEB__JWT_SECRET": secrets.token_urlsafe(48),
+        **provider_env(sandbox.url),
+    }
+    report = await run_check(env, tmp_path)
+    assert report.code == 1, report.output
+    mark, detail, fix = report.items["webhook"]
+    assert mark == "✗", report.output
+    assert f"could not deliver to {hook}/telegram/webhook" in detail
+    assert "reachable from the internet" in fix
+    # A loopback http address is no webhook address for Telegram either.
+    assert report.marks()["BOT__WEBHOOK_URL"] == "✗"
+    assert report.marks()["Bot API"] == "✓"
