@@ -31,6 +31,7 @@ lint: install
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(BIN)/bandit -q -r bot core db netroom webapp worker sandbox -c pyproject.toml
+	$(BIN)/hadolint Dockerfile
 
 # Browser tests drive Debian's Chromium.
 chromium:

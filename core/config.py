@@ -16,7 +16,7 @@ import re
 from enum import StrEnum
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from pathlib import Path
-from typing import Literal, cast
+from typing import ClassVar, Literal, cast
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -405,29 +405,21 @@ class Settings(BaseSettings):
     shutdown: ShutdownSettings = Field(default_factory=ShutdownSettings)
     holds: HoldSettings = Field(default_factory=HoldSettings)
 
+    # The rules below refuse to build unsafe settings; `netroom check` reads the settings
+    # without them (UncheckedSettings) so that it can name every problem at once.
+    enforce_deployment_rules: ClassVar[bool] = True
+
     @model_validator(mode="after")
     def _no_placeholder_secrets_outside_the_sandbox(self) -> Settings:
         # Whatever ENV says: a deployment that real users can reach gets real secrets.
-        if self.env is Environment.PRODUCTION or self.reachable_from_outside:
-            secret = self.web.jwt_secret.get_secret_value()
-            if is_placeholder(secret) or len(secret.encode()) < MIN_SECRET_BYTES:
-                raise ValueError(
-                    f"WEB__JWT_SECRET must be a random secret of at least {MIN_SECRET_BYTES} "
-                    f"bytes outside the local sandbox; make one with {MAKE_SECRET}"
-                )
-            hook_secret = self.bot.webhook_secret
-            if self.bot.webhook_url and (
-                hook_secret is None
-                or is_placeholder(hook_secret.get_secret_value())
-                or len(hook_secret.get_secret_value()) < MIN_WEBHOOK_SECRET
-            ):
-                raise ValueError(
-                    "BOT__WEBHOOK_SECRET is required with BOT__WEBHOOK_URL outside the local "
-                    f"sandbox: at least {MIN_WEBHOOK_SECRET} random characters of A-Z, a-z, "
-                    f"0-9, _ and -; make one with {MAKE_SECRET}"
-                )
-        if self.env is Environment.PRODUCTION and self.bot.token is None:
-            raise ValueError("BOT__TOKEN is required in production")
+        if self.enforce_deployment_rules and (
+            self.env is Environment.PRODUCTION or self.reachable_from_outside
+        ):
+            for problem in (jwt_secret_problem(self), webhook_secret_problem(self)):
+                if problem is not None:
+                    raise ValueError(problem)
+        if self.enforce_deployment_rules and (problem := bot_token_problem(self)) is not None:
+            raise ValueError(problem)
         return self
 
     @property
@@ -443,3 +435,43 @@ class Settings(BaseSettings):
     @property
     def policy_url(self) -> str:
         return self.web.public_url.rstrip("/") + "/privacy/"
+
+
+class UncheckedSettings(Settings):
+    """The same settings, built even when they break the deployment rules, for a preflight that
+    reports each problem (``jwt_secret_problem`` and the rest) instead of stopping at the first."""
+
+    enforce_deployment_rules: ClassVar[bool] = False
+
+
+def jwt_secret_problem(settings: Settings) -> str | None:
+    """Why WEB__JWT_SECRET may not guard a deployment real users reach, if it may not."""
+    secret = settings.web.jwt_secret.get_secret_value()
+    if is_placeholder(secret) or len(secret.encode()) < MIN_SECRET_BYTES:
+        return (
+            f"WEB__JWT_SECRET must be a random secret of at least {MIN_SECRET_BYTES} "
+            f"bytes outside the local sandbox; make one with {MAKE_SECRET}"
+        )
+    return None
+
+
+def webhook_secret_problem(settings: Settings) -> str | None:
+    """In webhook mode, why BOT__WEBHOOK_SECRET does not keep forged updates out, if it does not."""
+    hook_secret = settings.bot.webhook_secret
+    if settings.bot.webhook_url and (
+        hook_secret is None
+        or is_placeholder(hook_secret.get_secret_value())
+        or len(hook_secret.get_secret_value()) < MIN_WEBHOOK_SECRET
+    ):
+        return (
+            "BOT__WEBHOOK_SECRET is required with BOT__WEBHOOK_URL outside the local "
+            f"sandbox: at least {MIN_WEBHOOK_SECRET} random characters of A-Z, a-z, "
+            f"0-9, _ and -; make one with {MAKE_SECRET}"
+        )
+    return None
+
+
+def bot_token_problem(settings: Settings) -> str | None:
+    if settings.env is Environment.PRODUCTION and settings.bot.token is None:
+        return "BOT__TOKEN is required in production"
+    return None

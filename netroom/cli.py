@@ -1,4 +1,5 @@
-"""The ``netroom`` command: run, bot, web, worker, migrate, jobs, backup, restore, sandbox."""
+"""The ``netroom`` command: run, bot, web, worker, migrate, jobs, backup, restore, check,
+sandbox."""
 
 from __future__ import annotations
 
@@ -422,6 +423,9 @@ def parser() -> argparse.ArgumentParser:
     restore.add_argument(
         "--force", action="store_true", help="replace a non-empty installation's data"
     )
+    sub.add_parser(
+        "check", help="preflight: configuration, connections, schema and disk, each ✓ or ✗"
+    )
     sandbox = sub.add_parser("sandbox", help="the local stand-ins for Telegram and the providers")
     sandbox.add_argument("--host")
     sandbox.add_argument("--port", type=int)
@@ -445,6 +449,11 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "check":
+        # It reads the settings itself, without refusing unsafe ones, to name every problem.
+        from netroom.check import main as check
+
+        return check()
     try:
         settings = Settings()
     except ValidationError as exc:
