@@ -79,6 +79,8 @@ APP_TEXTS: dict[str, str] = {
         "This sign-in method already belongs to another NetRoom account."
     ),
     "auth_error_consent_required": N_("Please accept the privacy policy first."),
+    "accept_continue_google": N_("Accept and continue with Google"),
+    "accept_continue_yandex": N_("Accept and continue with Yandex"),
     "sign_in_to_copy": N_("Sign in to copy the shared preset to your presets."),
     # common actions
     "cancel": N_("Cancel"),

@@ -471,17 +471,16 @@ async def test_an_unfinished_google_or_yandex_sign_in_comes_back_to_the_page_wit
             "Signing in was not completed. Please start again."
         )
         assert "auth_error" not in page.url
-        # A new account through Google without accepting the policy: nothing is made.
+        # A newcomer through "Sign in" with Google: nothing is made before the policy is
+        # accepted, and the page asks for it with a way to go on with Google.
         await page.get_by_test_id("oauth-google").click()
         await consent(page, stage, "google", taken, "Taken Elsewhere")
-        await expect(page.get_by_test_id("auth-error")).to_have_text(
-            "Please accept the privacy policy first."
-        )
+        accept = page.get_by_test_id("consent-accept")
+        await expect(accept).to_have_text("Accept and continue with Google")
+        await expect(page.get_by_test_id("consent")).to_contain_text("privacy policy")
         assert await identities(stage, "google", taken) == []
-        # With the policy accepted, the Google account gets its own NetRoom account.
-        await page.get_by_test_id("tab-signup").click()
-        await page.get_by_test_id("accept-policy").check()
-        await page.get_by_test_id("oauth-google").click()
+        # Accepted: the Google account gets its own NetRoom account.
+        await accept.click()
         await consent(page, stage, "google", taken, "Taken Elsewhere")
         await expect(page.get_by_test_id("hello")).to_have_text("Hello, Taken Elsewhere!")
         [first_owner] = await identities(stage, "google", taken)

@@ -492,10 +492,15 @@ async def oauth_callback(request: web.Request) -> web.Response:
         if "text/html" not in request.headers.get("Accept", ""):
             raise
         log.info("oauth callback refused: %s (%s)", exc.code, exc.detail)
-        app_url = request.app[CONTEXT].public_url.rstrip("/") + "/app"
-        response = web.Response(
-            status=302, headers={"Location": f"{app_url}#auth_error={quote(exc.code)}"}
-        )
+        ctx = request.app[CONTEXT]
+        app_url = ctx.public_url.rstrip("/") + "/app"
+        fragment = f"auth_error={quote(exc.code)}"
+        provider = request.match_info.get("provider", "")
+        if ctx.oauth is not None and provider in ctx.oauth.providers:
+            # A newcomer who came through "Sign in": the page asks for consent and sends them
+            # to the same provider again.
+            fragment += f"&provider={provider}"
+        response = web.Response(status=302, headers={"Location": f"{app_url}#{fragment}"})
         clear_oauth_cookie(response)
         return response
 

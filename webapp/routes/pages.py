@@ -76,7 +76,7 @@ async def show_mini_app(request: web.Request) -> web.Response:
             else None
         ),
         # The page names no other site; the script makes the link to the bot.
-        "bot_username": ctx.bot_username,
+        "bot_username": await ctx.resolved_bot_username(),
     }
     response = render_page(request, "app.html", {"config": config})
     # Telegram's web clients open it in a frame; no other site may frame it or run scripts in it.

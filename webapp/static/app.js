@@ -2,9 +2,9 @@
 // theme, the routes (#/chat, #/presets, …) and the parts of the frame every view shares.
 
 import { api, ApiError, forget, hasBrowserSession, onSignedOut, refresh, signedIn, useTokens } from "./app/api.js";
-import { confirmEmail, hideSignIn, showSignIn, signInWithLink } from "./app/signin.js";
+import { confirmEmail, hideSignIn, showSignIn, signInWithLink, startOAuth } from "./app/signin.js";
 import { tg } from "./app/tg.js";
-import { lang, money, t, toast } from "./app/ui.js";
+import { lang, money, settings, t, toast } from "./app/ui.js";
 import * as balanceView from "./app/views/balance.js";
 import * as chatView from "./app/views/chat.js";
 import * as galleryView from "./app/views/gallery.js";
@@ -279,6 +279,26 @@ function askConsent() {
   });
 }
 
+// A newcomer who pressed "Continue with Google" (or Yandex) on the Sign in tab: nothing was
+// created, since the policy was not accepted. Accepting here goes to the same provider again.
+function askOAuthConsent(provider) {
+  const card = document.getElementById("consent");
+  const accept = document.getElementById("consent-accept");
+  bootStatus.hidden = true;
+  boot.hidden = false;
+  card.hidden = false;
+  accept.textContent = t(provider === "google" ? "accept_continue_google" : "accept_continue_yandex");
+  accept.addEventListener("click", async () => {
+    accept.disabled = true;
+    try {
+      await startOAuth(provider, true);
+    } catch (error) {
+      accept.disabled = false;
+      toast(error.message || t("failed"), "error");
+    }
+  });
+}
+
 function initDataHash(initData) {
   return new URLSearchParams(initData).get("hash") || "";
 }
@@ -314,7 +334,7 @@ function takeFragment() {
   const found = {};
   if (raw && !raw.startsWith("/")) {
     const params = new URLSearchParams(raw);
-    for (const key of ["confirm", "signin", "signed_in", "linked", "auth_error", "copy-preset"]) if (params.get(key)) found[key] = params.get(key);
+    for (const key of ["confirm", "signin", "signed_in", "linked", "auth_error", "provider", "copy-preset"]) if (params.get(key)) found[key] = params.get(key);
     // Back from linking Google or Yandex (done or not): to the page the link was started from.
     window.history.replaceState(null, "", `${window.location.pathname}#/${found.linked || found.auth_error ? "security" : "chat"}`);
   }
@@ -441,8 +461,12 @@ async function main() {
     if (authProblem) toast(authProblem, "error");
     return;
   }
-  boot.hidden = true;
   if (authProblem) window.history.replaceState(null, "", `${window.location.pathname}#/chat`);
+  if (fragment.auth_error === "consent_required" && (settings.oauth || []).includes(fragment.provider)) {
+    askOAuthConsent(fragment.provider);
+    return;
+  }
+  boot.hidden = true;
   showSignIn(start, authProblem ? { problem: authProblem } : fragment["copy-preset"] ? { message: t("sign_in_to_copy") } : {});
 }
 

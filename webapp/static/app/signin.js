@@ -153,18 +153,23 @@ for (const button of root.querySelectorAll("[data-provider]")) {
     }
     button.disabled = true;
     try {
-      const response = await fetch(`/api/auth/${button.dataset.provider}/start?accept_policy=${signingUp ? 1 : 0}`, {
-        headers: { Accept: "application/json" },
-        credentials: "same-origin",
-      });
-      const data = await response.json();
-      if (!response.ok) throw new ApiError(response.status, data.error, data.message);
-      window.location.assign(data.authorize_url);
+      await startOAuth(button.dataset.provider, signingUp);
     } catch (problem) {
       say(error, problem.message);
       button.disabled = false;
     }
   });
+}
+
+// Off to Google or Yandex; ``acceptPolicy``: the person accepted the policy here (a newcomer).
+export async function startOAuth(provider, acceptPolicy) {
+  const response = await fetch(`/api/auth/${encodeURIComponent(provider)}/start?accept_policy=${acceptPolicy ? 1 : 0}`, {
+    headers: { Accept: "application/json" },
+    credentials: "same-origin",
+  });
+  const data = await response.json();
+  if (!response.ok) throw new ApiError(response.status, data.error, data.message);
+  window.location.assign(data.authorize_url);
 }
 
 // The link from the confirmation mail: the address is confirmed, then the person signs in.
