@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandStart
+from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardButton,
@@ -94,8 +94,9 @@ def echo_router(gates: Gates, mini_app_url: str) -> Router:
     router = Router()
 
     @router.message(CommandStart())
-    async def on_start(message: Message) -> None:
-        await message.answer("Welcome! Send me anything.")
+    async def on_start(message: Message, command: CommandObject) -> None:
+        invited = f" You came with {html.escape(command.args)}." if command.args else ""
+        await message.answer("Welcome! Send me anything." + invited)
 
     @router.message(Command("keyboard"))
     async def on_keyboard(message: Message) -> None:

@@ -11,7 +11,7 @@ import zlib
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from aiogram.types import LabeledPrice
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, LabeledPrice
 from playwright.async_api import FilePayload, Locator, Page, expect
 
 from sandbox.client import SandboxClient
@@ -454,3 +454,60 @@ async def create_user(url: str, first_name: str) -> int:
     async with SandboxClient(url) as client:
         await client.register_bot(f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}")
         return int((await client.create_user(first_name))["id"])
+
+
+async def test_a_start_link_from_the_bot_starts_it_with_the_payload(
+    page: Page, stage: Stage
+) -> None:
+    user = await stage.user("Lena")
+    await open_as(page, stage, user)
+    await say(page, "/start")
+    await expect(bot_messages(page).last).to_contain_text("Welcome!")
+    me = await stage.bot.me()
+    await stage.bot.send_message(
+        user["id"], f"Invite friends: https://t.me/{me.username}?start=ref42"
+    )
+    link = bot_messages(page).last.get_by_role("link")
+    await expect(link).to_have_text(f"https://t.me/{me.username}?start=ref42")
+    await link.click()
+    # As in Telegram: the bot's chat, and /start with the link's payload.
+    await expect(user_messages(page).last).to_contain_text("/start ref42")
+    await expect(bot_messages(page).last).to_contain_text("You came with ref42.")
+    assert len(page.context.pages) == 1
+
+
+async def test_an_invoice_link_in_a_message_opens_the_checkout_and_pays(
+    page: Page, stage: Stage
+) -> None:
+    user = await stage.user("Ivan")
+    await open_as(page, stage, user)
+    await say(page, "/start")
+    await expect(bot_messages(page).last).to_contain_text("Welcome!")
+    link = await stage.bot.create_invoice_link(
+        title="Plus",
+        description="A month of Plus",
+        payload="plus-1",
+        currency="XTR",
+        prices=[LabeledPrice(label="Plus", amount=7)],
+    )
+    keyboard = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text="Subscribe", url=link)],
+            [
+                InlineKeyboardButton(
+                    text="Share", url="https://t.me/share/url?url=https%3A%2F%2Fx.test&text=Hi"
+                )
+            ],
+        ]
+    )
+    await stage.bot.send_message(user["id"], "Plans", reply_markup=keyboard)
+    await bot_messages(page).last.get_by_role("link", name="Subscribe").click()
+    await page.get_by_test_id("checkout-pay").click()
+    await expect(bot_messages(page).last).to_contain_text("Thanks for 7 stars")
+    # The share sheet: what would be shared, and a way to copy it.
+    await bot_messages(page).nth(-2).get_by_role("link", name="Share").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_contain_text("Hi")
+    await expect(dialog).to_contain_text("https://x.test")
+    await page.get_by_test_id("share-close").click()
+    assert len(page.context.pages) == 1

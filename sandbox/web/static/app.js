@@ -981,11 +981,87 @@ function autosize() {
   ui.input.style.height = `${Math.min(ui.input.scrollHeight, 200)}px`;
 }
 
+// --- t.me links: followed here, as the Telegram app follows them -----------------------------
+
+// What a t.me link asks for: an invoice (t.me/$slug or t.me/invoice/slug), a bot started with
+// a payload (t.me/<bot>?start=...), a bot's chat (t.me/<bot>) or the share sheet
+// (t.me/share/url?url=...&text=...). A path alone ("/bot?start=x", from a Mini App's
+// openTelegramLink) is one on t.me. null: not a t.me link this page can follow.
+function telegramLink(href) {
+  let url;
+  try {
+    url = new URL(href, window.location.origin);
+  } catch {
+    return null;
+  }
+  const onTelegram = ["t.me", "telegram.me"].includes(url.hostname) && ["https:", "http:"].includes(url.protocol);
+  if (!href.startsWith("/") && !onTelegram) return null;
+  const path = decodeURIComponent(url.pathname.replace(/^\//, ""));
+  if (path.startsWith("$")) return { kind: "invoice", slug: path.slice(1) };
+  if (path.startsWith("invoice/")) return { kind: "invoice", slug: path.slice("invoice/".length) };
+  if (path === "share/url" || path === "share") {
+    return { kind: "share", url: url.searchParams.get("url") || "", text: url.searchParams.get("text") || "" };
+  }
+  const username = path.split("/")[0];
+  if (!/^[A-Za-z0-9_]{4,32}$/.test(username)) return null;
+  return { kind: "bot", username, start: url.searchParams.get("start") };
+}
+
+// True when the link is Telegram's and is being followed here (synchronously decided, so a
+// caller can still open any other link in a new tab within the user's gesture).
+function followTelegramLink(href) {
+  const link = telegramLink(href);
+  if (!link) return false;
+  follow(link).catch((error) => toast(`Link not followed: ${error.message}`, "error"));
+  return true;
+}
+
+async function follow(link) {
+  if (link.kind === "invoice") {
+    await payInvoiceLink(link.slug);
+    return;
+  }
+  if (link.kind === "share") {
+    const text = [link.text, link.url].filter(Boolean).join("\n");
+    const choice = await ask("Share", text || "(nothing to share)", [
+      { id: "close", text: "Close", secondary: true, testid: "share-close" },
+      { id: "copy", text: "Copy", testid: "share-copy" },
+    ]);
+    if (choice === "copy") await copyText(text);
+    return;
+  }
+  const bot = state.bots.find((b) => (b.username || "").toLowerCase() === link.username.toLowerCase());
+  if (!bot) {
+    toast(`@${link.username} is not a bot of this sandbox.`, "error");
+    return;
+  }
+  if (state.userId === null) {
+    toast("Pick a user first.", "error");
+    return;
+  }
+  if (miniApp.isOpen) miniApp.close();
+  state.botId = bot.id;
+  save(STORE.bot, state.botId);
+  renderBotInfo();
+  await openChat(state.userId);
+  // As in Telegram: the Start button sends /start with the link's payload.
+  if (link.start !== null) await sendText(link.start ? `/start ${link.start}` : "/start");
+}
+
+document.addEventListener("click", (event) => {
+  const anchor = event.target instanceof Element ? event.target.closest("a[href]") : null;
+  if (anchor && telegramLink(anchor.href)) {
+    event.preventDefault();
+    followTelegramLink(anchor.href);
+  }
+});
+
 const miniApp = new MiniAppPanel({
   launchContext: () => ({ userId: state.userId, botId: currentBot() ? currentBot().id : null }),
   toast,
   layout: ui.layout,
   payInvoiceLink,
+  followTelegramLink,
 });
 
 ui.composer.addEventListener("submit", (event) => {

@@ -33,9 +33,10 @@ function withTheme(url) {
 }
 
 export class MiniAppPanel {
-  constructor({ launchContext, toast, layout, payInvoiceLink }) {
+  constructor({ launchContext, toast, layout, payInvoiceLink, followTelegramLink }) {
     this.launchContext = launchContext;
     this.payInvoiceLink = payInvoiceLink;
+    this.followTelegramLink = followTelegramLink;
     this.pendingInvoice = null;
     this.toast = toast;
     this.layout = layout;
@@ -172,7 +173,14 @@ export class MiniAppPanel {
         break;
       case "web_app_open_link": {
         const url = safeUrl(data.url);
-        if (url) window.open(url, "_blank", "noopener,noreferrer");
+        if (!url) break;
+        // A t.me link (an invoice, a bot's start link) is Telegram's own: followed here.
+        if (!this.followTelegramLink(url)) window.open(url, "_blank", "noopener,noreferrer");
+        break;
+      }
+      case "web_app_open_tg_link": {
+        const path = String(data.path_full || "");
+        if (path.startsWith("/")) this.followTelegramLink(path);
         break;
       }
       case "web_app_setup_main_button":
