@@ -20,6 +20,7 @@ from bot.handlers import (
     privacy,
     start,
     support,
+    voice,
 )
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
 from core.i18n import DOMAIN, LANGUAGES, LOCALES_DIR, N_
@@ -95,6 +96,7 @@ def create_dispatcher(
         presets.router,
         files.router,
         images.router,
+        voice.router,
         chat.router,
         fallback.router,
     )
