@@ -115,9 +115,9 @@ def speakable(text: str) -> str:
     emphasis or heading marks; cut to what the provider takes."""
     text = _CODE_BLOCK.sub(" ", text)
     text = _LINK.sub(r"\1", text)
-    text = _MARKS.sub(lambda m: m.group(1) or " ", text)
-    text = re.sub(r"[ \t]+", " ", text)
-    text = re.sub(r"\n\s*\n+", "\n", text).strip()
+    text = _MARKS.sub(lambda m: m.group(1) or "", text)
+    lines = (re.sub(r"[ \t]+", " ", line).strip() for line in text.splitlines())
+    text = "\n".join(line for line in lines if line)
     if len(text) > MAX_SPEECH_CHARS:
         cut = text[:MAX_SPEECH_CHARS]
         # End at the last sentence or word that fits.
