@@ -257,6 +257,7 @@ class Deployment:
             tariffs=self.tariffs,
             embedder=self.embedder,
             transcription=self.transcription,
+            read_aloud_offered=self.speech is not None,
             stars_invoice_links=stars_invoice_links,
             subscription_renewals=subscription_renewals,
             bot_username_lookup=bot_username_lookup,

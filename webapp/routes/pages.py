@@ -81,6 +81,8 @@ async def show_mini_app(request: web.Request) -> web.Response:
             if ctx.transcription is not None and ctx.providers is not None
             else None
         ),
+        # The "Read replies aloud" setting (the bot's voice replies).
+        "read_aloud": ctx.read_aloud_offered,
         # The page names no other site; the script makes the link to the bot.
         "bot_username": ctx.bot_username,
     }
