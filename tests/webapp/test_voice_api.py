@@ -111,7 +111,7 @@ async def test_a_recording_comes_back_as_text_and_is_charged_once_per_key(
     for _ in range(2):
         answer = await client.post(
             "/api/transcriptions",
-            data=_recording("Remind me to call Ben".encode(), duration=75),
+            data=_recording(b"Remind me to call Ben", duration=75),
             headers={**pia.headers, **key},
         )
         assert answer.status == 200, await answer.text()
