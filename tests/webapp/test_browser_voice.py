@@ -49,7 +49,12 @@ async def stage(
     engine: AsyncEngine, redis: Redis, page_server: PageServer, tmp_path: Path
 ) -> AsyncIterator[Stage]:
     async with running_stage(
-        engine, redis, page_server, tmp_path / "media", transcription=TERMS
+        engine,
+        redis,
+        page_server,
+        tmp_path / "media",
+        transcription=TERMS,
+        read_aloud_offered=True,
     ) as running:
         yield running
 
@@ -113,6 +118,28 @@ async def test_dictating_puts_the_transcript_in_the_composer_and_bills_it(
         await context.close()
 
 
+async def test_read_aloud_is_switched_on_in_the_settings(
+    browser: Browser, stage: Stage, errors: list[str]
+) -> None:
+    leo = await stage.account("Leo")
+    context, page = await open_app(browser, stage, leo, errors)
+    try:
+        await page.get_by_test_id("tab-more").click()
+        await page.get_by_test_id("more-settings").click()
+        toggle = page.get_by_test_id("read-aloud-toggle")
+        await expect(toggle).not_to_be_checked()
+        await toggle.check()
+        await expect(page.get_by_test_id("toast")).to_have_text("Saved.")
+        await screenshot(page, "voice-settings-read-aloud")
+        async with stage.factory() as uow:
+            user = await uow.users.get(leo.user_id)
+            assert user is not None and user.features.get("read_aloud") is True
+        await page.reload()
+        await expect(page.get_by_test_id("read-aloud-toggle")).to_be_checked()
+    finally:
+        await context.close()
+
+
 async def test_without_voice_input_the_composer_has_no_microphone(
     browser: Browser,
     engine: AsyncEngine,
@@ -127,5 +154,10 @@ async def test_without_voice_input_the_composer_has_no_microphone(
         try:
             await expect(page.get_by_test_id("composer-input")).to_be_enabled()
             await expect(page.get_by_test_id("mic")).to_have_count(0)
+            # Nor is reading aloud offered when the bot cannot do it.
+            await page.get_by_test_id("tab-more").click()
+            await page.get_by_test_id("more-settings").click()
+            await expect(page.get_by_test_id("reasoning-toggle")).to_be_visible()
+            await expect(page.get_by_test_id("read-aloud-toggle")).to_have_count(0)
         finally:
             await context.close()
