@@ -80,10 +80,17 @@ class Speaker:
                 else None,
             )
         except TelegramAPIError as exc:
-            # Paid for and not delivered: logged with its key, so support can find it.
+            # Paid for and not delivered: the money goes back.
             log.warning(
                 "chat %s: the spoken reply %s was not delivered: %s",
                 self.message.chat.id,
                 key,
                 exc,
+            )
+            await voice.refund_speech(
+                self.uow_factory,
+                user_id=self.user_id,
+                model_id=self.model.id,
+                amount=spoken.charged,
+                key=key,
             )

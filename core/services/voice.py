@@ -276,3 +276,24 @@ async def speak(
         meta={"service": "speech", "characters": len(spoken)},
     )
     return SpokenReply(result.data, result.mime, len(spoken), charged)
+
+
+async def refund_speech(
+    uow_factory: UowFactory, *, user_id: int, model_id: str, amount: int, key: str
+) -> None:
+    """Give back what a spoken reply cost when it could not be delivered (money is settled for
+    what the user received). Once per ``key``, the key ``speak`` was called with."""
+    if amount <= 0:
+        return
+    async with uow_factory() as uow, uow.transaction():
+        await billing.credit(
+            uow,
+            user_id=user_id,
+            amount=amount,
+            category=CATEGORY,
+            key=f"{key}:refund",
+            kind="refund",
+            charge=billing.Charge(
+                model_id=model_id, meta={"service": "speech", "undelivered": True}
+            ),
+        )

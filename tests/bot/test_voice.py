@@ -11,7 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.services import billing
+from core.services import billing, chat
 from db.models import ChatMessageRow, LedgerEntry
 from tests.bot.conftest import (
     SPEECH,
@@ -213,3 +213,31 @@ async def test_with_read_aloud_on_a_reply_also_arrives_as_a_billed_voice_message
     assert await _voice_entries(harness, user_id, SPEECH.id) == [(-34, "other", 34)]
     async with harness.uow_factory() as uow:
         assert (await billing.get_balance(uow, user_id)).reserved == 0
+
+
+async def test_a_spoken_reply_that_cannot_be_delivered_is_given_back(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    una, user_id = await _ready(harness, person, "Una")
+    async with harness.uow_factory() as uow:
+        await chat.set_prefs(uow, user_id, read_aloud=True)
+    await harness.client.fault("sendVoice", 400, chat_id=una.id, count=1)
+    await harness.client._call(
+        "POST", "/providers/script", json={"provider": "openai", "reply": "Short answer."}
+    )
+    after = await harness.client.last_seq()
+    await harness.client.send_text(una.id, "Say something short")
+    await harness.client.wait_for(_reply_to("Short answer."), chat_id=una.id, after=after, wait=20)
+    # The speech was made and paid for, Telegram refused the voice message: the 13 kopecks
+    # come back.
+    for _attempt in range(50):
+        entries = await _voice_entries(harness, user_id, SPEECH.id)
+        if len(entries) == 2:
+            break
+        await asyncio.sleep(0.1)
+    assert sorted(entries) == [(-13, "other", 13), (13, "other", None)]
+    transcript = await harness.client.transcript(una.id)
+    assert not any("voice" in m for m in transcript["messages"])
+    async with harness.uow_factory() as uow:
+        balance = await billing.get_balance(uow, user_id)
+        assert (balance.reserved, await billing.check_consistency(uow, user_id)) == (0, True)
