@@ -20,7 +20,7 @@ from bot.context import BotContext
 from bot.handlers.chat import _addressed_to_bot, _answer_once
 from core.dto import UserDTO
 from core.providers.registry import ProviderRegistry
-from core.services import voice
+from core.services import turn_lock, voice
 from core.services.billing import InsufficientFunds
 from db.engine import UnitOfWorkFactory
 from db.uow import UnitOfWork
@@ -53,6 +53,12 @@ async def on_voice(
         return
     if ctx.transcription is None:
         await message.reply(_("Voice messages are not available on this server yet."))
+        return
+    if await redis.exists(turn_lock.lock_key(user.id)):
+        # Its transcript could not be answered now: not transcribed, not charged.
+        await message.reply(
+            _("⏳ I am still answering your previous message. Wait for it or tap Stop.")
+        )
         return
     media: Voice | Audio | None = message.voice or message.audio
     assert media is not None

@@ -241,3 +241,26 @@ async def test_a_spoken_reply_that_cannot_be_delivered_is_given_back(
     async with harness.uow_factory() as uow:
         balance = await billing.get_balance(uow, user_id)
         assert (balance.reserved, await billing.check_consistency(uow, user_id)) == (0, True)
+
+
+async def test_a_voice_note_during_a_reply_is_not_transcribed(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    kit, user_id = await _ready(harness, person, "Kit")
+    await harness.client._call(
+        "POST",
+        "/providers/script",
+        json={"provider": "openai", "reply": "slow " * 40, "chunk_size": 5, "chunk_delay_ms": 100},
+    )
+    after = await harness.client.last_seq()
+    await harness.client.send_text(kit.id, "Take your time")
+    await harness.client.wait_for(
+        lambda e: e["type"] == "draft" and bool(e.get("text")), chat_id=kit.id, after=after
+    )
+    before = len(await _audio_requests(harness, "/openai/v1/audio/transcriptions"))
+    await harness.client.send_voice(kit.id, b"and another thing", duration=2)
+    await harness.client.wait_for(
+        _reply_to("still answering"), chat_id=kit.id, after=after, wait=15
+    )
+    assert len(await _audio_requests(harness, "/openai/v1/audio/transcriptions")) == before
+    assert await _voice_entries(harness, user_id, TRANSCRIPTION.id) == []
