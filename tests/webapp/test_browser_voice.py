@@ -161,3 +161,32 @@ async def test_without_voice_input_the_composer_has_no_microphone(
             await expect(page.get_by_test_id("read-aloud-toggle")).to_have_count(0)
         finally:
             await context.close()
+
+
+async def test_a_blocked_microphone_is_explained_and_nothing_is_sent(
+    stage: Stage, errors: list[str]
+) -> None:
+    # A browser that asks before opening the microphone, and is refused.
+    async with async_playwright() as playwright:
+        refusing = await playwright.chromium.launch(
+            executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--use-fake-device-for-media-stream"]
+        )
+        try:
+            eli = await stage.account("Eli", money=1_000)
+            context, page = await open_app(refusing, stage, eli, errors)
+            await expect(page.get_by_test_id("composer-input")).to_be_enabled()
+            await page.get_by_test_id("mic").click()
+            await expect(page.get_by_test_id("toast")).to_have_text(
+                "The microphone is blocked. Allow it in the browser to dictate."
+            )
+            await expect(page.get_by_test_id("mic")).to_have_attribute("aria-pressed", "false")
+            await screenshot(page, "voice-mic-blocked")
+            await context.close()
+        finally:
+            await refusing.close()
+    answer = await stage.http.get(f"{stage.sandbox.url}/sandbox/api/providers/requests")
+    assert not [
+        r
+        for r in answer.json()["requests"]
+        if (r["form"] or {}).get("model") == TERMS.provider_model
+    ]

@@ -27,8 +27,8 @@ function clock(seconds) {
 }
 
 // A microphone button, or null where voice input is not offered or the browser cannot record.
-// onText(text) gets each transcript; busy(on) tells the composer a recording is in progress.
-export function microphone({ onText, busy = () => {} }) {
+// onText(text) gets each transcript.
+export function microphone({ onText }) {
   const limit = settings.voice_limit_mb;
   if (!limit || !navigator.mediaDevices || !window.MediaRecorder) return null;
   const timer = el("span", { class: "mic-timer", testid: "mic-timer", hidden: true });
@@ -52,7 +52,6 @@ export function microphone({ onText, busy = () => {} }) {
     button.replaceChildren(icon(next === "recording" ? "stop" : "mic"));
     timer.hidden = next === "idle";
     if (next === "sending") timer.textContent = t("transcribing");
-    busy(next !== "idle");
   }
 
   function release() {
