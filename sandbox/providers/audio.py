@@ -18,6 +18,7 @@ from typing import Any
 from aiohttp import web
 
 from sandbox.providers.common import make_plan, read_json, record, state_of
+from sandbox.providers.openai import NO_KEY, bearer, error, fault_response
 from sandbox.providers.state import ProvidersState, Script
 
 MAX_AUDIO_BYTES = 25 * 1024 * 1024
@@ -72,9 +73,6 @@ def _heard(data: bytes) -> str:
 
 
 async def transcriptions(request: web.Request) -> web.StreamResponse:
-    # Imported here: the OpenAI fake's helpers answer faults the same way as for chats.
-    from sandbox.providers.openai import NO_KEY, bearer, error, fault_response
-
     if not request.content_type.startswith("multipart/"):
         record(request, "openai")
         return _error(400, "Could not parse multipart form")
@@ -135,8 +133,6 @@ def ogg_blob(text: str) -> bytes:
 
 
 async def speech(request: web.Request) -> web.StreamResponse:
-    from sandbox.providers.openai import NO_KEY, bearer, error, fault_response
-
     body = await read_json(request)
     record(request, "openai", body=body)
     key = bearer(request)

@@ -21,7 +21,6 @@ from typing import Any
 
 from aiohttp import web
 
-from sandbox.providers import audio
 from sandbox.providers.common import (
     Plan,
     cut,
@@ -683,6 +682,9 @@ async def sandbox_file(request: web.Request) -> web.StreamResponse:
 
 
 def setup_openai(app: web.Application) -> None:
+    # The audio endpoints reuse this module's errors and faults.
+    from sandbox.providers import audio
+
     async def openai_chat(request: web.Request) -> web.StreamResponse:
         return await chat_completions(request, "openai")
 

@@ -171,3 +171,33 @@ def test_a_long_reply_is_cut_to_what_the_speech_model_takes_at_a_sentence() -> N
     assert len(read) <= voice.MAX_SPEECH_CHARS
     assert read.endswith("on.")
     assert voice.speakable("```\ncode only\n```") == ""
+
+
+async def test_the_audio_fakes_refuse_what_openai_refuses(fake: Fake) -> None:
+    base = f"{fake.url}/openai/v1/audio"
+    auth = {"Authorization": "Bearer sk-sandbox-openai"}
+    no_key = await fake.http.post(f"{base}/speech", json={"model": "tts-1", "input": "hi"})
+    assert no_key.status_code == 401
+    cases = [
+        ({"model": "tts-1", "input": "hi", "voice": "robot"}, "voice"),
+        ({"model": "tts-1", "input": "x" * 4097, "voice": "alloy"}, "too long"),
+        ({"model": "tts-1", "input": "", "voice": "alloy"}, "input"),
+    ]
+    for body, said in cases:
+        refused = await fake.http.post(f"{base}/speech", json=body, headers=auth)
+        assert refused.status_code == 400 and said in refused.json()["error"]["message"]
+    no_file = await fake.http.post(
+        f"{base}/transcriptions",
+        data={"model": "whisper-1"},
+        files={"x": ("a", b"1")},
+        headers=auth,
+    )
+    assert no_file.status_code == 400
+    assert "'file' is a required property" in no_file.json()["error"]["message"]
+    heard = await fake.http.post(
+        f"{base}/transcriptions",
+        data={"model": "whisper-1"},
+        files={"file": ("v.ogg", "Привет".encode(), "audio/ogg")},
+        headers=auth,
+    )
+    assert heard.json() == {"text": "Привет", "usage": {"type": "duration", "seconds": 1}}
