@@ -10,6 +10,7 @@ from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Tariffs
 from core.services.videos import VideoTerms
+from core.services.voice import SpeechTerms, TranscriptionTerms
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,10 @@ class BotContext:
     secret: str = field(repr=False)
     image_models: tuple[ImageTerms, ...] = ()
     video_models: tuple[VideoTerms, ...] = ()
+    # Voice messages are transcribed with this model, and replies read aloud with that one
+    # (None: not offered).
+    transcription: TranscriptionTerms | None = None
+    speech: SpeechTerms | None = None
     admin_ids: frozenset[int] = frozenset()
     # Where support conversations go (a forum supergroup gives each user a topic).
     admin_chat_id: int | None = None

@@ -21,6 +21,7 @@ from bot.handlers import (
     privacy,
     start,
     support,
+    voice,
 )
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
 from core.i18n import DOMAIN, LOCALES_DIR
@@ -74,6 +75,7 @@ def create_dispatcher(
         presets.router,
         files.router,
         images.router,
+        voice.router,
         chat.router,
         fallback.router,
     )

@@ -2,8 +2,9 @@
 
 Read from a TOML file (``core/catalogue.toml`` by default) and validated at start-up: a bad file
 stops the process with an error naming the entry and the field. Prices are the provider's cost in
-integer kopecks (per 1 000 input or output tokens, per image, per second of video); the user's
-price adds ``markup_percent`` on top (see ``core.services.billing.price``).
+integer kopecks (per 1 000 input or output tokens, per image, per second of video, per minute of
+transcribed audio, per 1 000 characters read aloud); the user's price adds ``markup_percent`` on
+top (see ``core.services.billing.price``).
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from core.errors import NotFound
 from core.i18n import N_
-from core.providers.registry import CHAT_PROVIDERS, IMAGE_PROVIDERS, VIDEO_PROVIDERS
+from core.providers.registry import (
+    CHAT_PROVIDERS,
+    IMAGE_PROVIDERS,
+    SPEECH_PROVIDERS,
+    TRANSCRIPTION_PROVIDERS,
+    VIDEO_PROVIDERS,
+)
 
 DEFAULT_PATH = Path(__file__).with_name("catalogue.toml")
 
@@ -26,6 +33,9 @@ class ModelKind(StrEnum):
     TEXT = "text"
     IMAGE = "image"
     VIDEO = "video"
+    # Speech to text (voice messages) and text to speech (replies read aloud).
+    TRANSCRIPTION = "transcription"
+    SPEECH = "speech"
 
 
 class Capability(StrEnum):
@@ -38,14 +48,25 @@ PROVIDERS_BY_KIND = {
     ModelKind.TEXT: CHAT_PROVIDERS,
     ModelKind.IMAGE: IMAGE_PROVIDERS,
     ModelKind.VIDEO: VIDEO_PROVIDERS,
+    ModelKind.TRANSCRIPTION: TRANSCRIPTION_PROVIDERS,
+    ModelKind.SPEECH: SPEECH_PROVIDERS,
 }
 # Which price fields each kind needs; the others must stay unset.
 PRICES_BY_KIND = {
     ModelKind.TEXT: ("input_price_1k", "output_price_1k"),
     ModelKind.IMAGE: ("image_price",),
     ModelKind.VIDEO: ("second_price",),
+    ModelKind.TRANSCRIPTION: ("minute_price",),
+    ModelKind.SPEECH: ("chars_price_1k",),
 }
-ALL_PRICES = ("input_price_1k", "output_price_1k", "image_price", "second_price")
+ALL_PRICES = (
+    "input_price_1k",
+    "output_price_1k",
+    "image_price",
+    "second_price",
+    "minute_price",
+    "chars_price_1k",
+)
 
 
 class ModelUnavailable(NotFound):
@@ -73,6 +94,11 @@ class ModelEntry(BaseModel):
     output_price_1k: int | None = Field(default=None, ge=0)
     image_price: int | None = Field(default=None, ge=0)
     second_price: int | None = Field(default=None, ge=0)
+    # Per started minute of audio (transcription); per 1 000 characters of text (speech).
+    minute_price: int | None = Field(default=None, ge=0)
+    chars_price_1k: int | None = Field(default=None, ge=0)
+    # The provider's voice for speech models (OpenAI: alloy, nova, ...).
+    voice: str | None = Field(default=None, min_length=1, max_length=64)
     markup_percent: int = Field(default=0, ge=-100, le=1000)
     # Models of one free-tier class share a usage counter; None: no free use.
     free_tier: str | None = Field(default=None, pattern=r"^[a-z][a-z0-9_]{0,31}$")
@@ -98,13 +124,22 @@ class ModelEntry(BaseModel):
             raise ValueError("a text model needs context_window")
         if self.kind is not ModelKind.TEXT and self.capabilities:
             raise ValueError("capabilities apply to text models only")
+        if self.kind is not ModelKind.SPEECH and self.voice is not None:
+            raise ValueError("voice applies to speech models only")
         return self
 
     def has(self, capability: Capability) -> bool:
         return capability in self.capabilities
 
     def cost(
-        self, *, input_tokens: int = 0, output_tokens: int = 0, images: int = 0, seconds: int = 0
+        self,
+        *,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        images: int = 0,
+        seconds: int = 0,
+        minutes: int = 0,
+        characters: int = 0,
     ) -> int:
         """The provider's cost in kopecks, rounded up to a whole kopeck."""
         thousandths = (
@@ -112,6 +147,8 @@ class ModelEntry(BaseModel):
             + output_tokens * (self.output_price_1k or 0)
             + 1000 * images * (self.image_price or 0)
             + 1000 * seconds * (self.second_price or 0)
+            + 1000 * minutes * (self.minute_price or 0)
+            + characters * (self.chars_price_1k or 0)
         )
         return -(-thousandths // 1000)
 
@@ -122,6 +159,8 @@ class Defaults(BaseModel):
     text: str
     image: str | None = None
     video: str | None = None
+    transcription: str | None = None
+    speech: str | None = None
 
 
 class Catalogue(BaseModel):

@@ -32,9 +32,16 @@ from core.services.reconciliation import StarsSource
 from core.services.subscriptions import RenewalSwitch
 from core.services.tariffs import Plan, Tariffs
 from core.services.videos import VideoTerms
+from core.services.voice import SpeechTerms, TranscriptionTerms
 from netroom.backup import BackupPlan, scheduled_backup
 from netroom.backup import directory as backup_directory
-from netroom.models import image_models, model_menu, video_models
+from netroom.models import (
+    image_models,
+    model_menu,
+    speech_model,
+    transcription_model,
+    video_models,
+)
 from netroom.resources import Resources
 from webapp.keys import WebContext
 from worker.deps import Backup, JobDeps
@@ -136,6 +143,9 @@ class Deployment:
     models: ModelMenu
     image_models: tuple[ImageTerms, ...]
     video_models: tuple[VideoTerms, ...]
+    # Voice messages to text, and replies read aloud (None: not offered).
+    transcription: TranscriptionTerms | None
+    speech: SpeechTerms | None
     # The text models' display names by id (the web app shows them).
     model_names: Mapping[str, str]
     payment_terms: PaymentTerms
@@ -159,6 +169,8 @@ class Deployment:
             models=menu,
             image_models=image_models(catalogue, resources.providers, sandbox=sandbox),
             video_models=video_models(catalogue, resources.providers, sandbox=sandbox),
+            transcription=transcription_model(catalogue, resources.providers, sandbox=sandbox),
+            speech=speech_model(catalogue, resources.providers, sandbox=sandbox),
             model_names={m.id: e.name for m in menu.models if (e := catalogue.find(m.id))},
             payment_terms=payment_terms(settings),
             tariffs=tariffs(settings),
@@ -182,6 +194,8 @@ class Deployment:
             models=self.models,
             image_models=self.image_models,
             video_models=self.video_models,
+            transcription=self.transcription,
+            speech=self.speech,
             admin_ids=frozenset(s.bot.admin_ids),
             admin_chat_id=s.bot.admin_chat_id,
             file_limits=self.file_limits,
@@ -242,6 +256,8 @@ class Deployment:
             providers=r.providers,
             tariffs=self.tariffs,
             embedder=self.embedder,
+            transcription=self.transcription,
+            read_aloud_offered=self.speech is not None,
             stars_invoice_links=stars_invoice_links,
             subscription_renewals=subscription_renewals,
             bot_username_lookup=bot_username_lookup,

@@ -10,6 +10,7 @@ from core.providers.registry import ProviderRegistry
 from core.services.chat import ModelMenu, ModelTerms
 from core.services.images import ImageTerms
 from core.services.videos import VideoTerms
+from core.services.voice import SpeechTerms, TranscriptionTerms
 
 
 def terms(entry: ModelEntry) -> ModelTerms:
@@ -66,6 +67,50 @@ def video_models(
             markup_percent=e.markup_percent,
         )
         for e in entries
+    )
+
+
+def _voice_entry(
+    catalogue: Catalogue, providers: ProviderRegistry, kind: ModelKind
+) -> ModelEntry | None:
+    """The catalogue's default model of ``kind`` if its provider is reachable, else the first
+    enabled one that is."""
+    default = catalogue.default(kind)
+    if default is not None and providers.configured(default.provider):
+        return default
+    return next((e for e in catalogue.enabled(kind) if providers.configured(e.provider)), None)
+
+
+def transcription_model(
+    catalogue: Catalogue, providers: ProviderRegistry, *, sandbox: bool = False
+) -> TranscriptionTerms | None:
+    """The model voice messages are transcribed with (None: voice input is not offered)."""
+    e = _voice_entry(catalogue, providers, ModelKind.TRANSCRIPTION)
+    if e is None:
+        return None
+    return TranscriptionTerms(
+        id=e.id,
+        provider=e.provider,
+        provider_model=e.model,
+        minute_price=0 if sandbox else (e.minute_price or 0),
+        markup_percent=e.markup_percent,
+    )
+
+
+def speech_model(
+    catalogue: Catalogue, providers: ProviderRegistry, *, sandbox: bool = False
+) -> SpeechTerms | None:
+    """The model replies are read aloud with (None: reading aloud is not offered)."""
+    e = _voice_entry(catalogue, providers, ModelKind.SPEECH)
+    if e is None:
+        return None
+    return SpeechTerms(
+        id=e.id,
+        provider=e.provider,
+        provider_model=e.model,
+        voice=e.voice or "alloy",
+        chars_price_1k=0 if sandbox else (e.chars_price_1k or 0),
+        markup_percent=e.markup_percent,
     )
 
 

@@ -196,6 +196,64 @@ class SandboxClient:
         )
         return dict(await self._call("POST", f"/chats/{chat_id}/photos", json=body))
 
+    async def send_voice(
+        self,
+        chat_id: int,
+        content: bytes,
+        *,
+        duration: int,
+        mime_type: str = "audio/ogg",
+        caption: str | None = None,
+        from_user_id: int | None = None,
+        reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
+        bot_id: int | None = None,
+    ) -> dict[str, Any]:
+        """A voice note recorded in the chat (Telegram gives its duration in seconds)."""
+        body = {
+            "content_base64": base64.b64encode(content).decode(),
+            "duration": duration,
+            "mime_type": mime_type,
+            "caption": caption,
+        } | _given(
+            from_user_id=from_user_id,
+            reply_to_message_id=reply_to_message_id,
+            message_thread_id=message_thread_id,
+            bot_id=bot_id,
+        )
+        return dict(await self._call("POST", f"/chats/{chat_id}/voices", json=body))
+
+    async def send_audio(
+        self,
+        chat_id: int,
+        content: bytes,
+        *,
+        duration: int,
+        file_name: str = "audio.mp3",
+        mime_type: str = "audio/mpeg",
+        title: str | None = None,
+        caption: str | None = None,
+        from_user_id: int | None = None,
+        reply_to_message_id: int | None = None,
+        message_thread_id: int | None = None,
+        bot_id: int | None = None,
+    ) -> dict[str, Any]:
+        """An audio file sent to the chat."""
+        body = {
+            "content_base64": base64.b64encode(content).decode(),
+            "duration": duration,
+            "file_name": file_name,
+            "mime_type": mime_type,
+            "title": title,
+            "caption": caption,
+        } | _given(
+            from_user_id=from_user_id,
+            reply_to_message_id=reply_to_message_id,
+            message_thread_id=message_thread_id,
+            bot_id=bot_id,
+        )
+        return dict(await self._call("POST", f"/chats/{chat_id}/audios", json=body))
+
     async def edit_message(
         self,
         chat_id: int,

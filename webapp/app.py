@@ -23,6 +23,7 @@ from webapp.routes import (
     payments,
     privacy,
     sharing,
+    voice,
 )
 
 log = logging.getLogger(__name__)
@@ -52,4 +53,5 @@ def create_app(context: WebContext) -> web.Application:
     chat_api.setup(app)
     openapi.setup(app)
     sharing.setup(app)
+    voice.setup(app)
     return app

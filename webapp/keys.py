@@ -25,6 +25,7 @@ from core.services.files import Embedder, FileLimits
 from core.services.payments import InvoiceLinks, PaymentTerms
 from core.services.subscriptions import RenewalSwitch
 from core.services.tariffs import Tariffs
+from core.services.voice import TranscriptionTerms
 from db.engine import UnitOfWorkFactory
 
 
@@ -78,6 +79,10 @@ class WebContext:
     providers: ProviderRegistry | None = None
     tariffs: Tariffs | None = None
     embedder: Embedder | None = None
+    # The microphone in the chat: recordings transcribed with this model (None: not offered).
+    transcription: TranscriptionTerms | None = None
+    # The bot reads replies aloud for users who ask (the setting is shown only then).
+    read_aloud_offered: bool = False
     # Telegram Stars top-ups from the Mini App: invoice links made by the bot (None: not offered).
     stars_invoice_links: InvoiceLinks | None = None
     # Cancelling and resuming subscription renewals from the web app: told to Telegram by the

@@ -227,6 +227,7 @@ SCHEMAS: dict[str, Schema] = {
             "web_search": _b(),
             "history_enabled": _b(),
             "marketing_opt_in": _b(),
+            "read_aloud": _b("Replies also come as voice messages in the bot."),
         }
     ),
 }
@@ -495,6 +496,38 @@ ROUTES: dict[tuple[str, str], Op] = {
             201: ("Stored.", _ref("File"), JSON),
             200: ("The same content was stored before.", _ref("File"), JSON),
         },
+    ),
+    ("POST", "/api/transcriptions"): Op(
+        "Transcribe a recording from the chat's microphone into text for the composer",
+        body=_obj(
+            {
+                "file": _s(
+                    "The recording (WebM, Ogg, MP4 or any audio), at most 20 MB.", format="binary"
+                ),
+                "duration": _i("Its length in whole seconds, as the browser measured it."),
+            },
+            optional=("duration",),
+        ),
+        body_type="multipart/form-data",
+        responses={
+            **_ok(
+                _obj(
+                    {
+                        "text": _s("What was said; empty when no words were heard."),
+                        "minutes": _i("Started minutes billed."),
+                        "charged_kopecks": KOPECKS,
+                    }
+                )
+            ),
+            402: ("Not enough money for the transcription.", _ref("Error"), JSON),
+            404: ("Voice input is not offered here.", _ref("Error"), JSON),
+            415: ("Not an audio recording.", _ref("Error"), JSON),
+        },
+        description=(
+            "Billed per started minute: the longer of `duration` and the length the model "
+            "billed. An `Idempotency-Key` header names the recording, so a retried upload is "
+            "charged once. The audio is not stored."
+        ),
     ),
     ("GET", "/api/files/{file_id}"): Op("One of the user's documents", responses=_ok(_ref("File"))),
     ("DELETE", "/api/files/{file_id}"): Op("Delete a document", responses=NO_CONTENT),

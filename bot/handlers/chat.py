@@ -21,6 +21,7 @@ from bot.callbacks import MenuCallback, ModelCallback, SettingCallback, StopCall
 from bot.context import BotContext
 from bot.handlers.images import draw
 from bot.rendering import html_to_plain
+from bot.speech import Speaker
 from bot.streaming import Outcome, Relay
 from bot.texts import money
 from core.dto import UserDTO
@@ -51,7 +52,7 @@ def model_keyboard(menu: chat.ModelMenu, current: str, language: str) -> InlineK
     return builder.as_markup()
 
 
-def settings_keyboard(prefs: chat.ChatPrefs) -> InlineKeyboardMarkup:
+def settings_keyboard(prefs: chat.ChatPrefs, *, speech: bool = False) -> InlineKeyboardMarkup:
     def mark(on: bool) -> str:
         return "✅" if on else "▫️"
 
@@ -68,6 +69,11 @@ def settings_keyboard(prefs: chat.ChatPrefs) -> InlineKeyboardMarkup:
         text=f"{mark(prefs.image_mode)} " + _("Image mode: messages draw pictures"),
         callback_data=SettingCallback(name="image_mode"),
     )
+    if speech:
+        builder.button(
+            text=f"{mark(prefs.read_aloud)} " + _("Read replies aloud (voice messages)"),
+            callback_data=SettingCallback(name="read_aloud"),
+        )
     builder.button(
         text=f"{mark(prefs.history_enabled)} " + _("Keep chat history (14 days)"),
         callback_data=SettingCallback(name="history_enabled"),
@@ -122,14 +128,22 @@ async def on_model(
 
 
 @router.message(Command("settings"))
-async def show_settings(message: Message, uow: UnitOfWork, user: UserDTO) -> None:
+async def show_settings(message: Message, uow: UnitOfWork, user: UserDTO, ctx: BotContext) -> None:
     prefs = await chat.get_prefs(uow, user.id)
-    await message.answer(_("⚙️ Chat settings:"), reply_markup=settings_keyboard(prefs))
+    await message.answer(
+        _("⚙️ Chat settings:"),
+        reply_markup=settings_keyboard(prefs, speech=ctx.speech is not None),
+    )
 
 
 @router.callback_query(SettingCallback.filter())
 async def on_setting(
-    query: CallbackQuery, callback_data: SettingCallback, bot: Bot, uow: UnitOfWork, user: UserDTO
+    query: CallbackQuery,
+    callback_data: SettingCallback,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
 ) -> None:
     prefs = await chat.get_prefs(uow, user.id)
     if callback_data.name == "clear":
@@ -154,7 +168,7 @@ async def on_setting(
         await bot.edit_message_reply_markup(
             chat_id=query.from_user.id,
             message_id=query.message.message_id,
-            reply_markup=settings_keyboard(updated),
+            reply_markup=settings_keyboard(updated, speech=ctx.speech is not None),
         )
 
 
@@ -265,7 +279,18 @@ async def _answer_once(
     if not ctx.models.models:
         await message.reply(_("No models are set up on this server yet."))
         return
-    sink = BotSink(message, bot, ctx, user)
+    speaker = None
+    if ctx.speech is not None and user.features.get("read_aloud"):
+        speaker = Speaker(
+            message,
+            bot,
+            ctx,
+            user_id=user.id,
+            redis=redis,
+            providers=providers,
+            uow_factory=uow_factory,
+        )
+    sink = BotSink(message, bot, ctx, user, speaker=speaker)
     try:
         await turns.run_turn(
             uow,
@@ -296,8 +321,18 @@ class BotSink:
     """A turn in a Telegram chat: drafts or edits while it streams (``Relay``), the final
     message, and a note for a Stop, a failure or a cut."""
 
-    def __init__(self, message: Message, bot: Bot, ctx: BotContext, user: UserDTO) -> None:
+    def __init__(
+        self,
+        message: Message,
+        bot: Bot,
+        ctx: BotContext,
+        user: UserDTO,
+        *,
+        speaker: Speaker | None = None,
+    ) -> None:
         self.message = message
+        # Reads a complete reply aloud afterwards (the user's "Read replies aloud").
+        self.speaker = speaker
         self.bot = bot
         self.ctx = ctx
         self.user = user
@@ -395,6 +430,8 @@ class BotSink:
             await _report(self.message, delivery.error, delivered=bool(delivery.text))
         elif delivery.status == "stopped":
             await self.message.answer(_("⏹ Stopped. You pay only for what was written."))
+        elif self.speaker is not None and delivery.status == "complete" and delivery.text:
+            await self.speaker(delivery.text, key=f"{turn.key}:speech")
 
 
 async def _report(message: Message, error: DomainError, *, delivered: bool) -> None:

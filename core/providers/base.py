@@ -212,3 +212,54 @@ class VideoProvider(Protocol):
     async def poll_video(self, job_id: str) -> VideoJob: ...
 
     async def download_video(self, job_id: str) -> VideoContent: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptionRequest:
+    model: str
+    data: bytes
+    mime: str
+    filename: str = "voice.ogg"
+    # An ISO-639-1 hint; None lets the model tell.
+    language: str | None = None
+
+    def __repr__(self) -> str:
+        # Audio bytes would flood logs and tracebacks.
+        return (
+            f"TranscriptionRequest(model={self.model!r}, mime={self.mime!r}, size={len(self.data)})"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Transcript:
+    text: str
+    # The audio's length as the provider billed it, when it says.
+    seconds: int | None = None
+
+
+class TranscriptionProvider(Protocol):
+    name: str
+
+    async def transcribe(self, request: TranscriptionRequest) -> Transcript: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SpeechRequest:
+    model: str
+    text: str
+    voice: str
+
+
+@dataclass(frozen=True, slots=True)
+class Speech:
+    data: bytes
+    mime: str
+
+    def __repr__(self) -> str:
+        return f"Speech(mime={self.mime!r}, size={len(self.data)})"
+
+
+class SpeechProvider(Protocol):
+    name: str
+
+    async def speak(self, request: SpeechRequest) -> Speech: ...

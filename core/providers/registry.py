@@ -8,11 +8,18 @@ from typing import Any
 import httpx
 
 from core.providers.anthropic import AnthropicProvider
-from core.providers.base import ChatProvider, ImageProvider, VideoProvider
+from core.providers.base import (
+    ChatProvider,
+    ImageProvider,
+    SpeechProvider,
+    TranscriptionProvider,
+    VideoProvider,
+)
 from core.providers.embeddings import OpenAIEmbeddings
 from core.providers.errors import ProviderNotConfigured
 from core.providers.gemini import GeminiProvider
 from core.providers.http import DEFAULT_TIMEOUT, RetryPolicy
+from core.providers.openai_audio import OpenAIAudioProvider
 from core.providers.openai_compat import Dialect, OpenAICompatProvider
 from core.providers.openai_images import OpenAIImageProvider
 from core.providers.openai_video import OpenAIVideoProvider
@@ -23,6 +30,9 @@ from core.providers.stability import StabilityProvider
 CHAT_PROVIDERS = frozenset({"openai", "anthropic", "google", "mistral", "deepseek", "openrouter"})
 IMAGE_PROVIDERS = frozenset({"openai", "stability"})
 VIDEO_PROVIDERS = frozenset({"video"})
+# OpenAI's /audio endpoints (any OpenAI-compatible server behind the openai base URL).
+TRANSCRIPTION_PROVIDERS = frozenset({"openai"})
+SPEECH_PROVIDERS = frozenset({"openai"})
 _DIALECTS: dict[str, Dialect] = {
     "openai": "openai",
     "mistral": "mistral",
@@ -66,6 +76,18 @@ class ProviderRegistry:
         if provider not in VIDEO_PROVIDERS:
             raise ProviderNotConfigured(f"{provider} has no video adapter", provider=provider)
         return self._build("video", provider, self._video)
+
+    def transcription(self, provider: str = "openai") -> TranscriptionProvider:
+        if provider not in TRANSCRIPTION_PROVIDERS:
+            raise ProviderNotConfigured(
+                f"{provider} has no transcription adapter", provider=provider
+            )
+        return self._build("audio", provider, self._audio)
+
+    def speech(self, provider: str = "openai") -> SpeechProvider:
+        if provider not in SPEECH_PROVIDERS:
+            raise ProviderNotConfigured(f"{provider} has no speech adapter", provider=provider)
+        return self._build("audio", provider, self._audio)
 
     def embeddings(
         self, provider: str = "openai", *, model: str, dimensions: int
@@ -113,6 +135,9 @@ class ProviderRegistry:
         if provider == "stability":
             return StabilityProvider(self._client, **common)
         return OpenAIImageProvider(self._client, **common)
+
+    def _audio(self, provider: str, settings: ProviderSettings) -> OpenAIAudioProvider:
+        return OpenAIAudioProvider(self._client, **self._common(provider, settings))
 
     def _video(self, provider: str, settings: ProviderSettings) -> VideoProvider:
         return OpenAIVideoProvider(self._client, **self._common(provider, settings))

@@ -341,6 +341,8 @@ class AccountSettings:
     web_search: bool
     history_enabled: bool
     marketing_opt_in: bool
+    # Replies also come as voice messages in the bot.
+    read_aloud: bool = False
 
 
 def _settings(user: User) -> AccountSettings:
@@ -352,6 +354,7 @@ def _settings(user: User) -> AccountSettings:
         web_search=bool(features.get("web_search", False)),
         history_enabled=user.history_enabled,
         marketing_opt_in=user.marketing_opt_in,
+        read_aloud=bool(features.get("read_aloud", False)),
     )
 
 
@@ -382,6 +385,7 @@ async def update_settings(
     web_search: bool | None = None,
     history_enabled: bool | None = None,
     marketing_opt_in: bool | None = None,
+    read_aloud: bool | None = None,
 ) -> AccountSettings:
     """Change any of the settings in one transaction; what is not given stays. Turning history
     off clears what is stored, exactly as the bot's switch does."""
@@ -401,7 +405,11 @@ async def update_settings(
         fields["marketing_opt_in"] = marketing_opt_in
     features = {
         name: value
-        for name, value in (("reasoning", reasoning), ("web_search", web_search))
+        for name, value in (
+            ("reasoning", reasoning),
+            ("web_search", web_search),
+            ("read_aloud", read_aloud),
+        )
         if value is not None
     }
     if features:

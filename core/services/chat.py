@@ -50,6 +50,8 @@ class ChatPrefs:
     history_enabled: bool
     # Text messages become image prompts.
     image_mode: bool = False
+    # Replies are also sent as voice messages (read aloud by the speech model, billed).
+    read_aloud: bool = False
 
 
 def estimate_tokens(text: str) -> int:
@@ -76,6 +78,7 @@ def prefs_from(features: dict[str, Any], *, history_enabled: bool) -> ChatPrefs:
         web_search=bool(f.get("web_search", False)),
         history_enabled=history_enabled,
         image_mode=bool(f.get("image_mode", False)),
+        read_aloud=bool(f.get("read_aloud", False)),
     )
 
 
@@ -92,8 +95,17 @@ async def get_prefs(uow: UnitOfWork, user_id: int) -> ChatPrefs:
 
 
 async def set_prefs(uow: UnitOfWork, user_id: int, **changes: object) -> ChatPrefs:
-    """Change chat preferences: model, reasoning, web_search, preset_id, conversation_id."""
-    allowed = {"model", "reasoning", "web_search", "preset_id", "conversation_id", "image_mode"}
+    """Change chat preferences: model, reasoning, web_search, preset_id, conversation_id,
+    image_mode, read_aloud."""
+    allowed = {
+        "model",
+        "reasoning",
+        "web_search",
+        "preset_id",
+        "conversation_id",
+        "image_mode",
+        "read_aloud",
+    }
     if not set(changes) <= allowed:
         raise InvalidInput(f"unknown preferences {set(changes) - allowed}")
     async with uow.transaction():

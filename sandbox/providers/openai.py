@@ -1,5 +1,5 @@
 """Chat Completions as OpenAI, Mistral and OpenAI-compatible servers stream it, and OpenAI's
-image, video and embeddings endpoints.
+image, video, embeddings and audio (``sandbox.providers.audio``) endpoints.
 
 Flavours: ``openai`` (usage in a last chunk with empty choices when ``stream_options.
 include_usage``; reasoning counted but never streamed; ``obfuscation`` padding), ``mistral``
@@ -682,6 +682,9 @@ async def sandbox_file(request: web.Request) -> web.StreamResponse:
 
 
 def setup_openai(app: web.Application) -> None:
+    # The audio endpoints reuse this module's errors and faults.
+    from sandbox.providers import audio
+
     async def openai_chat(request: web.Request) -> web.StreamResponse:
         return await chat_completions(request, "openai")
 
@@ -700,3 +703,5 @@ def setup_openai(app: web.Application) -> None:
     app.router.add_get("/openai/v1/videos/{video_id}", retrieve_video)
     app.router.add_get("/openai/v1/videos/{video_id}/content", video_content)
     app.router.add_get("/sandbox/api/providers/files/{name}", sandbox_file)
+    app.router.add_post("/openai/v1/audio/transcriptions", audio.transcriptions)
+    app.router.add_post("/openai/v1/audio/speech", audio.speech)

@@ -649,6 +649,16 @@ async def get_chat_menu_button(world: World, bot: Bot, params: Params) -> Any:
     return bot.default_menu_button
 
 
+def _voice_mime(content: bytes) -> str | None:
+    if content.startswith(b"OggS"):
+        return "audio/ogg"
+    if content.startswith(b"ID3") or content[:2] in (b"\xff\xfb", b"\xff\xf3", b"\xff\xf2"):
+        return "audio/mpeg"
+    if content[4:8] == b"ftyp":
+        return "audio/mp4"
+    return None
+
+
 async def _send_file(
     world: World,
     bot: Bot,
@@ -706,7 +716,8 @@ async def _send_file(
             info["height"] = _int(params, "height") or 720
         if field_name == "voice":
             info.pop("file_name")
-            info["mime_type"] = stored.mime_type or "audio/ogg"
+            # Telegram tells a voice note's format from its bytes, not from the upload's type.
+            info["mime_type"] = _voice_mime(stored.content) or stored.mime_type or "audio/ogg"
     message = world.new_message(
         chat,
         bot.as_user(),

@@ -19,7 +19,10 @@ All routes are JSON under ``/sandbox/api``:
 - ``POST /chats/{chat_id}/messages`` ``{from_user_id?, text, reply_to_message_id?,
   message_thread_id?, bot_id?}`` → 201 ``{message, update_id}``; ``.../documents``
   ``{from_user_id?, file_name, mime_type, content_base64, caption?, ...}`` and ``.../photos``
-  ``{from_user_id?, content_base64, caption?, ...}`` take the same reply and thread fields. In
+  ``{from_user_id?, content_base64, caption?, ...}``, ``.../voices`` ``{from_user_id?,
+  content_base64, duration, mime_type?, caption?, ...}`` (a voice note) and ``.../audios``
+  ``{from_user_id?, content_base64, duration, file_name?, mime_type?, title?, performer?,
+  caption?, ...}`` (an audio file) take the same reply and thread fields. In
   a forum a message goes to the topic ``message_thread_id`` (or to the replied message's one).
 - ``POST /chats/{chat_id}/messages/{message_id}/edit`` ``{text? | caption?, from_user_id?,
   bot_id?}`` → ``{message, update_id}``: the person edits their message; the bot gets
@@ -483,6 +486,54 @@ async def send_photo(request: web.Request) -> web.Response:
     return _deliver_message(world, chat, body, photo=sizes, caption=body.get("caption") or None)
 
 
+def _duration(body: dict[str, Any]) -> int:
+    duration = _optional_int(body, "duration")
+    if duration is None or duration < 0:
+        raise ControlError("duration (whole seconds) is required")
+    return duration
+
+
+@guarded
+async def send_voice(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    chat = _chat(world, request)
+    body = await _body(request)
+    content = _content(body)
+    mime = str(body.get("mime_type") or "audio/ogg")
+    stored = world.store_file(content, "voice", mime, None)
+    voice = {
+        "file_id": stored.file_id,
+        "file_unique_id": stored.file_unique_id,
+        "duration": _duration(body),
+        "mime_type": mime,
+        "file_size": len(content),
+    }
+    return _deliver_message(world, chat, body, voice=voice, caption=body.get("caption") or None)
+
+
+@guarded
+async def send_audio(request: web.Request) -> web.Response:
+    world = request.app[WORLD]
+    chat = _chat(world, request)
+    body = await _body(request)
+    content = _content(body)
+    name = str(body.get("file_name") or "audio.mp3")
+    mime = str(body.get("mime_type") or "audio/mpeg")
+    stored = world.store_file(content, "music", mime, name)
+    audio: dict[str, Any] = {
+        "file_id": stored.file_id,
+        "file_unique_id": stored.file_unique_id,
+        "duration": _duration(body),
+        "file_name": name,
+        "mime_type": mime,
+        "file_size": len(content),
+    }
+    for field in ("title", "performer"):
+        if body.get(field):
+            audio[field] = str(body[field])
+    return _deliver_message(world, chat, body, audio=audio, caption=body.get("caption") or None)
+
+
 @guarded
 async def tap_callback(request: web.Request) -> web.Response:
     world = request.app[WORLD]
@@ -696,6 +747,8 @@ def setup_control(app: web.Application) -> None:
     r.add_post("/sandbox/api/chats/{chat_id}/forwards", forward_message)
     r.add_post("/sandbox/api/chats/{chat_id}/documents", send_document)
     r.add_post("/sandbox/api/chats/{chat_id}/photos", send_photo)
+    r.add_post("/sandbox/api/chats/{chat_id}/voices", send_voice)
+    r.add_post("/sandbox/api/chats/{chat_id}/audios", send_audio)
     r.add_post("/sandbox/api/chats/{chat_id}/callbacks", tap_callback)
     r.add_get("/sandbox/api/chats/{chat_id}", transcript)
     r.add_get("/sandbox/api/files/{file_id}", download_file)

@@ -33,6 +33,7 @@ from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Plan, Tariffs
 from core.services.videos import VideoTerms
+from core.services.voice import SpeechTerms, TranscriptionTerms
 from db.engine import UnitOfWorkFactory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
 from sandbox.app import SandboxServer, start_sandbox
@@ -74,6 +75,13 @@ MODELS = ModelMenu(
     ),
     default_id="sandbox-gpt",
 )
+# Voice: 100 kopecks per started minute heard, 1 000 kopecks per 1 000 characters read aloud.
+TRANSCRIPTION = TranscriptionTerms(
+    "sandbox-transcribe", "openai", "whisper-sandbox", minute_price=100, markup_percent=0
+)
+SPEECH = SpeechTerms(
+    "sandbox-tts", "openai", "tts-sandbox", voice="alloy", chars_price_1k=1000, markup_percent=0
+)
 PLUS = Plan("plus", stars=100, free_tier={"basic": 3}, discount_percent=10)
 TARIFFS = Tariffs(free_limits={"basic": 1}, timezone="Europe/Moscow", plans=(PLUS,))
 YOOKASSA_SHOP = ("bot-test-shop", "bot-test-shop-secret")
@@ -114,6 +122,8 @@ async def harness(
         models=MODELS,
         video_models=(VideoTerms("sandbox-video", "video", "sora-2", second_price=100),),
         image_models=(ImageTerms("sandbox-image", "openai", "gpt-image-sandbox", image_price=500),),
+        transcription=TRANSCRIPTION,
+        speech=SPEECH,
         secret="bot-test-secret",
         tariffs=TARIFFS,
         yookassa=None,

@@ -132,6 +132,16 @@ async def test_run_on_a_bare_machine_starts_everything_and_stops_on_sigterm(
             wait=30,
         )
         assert "Hello, model" in reply["message"]["text"]
+        # A voice note is transcribed by the catalogue's transcription model and answered.
+        after = await client.last_seq()
+        await client.send_voice(user["id"], b"Hello by voice", duration=2)
+        heard = await client.wait_for(
+            lambda e: e["type"] == "bot_message" and "🎙" in (e["message"]["text"] or ""),
+            chat_id=user["id"],
+            after=after,
+            wait=30,
+        )
+        assert heard["message"]["text"] == "🎙 Hello by voice"
     async with httpx.AsyncClient() as http:
         # The demo's web sign-up mails its confirmation link to the sandbox's mailbox, and
         # Google sign-in goes to the sandbox's Google.

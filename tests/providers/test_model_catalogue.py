@@ -89,6 +89,8 @@ def test_cost_is_in_kopecks_rounded_up() -> None:
     assert text.cost() == 0
     assert catalogue.get("stable-image-core").cost(images=2) == 600
     assert catalogue.get("sora-2").cost(seconds=8) == 8000
+    assert catalogue.get("whisper-1").cost(minutes=2) == 120  # 60 kopecks a minute
+    assert catalogue.get("tts-1").cost(characters=1001) == 151  # 150 per 1 000, rounded up
 
 
 @pytest.mark.parametrize(
@@ -115,6 +117,16 @@ def test_cost_is_in_kopecks_rounded_up() -> None:
             "model id 'twice' appears more than once",
         ),
         (
+            '[[models]]\nid = "ears"\nprovider = "openai"\nmodel = "m"\nname = "M"\n'
+            'kind = "transcription"\nchars_price_1k = 5\n',
+            "models[0] ('ears'): Value error, a transcription model needs minute_price",
+        ),
+        (
+            '[[models]]\nid = "ears"\nprovider = "openai"\nmodel = "m"\nname = "M"\n'
+            'kind = "transcription"\nminute_price = 5\nvoice = "alloy"\n',
+            "models[0] ('ears'): Value error, voice applies to speech models only",
+        ),
+        (
             GOOD_TEXT.format(id="typo") + "capabilites = []\n",
             "models[0] ('typo').capabilites: Extra inputs are not permitted",
         ),
@@ -132,6 +144,8 @@ def test_cost_is_in_kopecks_rounded_up() -> None:
         "wrong-provider",
         "bad-number",
         "duplicate",
+        "transcription-price",
+        "voice-not-for-transcription",
         "unknown-field",
         "unknown-capability",
         "bad-id",

@@ -435,6 +435,7 @@ async def test_settings_are_read_and_changed_together(env: Env) -> None:
             "web_search": False,
             "history_enabled": True,
             "marketing_opt_in": False,
+            "read_aloud": False,
         },
     )
     change = {
@@ -443,12 +444,13 @@ async def test_settings_are_read_and_changed_together(env: Env) -> None:
         "reasoning": True,
         "web_search": True,
         "marketing_opt_in": True,
+        "read_aloud": True,
     }
     status, data = await env.call(ann, "PATCH", "/api/settings", change)
     assert (status, data) == (200, {**change, "history_enabled": True})
     async with env.factory() as uow:
         prefs = await chat.get_prefs(uow, ann.id)
-        assert (prefs.reasoning, prefs.web_search) == (True, True)
+        assert (prefs.reasoning, prefs.web_search, prefs.read_aloud) == (True, True, True)
 
 
 async def test_turning_history_off_clears_the_stored_chats(env: Env) -> None:

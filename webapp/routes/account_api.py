@@ -15,7 +15,7 @@ another user's preset answers 404 exactly like one that never existed.
 - ``GET /api/referrals`` → ``{code, bot_link, app_link, level1, level2, earned_kopecks,
   percents}``.
 - ``GET /api/settings``, ``PATCH /api/settings`` ``{language?, theme?, reasoning?,
-  web_search?, history_enabled?, marketing_opt_in?}`` → the settings.
+  web_search?, history_enabled?, marketing_opt_in?, read_aloud?}`` → the settings.
 - ``POST /api/payments/stars`` ``{stars}`` → 201 ``{invoice_link}``.
 - ``POST /api/subscription`` ``{plan}`` → 201 ``{invoice_link}``; ``PATCH /api/subscription``
   ``{renews}`` → the plan, as in the balance.
@@ -47,6 +47,7 @@ SETTINGS = {
     "web_search": bool,
     "history_enabled": bool,
     "marketing_opt_in": bool,
+    "read_aloud": bool,
 }
 TRANSACTIONS_PAGE = 20
 MEDIA_PAGE = 24
@@ -436,6 +437,7 @@ def _settings(s: accounts.AccountSettings) -> dict[str, object]:
         "web_search": s.web_search,
         "history_enabled": s.history_enabled,
         "marketing_opt_in": s.marketing_opt_in,
+        "read_aloud": s.read_aloud,
     }
 
 

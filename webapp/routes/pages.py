@@ -8,6 +8,7 @@ from pathlib import Path
 
 from aiohttp import web
 
+from core.services import voice
 from webapp.headers import app_csp
 from webapp.i18n import app_texts, render_page, request_language
 from webapp.keys import CONTEXT
@@ -75,6 +76,14 @@ async def show_mini_app(request: web.Request) -> web.Response:
             if ctx.media_store is not None and ctx.jobs is not None
             else None
         ),
+        # The chat's microphone: recordings are transcribed here (None: not offered).
+        "voice_limit_mb": (
+            voice.MAX_AUDIO_BYTES // (1024 * 1024)
+            if ctx.transcription is not None and ctx.providers is not None
+            else None
+        ),
+        # The "Read replies aloud" setting (the bot's voice replies).
+        "read_aloud": ctx.read_aloud_offered,
         # The page names no other site; the script makes the link to the bot.
         "bot_username": await ctx.resolved_bot_username(),
     }

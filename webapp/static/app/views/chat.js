@@ -2,12 +2,14 @@
 // composer. Replies stream from POST /api/chat (Server-Sent Events read with fetch and a
 // ReadableStream); Stop asks the server to end the reply, which then arrives as "stopped".
 // Documents attached to a chat (the paperclip, or dropped on it) are uploaded, linked to the
-// conversation and read on the server; their passages then answer in that chat.
+// conversation and read on the server; their passages then answer in that chat. The microphone
+// (voice.js) turns a recording into text in the composer.
 
 import { ApiError, api, request } from "../api.js";
 import { render } from "../markdown.js";
 import { showShareLink } from "../share.js";
 import { button, confirmAction, copyWithToast, el, empty, errorBox, icon, iconButton, money, settings, shortWhen, spinner, t, toast } from "../ui.js";
+import { microphone } from "../voice.js";
 
 // Server-Sent Events from a fetch body: {event, data} with data parsed as JSON.
 async function* events(body) {
@@ -91,7 +93,15 @@ export function mount(root, params, app) {
   const attachButton = uploadLimit ? iconButton("paperclip", t("attach_document"), { class: "attach-btn", testid: "attach" }) : null;
   const tray = el("div", { class: "attachments", testid: "attachments", hidden: true });
   const note = el("p", { class: "composer-note", testid: "composer-note", text: t("composer_note") });
-  const composer = el("form", { class: "composer", testid: "composer" }, tray, el("div", { class: "composer-box" }, attachButton, input, sendButton, stopButton), note, uploadLimit ? fileInput : null);
+  // The microphone puts what was said into the composer, to read and send.
+  const mic = microphone({
+    onText: (text) => {
+      input.value = input.value.trim() ? `${input.value.trimEnd()} ${text}` : text;
+      autosize();
+      input.focus();
+    },
+  });
+  const composer = el("form", { class: "composer", testid: "composer" }, tray, el("div", { class: "composer-box" }, attachButton, input, mic && mic.node, sendButton, stopButton), note, uploadLimit ? fileInput : null);
   const pane = el(
     "section",
     { class: "chat-pane" },
@@ -690,5 +700,6 @@ export function mount(root, params, app) {
   return () => {
     state.alive = false;
     if (state.streaming) state.streaming.controller.abort();
+    if (mic) mic.cancel();
   };
 }

@@ -1,7 +1,7 @@
 // Settings: language, theme, chat features, history storage, news.
 
 import { api } from "../api.js";
-import { button, card, confirmAction, el, errorBox, icon, sectionTitle, segmented, spinner, t, toast, toggle } from "../ui.js";
+import { button, card, confirmAction, el, errorBox, icon, sectionTitle, segmented, settings, spinner, t, toast, toggle } from "../ui.js";
 
 export function mount(root, params, app) {
   let alive = true;
@@ -99,6 +99,7 @@ export function mount(root, params, app) {
         sectionTitle(t("chat_settings")),
         toggle({ label: t("show_reasoning"), hint: t("show_reasoning_hint"), checked: current.reasoning, testid: "reasoning-toggle", onchange: (on, input) => change({ reasoning: on }, input) }),
         toggle({ label: t("web_search"), hint: t("web_search_hint"), checked: current.web_search, testid: "web-search-toggle", onchange: (on, input) => change({ web_search: on }, input) }),
+        settings.read_aloud && toggle({ label: t("read_aloud"), hint: t("read_aloud_hint"), checked: current.read_aloud, testid: "read-aloud-toggle", onchange: (on, input) => change({ read_aloud: on }, input) }),
       ),
       card(sectionTitle(t("privacy_settings")), history, toggle({ label: t("news"), hint: t("news_hint"), checked: current.marketing_opt_in, testid: "news-toggle", onchange: (on, input) => change({ marketing_opt_in: on }, input) })),
       ...account,
