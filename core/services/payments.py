@@ -339,6 +339,16 @@ class ReferralEarning:
     language: str
     amount: int
     level: int
+    # The ledger entry: which earning this is, for telling it once.
+    entry_id: int = 0
+    recorded_at: datetime | None = None
+
+    @property
+    def once_key(self) -> str:
+        """Names this earning uniquely, even across a database restored or recreated under
+        the same Redis."""
+        stamp = self.recorded_at.timestamp() if self.recorded_at is not None else 0
+        return f"{self.entry_id}:{stamp:.6f}"
 
 
 async def earnings_from_payment(uow: UnitOfWork, payment_id: int) -> list[ReferralEarning]:
@@ -352,6 +362,8 @@ async def earnings_from_payment(uow: UnitOfWork, payment_id: int) -> list[Referr
                 User.language,
                 LedgerEntry.amount,
                 LedgerEntry.idempotency_key,
+                LedgerEntry.id,
+                LedgerEntry.created_at,
             )
             .join(User, User.id == LedgerEntry.user_id)
             .where(LedgerEntry.idempotency_key.in_(keys))
@@ -366,6 +378,8 @@ async def earnings_from_payment(uow: UnitOfWork, payment_id: int) -> list[Referr
             row.language,
             row.amount,
             int(row.idempotency_key.rsplit(":", 1)[1]),
+            row.id,
+            row.created_at,
         )
         for row in rows
     ]

@@ -31,7 +31,7 @@ async def notify_top_up(deps: JobDeps, user_id: int, credited: int) -> bool:
     return True
 
 
-REFERRAL_TOLD_KEY = "netroom:referral-told:{payment_id}"
+REFERRAL_TOLD_KEY = "netroom:referral-told:{earning}"
 REFERRAL_TOLD_TTL = 7 * 86400
 
 
@@ -47,7 +47,7 @@ async def notify_referral_earnings(deps: JobDeps, payment_id: int) -> int:
         if earning.telegram_id is None or earning.amount <= 0:
             continue
         if deps.redis is not None:
-            key = REFERRAL_TOLD_KEY.format(payment_id=f"{payment_id}:{earning.level}")
+            key = REFERRAL_TOLD_KEY.format(earning=earning.once_key)
             if not await deps.redis.set(key, 1, nx=True, ex=REFERRAL_TOLD_TTL):
                 continue
         try:
