@@ -66,6 +66,38 @@ async def _register_sandbox_bot(sandbox_url: str, token: str) -> None:
         response.raise_for_status()
 
 
+SANDBOX_OPERATOR = "netroom_operator"
+SANDBOX_SUPPORT_DESK = "NetRoom support"
+
+
+async def _sandbox_support(settings: Settings, sandbox_url: str) -> Settings:
+    """Support in the demo, unless admins are configured: a sandbox person "Operator" is the
+    admin, and a forum "NetRoom support" (the bot an administrator) is the admin chat, where
+    each user's questions get a topic. Found again after a restart (the sandbox keeps them)."""
+    from sandbox.client import SandboxClient
+
+    if settings.bot.admin_ids or settings.bot.admin_chat_id is not None:
+        return settings
+    async with SandboxClient(sandbox_url) as client:
+        operator = next(
+            (u for u in await client.users() if u.get("username") == SANDBOX_OPERATOR), None
+        ) or await client.create_user("Operator", username=SANDBOX_OPERATOR, language_code="en")
+        desk = next(
+            (
+                g
+                for g in await client.groups()
+                if g.get("title") == SANDBOX_SUPPORT_DESK and g.get("is_forum")
+            ),
+            None,
+        ) or await client.create_forum(
+            SANDBOX_SUPPORT_DESK, [operator["id"]], owner_id=operator["id"]
+        )
+    bot = settings.bot.model_copy(
+        update={"admin_ids": [int(operator["id"])], "admin_chat_id": int(desk["id"])}
+    )
+    return settings.model_copy(update={"bot": bot})
+
+
 async def _sandbox_yookassa(settings: Settings, sandbox_url: str) -> Settings:
     """Card top-ups in the demo: a shop in the sandbox's YooKassa, notifying this web app."""
     from webapp.routes.payments import NOTIFICATION_PATH
@@ -146,7 +178,12 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
         if settings.bot.token is not None:
             link = BotLink(settings.bot.token.get_secret_value(), settings.bot.api_base)
         elif with_sandbox:
-            server = await start_sandbox(settings.sandbox.host, settings.sandbox.port)
+            # Its people and chats are kept beside NetRoom's data, which remembers them too.
+            server = await start_sandbox(
+                settings.sandbox.host,
+                settings.sandbox.port,
+                state_dir=settings.data_dir / "sandbox",
+            )
             stack.push_async_callback(server.stop)
             sandbox_url = server.url
             token = sandbox_token(settings.data_dir)
@@ -155,6 +192,7 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
             if not settings.yookassa.enabled:
                 settings = await _sandbox_yookassa(settings, sandbox_url)
             settings = await _sandbox_sign_in(settings, sandbox_url)
+            settings = await _sandbox_support(settings, sandbox_url)
         providers = settings.providers
         use_fakes = sandbox_url is not None and not providers.any_configured
         if sandbox_url is not None and use_fakes:
@@ -387,7 +425,8 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
 
     host = args.host or settings.sandbox.host
     port = args.port or settings.sandbox.port
-    sandbox_main(["--host", host, "--port", str(port)])
+    state = str(settings.data_dir / "sandbox")
+    sandbox_main(["--host", host, "--port", str(port), "--state-dir", state])
     return 0
 
 

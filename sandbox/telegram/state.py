@@ -324,6 +324,23 @@ class World:
         bot.last_active = time.monotonic()
         return bot
 
+    def add_bot(self, bot: Bot) -> None:
+        """A bot known before (restored from disk), with fresh flood-control budgets."""
+        self._init_bot(bot)
+        self.bots[bot.id] = bot
+
+    def next_ids(self) -> dict[str, int]:
+        return {
+            "user": self._next_user_id,
+            "group": self._next_group_id,
+            "supergroup": self._next_supergroup_id,
+        }
+
+    def set_next_ids(self, ids: dict[str, int]) -> None:
+        self._next_user_id = int(ids["user"])
+        self._next_group_id = int(ids["group"])
+        self._next_supergroup_id = int(ids["supergroup"])
+
     def _init_bot(self, bot: Bot) -> None:
         o = self.options
         bot.global_bucket = Bucket(o.global_burst, o.global_rate)

@@ -142,6 +142,28 @@ async def test_run_on_a_bare_machine_starts_everything_and_stops_on_sigterm(
             wait=30,
         )
         assert heard["message"]["text"] == "🎙 Hello by voice"
+        # Support works out of the box: the demo's operator and its forum get the question.
+        after = await client.last_seq()
+        await client.send_text(user["id"], "/support")
+        await client.wait_for(
+            lambda e: e["type"] == "bot_message" and "Write your question" in e["message"]["text"],
+            chat_id=user["id"],
+            after=after,
+            wait=20,
+        )
+        await client.send_text(user["id"], "Where is my invoice?")
+        [desk] = [g for g in await client.groups() if g["title"] == "NetRoom support"]
+        operator = next(u for u in await client.users() if u["username"] == "netroom_operator")
+        assert desk["is_forum"] and operator["id"] in desk["member_ids"]
+        await client.wait_for(
+            lambda e: (
+                e["type"] == "bot_message"
+                and "Where is my invoice?" in (e["message"].get("text") or "")
+            ),
+            chat_id=desk["id"],
+            after=after,
+            wait=20,
+        )
     async with httpx.AsyncClient() as http:
         # The demo's web sign-up mails its confirmation link to the sandbox's mailbox, and
         # Google sign-in goes to the sandbox's Google.
@@ -175,6 +197,30 @@ async def test_run_on_a_bare_machine_starts_everything_and_stops_on_sigterm(
     ]
     assert not opened
     assert any(data.rglob("*.rdb")) and (data / "sandbox-bot-token").exists()
+
+    # Started again: the sandbox remembers its people, as NetRoom remembers their accounts.
+    again = await spawn(  # type: ignore[operator]
+        ["run"],
+        {
+            "DATA_DIR": str(tmp_path / "data"),
+            "WEB__PORT": str(web_port),
+            "WEB__PUBLIC_URL": f"http://127.0.0.1:{web_port}",
+            "SANDBOX__PORT": str(sandbox_port),
+        },
+        tmp_path,
+    )
+    await again.wait_for_line(r"Telegram sandbox: (http://\S+)")
+    async with SandboxClient(sandbox_url) as client:
+        assert user["id"] in {u["id"] for u in await client.users()}
+        assert [g["title"] for g in await client.groups()] == ["NetRoom support"]
+        after = await client.last_seq()
+        await client.send_text(user["id"], "/balance")
+        balance = await client.wait_for(
+            lambda e: e["type"] == "bot_message", chat_id=user["id"], after=after, wait=20
+        )
+        # A known account: no consent asked again.
+        assert "privacy policy" not in balance["message"]["text"]
+    assert await again.stop() == 0
 
 
 async def test_web_in_webhook_mode_receives_updates_with_the_secret_only(
