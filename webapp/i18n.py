@@ -185,6 +185,9 @@ APP_TEXTS: dict[str, str] = {
     "open_chat": N_("Open the chat"),
     "media_pending": N_("Being made…"),
     "media_failed": N_("Could not be made"),
+    "delete_media_title": N_("Delete this picture or video?"),
+    "delete_media_text": N_("Its link stops working. This cannot be undone."),
+    "media_deleted": N_("Deleted."),
     # balance
     "held": N_("Held for requests in progress: {amount}"),
     "bonus_next": N_("🎁 Your next top-up gets a {percent}% bonus."),

@@ -610,6 +610,10 @@ ROUTES: dict[tuple[str, str], Op] = {
         query=PAGE,
         responses=_ok(_obj({"media": _list(_ref("Media")), "next_before": _null(_i())})),
     ),
+    ("DELETE", "/api/media/{media_id}"): Op(
+        "Delete a generated image or video (the record and the file)",
+        responses={**NO_CONTENT, 400: ("A video still being made.", None, JSON)},
+    ),
     ("GET", "/api/settings"): Op("Account settings", responses=_ok(_ref("Settings"))),
     ("PATCH", "/api/settings"): Op(
         "Change some account settings",
