@@ -278,10 +278,11 @@ APP_TEXTS: dict[str, str] = {
     "your_data": N_("Your data"),
     "export_text": N_(
         "Download everything NetRoom holds about you: account, chats, payments, files. "
-        "One export an hour."
+        "Each format once an hour."
     ),
     "export_json": N_("JSON file"),
     "export_zip": N_("CSV tables (ZIP)"),
+    "export_html": N_("Chats as a web page (HTML)"),
     "export_ready": N_("The download has started."),
     "shared_links": N_("Shared links"),
     "shared_links_text": N_("Chats and presets you shared. A revoked link stops working at once."),

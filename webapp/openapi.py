@@ -468,11 +468,18 @@ ROUTES: dict[tuple[str, str], Op] = {
     ),
     # --- privacy and documents
     ("GET", "/api/privacy/export"): Op(
-        "Download everything held about the account (once an hour)",
-        query=(("format", _s(enum=["json", "zip"]), "json by default."),),
+        "Download everything held about the account, or the chats as a page (each format "
+        "once an hour)",
+        query=(
+            (
+                "format",
+                _s(enum=["json", "zip", "html"]),
+                "json by default; html: a readable transcript of the chats.",
+            ),
+        ),
         responses={
             200: ("An attachment.", {"type": "string", "format": "binary"}, "application/zip"),
-            429: ("Exported less than an hour ago.", _ref("Error"), JSON),
+            429: ("This format was exported less than an hour ago.", _ref("Error"), JSON),
         },
     ),
     ("POST", "/api/privacy/delete"): Op(

@@ -83,13 +83,21 @@ async def env(
         await client_broker.shutdown()
 
 
-async def test_export_downloads_everything_once_an_hour(env: Env) -> None:
+async def test_export_downloads_everything_once_an_hour_in_each_format(env: Env) -> None:
     headers = await env.user()
     response = await env.client.get("/api/privacy/export?format=json", headers=headers)
     assert response.status == 200
     assert "attachment" in response.headers["Content-Disposition"]
     document = json.loads(await response.read())
     assert "account" in json.dumps(document)
+    # The second format right after the first is given, not refused.
+    tables = await env.client.get("/api/privacy/export?format=zip", headers=headers)
+    assert tables.status == 200
+    page = await env.client.get("/api/privacy/export?format=html", headers=headers)
+    assert page.status == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert 'filename="netroom-chats.html"' in page.headers["Content-Disposition"]
+    assert (await page.text()).startswith("<!doctype html>")
     again = await env.client.get("/api/privacy/export?format=zip", headers=headers)
     assert again.status == 429
     anonymous = await env.client.get("/api/privacy/export")
