@@ -62,7 +62,9 @@ def _media_view(
             title = f'<a href="{escape(_media_link(ctx, m.storage_key))}">{escape(prompt)}</a>'
         else:
             title = escape(prompt)
-        state = {"pending": " · " + _("being made"), "failed": " · " + _("failed")}.get(m.status, "")
+        state = {"pending": " · " + _("being made"), "failed": " · " + _("failed")}.get(
+            m.status, ""
+        )
         lines.append(f"{number}. {mark} {title} · {when}{state}")
         # One still being made is settled first (its hold, the job watching it).
         if m.status != "pending":

@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import select, update
 
 from core.dto import ClientInfo
-from core.media import LocalMediaStore
 from core.errors import NotFound
+from core.media import LocalMediaStore
 from core.services import images, retention, sessions, turns
 from db.models import Media, Session, SignupAttribution, User
 from db.uow import UnitOfWork
@@ -149,7 +149,9 @@ async def test_generated_pictures_stay_past_fourteen_days_until_their_owner_dele
     with pytest.raises(NotFound):
         await images.delete_media(uow, store, user_id=other.id, media_id=ids[0])
     await images.delete_media(uow, store, user_id=user.id, media_id=ids[0])
-    left = list(await uow.session.scalars(select(Media.storage_key).where(Media.user_id == user.id)))
+    left = list(
+        await uow.session.scalars(select(Media.storage_key).where(Media.user_id == user.id))
+    )
     assert left == [keys[1]]
     with pytest.raises(FileNotFoundError):
         await store.load(keys[0])
