@@ -89,6 +89,7 @@ APP_TEXTS: dict[str, str] = {
     "share": N_("Share"),
     "copy": N_("Copy"),
     "copied": N_("Copied."),
+    "copy_code": N_("Copy the code"),
     "copy_failed": N_("Could not copy. Select the text and copy it by hand."),
     "open": N_("Open"),
     "done": N_("Done"),
