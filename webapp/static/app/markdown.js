@@ -265,8 +265,8 @@ function spans(scan, start, end) {
           continue;
         }
       }
-      // An escaped dollar is a dollar, shown as written.
-      p += next === "$" ? 2 : 1;
+      // "\[", "\(" and "\$" that open nothing are escapes: no link, no math, shown as written.
+      p += next === "$" || next === "[" || next === "(" ? 2 : 1;
       continue;
     }
     if (c === "[") {
@@ -358,6 +358,7 @@ const SEP_CELL = /^:?-+:?$/;
 // How every block but a paragraph or a table starts; a line that does not is a paragraph's.
 const BLOCK_START = /^\s*[-`~#>*+_\d$\\]/;
 const MATH_OPEN = /^\s{0,3}(\$\$|\\\[)/;
+const MATH_LEAD = /^\s*[$\\]/;
 
 // A fence line: its marker and language, or null.
 function fenceOf(line) {
@@ -474,9 +475,9 @@ function codeBlock(body, lang) {
 // Whether a line starts a block that ends a paragraph.
 function startsBlock(line, quotes, lines, i, closers) {
   if (!BLOCK_START.test(line)) return false;
+  if (MATH_LEAD.test(line)) return Boolean(displayMathAt(lines, i, closers));
   return Boolean(
     fenceOf(line) ||
-      displayMathAt(lines, i, closers) ||
       headingOf(line) ||
       (quotes && QUOTE.test(line)) ||
       BULLET.test(line) ||
