@@ -161,7 +161,7 @@ async def test_a_picture_is_deleted_from_the_gallery_with_its_file(
 
 
 async def test_the_chats_download_as_a_page_right_after_another_format(
-    browser: Browser, stage: Stage, errors: list[str]
+    browser: Browser, stage: Stage, errors: list[str], tmp_path: Path
 ) -> None:
     ada = await stage.account("Ada", language="ru", money=50_000)
     await stage.script("gpt-4o", reply="Ответ <b>без</b> разметки & $x^2$.")
@@ -181,11 +181,18 @@ async def test_the_chats_download_as_a_page_right_after_another_format(
             await transcript.click()
         download = await second.value
         assert download.suggested_filename == "netroom-chats.html"
-        saved = await download.path()
+        saved = tmp_path / download.suggested_filename
+        await download.save_as(saved)
         page_text = await asyncio.to_thread(saved.read_text, encoding="utf-8")
         assert '<html lang="ru">' in page_text and ">Вы · " in page_text
         assert "Привет &lt;script&gt;" in page_text
         assert "Ответ &lt;b&gt;без&lt;/b&gt; разметки &amp; $x^2$." in page_text
         assert "<script" not in page_text
+        # Opened on its own, the saved page reads as a transcript.
+        await page.goto(saved.as_uri())
+        await expect(page.locator("h1")).to_have_text("NetRoom: ваши чаты")
+        await expect(page.locator("article.msg")).to_have_count(2)
+        await expect(page.locator("article.msg.user .text")).to_have_text("Привет <script>")
+        await screenshot(page, "phone-chats-transcript-ru")
     finally:
         await context.close()
