@@ -193,17 +193,20 @@ class MediaStillPending(InvalidInput):
 
 
 async def delete_media(uow: UnitOfWork, store: MediaStore, *, user_id: int, media_id: int) -> None:
-    """The user's own picture or video: the record, then the file. One still being made is
-    refused: its hold and the job watching it settle it first."""
+    """The user's own picture or video: the file, then the record. One still being made is
+    refused: its hold and the job watching it settle it first.
+
+    The file goes first because its link (``/media/<key>``) is served from the store alone: a
+    crash between the two steps leaves a record without a file, which the user can delete
+    again, never a file whose link still opens after the user deleted it."""
     row = await uow.session.get(Media, media_id)
     if row is None or row.user_id != user_id:
         raise NotFound(f"media {media_id} of user {user_id}")
     if row.status == "pending":
         raise MediaStillPending(f"media {media_id}")
     key = row.storage_key
-    await uow.session.execute(delete(Media).where(Media.id == media_id))
-    await uow.commit()
-    # After the commit: a crash between the two leaves a file no record points to, never a
-    # record whose file is gone.
+    await uow.end_read()
     if key:
         await store.delete(key)
+    await uow.session.execute(delete(Media).where(Media.id == media_id, Media.user_id == user_id))
+    await uow.commit()

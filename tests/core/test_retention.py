@@ -156,3 +156,35 @@ async def test_generated_pictures_stay_past_fourteen_days_until_their_owner_dele
     with pytest.raises(FileNotFoundError):
         await store.load(keys[0])
     assert await store.load(keys[1])
+
+
+class _StoreThatCannotDelete(LocalMediaStore):
+    """A media store whose disk refuses deletes for a while (read-only, full, gone)."""
+
+    async def delete(self, key: str) -> None:
+        raise OSError("read-only file system")
+
+
+async def test_a_picture_whose_file_cannot_be_removed_stays_listed_to_delete_again(
+    uow: UnitOfWork, tmp_path: Path
+) -> None:
+    user = (await register(uow)).user
+    store = LocalMediaStore(tmp_path)
+    key = await store.save(b"\x89PNG picture", "image/png")
+    media = Media(
+        user_id=user.id, kind="image", prompt="a fox", model_id="m", status="ready", storage_key=key
+    )
+    uow.session.add(media)
+    await uow.session.flush()
+    media_id = media.id
+    await uow.commit()
+    with pytest.raises(OSError):
+        await images.delete_media(
+            uow, _StoreThatCannotDelete(tmp_path), user_id=user.id, media_id=media_id
+        )
+    # Nothing says it is gone while its link still opens: it is still there to delete again.
+    assert [m.id for m in await images.list_media(uow, user.id)] == [media_id]
+    await images.delete_media(uow, store, user_id=user.id, media_id=media_id)
+    assert await images.list_media(uow, user.id) == []
+    with pytest.raises(FileNotFoundError):
+        await store.load(key)
