@@ -152,6 +152,8 @@ async def test_a_picture_is_deleted_from_the_gallery_with_its_file(
         # Another, from the viewer, after a cancel that keeps it.
         _, second_key, _ = rows[1]
         await page.locator(f'[data-testid="media"][data-id="{rows[1][0]}"]').click()
+        await expect(page.get_by_test_id("media-viewer")).to_be_visible()
+        await screenshot(page, f"{'phone' if phone else 'desktop'}-gallery-viewer-{language}")
         await page.get_by_test_id("viewer-delete").click()
         await page.get_by_test_id("dialog-cancel").click()
         await expect(tiles).to_have_count(4)
