@@ -25,6 +25,7 @@ COMMANDS = (
     ("files", N_("Your documents")),
     ("image", N_("Draw a picture")),
     ("video", N_("Make a short video")),
+    ("media", N_("Your pictures and videos")),
     ("start", N_("Start and main menu")),
     ("menu", N_("Main menu")),
     ("balance", N_("Balance and top-up")),

@@ -2,9 +2,12 @@
 without breaking formatting, and drafts of a reply still streaming in.
 
 Markdown is parsed with markdown-it-py (CommonMark plus GFM tables and strikethrough); raw HTML a
-model writes is shown as text. Every character the model wrote is escaped; only the tags below
-are emitted, always balanced: b, i, s, code, pre, a, blockquote. Links keep only http, https and
-mailto targets; any other becomes its plain text.
+model writes is shown as text. TeX math (bot.tex): inline math as readable Unicode where it can
+be, else as code exactly as written; display math exactly as written in a code block. A
+backslash is dropped only where it hides Markdown (a backslash-star), never anywhere else.
+Every character the model wrote is escaped; only the tags below are emitted, always balanced:
+b, i, s, code, pre, a, blockquote. Links keep only http, https and mailto targets; any other
+becomes its plain text.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ from dataclasses import dataclass
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
+from bot.tex import math_plugin, to_unicode
+
 LIMIT = 4096
 # Links a model writes keep only these schemes: tg:// and the like would act inside Telegram
 # (join a chat, open a bot, start a payment) at a tap on text the model chose.
@@ -24,7 +29,21 @@ SAFE_LINK = re.compile(r"^(https?|mailto):", re.IGNORECASE)
 TAG_OR_TEXT = re.compile(r"<[^>]*>|[^<]+")
 FENCE = re.compile(r"^ {0,3}(`{3,}|~{3,})", re.MULTILINE)
 
-_md = MarkdownIt("commonmark", {"html": False, "linkify": False}).enable(["table", "strikethrough"])
+_md = (
+    MarkdownIt("commonmark", {"html": False, "linkify": False})
+    .enable(["table", "strikethrough"])
+    .use(math_plugin)
+)
+MATH_LINE = re.compile(r"^ {0,3}(\$\$|\\\[|\\\])[ \t]*$", re.MULTILINE)
+
+
+def _display_math(tex: str) -> str:
+    return f'<pre><code class="language-latex">{_esc(tex.strip(chr(10)))}</code></pre>'
+
+
+def _inline_math(tex: str) -> str:
+    shown = to_unicode(tex)
+    return _esc(shown) if shown is not None else f"<code>{_esc(tex)}</code>"
 
 
 def utf16_len(text: str) -> int:
@@ -59,6 +78,10 @@ def _inline(children: Sequence[Token]) -> str:
             out.append("\n")
         elif kind == "code_inline":
             out.append(f"<code>{_esc(tok.content)}</code>")
+        elif kind == "math_inline":
+            out.append(_inline_math(tok.content))
+        elif kind == "math_inline_display":
+            out.append(_display_math(tok.content))
         elif kind == "strong_open":
             out.append("<b>")
         elif kind == "strong_close":
@@ -143,7 +166,13 @@ def render_markdown(text: str) -> str:
                 blocks.append(body)
             i += 3
             continue
-        if kind in ("fence", "code_block"):
+        if kind == "math_block":
+            if lists and pending_prefix:
+                blocks.append("  " * (len(lists) - 1) + pending_prefix + _display_math(tok.content))
+                pending_prefix = ""
+            else:
+                blocks.append(_display_math(tok.content))
+        elif kind in ("fence", "code_block"):
             language = (tok.info or "").strip().split(" ")[0]
             code = _esc(tok.content.rstrip("\n"))
             if language:
@@ -196,6 +225,13 @@ def render_draft(partial: str) -> str:
     fences = FENCE.findall(partial)
     if len(fences) % 2 == 1:
         partial = partial.rstrip("`~ ") + "\n" + fences[-1]
+    else:
+        # Display math still coming in shows as it will end up, not as prose.
+        marks = MATH_LINE.findall(partial)
+        if marks.count("$$") % 2 == 1:
+            partial += "\n$$"
+        elif marks.count("\\[") > marks.count("\\]"):
+            partial += "\n\\]"
     rendered = render_markdown(partial)
     return tail(rendered)
 

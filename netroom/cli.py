@@ -271,16 +271,13 @@ def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
     """Apply every retention period once, now (the scheduler does it every few minutes)."""
     from core.clock import utcnow
-    from core.media import LocalMediaStore
     from core.services import retention
 
     async def run(url: str) -> retention.Purged:
         engine = create_engine(url, pool_size=1, max_overflow=0)
         try:
             async with UnitOfWorkFactory.for_engine(engine)() as uow:
-                return await retention.purge_expired(
-                    uow, now=utcnow(), store=LocalMediaStore(settings.data_dir / "media")
-                )
+                return await retention.purge_expired(uow, now=utcnow())
         finally:
             await engine.dispose()
 
@@ -289,8 +286,9 @@ def cmd_retention(settings: Settings, args: argparse.Namespace) -> int:
     print(
         f"removed {purged.messages} messages and {purged.conversations} conversations, "
         f"scrubbed {purged.technical_rows} rows of technical data, "
-        f"dropped {purged.privacy_log} log entries older than 90 days, "
-        f"{purged.sessions} ended sessions and {purged.media} generated pictures and videos"
+        f"dropped {purged.privacy_log} log entries older than 90 days "
+        f"and {purged.sessions} ended sessions (generated pictures and videos stay until "
+        f"their owner deletes them)"
     )
     return 0
 

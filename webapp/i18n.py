@@ -91,6 +91,7 @@ APP_TEXTS: dict[str, str] = {
     "share": N_("Share"),
     "copy": N_("Copy"),
     "copied": N_("Copied."),
+    "copy_code": N_("Copy the code"),
     "copy_failed": N_("Could not copy. Select the text and copy it by hand."),
     "open": N_("Open"),
     "done": N_("Done"),
@@ -194,6 +195,9 @@ APP_TEXTS: dict[str, str] = {
     "open_chat": N_("Open the chat"),
     "media_pending": N_("Being made…"),
     "media_failed": N_("Could not be made"),
+    "delete_media_title": N_("Delete this picture or video?"),
+    "delete_media_text": N_("Its link stops working. This cannot be undone."),
+    "media_deleted": N_("Deleted."),
     # balance
     "held": N_("Held for requests in progress: {amount}"),
     "bonus_next": N_("🎁 Your next top-up gets a {percent}% bonus."),
@@ -288,10 +292,11 @@ APP_TEXTS: dict[str, str] = {
     "your_data": N_("Your data"),
     "export_text": N_(
         "Download everything NetRoom holds about you: account, chats, payments, files. "
-        "One export an hour."
+        "Each format once an hour."
     ),
     "export_json": N_("JSON file"),
     "export_zip": N_("CSV tables (ZIP)"),
+    "export_html": N_("Chats as a web page (HTML)"),
     "export_ready": N_("The download has started."),
     "shared_links": N_("Shared links"),
     "shared_links_text": N_("Chats and presets you shared. A revoked link stops working at once."),

@@ -469,11 +469,18 @@ ROUTES: dict[tuple[str, str], Op] = {
     ),
     # --- privacy and documents
     ("GET", "/api/privacy/export"): Op(
-        "Download everything held about the account (once an hour)",
-        query=(("format", _s(enum=["json", "zip"]), "json by default."),),
+        "Download everything held about the account, or the chats as a page (each format "
+        "once an hour)",
+        query=(
+            (
+                "format",
+                _s(enum=["json", "zip", "html"]),
+                "json by default; html: a readable transcript of the chats.",
+            ),
+        ),
         responses={
             200: ("An attachment.", {"type": "string", "format": "binary"}, "application/zip"),
-            429: ("Exported less than an hour ago.", _ref("Error"), JSON),
+            429: ("This format was exported less than an hour ago.", _ref("Error"), JSON),
         },
     ),
     ("POST", "/api/privacy/delete"): Op(
@@ -642,6 +649,10 @@ ROUTES: dict[tuple[str, str], Op] = {
         "Generated images and videos, newest first",
         query=PAGE,
         responses=_ok(_obj({"media": _list(_ref("Media")), "next_before": _null(_i())})),
+    ),
+    ("DELETE", "/api/media/{media_id}"): Op(
+        "Delete a generated image or video (the record and the file)",
+        responses={**NO_CONTENT, 400: ("A video still being made.", None, JSON)},
     ),
     ("GET", "/api/settings"): Op("Account settings", responses=_ok(_ref("Settings"))),
     ("PATCH", "/api/settings"): Op(

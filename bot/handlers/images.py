@@ -1,14 +1,24 @@
-"""Image generation from the bot: /image <prompt>."""
+"""Pictures and videos from the bot: /image <prompt>, /video <prompt>, and /media to see the
+newest and delete any of them (they stay until the user deletes them or the account)."""
 
 from __future__ import annotations
 
 import logging
+from html import escape
 
 from aiogram import Bot, Router
 from aiogram.enums import ChatAction
 from aiogram.filters import Command, CommandObject
-from aiogram.types import BufferedInputFile, Message
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import (
+    BufferedInputFile,
+    CallbackQuery,
+    InlineKeyboardMarkup,
+    LinkPreviewOptions,
+    Message,
+)
 from aiogram.utils.i18n import gettext as _
+from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import BotContext
 from bot.texts import money
@@ -21,6 +31,78 @@ from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 router = Router(name="images")
+# How many of the newest the bot lists; the web gallery pages through all of them.
+MEDIA_LISTED = 10
+PROMPT_SHOWN = 60
+NO_PREVIEW = LinkPreviewOptions(is_disabled=True)
+
+
+class MediaCallback(CallbackData, prefix="media"):
+    # delete
+    action: str
+    id: int
+
+
+def _media_link(ctx: BotContext, key: str) -> str:
+    return f"{ctx.web_app_url.rstrip('/').removesuffix('/app')}/media/{key}"
+
+
+def _media_view(
+    found: list[images.MediaDTO], ctx: BotContext
+) -> tuple[str, InlineKeyboardMarkup | None]:
+    if not found:
+        return _("You have no pictures or videos yet. Try /image a fox in the snow."), None
+    lines = [_("🖼 <b>Your pictures and videos</b>, newest first:"), ""]
+    builder = InlineKeyboardBuilder()
+    for number, m in enumerate(found, start=1):
+        mark = "🎬" if m.kind == "video" else "🎨"
+        prompt = m.prompt if len(m.prompt) <= PROMPT_SHOWN else m.prompt[: PROMPT_SHOWN - 1] + "…"
+        when = m.created_at.strftime("%Y-%m-%d")
+        if m.storage_key:
+            title = f'<a href="{escape(_media_link(ctx, m.storage_key))}">{escape(prompt)}</a>'
+        else:
+            title = escape(prompt)
+        state = {"pending": " · " + _("being made"), "failed": " · " + _("failed")}.get(
+            m.status, ""
+        )
+        lines.append(f"{number}. {mark} {title} · {when}{state}")
+        # One still being made is settled first (its hold, the job watching it).
+        if m.status != "pending":
+            builder.button(
+                text=_("🗑 {number}").format(number=number),
+                callback_data=MediaCallback(action="delete", id=m.id),
+            )
+    builder.adjust(5)
+    return "\n".join(lines), builder.as_markup()
+
+
+@router.message(Command("media"))
+async def show_media(message: Message, uow: UnitOfWork, user: UserDTO, ctx: BotContext) -> None:
+    found = await images.list_media(uow, user.id, limit=MEDIA_LISTED)
+    text, markup = _media_view(found, ctx)
+    await message.answer(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
+
+
+@router.callback_query(MediaCallback.filter())
+async def on_media_action(
+    query: CallbackQuery,
+    callback_data: MediaCallback,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
+    media_store: MediaStore,
+) -> None:
+    await images.delete_media(uow, media_store, user_id=user.id, media_id=callback_data.id)
+    await query.answer(_("Deleted. Its link no longer opens."))
+    found = await images.list_media(uow, user.id, limit=MEDIA_LISTED)
+    text, markup = _media_view(found, ctx)
+    if isinstance(query.message, Message):
+        await query.message.edit_text(text, reply_markup=markup, link_preview_options=NO_PREVIEW)
+    else:
+        await bot.send_message(
+            query.from_user.id, text, reply_markup=markup, link_preview_options=NO_PREVIEW
+        )
 
 
 @router.message(Command("image"))
@@ -66,8 +148,7 @@ async def draw(
     caption = _("🎨 {model}").format(model=model.id)
     if picture.charged:
         caption += " · " + money(picture.charged, user.language)
-    base = ctx.web_app_url.rstrip("/").removesuffix("/app")
-    link = f"{base}/media/{picture.storage_key}"
+    link = _media_link(ctx, picture.storage_key)
     caption += f"\n{link}"
     await message.answer_photo(
         BufferedInputFile(picture.data, filename=f"netroom-{picture.media_id}.{extension}"),

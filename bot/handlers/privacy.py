@@ -30,6 +30,8 @@ async def show_export(message: Message) -> None:
     builder = InlineKeyboardBuilder()
     builder.button(text="JSON", callback_data=ExportCallback(fmt="json"))
     builder.button(text=_("CSV tables (ZIP)"), callback_data=ExportCallback(fmt="zip"))
+    builder.button(text=_("Chats as a web page (HTML)"), callback_data=ExportCallback(fmt="html"))
+    builder.adjust(2, 1)
     await message.answer(
         _("📦 Get a copy of everything NetRoom holds about you. Choose the format:"),
         reply_markup=builder.as_markup(),
@@ -45,7 +47,14 @@ async def on_export(
     user: UserDTO,
     ctx: BotContext,
 ) -> None:
-    export = await privacy.export_user(uow, user.id, fmt=callback_data.fmt, now=ctx.clock())
+    export = await privacy.export_user(
+        uow,
+        user.id,
+        fmt=callback_data.fmt,
+        now=ctx.clock(),
+        translate=_,
+        language=user.language,
+    )
     await query.answer()
     with export.data:
         content = export.data.read()

@@ -7,9 +7,9 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import delete, select, update
 
-from core.errors import InvalidInput
+from core.errors import InvalidInput, NotFound
 from core.i18n import N_
 from core.media import MediaStore
 from core.providers.base import ImageProvider, ImageRequest
@@ -185,3 +185,28 @@ async def list_media(
     ]
     await uow.end_read()
     return found
+
+
+class MediaStillPending(InvalidInput):
+    code = "media_pending"
+    msgid = N_("This video is still being made. You can delete it once it is ready.")
+
+
+async def delete_media(uow: UnitOfWork, store: MediaStore, *, user_id: int, media_id: int) -> None:
+    """The user's own picture or video: the file, then the record. One still being made is
+    refused: its hold and the job watching it settle it first.
+
+    The file goes first because its link (``/media/<key>``) is served from the store alone: a
+    crash between the two steps leaves a record without a file, which the user can delete
+    again, never a file whose link still opens after the user deleted it."""
+    row = await uow.session.get(Media, media_id)
+    if row is None or row.user_id != user_id:
+        raise NotFound(f"media {media_id} of user {user_id}")
+    if row.status == "pending":
+        raise MediaStillPending(f"media {media_id}")
+    key = row.storage_key
+    await uow.end_read()
+    if key:
+        await store.delete(key)
+    await uow.session.execute(delete(Media).where(Media.id == media_id, Media.user_id == user_id))
+    await uow.commit()

@@ -3,6 +3,11 @@
 ``EXPORTED`` and ``NOT_EXPORTED`` together name every column of every table that refers to a
 user; a test driven by the schema fails when a new column has no decision. The export streams
 rows from the database into a spooled file, so memory stays bounded however large the history.
+
+Three formats: one pretty-printed JSON document (amounts named for their unit, such as
+``amount_kopecks``), a ZIP of CSV tables, and a readable HTML transcript of the chats (a
+self-contained page: every user and model text escaped, no scripts, nothing loaded from
+elsewhere). Each format may be asked for once an hour.
 """
 
 from __future__ import annotations
@@ -10,12 +15,14 @@ from __future__ import annotations
 import csv
 import hashlib
 import hmac
+import html
 import io
 import json
 import secrets
 import tempfile
+import textwrap
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -390,14 +397,51 @@ NOT_EXPORTED: dict[str, dict[str, str]] = {
     },
 }
 
+# Money columns under the name of their unit, in the JSON and CSV alike: (table, column) → name.
+UNIT_NAMES: dict[tuple[str, str], str] = {
+    ("balances", "balance"): "balance_kopecks",
+    ("balances", "reserved"): "reserved_kopecks",
+    ("ledger_entries", "amount"): "amount_kopecks",
+    ("ledger_entries", "balance_after"): "balance_after_kopecks",
+    ("ledger_entries", "cost"): "cost_kopecks",
+    ("reservations", "amount"): "amount_kopecks",
+    # Stars for XTR, kopecks for RUB: the row's currency says which.
+    ("payments", "amount"): "amount_minor_units",
+    ("payments", "credited"): "credited_kopecks",
+    ("promo_redemptions", "credited"): "credited_kopecks",
+    ("media", "cost"): "cost_kopecks",
+    ("payment_orders", "amount"): "amount_kopecks",
+}
+UNITS = {
+    "*_kopecks": "kopecks: hundredths of a rouble",
+    "amount_minor_units": "Stars when currency is XTR, kopecks when it is RUB",
+    "stars": "Telegram Stars",
+    "times": "ISO 8601, UTC",
+}
+
 EXPORT_INTERVAL = timedelta(hours=1)
 DELETE_TOKEN_TTL = timedelta(minutes=10)
-FORMATS = ("json", "zip")
+FORMATS = ("json", "zip", "html")
+_MIME = {
+    "json": ("netroom-export.json", "application/json"),
+    "zip": ("netroom-export.zip", "application/zip"),
+    "html": ("netroom-chats.html", "text/html; charset=utf-8"),
+}
 
 
 class ExportTooSoon(RateLimited):
     code = "export_too_soon"
-    msgid = N_("You can ask for an export once an hour. Please try again later.")
+    msgid = N_("You can ask for an export in each format once an hour. Please try again later.")
+
+
+# The transcript's own words, translated by the transport that asked for it.
+TRANSCRIPT_TITLE = N_("NetRoom: your chats")
+TRANSCRIPT_EXPORTED = N_("Exported {time} UTC. Messages are kept for 14 days; older ones are gone.")
+TRANSCRIPT_EMPTY = N_("There are no chat messages to show.")
+TRANSCRIPT_UNTITLED = N_("Untitled chat")
+TRANSCRIPT_YOU = N_("You")
+TRANSCRIPT_ASSISTANT = N_("Assistant")
+TRANSCRIPT_REASONING = N_("Reasoning")
 
 
 class DeleteLinkExpired(InvalidInput):
@@ -425,7 +469,10 @@ async def _rows(
     uow: UnitOfWork, table: str, user_column: str, columns: tuple[str, ...], user_id: int
 ) -> AsyncIterator[dict[str, Any]]:
     # Table and column names come from the constant plan above, never from input.
-    quoted = ", ".join(f'"{c}"' for c in columns)
+    quoted = ", ".join(
+        f'"{c}" AS "{UNIT_NAMES[table, c]}"' if (table, c) in UNIT_NAMES else f'"{c}"'
+        for c in columns
+    )
     match = ":user_id"
     if user_column == "telegram_id" and table != "users":
         # Rows that name the person by their Telegram id, not by the account.
@@ -438,58 +485,182 @@ async def _rows(
         yield {k: _json_value(v) for k, v in row.items()}
 
 
-async def _check_rate(uow: UnitOfWork, user_id: int, now: datetime) -> None:
+async def _check_rate(uow: UnitOfWork, user_id: int, fmt: str, now: datetime) -> None:
     last = await uow.session.scalar(
         select(PrivacyRequest.created_at)
-        .filter_by(user_id=user_id, kind="export")
+        .filter_by(user_id=user_id, kind="export", format=fmt)
         .order_by(PrivacyRequest.created_at.desc())
         .limit(1)
     )
     if last is not None and now - last < EXPORT_INTERVAL:
-        raise ExportTooSoon(f"user {user_id} exported at {last.isoformat()}")
+        raise ExportTooSoon(f"user {user_id} exported {fmt} at {last.isoformat()}")
 
 
-async def export_user(uow: UnitOfWork, user_id: int, *, fmt: str, now: datetime) -> Export:
-    """Everything NetRoom holds about the user, as one JSON document or a ZIP of CSV files."""
+def _identity(text: str) -> str:
+    return text
+
+
+async def export_user(
+    uow: UnitOfWork,
+    user_id: int,
+    *,
+    fmt: str,
+    now: datetime,
+    translate: Callable[[str], str] = _identity,
+    language: str = "en",
+) -> Export:
+    """Everything NetRoom holds about the user, as one JSON document or a ZIP of CSV files; or
+    the chats as a readable HTML transcript (its words through ``translate``)."""
     if fmt not in FORMATS:
         raise InvalidInput(f"export format {fmt!r}")
-    await _check_rate(uow, user_id, now)
+    await _check_rate(uow, user_id, fmt, now)
     uow.session.add(PrivacyRequest(user_id=user_id, kind="export", format=fmt, created_at=now))
     await uow.commit()
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
-    rows = 0
     if fmt == "json":
-        writer = io.TextIOWrapper(spool, encoding="utf-8", write_through=True)
-        writer.write('{"exported_at": ' + json.dumps(now.isoformat()) + ', "categories": {')
-        for n, (category, (table, user_column, columns)) in enumerate(EXPORTED.items()):
-            writer.write(("," if n else "") + json.dumps(category) + ": [")
-            first = True
-            async for row in _rows(uow, table, user_column, columns, user_id):
-                writer.write(("" if first else ",") + json.dumps(row, ensure_ascii=False))
-                first = False
-                rows += 1
-            writer.write("]")
-        writer.write("}}")
-        writer.detach()
-        name, mime = "netroom-export.json", "application/json"
+        rows = await _write_json(uow, user_id, spool, now)
+    elif fmt == "zip":
+        rows = await _write_zip(uow, user_id, spool)
     else:
-        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for category, (table, user_column, columns) in EXPORTED.items():
-                with archive.open(f"{category}.csv", "w") as raw:
-                    out = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=True)
-                    table_writer = csv.writer(out)
-                    table_writer.writerow(columns)
-                    async for row in _rows(uow, table, user_column, columns, user_id):
-                        table_writer.writerow(
-                            json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
-                            for v in row.values()
-                        )
-                        rows += 1
-                    out.detach()
-        name, mime = "netroom-export.zip", "application/zip"
+        rows = await _write_transcript(uow, user_id, spool, now, translate, language)
     await uow.end_read()
     spool.seek(0)
+    name, mime = _MIME[fmt]
     return Export(file_name=name, mime=mime, data=spool, rows=rows)
+
+
+def _indented(value: Any, depth: int) -> str:
+    return textwrap.indent(json.dumps(value, ensure_ascii=False, indent=2), "  " * depth).lstrip()
+
+
+async def _write_json(uow: UnitOfWork, user_id: int, spool: IO[bytes], now: datetime) -> int:
+    """Pretty-printed, written row by row."""
+    rows = 0
+    writer = io.TextIOWrapper(spool, encoding="utf-8", write_through=True)
+    writer.write("{\n")
+    writer.write(f'  "exported_at": {json.dumps(now.isoformat())},\n')
+    writer.write(f'  "units": {_indented(UNITS, 1)},\n')
+    writer.write('  "categories": {')
+    for n, (category, (table, user_column, columns)) in enumerate(EXPORTED.items()):
+        writer.write(("," if n else "") + f"\n    {json.dumps(category)}: [")
+        first = True
+        async for row in _rows(uow, table, user_column, columns, user_id):
+            writer.write(("" if first else ",") + "\n      " + _indented(row, 3))
+            first = False
+            rows += 1
+        writer.write("]" if first else "\n    ]")
+    writer.write("\n  }\n}\n")
+    writer.detach()
+    return rows
+
+
+async def _write_zip(uow: UnitOfWork, user_id: int, spool: IO[bytes]) -> int:
+    rows = 0
+    with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        for category, (table, user_column, columns) in EXPORTED.items():
+            with archive.open(f"{category}.csv", "w") as raw:
+                out = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=True)
+                table_writer = csv.writer(out)
+                table_writer.writerow(UNIT_NAMES.get((table, c), c) for c in columns)
+                async for row in _rows(uow, table, user_column, columns, user_id):
+                    table_writer.writerow(
+                        json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
+                        for v in row.values()
+                    )
+                    rows += 1
+                out.detach()
+    return rows
+
+
+TRANSCRIPT_STYLE = """
+body { font: 16px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, sans-serif; margin: 0 auto;
+  max-width: 820px; padding: 24px 16px; color: #1b1f24; background: #fff; }
+h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 36px 0 12px; }
+.muted { color: #5b6570; font-size: 14px; }
+.msg { margin: 12px 0; padding: 10px 14px; border-radius: 12px; border: 1px solid #d8dde3; }
+.msg.user { background: #eaf4fe; margin-left: 48px; }
+.msg.assistant { margin-right: 48px; }
+.who { font-size: 13px; color: #5b6570; margin-bottom: 4px; }
+.text { white-space: pre-wrap; overflow-wrap: anywhere; }
+details { margin-bottom: 6px; color: #5b6570; } details .text { font-size: 14px; }
+@media (prefers-color-scheme: dark) {
+  body { color: #e6e9ec; background: #16181b; } .muted, .who, details { color: #9aa4ad; }
+  .msg { border-color: #343a40; } .msg.user { background: #1d2a38; }
+}
+@media print { .msg { break-inside: avoid; } }
+""".strip()
+
+TRANSCRIPT_ROWS = text(
+    """
+    SELECT m.conversation_id, c.title, m.role, m.content, m.reasoning, m.model_id, m.created_at
+    FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id
+    WHERE m.user_id = :user_id
+    ORDER BY m.conversation_id, m.created_at, m.id
+    """
+)
+
+
+async def _write_transcript(
+    uow: UnitOfWork,
+    user_id: int,
+    spool: IO[bytes],
+    now: datetime,
+    translate: Callable[[str], str],
+    language: str,
+) -> int:
+    """The chats as one HTML page. Every text from the user or a model goes through
+    ``html.escape``; the page holds no script and loads nothing."""
+    esc = html.escape
+    out = io.TextIOWrapper(spool, encoding="utf-8", write_through=True)
+    title = esc(translate(TRANSCRIPT_TITLE))
+    out.write(
+        f'<!doctype html>\n<html lang="{esc(language)}">\n<head>\n<meta charset="utf-8">\n'
+        '<meta name="viewport" content="width=device-width, initial-scale=1">\n'
+        # A saved page may be opened from anywhere: it runs nothing and fetches nothing.
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+        "style-src 'unsafe-inline'\">\n"
+        f"<title>{title}</title>\n<style>\n{TRANSCRIPT_STYLE}\n</style>\n</head>\n<body>\n"
+        f"<h1>{title}</h1>\n"
+        f'<p class="muted">'
+        f"{esc(translate(TRANSCRIPT_EXPORTED).format(time=now.strftime('%Y-%m-%d %H:%M')))}"
+        "</p>\n"
+    )
+    names = {
+        "user": esc(translate(TRANSCRIPT_YOU)),
+        "assistant": esc(translate(TRANSCRIPT_ASSISTANT)),
+    }
+    reasoning_label = esc(translate(TRANSCRIPT_REASONING))
+    rows = 0
+    current: int | None = None
+    result = await uow.session.stream(
+        TRANSCRIPT_ROWS.execution_options(yield_per=500), {"user_id": user_id}
+    )
+    async for row in result.mappings():
+        if row["conversation_id"] != current:
+            if current is not None:
+                out.write("</section>\n")
+            current = row["conversation_id"]
+            heading = row["title"] or translate(TRANSCRIPT_UNTITLED)
+            out.write(f"<section>\n<h2>{esc(heading)}</h2>\n")
+        role = row["role"] if row["role"] in names else "assistant"
+        who = names.get(row["role"], esc(str(row["role"])))
+        when = row["created_at"].strftime("%Y-%m-%d %H:%M")
+        model = f" · {esc(row['model_id'])}" if role == "assistant" and row["model_id"] else ""
+        out.write(f'<article class="msg {role}">\n<div class="who">{who}{model} · {when}</div>\n')
+        if row["reasoning"]:
+            out.write(
+                f"<details><summary>{reasoning_label}</summary>"
+                f'<div class="text">{esc(row["reasoning"])}</div></details>\n'
+            )
+        out.write(f'<div class="text">{esc(row["content"])}</div>\n</article>\n')
+        rows += 1
+    if current is not None:
+        out.write("</section>\n")
+    else:
+        out.write(f'<p class="muted">{esc(translate(TRANSCRIPT_EMPTY))}</p>\n')
+    out.write("</body>\n</html>\n")
+    out.detach()
+    return rows
 
 
 def delete_token(user_id: int, *, secret: str, now: datetime) -> str:

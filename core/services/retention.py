@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import TextClause, text
 
-from core.media import MediaStore
 from core.services import billing, inbox, sessions
 from db.uow import UnitOfWork
 
@@ -62,7 +61,6 @@ class Purged:
     technical_rows: int = 0
     privacy_log: int = 0
     sessions: int = 0
-    media: int = 0
     updates: int = 0
 
 
@@ -84,43 +82,9 @@ async def _in_batches(uow: UnitOfWork, statement: TextClause, params: dict[str, 
             return total
 
 
-PURGE_MEDIA = text(
-    """
-    DELETE FROM media WHERE id IN (
-        SELECT id FROM media WHERE created_at < :cutoff
-        ORDER BY id LIMIT :batch FOR UPDATE SKIP LOCKED
-    )
-    RETURNING storage_key
-    """
-)
-
-
-async def purge_media(uow: UnitOfWork, store: MediaStore, *, now: datetime) -> int:
-    """Generated pictures and videos 14 days after they were made: the record, then the file.
-    In batches, like the rest."""
-    total = 0
-    while True:
-        keys = [
-            row[0]
-            for row in (
-                await uow.session.execute(
-                    PURGE_MEDIA, {"cutoff": now - CONTENT_MAX_AGE, "batch": BATCH}
-                )
-            ).all()
-        ]
-        await uow.commit()
-        for key in keys:
-            if key:
-                await store.delete(key)
-        total += len(keys)
-        if len(keys) < BATCH:
-            return total
-
-
-async def purge_expired(
-    uow: UnitOfWork, *, now: datetime, store: MediaStore | None = None
-) -> Purged:
-    """Everything past its retention period, in batches."""
+async def purge_expired(uow: UnitOfWork, *, now: datetime) -> Purged:
+    """Everything past its retention period, in batches. Generated pictures and videos have
+    none: they stay until the user deletes them or the account (policy 7, 8)."""
     messages = await _in_batches(uow, PURGE_MESSAGES, {"now": now})
     conversations = await _in_batches(uow, PURGE_CONVERSATIONS, {"cutoff": now - CONTENT_MAX_AGE})
     privacy_log = await _in_batches(
@@ -132,10 +96,9 @@ async def purge_expired(
     technical = await scrub_technical_data(uow, now=now)
     # A session that ended (signed out, revoked or expired) keeps no device data.
     ended = await sessions.purge_ended(uow, cutoff=now)
-    media = await purge_media(uow, store, now=now) if store is not None else 0
     async with uow.transaction():
         await billing.release_stale_holds(uow, now=now)
     # An update's row goes once it is handled; one left behind by a fault goes here.
     updates = await inbox.purge_lingering(uow, now=now)
     await uow.commit()
-    return Purged(messages, conversations, technical, privacy_log, ended, media, updates)
+    return Purged(messages, conversations, technical, privacy_log, ended, updates)

@@ -35,7 +35,13 @@ async def test_export_arrives_as_a_json_document_with_the_account(
     assert data["categories"]["account"][0]["telegram_id"] == olga.id
     assert data["categories"]["consents"][0]["policy_version"] == "2026-11-01"
 
-    # A second export within the hour is refused politely.
+    # Another format right after is sent: the chats as a page.
+    [again] = await olga.say("/export")
+    html_button = next(b for b in buttons(again) if "HTML" in b["text"])
+    [page] = await olga.tap(again, html_button["callback_data"])
+    assert page["message"]["document"]["file_name"] == "netroom-chats.html"
+
+    # The same format again within the hour is refused politely.
     [again] = await olga.say("/export")
     [refusal] = await olga.tap(again, json_button["callback_data"])
     assert "once an hour" in text_of(refusal)

@@ -197,9 +197,64 @@ async def test_json_export_holds_every_category_and_no_password_hash(uow: UnitOf
     assert categories["identities"][1]["email"] == markers["email"]
     assert categories["signup_attribution"][0]["utm_source"] == "news"
     assert categories["signup_attribution"][0]["ip"] == markers["ip"]
-    assert [t["amount"] for t in categories["transactions"]] == [6_500, -1_000, 100]
+    assert [t["amount_kopecks"] for t in categories["transactions"]] == [6_500, -1_000, 100]
     assert categories["payments"][0]["external_id"].startswith("charge-")
     assert "secret-hash" not in json.dumps(document)
+
+
+async def test_json_export_is_pretty_printed_with_money_named_for_its_unit(
+    uow: UnitOfWork,
+) -> None:
+    user_id, _ = await _rich_user(uow)
+    export = await privacy.export_user(uow, user_id, fmt="json", now=NOW)
+    with export.data:
+        raw = export.data.read().decode()
+    document = json.loads(raw)
+    # One field a line, indented: readable in any text editor.
+    assert '\n  "categories": {\n    "account": [\n      {\n        "id": ' in raw
+    assert "kopecks" in document["units"]["*_kopecks"]
+    balance = document["categories"]["balance"][0]
+    assert {"balance_kopecks", "reserved_kopecks"} <= set(balance)
+    assert "balance" not in balance and "amount" not in document["categories"]["transactions"][0]
+    payment = document["categories"]["payments"][0]
+    assert {"amount_minor_units", "credited_kopecks", "currency"} <= set(payment)
+
+
+async def test_html_transcript_shows_the_chats_escaped_and_runs_nothing(uow: UnitOfWork) -> None:
+    user_id, markers = await _rich_user(uow)
+    conversation = await conversations.current_conversation(
+        uow, user_id, title="Diary", model_id="m"
+    )
+    await uow.chats.append_message(
+        conversation_id=conversation,
+        user_id=user_id,
+        role="assistant",
+        content='<script>alert("x")</script> & <img src=x onerror=alert(1)> $x^2$',
+        reasoning="thinking <b>hard</b>",
+        model_id="gpt-test",
+        input_tokens=None,
+        output_tokens=None,
+        status="complete",
+        created_at=NOW + timedelta(seconds=1),
+        expires_at=NOW + timedelta(days=14),
+    )
+    await uow.commit()
+    labels = {"You": "Вы", "Assistant": "Ассистент"}
+    export = await privacy.export_user(
+        uow, user_id, fmt="html", now=NOW, translate=lambda s: labels.get(s, s), language="ru"
+    )
+    assert (export.file_name, export.mime) == ("netroom-chats.html", "text/html; charset=utf-8")
+    with export.data:
+        page = export.data.read().decode()
+    assert page.startswith("<!doctype html>") and '<html lang="ru">' in page
+    assert "<h2>Diary</h2>" in page and markers["message"] in page
+    assert ">Вы · " in page and ">Ассистент · gpt-test · " in page
+    assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x" in page
+    assert "thinking &lt;b&gt;hard&lt;/b&gt;" in page
+    # Nothing runs and nothing is fetched, whatever the messages held.
+    assert "<script" not in page and "<img" not in page
+    assert "default-src 'none'" in page
+    assert export.rows == 2
 
 
 async def test_zip_export_has_one_csv_per_category(uow: UnitOfWork) -> None:
@@ -213,12 +268,17 @@ async def test_zip_export_has_one_csv_per_category(uow: UnitOfWork) -> None:
     assert "secret-hash" not in identities
 
 
-async def test_exports_are_limited_to_one_an_hour(uow: UnitOfWork) -> None:
+async def test_exports_are_limited_to_one_an_hour_in_each_format(uow: UnitOfWork) -> None:
     user_id, _ = await _rich_user(uow)
     (await privacy.export_user(uow, user_id, fmt="json", now=NOW)).data.close()
-    with pytest.raises(ExportTooSoon):
-        await privacy.export_user(uow, user_id, fmt="zip", now=NOW + timedelta(minutes=30))
-    later = await privacy.export_user(uow, user_id, fmt="zip", now=NOW + timedelta(minutes=61))
+    # Another format right after the first is not refused.
+    soon = NOW + timedelta(minutes=1)
+    (await privacy.export_user(uow, user_id, fmt="zip", now=soon)).data.close()
+    (await privacy.export_user(uow, user_id, fmt="html", now=soon)).data.close()
+    for fmt in privacy.FORMATS:
+        with pytest.raises(ExportTooSoon):
+            await privacy.export_user(uow, user_id, fmt=fmt, now=NOW + timedelta(minutes=30))
+    later = await privacy.export_user(uow, user_id, fmt="json", now=NOW + timedelta(minutes=61))
     later.data.close()
 
 

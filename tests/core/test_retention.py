@@ -7,8 +7,9 @@ import pytest
 from sqlalchemy import select, update
 
 from core.dto import ClientInfo
+from core.errors import NotFound
 from core.media import LocalMediaStore
-from core.services import retention, sessions, turns
+from core.services import images, retention, sessions, turns
 from db.models import Media, Session, SignupAttribution, User
 from db.uow import UnitOfWork
 from tests.factories import register
@@ -109,34 +110,81 @@ async def test_ended_sessions_are_purged_with_their_device_data(uow: UnitOfWork)
     assert expiring.session_id not in left
 
 
-async def test_generated_pictures_go_fourteen_days_after_they_were_made(
+async def test_generated_pictures_stay_past_fourteen_days_until_their_owner_deletes_them(
     uow: UnitOfWork, tmp_path: Path
 ) -> None:
+    """Policy 7 and 8: media stay until the user deletes them (or the account); the 14 days are
+    for chat messages only."""
     user = (await register(uow)).user
+    other = (await register(uow)).user
     store = LocalMediaStore(tmp_path)
     made = datetime(2026, 11, 1, tzinfo=UTC)
-    keys = []
-    for age_days in (15, 13):
+    ids, keys = [], []
+    for age_days in (400, 15):
         key = await store.save(b"\x89PNG picture", "image/png")
-        keys.append(key)
-        uow.session.add(
-            Media(
-                user_id=user.id,
-                kind="image",
-                prompt="a fox",
-                model_id="m",
-                status="ready",
-                storage_key=key,
-                created_at=made - timedelta(days=age_days),
-            )
+        media = Media(
+            user_id=user.id,
+            kind="image",
+            prompt="a fox",
+            model_id="m",
+            status="ready",
+            storage_key=key,
+            created_at=made - timedelta(days=age_days),
         )
+        uow.session.add(media)
+        await uow.session.flush()
+        ids.append(media.id)
+        keys.append(key)
     await uow.commit()
-    purged = await retention.purge_expired(uow, now=made, store=store)
-    assert purged.media == 1
+    await retention.purge_expired(uow, now=made)
+    left = list(
+        await uow.session.scalars(
+            select(Media.storage_key).where(Media.user_id == user.id).order_by(Media.id)
+        )
+    )
+    assert left == keys
+    assert await store.load(keys[0]) and await store.load(keys[1])
+
+    # Only its owner deletes one; then the record and the file are gone.
+    with pytest.raises(NotFound):
+        await images.delete_media(uow, store, user_id=other.id, media_id=ids[0])
+    await images.delete_media(uow, store, user_id=user.id, media_id=ids[0])
     left = list(
         await uow.session.scalars(select(Media.storage_key).where(Media.user_id == user.id))
     )
     assert left == [keys[1]]
-    assert await store.load(keys[1])
     with pytest.raises(FileNotFoundError):
         await store.load(keys[0])
+    assert await store.load(keys[1])
+
+
+class _StoreThatCannotDelete(LocalMediaStore):
+    """A media store whose disk refuses deletes for a while (read-only, full, gone)."""
+
+    async def delete(self, key: str) -> None:
+        raise OSError("read-only file system")
+
+
+async def test_a_picture_whose_file_cannot_be_removed_stays_listed_to_delete_again(
+    uow: UnitOfWork, tmp_path: Path
+) -> None:
+    user = (await register(uow)).user
+    store = LocalMediaStore(tmp_path)
+    key = await store.save(b"\x89PNG picture", "image/png")
+    media = Media(
+        user_id=user.id, kind="image", prompt="a fox", model_id="m", status="ready", storage_key=key
+    )
+    uow.session.add(media)
+    await uow.session.flush()
+    media_id = media.id
+    await uow.commit()
+    with pytest.raises(OSError):
+        await images.delete_media(
+            uow, _StoreThatCannotDelete(tmp_path), user_id=user.id, media_id=media_id
+        )
+    # Nothing says it is gone while its link still opens: it is still there to delete again.
+    assert [m.id for m in await images.list_media(uow, user.id)] == [media_id]
+    await images.delete_media(uow, store, user_id=user.id, media_id=media_id)
+    assert await images.list_media(uow, user.id) == []
+    with pytest.raises(FileNotFoundError):
+        await store.load(key)

@@ -50,6 +50,15 @@ ADVERSARIAL: dict[str, tuple[str, str, str]] = {
     "rule-like dashes": ("", "- ", "x"),
     "many lines": ("", "a\n", ""),
     "lines of a star": ("", "*\n", ""),
+    "dollars": ("a", "$", ""),
+    "dollar words": ("", "$a ", ""),
+    "prices": ("", "$5 ", ""),
+    "unclosed double dollars": ("$$a", " b", ""),
+    "unclosed inline math": ("", "\\(", ""),
+    "unclosed display math in a line": ("", "\\[a ", ""),
+    "display openers": ("", "$$\n", "a"),
+    "display openers with text": ("", "$$ a\n", ""),
+    "bracket openers": ("", "\\[\n", ""),
 }
 # Replies that are long and made of many elements (some 25 000): what they cost is mostly the
 # browser making those elements; a renderer quadratic in them would take many seconds.
@@ -59,6 +68,9 @@ LARGE: dict[str, tuple[str, str, str]] = {
     "many bold spans": ("", "**a** ", ""),
     "many list items": ("", "- a\n", ""),
     "many table rows": ("a|b\n--|--\n", "c|d\n", ""),
+    "many formulas": ("", "$x$ ", ""),
+    "many display formulas in a line": ("", "$$a $$", ""),
+    "many display formulas": ("", "$$\nx\n$$\n", ""),
 }
 
 MEASURE = """
@@ -194,3 +206,65 @@ async def test_quotes_nest_only_so_deep(page: Page) -> None:
     html = await _html(page, ">" * 50 + " deep")
     assert 1 <= html.count("<blockquote>") <= 8
     assert "deep" in html
+
+
+async def test_math_is_found_by_its_delimiters_and_kept_as_written(page: Page) -> None:
+    html = await _html(
+        page,
+        "Inline $x^2\\,dx$ and \\(a_1\\), display $$\\frac{1}{3}$$ and \\[y\\].\n\n"
+        "$$\n\\int_0^1 x^2\\,dx\n= \\frac{1}{3}\n$$\n\n\\[ E = mc^2 \\]",
+    )
+    # Until KaTeX typesets it, math shows exactly as written, delimiters and backslashes too.
+    assert '<span class="math math-inline" data-tex="x^2\\,dx">$x^2\\,dx$</span>' in html
+    assert '<span class="math math-inline" data-tex="a_1">\\(a_1\\)</span>' in html
+    assert 'class="math math-display" data-tex="\\frac{1}{3}">$$\\frac{1}{3}$$</span>' in html
+    assert 'class="math math-display" data-tex="y">\\[y\\]</span>' in html
+    assert (
+        '<div class="math math-display" data-tex="\\int_0^1 x^2\\,dx\n= \\frac{1}{3}">'
+        "$$\n\\int_0^1 x^2\\,dx\n= \\frac{1}{3}\n$$</div>"
+    ) in html
+    assert '<div class="math math-display" data-tex="E = mc^2">\\[ E = mc^2 \\]</div>' in html
+
+
+@pytest.mark.parametrize(
+    "prose",
+    [
+        "Tickets cost $5 and $10.",
+        "Between $5-$10 a month",
+        "Pay $ 5 now and $3 later",
+        "An escaped \\$x\\$ stays",
+        "Code `$x$` is code",
+        "$$ $$ and \\(\\) are empty",
+    ],
+)
+async def test_prices_escapes_and_code_are_not_math(page: Page, prose: str) -> None:
+    html = await _html(page, prose)
+    assert "math" not in html
+
+
+async def test_every_code_block_has_a_copy_button_and_its_language(page: Page) -> None:
+    html = await _html(page, "```sql\nSELECT 1;\n```\n\n```\nplain\n```")
+    assert html.count('data-testid="code-copy"') == 2
+    assert '<span class="code-lang">sql</span>' in html
+    assert '<pre><code data-lang="sql">SELECT 1;</code></pre>' in html
+
+
+async def test_math_and_code_become_rich_once_on_the_page(page: Page) -> None:
+    rich = await page.evaluate(
+        """async () => {
+          const { render } = await import("/static/app/markdown.js");
+          const box = document.createElement("div");
+          document.body.append(box);
+          box.append(render("$\\\\sqrt{2}$ and\\n\\n```js\\nconst a = 1;\\n```"));
+          const until = (test) => new Promise((done) => {
+            const check = () => (test() ? done() : setTimeout(check, 20));
+            check();
+          });
+          await until(() => box.querySelector(".katex") && box.querySelector("code.hljs"));
+          return {
+            tex: box.querySelector(".math annotation").textContent,
+            keyword: box.querySelector("code.hljs .hljs-keyword").textContent,
+          };
+        }"""
+    )
+    assert rich == {"tex": "\\sqrt{2}", "keyword": "const"}

@@ -20,6 +20,7 @@ from core.media import LocalMediaStore
 from core.services import chat, files, presets
 from core.services.chat import ModelMenu, ModelTerms
 from db.engine import UnitOfWorkFactory
+from db.models import Media
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
 from tests.core.test_documents import make_pdf
 from tests.factories import register
@@ -83,13 +84,21 @@ async def env(
         await client_broker.shutdown()
 
 
-async def test_export_downloads_everything_once_an_hour(env: Env) -> None:
+async def test_export_downloads_everything_once_an_hour_in_each_format(env: Env) -> None:
     headers = await env.user()
     response = await env.client.get("/api/privacy/export?format=json", headers=headers)
     assert response.status == 200
     assert "attachment" in response.headers["Content-Disposition"]
     document = json.loads(await response.read())
     assert "account" in json.dumps(document)
+    # The second format right after the first is given, not refused.
+    tables = await env.client.get("/api/privacy/export?format=zip", headers=headers)
+    assert tables.status == 200
+    page = await env.client.get("/api/privacy/export?format=html", headers=headers)
+    assert page.status == 200
+    assert page.headers["Content-Type"].startswith("text/html")
+    assert 'filename="netroom-chats.html"' in page.headers["Content-Disposition"]
+    assert (await page.text()).startswith("<!doctype html>")
     again = await env.client.get("/api/privacy/export?format=zip", headers=headers)
     assert again.status == 429
     anonymous = await env.client.get("/api/privacy/export")
@@ -311,3 +320,48 @@ async def test_a_failed_upload_sent_again_is_read_again(env: Env) -> None:
     # Queued for real: the worker reads it again (and finds it damaged again).
     state = await finished(file_id)
     assert state["status"] == "failed" and "damaged" in str(state["error_message"])
+
+
+async def test_a_picture_is_deleted_by_its_owner_only_with_its_file(
+    env: Env, tmp_path: Path
+) -> None:
+    """Policy 7 and 8: media stay until the user deletes them, and the user can."""
+    store = LocalMediaStore(tmp_path / "media")
+    headers, owner_id = await env.user_with_id()
+    other = await env.user()
+
+    async def add(status: str) -> tuple[int, str | None]:
+        key = await store.save(b"\x89PNG picture", "image/png") if status == "ready" else None
+        async with env.factory() as uow:
+            row = Media(
+                user_id=owner_id,
+                kind="image" if key else "video",
+                prompt="a fox",
+                model_id="m",
+                status=status,
+                storage_key=key,
+            )
+            uow.session.add(row)
+            await uow.session.flush()
+            media_id = row.id
+            await uow.commit()
+        return media_id, key
+
+    picture, key = await add("ready")
+    assert key is not None
+    video, _ = await add("pending")
+    assert (await env.client.delete(f"/api/media/{picture}")).status == 401
+    foreign = await env.client.delete(f"/api/media/{picture}", headers=other)
+    assert (foreign.status, (await foreign.json())["error"]) == (404, "not_found")
+    assert (await env.client.get(f"/media/{key}")).status == 200
+    # One still being made waits until it is settled.
+    pending = await env.client.delete(f"/api/media/{video}", headers=headers)
+    assert (pending.status, (await pending.json())["error"]) == (400, "media_pending")
+
+    gone = await env.client.delete(f"/api/media/{picture}", headers=headers)
+    assert gone.status == 204
+    assert (await env.client.get(f"/media/{key}")).status == 404
+    listed = await (await env.client.get("/api/media", headers=headers)).json()
+    assert [m["id"] for m in listed["media"]] == [video]
+    again = await env.client.delete(f"/api/media/{picture}", headers=headers)
+    assert again.status == 404

@@ -9,7 +9,8 @@ another user's preset answers 404 exactly like one that never existed.
   same → preset; ``DELETE /api/presets/{id}`` → 204; ``POST /api/presets/{id}/use``
   → ``{active_id}``; ``DELETE /api/presets/active`` → ``{active_id: null}``.
 - ``GET /api/media?before=&limit=`` → ``{media: [{id, kind, prompt, model_id, status,
-  created_at, url, mime, width, height, duration_seconds}], next_before}``.
+  created_at, url, mime, width, height, duration_seconds}], next_before}``;
+  ``DELETE /api/media/{id}`` → 204 (the record and the file; one still being made: 400).
 - ``GET /api/balance`` → balance, reserve, free tier, plan, Star and card packages.
 - ``GET /api/transactions?before=&limit=`` → ``{transactions: [...], next_before}``.
 - ``GET /api/referrals`` → ``{code, bot_link, app_link, level1, level2, earned_kopecks,
@@ -192,6 +193,17 @@ async def list_media(request: web.Request) -> web.Response:
             "next_before": found[-1].id if found and full else None,
         }
     )
+
+
+async def delete_media(request: web.Request) -> web.Response:
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    media_id = object_id(request, "media_id")
+    if ctx.media_store is None:
+        raise NotFound("no media store")
+    async with ctx.uow_factory() as uow:
+        await images.delete_media(uow, ctx.media_store, user_id=user_id, media_id=media_id)
+    return web.Response(status=204)
 
 
 # --- balance -----------------------------------------------------------------------------------
@@ -472,6 +484,7 @@ def setup(app: web.Application) -> None:
     app.router.add_post(r"/api/presets/{preset_id:\d+}/use", use_preset)
     app.router.add_delete("/api/presets/active", stop_using_presets)
     app.router.add_get("/api/media", list_media)
+    app.router.add_delete(r"/api/media/{media_id:\d+}", delete_media)
     app.router.add_get("/api/balance", show_balance)
     app.router.add_get("/api/transactions", list_transactions)
     app.router.add_post("/api/payments/stars", buy_stars)

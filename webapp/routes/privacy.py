@@ -14,13 +14,21 @@ from webapp.routes.api import json_body, object_id, user_id_of
 
 
 async def export(request: web.Request) -> web.StreamResponse:
-    """``GET /api/privacy/export?format=json|zip``: everything we hold, as a download (one
-    export an hour, like the bot's /export)."""
+    """``GET /api/privacy/export?format=json|zip|html``: everything we hold, or the chats as a
+    readable page, as a download (each format once an hour, like the bot's /export)."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     fmt = request.query.get("format", "json")
+    language = request_language(request)
     async with ctx.uow_factory() as uow:
-        result = await privacy.export_user(uow, user_id, fmt=fmt, now=ctx.clock())
+        result = await privacy.export_user(
+            uow,
+            user_id,
+            fmt=fmt,
+            now=ctx.clock(),
+            translate=translations(language).gettext,
+            language=language,
+        )
     response = web.StreamResponse(
         headers={
             "Content-Type": result.mime,

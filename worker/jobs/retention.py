@@ -1,4 +1,5 @@
-"""Retention: expired messages and media purged in small batches, technical data scrubbed."""
+"""Retention: expired messages purged in small batches, technical data scrubbed. Generated
+pictures and videos are not purged: they stay until their owner deletes them."""
 
 from __future__ import annotations
 
@@ -23,6 +24,6 @@ async def scrub_technical_data(deps: JobDeps) -> int:
 
 async def purge_expired(deps: JobDeps) -> dict[str, int]:
     async with deps.uow_factory() as uow:
-        purged = await retention.purge_expired(uow, now=deps.clock(), store=deps.media_store)
+        purged = await retention.purge_expired(uow, now=deps.clock())
     log.info("retention: %s", purged)
     return dataclasses.asdict(purged)

@@ -2,12 +2,25 @@
 // elements made are the ones below, and links keep only http(s) and mailto addresses. Nothing is
 // parsed as HTML, so a reply cannot inject markup whatever it contains.
 //
+// Math ($...$ and \(...\) inline, $$...$$ and \[...\] display) becomes an element holding the TeX
+// as written; code blocks get a copy button. Once the reply is on the page, richtext.js typesets
+// the math with KaTeX and colours the code with highlight.js (both loaded on first need). A "$"
+// opens math only before a non-space and closes only after a non-space and before a non-digit,
+// so "$5 and $10" stays prose.
+//
 // Every step takes time linear in the length of the reply, whatever its shape: inline spans are
 // found in one pass that looks closers up in tables built once per text (no pattern ever scans
 // ahead from each position), block patterns are checked by hand or by patterns that cannot
 // backtrack, and quotes nest at most MAX_QUOTE_DEPTH deep.
 
+import { enhance } from "./richtext.js";
+import { copyWithToast, icon, t as translate } from "./ui.js";
+
 const MAX_QUOTE_DEPTH = 8;
+
+// The math and code elements of the reply being rendered, made rich once it is on the page.
+let maths = [];
+let codes = [];
 
 function el(tag, children = []) {
   const node = document.createElement(tag);
@@ -39,12 +52,18 @@ const SPACE = /\s/;
 // What a bare URL may not end with.
 const TRAIL = ".,;:!?'\"";
 // Characters that may start a span; a text without any is all plain.
-const SPECIAL = /[`*_~[h]/;
+const SPECIAL = /[`*_~[h$\\]/;
 
 function isSpace(c) {
   if (c === undefined) return false;
   const k = c.charCodeAt(0);
   return k < 128 ? k === 32 || (k >= 9 && k <= 13) : SPACE.test(c);
+}
+
+function isDigit(c) {
+  if (c === undefined) return false;
+  const k = c.charCodeAt(0);
+  return k >= 48 && k <= 57;
 }
 
 function isWord(c) {
@@ -76,6 +95,16 @@ const TABLES = {
       (s, i) =>
         s[i] === "_" && i > 0 && !isSpace(s[i - 1]) && s[i - 1] !== "_" && !isWord(s[i + 1]),
     ),
+  // A "$" that may close inline math: after a non-space (not an escape), before a non-digit.
+  dollarClose: (t) =>
+    nextWhere(
+      t,
+      (s, i) =>
+        s[i] === "$" && i > 0 && !isSpace(s[i - 1]) && s[i - 1] !== "\\" && s[i - 1] !== "$" && s[i + 1] !== "$" && !isDigit(s[i + 1]),
+    ),
+  dollarPair: (t) => nextWhere(t, (s, i) => s[i] === "$" && s[i + 1] === "$"),
+  parenClose: (t) => nextWhere(t, (s, i) => s[i] === "\\" && s[i + 1] === ")"),
+  bracketClose: (t) => nextWhere(t, (s, i) => s[i] === "\\" && s[i + 1] === "]"),
   notStar: (t) => nextWhere(t, (s, i) => s[i] !== "*"),
   notUnderscore: (t) => nextWhere(t, (s, i) => s[i] !== "_"),
   notTilde: (t) => nextWhere(t, (s, i) => s[i] !== "~"),
@@ -139,6 +168,16 @@ class Scan {
   }
 }
 
+// Math: the TeX as written (delimiters too) until richtext.js typesets it.
+function math(tex, display, source, block = false) {
+  const node = document.createElement(block ? "div" : "span");
+  node.className = display ? "math math-display" : "math math-inline";
+  node.dataset.tex = tex;
+  node.append(source);
+  maths.push(node);
+  return node;
+}
+
 // The spans of text[start, end) as nodes. Each kind of span closes at its first possible closer,
 // so a span never holds another of its own kind: recursion is at most a few kinds deep, and each
 // level reads its characters once.
@@ -195,6 +234,39 @@ function spans(scan, start, end) {
         continue;
       }
       p += 1;
+      continue;
+    }
+    if (c === "$") {
+      if (t[p + 1] === "$") {
+        const close = scan.get("dollarPair")[p + 2];
+        if (close + 2 <= end && t.slice(p + 2, close).trim()) {
+          emit(math(t.slice(p + 2, close), true, t.slice(p, close + 2)), close + 2);
+        } else {
+          p += 2;
+        }
+        continue;
+      }
+      if (p + 1 < end && !isSpace(t[p + 1])) {
+        const close = scan.get("dollarClose")[p + 2];
+        if (close < end) {
+          emit(math(t.slice(p + 1, close), false, t.slice(p, close + 1)), close + 1);
+          continue;
+        }
+      }
+      p += 1;
+      continue;
+    }
+    if (c === "\\") {
+      const next = t[p + 1];
+      if (next === "(" || next === "[") {
+        const close = scan.get(next === "(" ? "parenClose" : "bracketClose")[p + 2];
+        if (close + 2 <= end && t.slice(p + 2, close).trim()) {
+          emit(math(t.slice(p + 2, close), next === "[", t.slice(p, close + 2)), close + 2);
+          continue;
+        }
+      }
+      // "\[", "\(" and "\$" that open nothing are escapes: no link, no math, shown as written.
+      p += next === "$" || next === "[" || next === "(" ? 2 : 1;
       continue;
     }
     if (c === "[") {
@@ -284,7 +356,9 @@ const QUOTE = /^\s*>\s?(.*)$/;
 const RULE = /^(?:-{3,}|\*{3,}|_{3,})$/;
 const SEP_CELL = /^:?-+:?$/;
 // How every block but a paragraph or a table starts; a line that does not is a paragraph's.
-const BLOCK_START = /^\s*[-`~#>*+_\d]/;
+const BLOCK_START = /^\s*[-`~#>*+_\d$\\]/;
+const MATH_OPEN = /^\s{0,3}(\$\$|\\\[)/;
+const MATH_LEAD = /^\s*[$\\]/;
 
 // A fence line: its marker and language, or null.
 function fenceOf(line) {
@@ -349,9 +423,59 @@ function list(lines, ordered) {
   return node;
 }
 
+// For each line, the first line at or after it that ends display math with `closer` (lines.length:
+// none), built once per text.
+function closingLines(lines, closer) {
+  const next = new Int32Array(lines.length + 1).fill(lines.length);
+  for (let k = lines.length - 1; k >= 0; k -= 1) next[k] = lines[k].trimEnd().endsWith(closer) ? k : next[k + 1];
+  return next;
+}
+
+// Display math that starts at line i, on its line ("$$ x $$") or on the lines up to its closer:
+// { tex, next } or null.
+function displayMathAt(lines, i, closers) {
+  const open = MATH_OPEN.exec(lines[i]);
+  if (!open) return null;
+  const closer = open[1] === "$$" ? "$$" : "\\]";
+  const rest = lines[i].slice(open[0].length).trimEnd();
+  if (rest.endsWith(closer) && rest.length > 2) {
+    const tex = rest.slice(0, -2).trim();
+    return tex ? { tex, next: i + 1 } : null;
+  }
+  if (rest.trim()) return null;
+  if (!closers[closer]) closers[closer] = closingLines(lines, closer);
+  const j = closers[closer][i + 1];
+  if (j >= lines.length) return null;
+  const last = lines[j].trimEnd();
+  const tex = [...lines.slice(i + 1, j), last.slice(0, -2)].join("\n").trim();
+  return tex ? { tex, next: j + 1 } : null;
+}
+
+// A fenced code block: the code as written, its language, and a button that copies it.
+function codeBlock(body, lang) {
+  const code = el("code", [body]);
+  if (lang) code.dataset.lang = lang;
+  codes.push(code);
+  const copy = el("button", [icon("copy"), el("span", [translate("copy")])]);
+  copy.type = "button";
+  copy.className = "code-copy";
+  copy.dataset.testid = "code-copy";
+  copy.setAttribute("aria-label", translate("copy_code"));
+  copy.addEventListener("click", () => copyWithToast(body));
+  const label = el("span", [lang]);
+  label.className = "code-lang";
+  const head = el("div", [label, copy]);
+  head.className = "code-head";
+  const block = el("div", [head, el("pre", [code])]);
+  block.className = "code-block";
+  block.dataset.testid = "code-block";
+  return block;
+}
+
 // Whether a line starts a block that ends a paragraph.
-function startsBlock(line, quotes) {
+function startsBlock(line, quotes, lines, i, closers) {
   if (!BLOCK_START.test(line)) return false;
+  if (MATH_LEAD.test(line)) return Boolean(displayMathAt(lines, i, closers));
   return Boolean(
     fenceOf(line) ||
       headingOf(line) ||
@@ -363,7 +487,13 @@ function startsBlock(line, quotes) {
 }
 
 export function render(source, depth = 0) {
+  if (depth === 0) {
+    maths = [];
+    codes = [];
+  }
   const root = document.createDocumentFragment();
+  // Lookup tables of display math closers, built on first need.
+  const closers = {};
   const lines = String(source || "").replace(/\r\n?/g, "\n").split("\n");
   // Deeper than this, a quote's lines are shown as they are.
   const quotes = depth < MAX_QUOTE_DEPTH;
@@ -380,9 +510,13 @@ export function render(source, depth = 0) {
       i += 1;
       while (i < lines.length && !lines[i].trim().startsWith(fence.marker)) body.push(lines[i++]);
       i += 1;
-      const code = el("code", [body.join("\n")]);
-      if (fence.lang) code.dataset.lang = fence.lang;
-      root.append(el("pre", [code]));
+      root.append(codeBlock(body.join("\n"), fence.lang));
+      continue;
+    }
+    const display = displayMathAt(lines, i, closers);
+    if (display) {
+      root.append(math(display.tex, true, lines.slice(i, display.next).join("\n"), true));
+      i = display.next;
       continue;
     }
     const heading = headingOf(line);
@@ -423,11 +557,12 @@ export function render(source, depth = 0) {
       continue;
     }
     const para = [];
-    while (i < lines.length && lines[i].trim() && !startsBlock(lines[i], quotes)) {
+    while (i < lines.length && lines[i].trim() && !startsBlock(lines[i], quotes, lines, i, closers)) {
       para.push(lines[i++]);
     }
     if (!para.length) para.push(lines[i++]);
     root.append(el("p", withBreaks(para)));
   }
+  if (depth === 0 && (maths.length || codes.length)) enhance(maths, codes);
   return root;
 }

@@ -1,7 +1,8 @@
-// The gallery: the user's generated pictures and videos, newest first, paged.
+// The gallery: the user's generated pictures and videos, newest first, paged. Each stays until
+// the user deletes it here (or in the bot's /media), or deletes the account.
 
 import { api } from "../api.js";
-import { button, day, dialog, el, empty, errorBox, icon, spinner, t } from "../ui.js";
+import { button, confirmAction, day, dialog, el, empty, errorBox, icon, iconButton, spinner, t, toast } from "../ui.js";
 
 export function mount(root, params, app) {
   let alive = true;
@@ -13,7 +14,21 @@ export function mount(root, params, app) {
   root.replaceChildren(grid, more);
   grid.append(spinner());
 
-  function open(item) {
+  async function remove(item, node) {
+    const ok = await confirmAction({ title: t("delete_media_title"), text: t("delete_media_text"), confirm: t("delete"), danger: true });
+    if (!ok) return;
+    try {
+      await api(`/api/media/${item.id}`, { method: "DELETE" });
+    } catch (error) {
+      toast(error.message, "error");
+      return;
+    }
+    node.remove();
+    toast(t("media_deleted"));
+    if (!grid.querySelector("[data-testid=media]") && !before) load();
+  }
+
+  function open(item, node) {
     const media =
       item.kind === "video"
         ? el("video", { src: item.url, controls: true, playsinline: true, class: "viewer-media" })
@@ -22,10 +37,12 @@ export function mount(root, params, app) {
       testid: "media-viewer",
       body: [media, el("p", { class: "viewer-prompt", text: item.prompt }), el("p", { class: "muted small", text: `${item.model_id} · ${day(item.created_at)}` })],
       actions: [
+        { id: "delete", label: t("delete"), variant: "danger", testid: "viewer-delete" },
         { id: "download", label: t("download") },
         { id: "close", label: t("done"), variant: "primary" },
       ],
     }).then((chosen) => {
+      if (chosen === "delete") remove(item, node);
       if (chosen === "download") {
         const a = el("a", { href: item.url, download: "" });
         document.body.append(a);
@@ -56,11 +73,21 @@ export function mount(root, params, app) {
       el("div", { class: "tile-frame" }, preview, item.kind === "video" ? el("span", { class: "tile-badge" }, icon("video"), item.duration_seconds ? `${item.duration_seconds}s` : "") : null),
       el("figcaption", {}, el("span", { class: "tile-prompt", text: item.prompt }), el("span", { class: "tile-meta", text: `${item.model_id} · ${day(item.created_at)}` })),
     );
+    // One still being made is settled first (its hold, the job watching it); then it can go.
+    if (item.status !== "pending") {
+      const trash = iconButton("trash", t("delete"), { class: "tile-delete", testid: "media-delete" });
+      trash.addEventListener("click", (event) => {
+        event.stopPropagation();
+        remove(item, node);
+      });
+      trash.addEventListener("keydown", (event) => event.stopPropagation());
+      node.querySelector(".tile-frame").append(trash);
+    }
     if (item.status === "ready" && item.url) {
       node.tabIndex = 0;
-      node.addEventListener("click", () => open(item));
+      node.addEventListener("click", () => open(item, node));
       node.addEventListener("keydown", (event) => {
-        if (event.key === "Enter") open(item);
+        if (event.key === "Enter") open(item, node);
       });
     }
     return node;

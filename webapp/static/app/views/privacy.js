@@ -97,8 +97,10 @@ export function mount(root, params, app) {
 
   const json = button(t("export_json"), { testid: "export-json" }, "download");
   const zip = button(t("export_zip"), { testid: "export-zip" }, "download");
+  const transcript = button(t("export_html"), { testid: "export-html" }, "download");
   json.addEventListener("click", () => download("json", json));
   zip.addEventListener("click", () => download("zip", zip));
+  transcript.addEventListener("click", () => download("html", transcript));
   const policy = el("a", { class: "row link-row", href: "/privacy/", target: "_blank", rel: "noopener", testid: "policy-link" }, el("span", { class: "row-text" }, el("span", { class: "row-title", text: t("privacy_policy") }), el("span", { class: "row-hint", text: t("policy_hint") })), icon("external"));
   policy.addEventListener("click", (event) => {
     if (app.tg.inTelegram) {
@@ -107,7 +109,7 @@ export function mount(root, params, app) {
     }
   });
   root.replaceChildren(
-    card(sectionTitle(t("your_data")), el("p", { class: "muted", text: t("export_text") }), el("div", { class: "button-row" }, json, zip)),
+    card(sectionTitle(t("your_data")), el("p", { class: "muted", text: t("export_text") }), el("div", { class: "button-row" }, json, zip, transcript)),
     card(sectionTitle(t("shared_links")), el("p", { class: "muted small", text: t("shared_links_text") }), links),
     el("section", { class: "card list-card" }, policy),
     el(
