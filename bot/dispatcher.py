@@ -18,6 +18,7 @@ from bot.handlers import (
     money,
     presets,
     privacy,
+    redo,
     start,
     support,
 )
@@ -87,6 +88,8 @@ def create_dispatcher(
     dp.include_routers(
         errors.router,
         admin.router,
+        # Before support, which mirrors every other edit.
+        redo.router,
         support.router,
         start.router,
         account.router,
