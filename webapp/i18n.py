@@ -136,7 +136,6 @@ APP_TEXTS: dict[str, str] = {
     "regenerate": N_("Regenerate"),
     "regenerate_with": N_("Regenerate with another model"),
     "edit_prompt": N_("Edit and ask again"),
-    "retry": N_("Retry"),
     "rate_good": N_("Good answer"),
     "rate_bad": N_("Bad answer"),
     "rating_thanks": N_("Thank you for the feedback."),
