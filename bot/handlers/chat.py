@@ -369,6 +369,8 @@ class BotSink:
                 else None
             ),
         )
+        # Remembered now, so an edit right after the reply finds it (the reply's id follows).
+        await self._remember(turn, reply_tg=None)
         # The turn asked again is replaced now: its messages here say so.
         for message_id in self.replaced:
             with contextlib.suppress(TelegramAPIError):
@@ -377,6 +379,19 @@ class BotSink:
                     message_id=message_id,
                     reply_markup=replaced_keyboard(turn.prompt_message_id or 0),
                 )
+
+    async def _remember(self, turn: turns.Turn, *, reply_tg: int | None) -> None:
+        if self.redis is not None:
+            await last_turn.remember(
+                self.redis,
+                self.user.id,
+                last_turn.LastTurn(
+                    chat_id=self.message.chat.id,
+                    prompt_tg=self.prompt_tg,
+                    prompt_id=turn.prompt_message_id,
+                    reply_tg=reply_tg,
+                ),
+            )
 
     def _delivery(self, outcome: Outcome, status: str, *, reached: bool = True) -> turns.Delivery:
         assert self.relay is not None
@@ -430,17 +445,8 @@ class BotSink:
     async def finished(
         self, turn: turns.Turn, delivery: turns.Delivery, result: turns.TurnResult | None
     ) -> None:
-        if self.redis is not None:
-            await last_turn.remember(
-                self.redis,
-                self.user.id,
-                last_turn.LastTurn(
-                    chat_id=self.message.chat.id,
-                    prompt_tg=self.prompt_tg,
-                    prompt_id=turn.prompt_message_id,
-                    reply_tg=self.relay.final_id if self.relay is not None else None,
-                ),
-            )
+        if self.relay is not None and self.relay.final_id is not None:
+            await self._remember(turn, reply_tg=self.relay.final_id)
         if delivery.status == "cut":
             return
         if turn.sources and delivery.text:

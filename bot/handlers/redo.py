@@ -7,9 +7,13 @@ support router, whose edit mirroring takes every other edit."""
 
 from __future__ import annotations
 
-from typing import Any
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramAPIError
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
@@ -33,6 +37,9 @@ from db.engine import UnitOfWorkFactory
 from db.uow import UnitOfWork
 
 router = Router(name="redo")
+T = TypeVar("T")
+STORED_TRIES = 10
+STORED_PAUSE = 0.2
 
 
 @router.callback_query(RedoCallback.filter())
@@ -57,7 +64,14 @@ async def on_redo(
         model = ctx.models.models[callback_data.k]
     await query.answer(_("Asking again…"))
     shown = await last_turn.recall(redis, user.id)
-    replaced = {anchor.message_id}
+    replaced: set[int] = set()
+    if model is None:
+        # 🔄 under the reply, or 🔁 under the error: that message is the one replaced.
+        replaced.add(anchor.message_id)
+    else:
+        # A model picked from the list: the list has done its job.
+        with contextlib.suppress(TelegramAPIError):
+            await anchor.edit_reply_markup(reply_markup=None)
     prompt_tg = None
     if shown is not None and shown.prompt_id == callback_data.m:
         prompt_tg = shown.prompt_tg
@@ -98,11 +112,24 @@ async def show_redo_models(
         )
 
 
+async def _once_stored(step: Callable[[], Awaitable[T]]) -> T:
+    """A reply is stored a moment after the user has it (money first): a tap in that moment
+    waits for it a little."""
+    for _attempt in range(STORED_TRIES - 1):
+        try:
+            return await step()
+        except redo.NoReply:
+            await asyncio.sleep(STORED_PAUSE)
+    return await step()
+
+
 @router.callback_query(RateCallback.filter())
 async def on_rate(
     query: CallbackQuery, callback_data: RateCallback, bot: Bot, uow: UnitOfWork, user: UserDTO
 ) -> None:
-    await redo.rate_reply(uow, user.id, callback_data.m, rating=callback_data.v)
+    await _once_stored(
+        lambda: redo.rate_reply(uow, user.id, callback_data.m, rating=callback_data.v)
+    )
     await query.answer(_("Thank you for the feedback."))
     if isinstance(query.message, Message):
         await bot.edit_message_reply_markup(
@@ -117,7 +144,7 @@ async def show_cost(
     query: CallbackQuery, callback_data: CostCallback, uow: UnitOfWork, user: UserDTO
 ) -> None:
     """ℹ️: what this reply cost, in an alert."""
-    cost = await redo.reply_cost(uow, user.id, callback_data.m)
+    cost = await _once_stored(lambda: redo.reply_cost(uow, user.id, callback_data.m))
     model = cost.model_id or "—"
     if cost.cost is None:
         text = _("The cost of this reply is not known.")

@@ -10,7 +10,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from core.services import billing
+from core.services import billing, chat
 from db.models import ChatMessageRow, LedgerEntry
 from tests.bot.conftest import BotHarness, Person, PersonFactory, button_data, buttons, text_of
 
@@ -160,6 +160,12 @@ async def test_regenerate_with_another_model_sends_the_prompt_to_its_provider(
     await _reply(harness, bea, "I am Claude.", after)
     [request] = await _requests(harness, "anthropic")
     assert request["json"]["model"] == "claude-sandbox"
+    # The reply answered again is marked; the list of models is gone.
+    transcript = {m["message_id"]: m for m in await harness.client.bot_messages(bea.id)}
+    assert [b["text"] for b in buttons({"message": transcript[reply["message_id"]]})] == [
+        "♻️ Replaced by a newer answer"
+    ]
+    assert not transcript[picker["message_id"]]["reply_markup"]
     rows = await _rows(harness, bea, 4)
     assert [(r.model_id, r.replaced) for r in rows if r.role == "assistant"] == [
         ("sandbox-gpt", True),
@@ -278,3 +284,23 @@ async def test_a_rating_is_stored_and_the_cost_is_told_on_request(
     assert answer["show_alert"] is True
     amount = f"₽{-debit / 100:,.2f}"
     assert f"This reply cost {amount} (sandbox-gpt)." in answer["text"]
+
+
+async def test_with_history_off_an_edited_prompt_is_asked_again_and_nothing_is_kept(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    hal = await _ready(harness, person, "Hal")
+    async with harness.uow_factory() as uow:
+        await chat.set_history(uow, hal.user_id, enabled=False)  # type: ignore[attr-defined]
+    prompt, reply = await _ask(harness, hal, "Spell cat", "C-A-T.")
+    # Nothing is kept to ask again, rate or price: no buttons.
+    assert buttons(reply) == []
+    await harness.client._call("DELETE", "/providers/requests")
+    await _script(harness, provider="openai", reply="D-O-G.")
+    after = await harness.client.last_seq()
+    await harness.client.edit_message(hal.id, prompt["message_id"], text="Spell dog")
+    await _reply(harness, hal, "D-O-G.", after)
+    [request] = await _requests(harness)
+    assert _said(request) == ["Spell dog"]
+    assert await _rows(harness, hal) == []
+    assert len(await _text_debits(harness, hal)) == 2
