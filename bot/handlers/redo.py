@@ -167,10 +167,11 @@ async def on_replaced(query: CallbackQuery) -> None:
 
 
 async def _last_prompt(
-    message: Message, redis: Redis, user: UserDTO | None = None
+    message: Message, redis: Redis, ctx: BotContext, user: UserDTO | None = None
 ) -> bool | dict[str, Any]:
-    """The edited message is the prompt of the user's last turn here."""
-    if user is None or user.is_blocked:
+    """The edited message is the prompt of the user's last turn here (and the user may chat:
+    edits pass no consent gate)."""
+    if user is None or user.is_blocked or user.needs_consent(ctx.policy_version):
         return False
     shown = await last_turn.recall(redis, user.id)
     if shown is None or shown.chat_id != message.chat.id or shown.prompt_tg != message.message_id:

@@ -97,7 +97,18 @@ async def _stored(harness: BotHarness, someone: Person) -> list[Any]:
         return list(found.all())
 
 
-async def _text_debits(harness: BotHarness, someone: Person) -> list[int]:
+async def _text_debits(harness: BotHarness, someone: Person, count: int = 0) -> list[int]:
+    """The person's text-model charges, oldest first, once there are ``count`` of them (a turn
+    is settled a moment after the user has the reply)."""
+    for _attempt in range(100):
+        found = await _debits(harness, someone)
+        if len(found) >= count:
+            break
+        await asyncio.sleep(0.05)
+    return found
+
+
+async def _debits(harness: BotHarness, someone: Person) -> list[int]:
     async with harness.uow_factory() as uow:
         found = await uow.session.scalars(
             select(LedgerEntry.amount)
@@ -303,4 +314,4 @@ async def test_with_history_off_an_edited_prompt_is_asked_again_and_nothing_is_k
     [request] = await _requests(harness)
     assert _said(request) == ["Spell dog"]
     assert await _rows(harness, hal) == []
-    assert len(await _text_debits(harness, hal)) == 2
+    assert len(await _text_debits(harness, hal, 2)) == 2
