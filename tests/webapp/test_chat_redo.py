@@ -118,3 +118,30 @@ async def test_a_reply_is_rated_and_the_rating_can_be_taken_back(env: Env) -> No
         f"/api/messages/{reply['id']}/rating", json={"rating": 5}, headers=dee.headers
     )
     assert bad.status == 400
+
+
+async def test_a_failed_turn_is_retried_and_only_the_retry_is_paid(env: Env) -> None:
+    eve = await env.user(money=100_000)
+    await env.script(
+        reply="never", chunk_delay_ms=0, fault={"kind": "in_stream_error", "after_chunks": 0}
+    )
+    events = await env.chat(eve, text="Explain tides", conversation_id=None)
+    assert events[-1][1]["status"] == "failed" and events[-1][1]["charged_kopecks"] == 0
+    conversation_id = events[0][1]["conversation_id"]
+    [prompt] = await env.messages(eve, conversation_id)
+    await env.script(reply="The moon pulls the sea.", chunk_delay_ms=0)
+    retried = await _redo(env, eve, prompt["id"])
+    done = retried[-1][1]
+    assert done["status"] == "complete" and done["charged_kopecks"] > 0
+    stored = await env.messages(eve, conversation_id)
+    assert [(m["content"], m["replaced"]) for m in stored] == [
+        ("Explain tides", True),
+        ("Explain tides", False),
+        ("The moon pulls the sea.", False),
+    ]
+    assert await env.balance(eve) == 100_000 - done["charged_kopecks"]
+    # Once replaced, the failed turn cannot be asked again.
+    again = await env.client.post(
+        f"/api/messages/{prompt['id']}/redo", json={}, headers=eve.headers
+    )
+    assert again.status == 400 and (await again.json())["error"] == "already_replaced"
