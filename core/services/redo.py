@@ -21,6 +21,8 @@ from db.models import ChatMessageRow
 from db.uow import UnitOfWork
 
 RATINGS = (-1, 1)
+# What a stored prompt starts with for each picture it had (the picture itself is not kept).
+PICTURE_MARK = "📷 "
 # The newest messages looked at to find a conversation's last prompt.
 _LAST_TURN_ROWS = 50
 
@@ -33,6 +35,11 @@ class AlreadyReplaced(InvalidInput):
 class NotLastTurn(InvalidInput):
     code = "not_last_turn"
     msgid = N_("Only the last message of a chat can be asked again.")
+
+
+class PictureNotKept(InvalidInput):
+    code = "picture_not_kept"
+    msgid = N_("Pictures are not kept, so this message cannot be asked again. Send it again.")
 
 
 class NoReply(NotFound):
@@ -101,6 +108,9 @@ async def last_turn(uow: UnitOfWork, user_id: int, message_id: int) -> RedoTarge
     if not turn or turn[-1][1] != "user" or message_id not in {m[0] for m in turn}:
         raise NotLastTurn(f"message {message_id}")
     turn.reverse()
+    if turn[0][2].startswith(PICTURE_MARK):
+        # The model would be asked about a picture it cannot see any more.
+        raise PictureNotKept(f"message {turn[0][0]}")
     replies = [m for m in turn if m[1] == "assistant"]
     return RedoTarget(
         conversation_id=conversation_id,

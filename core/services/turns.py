@@ -302,7 +302,7 @@ async def begin_turn(
                 user_id=user_id,
                 role="user",
                 # Pictures are sent to the model, not kept; the text says one was there.
-                content=("📷 " * len(images)) + text,
+                content=(redo.PICTURE_MARK * len(images)) + text,
                 model_id=model.id,
                 created_at=now,
                 expires_at=now + RETENTION,

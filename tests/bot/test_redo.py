@@ -315,3 +315,20 @@ async def test_with_history_off_an_edited_prompt_is_asked_again_and_nothing_is_k
     assert _said(request) == ["Spell dog"]
     assert await _rows(harness, hal) == []
     assert len(await _text_debits(harness, hal, 2)) == 2
+
+
+async def test_a_question_about_a_picture_is_not_asked_again_without_it(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    ivy = await _ready(harness, person, "Ivy")
+    await _script(harness, provider="openai", reply="A cat on a sofa.")
+    after = await harness.client.last_seq()
+    await harness.client.send_photo(ivy.id, b"\xff\xd8\xff\xe0fake-jpeg-bytes", caption="What?")
+    reply = await _reply(harness, ivy, "A cat on a sofa.", after)
+    await _rows(harness, ivy, 2)
+    await harness.client._call("DELETE", "/providers/requests")
+    after = await _tap(harness, ivy, reply, "🔄")
+    [refusal] = await ivy.replies(after, 1)
+    assert "Pictures are not kept" in text_of(refusal)
+    assert await _requests(harness) == []
+    assert not any(r.replaced for r in await _rows(harness, ivy, 2))
