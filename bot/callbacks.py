@@ -67,3 +67,28 @@ class PresetCallback(CallbackData, prefix="preset"):
 
 class MarketingCallback(CallbackData, prefix="mkt"):
     opt_in: bool
+
+
+class RedoCallback(CallbackData, prefix="redo"):
+    # A message of the turn to ask again (its prompt), and the model by its place in the menu
+    # (-1: the one that answered; ids may be too long for callback data).
+    m: int
+    k: int = -1
+
+
+class RedoModelsCallback(CallbackData, prefix="redom"):
+    m: int
+
+
+class RateCallback(CallbackData, prefix="rate"):
+    m: int
+    # 1: 👍, -1: 👎
+    v: int
+
+
+class CostCallback(CallbackData, prefix="cost"):
+    m: int
+
+
+class ReplacedCallback(CallbackData, prefix="replaced"):
+    m: int

@@ -19,6 +19,7 @@ from bot.handlers import (
     money,
     presets,
     privacy,
+    redo,
     start,
     support,
     voice,
@@ -67,6 +68,8 @@ def create_dispatcher(
     dp.include_routers(
         errors.router,
         admin.router,
+        # Before support, which mirrors every other edit.
+        redo.router,
         support.router,
         start.router,
         account.router,

@@ -6,15 +6,21 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import (
     ConsentCallback,
+    CostCallback,
     DeclineCallback,
     HistoryCallback,
     LanguageCallback,
     MenuCallback,
     PlanCallback,
+    RateCallback,
+    RedoCallback,
+    RedoModelsCallback,
+    ReplacedCallback,
     TopUpCallback,
     YooKassaCallback,
 )
 from bot.texts import money
+from core.services.chat import ModelMenu
 from core.services.payments import StarOffer
 from core.services.tariffs import Plan
 
@@ -119,4 +125,44 @@ def pay_link_keyboard(text: str, url: str) -> InlineKeyboardMarkup:
 def support_keyboard() -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     builder.button(text=_("✅ Finish"), callback_data=MenuCallback(action="support_done"))
+    return builder.as_markup()
+
+
+def reply_keyboard(prompt_id: int, rating: int | None = None) -> InlineKeyboardMarkup:
+    """Under a reply: ask again (the same model, another one), rate it, what it cost. The
+    buttons name the turn by its stored prompt."""
+    builder = InlineKeyboardBuilder()
+    builder.button(text="🔄", callback_data=RedoCallback(m=prompt_id))
+    builder.button(text="🔀", callback_data=RedoModelsCallback(m=prompt_id))
+    builder.button(
+        text="👍✓" if rating == 1 else "👍", callback_data=RateCallback(m=prompt_id, v=1)
+    )
+    builder.button(
+        text="👎✓" if rating == -1 else "👎", callback_data=RateCallback(m=prompt_id, v=-1)
+    )
+    builder.button(text="ℹ️", callback_data=CostCallback(m=prompt_id))
+    builder.adjust(5)
+    return builder.as_markup()
+
+
+def retry_keyboard(prompt_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    builder.button(text=_("🔁 Retry"), callback_data=RedoCallback(m=prompt_id))
+    return builder.as_markup()
+
+
+def replaced_keyboard(prompt_id: int) -> InlineKeyboardMarkup:
+    """What stays under a reply that was asked again."""
+    builder = InlineKeyboardBuilder()
+    builder.button(
+        text=_("♻️ Replaced by a newer answer"), callback_data=ReplacedCallback(m=prompt_id)
+    )
+    return builder.as_markup()
+
+
+def redo_models_keyboard(menu: ModelMenu, prompt_id: int) -> InlineKeyboardMarkup:
+    builder = InlineKeyboardBuilder()
+    for index, model in enumerate(menu.models):
+        builder.button(text=model.id, callback_data=RedoCallback(m=prompt_id, k=index))
+    builder.adjust(1)
     return builder.as_markup()

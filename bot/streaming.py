@@ -82,6 +82,7 @@ class Relay:
         stop_markup: InlineKeyboardMarkup | None = None,
         thinking_text: str = "…",
         should_stop: Callable[[], Awaitable[bool]] | None = None,
+        final_markup: InlineKeyboardMarkup | None = None,
     ) -> None:
         self.bot = bot
         self.chat_id = chat_id
@@ -91,6 +92,9 @@ class Relay:
         self.stop_markup = stop_markup
         self.thinking_text = thinking_text
         self.should_stop = should_stop
+        # Buttons under the last part of the final reply, and that part's message id.
+        self.final_markup = final_markup
+        self.final_id: int | None = None
         self.live = _Live()
         self.draft_id = random.randint(1, 2**31 - 1)  # nosec B311 # a draft's id, no secret
         # Groups: the message being edited; private chats: the message holding the Stop button.
@@ -290,44 +294,55 @@ class Relay:
         html = self._final_html(outcome)
         parts = split_html(html) if html else []
         first = 0
+        last = len(parts) - 1
         if not self.private and self.anchor_id is not None:
             if parts:
-                await self._edit_final(parts[0])
+                await self._edit_final(parts[0], self.final_markup if last == 0 else None)
                 first = 1
             else:
                 with contextlib.suppress(TelegramAPIError):
                     await self.bot.delete_message(self.chat_id, self.anchor_id)
-        for part in parts[first:]:
-            await self._send_final(part)
+        for index in range(first, len(parts)):
+            await self._send_final(parts[index], self.final_markup if index == last else None)
         if self.private and self.anchor_id is not None:
             with contextlib.suppress(TelegramAPIError):
                 await self.bot.delete_message(self.chat_id, self.anchor_id)
 
-    async def _edit_final(self, html: str) -> None:
+    async def _edit_final(self, html: str, markup: InlineKeyboardMarkup | None) -> None:
         try:
             await self.bot.edit_message_text(
-                html, chat_id=self.chat_id, message_id=self.anchor_id, parse_mode="HTML"
+                html,
+                chat_id=self.chat_id,
+                message_id=self.anchor_id,
+                parse_mode="HTML",
+                reply_markup=markup,
             )
+            self.final_id = self.anchor_id
         except TelegramBadRequest as exc:
             if "message is not modified" in str(exc):
                 # Same text, but the Stop button must go.
                 with contextlib.suppress(TelegramAPIError):
                     await self.bot.edit_message_reply_markup(
-                        chat_id=self.chat_id, message_id=self.anchor_id, reply_markup=None
+                        chat_id=self.chat_id, message_id=self.anchor_id, reply_markup=markup
                     )
+                self.final_id = self.anchor_id
             else:
-                await self._send_final(html)
+                await self._send_final(html, markup)
 
-    async def _send_final(self, html: str) -> None:
+    async def _send_final(self, html: str, markup: InlineKeyboardMarkup | None = None) -> None:
         try:
-            await self.bot.send_message(
+            sent = await self.bot.send_message(
                 self.chat_id,
                 html,
                 parse_mode="HTML",
                 reply_to_message_id=self.reply_to if not self.private else None,
+                reply_markup=markup,
             )
         except TelegramBadRequest:
             # Rendering is built never to fail; if Telegram disagrees, the text still arrives.
             log.exception("chat %s: formatted reply refused; sending plain text", self.chat_id)
             plain = html_to_plain(html)[:4096]
-            await self.bot.send_message(self.chat_id, plain, parse_mode=None)
+            sent = await self.bot.send_message(
+                self.chat_id, plain, parse_mode=None, reply_markup=markup
+            )
+        self.final_id = sent.message_id

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    SmallInteger,
     String,
     Text,
     UniqueConstraint,
@@ -304,6 +305,8 @@ class ChatMessageRow(Base):
         CheckConstraint(
             "status IN ('complete', 'stopped', 'cut', 'failed', 'undelivered')", name="status_known"
         ),
+        CheckConstraint("rating IN (-1, 1)", name="rating_known"),
+        CheckConstraint("cost >= 0", name="cost_not_negative"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         Index("ix_messages_expires_at", "expires_at"),
     )
@@ -324,6 +327,12 @@ class ChatMessageRow(Base):
     output_tokens: Mapped[int | None] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16), server_default="complete")
     is_pinned: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # Asked again (regenerated, edited, retried): still shown, marked, but never sent to a model.
+    replaced: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+    # The user's 👍 (1) or 👎 (-1) on a reply.
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    # What the reply was charged, in kopecks (0: free; None: not known).
+    cost: Mapped[int | None] = mapped_column(BigInteger)
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime]
 

@@ -142,6 +142,18 @@ APP_TEXTS: dict[str, str] = {
     "status_cut": N_("Cut short: the service restarted"),
     "status_undelivered": N_("Not delivered"),
     "free_request": N_("Free request"),
+    "replaced": N_("Replaced"),
+    "regenerate": N_("Regenerate"),
+    "regenerate_with": N_("Regenerate with another model"),
+    "edit_prompt": N_("Edit and ask again"),
+    "rate_good": N_("Good answer"),
+    "rate_bad": N_("Bad answer"),
+    "rating_thanks": N_("Thank you for the feedback."),
+    "rating_removed": N_("Rating removed."),
+    "reply_cost": N_("What this reply cost"),
+    "cost_of_reply": N_("This reply cost {amount} ({model})."),
+    "cost_free": N_("This reply was free ({model})."),
+    "cost_unknown": N_("The cost of this reply is not known."),
     "intro_title": N_("What can I help with?"),
     "intro_text": N_(
         "Ask anything. Replies stream in live, and you can switch models at any time."

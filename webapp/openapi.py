@@ -124,6 +124,9 @@ SCHEMAS: dict[str, Schema] = {
             "is_pinned": _b(),
             "status": _s(enum=["complete", "stopped", "failed"]),
             "created_at": TIME,
+            "replaced": _b("Asked again: shown, marked, never sent to a model again."),
+            "rating": _null(_i("The user's 👍 (1) or 👎 (-1).", enum=[1, -1])),
+            "cost_kopecks": _null(_i("What the reply was charged (0: free; null: not known).")),
         }
     ),
     "ChatStart": _obj({"turn_id": _s(), "conversation_id": _i()}),
@@ -618,6 +621,37 @@ ROUTES: dict[tuple[str, str], Op] = {
                 "done": _ref("ChatDone"),
             }
         },
+    ),
+    ("POST", "/api/messages/{message_id}/redo"): Op(
+        "Ask the last turn again (regenerate, retry, or edit its prompt); the reply streams "
+        "back as Server-Sent Events, as for POST /api/chat",
+        body=_obj(
+            {
+                "text": _s("The edited prompt; omitted: the prompt as it was."),
+                "model_id": _s("A model of the menu; omitted: the one that answered."),
+            },
+            optional=("text", "model_id"),
+        ),
+        responses={
+            200: ("The reply as it is written.", _s(CHAT_EVENTS), "text/event-stream"),
+            400: ("Not the last turn, or already replaced.", _ref("Error"), JSON),
+            404: ("No such message of the user, or no such model.", _ref("Error"), JSON),
+            409: ("A reply to the user is still being written.", _ref("Error"), JSON),
+        },
+        extra={
+            "x-sse-events": {
+                "start": _ref("ChatStart"),
+                "reasoning": _ref("ChatText"),
+                "delta": _ref("ChatText"),
+                "error": _obj({"code": _s(), "message": _s()}),
+                "done": _ref("ChatDone"),
+            }
+        },
+    ),
+    ("POST", "/api/messages/{message_id}/rating"): Op(
+        "Rate a reply (or the reply to a prompt) 👍 (1), 👎 (-1) or not at all (null)",
+        body=_obj({"rating": _null(_i(enum=[1, -1]))}),
+        responses=_ok(_obj({"message_id": _i("The reply rated."), "rating": _null(_i())})),
     ),
     ("POST", "/api/chat/{turn_id}/stop"): Op(
         "Stop a reply being written (the user's own; others: 404)", responses=NO_CONTENT

@@ -17,9 +17,11 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 from redis.asyncio import Redis
 
+from bot import last_turn
 from bot.callbacks import MenuCallback, ModelCallback, SettingCallback, StopCallback
 from bot.context import BotContext
 from bot.handlers.images import draw
+from bot.keyboards import replaced_keyboard, reply_keyboard, retry_keyboard
 from bot.rendering import html_to_plain
 from bot.speech import Speaker
 from bot.streaming import Outcome, Relay
@@ -274,8 +276,15 @@ async def _answer_once(
     images: tuple[ImagePart, ...] = (),
     *,
     uow_factory: UnitOfWorkFactory,
+    redo_of: int | None = None,
+    model: chat.ModelTerms | None = None,
+    prompt_tg: int | None = -1,
+    replaced: tuple[int, ...] = (),
 ) -> None:
-    """One request at a time per user, across the bot, the web app and every process."""
+    """One request at a time per user, across the bot, the web app and every process.
+    Asking again: ``redo_of`` (a stored message of the last turn; an empty ``text`` asks its
+    prompt again), ``model`` (None: the one that answered it), ``prompt_tg`` (the Telegram
+    prompt; -1: ``message``), ``replaced`` (messages in this chat then marked replaced)."""
     if not ctx.models.models:
         await message.reply(_("No models are set up on this server yet."))
         return
@@ -290,7 +299,17 @@ async def _answer_once(
             providers=providers,
             uow_factory=uow_factory,
         )
-    sink = BotSink(message, bot, ctx, user, speaker=speaker)
+    sink = BotSink(
+        message,
+        bot,
+        ctx,
+        user,
+        speaker=speaker,
+        redis=redis,
+        prompt_tg=message.message_id if prompt_tg == -1 else prompt_tg,
+        replaced=replaced,
+    )
+    prefs = chat.prefs_from(user.features, history_enabled=user.history_enabled)
     try:
         await turns.run_turn(
             uow,
@@ -301,15 +320,17 @@ async def _answer_once(
             text=text,
             providers=providers,
             clock=ctx.clock,
-            prefs=chat.prefs_from(user.features, history_enabled=user.history_enabled),
+            prefs=prefs,
             turn_id=sink.turn_id,
             owner=ctx.owner,
+            model=model,
             models=ctx.models,
             images=images,
             tariffs=ctx.tariffs,
             file_limits=ctx.file_limits,
             embedder=ctx.embedder,
             documents=bool(user.features.get("files")),
+            redo_of=redo_of,
         )
     except ReplyInProgress:
         await message.reply(
@@ -329,6 +350,9 @@ class BotSink:
         user: UserDTO,
         *,
         speaker: Speaker | None = None,
+        redis: Redis | None = None,
+        prompt_tg: int | None = None,
+        replaced: tuple[int, ...] = (),
     ) -> None:
         self.message = message
         # Reads a complete reply aloud afterwards (the user's "Read replies aloud").
@@ -336,6 +360,9 @@ class BotSink:
         self.bot = bot
         self.ctx = ctx
         self.user = user
+        self.redis = redis
+        self.prompt_tg = prompt_tg
+        self.replaced = replaced
         self.turn_id = turn_lock.new_turn_id()
         self.relay: Relay | None = None
 
@@ -364,7 +391,36 @@ class BotSink:
             show_reasoning=turn.prefs.reasoning,
             stop_markup=stop.as_markup(),
             thinking_text=_("✍️ Writing…"),
+            # Ask again, rate, cost: only for a turn that is kept.
+            final_markup=(
+                reply_keyboard(turn.prompt_message_id)
+                if turn.prompt_message_id is not None
+                else None
+            ),
         )
+        # Remembered now, so an edit right after the reply finds it (the reply's id follows).
+        await self._remember(turn, reply_tg=None)
+        # The turn asked again is replaced now: its messages here say so.
+        for message_id in self.replaced:
+            with contextlib.suppress(TelegramAPIError):
+                await self.bot.edit_message_reply_markup(
+                    chat_id=self.message.chat.id,
+                    message_id=message_id,
+                    reply_markup=replaced_keyboard(turn.prompt_message_id or 0),
+                )
+
+    async def _remember(self, turn: turns.Turn, *, reply_tg: int | None) -> None:
+        if self.redis is not None:
+            await last_turn.remember(
+                self.redis,
+                self.user.id,
+                last_turn.LastTurn(
+                    chat_id=self.message.chat.id,
+                    prompt_tg=self.prompt_tg,
+                    prompt_id=turn.prompt_message_id,
+                    reply_tg=reply_tg,
+                ),
+            )
 
     def _delivery(self, outcome: Outcome, status: str, *, reached: bool = True) -> turns.Delivery:
         assert self.relay is not None
@@ -418,6 +474,8 @@ class BotSink:
     async def finished(
         self, turn: turns.Turn, delivery: turns.Delivery, result: turns.TurnResult | None
     ) -> None:
+        if self.relay is not None and self.relay.final_id is not None:
+            await self._remember(turn, reply_tg=self.relay.final_id)
         if delivery.status == "cut":
             return
         if turn.sources and delivery.text:
@@ -427,16 +485,25 @@ class BotSink:
                 )
             )
         if delivery.error is not None:
-            await _report(self.message, delivery.error, delivered=bool(delivery.text))
+            await _report(
+                self.message,
+                delivery.error,
+                delivered=bool(delivery.text),
+                prompt_id=turn.prompt_message_id,
+            )
         elif delivery.status == "stopped":
             await self.message.answer(_("⏹ Stopped. You pay only for what was written."))
         elif self.speaker is not None and delivery.status == "complete" and delivery.text:
             await self.speaker(delivery.text, key=f"{turn.key}:speech")
 
 
-async def _report(message: Message, error: DomainError, *, delivered: bool) -> None:
+async def _report(
+    message: Message, error: DomainError, *, delivered: bool, prompt_id: int | None = None
+) -> None:
     log.info("chat %s: provider failed: %s (%s)", message.chat.id, error.code, error.detail)
     note = _(error.msgid)
     if delivered:
         note = _("⚠️ The reply was cut short. {reason}").format(reason=note)
-    await message.answer(note)
+    await message.answer(
+        note, reply_markup=retry_keyboard(prompt_id) if prompt_id is not None else None
+    )

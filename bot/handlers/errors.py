@@ -42,10 +42,11 @@ async def on_error(event: ErrorEvent, bot: Bot) -> None:
         log.exception("update %s failed", update.update_id, exc_info=exc)
         text = generic_error_text()
     chat_id = None
-    if update.message is not None:
+    message = update.message or update.edited_message
+    if message is not None:
         # In groups the bot speaks only when addressed, which an outage may not let it check.
-        if outage is None or update.message.chat.type == "private":
-            chat_id = update.message.chat.id
+        if outage is None or message.chat.type == "private":
+            chat_id = message.chat.id
     elif update.callback_query is not None:
         chat_id = update.callback_query.from_user.id
         with suppress(TelegramAPIError):  # it may have been answered before the failure

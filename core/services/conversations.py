@@ -33,6 +33,11 @@ class MessageDTO:
     is_pinned: bool
     status: str
     created_at: datetime
+    # Asked again: kept and shown as replaced, never sent to a model again.
+    replaced: bool = False
+    # The user's 👍 (1) or 👎 (-1), and what the reply cost in kopecks (None: not known).
+    rating: int | None = None
+    cost: int | None = None
 
 
 def _message(row: ChatMessageRow) -> MessageDTO:
@@ -45,6 +50,9 @@ def _message(row: ChatMessageRow) -> MessageDTO:
         is_pinned=row.is_pinned,
         status=row.status,
         created_at=row.created_at,
+        replaced=row.replaced,
+        rating=row.rating,
+        cost=row.cost,
     )
 
 

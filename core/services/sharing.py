@@ -260,6 +260,7 @@ async def open_shared(uow: UnitOfWork, token: str) -> SharedView:
                 ChatMessageRow.conversation_id == conversation.id,
                 ChatMessageRow.created_at <= link.created_at,
                 ChatMessageRow.status != "failed",
+                ChatMessageRow.replaced.is_(False),
             )
             .order_by(ChatMessageRow.id)
         )

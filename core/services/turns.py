@@ -21,6 +21,12 @@ Invariants:
 
 Statuses of a finished turn: complete, stopped, cut, failed, undelivered (the final message
 never reached the user: billed for what the user did see, if anything).
+
+A turn may ask again (regenerate, an edited prompt, a retry: ``replaces`` names the messages of
+the turn it replaces, see ``core.services.redo``): they are marked replaced in the transaction
+that stores the new prompt and holds its money, so a refused turn replaces nothing and a turn
+already replaced cannot be replaced twice; replaced messages stay visible but never reach a
+model again. Asking again is a turn like any other, billed the same way.
 """
 
 from __future__ import annotations
@@ -53,7 +59,7 @@ from core.providers.base import (
     Usage,
 )
 from core.providers.registry import ProviderRegistry
-from core.services import billing, files, settlement, turn_lock
+from core.services import billing, files, redo, settlement, turn_lock
 from core.services.chat import (
     ChatPrefs,
     ModelMenu,
@@ -129,13 +135,18 @@ class TurnResult:
     free: bool = False
 
 
-async def _history(uow: UnitOfWork, conversation_id: int, budget: int) -> list[ChatMessage]:
-    """The newest turns that fit ``budget`` tokens, oldest first."""
+async def _history(
+    uow: UnitOfWork, conversation_id: int, budget: int, replaces: tuple[int, ...] = ()
+) -> list[ChatMessage]:
+    """The newest turns that fit ``budget`` tokens, oldest first; replaced messages (and those
+    this turn replaces) are left out."""
     rows = await uow.session.execute(
         select(ChatMessageRow.role, ChatMessageRow.content)
         .where(
             ChatMessageRow.conversation_id == conversation_id,
             ChatMessageRow.status != "failed",
+            ChatMessageRow.replaced.is_(False),
+            ChatMessageRow.id.not_in(replaces),
         )
         .order_by(ChatMessageRow.id.desc())
         .limit(200)
@@ -169,10 +180,12 @@ async def begin_turn(
     tariffs: Tariffs | None = None,
     documents: str | None = None,
     owner: str | None = None,
+    replaces: tuple[int, ...] = (),
 ) -> Turn:
     """Store the prompt, assemble the request and hold money for it, before the provider call.
     A request the free tier covers holds nothing and counts against the allowance instead.
-    Raises InsufficientFunds (nothing stored) when the balance cannot cover the estimate."""
+    Raises InsufficientFunds (nothing stored) when the balance cannot cover the estimate, and
+    AlreadyReplaced (nothing stored) when a message in ``replaces`` was replaced meanwhile."""
     if len(text) > MAX_PROMPT_CHARS:
         raise PromptTooLong(f"{len(text)} characters")
     text = clean(text)
@@ -207,7 +220,9 @@ async def begin_turn(
     budget = model.context_window - max_output - prompt_tokens
     if budget < 0:
         raise PromptTooLong(f"{prompt_tokens} tokens for a {model.context_window} window")
-    history = await _history(uow, conversation.id, budget) if store and conversation else []
+    history = (
+        await _history(uow, conversation.id, budget, replaces) if store and conversation else []
+    )
     prompt = (
         ChatMessage(role="user", content=(TextPart(text), *images))
         if images
@@ -242,6 +257,18 @@ async def begin_turn(
     # hold, the conversation and the prompt commit together, or none of them.
     reservation = None
     async with uow.transaction():
+        if replaces:
+            marked = await uow.session.execute(
+                update(ChatMessageRow)
+                .where(
+                    ChatMessageRow.id.in_(replaces),
+                    ChatMessageRow.user_id == user_id,
+                    ChatMessageRow.replaced.is_(False),
+                )
+                .values(replaced=True)
+            )
+            if marked.rowcount != len(set(replaces)):  # type: ignore[attr-defined]
+                raise redo.AlreadyReplaced(f"messages {replaces}")
         if estimate > 0 and free_tier is None:
             reservation = await billing.reserve(
                 uow,
@@ -275,7 +302,7 @@ async def begin_turn(
                 user_id=user_id,
                 role="user",
                 # Pictures are sent to the model, not kept; the text says one was there.
-                content=("📷 " * len(images)) + text,
+                content=(redo.PICTURE_MARK * len(images)) + text,
                 model_id=model.id,
                 created_at=now,
                 expires_at=now + RETENTION,
@@ -454,6 +481,7 @@ async def finish_turn(
                     status=status if text or status == "failed" else "failed",
                     created_at=now,
                     expires_at=now + RETENTION,
+                    cost=charged,
                 )
         except Exception:
             # The conversation was deleted meanwhile, or the database refused the text: the
@@ -623,12 +651,24 @@ async def run_turn(
     file_limits: files.FileLimits | None = None,
     embedder: files.Embedder | None = None,
     documents: bool = True,
+    redo_of: int | None = None,
 ) -> TurnOutcome | None:
     """One turn for one user: take the user's lock (or ReplyInProgress), begin (refusals go to
-    the sink), stream through the sink, settle, store, tell. None when the turn never began."""
+    the sink), stream through the sink, settle, store, tell. None when the turn never began.
+    ``redo_of``: a message of the last turn this one asks again (see the module's description),
+    found under the lock, once the turn before has stored its reply; an empty ``text`` asks
+    its prompt again, and with no ``model`` the model that answered it answers again."""
     turn_id = turn_id or turn_lock.new_turn_id()
     async with turn_lock.holding(redis, user_id=user_id, turn_id=turn_id, owner=owner) as lock:
         try:
+            replaces: tuple[int, ...] = ()
+            if redo_of is not None:
+                target = await redo.last_turn(uow, user_id, redo_of)
+                replaces = target.message_ids
+                prefs = dataclasses.replace(prefs, conversation_id=target.conversation_id)
+                text = text or target.prompt
+                if model is None and models is not None:
+                    model = models.get(target.model_id)
             context = None
             if documents and file_limits is not None:
                 context = await files.context_for(
@@ -653,6 +693,7 @@ async def run_turn(
                 tariffs=tariffs,
                 documents=context.prompt() if context is not None and passages else None,
                 owner=owner,
+                replaces=replaces,
             )
         except DomainError as exc:
             await sink.refused(exc)

@@ -9,8 +9,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 APPEND = """
     INSERT INTO messages (conversation_id, user_id, role, content, reasoning, model_id,
-                          input_tokens, output_tokens, status, created_at, expires_at)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                          input_tokens, output_tokens, status, created_at, expires_at, cost)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
     RETURNING id
 """
 
@@ -41,6 +41,7 @@ class ChatsRepository:
         status: str,
         created_at: datetime,
         expires_at: datetime,
+        cost: int | None = None,
     ) -> int:
         connection = await self.session.connection()
         raw = await connection.get_raw_connection()
@@ -59,5 +60,6 @@ class ChatsRepository:
             status,
             created_at,
             expires_at,
+            cost,
         )
         return int(message_id)

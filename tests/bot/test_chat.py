@@ -271,7 +271,9 @@ async def test_in_a_group_the_bot_answers_when_mentioned_by_editing_one_message(
     transcript = await harness.client.transcript(group["id"])
     bot_messages = [m for m in transcript["messages"] if m["is_bot_message"]]
     assert [m["message_id"] for m in bot_messages] == [edited["message_id"]]
-    assert bot_messages[0]["reply_markup"] is None  # the Stop button is gone at the end
+    # The Stop button is gone at the end; what is left is what can be done with the reply.
+    labels = [b["text"] for row in bot_messages[0]["reply_markup"]["inline_keyboard"] for b in row]
+    assert labels == ["🔄", "🔀", "👍", "👎", "ℹ️"]
 
 
 async def test_a_preset_made_in_the_bot_becomes_the_model_instructions(

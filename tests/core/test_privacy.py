@@ -22,6 +22,7 @@ from core.services import (
     payments,
     presets,
     privacy,
+    redo,
     sessions,
     support,
     tariffs,
@@ -321,3 +322,38 @@ def test_delete_confirmation_expires_and_belongs_to_one_user() -> None:
     with pytest.raises(DeleteLinkExpired):
         privacy.check_delete_token("garbage", 7, secret="s", now=NOW)
     assert len(f"del:{token}".encode()) <= 64
+
+
+async def test_a_replys_rating_and_cost_are_exported_and_deleted_with_the_account(
+    uow: UnitOfWork,
+) -> None:
+    user_id, _ = await _rich_user(uow)
+    conversation = await conversations.current_conversation(
+        uow, user_id, title="Diary", model_id="m"
+    )
+    reply_id = await uow.chats.append_message(
+        conversation_id=conversation,
+        user_id=user_id,
+        role="assistant",
+        content="A rated reply",
+        reasoning=None,
+        model_id="m",
+        input_tokens=10,
+        output_tokens=20,
+        status="complete",
+        created_at=NOW,
+        expires_at=NOW + timedelta(days=14),
+        cost=137,
+    )
+    await uow.commit()
+    assert await redo.rate_reply(uow, user_id, reply_id, rating=-1) == reply_id
+    export = await privacy.export_user(uow, user_id, fmt="json", now=NOW)
+    with export.data:
+        exported = json.loads(export.data.read())["categories"]["messages"]
+    [rated] = [m for m in exported if m["id"] == reply_id]
+    assert (rated["rating"], rated["cost"], rated["replaced"]) == (-1, 137, False)
+    await privacy.delete_user(uow, user_id, now=NOW, store=STORE)
+    left = await uow.session.scalars(
+        select(models.ChatMessageRow.id).where(models.ChatMessageRow.user_id == user_id)
+    )
+    assert list(left) == []

@@ -4,6 +4,7 @@ administrator's take-down, and what a public view shows (and never shows)."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import hashlib
 import secrets
 from dataclasses import asdict
@@ -14,10 +15,10 @@ from sqlalchemy import select
 
 from core.errors import NotFound
 from core.providers.base import Usage
-from core.services import billing, chat, presets, privacy, sharing, turns
+from core.services import billing, chat, presets, privacy, redo, sharing, turns
 from core.services.chat import ModelTerms
 from core.services.sharing import NotAPresetLink, ShareLinkNotFound
-from db.models import AdminAction, ShareLink
+from db.models import AdminAction, ChatMessageRow, ShareLink
 from db.uow import UnitOfWork
 from tests.factories import register
 
@@ -238,6 +239,43 @@ async def test_a_shared_chat_is_a_snapshot_of_what_was_said_before_sharing(
     assert later == conversation_id
     view = await sharing.open_shared(uow, link.token)
     assert [m.content for m in view.messages] == ["First", "One"]
+
+
+async def test_a_shared_chat_shows_the_answer_that_replaced_another_not_the_replaced_one(
+    uow: UnitOfWork,
+) -> None:
+    owner = await _user(uow)
+    conversation_id = await _say(uow, owner, "Name a colour", "Beige")
+    first = await redo.last_turn(uow, owner, (await _message_ids(uow, conversation_id))[0])
+    turn = await turns.begin_turn(
+        uow,
+        user_id=owner,
+        text=first.prompt,
+        model=MODEL,
+        now=NOW,
+        prefs=dataclasses.replace(
+            await chat.get_prefs(uow, owner), conversation_id=conversation_id
+        ),
+        replaces=first.message_ids,
+    )
+    await turns.finish_turn(
+        uow, turn, text="Teal", reasoning="", usage=None, status="complete", now=NOW
+    )
+    link = await sharing.share_conversation(
+        uow, user_id=owner, conversation_id=conversation_id, now=NOW
+    )
+    view = await sharing.open_shared(uow, link.token)
+    assert [m.content for m in view.messages] == ["Name a colour", "Teal"]
+
+
+async def _message_ids(uow: UnitOfWork, conversation_id: int) -> list[int]:
+    async with uow.reading():
+        found = await uow.session.scalars(
+            select(ChatMessageRow.id)
+            .where(ChatMessageRow.conversation_id == conversation_id)
+            .order_by(ChatMessageRow.id)
+        )
+        return list(found)
 
 
 async def test_each_opening_counts_a_view(uow: UnitOfWork) -> None:

@@ -420,6 +420,8 @@ async def test_every_chat_route_needs_a_signed_in_user(env: Env) -> None:
         ("DELETE", "/api/conversations/1"),
         ("GET", "/api/conversations/1/messages"),
         ("POST", "/api/messages/1/pin"),
+        ("POST", "/api/messages/1/redo"),
+        ("POST", "/api/messages/1/rating"),
         ("POST", "/api/chat"),
         ("POST", f"/api/chat/{secrets.token_hex(8)}/stop"),
     ):

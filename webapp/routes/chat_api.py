@@ -21,6 +21,13 @@ writes events): a Stop, a failure or a client that went away pays only for what 
 the rest of the hold goes back. One reply at a time per user, across the bot and the web app
 (another one is 409 ``busy``); ``POST /api/chat/{turn_id}/stop`` stops one from anywhere (another
 tab, another web process, the bot). The relay does no database work per chunk.
+
+``POST /api/messages/{id}/redo`` ``{"text"?, "model_id"?}`` asks the last turn of a conversation
+again (``id``: its prompt or its reply) and answers with the same events: without ``text`` the
+prompt is asked again (regenerate, retry), with it the prompt is edited; without ``model_id`` the
+model that answered answers again. The turn replaced stays, marked ``replaced``. Another turn
+is 400 ``not_last_turn``; one already replaced, 400 ``already_replaced`` (or, when that happened
+meanwhile, the stream's only ``error`` event).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from core.catalogue import ModelUnavailable
 from core.errors import DomainError, InvalidInput, NotFound
 from core.outages import as_unavailable
 from core.providers.base import ReasoningDelta, StreamEvent, TextDelta, Usage, UsageReport
-from core.services import billing, chat, conversations, turn_lock, turns
+from core.services import billing, chat, conversations, redo, turn_lock, turns
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
 from webapp.routes.api import MAX_ID, json_body, object_id, user_id_of
@@ -70,6 +77,9 @@ def _message(m: conversations.MessageDTO) -> dict[str, object]:
         "is_pinned": m.is_pinned,
         "status": m.status,
         "created_at": m.created_at.isoformat(),
+        "replaced": m.replaced,
+        "rating": m.rating,
+        "cost_kopecks": m.cost,
     }
 
 
@@ -472,6 +482,66 @@ class WebSink:
         await self._end()
 
 
+async def redo_message(request: web.Request) -> web.StreamResponse:
+    """``POST /api/messages/{message_id}/redo`` ``{"text"?, "model_id"?}``: the last turn
+    asked again, as Server-Sent Events (see the module's description)."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    message_id = object_id(request, "message_id")
+    body = await json_body(request) if request.can_read_body else {}
+    text = body.get("text")
+    if text is not None and (not isinstance(text, str) or not text.strip()):
+        raise InvalidInput('expected {"text": "..."} or no text')
+    model_id = body.get("model_id")
+    if model_id is not None and not isinstance(model_id, str):
+        raise InvalidInput("model_id must be a string")
+    menu = _menu(ctx)
+    if ctx.providers is None:
+        raise ModelUnavailable("no model providers configured")
+    async with ctx.uow_factory() as uow:
+        # Told before any event when it is plain already; checked again under the user's lock.
+        await redo.last_turn(uow, user_id, message_id)
+        setup = await turns.setup_turn(uow, user_id=user_id, models=menu, model_id=model_id)
+        sink = WebSink(request, ctx, language=request_language(request))
+        await turns.run_turn(
+            uow,
+            ctx.uow_factory,
+            ctx.redis,
+            sink,
+            user_id=user_id,
+            text=text.strip() if text else "",
+            providers=ctx.providers,
+            clock=ctx.clock,
+            prefs=setup.prefs,
+            turn_id=sink.turn_id,
+            owner=ctx.owner,
+            # None: the model that answered the turn asked again.
+            model=setup.model if model_id is not None else None,
+            models=menu,
+            tariffs=ctx.tariffs,
+            file_limits=ctx.file_limits,
+            embedder=ctx.embedder,
+            documents=setup.documents,
+            redo_of=message_id,
+        )
+    return sink.response
+
+
+async def rate_message(request: web.Request) -> web.Response:
+    """``POST /api/messages/{message_id}/rating`` ``{"rating": 1|-1|null}``: 👍, 👎 or none on
+    a reply (or the reply to a prompt)."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    message_id = object_id(request, "message_id")
+    body = await json_body(request)
+    rating = body.get("rating", "missing")
+    if rating is not None and (isinstance(rating, bool) or rating not in redo.RATINGS):
+        raise InvalidInput('expected {"rating": 1, -1 or null}')
+    async with ctx.uow_factory() as uow:
+        reply_id = await redo.rate_reply(uow, user_id, message_id, rating=rating)
+    return web.json_response({"message_id": reply_id, "rating": rating})
+
+
 async def stop_turn(request: web.Request) -> web.Response:
     """``POST /api/chat/{turn_id}/stop``: the reply ends with what was written so far."""
     ctx = request.app[CONTEXT]
@@ -488,5 +558,7 @@ def setup(app: web.Application) -> None:
     app.router.add_delete(r"/api/conversations/{conversation_id:\d+}", delete_conversation)
     app.router.add_get(r"/api/conversations/{conversation_id:\d+}/messages", list_messages)
     app.router.add_post(r"/api/messages/{message_id:\d+}/pin", pin_message)
+    app.router.add_post(r"/api/messages/{message_id:\d+}/redo", redo_message)
+    app.router.add_post(r"/api/messages/{message_id:\d+}/rating", rate_message)
     app.router.add_post("/api/chat", send_message)
     app.router.add_post("/api/chat/{turn_id:[0-9a-f]{16}}/stop", stop_turn)

@@ -4,11 +4,14 @@
 // Documents attached to a chat (the paperclip, or dropped on it) are uploaded, linked to the
 // conversation and read on the server; their passages then answer in that chat. The microphone
 // (voice.js) turns a recording into text in the composer.
+// The last turn can be asked again (regenerate, with the same model or another; edit the prompt;
+// retry one that failed): POST /api/messages/{id}/redo streams like /api/chat, and the turn it
+// replaces stays, marked. Replies can be rated 👍/👎 and tell what they cost on request.
 
 import { ApiError, api, request } from "../api.js";
 import { render } from "../markdown.js";
 import { showShareLink } from "../share.js";
-import { button, confirmAction, copyWithToast, el, empty, errorBox, icon, iconButton, money, settings, shortWhen, spinner, t, toast } from "../ui.js";
+import { button, confirmAction, copyWithToast, dialog, el, empty, errorBox, icon, iconButton, money, settings, shortWhen, spinner, t, toast } from "../ui.js";
 import { microphone } from "../voice.js";
 
 // Server-Sent Events from a fetch body: {event, data} with data parsed as JSON.
@@ -229,11 +232,14 @@ export function mount(root, params, app) {
       if (message.role === "assistant" && message.model_id) parts.push(el("span", { class: "msg-model", text: modelName(message.model_id) }));
       if (message.cost) parts.push(el("span", { class: "msg-cost", testid: "message-cost", text: message.cost }));
       if (status.textContent) parts.push(status);
+      if (message.replaced) parts.push(el("span", { class: "msg-replaced", testid: "replaced", text: t("replaced") }));
       const actions = [];
       if (message.status !== "streaming" && message.role === "assistant") {
         actions.push(pinButton(message));
         if (message.role === "assistant" && message.content) actions.push(iconButton("copy", t("copy"), { onclick: () => copyWithToast(message.content) }));
       }
+      actions.push(...turnActions(message));
+      node.classList.toggle("is-replaced", Boolean(message.replaced));
       meta.replaceChildren(el("div", { class: "msg-info" }, ...parts), el("div", { class: "msg-actions" }, ...actions));
       node.classList.toggle("is-pinned", Boolean(message.is_pinned));
       if (message.id) node.dataset.id = String(message.id);
@@ -338,6 +344,124 @@ export function mount(root, params, app) {
     } catch (error) {
       if (!state.alive) return;
       thread.replaceChildren(errorBox(error.status === 404 ? t("chat_not_found") : error.message));
+    }
+  }
+
+  // --- asking again, rating, cost ------------------------------------------------------------
+
+  // The last turn: from the last prompt not replaced to the end of the thread.
+  function lastTurnStart() {
+    for (let at = state.messages.length - 1; at >= 0; at -= 1) {
+      if (state.messages[at].role === "user" && !state.messages[at].replaced) return at;
+    }
+    return -1;
+  }
+
+  // A stored message of the last turn, which names it to the server.
+  function lastTurnId() {
+    const start = lastTurnStart();
+    const stored = start < 0 ? null : state.messages.slice(start).find((m) => m.id);
+    return stored ? stored.id : null;
+  }
+
+  function turnActions(message) {
+    if (message.replaced || message.status === "streaming") return [];
+    const actions = [];
+    if (message.role === "assistant" && message.id) {
+      actions.push(rateButton(message, 1), rateButton(message, -1));
+      actions.push(iconButton("info", t("reply_cost"), { testid: "cost", onclick: () => showCost(message) }));
+    }
+    const start = lastTurnStart();
+    const id = lastTurnId();
+    if (state.streaming || start < 0 || !id || state.messages.indexOf(message) < start) return actions;
+    const last = state.messages[state.messages.length - 1];
+    if (message.role === "user") {
+      actions.push(iconButton("edit", t("edit_prompt"), { testid: "edit-prompt", onclick: () => editPrompt(message, id) }));
+      // No reply came: the prompt itself can be tried again.
+      if (message === last) actions.push(iconButton("refresh", t("retry"), { testid: "retry", onclick: () => redo(id, {}) }));
+    } else if (message === last) {
+      actions.push(iconButton("refresh", t("regenerate"), { testid: "regenerate", onclick: () => redo(id, {}) }));
+      if (state.models.length > 1) actions.push(iconButton("sparkle", t("regenerate_with"), { testid: "regenerate-with", onclick: () => pickModel(id, message.model_id) }));
+    }
+    return actions;
+  }
+
+  function rateButton(message, value) {
+    const on = message.rating === value;
+    const label = value > 0 ? t("rate_good") : t("rate_bad");
+    const rate = iconButton(value > 0 ? "thumb-up" : "thumb-down", label, { class: `rate${on ? " on" : ""}`, testid: value > 0 ? "rate-up" : "rate-down", "aria-pressed": on ? "true" : "false" });
+    rate.addEventListener("click", async () => {
+      const rating = on ? null : value;
+      try {
+        await api(`/api/messages/${message.id}/rating`, { method: "POST", body: { rating } });
+        message.rating = rating;
+        message.update();
+        toast(rating === null ? t("rating_removed") : t("rating_thanks"));
+      } catch (error) {
+        toast(error.message, "error");
+      }
+    });
+    return rate;
+  }
+
+  function showCost(message) {
+    let text = t("cost_unknown");
+    if (message.cost_kopecks === 0) text = t("cost_free", { model: modelName(message.model_id) });
+    else if (typeof message.cost_kopecks === "number") text = t("cost_of_reply", { amount: money(message.cost_kopecks), model: modelName(message.model_id) });
+    toast(text);
+  }
+
+  async function pickModel(id, current) {
+    const chosen = await dialog({
+      title: t("regenerate_with"),
+      testid: "regenerate-dialog",
+      actions: [
+        ...state.models.map((m) => ({ id: m.id, label: m.id === current ? `${m.name || m.id} ✓` : m.name || m.id, testid: "regenerate-model" })),
+        { id: null, label: t("cancel"), testid: "dialog-cancel" },
+      ],
+    });
+    if (chosen) redo(id, { model_id: chosen });
+  }
+
+  async function editPrompt(message, id) {
+    const area = el("textarea", { class: "input edit-prompt-input", rows: 4, maxlength: 16000, testid: "edit-prompt-input", "aria-label": t("edit_prompt") });
+    area.value = message.content;
+    setTimeout(() => area.focus(), 0);
+    const chosen = await dialog({
+      title: t("edit_prompt"),
+      body: [area],
+      testid: "edit-dialog",
+      actions: [
+        { id: "cancel", label: t("cancel"), testid: "dialog-cancel" },
+        { id: "send", label: t("send"), variant: "primary", testid: "dialog-confirm" },
+      ],
+    });
+    const text = area.value.trim();
+    if (chosen === "send" && text && text !== message.content) redo(id, { text });
+  }
+
+  function redo(id, options) {
+    const start = lastTurnStart();
+    const old = state.messages.slice(start);
+    const prompt = options.text || (old[0] && old[0].content) || "";
+    const answered = old.find((m) => m.role === "assistant");
+    send(prompt, { id, ...options, replaces: old, model: options.model_id || (answered && answered.model_id) || state.current });
+  }
+
+  // After a turn, the stored ids (and costs) of what the page shows.
+  async function syncStored() {
+    if (!state.conversationId) return;
+    try {
+      const data = await api(`/api/conversations/${state.conversationId}/messages`);
+      if (!state.alive || state.streaming) return;
+      const stored = data.messages || [];
+      const shown = state.messages;
+      // A turn refused before it began left nothing stored: the page keeps what it shows.
+      if (stored.length !== shown.length || stored.some((m, at) => m.role !== shown[at].role)) return;
+      stored.forEach((m, at) => Object.assign(shown[at], { id: m.id, replaced: m.replaced, rating: m.rating, cost_kopecks: m.cost_kopecks }));
+      for (const m of shown) if (m.update) m.update();
+    } catch (_) {
+      /* the ids come with the next load */
     }
   }
 
@@ -518,11 +642,11 @@ export function mount(root, params, app) {
     input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
   }
 
-  async function send(text) {
+  async function send(text, again = null) {
     if (state.streaming || !text.trim() || sendButton.disabled) return;
     if (state.pinnedOnly) state.pinnedOnly = false;
     const prompt = { id: null, role: "user", content: text, is_pinned: false, status: "complete" };
-    const reply = { id: null, role: "assistant", content: "", reasoning: "", model_id: state.current, is_pinned: false, status: "streaming" };
+    const reply = { id: null, role: "assistant", content: "", reasoning: "", model_id: again ? again.model : state.current, is_pinned: false, status: "streaming" };
     if (!state.messages.length) thread.replaceChildren();
     state.messages.push(prompt, reply);
     thread.append(messageNode(prompt), messageNode(reply));
@@ -531,11 +655,14 @@ export function mount(root, params, app) {
     const typing = el("div", { class: "typing", testid: "typing" }, el("span"), el("span"), el("span"));
     reply.node.querySelector(".bubble").append(typing);
     scrollDown();
-    input.value = "";
-    autosize();
+    if (!again) {
+      input.value = "";
+      autosize();
+    }
     const controller = new AbortController();
     state.streaming = { turnId: null, controller };
     setStreaming(true);
+    for (const m of state.messages) if (m.update) m.update();
     let frame = 0;
     const paint = () => {
       frame = 0;
@@ -549,9 +676,10 @@ export function mount(root, params, app) {
       if (!frame) frame = requestAnimationFrame(paint);
     };
     try {
-      const response = await request("/api/chat", {
+      const againBody = again ? { ...(again.text ? { text: again.text } : {}), ...(again.model_id ? { model_id: again.model_id } : {}) } : null;
+      const response = await request(again ? `/api/messages/${again.id}/redo` : "/api/chat", {
         method: "POST",
-        body: { text, conversation_id: state.conversationId, model_id: state.current },
+        body: againBody || { text, conversation_id: state.conversationId, model_id: state.current },
         headers: { Accept: "text/event-stream" },
         signal: controller.signal,
       });
@@ -567,6 +695,8 @@ export function mount(root, params, app) {
       for await (const { event, data } of events(response.body)) {
         if (event === "start") {
           state.streaming.turnId = data.turn_id;
+          // The turn asked again is replaced now: it stays, marked.
+          if (again) for (const m of again.replaces) m.replaced = true;
           if (data.conversation_id && data.conversation_id !== state.conversationId) {
             state.conversationId = data.conversation_id;
             app.replaceRoute(`chat/${data.conversation_id}`);
@@ -613,8 +743,10 @@ export function mount(root, params, app) {
           if (reply.error) reply.node.after(errorNode(reply.error));
         }
         renderPinnedBar();
+        for (const m of state.messages) if (m.update) m.update();
         if (nearBottom()) scrollDown();
         loadList();
+        syncStored();
       }
     }
   }
