@@ -164,24 +164,24 @@ async def list_media(
     query = select(Media).where(Media.user_id == user_id)
     if before_id is not None:
         query = query.where(Media.id < before_id)
-    rows = await uow.session.scalars(
-        query.order_by(Media.id.desc()).limit(min(max(limit, 1), MEDIA_PAGE_MAX))
-    )
-    found = [
-        MediaDTO(
-            id=m.id,
-            kind=m.kind,
-            prompt=m.prompt,
-            model_id=m.model_id,
-            status=m.status,
-            created_at=m.created_at,
-            storage_key=m.storage_key if m.status == "ready" else None,
-            mime=m.mime,
-            width=m.width,
-            height=m.height,
-            duration_seconds=m.duration_seconds,
+    async with uow.reading():
+        rows = await uow.session.scalars(
+            query.order_by(Media.id.desc()).limit(min(max(limit, 1), MEDIA_PAGE_MAX))
         )
-        for m in rows
-    ]
-    await uow.end_read()
+        found = [
+            MediaDTO(
+                id=m.id,
+                kind=m.kind,
+                prompt=m.prompt,
+                model_id=m.model_id,
+                status=m.status,
+                created_at=m.created_at,
+                storage_key=m.storage_key if m.status == "ready" else None,
+                mime=m.mime,
+                width=m.width,
+                height=m.height,
+                duration_seconds=m.duration_seconds,
+            )
+            for m in rows
+        ]
     return found

@@ -458,36 +458,40 @@ async def export_user(uow: UnitOfWork, user_id: int, *, fmt: str, now: datetime)
     await uow.commit()
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
     rows = 0
-    if fmt == "json":
-        writer = io.TextIOWrapper(spool, encoding="utf-8", write_through=True)
-        writer.write('{"exported_at": ' + json.dumps(now.isoformat()) + ', "categories": {')
-        for n, (category, (table, user_column, columns)) in enumerate(EXPORTED.items()):
-            writer.write(("," if n else "") + json.dumps(category) + ": [")
-            first = True
-            async for row in _rows(uow, table, user_column, columns, user_id):
-                writer.write(("" if first else ",") + json.dumps(row, ensure_ascii=False))
-                first = False
-                rows += 1
-            writer.write("]")
-        writer.write("}}")
-        writer.detach()
-        name, mime = "netroom-export.json", "application/json"
-    else:
-        with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
-            for category, (table, user_column, columns) in EXPORTED.items():
-                with archive.open(f"{category}.csv", "w") as raw:
-                    out = io.TextIOWrapper(raw, encoding="utf-8", newline="", write_through=True)
-                    table_writer = csv.writer(out)
-                    table_writer.writerow(columns)
-                    async for row in _rows(uow, table, user_column, columns, user_id):
-                        table_writer.writerow(
-                            json.dumps(v, ensure_ascii=False) if isinstance(v, (dict, list)) else v
-                            for v in row.values()
+    async with uow.reading():
+        if fmt == "json":
+            writer = io.TextIOWrapper(spool, encoding="utf-8", write_through=True)
+            writer.write('{"exported_at": ' + json.dumps(now.isoformat()) + ', "categories": {')
+            for n, (category, (table, user_column, columns)) in enumerate(EXPORTED.items()):
+                writer.write(("," if n else "") + json.dumps(category) + ": [")
+                first = True
+                async for row in _rows(uow, table, user_column, columns, user_id):
+                    writer.write(("" if first else ",") + json.dumps(row, ensure_ascii=False))
+                    first = False
+                    rows += 1
+                writer.write("]")
+            writer.write("}}")
+            writer.detach()
+            name, mime = "netroom-export.json", "application/json"
+        else:
+            with zipfile.ZipFile(spool, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+                for category, (table, user_column, columns) in EXPORTED.items():
+                    with archive.open(f"{category}.csv", "w") as raw:
+                        out = io.TextIOWrapper(
+                            raw, encoding="utf-8", newline="", write_through=True
                         )
-                        rows += 1
-                    out.detach()
-        name, mime = "netroom-export.zip", "application/zip"
-    await uow.end_read()
+                        table_writer = csv.writer(out)
+                        table_writer.writerow(columns)
+                        async for row in _rows(uow, table, user_column, columns, user_id):
+                            table_writer.writerow(
+                                json.dumps(v, ensure_ascii=False)
+                                if isinstance(v, (dict, list))
+                                else v
+                                for v in row.values()
+                            )
+                            rows += 1
+                        out.detach()
+            name, mime = "netroom-export.zip", "application/zip"
     spool.seek(0)
     return Export(file_name=name, mime=mime, data=spool, rows=rows)
 
@@ -518,95 +522,96 @@ async def delete_user(
     """Erase the account in one transaction: personal data deleted, the financial records law
     keeps (balance, ledger, payments) left attached to an anonymous row; then the media files.
     Signing in again creates a new account."""
-    await uow.begin()
-    keys = list(
-        await uow.session.scalars(
-            select(Media.storage_key).where(
-                Media.user_id == user_id, Media.storage_key.is_not(None)
+    async with uow.transaction():
+        keys = list(
+            await uow.session.scalars(
+                select(Media.storage_key).where(
+                    Media.user_id == user_id, Media.storage_key.is_not(None)
+                )
             )
         )
-    )
-    keys += list(await uow.session.scalars(select(File.storage_key).where(File.user_id == user_id)))
-    telegram_id = await uow.session.scalar(select(User.telegram_id).where(User.id == user_id))
-    if telegram_id is not None:
-        await inbox.erase_sender(uow, telegram_id)
-    for model in (
-        RequestLog,
-        ShareLink,
-        FileLink,
-        File,
-        PromoRedemption,
-        Media,
-        ChatMessageRow,
-        Conversation,
-        Preset,
-        Identity,
-        Consent,
-        SignupAttribution,
-        PrivacyRequest,
-        FreeUsage,
-        Subscription,
-        SupportMessage,
-        SupportThread,
-        Session,
-    ):
-        await uow.session.execute(delete(model).where(model.user_id == user_id))
-    # The ledger stays as accounting law requires, without the free text an administrator may
-    # have written about the person.
-    await uow.session.execute(
-        text(
-            "UPDATE ledger_entries SET metadata = metadata - 'reason'"
-            " WHERE user_id = :u AND metadata ? 'reason'"
-        ),
-        {"u": user_id},
-    )
-    # The administrative log keeps what was done (balances before and after) but no free text
-    # or handle that could name the person.
-    await uow.session.execute(
-        update(AdminAction)
-        .where(AdminAction.target_user_id == user_id)
-        .values(target=None, reason=None)
-    )
-    # Money held for requests in flight goes back to the balance before it is frozen.
-    await uow.session.execute(
-        text("UPDATE balances SET reserved = 0 WHERE user_id = :u"), {"u": user_id}
-    )
-    await uow.session.execute(
-        update(Reservation)
-        .where(Reservation.user_id == user_id, Reservation.status == "held")
-        .values(status="released", closed_at=now)
-    )
-    await uow.session.execute(
-        update(User)
-        .where(User.id == user_id)
-        .values(
-            telegram_id=None,
-            username=None,
-            profile_name=None,
-            language="en",
-            theme="auto",
-            features={},
-            history_enabled=True,
-            marketing_opt_in=False,
-            bot_blocked_at=None,
-            is_blocked=True,
-            referral_code="x" + secrets.token_hex(8),
-            invited_by=None,
-            ref1_count=0,
-            ref2_count=0,
-            last_activity_at=None,
-            last_auth_at=None,
-            last_auth_platform=None,
-            last_auth_device=None,
-            last_auth_os=None,
-            last_auth_browser=None,
-            last_auth_ip=None,
-            last_auth_user_agent=None,
-            deleted_at=now,
+        keys += list(
+            await uow.session.scalars(select(File.storage_key).where(File.user_id == user_id))
         )
-        .execution_options(synchronize_session=False)
-    )
-    await uow.commit()
+        telegram_id = await uow.session.scalar(select(User.telegram_id).where(User.id == user_id))
+        if telegram_id is not None:
+            await inbox.erase_sender(uow, telegram_id)
+        for model in (
+            RequestLog,
+            ShareLink,
+            FileLink,
+            File,
+            PromoRedemption,
+            Media,
+            ChatMessageRow,
+            Conversation,
+            Preset,
+            Identity,
+            Consent,
+            SignupAttribution,
+            PrivacyRequest,
+            FreeUsage,
+            Subscription,
+            SupportMessage,
+            SupportThread,
+            Session,
+        ):
+            await uow.session.execute(delete(model).where(model.user_id == user_id))
+        # The ledger stays as accounting law requires, without the free text an administrator may
+        # have written about the person.
+        await uow.session.execute(
+            text(
+                "UPDATE ledger_entries SET metadata = metadata - 'reason'"
+                " WHERE user_id = :u AND metadata ? 'reason'"
+            ),
+            {"u": user_id},
+        )
+        # The administrative log keeps what was done (balances before and after) but no free text
+        # or handle that could name the person.
+        await uow.session.execute(
+            update(AdminAction)
+            .where(AdminAction.target_user_id == user_id)
+            .values(target=None, reason=None)
+        )
+        # Money held for requests in flight goes back to the balance before it is frozen.
+        await uow.session.execute(
+            text("UPDATE balances SET reserved = 0 WHERE user_id = :u"), {"u": user_id}
+        )
+        await uow.session.execute(
+            update(Reservation)
+            .where(Reservation.user_id == user_id, Reservation.status == "held")
+            .values(status="released", closed_at=now)
+        )
+        await uow.session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(
+                telegram_id=None,
+                username=None,
+                profile_name=None,
+                language="en",
+                theme="auto",
+                features={},
+                history_enabled=True,
+                marketing_opt_in=False,
+                bot_blocked_at=None,
+                is_blocked=True,
+                referral_code="x" + secrets.token_hex(8),
+                invited_by=None,
+                ref1_count=0,
+                ref2_count=0,
+                last_activity_at=None,
+                last_auth_at=None,
+                last_auth_platform=None,
+                last_auth_device=None,
+                last_auth_os=None,
+                last_auth_browser=None,
+                last_auth_ip=None,
+                last_auth_user_agent=None,
+                deleted_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
     if store is not None:
         for key in keys:
             if key:
