@@ -64,8 +64,9 @@ async def for_update_intake(uow: UnitOfWork, telegram_id: int) -> UserDTO | None
 
 
 async def get_by_telegram_id(uow: UnitOfWork, telegram_id: int) -> UserDTO | None:
-    found = await uow.users.by_telegram_id_with_consent(telegram_id)
-    return None if found is None else to_dto(*found)
+    async with uow.reading():
+        found = await uow.users.by_telegram_id_with_consent(telegram_id)
+        return None if found is None else to_dto(*found)
 
 
 async def get_user(uow: UnitOfWork, user_id: int) -> UserDTO:
