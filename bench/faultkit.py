@@ -489,13 +489,12 @@ class World:
     async def delete_conversations(self, users: list[User]) -> int:
         """Each user deletes their current conversation (as from the web app), mid-reply."""
         deleted = 0
-        async with self.uow_factory() as uow:
+        async with self.uow_factory() as uow, uow.reading():
             rows = await uow.session.execute(
                 _sql("SELECT id, user_id FROM conversations WHERE user_id = ANY(:ids)"),
                 {"ids": [u.user_id for u in users]},
             )
             found = [(int(r[0]), int(r[1])) for r in rows]
-            await uow.end_read()
         for conversation_id, user_id in found:
             async with self.uow_factory() as uow:
                 await conversations.delete_conversation(uow, user_id, conversation_id)

@@ -91,20 +91,20 @@ async def sweep(
     """Apply kept settlements, then release the holds nobody alive owns."""
     applied = await settlement.apply_pending(uow_factory, redis)
     async with uow_factory() as uow:
-        owners = await uow.ledger.held_owners()
-        await uow.end_read()
+        async with uow.reading():
+            owners = await uow.ledger.held_owners()
         processes = [o for o in owners if not o.startswith(JOB_OWNER)]
         dead = sorted(set(processes) - await alive(redis, processes))
         # Read after the liveness check: a settlement kept by a process that then died is in
         # the hash by now, and its hold stays for apply_pending.
         keep = sorted(await settlement.pending_ids(redis))
-        released = await uow.ledger.release_orphans(
-            dead_owners=dead,
-            ownerless_before=now - ownerless_after,
-            keep=keep,
-            limit=SWEEP_BATCH,
-        )
-        await uow.commit()
+        async with uow.transaction():
+            released = await uow.ledger.release_orphans(
+                dead_owners=dead,
+                ownerless_before=now - ownerless_after,
+                keep=keep,
+                limit=SWEEP_BATCH,
+            )
     if released:
         log.info("released %d holds of stopped processes", released)
     return Swept(applied, released)

@@ -13,12 +13,24 @@ from db.repositories.users import UsersRepository
 
 
 class UnitOfWork:
-    """A database session with its repositories. The use case commits; nobody else does.
+    """A database session with its repositories. The use case owns its transactions; nobody
+    else begins, commits or ends one.
 
-    A use case writes inside ``async with uow.transaction():`` (commits when the block ends,
-    rolls back when it raises) and reads inside ``async with uow.reading():`` (the read
-    transaction ends with the block, so no connection idles in one during network calls).
-    Building blocks (repositories, billing steps) never commit."""
+    - A use case writes inside ``async with uow.transaction():``: everything in the block
+      commits together when the block ends, or rolls back when it raises (a refusal raised in
+      the block leaves nothing behind). What the session read before the block joins it.
+    - A use case reads inside ``async with uow.reading():``: the read transaction ends with the
+      block, however the block is left, so no connection idles in a transaction during the
+      network calls that follow (Telegram, providers, password hashing). Values needed
+      afterwards are taken out inside the block; the decision and any refusal come after it.
+    - No transaction stays open across a network call: the call goes between blocks.
+    - Building blocks (repositories, billing steps, helpers documented as not committing) never
+      commit or end a transaction: they run in the caller's block.
+    - Transport code (bot handlers, web routes, jobs) calls use cases and does not manage
+      transactions; leaving ``async with uow`` discards whatever was not committed.
+
+    ``commit()`` ends a use case that wrote without a block; ``rollback()`` discards a failed
+    write (a unique conflict) before the use case goes on."""
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -62,17 +74,8 @@ class UnitOfWork:
         finally:
             await self.session.rollback()
 
-    async def begin(self) -> None:
-        """Open the transaction now, so that every statement that follows (ORM statements and the
-        ledger's direct ones alike) commits or rolls back together."""
-        await self.session.execute(text("SELECT 1"))
-
     async def commit(self) -> None:
         await self.session.commit()
 
     async def rollback(self) -> None:
-        await self.session.rollback()
-
-    async def end_read(self) -> None:
-        """End a read-only transaction so no connection idles in one during network calls."""
         await self.session.rollback()

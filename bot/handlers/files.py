@@ -164,10 +164,7 @@ async def on_files_action(
             )
             note = _("Detached from this chat.")
     await query.answer(note)
-    fresh = await uow.users.get(user.id)
-    assert fresh is not None
-    prefs = chat.prefs_from(fresh.features or {}, history_enabled=fresh.history_enabled)
-    await uow.end_read()
+    prefs = await chat.get_prefs(uow, user.id)
     found = await files.list_files(uow, user.id, conversation_id=prefs.conversation_id)
     text, markup = _files_view(found)
     await bot.send_message(query.from_user.id, text, reply_markup=markup)

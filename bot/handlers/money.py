@@ -306,8 +306,7 @@ async def on_successful_payment(
     assert recorded.top_up is not None
     # The inviters hear what it earned them (from the worker: their chats, their limits).
     await jobs.enqueue("payments.notify_referral_earnings", payment_id=recorded.top_up.payment_id)
-    account = await billing.get_balance(uow, recorded.user_id)
-    await uow.end_read()
+    account = await payments.balance_of(uow, recorded.user_id)
     await message.answer(topped_up_text(recorded.top_up.credited, account.balance, language))
 
 
@@ -330,8 +329,7 @@ async def on_refunded_payment(message: Message, uow: UnitOfWork, ctx: BotContext
 
 @router.message(Command("history"))
 async def show_history(message: Message, uow: UnitOfWork, user: UserDTO) -> None:
-    entries = await billing.history(uow, user.id, limit=HISTORY_PAGE + 1)
-    await uow.end_read()
+    entries = await payments.history_of(uow, user.id, limit=HISTORY_PAGE + 1)
     page, older = entries[:HISTORY_PAGE], entries[HISTORY_PAGE:]
     await message.answer(
         history_text(page, user.language),
@@ -343,10 +341,9 @@ async def show_history(message: Message, uow: UnitOfWork, user: UserDTO) -> None
 async def on_history_page(
     query: CallbackQuery, callback_data: HistoryCallback, bot: Bot, uow: UnitOfWork, user: UserDTO
 ) -> None:
-    entries = await billing.history(
+    entries = await payments.history_of(
         uow, user.id, limit=HISTORY_PAGE + 1, before_id=callback_data.before or None
     )
-    await uow.end_read()
     page, older = entries[:HISTORY_PAGE], entries[HISTORY_PAGE:]
     await query.answer()
     await bot.send_message(

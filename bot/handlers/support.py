@@ -242,7 +242,7 @@ async def follow_edit(
         )
         if copy is None:
             return
-        route_chat = await _telegram_id(uow, copy.user_id)
+        route_chat = await support.telegram_id_of(uow, copy.user_id)
         target_chat, target_id = route_chat, copy.user_message_id
     elif message.chat.type == "private" and user is not None:
         copy = await support.counterpart(
@@ -266,10 +266,3 @@ async def follow_edit(
             )
     except (TelegramBadRequest, TelegramForbiddenError) as exc:
         log.info("support edit not mirrored: %s", exc.message)
-
-
-async def _telegram_id(uow: UnitOfWork, user_id: int) -> int | None:
-    user = await uow.users.get(user_id)
-    telegram_id = user.telegram_id if user is not None else None
-    await uow.end_read()
-    return telegram_id

@@ -64,8 +64,9 @@ async def for_update_intake(uow: UnitOfWork, telegram_id: int) -> UserDTO | None
 
 
 async def get_by_telegram_id(uow: UnitOfWork, telegram_id: int) -> UserDTO | None:
-    found = await uow.users.by_telegram_id_with_consent(telegram_id)
-    return None if found is None else to_dto(*found)
+    async with uow.reading():
+        found = await uow.users.by_telegram_id_with_consent(telegram_id)
+        return None if found is None else to_dto(*found)
 
 
 async def get_user(uow: UnitOfWork, user_id: int) -> UserDTO:
@@ -166,13 +167,11 @@ async def check_start_payload(
     """What a deep link would do for this Telegram user, before anything is stored."""
     if not payload.referral_code:
         return ReferralOutcome.NONE
-    user = await uow.users.by_telegram_id(telegram_id)
-    if user is not None:
-        outcome = await _referral_refusal(uow, user, payload.referral_code)
-        await uow.end_read()
-        return outcome
-    inviter = await uow.users.by_referral_code(payload.referral_code)
-    await uow.end_read()
+    async with uow.reading():
+        user = await uow.users.by_telegram_id(telegram_id)
+        if user is not None:
+            return await _referral_refusal(uow, user, payload.referral_code)
+        inviter = await uow.users.by_referral_code(payload.referral_code)
     return ReferralOutcome.APPLIED if inviter else ReferralOutcome.UNKNOWN_CODE
 
 
@@ -212,11 +211,11 @@ async def set_language(uow: UnitOfWork, user_id: int, language: str) -> UserDTO:
 
 
 async def referral_info(uow: UnitOfWork, user_id: int) -> ReferralInfo:
-    user = await uow.users.get(user_id)
-    if user is None:
-        raise NotFound(f"user {user_id}")
-    info = ReferralInfo(code=user.referral_code, level1=user.ref1_count, level2=user.ref2_count)
-    await uow.end_read()
+    async with uow.reading():
+        user = await uow.users.get(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id}")
+        info = ReferralInfo(code=user.referral_code, level1=user.ref1_count, level2=user.ref2_count)
     return info
 
 
@@ -313,9 +312,9 @@ async def accept_policy(
 
 
 async def marketing_opt_in(uow: UnitOfWork, user_id: int) -> bool:
-    user = await uow.users.get(user_id)
-    opted = bool(user is not None and user.marketing_opt_in)
-    await uow.end_read()
+    async with uow.reading():
+        user = await uow.users.get(user_id)
+        opted = bool(user is not None and user.marketing_opt_in)
     return opted
 
 
@@ -367,11 +366,11 @@ async def set_theme(uow: UnitOfWork, user_id: int, theme: str) -> str:
 
 
 async def get_settings(uow: UnitOfWork, user_id: int) -> AccountSettings:
-    user = await uow.users.get(user_id)
-    if user is None:
-        raise NotFound(f"user {user_id}")
-    found = _settings(user)
-    await uow.end_read()
+    async with uow.reading():
+        user = await uow.users.get(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id}")
+        found = _settings(user)
     return found
 
 

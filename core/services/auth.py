@@ -366,16 +366,17 @@ async def register_with_email(
                 user.language,
                 token(user.id, password_hash) if confirmation_required else None,
             )
-    identity, user_row = found
-    user_id, user_language = user_row.id, user_row.language
-    if not confirmation_required:
-        await uow.end_read()
-        raise EmailTaken(f"user {user_id}")
-    if identity.email_verified or user_row.is_blocked:
-        await uow.end_read()
+    # Joins the transaction that locked the identity.
+    async with uow.transaction():
+        identity, user_row = found
+        user_id, user_language = user_row.id, user_row.language
+        if not confirmation_required:
+            raise EmailTaken(f"user {user_id}")
+        exists = identity.email_verified or user_row.is_blocked
+        if not exists:
+            identity.password_hash = password_hash
+    if exists:
         return EmailRegistration(RegistrationOutcome.EXISTS, user_id, address, user_language, None)
-    identity.password_hash = password_hash
-    await uow.commit()
     return EmailRegistration(
         RegistrationOutcome.PENDING,
         user_id,
@@ -391,13 +392,12 @@ async def confirmation_to_resend(
     """A fresh link for an address registered and not confirmed yet; None otherwise (the caller
     answers the same either way)."""
     address = normalize_email(email)
-    found = await _email_identity(uow, address)
-    if found is None or found[0].email_verified or found[1].is_blocked:
-        await uow.end_read()
-        return None
-    identity, user = found
-    user_id, language, stored = user.id, user.language, identity.password_hash
-    await uow.end_read()
+    async with uow.reading():
+        found = await _email_identity(uow, address)
+        if found is None or found[0].email_verified or found[1].is_blocked:
+            return None
+        identity, user = found
+        user_id, language, stored = user.id, user.language, identity.password_hash
     return EmailRegistration(
         RegistrationOutcome.PENDING,
         user_id,
@@ -423,16 +423,15 @@ async def confirm_email(uow: UnitOfWork, *, token: str, secret: str, now: dateti
         fingerprint = str(claims["pwf"])
     except (ValueError, KeyError, TypeError) as exc:
         raise ConfirmationInvalid(type(exc).__name__) from exc
-    found = await _email_identity(uow, address, for_update=True)
-    if (
-        found is None
-        or found[1].id != user_id
-        or not hmac.compare_digest(_fingerprint(found[0].password_hash), fingerprint)
-    ):
-        await uow.end_read()
-        raise ConfirmationInvalid(f"link for user {user_id} no longer matches")
-    found[0].email_verified = True
-    await uow.commit()
+    async with uow.transaction():
+        found = await _email_identity(uow, address, for_update=True)
+        if (
+            found is None
+            or found[1].id != user_id
+            or not hmac.compare_digest(_fingerprint(found[0].password_hash), fingerprint)
+        ):
+            raise ConfirmationInvalid(f"link for user {user_id} no longer matches")
+        found[0].email_verified = True
     return user_id
 
 
@@ -449,12 +448,11 @@ async def sign_in_link_to_send(
     """A sign-in link for a confirmed address of an account that may sign in; None otherwise
     (the caller answers the same either way)."""
     address = normalize_email(email)
-    found = await _email_identity(uow, address)
-    if found is None or not found[0].email_verified or found[1].is_blocked:
-        await uow.end_read()
-        return None
-    user_id, language = found[1].id, found[1].language
-    await uow.end_read()
+    async with uow.reading():
+        found = await _email_identity(uow, address)
+        if found is None or not found[0].email_verified or found[1].is_blocked:
+            return None
+        user_id, language = found[1].id, found[1].language
     token = issue_signed(
         SIGN_IN_LINK,
         {"sub": str(user_id), "email": address, "jti": secrets.token_urlsafe(16)},
@@ -486,33 +484,31 @@ async def sign_in_with_link(
         link_id = str(claims["jti"])
     except (ValueError, KeyError, TypeError) as exc:
         raise SignInLinkInvalid(type(exc).__name__) from exc
-    found = await _email_identity(uow, address)
-    if found is None or found[1].id != user_id or not found[0].email_verified:
-        await uow.end_read()
-        raise SignInLinkInvalid(f"link for user {user_id} no longer matches")
-    user = found[1]
-    if user.is_blocked or user.deleted_at is not None:
-        await uow.end_read()
-        raise UserBlocked(f"user {user_id} is blocked")
-    if not accept_policy and await uow.users.latest_consent_version(user_id) != policy_version:
-        # Asked before the link is used up: the same link works once the policy is accepted.
-        await uow.end_read()
-        raise ConsentRequired(f"user {user_id} has not accepted {policy_version}")
-    used = f"{KEY}:link-used:{hashlib.sha256(link_id.encode()).hexdigest()}"
-    ttl = max(1, int(SIGN_IN_LINK_TTL.total_seconds()))
-    if not await redis.set(used, 1, ex=ttl, nx=True):
-        await uow.end_read()
-        raise SignInLinkInvalid(f"link for user {user_id} used before")
-    await _accept_or_refuse(
-        uow,
-        user,
-        accept_policy=accept_policy,
-        policy_version=policy_version,
-        platform=client.platform,
-    )
-    return await sessions.open_session(
-        uow, user_id=user_id, client=client, now=now, ttl=session_ttl
-    )
+    async with uow.transaction():
+        found = await _email_identity(uow, address)
+        if found is None or found[1].id != user_id or not found[0].email_verified:
+            raise SignInLinkInvalid(f"link for user {user_id} no longer matches")
+        user = found[1]
+        if user.is_blocked or user.deleted_at is not None:
+            raise UserBlocked(f"user {user_id} is blocked")
+        if not accept_policy and await uow.users.latest_consent_version(user_id) != policy_version:
+            # Asked before the link is used up: the same link works once the policy is accepted.
+            raise ConsentRequired(f"user {user_id} has not accepted {policy_version}")
+        used = f"{KEY}:link-used:{hashlib.sha256(link_id.encode()).hexdigest()}"
+        ttl = max(1, int(SIGN_IN_LINK_TTL.total_seconds()))
+        if not await redis.set(used, 1, ex=ttl, nx=True):
+            raise SignInLinkInvalid(f"link for user {user_id} used before")
+        await _accept_or_refuse(
+            uow,
+            user,
+            accept_policy=accept_policy,
+            policy_version=policy_version,
+            platform=client.platform,
+        )
+        # Commits the consent with the new session.
+        return await sessions.open_session(
+            uow, user_id=user_id, client=client, now=now, ttl=session_ttl
+        )
 
 
 async def _accept_or_refuse(
@@ -545,13 +541,13 @@ async def sign_in_with_password(
         # Not an address at all: answered like any wrong password.
         address = email.strip().lower()[:320]
     await guard.check(address, client.ip)
-    found = await _email_identity(uow, address)
-    stored = found[0].password_hash if found is not None else None
-    identity_id = found[0].id if found is not None else None
-    verified = found[0].email_verified if found is not None else False
-    user_id = found[1].id if found is not None else None
     # No transaction stays open while the hash is computed.
-    await uow.end_read()
+    async with uow.reading():
+        found = await _email_identity(uow, address)
+        stored = found[0].password_hash if found is not None else None
+        identity_id = found[0].id if found is not None else None
+        verified = found[0].email_verified if found is not None else False
+        user_id = found[1].id if found is not None else None
     matches = await passwords.verify_password(password[:1024], stored)
     if user_id is None or identity_id is None or not matches:
         await guard.failed(address, client.ip)
@@ -597,14 +593,14 @@ async def change_password(
     passwords.check_rules(new)
     account = f"user:{user_id}"
     await guard.check(account, ip)
-    found = (
-        await uow.session.execute(
-            select(Identity.id, Identity.password_hash).where(
-                Identity.user_id == user_id, Identity.provider == "email"
+    async with uow.reading():
+        found = (
+            await uow.session.execute(
+                select(Identity.id, Identity.password_hash).where(
+                    Identity.user_id == user_id, Identity.provider == "email"
+                )
             )
-        )
-    ).first()
-    await uow.end_read()
+        ).first()
     if found is None or found.password_hash is None:
         raise NoPassword(f"user {user_id} has no password")
     if not await passwords.verify_password(current[:1024], found.password_hash):
@@ -612,13 +608,13 @@ async def change_password(
         raise WrongPassword(f"user {user_id}")
     await guard.succeeded(account, ip)
     new_hash = await passwords.hash_password(new)
-    row = await uow.session.get(Identity, found.id, with_for_update=True)
-    if row is None or row.password_hash != found.password_hash:
-        # Changed by another request meanwhile: the password checked is no longer current.
-        raise WrongPassword(f"user {user_id}: password changed meanwhile")
-    row.password_hash = new_hash
-    ended = await sessions.end_all(uow, user_id, now, keep=session_id)
-    await uow.commit()
+    async with uow.transaction():
+        row = await uow.session.get(Identity, found.id, with_for_update=True)
+        if row is None or row.password_hash != found.password_hash:
+            # Changed by another request meanwhile: the password checked is no longer current.
+            raise WrongPassword(f"user {user_id}: password changed meanwhile")
+        row.password_hash = new_hash
+        ended = await sessions.end_all(uow, user_id, now, keep=session_id)
     return ended
 
 
@@ -638,23 +634,23 @@ class SignInMethods:
 
 
 async def sign_in_methods(uow: UnitOfWork, user_id: int) -> SignInMethods:
-    by_provider = {i.provider: i for i in await uow.users.identities(user_id)}
-    email = by_provider.get("email")
+    async with uow.reading():
+        by_provider = {i.provider: i for i in await uow.users.identities(user_id)}
+        email = by_provider.get("email")
 
-    def verified(provider: str) -> str | None:
-        found = by_provider.get(provider)
-        return found.email if found is not None and found.email_verified else None
+        def verified(provider: str) -> str | None:
+            found = by_provider.get(provider)
+            return found.email if found is not None and found.email_verified else None
 
-    methods = SignInMethods(
-        email=email.subject if email is not None else None,
-        password=email is not None and email.password_hash is not None,
-        google="google" in by_provider,
-        yandex="yandex" in by_provider,
-        telegram="telegram" in by_provider,
-        google_email=verified("google"),
-        yandex_email=verified("yandex"),
-    )
-    await uow.end_read()
+        methods = SignInMethods(
+            email=email.subject if email is not None else None,
+            password=email is not None and email.password_hash is not None,
+            google="google" in by_provider,
+            yandex="yandex" in by_provider,
+            telegram="telegram" in by_provider,
+            google_email=verified("google"),
+            yandex_email=verified("yandex"),
+        )
     return methods
 
 
@@ -796,29 +792,28 @@ async def complete_oauth(
 ) -> OAuthResult:
     if flow.mode is OAuthMode.LINK:
         return await _link(uow, flow=flow, profile=profile, now=now)
-    identity = await _identity(uow, profile)
-
-    if identity is not None:
-        user = await uow.users.get(identity.user_id)
-        if user is None:
-            raise SessionInvalid(f"identity {identity.id} without an account")
-        _record_email(identity, profile)
-        await _accept_or_refuse(
-            uow,
-            user,
-            accept_policy=flow.accept_policy,
-            policy_version=policy_version,
-            platform=client.platform,
-        )
-        issued = await sessions.open_session(
-            uow, user_id=user.id, client=client, now=now, ttl=session_ttl
-        )
-        return OAuthResult(user.id, issued)
+    async with uow.transaction():
+        identity = await _identity(uow, profile)
+        if identity is not None:
+            user = await uow.users.get(identity.user_id)
+            if user is None:
+                raise SessionInvalid(f"identity {identity.id} without an account")
+            _record_email(identity, profile)
+            await _accept_or_refuse(
+                uow,
+                user,
+                accept_policy=flow.accept_policy,
+                policy_version=policy_version,
+                platform=client.platform,
+            )
+            # Commits the address and the consent with the new session.
+            issued = await sessions.open_session(
+                uow, user_id=user.id, client=client, now=now, ttl=session_ttl
+            )
+            return OAuthResult(user.id, issued)
 
     if not flow.accept_policy:
-        await uow.end_read()
         raise ConsentMissing(f"new {profile.provider} account without accepting the policy")
-    await uow.end_read()
     created = await accounts.register_web_user(
         uow,
         identity=NewIdentity(
@@ -860,27 +855,25 @@ async def _link(
     user_id = flow.user_id
     # The session that asked for the link must still be alive.
     await sessions.check(uow, session_id=flow.session_id, user_id=user_id, now=now)
-    identity = await _identity(uow, profile)
-    if identity is not None and identity.user_id != user_id:
-        await uow.end_read()
-        raise IdentityTaken(f"{profile.provider} identity belongs to another account")
-    if identity is not None:
-        _record_email(identity, profile)
-    else:
-        try:
-            async with uow.session.begin_nested():
-                uow.session.add(
-                    Identity(
-                        user_id=user_id,
-                        provider=profile.provider,
-                        subject=profile.subject,
-                        email=profile.email,
-                        email_verified=profile.email_verified,
+    async with uow.transaction():
+        identity = await _identity(uow, profile)
+        if identity is not None and identity.user_id != user_id:
+            raise IdentityTaken(f"{profile.provider} identity belongs to another account")
+        if identity is not None:
+            _record_email(identity, profile)
+        else:
+            try:
+                async with uow.session.begin_nested():
+                    uow.session.add(
+                        Identity(
+                            user_id=user_id,
+                            provider=profile.provider,
+                            subject=profile.subject,
+                            email=profile.email,
+                            email_verified=profile.email_verified,
+                        )
                     )
-                )
-                await uow.session.flush()
-        except IntegrityError as exc:
-            await uow.rollback()
-            raise IdentityTaken(f"{profile.provider} identity linked meanwhile") from exc
-    await uow.commit()
+                    await uow.session.flush()
+            except IntegrityError as exc:
+                raise IdentityTaken(f"{profile.provider} identity linked meanwhile") from exc
     return OAuthResult(user_id, None)

@@ -103,11 +103,11 @@ async def create(
 
 
 async def get(uow: UnitOfWork, broadcast_id: int) -> BroadcastDTO:
-    row = await uow.session.get(Broadcast, broadcast_id)
-    if row is None:
-        raise NotFound(f"broadcast {broadcast_id}")
-    result = _dto(row)
-    await uow.end_read()
+    async with uow.reading():
+        row = await uow.session.get(Broadcast, broadcast_id)
+        if row is None:
+            raise NotFound(f"broadcast {broadcast_id}")
+        result = _dto(row)
     return result
 
 
@@ -115,15 +115,15 @@ async def next_recipients(
     uow: UnitOfWork, broadcast: BroadcastDTO, *, limit: int = 100
 ) -> list[tuple[int, int]]:
     """(user id, Telegram id) of the next users after the cursor, in id order."""
-    rows = (
-        await uow.session.execute(
-            select(User.id, User.telegram_id)
-            .where(_audience(broadcast.segment), User.id > broadcast.last_user_id)
-            .order_by(User.id)
-            .limit(limit)
-        )
-    ).all()
-    await uow.end_read()
+    async with uow.reading():
+        rows = (
+            await uow.session.execute(
+                select(User.id, User.telegram_id)
+                .where(_audience(broadcast.segment), User.id > broadcast.last_user_id)
+                .order_by(User.id)
+                .limit(limit)
+            )
+        ).all()
     return [(int(user_id), int(tg)) for user_id, tg in rows]
 
 
@@ -155,12 +155,12 @@ async def finish(uow: UnitOfWork, broadcast_id: int, *, now: datetime) -> Broadc
 
 
 async def unfinished(uow: UnitOfWork) -> list[int]:
-    ids = list(
-        await uow.session.scalars(
-            select(Broadcast.id)
-            .where(Broadcast.status.in_(("queued", "running")))
-            .order_by(Broadcast.id)
+    async with uow.reading():
+        ids = list(
+            await uow.session.scalars(
+                select(Broadcast.id)
+                .where(Broadcast.status.in_(("queued", "running")))
+                .order_by(Broadcast.id)
+            )
         )
-    )
-    await uow.end_read()
     return ids

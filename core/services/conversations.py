@@ -59,15 +59,14 @@ def _message(row: ChatMessageRow) -> MessageDTO:
 async def current_conversation(uow: UnitOfWork, user_id: int, *, title: str, model_id: str) -> int:
     """The user's current conversation, started now if there is none (files are attached to
     it before anything is said)."""
-    user = await user_of(uow, user_id)
-    current = (user.features or {}).get("conversation_id")
-    if current:
-        conversation = await uow.session.get(Conversation, current)
-        if conversation is not None and conversation.user_id == user_id:
-            found = conversation.id
-            await uow.end_read()
-            return found
-    return await _open_conversation(uow, user, title=title, model_id=model_id)
+    async with uow.transaction():
+        user = await user_of(uow, user_id)
+        current = (user.features or {}).get("conversation_id")
+        if current:
+            conversation = await uow.session.get(Conversation, current)
+            if conversation is not None and conversation.user_id == user_id:
+                return conversation.id
+        return await _open_conversation(uow, user, title=title, model_id=model_id)
 
 
 async def start_conversation(
@@ -79,19 +78,20 @@ async def start_conversation(
     if user.is_blocked:
         raise UserBlocked(f"user {user_id}")
     model = models.get(prefs_of(user).model_id)
+    # Commits in a block that the reads above join.
     conversation_id = await _open_conversation(uow, user, title=title, model_id=model.id)
-    row = (
-        await uow.session.execute(
-            select(
-                Conversation.id,
-                Conversation.title,
-                Conversation.model_id,
-                Conversation.preset_id,
-                Conversation.updated_at,
-            ).where(Conversation.id == conversation_id)
-        )
-    ).one()
-    await uow.end_read()
+    async with uow.reading():
+        row = (
+            await uow.session.execute(
+                select(
+                    Conversation.id,
+                    Conversation.title,
+                    Conversation.model_id,
+                    Conversation.preset_id,
+                    Conversation.updated_at,
+                ).where(Conversation.id == conversation_id)
+            )
+        ).one()
     return ConversationDTO(*row)
 
 

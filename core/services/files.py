@@ -184,72 +184,70 @@ async def upload(
         raise DocumentTooLarge(f"{len(data)} bytes", limit_mb=limits.max_bytes // (1024 * 1024))
     detection = detect(data, name, max_bytes=limits.max_bytes)
     digest = hashlib.sha256(data).hexdigest()
-    existing = (
-        await uow.session.scalars(select(File).filter_by(user_id=user_id, sha256=digest))
-    ).first()
-    if existing is not None:
-        if existing.status == "failed":
-            return await _retry(uow, existing.id, now=now)
-        result = _dto(existing, new=False)
-        await uow.end_read()
-        return result
-    used = await uow.session.scalar(
-        select(func.coalesce(func.sum(File.size), 0)).where(File.user_id == user_id)
-    )
+    async with uow.reading():
+        existing = (
+            await uow.session.scalars(select(File).filter_by(user_id=user_id, sha256=digest))
+        ).first()
+        if existing is not None and existing.status != "failed":
+            return _dto(existing, new=False)
+        failed_id = existing.id if existing is not None else None
+        used: int | None = 0
+        if failed_id is None:
+            used = await uow.session.scalar(
+                select(func.coalesce(func.sum(File.size), 0)).where(File.user_id == user_id)
+            )
+    if failed_id is not None:
+        return await _retry(uow, failed_id, now=now)
     if int(used or 0) + len(data) > limits.quota_bytes:
         raise QuotaExceeded(
             f"user {user_id} uses {used} bytes", quota_mb=limits.quota_bytes // (1024 * 1024)
         )
-    await uow.end_read()
     key = await store.save(data, detection.mime)
     clean_name = (name or "document").replace("/", "_").strip()[:255] or "document"
-    inserted = await uow.session.scalar(
-        insert(File)
-        .values(
-            user_id=user_id,
-            name=clean_name,
-            mime=detection.mime,
-            size=len(data),
-            sha256=digest,
-            storage_key=key,
-            created_at=now,
-            updated_at=now,
+    async with uow.transaction():
+        inserted = await uow.session.scalar(
+            insert(File)
+            .values(
+                user_id=user_id,
+                name=clean_name,
+                mime=detection.mime,
+                size=len(data),
+                sha256=digest,
+                storage_key=key,
+                created_at=now,
+                updated_at=now,
+            )
+            .on_conflict_do_nothing(index_elements=["user_id", "sha256"])
+            .returning(File.id)
         )
-        .on_conflict_do_nothing(index_elements=["user_id", "sha256"])
-        .returning(File.id)
-    )
-    await uow.commit()
     if inserted is None:
         # The same file arrived twice at once: the other upload won.
         await store.delete(key)
-        row = (
-            await uow.session.scalars(select(File).filter_by(user_id=user_id, sha256=digest))
-        ).one()
-        result = _dto(row, new=False)
-        await uow.end_read()
-        return result
-    stored = await uow.session.get(File, inserted)
-    assert stored is not None
-    result = _dto(stored)
-    await uow.end_read()
-    return result
+        async with uow.reading():
+            row = (
+                await uow.session.scalars(select(File).filter_by(user_id=user_id, sha256=digest))
+            ).one()
+            return _dto(row, new=False)
+    async with uow.reading():
+        stored = await uow.session.get(File, inserted)
+        assert stored is not None
+        return _dto(stored)
 
 
 async def _retry(uow: UnitOfWork, file_id: int, *, now: datetime) -> FileDTO:
     """A failed file sent again goes back to the queue with fresh attempts; of two such
     sends at once, one queues it."""
-    won = await uow.session.scalar(
-        update(File)
-        .where(File.id == file_id, File.status == "failed")
-        .values(status="queued", error=None, attempts=0, updated_at=now)
-        .returning(File.id)
-    )
-    await uow.commit()
-    row = await uow.session.get(File, file_id, populate_existing=True)
-    assert row is not None
-    result = _dto(row, new=False, retried=won is not None)
-    await uow.end_read()
-    return result
+    async with uow.transaction():
+        won = await uow.session.scalar(
+            update(File)
+            .where(File.id == file_id, File.status == "failed")
+            .values(status="queued", error=None, attempts=0, updated_at=now)
+            .returning(File.id)
+        )
+    async with uow.reading():
+        row = await uow.session.get(File, file_id, populate_existing=True)
+        assert row is not None
+        return _dto(row, new=False, retried=won is not None)
 
 
 async def vectors_available(uow: UnitOfWork) -> bool:
@@ -279,17 +277,15 @@ async def index(
     """Extract, cut and index one file. A file that cannot be read ends ``failed`` with the
     reason; a failing embeddings provider leaves full-text search working. A file finished,
     or held by a live worker, is returned as it is (``finished_here`` False)."""
-    row = await uow.session.get(File, file_id, with_for_update=True, populate_existing=True)
-    if row is None:
-        raise NotFound(f"file {file_id}")
-    abandoned = row.status == "indexing" and row.updated_at <= now - limits.index_deadline
-    if row.status != "queued" and not abandoned:
-        result = _dto(row)
-        await uow.end_read()
-        return result
-    row.status, row.updated_at, row.attempts = "indexing", now, row.attempts + 1
-    user_id, name, key = row.user_id, row.name, row.storage_key
-    await uow.commit()
+    async with uow.transaction():
+        row = await uow.session.get(File, file_id, with_for_update=True, populate_existing=True)
+        if row is None:
+            raise NotFound(f"file {file_id}")
+        abandoned = row.status == "indexing" and row.updated_at <= now - limits.index_deadline
+        if row.status != "queued" and not abandoned:
+            return _dto(row)
+        row.status, row.updated_at, row.attempts = "indexing", now, row.attempts + 1
+        user_id, name, key = row.user_id, row.name, row.storage_key
     try:
         data = await store.load(key)
         # Read in a child process under memory and time limits: a hostile file costs this
@@ -297,32 +293,34 @@ async def index(
         chunks, pages = await read_isolated(data, name, read_limits(limits))
     except UnsupportedDocument as exc:
         return await _finish(uow, file_id, status="failed", error=exc.code, now=now)
-    await uow.session.execute(delete(FileChunk).where(FileChunk.file_id == file_id))
-    ids = list(
-        await uow.session.scalars(
-            insert(FileChunk)
-            .values(
-                [
-                    {
-                        "file_id": file_id,
-                        "user_id": user_id,
-                        "ordinal": c.ordinal,
-                        "text": c.text,
-                        "page": c.page,
-                        "section": c.section[:512] or None,
-                        "token_count": c.token_count,
-                    }
-                    for c in chunks
-                ]
+    async with uow.transaction():
+        await uow.session.execute(delete(FileChunk).where(FileChunk.file_id == file_id))
+        ids = list(
+            await uow.session.scalars(
+                insert(FileChunk)
+                .values(
+                    [
+                        {
+                            "file_id": file_id,
+                            "user_id": user_id,
+                            "ordinal": c.ordinal,
+                            "text": c.text,
+                            "page": c.page,
+                            "section": c.section[:512] or None,
+                            "token_count": c.token_count,
+                        }
+                        for c in chunks
+                    ]
+                )
+                .returning(FileChunk.id)
             )
-            .returning(FileChunk.id)
         )
-    )
-    await uow.commit()
     billed = 0
-    if embedder is not None and chunks and await vectors_available(uow):
-        await uow.end_read()
-        billed = await _embed(uow, embedder, user_id, file_id, ids, chunks, limits)
+    if embedder is not None and chunks:
+        async with uow.reading():
+            available = await vectors_available(uow)
+        if available:
+            billed = await _embed(uow, embedder, user_id, file_id, ids, chunks, limits)
     return await _finish(
         uow,
         file_id,
@@ -408,24 +406,23 @@ async def _finish(
     count: int = 0,
     billed: int = 0,
 ) -> FileDTO:
-    await uow.session.execute(
-        update(File)
-        .where(File.id == file_id)
-        .values(
-            status=status,
-            error=error,
-            pages=pages,
-            chunks=count,
-            billed_tokens=billed,
-            updated_at=now,
+    async with uow.transaction():
+        await uow.session.execute(
+            update(File)
+            .where(File.id == file_id)
+            .values(
+                status=status,
+                error=error,
+                pages=pages,
+                chunks=count,
+                billed_tokens=billed,
+                updated_at=now,
+            )
         )
-    )
-    await uow.commit()
-    row = await uow.session.get(File, file_id, populate_existing=True)
-    assert row is not None
-    result = _dto(row, finished_here=True)
-    await uow.end_read()
-    return result
+    async with uow.reading():
+        row = await uow.session.get(File, file_id, populate_existing=True)
+        assert row is not None
+        return _dto(row, finished_here=True)
 
 
 async def keep_claim(uow: UnitOfWork, file_id: int, *, now: datetime, since: datetime) -> bool:
@@ -494,48 +491,45 @@ async def _own(uow: UnitOfWork, user_id: int, file_id: int) -> File:
 
 
 async def get_file(uow: UnitOfWork, user_id: int, file_id: int) -> FileDTO:
-    result = _dto(await _own(uow, user_id, file_id))
-    await uow.end_read()
-    return result
+    async with uow.reading():
+        return _dto(await _own(uow, user_id, file_id))
 
 
 async def list_files(
     uow: UnitOfWork, user_id: int, *, conversation_id: int | None = None
 ) -> list[FileDTO]:
     attached: set[int] = set()
-    if conversation_id is not None:
-        attached = set(
-            await uow.session.scalars(
-                select(FileLink.file_id).where(
-                    FileLink.user_id == user_id, FileLink.conversation_id == conversation_id
+    async with uow.reading():
+        if conversation_id is not None:
+            attached = set(
+                await uow.session.scalars(
+                    select(FileLink.file_id).where(
+                        FileLink.user_id == user_id, FileLink.conversation_id == conversation_id
+                    )
                 )
             )
+        rows = await uow.session.scalars(
+            select(File).where(File.user_id == user_id).order_by(File.id.desc())
         )
-    rows = await uow.session.scalars(
-        select(File).where(File.user_id == user_id).order_by(File.id.desc())
-    )
-    result = [_dto(r, attached=r.id in attached) for r in rows]
-    await uow.end_read()
-    return result
+        return [_dto(r, attached=r.id in attached) for r in rows]
 
 
 async def conversation_files(uow: UnitOfWork, user_id: int, conversation_id: int) -> list[FileDTO]:
     """The files attached to one of the user's conversations, newest first; someone else's
     conversation is NotFound."""
-    owner = await uow.session.scalar(
-        select(Conversation.user_id).where(Conversation.id == conversation_id)
-    )
-    if owner != user_id:
-        raise NotFound(f"conversation {conversation_id}")
-    rows = await uow.session.scalars(
-        select(File)
-        .join(FileLink, FileLink.file_id == File.id)
-        .where(FileLink.user_id == user_id, FileLink.conversation_id == conversation_id)
-        .order_by(File.id.desc())
-    )
-    result = [_dto(r, attached=True) for r in rows]
-    await uow.end_read()
-    return result
+    async with uow.reading():
+        owner = await uow.session.scalar(
+            select(Conversation.user_id).where(Conversation.id == conversation_id)
+        )
+        if owner != user_id:
+            raise NotFound(f"conversation {conversation_id}")
+        rows = await uow.session.scalars(
+            select(File)
+            .join(FileLink, FileLink.file_id == File.id)
+            .where(FileLink.user_id == user_id, FileLink.conversation_id == conversation_id)
+            .order_by(File.id.desc())
+        )
+        return [_dto(r, attached=True) for r in rows]
 
 
 async def attach(
@@ -674,55 +668,54 @@ async def search(
     if not file_ids or not query.strip():
         return Context((), "fts")
     params = {"user_id": user_id, "file_ids": file_ids, "query": query, "limit": CANDIDATES}
-    words = [(int(r[0]), float(r[1])) for r in (await uow.session.execute(_FTS, params)).all()]
-    method = "fts"
-    fused: dict[int, float] = {}
-    for rank, (chunk_id, _) in enumerate(words):
-        fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
-    if query_vector is not None and await vectors_available(uow):
-        literal = "[" + ",".join(f"{x:.6f}" for x in query_vector) + "]"
-        meaning = (await uow.session.execute(_VECTOR, {**params, "v": literal})).all()
-        if meaning:
-            method = "hybrid"
-        for rank, row in enumerate(meaning):
-            fused[int(row[0])] = fused.get(int(row[0]), 0.0) + 1.0 / (RRF_K + rank + 1)
-    ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
-    if not ranked:
-        await uow.end_read()
-        return Context((), method)
-    chunk_rows: dict[int, FileChunk] = {
-        r.id: r
-        for r in await uow.session.scalars(
-            select(FileChunk).where(FileChunk.id.in_([cid for cid, _ in ranked]))
-        )
-    }
-    names: dict[int, str] = {
-        int(file_id): str(name)
-        for file_id, name in (
-            await uow.session.execute(select(File.id, File.name).where(File.id.in_(file_ids)))
-        ).all()
-    }
-    passages: list[Passage] = []
-    spent = 0
-    for chunk_id, score in ranked:
-        hit = chunk_rows[chunk_id]
-        if spent + hit.token_count > budget_tokens and passages:
-            continue
-        spent += hit.token_count
-        piece = Chunk(hit.ordinal, hit.text, hit.page, hit.section or "", hit.token_count)
-        passages.append(
-            Passage(
-                hit.file_id,
-                names[hit.file_id],
-                hit.text,
-                citation(piece, names[hit.file_id]),
-                score,
+    async with uow.reading():
+        words = [(int(r[0]), float(r[1])) for r in (await uow.session.execute(_FTS, params)).all()]
+        method = "fts"
+        fused: dict[int, float] = {}
+        for rank, (chunk_id, _) in enumerate(words):
+            fused[chunk_id] = fused.get(chunk_id, 0.0) + 1.0 / (RRF_K + rank + 1)
+        if query_vector is not None and await vectors_available(uow):
+            literal = "[" + ",".join(f"{x:.6f}" for x in query_vector) + "]"
+            meaning = (await uow.session.execute(_VECTOR, {**params, "v": literal})).all()
+            if meaning:
+                method = "hybrid"
+            for rank, row in enumerate(meaning):
+                fused[int(row[0])] = fused.get(int(row[0]), 0.0) + 1.0 / (RRF_K + rank + 1)
+        ranked = sorted(fused.items(), key=lambda item: (-item[1], item[0]))
+        if not ranked:
+            return Context((), method)
+        chunk_rows: dict[int, FileChunk] = {
+            r.id: r
+            for r in await uow.session.scalars(
+                select(FileChunk).where(FileChunk.id.in_([cid for cid, _ in ranked]))
             )
-        )
-        if spent >= budget_tokens:
-            break
-    await uow.end_read()
-    return Context(tuple(passages), method)
+        }
+        names: dict[int, str] = {
+            int(file_id): str(name)
+            for file_id, name in (
+                await uow.session.execute(select(File.id, File.name).where(File.id.in_(file_ids)))
+            ).all()
+        }
+        passages: list[Passage] = []
+        spent = 0
+        for chunk_id, score in ranked:
+            hit = chunk_rows[chunk_id]
+            if spent + hit.token_count > budget_tokens and passages:
+                continue
+            spent += hit.token_count
+            piece = Chunk(hit.ordinal, hit.text, hit.page, hit.section or "", hit.token_count)
+            passages.append(
+                Passage(
+                    hit.file_id,
+                    names[hit.file_id],
+                    hit.text,
+                    citation(piece, names[hit.file_id]),
+                    score,
+                )
+            )
+            if spent >= budget_tokens:
+                break
+        return Context(tuple(passages), method)
 
 
 async def context_for(
@@ -744,12 +737,15 @@ async def context_for(
         # The common case costs one indexed query, in the transaction the turn goes on with.
         return None
     vector = None
-    if embedder is not None and await vectors_available(uow):
-        await uow.end_read()
-        try:
-            vector = (await embedder.embed([query])).vectors[0]
-        except ProviderError as exc:
-            log.info("query embedding failed (%s); words only", exc.code)
+    if embedder is not None:
+        # Ends the read begun above: no transaction stays open during the call.
+        async with uow.reading():
+            available = await vectors_available(uow)
+        if available:
+            try:
+                vector = (await embedder.embed([query])).vectors[0]
+            except ProviderError as exc:
+                log.info("query embedding failed (%s); words only", exc.code)
     return await search(
         uow,
         user_id=user_id,
@@ -800,14 +796,14 @@ def failure_reason(code: str | None, limits: FileLimits) -> tuple[str, dict[str,
 
 async def owner_of(uow: UnitOfWork, file_id: int) -> tuple[int, str] | None:
     """(Telegram id, language) of a file's owner, when they use Telegram."""
-    row = (
-        await uow.session.execute(
-            select(User.telegram_id, User.language)
-            .join(File, File.user_id == User.id)
-            .where(File.id == file_id)
-        )
-    ).first()
-    await uow.end_read()
+    async with uow.reading():
+        row = (
+            await uow.session.execute(
+                select(User.telegram_id, User.language)
+                .join(File, File.user_id == User.id)
+                .where(File.id == file_id)
+            )
+        ).first()
     if row is None or row[0] is None:
         return None
     return int(row[0]), str(row[1])

@@ -164,26 +164,26 @@ async def list_media(
     query = select(Media).where(Media.user_id == user_id)
     if before_id is not None:
         query = query.where(Media.id < before_id)
-    rows = await uow.session.scalars(
-        query.order_by(Media.id.desc()).limit(min(max(limit, 1), MEDIA_PAGE_MAX))
-    )
-    found = [
-        MediaDTO(
-            id=m.id,
-            kind=m.kind,
-            prompt=m.prompt,
-            model_id=m.model_id,
-            status=m.status,
-            created_at=m.created_at,
-            storage_key=m.storage_key if m.status == "ready" else None,
-            mime=m.mime,
-            width=m.width,
-            height=m.height,
-            duration_seconds=m.duration_seconds,
+    async with uow.reading():
+        rows = await uow.session.scalars(
+            query.order_by(Media.id.desc()).limit(min(max(limit, 1), MEDIA_PAGE_MAX))
         )
-        for m in rows
-    ]
-    await uow.end_read()
+        found = [
+            MediaDTO(
+                id=m.id,
+                kind=m.kind,
+                prompt=m.prompt,
+                model_id=m.model_id,
+                status=m.status,
+                created_at=m.created_at,
+                storage_key=m.storage_key if m.status == "ready" else None,
+                mime=m.mime,
+                width=m.width,
+                height=m.height,
+                duration_seconds=m.duration_seconds,
+            )
+            for m in rows
+        ]
     return found
 
 
@@ -199,14 +199,17 @@ async def delete_media(uow: UnitOfWork, store: MediaStore, *, user_id: int, medi
     The file goes first because its link (``/media/<key>``) is served from the store alone: a
     crash between the two steps leaves a record without a file, which the user can delete
     again, never a file whose link still opens after the user deleted it."""
-    row = await uow.session.get(Media, media_id)
-    if row is None or row.user_id != user_id:
+    async with uow.reading():
+        row = await uow.session.get(Media, media_id)
+        found = row is not None and row.user_id == user_id
+        status, key = (row.status, row.storage_key) if row is not None else (None, None)
+    if not found:
         raise NotFound(f"media {media_id} of user {user_id}")
-    if row.status == "pending":
+    if status == "pending":
         raise MediaStillPending(f"media {media_id}")
-    key = row.storage_key
-    await uow.end_read()
     if key:
         await store.delete(key)
-    await uow.session.execute(delete(Media).where(Media.id == media_id, Media.user_id == user_id))
-    await uow.commit()
+    async with uow.transaction():
+        await uow.session.execute(
+            delete(Media).where(Media.id == media_id, Media.user_id == user_id)
+        )

@@ -134,22 +134,22 @@ async def waiting(
     )
     if received_before is not None:
         query = query.where(InboxUpdate.received_at < received_before)
-    rows = (await uow.session.execute(query.limit(limit))).all()
-    await uow.end_read()
+    async with uow.reading():
+        rows = (await uow.session.execute(query.limit(limit))).all()
     return [Waiting(int(r.update_id), dict(r.payload), r.received_at) for r in rows]
 
 
 async def resume_offset(uow: UnitOfWork, *, bot_id: int, now: datetime) -> int | None:
     """The first offset to ask Telegram for after a start: one past the last update recorded,
     if that was recent enough to trust."""
-    mark = (
-        await uow.session.execute(
-            select(InboxMark.last_update_id, InboxMark.recorded_at).where(
-                InboxMark.bot_id == bot_id
+    async with uow.reading():
+        mark = (
+            await uow.session.execute(
+                select(InboxMark.last_update_id, InboxMark.recorded_at).where(
+                    InboxMark.bot_id == bot_id
+                )
             )
-        )
-    ).first()
-    await uow.end_read()
+        ).first()
     if mark is None or now - mark.recorded_at > MARK_MAX_AGE:
         return None
     return int(mark.last_update_id) + 1

@@ -264,8 +264,8 @@ RECORDS = text(
 
 
 async def records(uow: UnitOfWork, jobs: list[str]) -> dict[str, JobRecord]:
-    rows = (await uow.session.execute(RECORDS, {"jobs": jobs})).all()
-    await uow.end_read()
+    async with uow.reading():
+        rows = (await uow.session.execute(RECORDS, {"jobs": jobs})).all()
     return {
         row.job: JobRecord(
             job=row.job,
@@ -327,8 +327,8 @@ async def end_alert(uow: UnitOfWork, *, job: str) -> bool:
 
 async def alerted(uow: UnitOfWork) -> dict[str, datetime]:
     """The jobs with an open episode, and when it was reported."""
-    rows = (await uow.session.execute(text("SELECT job, reported_at FROM job_alerts"))).all()
-    await uow.end_read()
+    async with uow.reading():
+        rows = (await uow.session.execute(text("SELECT job, reported_at FROM job_alerts"))).all()
     return {row.job: row.reported_at for row in rows}
 
 

@@ -140,9 +140,9 @@ async def check_stars_checkout(
     total_amount: int,
 ) -> None:
     """The pre-checkout check: our invoice, for this user, for the amount we asked."""
-    user, stars = await _payer(uow, terms, telegram_id, payload)
-    blocked, user_id = user.is_blocked, user.id
-    await uow.end_read()
+    async with uow.reading():
+        user, stars = await _payer(uow, terms, telegram_id, payload)
+        blocked, user_id = user.is_blocked, user.id
     if currency != "XTR" or total_amount != stars:
         raise PaymentRefused(f"{total_amount} {currency} does not match {stars} XTR")
     if blocked:
@@ -285,48 +285,47 @@ async def refund_payment(
 ) -> Refund:
     """After the provider refunded a payment: take back its credit and the referral earnings it
     brought, as far as the money has not been spent. Idempotent."""
-    await uow.begin()
-    payment = await _payment(uow, provider, external_id)
-    payment_id, user_id = payment.id, payment.user_id
-    changed = await uow.session.execute(
-        update(Payment)
-        .where(Payment.id == payment_id, Payment.status == "paid")
-        .values(status="refunded", refunded_at=now)
-        .execution_options(synchronize_session=False)
-    )
-    if changed.rowcount == 0:  # type: ignore[attr-defined]
-        await uow.rollback()
-        return Refund(payment_id, user_id, 0, {})
-    # A refunded subscription charge ends the period it paid for.
-    await uow.session.execute(
-        update(Subscription)
-        .where(Subscription.last_charge_id == external_id, Subscription.status != "expired")
-        .values(status="expired", current_period_end=now)
-        .execution_options(synchronize_session=False)
-    )
-    taken = await billing.take_up_to(
-        uow,
-        user_id=payment.user_id,
-        amount=payment.credited,
-        category="topup",
-        key=f"refund:{payment.id}",
-        charge=billing.Charge(meta={"payment_id": payment.id, "external_id": external_id}),
-    )
-    reversed_earnings: dict[int, int] = {}
-    for level in (1, 2):
-        earning = await uow.ledger.entry_by_key(f"referral:{payment.id}:{level}")
-        if earning is None:
-            continue
-        back = await billing.take_up_to(
-            uow,
-            user_id=earning.user_id,
-            amount=earning.amount,
-            category="referral",
-            key=f"referral-refund:{payment.id}:{level}",
-            charge=billing.Charge(meta={"payment_id": payment.id, "level": level}),
+    async with uow.transaction():
+        payment = await _payment(uow, provider, external_id)
+        payment_id, user_id = payment.id, payment.user_id
+        changed = await uow.session.execute(
+            update(Payment)
+            .where(Payment.id == payment_id, Payment.status == "paid")
+            .values(status="refunded", refunded_at=now)
+            .execution_options(synchronize_session=False)
         )
-        reversed_earnings[earning.user_id] = -back.amount if back else 0
-    await uow.commit()
+        if changed.rowcount == 0:  # type: ignore[attr-defined]
+            # Refunded before: nothing changes.
+            return Refund(payment_id, user_id, 0, {})
+        # A refunded subscription charge ends the period it paid for.
+        await uow.session.execute(
+            update(Subscription)
+            .where(Subscription.last_charge_id == external_id, Subscription.status != "expired")
+            .values(status="expired", current_period_end=now)
+            .execution_options(synchronize_session=False)
+        )
+        taken = await billing.take_up_to(
+            uow,
+            user_id=payment.user_id,
+            amount=payment.credited,
+            category="topup",
+            key=f"refund:{payment.id}",
+            charge=billing.Charge(meta={"payment_id": payment.id, "external_id": external_id}),
+        )
+        reversed_earnings: dict[int, int] = {}
+        for level in (1, 2):
+            earning = await uow.ledger.entry_by_key(f"referral:{payment.id}:{level}")
+            if earning is None:
+                continue
+            back = await billing.take_up_to(
+                uow,
+                user_id=earning.user_id,
+                amount=earning.amount,
+                category="referral",
+                key=f"referral-refund:{payment.id}:{level}",
+                charge=billing.Charge(meta={"payment_id": payment.id, "level": level}),
+            )
+            reversed_earnings[earning.user_id] = -back.amount if back else 0
     return Refund(payment.id, payment.user_id, -taken.amount if taken else 0, reversed_earnings)
 
 
@@ -354,23 +353,23 @@ class ReferralEarning:
 async def earnings_from_payment(uow: UnitOfWork, payment_id: int) -> list[ReferralEarning]:
     """The inviters' earnings a payment brought (none when it had no inviters)."""
     keys = [f"referral:{payment_id}:{level}" for level in (1, 2)]
-    rows = (
-        await uow.session.execute(
-            select(
-                LedgerEntry.user_id,
-                User.telegram_id,
-                User.language,
-                LedgerEntry.amount,
-                LedgerEntry.idempotency_key,
-                LedgerEntry.id,
-                LedgerEntry.created_at,
+    async with uow.reading():
+        rows = (
+            await uow.session.execute(
+                select(
+                    LedgerEntry.user_id,
+                    User.telegram_id,
+                    User.language,
+                    LedgerEntry.amount,
+                    LedgerEntry.idempotency_key,
+                    LedgerEntry.id,
+                    LedgerEntry.created_at,
+                )
+                .join(User, User.id == LedgerEntry.user_id)
+                .where(LedgerEntry.idempotency_key.in_(keys))
+                .order_by(LedgerEntry.idempotency_key)
             )
-            .join(User, User.id == LedgerEntry.user_id)
-            .where(LedgerEntry.idempotency_key.in_(keys))
-            .order_by(LedgerEntry.idempotency_key)
-        )
-    ).all()
-    await uow.end_read()
+        ).all()
     return [
         ReferralEarning(
             row.user_id,
@@ -385,9 +384,22 @@ async def earnings_from_payment(uow: UnitOfWork, payment_id: int) -> list[Referr
     ]
 
 
+async def balance_of(uow: UnitOfWork, user_id: int) -> billing.BalanceDTO:
+    async with uow.reading():
+        return await billing.get_balance(uow, user_id)
+
+
+async def history_of(
+    uow: UnitOfWork, user_id: int, *, limit: int, before_id: int | None = None
+) -> list[billing.EntryDTO]:
+    """A page of the user's ledger, newest first (``before_id`` pages back)."""
+    async with uow.reading():
+        return await billing.history(uow, user_id, limit=limit, before_id=before_id)
+
+
 async def referral_earnings(uow: UnitOfWork, user_id: int) -> int:
-    earned = await uow.ledger.earned(user_id, "referral")
-    await uow.end_read()
+    async with uow.reading():
+        earned = await uow.ledger.earned(user_id, "referral")
     return earned
 
 

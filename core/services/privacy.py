@@ -520,13 +520,13 @@ async def export_user(
     uow.session.add(PrivacyRequest(user_id=user_id, kind="export", format=fmt, created_at=now))
     await uow.commit()
     spool: IO[bytes] = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115
-    if fmt == "json":
-        rows = await _write_json(uow, user_id, spool, now)
-    elif fmt == "zip":
-        rows = await _write_zip(uow, user_id, spool)
-    else:
-        rows = await _write_transcript(uow, user_id, spool, now, translate, language)
-    await uow.end_read()
+    async with uow.reading():
+        if fmt == "json":
+            rows = await _write_json(uow, user_id, spool, now)
+        elif fmt == "zip":
+            rows = await _write_zip(uow, user_id, spool)
+        else:
+            rows = await _write_transcript(uow, user_id, spool, now, translate, language)
     spool.seek(0)
     name, mime = _MIME[fmt]
     return Export(file_name=name, mime=mime, data=spool, rows=rows)
@@ -692,95 +692,96 @@ async def delete_user(
     """Erase the account in one transaction: personal data deleted, the financial records law
     keeps (balance, ledger, payments) left attached to an anonymous row; then the media files.
     Signing in again creates a new account."""
-    await uow.begin()
-    keys = list(
-        await uow.session.scalars(
-            select(Media.storage_key).where(
-                Media.user_id == user_id, Media.storage_key.is_not(None)
+    async with uow.transaction():
+        keys = list(
+            await uow.session.scalars(
+                select(Media.storage_key).where(
+                    Media.user_id == user_id, Media.storage_key.is_not(None)
+                )
             )
         )
-    )
-    keys += list(await uow.session.scalars(select(File.storage_key).where(File.user_id == user_id)))
-    telegram_id = await uow.session.scalar(select(User.telegram_id).where(User.id == user_id))
-    if telegram_id is not None:
-        await inbox.erase_sender(uow, telegram_id)
-    for model in (
-        RequestLog,
-        ShareLink,
-        FileLink,
-        File,
-        PromoRedemption,
-        Media,
-        ChatMessageRow,
-        Conversation,
-        Preset,
-        Identity,
-        Consent,
-        SignupAttribution,
-        PrivacyRequest,
-        FreeUsage,
-        Subscription,
-        SupportMessage,
-        SupportThread,
-        Session,
-    ):
-        await uow.session.execute(delete(model).where(model.user_id == user_id))
-    # The ledger stays as accounting law requires, without the free text an administrator may
-    # have written about the person.
-    await uow.session.execute(
-        text(
-            "UPDATE ledger_entries SET metadata = metadata - 'reason'"
-            " WHERE user_id = :u AND metadata ? 'reason'"
-        ),
-        {"u": user_id},
-    )
-    # The administrative log keeps what was done (balances before and after) but no free text
-    # or handle that could name the person.
-    await uow.session.execute(
-        update(AdminAction)
-        .where(AdminAction.target_user_id == user_id)
-        .values(target=None, reason=None)
-    )
-    # Money held for requests in flight goes back to the balance before it is frozen.
-    await uow.session.execute(
-        text("UPDATE balances SET reserved = 0 WHERE user_id = :u"), {"u": user_id}
-    )
-    await uow.session.execute(
-        update(Reservation)
-        .where(Reservation.user_id == user_id, Reservation.status == "held")
-        .values(status="released", closed_at=now)
-    )
-    await uow.session.execute(
-        update(User)
-        .where(User.id == user_id)
-        .values(
-            telegram_id=None,
-            username=None,
-            profile_name=None,
-            language="en",
-            theme="auto",
-            features={},
-            history_enabled=True,
-            marketing_opt_in=False,
-            bot_blocked_at=None,
-            is_blocked=True,
-            referral_code="x" + secrets.token_hex(8),
-            invited_by=None,
-            ref1_count=0,
-            ref2_count=0,
-            last_activity_at=None,
-            last_auth_at=None,
-            last_auth_platform=None,
-            last_auth_device=None,
-            last_auth_os=None,
-            last_auth_browser=None,
-            last_auth_ip=None,
-            last_auth_user_agent=None,
-            deleted_at=now,
+        keys += list(
+            await uow.session.scalars(select(File.storage_key).where(File.user_id == user_id))
         )
-        .execution_options(synchronize_session=False)
-    )
-    await uow.commit()
+        telegram_id = await uow.session.scalar(select(User.telegram_id).where(User.id == user_id))
+        if telegram_id is not None:
+            await inbox.erase_sender(uow, telegram_id)
+        for model in (
+            RequestLog,
+            ShareLink,
+            FileLink,
+            File,
+            PromoRedemption,
+            Media,
+            ChatMessageRow,
+            Conversation,
+            Preset,
+            Identity,
+            Consent,
+            SignupAttribution,
+            PrivacyRequest,
+            FreeUsage,
+            Subscription,
+            SupportMessage,
+            SupportThread,
+            Session,
+        ):
+            await uow.session.execute(delete(model).where(model.user_id == user_id))
+        # The ledger stays as accounting law requires, without the free text an administrator may
+        # have written about the person.
+        await uow.session.execute(
+            text(
+                "UPDATE ledger_entries SET metadata = metadata - 'reason'"
+                " WHERE user_id = :u AND metadata ? 'reason'"
+            ),
+            {"u": user_id},
+        )
+        # The administrative log keeps what was done (balances before and after) but no free text
+        # or handle that could name the person.
+        await uow.session.execute(
+            update(AdminAction)
+            .where(AdminAction.target_user_id == user_id)
+            .values(target=None, reason=None)
+        )
+        # Money held for requests in flight goes back to the balance before it is frozen.
+        await uow.session.execute(
+            text("UPDATE balances SET reserved = 0 WHERE user_id = :u"), {"u": user_id}
+        )
+        await uow.session.execute(
+            update(Reservation)
+            .where(Reservation.user_id == user_id, Reservation.status == "held")
+            .values(status="released", closed_at=now)
+        )
+        await uow.session.execute(
+            update(User)
+            .where(User.id == user_id)
+            .values(
+                telegram_id=None,
+                username=None,
+                profile_name=None,
+                language="en",
+                theme="auto",
+                features={},
+                history_enabled=True,
+                marketing_opt_in=False,
+                bot_blocked_at=None,
+                is_blocked=True,
+                referral_code="x" + secrets.token_hex(8),
+                invited_by=None,
+                ref1_count=0,
+                ref2_count=0,
+                last_activity_at=None,
+                last_auth_at=None,
+                last_auth_platform=None,
+                last_auth_device=None,
+                last_auth_os=None,
+                last_auth_browser=None,
+                last_auth_ip=None,
+                last_auth_user_agent=None,
+                deleted_at=now,
+            )
+            .execution_options(synchronize_session=False)
+        )
     if store is not None:
         for key in keys:
             if key:

@@ -75,48 +75,49 @@ async def create_code(
 async def redeem(uow: UnitOfWork, *, user_id: int, code: str, now: datetime) -> Redeemed:
     """Use a code once (or as many times per user as it allows). The code row is locked, so
     concurrent redemptions never exceed its limits."""
-    await uow.begin()
-    promo = (
-        await uow.session.scalars(
-            select(PromoCode).where(PromoCode.code == normalise(code)).with_for_update()
+    async with uow.transaction():
+        promo = (
+            await uow.session.scalars(
+                select(PromoCode).where(PromoCode.code == normalise(code)).with_for_update()
+            )
+        ).first()
+        if promo is None:
+            raise PromoUnknown(code[:32])
+        if (promo.expires_at is not None and promo.expires_at <= now) or (
+            promo.max_redemptions is not None and promo.redeemed >= promo.max_redemptions
+        ):
+            raise PromoExpired(promo.code)
+        used = await uow.session.scalar(
+            select(func.count())
+            .select_from(PromoRedemption)
+            .where(PromoRedemption.code_id == promo.id, PromoRedemption.user_id == user_id)
         )
-    ).first()
-    if promo is None:
-        raise PromoUnknown(code[:32])
-    if (promo.expires_at is not None and promo.expires_at <= now) or (
-        promo.max_redemptions is not None and promo.redeemed >= promo.max_redemptions
-    ):
-        raise PromoExpired(promo.code)
-    used = await uow.session.scalar(
-        select(func.count())
-        .select_from(PromoRedemption)
-        .where(PromoRedemption.code_id == promo.id, PromoRedemption.user_id == user_id)
-    )
-    if (used or 0) >= promo.per_user:
-        raise PromoAlreadyUsed(promo.code)
-    kind, value, promo_id = promo.kind, promo.value, promo.id
-    redemption = PromoRedemption(
-        code_id=promo_id,
-        user_id=user_id,
-        status="credited" if kind == "amount" else "pending",
-        credited=value if kind == "amount" else 0,
-        created_at=now,
-    )
-    uow.session.add(redemption)
-    await uow.session.execute(
-        update(PromoCode).where(PromoCode.id == promo_id).values(redeemed=PromoCode.redeemed + 1)
-    )
-    await uow.session.flush()
-    if kind == "amount":
-        await billing.add_credit(
-            uow,
+        if (used or 0) >= promo.per_user:
+            raise PromoAlreadyUsed(promo.code)
+        kind, value, promo_id = promo.kind, promo.value, promo.id
+        redemption = PromoRedemption(
+            code_id=promo_id,
             user_id=user_id,
-            amount=value,
-            category="bonus",
-            key=f"promo:{redemption.id}",
-            charge=billing.Charge(meta={"promo_code": promo.code}),
+            status="credited" if kind == "amount" else "pending",
+            credited=value if kind == "amount" else 0,
+            created_at=now,
         )
-    await uow.commit()
+        uow.session.add(redemption)
+        await uow.session.execute(
+            update(PromoCode)
+            .where(PromoCode.id == promo_id)
+            .values(redeemed=PromoCode.redeemed + 1)
+        )
+        await uow.session.flush()
+        if kind == "amount":
+            await billing.add_credit(
+                uow,
+                user_id=user_id,
+                amount=value,
+                category="bonus",
+                key=f"promo:{redemption.id}",
+                charge=billing.Charge(meta={"promo_code": promo.code}),
+            )
     return Redeemed(kind, value)
 
 

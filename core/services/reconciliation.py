@@ -125,55 +125,58 @@ async def reconcile(
 ) -> Report:
     """Compare the providers' charges in [since, until) with ours. ``providers`` names the ones
     whose lists were fetched: only those are checked for payments unknown to the provider."""
-    ours = {
-        (p.provider, p.external_id): p
-        for p in await uow.session.scalars(
-            select(Payment).where(
-                Payment.created_at >= since - MARGIN,
-                Payment.created_at < until + MARGIN,
-                Payment.provider.in_(providers),
-            )
-        )
-    }
-    theirs = {(c.provider, c.external_id): c for c in charges}
-    differences: list[Difference] = []
-    checked: dict[str, int] = dict.fromkeys(providers, 0)
-    for key, charge in sorted(theirs.items()):
-        if not since <= charge.created_at < until:
-            continue
-        checked[charge.provider] = checked.get(charge.provider, 0) + 1
-        payment = ours.get(key)
-        if payment is None:
-            payment = await _payment(uow, *key)
-        if payment is None:
-            differences.append(
-                Difference(charge.provider, charge.external_id, "missing_here", f"{charge.amount}")
-            )
-            continue
-        if payment.amount != charge.amount:
-            differences.append(
-                Difference(
-                    charge.provider,
-                    charge.external_id,
-                    "amount",
-                    f"provider {charge.amount}, ours {payment.amount}",
+    async with uow.reading():
+        ours = {
+            (p.provider, p.external_id): p
+            for p in await uow.session.scalars(
+                select(Payment).where(
+                    Payment.created_at >= since - MARGIN,
+                    Payment.created_at < until + MARGIN,
+                    Payment.provider.in_(providers),
                 )
             )
-        if charge.refunded != (payment.status == "refunded"):
-            differences.append(
-                Difference(
-                    charge.provider,
-                    charge.external_id,
-                    "refund",
-                    f"provider {'refunded' if charge.refunded else 'paid'}, ours {payment.status}",
+        }
+        theirs = {(c.provider, c.external_id): c for c in charges}
+        differences: list[Difference] = []
+        checked: dict[str, int] = dict.fromkeys(providers, 0)
+        for key, charge in sorted(theirs.items()):
+            if not since <= charge.created_at < until:
+                continue
+            checked[charge.provider] = checked.get(charge.provider, 0) + 1
+            payment = ours.get(key)
+            if payment is None:
+                payment = await _payment(uow, *key)
+            if payment is None:
+                differences.append(
+                    Difference(
+                        charge.provider, charge.external_id, "missing_here", f"{charge.amount}"
+                    )
                 )
-            )
-    for key, payment in sorted(ours.items()):
-        if since <= payment.created_at < until and key not in theirs:
-            differences.append(
-                Difference(payment.provider, payment.external_id, "unknown_to_provider")
-            )
-    await uow.end_read()
+                continue
+            if payment.amount != charge.amount:
+                differences.append(
+                    Difference(
+                        charge.provider,
+                        charge.external_id,
+                        "amount",
+                        f"provider {charge.amount}, ours {payment.amount}",
+                    )
+                )
+            if charge.refunded != (payment.status == "refunded"):
+                differences.append(
+                    Difference(
+                        charge.provider,
+                        charge.external_id,
+                        "refund",
+                        f"provider {'refunded' if charge.refunded else 'paid'},"
+                        f" ours {payment.status}",
+                    )
+                )
+        for key, payment in sorted(ours.items()):
+            if since <= payment.created_at < until and key not in theirs:
+                differences.append(
+                    Difference(payment.provider, payment.external_id, "unknown_to_provider")
+                )
     return Report(since, until, checked, tuple(differences))
 
 

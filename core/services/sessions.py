@@ -120,45 +120,47 @@ async def refresh(
     session_id = refresh_session_id(refresh_token)
     if session_id is None:
         raise SessionInvalid("malformed refresh token")
-    row = (
-        await uow.session.execute(
-            select(Session, User.is_blocked)
-            .join(User, User.id == Session.user_id)
-            .where(Session.id == session_id)
-            .with_for_update(of=Session)
-        )
-    ).first()
-    if row is None:
-        raise SessionInvalid("unknown session")
-    session, blocked = row
-    if session.revoked_at is not None or session.expires_at <= now:
-        await uow.end_read()
-        raise SessionInvalid(f"session {session_tag(session_id)} ended")
-    presented = hash_refresh_token(refresh_token)
-    if not hmac.compare_digest(session.refresh_hash, presented):
-        # Every retired hash is compared, matched or not.
-        reused = [hmac.compare_digest(old, presented) for old in session.retired_hashes]
-        if not any(reused):
-            await uow.end_read()
-            raise SessionInvalid(f"session {session_tag(session_id)}: not a refresh token of it")
-        session.revoked_at = now
-        await uow.commit()
+    async with uow.transaction():
+        row = (
+            await uow.session.execute(
+                select(Session, User.is_blocked)
+                .join(User, User.id == Session.user_id)
+                .where(Session.id == session_id)
+                .with_for_update(of=Session)
+            )
+        ).first()
+        if row is None:
+            raise SessionInvalid("unknown session")
+        session, blocked = row
+        if session.revoked_at is not None or session.expires_at <= now:
+            raise SessionInvalid(f"session {session_tag(session_id)} ended")
+        presented = hash_refresh_token(refresh_token)
+        current = hmac.compare_digest(session.refresh_hash, presented)
+        if not current:
+            # Every retired hash is compared, matched or not.
+            reused = [hmac.compare_digest(old, presented) for old in session.retired_hashes]
+            if not any(reused):
+                raise SessionInvalid(
+                    f"session {session_tag(session_id)}: not a refresh token of it"
+                )
+        user_id = session.user_id
+        token = new_refresh_token(session_id)
+        if not current or blocked:
+            # The session ends (committed with the block) and the refusal follows it.
+            session.revoked_at = now
+        else:
+            session.retired_hashes = [session.refresh_hash, *session.retired_hashes][:RETIRED_KEPT]
+            session.refresh_hash = hash_refresh_token(token)
+            session.last_used_at = now
+            session.expires_at = now + ttl
+    if not current:
         log.warning(
             "a replaced refresh token of session %s came back: session ended",
             session_tag(session_id),
         )
         raise RefreshTokenReused(f"session {session_tag(session_id)}: old refresh token")
     if blocked:
-        session.revoked_at = now
-        await uow.commit()
-        raise SessionInvalid(f"user {session.user_id} is blocked or erased")
-    token = new_refresh_token(session_id)
-    session.retired_hashes = [session.refresh_hash, *session.retired_hashes][:RETIRED_KEPT]
-    session.refresh_hash = hash_refresh_token(token)
-    session.last_used_at = now
-    session.expires_at = now + ttl
-    user_id = session.user_id
-    await uow.commit()
+        raise SessionInvalid(f"user {user_id} is blocked or erased")
     return IssuedSession(session_id, user_id, token, now + ttl)
 
 
@@ -168,75 +170,76 @@ async def owner_of_refresh_token(
     """The user and the live session a current refresh token belongs to (signing out with
     it)."""
     session_id = refresh_session_id(refresh_token)
+    found = None
     if session_id is not None:
-        row = await uow.session.get(Session, session_id)
-        if (
-            row is not None
-            and row.revoked_at is None
-            and row.expires_at > now
-            and hmac.compare_digest(row.refresh_hash, hash_refresh_token(refresh_token))
-        ):
-            found = (row.user_id, row.id)
-            await uow.end_read()
-            return found
-    await uow.end_read()
-    raise SessionInvalid("refresh token is not current")
+        async with uow.reading():
+            row = await uow.session.get(Session, session_id)
+            if (
+                row is not None
+                and row.revoked_at is None
+                and row.expires_at > now
+                and hmac.compare_digest(row.refresh_hash, hash_refresh_token(refresh_token))
+            ):
+                found = (row.user_id, row.id)
+    if found is None:
+        raise SessionInvalid("refresh token is not current")
+    return found
 
 
 async def check(uow: UnitOfWork, *, session_id: str, user_id: int, now: datetime) -> None:
     """Refuse a request whose session has ended (signed out, revoked, expired, or the account
     blocked); keep `last_used_at` fresh to five minutes."""
-    row = (
-        await uow.session.execute(
-            select(Session.user_id, Session.revoked_at, Session.expires_at, Session.last_used_at)
-            .add_columns(User.is_blocked)
-            .join(User, User.id == Session.user_id)
-            .where(Session.id == session_id)
-        )
-    ).first()
+    async with uow.reading():
+        row = (
+            await uow.session.execute(
+                select(
+                    Session.user_id, Session.revoked_at, Session.expires_at, Session.last_used_at
+                )
+                .add_columns(User.is_blocked)
+                .join(User, User.id == Session.user_id)
+                .where(Session.id == session_id)
+            )
+        ).first()
     if row is None or row.user_id != user_id:
-        await uow.end_read()
         raise SessionInvalid(f"no session {session_tag(session_id)} for user {user_id}")
     if row.revoked_at is not None or row.expires_at <= now or row.is_blocked:
-        await uow.end_read()
         raise SessionInvalid(f"session {session_tag(session_id)} ended")
     if now - row.last_used_at >= USE_RESOLUTION:
-        await uow.session.execute(
-            update(Session).where(Session.id == session_id).values(last_used_at=now)
-        )
-        await uow.commit()
-    else:
-        await uow.end_read()
+        async with uow.transaction():
+            await uow.session.execute(
+                update(Session).where(Session.id == session_id).values(last_used_at=now)
+            )
 
 
 async def list_sessions(uow: UnitOfWork, user_id: int, *, now: datetime) -> list[SessionInfo]:
     """The user's live sessions, most recently used first."""
-    rows = await uow.session.scalars(
-        select(Session)
-        .where(Session.user_id == user_id, Session.revoked_at.is_(None), Session.expires_at > now)
-        .order_by(Session.last_used_at.desc(), Session.created_at.desc())
-    )
-    found = [_info(r) for r in rows]
-    await uow.end_read()
+    async with uow.reading():
+        rows = await uow.session.scalars(
+            select(Session)
+            .where(
+                Session.user_id == user_id, Session.revoked_at.is_(None), Session.expires_at > now
+            )
+            .order_by(Session.last_used_at.desc(), Session.created_at.desc())
+        )
+        found = [_info(r) for r in rows]
     return found
 
 
 async def revoke(uow: UnitOfWork, *, user_id: int, session_id: str, now: datetime) -> None:
     """End one of the user's own sessions; another user's (or an unknown one) is not found."""
-    result = await uow.session.execute(
-        update(Session)
-        .where(
-            Session.id == session_id,
-            Session.user_id == user_id,
-            Session.revoked_at.is_(None),
-            Session.expires_at > now,
+    async with uow.transaction():
+        result = await uow.session.execute(
+            update(Session)
+            .where(
+                Session.id == session_id,
+                Session.user_id == user_id,
+                Session.revoked_at.is_(None),
+                Session.expires_at > now,
+            )
+            .values(revoked_at=now)
         )
-        .values(revoked_at=now)
-    )
-    if not result.rowcount:  # type: ignore[attr-defined]
-        await uow.rollback()
-        raise NotFound(f"session {session_tag(session_id)} of user {user_id}")
-    await uow.commit()
+        if not result.rowcount:  # type: ignore[attr-defined]
+            raise NotFound(f"session {session_tag(session_id)} of user {user_id}")
 
 
 async def end_all(uow: UnitOfWork, user_id: int, now: datetime, *, keep: str | None = None) -> int:

@@ -116,20 +116,19 @@ async def _apply(
         pass
     if amount <= 0:
         return None
-    existing = await uow.ledger.entry_by_key(key)
-    if existing is not None:
-        return billing.entry_of(existing, applied=False)
-    await uow.begin()
-    entry = await billing.take_up_to(
-        uow,
-        user_id=reservation.user_id,
-        amount=amount,
-        category=category,
-        key=key,
-        kind="debit",
-        charge=charge,
-    )
-    await uow.commit()
+    async with uow.transaction():
+        existing = await uow.ledger.entry_by_key(key)
+        if existing is not None:
+            return billing.entry_of(existing, applied=False)
+        entry = await billing.take_up_to(
+            uow,
+            user_id=reservation.user_id,
+            amount=amount,
+            category=category,
+            key=key,
+            kind="debit",
+            charge=charge,
+        )
     return entry
 
 

@@ -162,39 +162,38 @@ async def share_preset(
 
 async def list_links(uow: UnitOfWork, user_id: int) -> list[ShareLinkDTO]:
     """The user's links, newest first, revoked and disabled ones included."""
-    rows = await uow.session.execute(
-        select(ShareLink, func.coalesce(Conversation.title, Preset.title))
-        .outerjoin(Conversation, Conversation.id == ShareLink.conversation_id)
-        .outerjoin(Preset, Preset.id == ShareLink.preset_id)
-        .where(ShareLink.user_id == user_id)
-        .order_by(ShareLink.id.desc())
-    )
-    result = [
-        ShareLinkDTO(
-            id=link.id,
-            kind=_kind(link),
-            target_id=link.conversation_id or link.preset_id or 0,
-            title=title,
-            created_at=link.created_at,
-            revoked_at=link.revoked_at,
-            disabled_at=link.disabled_at,
-            views=link.views,
+    async with uow.reading():
+        rows = await uow.session.execute(
+            select(ShareLink, func.coalesce(Conversation.title, Preset.title))
+            .outerjoin(Conversation, Conversation.id == ShareLink.conversation_id)
+            .outerjoin(Preset, Preset.id == ShareLink.preset_id)
+            .where(ShareLink.user_id == user_id)
+            .order_by(ShareLink.id.desc())
         )
-        for link, title in rows.tuples()
-    ]
-    await uow.end_read()
+        result = [
+            ShareLinkDTO(
+                id=link.id,
+                kind=_kind(link),
+                target_id=link.conversation_id or link.preset_id or 0,
+                title=title,
+                created_at=link.created_at,
+                revoked_at=link.revoked_at,
+                disabled_at=link.disabled_at,
+                views=link.views,
+            )
+            for link, title in rows.tuples()
+        ]
     return result
 
 
 async def revoke(uow: UnitOfWork, *, user_id: int, link_id: int, now: datetime) -> None:
     """The owner ends a link; revoking it again changes nothing."""
-    link = await uow.session.get(ShareLink, link_id, with_for_update=True)
-    if link is None or link.user_id != user_id:
-        await uow.rollback()
-        raise ShareLinkNotFound(f"share link {link_id}")
-    if link.revoked_at is None:
-        link.revoked_at = now
-    await uow.commit()
+    async with uow.transaction():
+        link = await uow.session.get(ShareLink, link_id, with_for_update=True)
+        if link is None or link.user_id != user_id:
+            raise ShareLinkNotFound(f"share link {link_id}")
+        if link.revoked_at is None:
+            link.revoked_at = now
 
 
 async def disable(
@@ -203,29 +202,27 @@ async def disable(
     """An administrator takes a link down, whoever owns it, with a record in the action log.
     ``token`` is the token or the whole link."""
     token_hash = hash_token(token_from(token))
-    link = await uow.session.scalar(
-        select(ShareLink).where(ShareLink.token_hash == token_hash).with_for_update()
-    )
-    if link is None:
-        await uow.rollback()
-        raise ShareLinkNotFound("no share link with this token")
-    result = DisabledLink(link.id, link.user_id, changed=link.disabled_at is None)
-    if not result.changed:
-        await uow.rollback()
-        return result
-    revoked = link.revoked_at is not None
-    link.disabled_at = now
-    await audit.record_admin_action(
-        uow,
-        admin_telegram_id=admin_telegram_id,
-        action="share_off",
-        target_user_id=link.user_id,
-        # The link's row, never its token: the log must not reopen it.
-        target=f"share_link:{link.id}",
-        before={"disabled": False, "revoked": revoked},
-        after={"disabled": True, "revoked": revoked},
-    )
-    await uow.commit()
+    async with uow.transaction():
+        link = await uow.session.scalar(
+            select(ShareLink).where(ShareLink.token_hash == token_hash).with_for_update()
+        )
+        if link is None:
+            raise ShareLinkNotFound("no share link with this token")
+        result = DisabledLink(link.id, link.user_id, changed=link.disabled_at is None)
+        if not result.changed:
+            return result
+        revoked = link.revoked_at is not None
+        link.disabled_at = now
+        await audit.record_admin_action(
+            uow,
+            admin_telegram_id=admin_telegram_id,
+            action="share_off",
+            target_user_id=link.user_id,
+            # The link's row, never its token: the log must not reopen it.
+            target=f"share_link:{link.id}",
+            before={"disabled": False, "revoked": revoked},
+            after={"disabled": True, "revoked": revoked},
+        )
     return result
 
 
@@ -240,66 +237,61 @@ async def _active_link(uow: UnitOfWork, token: str) -> ShareLink:
             )
         )
     if link is None:
-        await uow.rollback()
         raise ShareLinkNotFound("no active share link with this token")
     return link
 
 
 async def open_shared(uow: UnitOfWork, token: str) -> SharedView:
     """The public view of a link, counted as one more view."""
-    link = await _active_link(uow, token)
-    view: SharedView
-    if link.conversation_id is not None:
-        conversation = await uow.session.get(Conversation, link.conversation_id)
-        if conversation is None:
-            await uow.rollback()
-            raise ShareLinkNotFound("the shared conversation is gone")
-        rows = await uow.session.execute(
-            select(ChatMessageRow.role, ChatMessageRow.content, ChatMessageRow.created_at)
-            .where(
-                ChatMessageRow.conversation_id == conversation.id,
-                ChatMessageRow.created_at <= link.created_at,
-                ChatMessageRow.status != "failed",
-                ChatMessageRow.replaced.is_(False),
+    async with uow.transaction():
+        link = await _active_link(uow, token)
+        view: SharedView
+        if link.conversation_id is not None:
+            conversation = await uow.session.get(Conversation, link.conversation_id)
+            if conversation is None:
+                raise ShareLinkNotFound("the shared conversation is gone")
+            rows = await uow.session.execute(
+                select(ChatMessageRow.role, ChatMessageRow.content, ChatMessageRow.created_at)
+                .where(
+                    ChatMessageRow.conversation_id == conversation.id,
+                    ChatMessageRow.created_at <= link.created_at,
+                    ChatMessageRow.status != "failed",
+                    ChatMessageRow.replaced.is_(False),
+                )
+                .order_by(ChatMessageRow.id)
             )
-            .order_by(ChatMessageRow.id)
+            view = SharedView(
+                kind="conversation",
+                title=conversation.title,
+                created_at=link.created_at,
+                messages=tuple(SharedMessage(*row) for row in rows.tuples()),
+            )
+        else:
+            preset = await uow.session.get(Preset, link.preset_id)
+            if preset is None:
+                raise ShareLinkNotFound("the shared preset is gone")
+            view = SharedView(
+                kind="preset",
+                title=preset.title,
+                created_at=link.created_at,
+                prompt=preset.system_prompt,
+            )
+        await uow.session.execute(
+            update(ShareLink).where(ShareLink.id == link.id).values(views=ShareLink.views + 1)
         )
-        view = SharedView(
-            kind="conversation",
-            title=conversation.title,
-            created_at=link.created_at,
-            messages=tuple(SharedMessage(*row) for row in rows.tuples()),
-        )
-    else:
-        preset = await uow.session.get(Preset, link.preset_id)
-        if preset is None:
-            await uow.rollback()
-            raise ShareLinkNotFound("the shared preset is gone")
-        view = SharedView(
-            kind="preset",
-            title=preset.title,
-            created_at=link.created_at,
-            prompt=preset.system_prompt,
-        )
-    await uow.session.execute(
-        update(ShareLink).where(ShareLink.id == link.id).values(views=ShareLink.views + 1)
-    )
-    await uow.commit()
     return view
 
 
 async def copy_preset(uow: UnitOfWork, *, user_id: int, token: str, now: datetime) -> PresetDTO:
     """A shared preset becomes one of the user's own (a copy: later edits on either side stay
     apart)."""
-    link = await _active_link(uow, token)
-    link_id, preset_id = link.id, link.preset_id
-    if preset_id is None:
-        await uow.rollback()
-        raise NotAPresetLink(f"share link {link_id} is a conversation")
-    preset = await uow.session.get(Preset, preset_id)
-    if preset is None:
-        await uow.rollback()
-        raise ShareLinkNotFound("the shared preset is gone")
-    title, prompt = preset.title, preset.system_prompt
-    await uow.rollback()
+    async with uow.reading():
+        link = await _active_link(uow, token)
+        link_id, preset_id = link.id, link.preset_id
+        if preset_id is None:
+            raise NotAPresetLink(f"share link {link_id} is a conversation")
+        preset = await uow.session.get(Preset, preset_id)
+        if preset is None:
+            raise ShareLinkNotFound("the shared preset is gone")
+        title, prompt = preset.title, preset.system_prompt
     return await presets.create_preset(uow, user_id, title=title, prompt=prompt)

@@ -125,9 +125,9 @@ async def check_checkout(
     total_amount: int,
 ) -> None:
     user_id, plan_id = parse_subscription_payload(terms, payload)
-    user = await uow.users.get(user_id)
-    ok_user = user is not None and user.telegram_id == telegram_id and not user.is_blocked
-    await uow.end_read()
+    async with uow.reading():
+        user = await uow.users.get(user_id)
+        ok_user = user is not None and user.telegram_id == telegram_id and not user.is_blocked
     if not ok_user:
         raise PaymentRefused(f"subscription of user {user_id} paid by telegram id {telegram_id}")
     plan = tariffs.plan(plan_id)
@@ -233,9 +233,9 @@ async def _latest(uow: UnitOfWork, user_id: int, plan_id: str) -> Subscription |
 async def current_subscription(
     uow: UnitOfWork, user_id: int, now: datetime
 ) -> SubscriptionDTO | None:
-    row = await active_subscription(uow, user_id, now)
-    result = None if row is None else _dto(row)
-    await uow.end_read()
+    async with uow.reading():
+        row = await active_subscription(uow, user_id, now)
+        result = None if row is None else _dto(row)
     return result
 
 
@@ -267,9 +267,9 @@ async def switch_renewal(
     """Cancel or resume the renewals of the user's current subscription. Telegram first: only
     what Telegram accepted is recorded (its refusal raises and nothing changes here)."""
     current = await current_subscription(uow, user_id, now)
-    user = await uow.users.get(user_id)
-    telegram_id = None if user is None else user.telegram_id
-    await uow.end_read()
+    async with uow.reading():
+        user = await uow.users.get(user_id)
+        telegram_id = None if user is None else user.telegram_id
     if current is None or telegram_id is None:
         raise NoSubscription(f"user {user_id}")
     await telegram(telegram_id=telegram_id, charge_id=current.first_charge_id, renew=renew)
@@ -279,17 +279,17 @@ async def switch_renewal(
 async def renewing(uow: UnitOfWork, user_id: int, now: datetime) -> list[tuple[int, str]]:
     """(Telegram id, first charge id) of the user's subscriptions Telegram would still renew:
     cancelled before an account is erased, so nobody pays for an account that is gone."""
-    rows = (
-        await uow.session.execute(
-            select(User.telegram_id, Subscription.first_charge_id)
-            .join(User, User.id == Subscription.user_id)
-            .where(
-                Subscription.user_id == user_id,
-                Subscription.status == "active",
-                Subscription.current_period_end > now,
-                User.telegram_id.is_not(None),
+    async with uow.reading():
+        rows = (
+            await uow.session.execute(
+                select(User.telegram_id, Subscription.first_charge_id)
+                .join(User, User.id == Subscription.user_id)
+                .where(
+                    Subscription.user_id == user_id,
+                    Subscription.status == "active",
+                    Subscription.current_period_end > now,
+                    User.telegram_id.is_not(None),
+                )
             )
-        )
-    ).all()
-    await uow.end_read()
+        ).all()
     return [(int(tg), str(charge)) for tg, charge in rows]

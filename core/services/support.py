@@ -63,39 +63,39 @@ def _thread(row: SupportThread) -> ThreadDTO:
 async def user_card(
     uow: UnitOfWork, user_id: int, *, tariffs: Tariffs | None, now: datetime
 ) -> UserCard:
-    user = await uow.session.get(User, user_id)
-    if user is None:
-        raise LookupError(user_id)
-    balance = await billing.get_balance(uow, user_id)
-    subscription = await active_subscription(uow, user_id, now)
-    identities = await uow.users.identities(user_id)
-    email = next((i.subject for i in identities if i.provider == "email"), None) or next(
-        (i.email for i in identities if i.email and i.email_verified), None
-    )
-    card = UserCard(
-        user_id=user.id,
-        telegram_id=user.telegram_id,
-        username=user.username,
-        name=user.profile_name,
-        language=user.language,
-        balance=balance.balance,
-        plan=subscription.plan if subscription is not None else None,
-        plan_until=subscription.current_period_end if subscription is not None else None,
-        last_activity_at=user.last_activity_at,
-        created_at=user.created_at,
-        is_blocked=user.is_blocked,
-        bot_blocked_at=user.bot_blocked_at,
-        email=email,
-        sign_in=tuple(dict.fromkeys(i.provider for i in identities)),
-    )
-    await uow.end_read()
+    async with uow.reading():
+        user = await uow.session.get(User, user_id)
+        if user is None:
+            raise LookupError(user_id)
+        balance = await billing.get_balance(uow, user_id)
+        subscription = await active_subscription(uow, user_id, now)
+        identities = await uow.users.identities(user_id)
+        email = next((i.subject for i in identities if i.provider == "email"), None) or next(
+            (i.email for i in identities if i.email and i.email_verified), None
+        )
+        card = UserCard(
+            user_id=user.id,
+            telegram_id=user.telegram_id,
+            username=user.username,
+            name=user.profile_name,
+            language=user.language,
+            balance=balance.balance,
+            plan=subscription.plan if subscription is not None else None,
+            plan_until=subscription.current_period_end if subscription is not None else None,
+            last_activity_at=user.last_activity_at,
+            created_at=user.created_at,
+            is_blocked=user.is_blocked,
+            bot_blocked_at=user.bot_blocked_at,
+            email=email,
+            sign_in=tuple(dict.fromkeys(i.provider for i in identities)),
+        )
     return card
 
 
 async def thread_of(uow: UnitOfWork, user_id: int, admin_chat_id: int) -> ThreadDTO | None:
-    row = await uow.session.get(SupportThread, user_id)
-    result = None if row is None or row.admin_chat_id != admin_chat_id else _thread(row)
-    await uow.end_read()
+    async with uow.reading():
+        row = await uow.session.get(SupportThread, user_id)
+        result = None if row is None or row.admin_chat_id != admin_chat_id else _thread(row)
     return result
 
 
@@ -167,37 +167,37 @@ async def route_reply(
     forum; in a plain group, the user whose relayed message (or thread header) it replies to."""
     user_id: int | None = None
     reply_to: int | None = None
-    if reply_to_message_id is not None:
-        relayed = (
-            await uow.session.scalars(
-                select(SupportMessage).where(
-                    SupportMessage.admin_chat_id == admin_chat_id,
-                    SupportMessage.admin_message_id == reply_to_message_id,
+    async with uow.reading():
+        if reply_to_message_id is not None:
+            relayed = (
+                await uow.session.scalars(
+                    select(SupportMessage).where(
+                        SupportMessage.admin_chat_id == admin_chat_id,
+                        SupportMessage.admin_message_id == reply_to_message_id,
+                    )
                 )
-            )
-        ).first()
-        if relayed is not None:
-            user_id = relayed.user_id
-            reply_to = relayed.user_message_id
-        else:
+            ).first()
+            if relayed is not None:
+                user_id = relayed.user_id
+                reply_to = relayed.user_message_id
+            else:
+                user_id = await uow.session.scalar(
+                    select(SupportThread.user_id).where(
+                        SupportThread.admin_chat_id == admin_chat_id,
+                        SupportThread.header_message_id == reply_to_message_id,
+                    )
+                )
+        if user_id is None and topic_id is not None:
             user_id = await uow.session.scalar(
                 select(SupportThread.user_id).where(
-                    SupportThread.admin_chat_id == admin_chat_id,
-                    SupportThread.header_message_id == reply_to_message_id,
+                    SupportThread.admin_chat_id == admin_chat_id, SupportThread.topic_id == topic_id
                 )
             )
-    if user_id is None and topic_id is not None:
-        user_id = await uow.session.scalar(
-            select(SupportThread.user_id).where(
-                SupportThread.admin_chat_id == admin_chat_id, SupportThread.topic_id == topic_id
-            )
+        telegram_id = (
+            await uow.session.scalar(select(User.telegram_id).where(User.id == user_id))
+            if user_id is not None
+            else None
         )
-    telegram_id = (
-        await uow.session.scalar(select(User.telegram_id).where(User.id == user_id))
-        if user_id is not None
-        else None
-    )
-    await uow.end_read()
     if user_id is None or telegram_id is None:
         return None
     return Route(user_id, telegram_id, reply_to)
@@ -231,14 +231,20 @@ async def counterpart(
             SupportMessage.admin_chat_id == admin_chat_id,
             SupportMessage.admin_message_id == message_id,
         )
-    row = (await uow.session.scalars(query.order_by(SupportMessage.id.desc()).limit(1))).first()
-    found = (
-        None
-        if row is None
-        else Relayed(row.user_id, row.user_message_id, row.admin_chat_id, row.admin_message_id)
-    )
-    await uow.end_read()
+    async with uow.reading():
+        row = (await uow.session.scalars(query.order_by(SupportMessage.id.desc()).limit(1))).first()
+        found = (
+            None
+            if row is None
+            else Relayed(row.user_id, row.user_message_id, row.admin_chat_id, row.admin_message_id)
+        )
     return found
+
+
+async def telegram_id_of(uow: UnitOfWork, user_id: int) -> int | None:
+    async with uow.reading():
+        user = await uow.users.get(user_id)
+        return user.telegram_id if user is not None else None
 
 
 async def mark_bot_blocked(uow: UnitOfWork, *, user_id: int, now: datetime) -> None:
@@ -258,19 +264,18 @@ class SupportTrace:
 
 
 async def trace_of(uow: UnitOfWork, user_id: int) -> SupportTrace | None:
-    thread = await uow.session.get(SupportThread, user_id)
-    if thread is None:
-        await uow.end_read()
-        return None
-    ids = [thread.header_message_id] if thread.header_message_id else []
-    ids += list(
-        await uow.session.scalars(
-            select(SupportMessage.admin_message_id).where(
-                SupportMessage.user_id == user_id,
-                SupportMessage.admin_chat_id == thread.admin_chat_id,
+    async with uow.reading():
+        thread = await uow.session.get(SupportThread, user_id)
+        if thread is None:
+            return None
+        ids = [thread.header_message_id] if thread.header_message_id else []
+        ids += list(
+            await uow.session.scalars(
+                select(SupportMessage.admin_message_id).where(
+                    SupportMessage.user_id == user_id,
+                    SupportMessage.admin_chat_id == thread.admin_chat_id,
+                )
             )
         )
-    )
-    trace = SupportTrace(thread.admin_chat_id, thread.topic_id, tuple(ids))
-    await uow.end_read()
+        trace = SupportTrace(thread.admin_chat_id, thread.topic_id, tuple(ids))
     return trace

@@ -181,30 +181,34 @@ async def give_back_free_use(uow: UnitOfWork, *, user_id: int, tier: str) -> Non
 async def tariff_state(
     uow: UnitOfWork, tariffs: Tariffs, user_id: int, now: datetime
 ) -> TariffState:
-    subscription = await active_subscription(uow, user_id, now)
-    plan = None
-    if subscription is not None:
-        # A plan the operator has since withdrawn gives no perks, but its subscriber still sees
-        # it (Telegram still charges for it) and can cancel its renewal.
-        plan = tariffs.plan(subscription.plan) or Plan(subscription.plan, stars=subscription.stars)
-    rows = {
-        row.tier: row
-        for row in await uow.session.scalars(select(FreeUsage).where(FreeUsage.user_id == user_id))
-    }
-    start = tariffs.period_start(now)
-    allowances = []
-    for tier, limit in sorted(tariffs.limits(plan).items()):
-        row = rows.get(tier)
-        used = row.used if row is not None and row.reset_at >= start else 0
-        allowances.append(FreeAllowance(tier, limit, min(used, limit)))
-    state = TariffState(
-        plan=plan,
-        plan_until=None if subscription is None else subscription.current_period_end,
-        renews=subscription is not None and subscription.status == "active",
-        allowances=tuple(allowances),
-        next_reset=tariffs.next_reset(now),
-    )
-    await uow.end_read()
+    async with uow.reading():
+        subscription = await active_subscription(uow, user_id, now)
+        plan = None
+        if subscription is not None:
+            # A plan the operator has since withdrawn gives no perks, but its subscriber still sees
+            # it (Telegram still charges for it) and can cancel its renewal.
+            plan = tariffs.plan(subscription.plan) or Plan(
+                subscription.plan, stars=subscription.stars
+            )
+        rows = {
+            row.tier: row
+            for row in await uow.session.scalars(
+                select(FreeUsage).where(FreeUsage.user_id == user_id)
+            )
+        }
+        start = tariffs.period_start(now)
+        allowances = []
+        for tier, limit in sorted(tariffs.limits(plan).items()):
+            row = rows.get(tier)
+            used = row.used if row is not None and row.reset_at >= start else 0
+            allowances.append(FreeAllowance(tier, limit, min(used, limit)))
+        state = TariffState(
+            plan=plan,
+            plan_until=None if subscription is None else subscription.current_period_end,
+            renews=subscription is not None and subscription.status == "active",
+            allowances=tuple(allowances),
+            next_reset=tariffs.next_reset(now),
+        )
     return state
 
 

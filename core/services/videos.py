@@ -124,17 +124,17 @@ async def check_video(
     uow: UnitOfWork, *, provider: VideoProvider, store: MediaStore, media_id: int
 ) -> VideoState:
     """Ask the provider once; when the video is ready, keep it and charge for it."""
-    media = await uow.session.get(Media, media_id)
-    if media is None or media.kind != "video":
-        raise NotFound(f"video {media_id}")
-    user = await uow.session.get(User, media.user_id)
-    telegram_id = user.telegram_id if user else None
-    language = user.language if user else "en"
-    if media.status != "pending":
-        return VideoState(media_id, media.status, None, telegram_id, language)
-    data = dict(media.provider_data)
-    user_id, cost, model_id = media.user_id, media.cost or 0, media.model_id
-    await uow.end_read()
+    async with uow.reading():
+        media = await uow.session.get(Media, media_id)
+        if media is None or media.kind != "video":
+            raise NotFound(f"video {media_id}")
+        user = await uow.session.get(User, media.user_id)
+        telegram_id = user.telegram_id if user else None
+        language = user.language if user else "en"
+        if media.status != "pending":
+            return VideoState(media_id, media.status, None, telegram_id, language)
+        data = dict(media.provider_data)
+        user_id, cost, model_id = media.user_id, media.cost or 0, media.model_id
     job = await provider.poll_video(str(data["job_id"]))
     if not job.done:
         return VideoState(media_id, "pending", None, telegram_id, language)
@@ -149,27 +149,27 @@ async def check_video(
         return VideoState(media_id, "failed", None, telegram_id, language)
     content = await provider.download_video(str(data["job_id"]))
     key = await store.save(content.data, content.mime)
-    await uow.session.execute(
-        update(Media)
-        .where(Media.id == media_id)
-        .values(status="ready", storage_key=key, mime=content.mime)
-    )
-    if hold_id:
-        await billing.settle(
-            uow,
-            reservation=billing.ReservationDTO(
-                int(hold_id), user_id, int(data["reserved"]), "held"
-            ),
-            amount=int(data["reserved"]),
-            category="video",
-            key=f"{data['key']}:settle",
-            charge=billing.Charge(
-                cost=cost,
-                markup_percent=int(data.get("markup_percent") or 0),
-                discount_percent=int(data.get("discount_percent") or 0),
-                model_id=model_id,
-                meta={"media_id": media_id},
-            ),
+    async with uow.transaction():
+        await uow.session.execute(
+            update(Media)
+            .where(Media.id == media_id)
+            .values(status="ready", storage_key=key, mime=content.mime)
         )
-    await uow.commit()
+        if hold_id:
+            await billing.settle(
+                uow,
+                reservation=billing.ReservationDTO(
+                    int(hold_id), user_id, int(data["reserved"]), "held"
+                ),
+                amount=int(data["reserved"]),
+                category="video",
+                key=f"{data['key']}:settle",
+                charge=billing.Charge(
+                    cost=cost,
+                    markup_percent=int(data.get("markup_percent") or 0),
+                    discount_percent=int(data.get("discount_percent") or 0),
+                    model_id=model_id,
+                    meta={"media_id": media_id},
+                ),
+            )
     return VideoState(media_id, "ready", content.data, telegram_id, language)

@@ -124,12 +124,11 @@ async def order_result(
 ) -> OrderResult:
     """The order behind a result page (NotFound for a wrong token). A payment still pending
     here is asked of YooKassa at once, so the page need not wait for the notification."""
-    order = await uow.session.get(PaymentOrder, order_id)
-    if order is None or not hmac.compare_digest(result_token(order.idempotence_key), token):
-        await uow.end_read()
-        raise NotFound(f"payment order {order_id}")
-    status, amount, external_id = order.status, order.amount, order.external_id
-    await uow.end_read()
+    async with uow.reading():
+        order = await uow.session.get(PaymentOrder, order_id)
+        if order is None or not hmac.compare_digest(result_token(order.idempotence_key), token):
+            raise NotFound(f"payment order {order_id}")
+        status, amount, external_id = order.status, order.amount, order.external_id
     if status != "pending" or external_id is None or client is None or terms is None:
         return OrderResult(order_id, status, amount)
     try:
@@ -194,54 +193,57 @@ async def settle_payment(
 ) -> Settled:
     """After a notification about ``payment_id``: what YooKassa itself says decides."""
     payment = await client.get_payment(payment_id)
-    order = (
-        await uow.session.scalars(
-            select(PaymentOrder).where(PaymentOrder.external_id == payment.id)
-        )
-    ).first()
-    if order is None and payment.metadata.get("order_id", "").isdigit():
-        # The notification may arrive before the order learned its payment id.
-        candidate = await uow.session.get(PaymentOrder, int(payment.metadata["order_id"]))
-        if candidate is not None and candidate.external_id in (None, payment.id):
-            order = candidate
-    if order is None or not _matches(order, payment):
-        await uow.end_read()
+    async with uow.reading():
+        order = (
+            await uow.session.scalars(
+                select(PaymentOrder).where(PaymentOrder.external_id == payment.id)
+            )
+        ).first()
+        if order is None and payment.metadata.get("order_id", "").isdigit():
+            # The notification may arrive before the order learned its payment id.
+            candidate = await uow.session.get(PaymentOrder, int(payment.metadata["order_id"]))
+            if candidate is not None and candidate.external_id in (None, payment.id):
+                order = candidate
+        if order is None or not _matches(order, payment):
+            order = None
+        else:
+            order_id, user_id = order.id, order.user_id
+    if order is None:
         log.warning("YooKassa payment %s matches no order of ours; ignored", payment.id)
         return Settled("ignored")
-    order_id, user_id = order.id, order.user_id
     if payment.status == "canceled":
-        await uow.session.execute(
-            update(PaymentOrder)
-            .where(PaymentOrder.id == order_id, PaymentOrder.status.in_(("new", "pending")))
-            .values(status="canceled", external_id=payment.id, updated_at=now)
-        )
-        await uow.commit()
+        async with uow.transaction():
+            await uow.session.execute(
+                update(PaymentOrder)
+                .where(PaymentOrder.id == order_id, PaymentOrder.status.in_(("new", "pending")))
+                .values(status="canceled", external_id=payment.id, updated_at=now)
+            )
         return Settled("canceled", order_id)
     if payment.status != "succeeded" or not payment.paid:
-        await uow.end_read()
         return Settled("pending", order_id)
     if payment.refunded_amount >= payment.amount:
-        await uow.end_read()
         refund = await refund_order(uow, payment_id=payment.id, now=now)
         return Settled("refunded" if refund else "ignored", order_id)
-    await uow.session.execute(
-        update(PaymentOrder)
-        .where(PaymentOrder.id == order_id)
-        .values(status="succeeded", external_id=payment.id, updated_at=now)
-    )
-    user = await uow.session.get(User, user_id)
-    assert user is not None
-    top_up = await payments.credit_payment(
-        uow,
-        terms,
-        user=user,
-        provider="yookassa",
-        external_id=payment.id,
-        currency="RUB",
-        amount=payment.amount,
-        kopecks=payment.amount,
-        payload=f"order:{order_id}",
-    )
+    # The order's status commits with the credit (credit_payment commits).
+    async with uow.transaction():
+        await uow.session.execute(
+            update(PaymentOrder)
+            .where(PaymentOrder.id == order_id)
+            .values(status="succeeded", external_id=payment.id, updated_at=now)
+        )
+        user = await uow.session.get(User, user_id)
+        assert user is not None
+        top_up = await payments.credit_payment(
+            uow,
+            terms,
+            user=user,
+            provider="yookassa",
+            external_id=payment.id,
+            currency="RUB",
+            amount=payment.amount,
+            kopecks=payment.amount,
+            payload=f"order:{order_id}",
+        )
     return Settled("credited" if top_up.applied else "duplicate", order_id, top_up)
 
 
@@ -253,7 +255,6 @@ async def refund_order(
             uow, provider="yookassa", external_id=payment_id, now=now
         )
     except NotFound:
-        await uow.rollback()
         return None
 
 

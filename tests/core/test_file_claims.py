@@ -40,14 +40,14 @@ async def _set(uow: UnitOfWork, file_id: int, **values: object) -> None:
 
 
 async def _row(uow: UnitOfWork, file_id: int) -> tuple[str, str | None, int, datetime]:
-    row = (
-        await uow.session.execute(
-            select(File.status, File.error, File.attempts, File.updated_at).where(
-                File.id == file_id
+    async with uow.reading():
+        row = (
+            await uow.session.execute(
+                select(File.status, File.error, File.attempts, File.updated_at).where(
+                    File.id == file_id
+                )
             )
-        )
-    ).one()
-    await uow.end_read()
+        ).one()
     return row[0], row[1], row[2], row[3]
 
 

@@ -164,7 +164,7 @@ class Uploads:
             )
 
     async def get(self, file_id: int) -> Seen:
-        async with self.factory() as uow:
+        async with self.factory() as uow, uow.reading():
             row = (
                 await uow.session.execute(
                     select(File.status, File.error, File.attempts, File.chunks).where(
@@ -172,7 +172,6 @@ class Uploads:
                     )
                 )
             ).one()
-            await uow.end_read()
         return Seen(*row)
 
     async def settle(self, file_ids: list[int], wait: float) -> dict[int, Seen]:

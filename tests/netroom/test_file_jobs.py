@@ -63,13 +63,12 @@ async def test_the_job_of_a_worker_that_died_mid_indexing_finishes_the_file(
         await enqueue(client_broker, "files.index", file_id=stored.id)
         async with asyncio.timeout(15):
             while True:
-                async with factory() as uow:
+                async with factory() as uow, uow.reading():
                     status, attempts = (
                         await uow.session.execute(
                             select(File.status, File.attempts).where(File.id == stored.id)
                         )
                     ).one()
-                    await uow.end_read()
                 if status != "indexing":
                     break
                 await asyncio.sleep(0.1)

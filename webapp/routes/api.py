@@ -106,7 +106,6 @@ async def sign_in_telegram(request: web.Request) -> web.Response:
         accepted = (await json_body(request)).get("accept_policy") is True
     async with ctx.uow_factory() as uow:
         user = await accounts.get_by_telegram_id(uow, data.user.id)
-        await uow.end_read()
         if (user is None or user.needs_consent(ctx.policy_version)) and not accepted:
             # The page shows the policy and asks again with {"accept_policy": true}; the
             # launch data is not used up by this answer.

@@ -44,7 +44,7 @@ from core.catalogue import ModelUnavailable
 from core.errors import DomainError, InvalidInput, NotFound
 from core.outages import as_unavailable
 from core.providers.base import ReasoningDelta, StreamEvent, TextDelta, Usage, UsageReport
-from core.services import billing, chat, conversations, redo, turn_lock, turns
+from core.services import chat, conversations, payments, redo, turn_lock, turns
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
 from webapp.routes.api import MAX_ID, json_body, object_id, user_id_of
@@ -460,8 +460,8 @@ class WebSink:
             balance = result.balance_after
             if balance is None and not self.gone:
                 try:
-                    async with self.ctx.uow_factory() as uow, uow.reading():
-                        balance = (await billing.get_balance(uow, turn.user_id)).balance
+                    async with self.ctx.uow_factory() as uow:
+                        balance = (await payments.balance_of(uow, turn.user_id)).balance
                 except Exception as exc:
                     if (outage := as_unavailable(exc)) is None:
                         raise

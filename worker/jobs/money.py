@@ -19,7 +19,6 @@ async def notify_top_up(deps: JobDeps, user_id: int, credited: int) -> bool:
     async with deps.uow_factory() as uow:
         user = await accounts.get_user(uow, user_id)
         balance = await billing.get_balance(uow, user_id)
-        await uow.end_read()
     if user.telegram_id is None:
         return False
     await deps.notifier.send_top_up(

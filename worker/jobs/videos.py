@@ -16,9 +16,9 @@ async def watch_video(deps: JobDeps, media_id: int) -> str:
     started = asyncio.get_running_loop().time()
     while True:
         async with deps.uow_factory() as uow:
-            media = await uow.session.get(Media, media_id)
-            provider_name = str((media.provider_data or {}).get("provider")) if media else ""
-            await uow.end_read()
+            async with uow.reading():
+                media = await uow.session.get(Media, media_id)
+                provider_name = str((media.provider_data or {}).get("provider")) if media else ""
             state = await videos.check_video(
                 uow,
                 provider=deps.providers.video(provider_name),
