@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
@@ -26,3 +30,16 @@ def downgrade(url: str, revision: str) -> None:
 async def upgrade_async(url: str, revision: str = "head") -> None:
     # Alembic's env runs its own event loop; keep it off ours.
     await asyncio.to_thread(upgrade, url, revision)
+
+
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The revisions `upgrade head` leads to (read from the scripts once per process)."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())
+
+
+async def schema_at_head(session: AsyncSession) -> bool:
+    """Whether the database is migrated to the head revision this code expects."""
+    heads = await asyncio.to_thread(head_revisions)
+    rows = await session.execute(text("SELECT version_num FROM alembic_version"))
+    return frozenset(row[0] for row in rows) == heads
