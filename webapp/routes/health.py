@@ -61,13 +61,15 @@ async def _redis(ctx: WebContext) -> str:
     return "ok"
 
 
-async def _migrations(ctx: WebContext) -> str:
+async def _postgres_and_schema(ctx: WebContext) -> tuple[str, str]:
+    """Postgres, and whether its schema is at the head (one query answers both)."""
     try:
         async with asyncio.timeout(PROBE_TIMEOUT), ctx.uow_factory() as uow:
-            return "ok" if await schema_at_head(uow.session) else "behind"
+            at_head = await schema_at_head(uow.session)
     except Exception as exc:
-        log.debug("health: migrations: %s", type(exc).__name__)
-        return "unknown"
+        log.debug("health: postgres: %s", type(exc).__name__)
+        return "down", "unknown"
+    return "ok", "ok" if at_head else "behind"
 
 
 @dataclass
@@ -113,8 +115,8 @@ async def healthz(request: web.Request) -> web.Response:
 
 async def readyz(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
-    postgres, redis, migrations, bot_api = await asyncio.gather(
-        _postgres(ctx), _redis(ctx), _migrations(ctx), _bot_api(request.app)
+    (postgres, migrations), redis, bot_api = await asyncio.gather(
+        _postgres_and_schema(ctx), _redis(ctx), _bot_api(request.app)
     )
     parts = {"postgres": postgres, "redis": redis, "migrations": migrations}
     if bot_api is not None:
