@@ -44,19 +44,24 @@ def bound(var: contextvars.ContextVar[T], value: T) -> Iterator[None]:
 
 def _session_tag(match: re.Match[str]) -> str:
     # The same short hash core.security.tokens.session_tag gives, so both kinds of line agree.
-    digest = hashlib.sha256(f"netroom:session:{match.group(0)}".encode()).hexdigest()[:10]
-    return f"session:{digest}"
+    digest = hashlib.sha256(f"netroom:session:{match.group(2)}".encode()).hexdigest()[:10]
+    return f"{match.group(1)}{digest}"
 
 
 _PATTERNS: tuple[tuple[re.Pattern[str], str | object], ...] = (
     # A refresh token: "<session id>.<secret>".
     (re.compile(r"\b[0-9a-f]{32}\.[A-Za-z0-9_-]{20,}"), "[refresh-token]"),
-    (re.compile(r"\b\d{5,20}:[A-Za-z0-9_-]{30,64}"), "[bot-token]"),
+    # Also inside a Bot API URL (".../bot<token>/sendMessage").
+    (re.compile(r"(?<!\d)\d{5,20}:[A-Za-z0-9_-]{30,64}"), "[bot-token]"),
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1[redacted]"),
     (re.compile(r"\beyJ[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"), "[jwt]"),
     (re.compile(r"(?i)\b(hash|signature)(=|%3D)[A-Za-z0-9_%+/=-]+"), r"\1\2[redacted]"),
 )
-_SESSION_ID = re.compile(r"\b[0-9a-f]{32}\b")
+# A session id (32 hex digits) where a line names it as one: "session 0f3a...", "sid=...",
+# '"sid": "..."'. Other 32-digit hex values (job ids, file hashes) are not secrets.
+_SESSION_ID = re.compile(
+    r"(?i)((?:session|sid)[\s_\-:='\"]{0,4}(?:id)?[\s:='\"]{0,4})([0-9a-f]{32})\b"
+)
 
 
 class Redactor:
@@ -124,3 +129,6 @@ def configure(level: str, fmt: LogFormat = "text", secrets: Iterable[str | None]
     # Request lines carry URLs; keep them out of the default log.
     for noisy in ("httpx", "httpcore", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # Their debug lines trace parsing and fonts, nothing an operator looks for.
+    for chatty in ("markdown_it", "matplotlib"):
+        logging.getLogger(chatty).setLevel(max(logging.INFO, root.level))
