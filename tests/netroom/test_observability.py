@@ -291,6 +291,7 @@ async def test_json_logs_hold_no_secret_and_metrics_count_a_turn_and_a_payment(
             part.split("=", 1)[1] for part in launch.split("&") if part.startswith("hash=")
         ),
     }
+    secret_values |= {name: value for name, value in common.items() if name.endswith("__API_KEY")}
     entries = _log_lines(web_log) + _log_lines(worker_log)
     everything = "\n".join(json.dumps(e, ensure_ascii=False) for e in entries)
     for what, value in secret_values.items():

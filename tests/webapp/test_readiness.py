@@ -129,6 +129,7 @@ async def test_readyz_keeps_the_bot_apis_answer_for_a_while(
 async def test_web_requests_are_counted_by_route_pattern_and_status(client: Client) -> None:
     before = parse(await (await client.get("/metrics")).text())
     assert (await client.get("/s/no-such-share")).status == 404
+    assert (await client.request("PROPFIND", "/dav")).status in (404, 405)
     assert (await client.get("/healthz")).status == 200
     response = await client.get("/metrics")
     assert response.status == 200
@@ -137,8 +138,10 @@ async def test_web_requests_are_counted_by_route_pattern_and_status(client: Clie
     after = parse(await response.text())
     assert grew(before, after, "netroom_web_requests_total", route="/healthz", status="200") == 1
     assert grew(before, after, "netroom_web_requests_total", route="/s/{token}", status="404") == 1
-    # The pattern, never the path: no series per share link.
+    # The pattern, never the path: no series per share link, nor per made-up method.
     assert grew(before, after, "netroom_web_requests_total", route="/s/no-such-share") == 0
+    assert grew(before, after, "netroom_web_requests_total", method="PROPFIND") == 0
+    assert grew(before, after, "netroom_web_requests_total", method="OTHER") == 1
     assert grew(before, after, "netroom_web_request_duration_seconds_count", route="/healthz") == 1
 
 
