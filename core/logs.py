@@ -117,13 +117,15 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure(level: str, fmt: LogFormat = "text", secrets: Iterable[str | None] = ()) -> None:
-    """The root logger writes to stderr in ``fmt``, redacted; replaces earlier handlers."""
+    """The root logger writes to stderr in ``fmt``, redacted; replaces the handler an earlier
+    call installed."""
     redact = Redactor(secrets)
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter(redact) if fmt == "json" else TextFormatter(redact))
     root = logging.getLogger()
     for old in root.handlers[:]:
-        root.removeHandler(old)
+        if isinstance(old.formatter, TextFormatter | JsonFormatter):
+            root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level.upper())
     # Request lines carry URLs; keep them out of the default log.
