@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-
 from prometheus_client.parser import text_string_to_metric_families
 
 Samples = dict[tuple[str, frozenset[tuple[str, str]]], float]
@@ -25,9 +23,3 @@ def total(samples: Samples, name: str, **labels: str) -> float:
 
 def grew(before: Samples, after: Samples, name: str, **labels: str) -> float:
     return total(after, name, **labels) - total(before, name, **labels)
-
-
-def label_values(
-    samples: Mapping[tuple[str, frozenset[tuple[str, str]]], float], name: str, label: str
-) -> set[str]:
-    return {dict(got)[label] for (n, got) in samples if n == name and label in dict(got)}
