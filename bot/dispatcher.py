@@ -25,6 +25,7 @@ from bot.handlers import (
     voice,
 )
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
+from bot.observe import UpdateMetricsMiddleware
 from core.i18n import DOMAIN, LOCALES_DIR
 from core.media import MediaStore
 from core.ports import JobQueue
@@ -60,6 +61,7 @@ def create_dispatcher(
         # Use cases that settle money apart from the update's own unit of work.
         uow_factory=uow_factory,
     )
+    dp.update.outer_middleware(UpdateMetricsMiddleware())
     dp.update.outer_middleware(UnitOfWorkMiddleware(uow_factory))
     LocaleMiddleware(i18n).setup(dp)
     gate = ConsentGateMiddleware()

@@ -6,6 +6,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.enums import ParseMode
 
+from bot.observe import TelegramCallMetrics
 from bot.pacing import Limits, SendPacer
 from bot.retry import RetryAfterMiddleware
 
@@ -24,4 +25,6 @@ def create_bot(
     a few times and then reaches the caller."""
     session = AiohttpSession(api=TelegramAPIServer.from_base(api_base.rstrip("/")))
     session.middleware(SendPacer(limits) if pacing else RetryAfterMiddleware())
+    # Inside the pacer: each attempt that reaches Telegram is counted.
+    session.middleware(TelegramCallMetrics())
     return Bot(token, session=session, default=DefaultBotProperties(parse_mode=ParseMode.HTML))

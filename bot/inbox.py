@@ -32,6 +32,7 @@ from aiogram.utils.i18n import I18n
 from aiogram.webhook.aiohttp_server import SimpleRequestHandler
 from aiohttp import web
 
+from core import logs
 from core.errors import ServiceUnavailable
 from core.i18n import DOMAIN, LOCALES_DIR
 from core.services import inbox
@@ -80,6 +81,8 @@ class InboxRunner:
         task.add_done_callback(self._tasks.discard)
 
     async def _handle(self, update: Update) -> None:
+        # This task's own context: every line about the update names it, aiogram's too.
+        logs.update_id.set(update.update_id)
         try:
             response = await self.dp.feed_update(self.bot, update, **self.workflow)
             if isinstance(response, TelegramMethod):

@@ -372,6 +372,28 @@ class OAuthSettings(BaseModel):
     yandex: YandexOAuthSettings = Field(default_factory=YandexOAuthSettings)
 
 
+class MetricsSettings(BaseModel):
+    """Prometheus metrics (core/metrics.py): the web app serves them at /metrics; `netroom bot`
+    and `netroom worker` on PORT (unset: not served). Readable from this machine without a
+    proxy in between, or by anyone with `Authorization: Bearer <TOKEN>`."""
+
+    token: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int | None = Field(default=None, ge=1, le=65_535)
+
+
+def secret_values(model: BaseModel) -> list[str]:
+    """Every secret in the settings (for the log's redaction), wherever it is nested."""
+    found: list[str] = []
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, SecretStr):
+            found.append(value.get_secret_value())
+        elif isinstance(value, BaseModel):
+            found.extend(secret_values(value))
+    return found
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_nested_delimiter="__",
@@ -385,6 +407,9 @@ class Settings(BaseSettings):
     # The model catalogue (TOML); unset: the one shipped in core/catalogue.toml.
     catalogue_path: Path | None = None
     log_level: str = "INFO"
+    # text: for people; json: one JSON object per line, for log collectors.
+    log_format: Literal["text", "json"] = "text"
+    metrics: MetricsSettings = Field(default_factory=MetricsSettings)
     database: DatabaseSettings = Field(default_factory=DatabaseSettings)
     redis: RedisSettings = Field(default_factory=RedisSettings)
     bot: BotSettings = Field(default_factory=BotSettings)

@@ -1,10 +1,14 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
@@ -28,19 +32,25 @@ async def upgrade_async(url: str, revision: str = "head") -> None:
     await asyncio.to_thread(upgrade, url, revision)
 
 
-def head_revisions() -> tuple[str, ...]:
-    """The revisions this code's migrations end at (one, unless branches are left unmerged)."""
-    from alembic.script import ScriptDirectory
-
-    return tuple(ScriptDirectory.from_config(alembic_config("")).get_heads())
+@functools.cache
+def head_revisions() -> frozenset[str]:
+    """The revisions `upgrade head` leads to (one, unless branches are left unmerged), read
+    from the scripts once per process."""
+    return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())
 
 
 def known_revision(revision: str) -> bool:
     """Whether this code's migrations know ``revision`` (a newer version's does not)."""
-    from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
     try:
         return ScriptDirectory.from_config(alembic_config("")).get_revision(revision) is not None
     except CommandError:
         return False
+
+
+async def schema_at_head(session: AsyncSession) -> bool:
+    """Whether the database is migrated to the head revision this code expects."""
+    heads = await asyncio.to_thread(head_revisions)
+    rows = await session.execute(text("SELECT version_num FROM alembic_version"))
+    return frozenset(row[0] for row in rows) == heads

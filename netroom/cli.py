@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING
 import httpx
 from pydantic import SecretStr, ValidationError
 
-from core.config import Settings
+from core import logs
+from core.config import Settings, secret_values
 from db.engine import UnitOfWorkFactory, create_engine
 from db.migrate import upgrade
 from netroom.resources import backing_services, database_service
@@ -35,14 +36,9 @@ log = logging.getLogger("netroom")
 SANDBOX_BOT_USERNAME = "netroom_sandbox_bot"
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    # Request lines carry URLs; keep them out of the default log.
-    for noisy in ("httpx", "httpcore", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+def configure_logging(settings: Settings) -> None:
+    """Text or JSON lines (LOG_FORMAT), with every configured secret redacted (core/logs.py)."""
+    logs.configure(settings.log_level, settings.log_format, secret_values(settings))
 
 
 def sandbox_token(data_dir: Path) -> str:
@@ -193,6 +189,10 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
                 settings = await _sandbox_yookassa(settings, sandbox_url)
             settings = await _sandbox_sign_in(settings, sandbox_url)
             settings = await _sandbox_support(settings, sandbox_url)
+            # The sandbox's own secrets (its shop's and its OAuth clients') are redacted too.
+            logs.configure(
+                settings.log_level, settings.log_format, [*secret_values(settings), token]
+            )
         providers = settings.providers
         use_fakes = sandbox_url is not None and not providers.any_configured
         if sandbox_url is not None and use_fakes:
@@ -500,7 +500,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             name = "__".join(str(part) for part in error["loc"]).upper()
             print(f"  {name or 'settings'}: {error['msg']}", file=sys.stderr)
         return 2
-    configure_logging(settings.log_level)
+    configure_logging(settings)
     private_files(settings.data_dir)
     return COMMANDS[args.command](settings, args)
 

@@ -216,6 +216,8 @@ class Deployment:
         subscription_renewals: RenewalSwitch | None = None,
         bot_username_lookup: Callable[[], Awaitable[str | None]] | None = None,
         owner: str | None = None,
+        bot_api_probe: Callable[[], Awaitable[object]] | None = None,
+        metrics_refreshers: tuple[Callable[[], Awaitable[None]], ...] = (),
     ) -> WebContext:
         """The web app's view; what only a bot can do (invoice links, renewals, its username)
         is given by the caller that has one."""
@@ -262,6 +264,9 @@ class Deployment:
             subscription_renewals=subscription_renewals,
             bot_username_lookup=bot_username_lookup,
             owner=owner,
+            bot_api_probe=bot_api_probe,
+            metrics_token=s.metrics.token.get_secret_value() if s.metrics.token else None,
+            metrics_refreshers=metrics_refreshers,
         )
 
     def job_deps(

@@ -16,12 +16,15 @@ import asyncio
 import logging
 from typing import Any
 
+from redis.asyncio import Redis
 from taskiq import AsyncBroker, TaskiqEvents, TaskiqState
 from taskiq.receiver import Receiver
 
+from core import metrics
 from core.clock import Clock, utcnow
 from core.ports import Notifier
 from db.engine import UnitOfWorkFactory
+from netroom.observe import JobMetricsMiddleware, queue_depth
 from netroom.queue import DurableStreamBroker
 from netroom.scheduling import JobRunsMiddleware, Scheduler, periodic_jobs
 from worker.deps import JobDeps
@@ -55,7 +58,7 @@ def create_broker(
         idle_timeout=redeliver_after,
         legacy_list=queue,
     )
-    broker.add_middlewares(JobRunsMiddleware(deps.uow_factory, deps.clock))
+    broker.add_middlewares(JobMetricsMiddleware(), JobRunsMiddleware(deps.uow_factory, deps.clock))
     register_jobs(broker, deps)
     return broker
 
@@ -149,6 +152,12 @@ def register_jobs(broker: AsyncBroker, deps: JobDeps) -> None:
     @task("retention.purge_expired", "*/10 * * * *")
     async def purge_expired() -> dict[str, int]:
         return await retention.purge_expired(deps)
+
+
+def queue_depth_of(broker: AsyncBroker, redis: Redis) -> metrics.Refresher:
+    """What brings the queue depth gauge up to date before a scrape."""
+    assert isinstance(broker, DurableStreamBroker)
+    return queue_depth(redis, broker.queue_name, broker.dead_letters)
 
 
 async def run_worker(broker: AsyncBroker, stop: asyncio.Event, *, concurrency: int = 8) -> None:

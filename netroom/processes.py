@@ -30,6 +30,7 @@ from bot.notifier import BotNotifier
 from bot.stars import TelegramStars, renewal_switch
 from core import owners
 from core.config import Settings, is_loopback_url
+from core.metrics import Refresher
 from core.payments.yookassa import PaymentGatewayError
 from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
@@ -37,7 +38,8 @@ from core.services.payments import InvoiceLinks
 from core.services.subscriptions import RenewalSwitch
 from netroom.deployment import Deployment
 from netroom.drain import InFlight, TrackUpdates, new_turns, track_requests
-from netroom.jobs import BrokerQueue, create_broker, run_scheduler, run_worker
+from netroom.jobs import BrokerQueue, create_broker, queue_depth_of, run_scheduler, run_worker
+from netroom.observe import metrics_server
 from netroom.resources import Resources
 from netroom.supervise import supervise
 from webapp.app import create_app
@@ -119,6 +121,7 @@ def build_web_app(
     *,
     jobs: JobQueue | None = None,
     owner: str | None = None,
+    metrics_refreshers: tuple[Refresher, ...] = (),
 ) -> web.Application:
     settings = deployment.settings
     verifier = None
@@ -161,6 +164,8 @@ def build_web_app(
             subscription_renewals=renewals,
             bot_username_lookup=username_lookup,
             owner=owner,
+            bot_api_probe=telegram.get_me if telegram is not None else None,
+            metrics_refreshers=metrics_refreshers,
         )
     )
     if telegram is not None:
@@ -255,12 +260,21 @@ async def serve(
         if not roles.worker:
             await broker.startup()
             stack.push_async_callback(broker.shutdown)
+        refreshers = (queue_depth_of(broker, resources.redis),)
+        # `netroom bot` and `worker` serve their metrics on a port of their own when one is set.
+        await stack.enter_async_context(metrics_server(settings.metrics, refreshers))
         if roles.bot:
             dp = build_dispatcher(deployment, jobs=BrokerQueue(broker), owner=owner)
             dp.update.outer_middleware(TrackUpdates(inflight))
 
         if roles.web:
-            app = build_web_app(deployment, link, jobs=BrokerQueue(broker), owner=owner)
+            app = build_web_app(
+                deployment,
+                link,
+                jobs=BrokerQueue(broker),
+                owner=owner,
+                metrics_refreshers=refreshers,
+            )
             hook_path: str | None = None
             if bot is not None and dp is not None and webhook:
                 hook = install_webhook(app, dp, bot, settings, resources)

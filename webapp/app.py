@@ -7,7 +7,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from webapp import headers, openapi
+from webapp import headers, observe, openapi
 from webapp.errors import error_middleware, request_log_middleware
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
@@ -33,6 +33,7 @@ HERE = Path(__file__).resolve().parent
 def create_app(context: WebContext) -> web.Application:
     app = web.Application(middlewares=[request_log_middleware, error_middleware])
     app[CONTEXT] = context
+    observe.setup(app)
     headers.setup(app)
     env = aiohttp_jinja2.setup(
         app,

@@ -132,7 +132,7 @@ def domain_error_response(request: web.Request, exc: DomainError) -> web.Respons
     return web.json_response(body, status=status_for(exc), headers=headers)
 
 
-UNLOGGED = ("/static/", "/healthz", "/readyz")
+UNLOGGED = ("/static/", "/healthz", "/readyz", "/metrics")
 
 
 @web.middleware

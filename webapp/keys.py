@@ -90,6 +90,12 @@ class WebContext:
     subscription_renewals: RenewalSwitch | None = None
     # The bot's username when it is not configured above: asked of Telegram once, then kept.
     bot_username_lookup: Callable[[], Awaitable[str | None]] | None = None
+    # Readiness: asks the Bot API who the bot is (getMe), raising when it cannot (None: no bot).
+    bot_api_probe: Callable[[], Awaitable[object]] | None = None
+    # /metrics: the bearer token that may read them from anywhere (None: this machine only),
+    # and what brings gauges up to date before a scrape (the job queue's depth).
+    metrics_token: str | None = field(default=None, repr=False)
+    metrics_refreshers: tuple[Callable[[], Awaitable[None]], ...] = ()
 
     async def resolved_bot_username(self) -> str | None:
         """The bot's username, configured or asked of Telegram (None: no bot, or not known)."""

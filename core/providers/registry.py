@@ -19,6 +19,7 @@ from core.providers.embeddings import OpenAIEmbeddings
 from core.providers.errors import ProviderNotConfigured
 from core.providers.gemini import GeminiProvider
 from core.providers.http import DEFAULT_TIMEOUT, RetryPolicy
+from core.providers.metered import MeteredChat, MeteredImages, MeteredVideos
 from core.providers.openai_audio import OpenAIAudioProvider
 from core.providers.openai_compat import Dialect, OpenAICompatProvider
 from core.providers.openai_images import OpenAIImageProvider
@@ -123,21 +124,24 @@ class ProviderRegistry:
 
     def _chat(self, provider: str, settings: ProviderSettings) -> ChatProvider:
         common = self._common(provider, settings)
+        adapter: ChatProvider
         if provider == "anthropic":
-            return AnthropicProvider(self._client, **common)
-        if provider == "google":
-            return GeminiProvider(self._client, **common)
-        dialect = _DIALECTS.get(provider, "compat")
-        return OpenAICompatProvider(self._client, dialect=dialect, **common)
+            adapter = AnthropicProvider(self._client, **common)
+        elif provider == "google":
+            adapter = GeminiProvider(self._client, **common)
+        else:
+            dialect = _DIALECTS.get(provider, "compat")
+            adapter = OpenAICompatProvider(self._client, dialect=dialect, **common)
+        return MeteredChat(adapter)
 
     def _image(self, provider: str, settings: ProviderSettings) -> ImageProvider:
         common = self._common(provider, settings)
         if provider == "stability":
-            return StabilityProvider(self._client, **common)
-        return OpenAIImageProvider(self._client, **common)
+            return MeteredImages(StabilityProvider(self._client, **common))
+        return MeteredImages(OpenAIImageProvider(self._client, **common))
 
     def _audio(self, provider: str, settings: ProviderSettings) -> OpenAIAudioProvider:
         return OpenAIAudioProvider(self._client, **self._common(provider, settings))
 
     def _video(self, provider: str, settings: ProviderSettings) -> VideoProvider:
-        return OpenAIVideoProvider(self._client, **self._common(provider, settings))
+        return MeteredVideos(OpenAIVideoProvider(self._client, **self._common(provider, settings)))

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from core import metrics
 from core.errors import DomainError, InvalidInput
 from core.i18n import N_
 from db.models import LedgerEntry
@@ -192,7 +193,9 @@ async def add_credit(
     args = _args(
         user_id=user_id, amount=amount, kind=kind, category=category, key=key, charge=charge
     )
-    return _record(await uow.ledger.credit(args))
+    row = await uow.ledger.credit(args)
+    metrics.ledger("credit", "applied")
+    return _record(row)
 
 
 async def take_up_to(
@@ -213,6 +216,7 @@ async def take_up_to(
         return None
     args = _args(user_id=user_id, amount=take, kind=kind, category=category, key=key, charge=charge)
     row = await uow.ledger.debit(args)
+    metrics.ledger("debit", "refused" if row is None else "applied")
     return None if row is None else _record(row)
 
 
@@ -238,7 +242,9 @@ async def credit(
         async with uow.session.begin_nested():
             row = await uow.ledger.credit(args)
     except DuplicateKey:
+        metrics.ledger("credit", "replayed")
         return await _replayed(uow, key)
+    metrics.ledger("credit", "applied")
     return _record(row)
 
 
@@ -264,18 +270,22 @@ async def debit(
         async with uow.session.begin_nested():
             row = await uow.ledger.debit(args)
     except DuplicateKey:
+        metrics.ledger("debit", "replayed")
         return await _replayed(uow, key)
     if row is None:
         # Nothing changed: the guard refused, or the key was used by an earlier debit.
         existing = await uow.ledger.entry_by_key(key)
         if existing is not None:
+            metrics.ledger("debit", "replayed")
             return _entry(existing, applied=False)
+        metrics.ledger("debit", "refused")
         balance = await get_balance(uow, user_id)
         raise InsufficientFunds(
             f"user {user_id} needs {amount}, has {balance.available}",
             needed=amount,
             available=balance.available,
         )
+    metrics.ledger("debit", "applied")
     return _record(row)
 
 
@@ -302,15 +312,18 @@ async def reserve(
     if reservation_id is None:
         existing = await uow.ledger.reservation_by_key(key)
         if existing is not None:
+            metrics.ledger("reserve", "replayed")
             return ReservationDTO(
                 existing.id, existing.user_id, existing.amount, existing.status, False
             )
+        metrics.ledger("reserve", "refused")
         balance = await get_balance(uow, user_id)
         raise InsufficientFunds(
             f"user {user_id} needs {amount}, has {balance.available}",
             needed=amount,
             available=balance.available,
         )
+    metrics.ledger("reserve", "applied")
     return ReservationDTO(reservation_id, user_id, amount, "held")
 
 
@@ -348,15 +361,20 @@ async def settle(
     if row is None:
         existing = await uow.ledger.entry_by_key(key)
         if existing is not None:
+            metrics.ledger("settle", "replayed")
             return _entry(existing, applied=False)
+        metrics.ledger("settle", "refused")
         raise ReservationClosed(f"reservation {reservation.id} is not held")
+    metrics.ledger("settle", "applied")
     return _record(row)
 
 
 async def release(uow: UnitOfWork, *, reservation_id: int) -> bool:
     """Give a reserve back (the request failed or was cancelled before it cost anything).
     False if it was already settled or released."""
-    return await uow.ledger.release(reservation_id)
+    released = await uow.ledger.release(reservation_id)
+    metrics.ledger("release", "applied" if released else "replayed")
+    return released
 
 
 async def release_stale_holds(uow: UnitOfWork, *, now: datetime) -> int:

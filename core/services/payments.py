@@ -19,6 +19,7 @@ from typing import Protocol
 from sqlalchemy import select, update
 from sqlalchemy.dialects.postgresql import insert
 
+from core import metrics
 from core.errors import DomainError, NotFound
 from core.i18n import N_
 from core.services import billing, promo
@@ -161,9 +162,13 @@ async def record_stars_payment(
 ) -> TopUp:
     """Credit a successful Stars payment once, however many times its update arrives, and pay
     the inviters their share. One transaction: all of it happens or none."""
-    user, stars = await _payer(uow, terms, telegram_id, payload)
-    if currency != "XTR" or total_amount != stars:
-        raise PaymentRefused(f"paid {total_amount} {currency} for {stars} XTR")
+    try:
+        user, stars = await _payer(uow, terms, telegram_id, payload)
+        if currency != "XTR" or total_amount != stars:
+            raise PaymentRefused(f"paid {total_amount} {currency} for {stars} XTR")
+    except PaymentRefused:
+        metrics.payment("stars", "refused")
+        raise
     return await credit_payment(
         uow,
         terms,
@@ -207,6 +212,7 @@ async def credit_payment(
     )
     if inserted is None:
         await uow.rollback()
+        metrics.payment(provider, "duplicate")
         existing = await _payment(uow, provider, external_id)
         after = await billing.get_balance(uow, existing.user_id)
         return TopUp(existing.id, existing.user_id, existing.credited, after.balance, False)
@@ -243,6 +249,7 @@ async def credit_payment(
             credited += extra
             balance_after = bonus_entry.balance_after
     await uow.commit()
+    metrics.payment(provider, "credited")
     return TopUp(inserted, user.id, credited, balance_after, True)
 
 
@@ -326,6 +333,7 @@ async def refund_payment(
                 charge=billing.Charge(meta={"payment_id": payment.id, "level": level}),
             )
             reversed_earnings[earning.user_id] = -back.amount if back else 0
+    metrics.payment(provider, "refunded")
     return Refund(payment.id, payment.user_id, -taken.amount if taken else 0, reversed_earnings)
 
 

@@ -19,6 +19,7 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 
+from core import metrics
 from core.errors import DomainError, NotFound
 from core.i18n import N_
 from core.services import billing
@@ -172,6 +173,7 @@ async def record_payment(
     )
     if inserted is None:
         await uow.rollback()
+        metrics.payment("stars", "duplicate")
         existing = await _latest(uow, user_id, plan_id)
         if existing is None:
             raise NotFound(f"subscription for charge {charge_id}")
@@ -215,6 +217,7 @@ async def record_payment(
     await uow.session.flush()
     result = _dto(row)
     await uow.commit()
+    metrics.payment("stars", "credited")
     return result
 
 

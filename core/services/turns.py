@@ -37,6 +37,7 @@ import dataclasses
 import logging
 import re
 import secrets
+import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -45,6 +46,7 @@ from typing import Protocol
 from redis.asyncio import Redis
 from sqlalchemy import BigInteger, String, func, literal, select, update
 
+from core import metrics
 from core.catalogue import ModelUnavailable
 from core.errors import DomainError, InvalidInput, UserBlocked
 from core.i18n import N_
@@ -583,10 +585,13 @@ class TurnOutcome:
 
 
 async def _cleaned(
-    events: AsyncIterator[StreamEvent],
+    events: AsyncIterator[StreamEvent], first_text: Callable[[], None] | None = None
 ) -> AsyncGenerator[StreamEvent, None]:
     async with contextlib.aclosing(events) as stream:  # type: ignore[type-var]
         async for event in stream:
+            if type(event) is TextDelta and first_text is not None:
+                first_text()
+                first_text = None
             if type(event) is TextDelta and _UNSAFE.search(event.text):
                 event = TextDelta(clean(event.text))
             elif type(event) is ReasoningDelta and _UNSAFE.search(event.text):
@@ -659,6 +664,7 @@ async def run_turn(
     found under the lock, once the turn before has stored its reply; an empty ``text`` asks
     its prompt again, and with no ``model`` the model that answered it answers again."""
     turn_id = turn_id or turn_lock.new_turn_id()
+    started = time.perf_counter()
     async with turn_lock.holding(redis, user_id=user_id, turn_id=turn_id, owner=owner) as lock:
         try:
             replaces: tuple[int, ...] = ()
@@ -704,7 +710,9 @@ async def run_turn(
             owner=owner,
             sources=tuple(context.sources()) if context is not None and passages else (),
         )
-        return await _stream_and_finish(uow, uow_factory, redis, sink, turn, providers, clock, lock)
+        return await _stream_and_finish(
+            uow, uow_factory, redis, sink, turn, providers, clock, lock, started
+        )
 
 
 async def _stream_and_finish(
@@ -716,7 +724,14 @@ async def _stream_and_finish(
     providers: ProviderRegistry,
     clock: Callable[[], datetime],
     lock: turn_lock.TurnLock,
+    started: float,
 ) -> TurnOutcome:
+    """``started``: when the turn was asked for (``time.perf_counter``), for its timings."""
+    provider_name = turn.model.provider
+
+    def first_text() -> None:
+        metrics.TURN_FIRST_TEXT_SECONDS.labels(provider_name).observe(time.perf_counter() - started)
+
     async def settle(
         *,
         reservation: billing.ReservationDTO,
@@ -764,6 +779,8 @@ async def _stream_and_finish(
             await sink.finished(turn, dataclasses.replace(delivery, status=status), result)
         except Exception:
             log.exception("turn %s of user %s: the end was not told", turn.key, turn.user_id)
+        metrics.TURNS.labels(status, provider_name).inc()
+        metrics.TURN_FINAL_SECONDS.labels(provider_name).observe(time.perf_counter() - started)
         return TurnOutcome(turn, delivery, result, status)
 
     async def cut_short(status: str) -> TurnOutcome:
@@ -785,7 +802,7 @@ async def _stream_and_finish(
     try:
         await sink.started(turn)
         streaming = asyncio.create_task(
-            sink.stream(_cleaned(provider.stream_chat(turn.request)), stop)
+            sink.stream(_cleaned(provider.stream_chat(turn.request), first_text), stop)
         )
         watcher = asyncio.create_task(_watch_stop(redis, turn.turn_id, stop, streaming))
         await asyncio.wait([streaming])

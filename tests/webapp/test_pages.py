@@ -34,7 +34,12 @@ async def test_healthz_stays_200_and_names_redis_when_it_is_down(
         assert asyncio.get_running_loop().time() - started < 1.5
         ready = await client.get("/readyz")
         assert ready.status == 503
-        assert await ready.json() == {"status": "degraded", "postgres": "ok", "redis": "down"}
+        assert await ready.json() == {
+            "status": "not ready",
+            "postgres": "ok",
+            "redis": "down",
+            "migrations": "ok",
+        }
     finally:
         await dead.aclose()
 
@@ -42,7 +47,12 @@ async def test_healthz_stays_200_and_names_redis_when_it_is_down(
 async def test_readyz_answers_200_when_postgres_and_redis_answer(client: Client) -> None:
     response = await client.get("/readyz")
     assert response.status == 200
-    assert await response.json() == {"status": "ok", "postgres": "ok", "redis": "ok"}
+    assert await response.json() == {
+        "status": "ok",
+        "postgres": "ok",
+        "redis": "ok",
+        "migrations": "ok",
+    }
 
 
 async def test_home_page_is_english_by_default_and_links_the_bot(client: Client) -> None:
