@@ -21,6 +21,7 @@ from pydantic import SecretStr, ValidationError
 from core.config import Settings
 from db.engine import UnitOfWorkFactory, create_engine
 from db.migrate import upgrade
+from netroom.lean import defer_telegram_types
 from netroom.resources import backing_services, database_service
 
 if TYPE_CHECKING:
@@ -445,6 +446,8 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    # Before anything imports aiogram: its Telegram types are built as they are met.
+    defer_telegram_types()
     try:
         settings = Settings()
     except ValidationError as exc:

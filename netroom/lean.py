@@ -1,0 +1,44 @@
+"""Lean processes: what a `netroom` process loads only when it uses it.
+
+aiogram builds the validators of all its Telegram types (about 450 pydantic models) when
+``aiogram.types`` is imported: about 100 MB and two seconds in every process that touches the
+Bot API, though a bot meets a handful of those types. ``defer_telegram_types`` has each built on
+its first use instead, resolving its names exactly as aiogram's own rebuild does (the
+``aiogram.types`` namespace). Heavy libraries of our own code paths (document readers, charts,
+templates) are imported inside the functions that use them; tests/netroom/test_lean.py keeps
+each entry module from loading them.
+"""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from pydantic import BaseModel
+
+
+def defer_telegram_types() -> None:
+    """Import aiogram's types without building their validators; pydantic builds each one the
+    first time it validates or serialises (a model declared with ``defer_build``, as aiogram
+    declares every type). Call before anything imports aiogram; afterwards it does nothing."""
+    if "aiogram.types" in sys.modules:
+        return
+    deferred: list[tuple[type[BaseModel], dict[str, Any]]] = []
+    rebuild = BaseModel.__dict__["model_rebuild"]
+
+    def remember(cls: type[BaseModel], **kwargs: Any) -> bool | None:
+        namespace = kwargs.get("_types_namespace")
+        if namespace is None or kwargs.get("force"):
+            return rebuild.__func__(cls, **kwargs)
+        deferred.append((cls, namespace))
+        return None
+
+    BaseModel.model_rebuild = classmethod(remember)  # type: ignore[assignment,method-assign]
+    try:
+        import aiogram.types  # noqa: F401 (the import whose rebuilds are deferred)
+    finally:
+        BaseModel.model_rebuild = rebuild  # type: ignore[method-assign]
+    for cls, namespace in deferred:
+        # pydantic's build on first use resolves forward references in this namespace (one
+        # dictionary, shared by all).
+        cls.__pydantic_parent_namespace__ = namespace
