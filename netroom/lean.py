@@ -35,10 +35,22 @@ def defer_telegram_types() -> None:
 
     BaseModel.model_rebuild = classmethod(remember)  # type: ignore[assignment,method-assign]
     try:
-        import aiogram.types  # noqa: F401 (the import whose rebuilds are deferred)
+        import aiogram.methods
+        import aiogram.types
     finally:
         BaseModel.model_rebuild = rebuild  # type: ignore[method-assign]
-    for cls, namespace in deferred:
+    if not deferred:
+        return
+    namespace = deferred[0][1]
+    for cls, _ in deferred:
         # pydantic's build on first use resolves forward references in this namespace (one
         # dictionary, shared by all).
         cls.__pydantic_parent_namespace__ = namespace
+    # A model is also built inside another (a type in a method, in a response): there pydantic
+    # resolves its names in its own module, where aiogram imports them for type checkers only.
+    # Each module of a type or a method gets the names it lacks.
+    for name, module in list(sys.modules.items()):
+        if name.startswith(("aiogram.types.", "aiogram.methods.")) and module is not None:
+            for key, value in namespace.items():
+                module.__dict__.setdefault(key, value)
+    del aiogram
