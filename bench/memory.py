@@ -7,10 +7,12 @@ sandbox for the bot (here, in this process, with a registered bot token; `netroo
 token starts its own). A role is measured once it printed "NetRoom is running." and settled for
 a moment: the resident set (VmRSS in /proc/<pid>/status) of the `netroom` process alone.
 
-`netroom run` is measured twice: with the bot token (all roles, the sandbox elsewhere, as in
-production) against the target, and bare (the demo, the sandbox in the same process) for
-reference. The start-up time is the bare one's, from the spawn to "NetRoom is running.", after the
-first start has created and migrated the database (a warm install).
+`netroom web` is measured as the web app alone and in webhook mode (where it also handles the
+bot's updates: the scale-out layout). `netroom run` is measured twice: with the bot token (all
+roles, the sandbox elsewhere, as in production) against the target, and bare (the demo, the
+sandbox in the same process) for reference. The start-up time is the bare one's, from the spawn
+to "NetRoom is running.", after the first start has created and migrated the database (a warm
+install).
 
     python -m bench.memory [--settle 3]
 """
@@ -120,10 +122,19 @@ async def run(settle: float) -> list[Measured]:
                 "LOG_LEVEL": "INFO",
             }
             with_bot = {**base, "BOT__TOKEN": token, "BOT__API_BASE": sandbox.url}
+            # The scale-out layout: the web process also serves the bot's webhook.
+            hooked = {
+                **with_bot,
+                "BOT__WEBHOOK_URL": f"http://127.0.0.1:{web_port}",
+                "BOT__WEBHOOK_SECRET": secrets.token_urlsafe(24),
+            }
             await migrate(base, work)
             measured = [
                 await measure("netroom bot", ("bot",), with_bot, work, TARGETS_MB["bot"], settle),
                 await measure("netroom web", ("web",), with_bot, work, TARGETS_MB["web"], settle),
+                await measure(
+                    "netroom web (webhook mode)", ("web",), hooked, work, TARGETS_MB["web"], settle
+                ),
                 await measure("netroom worker", ("worker",), with_bot, work, None, settle),
                 await measure(
                     "netroom run (all roles)", ("run",), with_bot, work, TARGETS_MB["run"], settle

@@ -444,10 +444,15 @@ COMMANDS = {
 }
 
 
+# The commands that load aiogram (the bot, or a Bot to notify through).
+TELEGRAM_COMMANDS = frozenset({"run", "bot", "web", "worker", "jobs"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    # Before anything imports aiogram: its Telegram types are built as they are met.
-    defer_telegram_types()
+    if args.command in TELEGRAM_COMMANDS:
+        # Before anything imports aiogram: its Telegram types are built as they are met.
+        defer_telegram_types()
     try:
         settings = Settings()
     except ValidationError as exc:
