@@ -11,10 +11,14 @@ each entry module from loading them.
 
 from __future__ import annotations
 
+import inspect
+import re
 import sys
 from typing import Any
 
 from pydantic import BaseModel
+
+_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def defer_telegram_types() -> None:
@@ -48,9 +52,18 @@ def defer_telegram_types() -> None:
         cls.__pydantic_parent_namespace__ = namespace
     # A model is also built inside another (a type in a method, in a response): there pydantic
     # resolves its names in its own module, where aiogram imports them for type checkers only.
-    # Each module of a type or a method gets the names it lacks.
+    # Each module of a type or a method gets the names that the annotations of its models and
+    # of the models they inherit from use, and it lacks.
     for name, module in list(sys.modules.items()):
-        if name.startswith(("aiogram.types.", "aiogram.methods.")) and module is not None:
-            for key, value in namespace.items():
-                module.__dict__.setdefault(key, value)
+        if not name.startswith(("aiogram.types.", "aiogram.methods.")) or module is None:
+            continue
+        scope = module.__dict__
+        for value in list(scope.values()):
+            if not isinstance(value, type) or value.__module__ != name:
+                continue
+            for ancestor in value.__mro__:
+                for annotation in inspect.get_annotations(ancestor).values():
+                    for word in _NAME.findall(str(annotation)):
+                        if word not in scope and word in namespace:
+                            scope[word] = namespace[word]
     del aiogram
