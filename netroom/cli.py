@@ -20,7 +20,6 @@ from pydantic import SecretStr, ValidationError
 
 from core.config import Settings
 from db.engine import UnitOfWorkFactory, create_engine
-from db.migrate import upgrade
 from netroom.lean import defer_telegram_types
 from netroom.resources import backing_services, database_service
 
@@ -180,6 +179,8 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
 def _serve_command(settings: Settings, roles: Roles, *, migrate: bool, with_sandbox: bool) -> int:
     with backing_services(settings, supervised=True) as endpoints:
         if migrate:
+            from db.migrate import upgrade  # Alembic, only where the schema is brought up
+
             upgrade(endpoints.database_url)
         asyncio.run(_run(settings, endpoints, roles, with_sandbox))
     return 0
@@ -224,6 +225,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from db.migrate import upgrade
+
     with backing_services(settings) as endpoints:
         upgrade(endpoints.database_url, args.revision)
     print(f"database schema at {args.revision}")
