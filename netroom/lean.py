@@ -4,9 +4,11 @@ aiogram builds the validators of all its Telegram types (about 450 pydantic mode
 ``aiogram.types`` is imported: about 100 MB and two seconds in every process that touches the
 Bot API, though a bot meets a handful of those types. ``defer_telegram_types`` has each built on
 its first use instead, resolving its names exactly as aiogram's own rebuild does (the
-``aiogram.types`` namespace). Heavy libraries of our own code paths (document readers, charts,
-templates) are imported inside the functions that use them; tests/netroom/test_lean.py keeps
-each entry module from loading them.
+``aiogram.types`` namespace). This leans on pydantic's build of a ``defer_build`` model on first
+use: tests/netroom/test_lean.py builds every type, method and response that way, so an upgrade
+of aiogram or pydantic that breaks it fails there first. Heavy libraries of our own code paths
+(document readers, charts, templates) are imported inside the functions that use them; the same
+test keeps each entry module from loading them.
 """
 
 from __future__ import annotations
@@ -39,8 +41,9 @@ def defer_telegram_types() -> None:
 
     BaseModel.model_rebuild = classmethod(remember)  # type: ignore[assignment,method-assign]
     try:
+        # Imported for the rebuilds they make meanwhile.
         import aiogram.methods
-        import aiogram.types
+        import aiogram.types  # noqa: F401
     finally:
         BaseModel.model_rebuild = rebuild  # type: ignore[method-assign]
     if not deferred:
@@ -66,4 +69,3 @@ def defer_telegram_types() -> None:
                     for word in _NAME.findall(str(annotation)):
                         if word not in scope and word in namespace:
                             scope[word] = namespace[word]
-    del aiogram
