@@ -214,15 +214,15 @@ async def test_two_web_processes_two_workers_and_two_schedulers_do_everything_on
             )
             assert set(again) == {200}
             await asyncio.sleep(2)
-            handled = _handled(webs)
-            assert handled == handled_before
-
+            # Stopped, each process has finished (and logged) whatever it had in hand.
             stopped = await asyncio.gather(*(s.terminate(within=40) for s in [*webs, *workers]))
             assert [code for code, _ in stopped] == [0, 0, 0, 0]
     finally:
         await balancer.close()
 
     # Each update handled exactly once, by one of the two, and both took a share.
+    handled = _handled(webs)
+    assert handled == handled_before
     sent = balancer.update_ids()
     assert len(sent) >= 6 * PEOPLE
     assert balancer.sent_twice >= len(sent) // 3
