@@ -55,6 +55,7 @@ bench: install locales
 	$(BIN)/python -m bench.export
 	$(BIN)/python -m bench.retention
 	$(BIN)/python -m bench.faults
+	$(BIN)/python -m bench.memory
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache

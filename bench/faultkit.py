@@ -176,14 +176,25 @@ async def scratch_database(server_url: str) -> AsyncIterator[str]:
 
 
 class Service:
-    """One `netroom run` process; its output goes to a log file in the work directory."""
+    """One `netroom` process (`netroom run` unless told otherwise: `web`, `worker
+    --scheduler`...); its output goes to a log file in the work directory."""
 
-    def __init__(self, env: dict[str, str], workdir: Path, name: str) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        workdir: Path,
+        name: str,
+        command: tuple[str, ...] = ("run",),
+    ) -> None:
         self.env = env
         self.workdir = workdir
+        self.name = name
+        self.command = command
         self.log_path = workdir / f"{name}.log"
         self.proc: asyncio.subprocess.Process | None = None
         self._term_at = 0.0
+        # Seconds from the spawn to "NetRoom is running." (after ``start``).
+        self.startup_seconds = 0.0
 
     def tail(self, chars: int = 4000) -> str:
         return self.log_path.read_text(errors="replace")[-chars:]
@@ -191,12 +202,13 @@ class Service:
     async def start(self) -> None:
         clean = {k: v for k, v in os.environ.items() if not k.startswith(SETTINGS_PREFIXES)}
         clean = {k: v for k, v in clean.items() if k not in ("ENV", "DATA_DIR", "CATALOGUE_PATH")}
+        began = time.monotonic()
         with self.log_path.open("ab") as log:
             self.proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
                 "netroom",
-                "run",
+                *self.command,
                 cwd=self.workdir,
                 env={**clean, **self.env},
                 stdout=log,
@@ -206,8 +218,10 @@ class Service:
         start = self.log_path.stat().st_size
         while "NetRoom is running." not in self.log_path.read_text(errors="replace")[start:]:
             if self.proc.returncode is not None or time.monotonic() > deadline:
-                raise AssertionError(f"`netroom run` did not start:\n{self.tail()}")
-            await asyncio.sleep(0.2)
+                command = " ".join(self.command)
+                raise AssertionError(f"`netroom {command}` did not start:\n{self.tail()}")
+            await asyncio.sleep(0.05)
+        self.startup_seconds = time.monotonic() - began
 
     def kill(self) -> None:
         assert self.proc is not None
@@ -303,7 +317,11 @@ class World:
         }
 
     async def start_service(self, name: str, **extra: str) -> Service:
-        service = Service(self.env(**extra), self.workdir, name)
+        return await self.start_command(name, ("run",), **extra)
+
+    async def start_command(self, name: str, command: tuple[str, ...], **extra: str) -> Service:
+        """`netroom <command>` (`web`, `worker --scheduler`...) with this world's settings."""
+        service = Service(self.env(**extra), self.workdir, name, command)
         self.services.append(service)
         await service.start()
         return service

@@ -5,7 +5,9 @@ each update is yielded, before any handler ran. Here each ``getUpdates`` batch i
 one transaction first; only then is the next offset (last + 1) asked for, which is what confirms
 the batch to Telegram. A batch that cannot be recorded (Postgres away) is asked for again with
 the same offset until it can. Webhook mode (``InboxWebhookHandler``) answers 200 only after the
-update's row is committed, 500 when it could not be, so Telegram retries.
+update's row is committed, 503 when it could not be, so Telegram retries; there a handled row is
+kept as its id for a day, so the update sent again (to this or another web process) is not
+handled twice.
 
 Recorded updates go to the unchanged dispatcher concurrently, one task each, as aiogram's
 ``handle_as_tasks`` does. A row is deleted when its handling ended, success or a logged error;
@@ -56,8 +58,12 @@ class InboxRunner:
         *,
         flush_every: float = 0.005,
         drain_timeout: float = 30.0,
+        keep_handled: bool = False,
     ) -> None:
         self.dp = dp
+        # Webhook mode: handled rows are kept as their ids (core/services/inbox.py), so that a
+        # redelivery to any web process is not handled again.
+        self.keep_handled = keep_handled
         self.bot = bot
         self.uow_factory = uow_factory
         self.flush_every = flush_every
@@ -131,7 +137,7 @@ class InboxRunner:
         ids, self._done = self._done, []
         try:
             async with self.uow_factory() as uow:
-                await inbox.forget(uow, ids)
+                await inbox.forget(uow, ids, keep_ids=self.keep_handled)
         except asyncio.CancelledError:
             # Cut off mid-delete (``drain`` stops the loop): the final flush deletes them.
             self._done.extend(ids)
@@ -289,7 +295,7 @@ class InboxWebhookHandler(SimpleRequestHandler):
         secret_token: str | None = None,
     ) -> None:
         super().__init__(dispatcher=dispatcher, bot=bot, secret_token=secret_token)
-        self.runner = InboxRunner(dispatcher, bot, uow_factory)
+        self.runner = InboxRunner(dispatcher, bot, uow_factory, keep_handled=True)
         self.started_at = datetime.now(UTC)
 
     async def resume(self) -> int:

@@ -3,27 +3,37 @@ from __future__ import annotations
 import asyncio
 import functools
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from alembic.script import ScriptDirectory
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+# Alembic is imported where it is used: the processes that only serve never load it (but the
+# readiness check, once, to learn the head revision).
 
 PYPROJECT = Path(__file__).resolve().parent.parent / "pyproject.toml"
 
 
 def alembic_config(url: str) -> Config:
+    from alembic.config import Config
+
     config = Config(toml_file=str(PYPROJECT))
     config.attributes["url"] = url
     return config
 
 
 def upgrade(url: str, revision: str = "head") -> None:
+    from alembic import command
+
     command.upgrade(alembic_config(url), revision)
 
 
 def downgrade(url: str, revision: str) -> None:
+    from alembic import command
+
     command.downgrade(alembic_config(url), revision)
 
 
@@ -41,6 +51,7 @@ def head_revisions() -> frozenset[str]:
 
 def known_revision(revision: str) -> bool:
     """Whether this code's migrations know ``revision`` (a newer version's does not)."""
+    from alembic.script import ScriptDirectory
     from alembic.util import CommandError
 
     try:

@@ -22,7 +22,7 @@ from pydantic import SecretStr, ValidationError
 from core import logs
 from core.config import Settings, secret_values
 from db.engine import UnitOfWorkFactory, create_engine
-from db.migrate import upgrade
+from netroom.lean import defer_telegram_types
 from netroom.resources import backing_services, database_service
 
 if TYPE_CHECKING:
@@ -218,6 +218,8 @@ async def _run(settings: Settings, endpoints: Endpoints, roles: Roles, with_sand
 def _serve_command(settings: Settings, roles: Roles, *, migrate: bool, with_sandbox: bool) -> int:
     with backing_services(settings, supervised=True) as endpoints:
         if migrate:
+            from db.migrate import upgrade  # Alembic, only where the schema is brought up
+
             upgrade(endpoints.database_url)
         asyncio.run(_run(settings, endpoints, roles, with_sandbox))
     return 0
@@ -262,6 +264,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_migrate(settings: Settings, args: argparse.Namespace) -> int:
+    from db.migrate import upgrade
+
     with backing_services(settings) as endpoints:
         upgrade(endpoints.database_url, args.revision)
     print(f"database schema at {args.revision}")
@@ -484,6 +488,10 @@ COMMANDS = {
 }
 
 
+# The commands that load aiogram (the bot, or a Bot to notify through).
+TELEGRAM_COMMANDS = frozenset({"run", "bot", "web", "worker", "jobs"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parser().parse_args(argv)
     if args.command == "check":
@@ -491,6 +499,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         from netroom.check import main as check
 
         return check()
+    if args.command in TELEGRAM_COMMANDS:
+        # Before anything imports aiogram: its Telegram types are built as they are met.
+        defer_telegram_types()
     try:
         settings = Settings()
     except ValidationError as exc:

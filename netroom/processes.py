@@ -14,6 +14,7 @@ import signal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher
@@ -23,9 +24,7 @@ from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import LabeledPrice
 from aiohttp import web
 
-from bot.dispatcher import create_dispatcher, create_i18n
 from bot.factory import create_bot
-from bot.inbox import InboxPolling, InboxWebhookHandler
 from bot.notifier import BotNotifier
 from bot.stars import TelegramStars, renewal_switch
 from core import owners
@@ -42,7 +41,11 @@ from netroom.jobs import BrokerQueue, create_broker, queue_depth_of, run_schedul
 from netroom.observe import metrics_server
 from netroom.resources import Resources
 from netroom.supervise import supervise
-from webapp.app import create_app
+
+if TYPE_CHECKING:
+    # Each role loads its own: the bot's handlers only where updates are handled, the web app
+    # (templates) only where it serves (netroom/lean.py).
+    from bot.inbox import InboxPolling, InboxWebhookHandler
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,8 @@ def app_framers(link: BotLink | None) -> tuple[str, ...]:
 def build_dispatcher(
     deployment: Deployment, *, jobs: JobQueue, owner: str | None = None
 ) -> Dispatcher:
+    from bot.dispatcher import create_dispatcher
+
     resources = deployment.resources
     storage = RedisStorage(resources.redis, key_builder=DefaultKeyBuilder(with_bot_id=True))
     return create_dispatcher(
@@ -123,6 +128,8 @@ def build_web_app(
     owner: str | None = None,
     metrics_refreshers: tuple[Refresher, ...] = (),
 ) -> web.Application:
+    from webapp.app import create_app
+
     settings = deployment.settings
     verifier = None
     if link is not None:
@@ -182,6 +189,8 @@ def install_webhook(
 ) -> InboxWebhookHandler:
     """Telegram's updates arrive at the web app; the secret header is checked on each, and each
     is answered 200 only once it is recorded in the inbox."""
+    from bot.inbox import InboxWebhookHandler
+
     secret = settings.bot.webhook_secret
     handler = InboxWebhookHandler(
         dp,
@@ -252,7 +261,7 @@ async def serve(
         broker = create_broker(
             resources.endpoints.redis_url,
             deployment.job_deps(
-                notifier=BotNotifier(bot, create_i18n()) if bot is not None else None,
+                notifier=_notifier(bot),
                 stars_source=TelegramStars(bot) if bot is not None else None,
             ),
             redeliver_after=settings.redis.job_redeliver_seconds,
@@ -297,6 +306,8 @@ async def serve(
                 await bot.delete_webhook(drop_pending_updates=False)
                 polling_dp, polling_bot = dp, bot
 
+                from bot.inbox import InboxPolling
+
                 def poll() -> Awaitable[None]:
                     # A new poller each time the supervisor starts polling again.
                     return _poll(InboxPolling(polling_dp, polling_bot, resources.uow_factory), stop)
@@ -319,9 +330,7 @@ async def serve(
                     broker,
                     stop,
                     uow_factory=resources.uow_factory,
-                    notifier=BotNotifier(scheduler_bot, create_i18n())
-                    if scheduler_bot is not None
-                    else None,
+                    notifier=_notifier(scheduler_bot),
                     admin_chat_ids=deployment.admin_chat_ids,
                     overrides=settings.jobs.schedule_overrides,
                 )
@@ -341,6 +350,15 @@ async def serve(
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("%s stopped with an error", task.get_name(), exc_info=result)
+
+
+def _notifier(bot: Bot | None) -> BotNotifier | None:
+    """Reports and background results told through the bot, in each person's language."""
+    if bot is None:
+        return None
+    from bot.dispatcher import create_i18n
+
+    return BotNotifier(bot, create_i18n())
 
 
 async def _step_down(

@@ -16,7 +16,6 @@ from aiogram.filters import BaseFilter, Command, CommandObject
 from aiogram.types import BufferedInputFile, Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.charts import usage_chart
 from bot.context import BotContext
 from bot.handlers.support import card_text
 from bot.texts import local_time, money
@@ -193,6 +192,9 @@ async def show_stats(
             ),
         ]
     )
+    # matplotlib (and numpy) load when an operator first asks for a chart, not with the bot.
+    from bot.charts import usage_chart
+
     chart = usage_chart(figures, _("Spend by model, last {days} days").format(days=days))
     await message.reply_photo(BufferedInputFile(chart, "stats.png"), caption=caption)
 

@@ -14,13 +14,7 @@ import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
-from typing import IO, Any, Literal
-
-from lxml import etree
-from markdown_it import MarkdownIt
-from pypdf import PasswordType, PdfReader
-from pypdf.errors import DependencyError
-from pypdf.generic import Destination
+from typing import IO, TYPE_CHECKING, Any, Literal
 
 from core.documents.detect import DocumentKind
 from core.documents.errors import (
@@ -35,6 +29,12 @@ from core.documents.errors import (
 )
 from core.documents.text import decode_text
 from core.documents.tokens import count_tokens
+
+if TYPE_CHECKING:
+    from pypdf import PdfReader
+
+# The readers (pypdf, lxml, markdown-it) are imported by the function reading their kind:
+# only the process that reads documents loads them (netroom/lean.py).
 
 BlockKind = Literal["heading", "paragraph", "code", "table", "list"]
 
@@ -202,6 +202,8 @@ def _text(data: bytes, max_chars: int) -> str:
 def _pdf(data: bytes, builder: _Builder, max_pages: int) -> int:
     if b"%%EOF" not in data[-_PDF_TAIL:]:
         raise CorruptDocument("the PDF has no end-of-file marker: the upload was cut short")
+    from pypdf import PdfReader
+
     try:
         reader = PdfReader(io.BytesIO(data), strict=False)
         if reader.is_encrypted:
@@ -225,6 +227,9 @@ def _pdf(data: bytes, builder: _Builder, max_pages: int) -> int:
 def _decrypt(reader: PdfReader) -> None:
     """Open a PDF whose only protection is an owner password (printing or copying limits):
     anyone can read those. One that needs a password to open is refused."""
+    from pypdf import PasswordType
+    from pypdf.errors import DependencyError
+
     try:
         opened = reader.decrypt("")
     except (DependencyError, NotImplementedError) as exc:
@@ -236,6 +241,8 @@ def _decrypt(reader: PdfReader) -> None:
 def _pdf_outline(reader: PdfReader) -> list[tuple[int, tuple[str, ...]]]:
     """The bookmarks as (page index, heading path), by page; empty when absent or broken,
     since a document reads fine without them."""
+    from pypdf.generic import Destination
+
     found: list[tuple[int, tuple[str, ...]]] = []
 
     def walk(items: list[object], parents: tuple[str, ...]) -> None:
@@ -336,6 +343,8 @@ class _Inflated(io.RawIOBase):
 
 def _docx_styles(archive: zipfile.ZipFile) -> dict[str, str]:
     """Style ids to their names (headings and lists are known by name)."""
+    from lxml import etree
+
     try:
         member = archive.open("word/styles.xml")
     except KeyError:
@@ -357,6 +366,8 @@ def _docx_styles(archive: zipfile.ZipFile) -> dict[str, str]:
 
 
 def _docx_body(stream: io.RawIOBase, builder: _Builder, styles: dict[str, str]) -> None:
+    from lxml import etree
+
     in_list: list[str] = []
     tables = paragraphs = 0
     for event, element in etree.iterparse(
@@ -629,6 +640,8 @@ def _html(text: str, builder: _Builder) -> None:
 
 
 def _markdown(text: str, builder: _Builder) -> None:
+    from markdown_it import MarkdownIt
+
     lines = text.split("\n")
     tokens = MarkdownIt("commonmark").enable("table").parse(text)
     for i, token in enumerate(tokens):

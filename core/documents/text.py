@@ -9,8 +9,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from charset_normalizer import from_bytes
-
 _BOMS = (
     # UTF-32 first: its little-endian mark starts with UTF-16's.
     (b"\xff\xfe\x00\x00", "utf-32-le"),
@@ -53,6 +51,9 @@ def _decode(data: bytes) -> DecodedText | None:
     utf8 = _strict(data, "utf-8")
     if utf8 is not None:
         return utf8
+    # Loaded by the first text that is not UTF-8 (netroom/lean.py).
+    from charset_normalizer import from_bytes
+
     match = from_bytes(data, threshold=MAX_CHAOS).best()
     if match is None or match.encoding is None:
         return None

@@ -7,6 +7,11 @@ Invariants:
   inserted it.
 - A row is deleted as soon as its update has been handled (or its handler failed and the failure
   was logged); rows a crash left behind are handled at the next start, oldest first.
+- Webhook mode has no offset to confirm with: Telegram sends an update again when it did not see
+  the 200 (a lost answer, a proxy's timeout), to any of the web processes, also after it was
+  handled. So there a handled row is kept as its id alone (``HANDLED``: no payload, no sender)
+  until retention purges it with the rows left behind (``MAX_AGE``, the time Telegram keeps
+  an update), and such a redelivery finds it and is not handled again.
 - A row holds the person's message: while it waits it is part of their export and erasure (by
   the sender's Telegram id), and one that lingers past ``MAX_AGE`` is purged by retention.
 - The mark (per bot, the highest update id ever recorded) is moved in the same transaction as
@@ -24,7 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -35,6 +40,9 @@ from db.uow import UnitOfWork
 MAX_AGE = timedelta(days=1)
 # A mark older than this is not trusted as an offset (update ids may have started afresh).
 MARK_MAX_AGE = timedelta(days=6)
+
+# The payload of a handled update's row kept in webhook mode: nothing of the update but its id.
+HANDLED: dict[str, Any] = {}
 
 # Where an update names the person it comes from, by the update's kind.
 _SENDER_KEYS = ("from", "user", "voter_chat")
@@ -114,14 +122,22 @@ async def record(
     return set(ids)
 
 
-async def forget(uow: UnitOfWork, update_ids: Iterable[int]) -> int:
-    """Delete the rows of handled updates, in one statement; how many were still there."""
+async def forget(uow: UnitOfWork, update_ids: Iterable[int], *, keep_ids: bool = False) -> int:
+    """Delete the rows of handled updates, in one statement; how many were still there (still
+    waiting). With ``keep_ids`` (webhook mode) each row is emptied to ``HANDLED`` instead."""
     ids = list(update_ids)
     if not ids:
         return 0
-    _, count = await _run(
-        uow, delete(InboxUpdate).where(InboxUpdate.update_id.in_(ids)), returning=False
-    )
+    statement: Any
+    if keep_ids:
+        statement = (
+            update(InboxUpdate)
+            .where(InboxUpdate.update_id.in_(ids), InboxUpdate.payload != HANDLED)
+            .values(payload=HANDLED, telegram_id=None)
+        )
+    else:
+        statement = delete(InboxUpdate).where(InboxUpdate.update_id.in_(ids))
+    _, count = await _run(uow, statement, returning=False)
     return count
 
 
@@ -129,8 +145,10 @@ async def waiting(
     uow: UnitOfWork, *, received_before: datetime | None = None, limit: int = 1000
 ) -> list[Waiting]:
     """Rows not yet handled, oldest update first."""
-    query = select(InboxUpdate.update_id, InboxUpdate.payload, InboxUpdate.received_at).order_by(
-        InboxUpdate.update_id
+    query = (
+        select(InboxUpdate.update_id, InboxUpdate.payload, InboxUpdate.received_at)
+        .where(InboxUpdate.payload != HANDLED)
+        .order_by(InboxUpdate.update_id)
     )
     if received_before is not None:
         query = query.where(InboxUpdate.received_at < received_before)
@@ -156,7 +174,8 @@ async def resume_offset(uow: UnitOfWork, *, bot_id: int, now: datetime) -> int |
 
 
 async def purge_lingering(uow: UnitOfWork, *, now: datetime) -> int:
-    """Delete rows older than ``MAX_AGE`` (left by a fault); the caller commits."""
+    """Delete rows older than ``MAX_AGE`` (left by a fault, or kept as handled in webhook mode);
+    the caller commits."""
     result = await uow.session.execute(
         delete(InboxUpdate)
         .where(InboxUpdate.received_at <= now - MAX_AGE)

@@ -142,3 +142,42 @@ async def test_retention_purges_rows_left_behind_and_keeps_fresh_ones(uow: UnitO
     assert purged.updates >= 1
     assert await _rows(uow, old) == 0
     assert await _rows(uow, fresh) == 1
+
+
+async def test_in_webhook_mode_a_handled_update_sent_again_later_is_not_handed_out_again(
+    uow: UnitOfWork,
+) -> None:
+    handled, other = _update_id(), _update_id()
+    sender = telegram_id()
+    sent = _text_update(handled, sender, "my question")
+    assert await inbox.record(uow, [sent, _text_update(other, sender, "next")]) == {
+        handled,
+        other,
+    }
+    assert await inbox.forget(uow, [handled], keep_ids=True) == 1
+    assert await inbox.forget(uow, [handled], keep_ids=True) == 0
+    # Telegram did not see the 200 and sends it again, to whichever web process: not new.
+    assert await inbox.record(uow, [sent]) == set()
+    assert [w.update_id for w in await inbox.waiting(uow) if w.update_id in (handled, other)] == [
+        other
+    ]
+    # What is kept is the id alone: nothing of the message, nobody's export.
+    row = (
+        await uow.session.execute(
+            select(InboxUpdate.payload, InboxUpdate.telegram_id).where(
+                InboxUpdate.update_id == handled
+            )
+        )
+    ).one()
+    await uow.end_read()
+    assert row.payload == {} and row.telegram_id is None
+    # Kept as long as Telegram keeps an update, then purged with the rows left behind.
+    await uow.session.execute(
+        update(InboxUpdate)
+        .where(InboxUpdate.update_id == handled)
+        .values(received_at=datetime.now(UTC) - inbox.MAX_AGE - timedelta(minutes=1))
+    )
+    await uow.commit()
+    await retention.purge_expired(uow, now=datetime.now(UTC))
+    assert await _rows(uow, handled) == 0
+    assert await _rows(uow, other) == 1
