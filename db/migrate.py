@@ -46,6 +46,8 @@ async def upgrade_async(url: str, revision: str = "head") -> None:
 def head_revisions() -> frozenset[str]:
     """The revisions `upgrade head` leads to (one, unless branches are left unmerged), read
     from the scripts once per process."""
+    from alembic.script import ScriptDirectory
+
     return frozenset(ScriptDirectory.from_config(alembic_config("")).get_heads())
 
 
