@@ -169,7 +169,6 @@ async def test_in_webhook_mode_a_handled_update_sent_again_later_is_not_handed_o
             )
         )
     ).one()
-    await uow.end_read()
     assert row.payload == {} and row.telegram_id is None
     # Kept as long as Telegram keeps an update, then purged with the rows left behind.
     await uow.session.execute(
