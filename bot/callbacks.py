@@ -67,3 +67,8 @@ class PresetCallback(CallbackData, prefix="preset"):
 
 class MarketingCallback(CallbackData, prefix="mkt"):
     opt_in: bool
+
+
+class TimeZoneCallback(CallbackData, prefix="tz"):
+    # An IANA name such as "Asia/Yekaterinburg".
+    zone: str

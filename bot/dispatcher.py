@@ -21,6 +21,7 @@ from bot.handlers import (
     privacy,
     start,
     support,
+    timezone,
 )
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
 from core.i18n import DOMAIN, LOCALES_DIR
@@ -69,6 +70,7 @@ def create_dispatcher(
         support.router,
         start.router,
         account.router,
+        timezone.router,
         money.router,
         privacy.router,
         presets.router,

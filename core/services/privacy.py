@@ -70,7 +70,7 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "settings": (
         "users",
         "id",
-        ("language", "theme", "features", "history_enabled", "marketing_opt_in"),
+        ("language", "timezone", "theme", "features", "history_enabled", "marketing_opt_in"),
     ),
     "session": (
         "users",
