@@ -12,6 +12,7 @@ from html import escape
 from zoneinfo import ZoneInfo
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
@@ -173,9 +174,14 @@ async def on_zone_chosen(
     assert updated.timezone is not None
     now = ctx.clock()
     await query.answer()
+    # The same zone tapped again leaves the message as it is ("message is not modified").
     if isinstance(query.message, Message):
-        await query.message.edit_text(
-            zone_text(updated, updated.timezone, now),
-            reply_markup=zone_keyboard(updated.language, updated.timezone, now),
-        )
+        try:
+            await query.message.edit_text(
+                zone_text(updated, updated.timezone, now),
+                reply_markup=zone_keyboard(updated.language, updated.timezone, now),
+            )
+        except TelegramBadRequest as exc:
+            if "not modified" not in exc.message:
+                raise
     await bot.send_message(query.from_user.id, zone_set_text(updated.timezone, now))
