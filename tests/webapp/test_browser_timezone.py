@@ -65,36 +65,35 @@ async def _subscribed(stage: Stage, account: Account, until: datetime) -> None:
     """Plus paid with Stars, as the bot records it: a subscription and its two entries."""
     charge = f"charge-{secrets.token_hex(6)}"
     meta = {"plan": "plus", "charge_id": charge}
-    async with stage.factory() as uow:
-        async with uow.transaction():
-            await billing.add_credit(
-                uow,
+    async with stage.factory() as uow, uow.transaction():
+        await billing.add_credit(
+            uow,
+            user_id=account.user_id,
+            amount=37_500,
+            category="subscription",
+            key=f"subscription:{charge}:in",
+            charge=billing.Charge(meta=meta),
+        )
+        await billing.take_up_to(
+            uow,
+            user_id=account.user_id,
+            amount=37_500,
+            category="subscription",
+            key=f"subscription:{charge}:out",
+            kind="debit",
+            charge=billing.Charge(meta=meta | {"until": until.isoformat()}),
+        )
+        uow.session.add(
+            Subscription(
                 user_id=account.user_id,
-                amount=37_500,
-                category="subscription",
-                key=f"subscription:{charge}:in",
-                charge=billing.Charge(meta=meta),
+                plan="plus",
+                first_charge_id=charge,
+                last_charge_id=charge,
+                stars=250,
+                status="active",
+                current_period_end=until,
             )
-            await billing.take_up_to(
-                uow,
-                user_id=account.user_id,
-                amount=37_500,
-                category="subscription",
-                key=f"subscription:{charge}:out",
-                kind="debit",
-                charge=billing.Charge(meta=meta | {"until": until.isoformat()}),
-            )
-            uow.session.add(
-                Subscription(
-                    user_id=account.user_id,
-                    plan="plus",
-                    first_charge_id=charge,
-                    last_charge_id=charge,
-                    stars=250,
-                    status="active",
-                    current_period_end=until,
-                )
-            )
+        )
 
 
 async def _open(
