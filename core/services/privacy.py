@@ -584,6 +584,7 @@ async def delete_user(
             username=None,
             profile_name=None,
             language="en",
+            timezone=None,
             theme="auto",
             features={},
             history_enabled=True,

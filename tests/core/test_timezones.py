@@ -49,3 +49,12 @@ async def test_the_export_holds_the_zone_among_the_settings(uow: UnitOfWork) -> 
     with export.data:
         document = json.loads(export.data.read())
     assert document["categories"]["settings"][0]["timezone"] == "Asia/Tokyo"
+
+
+async def test_an_erased_account_keeps_no_zone(uow: UnitOfWork) -> None:
+    user = (await register(uow)).user
+    await accounts.set_timezone(uow, user.id, "Asia/Tokyo")
+    await privacy.delete_user(uow, user.id, now=NOW)
+    stored = await uow.users.get(user.id)
+    assert stored is not None and stored.deleted_at is not None
+    assert stored.timezone is None
