@@ -92,3 +92,8 @@ class CostCallback(CallbackData, prefix="cost"):
 
 class ReplacedCallback(CallbackData, prefix="replaced"):
     m: int
+
+
+class TimeZoneCallback(CallbackData, prefix="tz"):
+    # An IANA name such as "Asia/Yekaterinburg".
+    zone: str

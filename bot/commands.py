@@ -35,6 +35,7 @@ COMMANDS = (
     ("subscribe", N_("Subscription plans")),
     ("support", N_("Write to support")),
     ("language", N_("Interface language")),
+    ("timezone", N_("Time zone")),
     ("privacy", N_("Your data and the privacy policy")),
     ("export", N_("Download a copy of your data")),
     ("delete", N_("Delete your account")),

@@ -22,6 +22,7 @@ from bot.handlers import (
     redo,
     start,
     support,
+    timezone,
     voice,
 )
 from bot.middlewares import ConsentGateMiddleware, LocaleMiddleware, UnitOfWorkMiddleware
@@ -75,6 +76,7 @@ def create_dispatcher(
         support.router,
         start.router,
         account.router,
+        timezone.router,
         money.router,
         privacy.router,
         presets.router,

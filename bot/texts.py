@@ -10,7 +10,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.context import BotContext
 from core.dto import ReferralInfo, ReferralOutcome
-from core.i18n import N_, money
+from core.i18n import FREE_PER_PERIOD, N_, TIER_NAMES, money
 from core.services.billing import BalanceDTO, EntryDTO
 from core.services.tariffs import Plan, TariffState
 
@@ -127,16 +127,43 @@ CATEGORY_NAMES = {
 }
 
 
-def entry_line(entry: EntryDTO, language: str) -> str:
+def tier_name(tier: str) -> str:
+    """A free-tier class in the reader's language; an id we have no name for as it is."""
+    return _(TIER_NAMES[tier]) if tier in TIER_NAMES else tier
+
+
+def plan_name(plan_id: str) -> str:
+    return plan_id.title()
+
+
+def entry_what(entry: EntryDTO) -> str:
+    """What an entry was for. A plan bought with Stars is two entries: the Stars coming in and
+    the plan's charge going out."""
+    if entry.category == "subscription" and entry.plan:
+        if entry.amount > 0:
+            return _("paid in Stars for plan {plan}").format(plan=escape(plan_name(entry.plan)))
+        return _("plan {plan}, 30 days").format(plan=escape(plan_name(entry.plan)))
+    return _(CATEGORY_NAMES.get(entry.category, CATEGORY_NAMES["other"]))
+
+
+def entry_line(entry: EntryDTO, language: str, timezone: str) -> str:
     sign = "+" if entry.amount > 0 else "−"
-    when = entry.created_at.strftime("%Y-%m-%d %H:%M") if entry.created_at else ""
-    what = _(CATEGORY_NAMES.get(entry.category, "other"))
+    when = (
+        f"{entry.created_at.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M}"
+        if entry.created_at
+        else ""
+    )
     model = f" · {escape(entry.model_id)}" if entry.model_id else ""
-    return f"{when} {sign}{money(abs(entry.amount), language)} · {what}{model}"
+    return f"{when} {sign}{money(abs(entry.amount), language)} · {entry_what(entry)}{model}"
 
 
 def local_time(moment: datetime, timezone: str) -> str:
+    """A moment in the reader's zone, with the zone named."""
     return f"{moment.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M} ({timezone})"
+
+
+def times_in_text(timezone: str) -> str:
+    return _("Times are in {zone}; /timezone changes it.").format(zone=escape(timezone))
 
 
 def tariff_lines(state: TariffState | None, timezone: str) -> list[str]:
@@ -146,22 +173,24 @@ def tariff_lines(state: TariffState | None, timezone: str) -> list[str]:
     if state.plan is not None and state.plan_until is not None:
         lines.append(
             (
-                _("⭐️ Plan {plan} until {until}, renews automatically.")
+                _("⭐️ Plan {plan}, paid in Stars every 30 days. Renews on {date}.")
                 if state.renews
-                else _("⭐️ Plan {plan} until {until}, renewal cancelled.")
+                else _("⭐️ Plan {plan}: active until {date}, renewal cancelled.")
             ).format(
-                plan=escape(state.plan.id.title()), until=local_time(state.plan_until, timezone)
+                plan=escape(plan_name(state.plan.id)),
+                date=local_time(state.plan_until, timezone),
             )
         )
     if state.allowances:
         left = ", ".join(
-            f"{escape(a.tier)} {a.left}/{a.limit}" for a in state.allowances if a.limit > 0
+            f"{escape(tier_name(a.tier))} {a.left}/{a.limit}"
+            for a in state.allowances
+            if a.limit > 0
         )
         if left:
+            lines.append(_("🎁 Free requests left: {left}.").format(left=left))
             lines.append(
-                _("🎁 Free requests left: {left}. Next reset: {when}.").format(
-                    left=left, when=local_time(state.next_reset, timezone)
-                )
+                _("Free requests renew: {when}").format(when=local_time(state.next_reset, timezone))
             )
     return lines
 
@@ -184,17 +213,17 @@ def balance_text(
     if entries:
         lines.append("")
         lines.append(_("Recent transactions:"))
-        lines.extend(entry_line(e, language) for e in entries)
+        lines.extend(entry_line(e, language, timezone) for e in entries)
     lines.append("")
     lines.append(_("Top up:"))
     return "\n".join(lines)
 
 
-def plans_text(plans: tuple[Plan, ...], language: str) -> str:
+def plans_text(plans: tuple[Plan, ...], language: str, period: str) -> str:
     lines = [_("⭐️ <b>Subscription plans</b>, paid in Telegram Stars every 30 days:"), ""]
     for plan in plans:
         perks = [
-            _("{count} free {tier} requests per period").format(count=n, tier=escape(tier))
+            _(FREE_PER_PERIOD[period]).format(count=n, tier=escape(tier_name(tier)))
             for tier, n in sorted(plan.free_tier.items())
         ]
         if plan.discount_percent:
@@ -203,7 +232,7 @@ def plans_text(plans: tuple[Plan, ...], language: str) -> str:
             )
         lines.append(
             _("<b>{plan}</b> · ⭐️ {stars}: {perks}").format(
-                plan=escape(plan.id.title()), stars=plan.stars, perks="; ".join(perks)
+                plan=escape(plan_name(plan.id)), stars=plan.stars, perks="; ".join(perks)
             )
         )
     lines.append("")
@@ -211,10 +240,17 @@ def plans_text(plans: tuple[Plan, ...], language: str) -> str:
     return "\n".join(lines)
 
 
-def history_text(entries: list[EntryDTO], language: str) -> str:
+def history_text(entries: list[EntryDTO], language: str, timezone: str) -> str:
     if not entries:
         return _("No transactions yet.")
-    return "\n".join([_("🧾 <b>Transactions</b>"), "", *(entry_line(e, language) for e in entries)])
+    return "\n".join(
+        [
+            _("🧾 <b>Transactions</b>"),
+            times_in_text(timezone),
+            "",
+            *(entry_line(e, language, timezone) for e in entries),
+        ]
+    )
 
 
 def invoice_title(stars: int) -> str:

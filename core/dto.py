@@ -26,6 +26,8 @@ class UserDTO:
     created_at: datetime
     last_activity_at: datetime | None = None
     consent_version: str | None = None
+    # The chosen IANA time zone; None until chosen (see accounts.time_zone_of).
+    timezone: str | None = None
 
     def needs_consent(self, current_version: str) -> bool:
         return self.consent_version != current_version

@@ -43,6 +43,13 @@ class UnsupportedMediaType(InvalidInput):
     msgid = N_("The request's content type is not supported here.")
 
 
+class UnknownTimeZone(InvalidInput):
+    code = "unknown_time_zone"
+    msgid = N_(
+        "Unknown time zone. Use a name like Europe/Moscow, Asia/Yekaterinburg or America/New_York."
+    )
+
+
 class ConsentRequired(DomainError):
     code = "consent_required"
     msgid = N_("Please accept the privacy policy first.")

@@ -26,3 +26,15 @@ def money(kopecks: int, language: str) -> str:
         Decimal(kopecks) / 100, format="#,##0.00", locale="ru" if language == "ru" else "en"
     )
     return f"{value} ₽" if language == "ru" else f"₽{value}"
+
+
+# The free-tier classes of the model catalogue, as people read them; an id not listed here is
+# shown as it is.
+TIER_NAMES = {"basic": N_("basic"), "standard": N_("standard")}
+
+# A plan's (or the free tier's) allowance per class, one text for each free-tier period.
+FREE_PER_PERIOD = {
+    "day": N_("{count} free {tier} requests a day"),
+    "week": N_("{count} free {tier} requests a week"),
+    "month": N_("{count} free {tier} requests a month"),
+}

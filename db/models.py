@@ -37,6 +37,8 @@ class User(Base):
     # 3.7 settings and flags
     language: Mapped[str] = mapped_column(String(8), server_default="en")
     theme: Mapped[str] = mapped_column(String(16), server_default="auto")
+    # An IANA name ("Europe/Moscow"); none until the user or their browser chose one.
+    timezone: Mapped[str | None] = mapped_column(String(64))
     features: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     history_enabled: Mapped[bool] = mapped_column(Boolean, server_default=text("true"))
     # Marketing messages only with this separate opt-in; service notifications always.

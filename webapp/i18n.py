@@ -210,6 +210,10 @@ APP_TEXTS: dict[str, str] = {
     "delete_media_title": N_("Delete this picture or video?"),
     "delete_media_text": N_("Its link stops working. This cannot be undone."),
     "media_deleted": N_("Deleted."),
+    # time zone (settings)
+    "time_zone": N_("Time zone"),
+    "time_zone_label": N_("Times are shown in"),
+    "time_zone_hint": N_("Here and in the bot. This device's zone: {zone}."),
     # balance
     "held": N_("Held for requests in progress: {amount}"),
     "bonus_next": N_("🎁 Your next top-up gets a {percent}% bonus."),
@@ -219,11 +223,16 @@ APP_TEXTS: dict[str, str] = {
     "free_period_day": N_("Renewed every day."),
     "free_period_week": N_("Renewed every week."),
     "free_period_month": N_("Renewed every month."),
-    "next_reset": N_("Next renewal: {when}"),
+    "free_renew": N_("Free requests renew: {when}"),
     "your_plan": N_("Your plan"),
     "plans": N_("Subscription plans"),
-    "plan_free": N_("{count} free {tier} requests per period"),
+    "plan_free_day": N_("{count} free {tier} requests a day"),
+    "plan_free_week": N_("{count} free {tier} requests a week"),
+    "plan_free_month": N_("{count} free {tier} requests a month"),
+    "tier_basic": N_("basic"),
+    "tier_standard": N_("standard"),
     "plan_until": N_("Active until {date}"),
+    "plan_renews_on": N_("Renews on {date}"),
     "renews": N_("Renews"),
     "renewal_off": N_("Renewal off"),
     "stars_per_month": N_("{stars} every 30 days"),
@@ -248,6 +257,8 @@ APP_TEXTS: dict[str, str] = {
     "cat_bonus": N_("bonus"),
     "cat_subscription": N_("subscription"),
     "cat_other": N_("other"),
+    "tx_plan_paid": N_("paid in Stars for plan {plan}"),
+    "tx_plan_charge": N_("plan {plan}, 30 days"),
     # referrals
     "invite_friends": N_("Invite friends"),
     "referral_how": N_(

@@ -92,6 +92,7 @@ SCHEMAS: dict[str, Schema] = {
             "model": _null(_s("The picked model id.")),
             "referral_code": _s(),
             "referrals": _obj({"level1": _i(), "level2": _i()}),
+            "timezone": _null(_s("The chosen IANA time zone; null until chosen.")),
         }
     ),
     "Model": _obj(
@@ -231,6 +232,13 @@ SCHEMAS: dict[str, Schema] = {
             "history_enabled": _b(),
             "marketing_opt_in": _b(),
             "read_aloud": _b("Replies also come as voice messages in the bot."),
+            "timezone": _null(
+                _s(
+                    "The IANA time zone times are shown in; null until chosen. Read-only here: "
+                    "set with PUT /api/settings/timezone.",
+                    readOnly=True,
+                )
+            ),
         }
     ),
 }
@@ -460,7 +468,12 @@ ROUTES: dict[tuple[str, str], Op] = {
         responses=_ok(
             _obj(
                 {
-                    "transactions": _list(_loose("An entry: kind, category, amounts, tokens.")),
+                    "transactions": _list(
+                        _loose(
+                            "An entry: kind, category, amounts, tokens; plan (the plan a "
+                            "subscription entry paid for, else null)."
+                        )
+                    ),
                     "next_before": _null(_i()),
                 }
             )
@@ -693,6 +706,15 @@ ROUTES: dict[tuple[str, str], Op] = {
         "Change some account settings",
         body={**_ref("Settings"), "description": "Any subset of the settings."},
         responses=_ok(_ref("Settings")),
+    ),
+    ("PUT", "/api/settings/timezone"): Op(
+        "Choose the time zone times are shown in (the app sends the browser's once, when none "
+        "is chosen)",
+        body=_obj({"timezone": _s("An IANA name such as Europe/Moscow.")}),
+        responses={
+            **_ok(_obj({"timezone": _s("The zone's canonical spelling.")})),
+            400: ("No such time zone (error unknown_time_zone).", _ref("Error"), JSON),
+        },
     ),
     # --- sharing
     ("POST", "/api/conversations/{conversation_id}/share"): Op(

@@ -81,6 +81,7 @@ def settings_keyboard(prefs: chat.ChatPrefs, *, speech: bool = False) -> InlineK
         callback_data=SettingCallback(name="history_enabled"),
     )
     builder.button(text=_("🧹 Clear chat history"), callback_data=SettingCallback(name="clear"))
+    builder.button(text=_("🕒 Time zone"), callback_data=MenuCallback(action="timezone"))
     builder.adjust(1)
     return builder.as_markup()
 

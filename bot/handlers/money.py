@@ -40,6 +40,7 @@ from bot.texts import (
     local_time,
     money,
     pay_support_text,
+    plan_name,
     plans_text,
     tariff_lines,
     topped_up_text,
@@ -47,12 +48,28 @@ from bot.texts import (
 from core.dto import UserDTO
 from core.errors import DomainError, NotFound
 from core.ports import JobQueue
-from core.services import billing, payments, promo, stars, subscriptions, tariffs, yookassa_topups
+from core.services import (
+    accounts,
+    billing,
+    payments,
+    promo,
+    stars,
+    subscriptions,
+    tariffs,
+    yookassa_topups,
+)
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 router = Router(name="money")
 HISTORY_PAGE = 10
+
+
+def _zone(user: UserDTO | None, ctx: BotContext) -> str:
+    """The zone the user reads times in (the deployment's own for someone unknown)."""
+    return (
+        ctx.tariffs.timezone if user is None else accounts.time_zone_of(user, ctx.tariffs.timezone)
+    )
 
 
 async def _balance_view(
@@ -63,7 +80,7 @@ async def _balance_view(
     state = await tariffs.tariff_state(uow, ctx.tariffs, user.id, ctx.clock())
     offers = payments.star_offers(ctx.payment_terms)
     return (
-        balance_text(balance, recent, user.language, state, ctx.tariffs.timezone),
+        balance_text(balance, recent, user.language, state, _zone(user, ctx)),
         top_up_keyboard(
             offers,
             user.language,
@@ -168,7 +185,7 @@ async def _send_plans(
     # A subscriber sees their plan, even one no longer on offer, and can cancel its renewal.
     state = await tariffs.tariff_state(uow, ctx.tariffs, user.id, ctx.clock())
     if state.plan is not None:
-        lines = tariff_lines(state, ctx.tariffs.timezone)
+        lines = tariff_lines(state, _zone(user, ctx))
         await bot.send_message(
             chat_id, "\n".join(lines), reply_markup=subscription_keyboard(state.renews)
         )
@@ -178,7 +195,7 @@ async def _send_plans(
         return
     await bot.send_message(
         chat_id,
-        plans_text(ctx.tariffs.plans, user.language),
+        plans_text(ctx.tariffs.plans, user.language, ctx.tariffs.period),
         reply_markup=plans_keyboard(ctx.tariffs.plans),
     )
 
@@ -235,7 +252,7 @@ async def on_plan_renewal(
         uow, renewal_switch(bot), user_id=user.id, renew=renew, now=ctx.clock()
     )
     await query.answer()
-    until = local_time(current.current_period_end, ctx.tariffs.timezone)
+    until = local_time(current.current_period_end, _zone(user, ctx))
     await bot.send_message(
         query.from_user.id,
         (
@@ -298,8 +315,8 @@ async def on_successful_payment(
         sub = recorded.subscription
         await message.answer(
             _("⭐️ Plan {plan} is active until {until}. Thank you!").format(
-                plan=sub.plan.title(),
-                until=local_time(sub.current_period_end, ctx.tariffs.timezone),
+                plan=plan_name(sub.plan),
+                until=local_time(sub.current_period_end, _zone(user, ctx)),
             )
         )
         return
@@ -328,18 +345,23 @@ async def on_refunded_payment(message: Message, uow: UnitOfWork, ctx: BotContext
 
 
 @router.message(Command("history"))
-async def show_history(message: Message, uow: UnitOfWork, user: UserDTO) -> None:
+async def show_history(message: Message, uow: UnitOfWork, user: UserDTO, ctx: BotContext) -> None:
     entries = await payments.history_of(uow, user.id, limit=HISTORY_PAGE + 1)
     page, older = entries[:HISTORY_PAGE], entries[HISTORY_PAGE:]
     await message.answer(
-        history_text(page, user.language),
+        history_text(page, user.language, _zone(user, ctx)),
         reply_markup=history_keyboard(page[-1].id if older else None),
     )
 
 
 @router.callback_query(HistoryCallback.filter())
 async def on_history_page(
-    query: CallbackQuery, callback_data: HistoryCallback, bot: Bot, uow: UnitOfWork, user: UserDTO
+    query: CallbackQuery,
+    callback_data: HistoryCallback,
+    bot: Bot,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
 ) -> None:
     entries = await payments.history_of(
         uow, user.id, limit=HISTORY_PAGE + 1, before_id=callback_data.before or None
@@ -348,7 +370,7 @@ async def on_history_page(
     await query.answer()
     await bot.send_message(
         query.from_user.id,
-        history_text(page, user.language),
+        history_text(page, user.language, _zone(user, ctx)),
         reply_markup=history_keyboard(page[-1].id if older else None),
     )
 

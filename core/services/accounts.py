@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
+from zoneinfo import available_timezones
 
 from sqlalchemy.exc import IntegrityError
 
 from core.deeplinks import new_referral_code
 from core.dto import ClientInfo, ReferralInfo, ReferralOutcome, Registration, StartPayload, UserDTO
-from core.errors import DomainError, InvalidInput, NotFound
+from core.errors import DomainError, InvalidInput, NotFound, UnknownTimeZone
 from core.i18n import N_
 from core.services import chat
 from db.models import Identity, SignupAttribution, User
@@ -45,6 +47,7 @@ def to_dto(user: User, consent_version: str | None) -> UserDTO:
         created_at=user.created_at,
         last_activity_at=user.last_activity_at,
         consent_version=consent_version,
+        timezone=user.timezone,
     )
 
 
@@ -210,6 +213,42 @@ async def set_language(uow: UnitOfWork, user_id: int, language: str) -> UserDTO:
     return await get_user(uow, user_id)
 
 
+# Where a Russian-speaking user most likely reads the clock, until they choose a zone; others get
+# the deployment's own zone (the free tier's).
+LANGUAGE_ZONES = {"ru": "Europe/Moscow"}
+# Entries of the time-zone database that name no place.
+_NOT_ZONES = frozenset({"localtime", "Factory", "posixrules"})
+
+
+@cache
+def _zones() -> dict[str, str]:
+    """Every IANA zone name, looked up without regard to case ("europe/moscow" is typed too)."""
+    return {name.lower(): name for name in available_timezones() - _NOT_ZONES}
+
+
+def known_time_zone(name: str) -> str | None:
+    """The zone's canonical spelling, or None when no such zone exists."""
+    return _zones().get(name.strip().lower()) if 0 < len(name) <= 64 else None
+
+
+def time_zone_of(user: UserDTO, fallback: str) -> str:
+    """The zone the user reads times in: their choice, else a guess from their language, else the
+    deployment's ``fallback``."""
+    return user.timezone or LANGUAGE_ZONES.get(user.language, fallback)
+
+
+async def set_timezone(uow: UnitOfWork, user_id: int, timezone: str) -> UserDTO:
+    """Choose the time zone every time is shown in; an unknown name is refused."""
+    zone = known_time_zone(timezone)
+    if zone is None:
+        raise UnknownTimeZone(f"time zone {timezone[:64]!r}")
+    if await uow.users.get(user_id) is None:
+        raise NotFound(f"user {user_id}")
+    await uow.users.set_fields(user_id, timezone=zone)
+    await uow.commit()
+    return await get_user(uow, user_id)
+
+
 async def referral_info(uow: UnitOfWork, user_id: int) -> ReferralInfo:
     async with uow.reading():
         user = await uow.users.get(user_id)
@@ -342,6 +381,8 @@ class AccountSettings:
     marketing_opt_in: bool
     # Replies also come as voice messages in the bot.
     read_aloud: bool = False
+    # None until chosen: the web app then sends the browser's zone.
+    timezone: str | None = None
 
 
 def _settings(user: User) -> AccountSettings:
@@ -354,6 +395,7 @@ def _settings(user: User) -> AccountSettings:
         history_enabled=user.history_enabled,
         marketing_opt_in=user.marketing_opt_in,
         read_aloud=bool(features.get("read_aloud", False)),
+        timezone=user.timezone,
     )
 
 

@@ -69,6 +69,8 @@ class EntryDTO:
     created_at: datetime | None
     # False when the idempotency key had been used before: nothing new happened.
     applied: bool = True
+    # The plan a "subscription" entry paid for or charged (from the entry's metadata).
+    plan: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +121,13 @@ def _entry(row: LedgerEntry, *, applied: bool = True) -> EntryDTO:
         output_tokens=row.output_tokens,
         created_at=row.created_at,
         applied=applied,
+        plan=_plan_of(row.category, row.meta),
     )
+
+
+def _plan_of(category: str, meta: Mapping[str, Any] | None) -> str | None:
+    plan = (meta or {}).get("plan") if category == "subscription" else None
+    return plan if isinstance(plan, str) else None
 
 
 def _record(row: Mapping[str, Any]) -> EntryDTO:

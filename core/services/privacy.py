@@ -77,7 +77,7 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "settings": (
         "users",
         "id",
-        ("language", "theme", "features", "history_enabled", "marketing_opt_in"),
+        ("language", "timezone", "theme", "features", "history_enabled", "marketing_opt_in"),
     ),
     "session": (
         "users",
@@ -760,6 +760,7 @@ async def delete_user(
                 username=None,
                 profile_name=None,
                 language="en",
+                timezone=None,
                 theme="auto",
                 features={},
                 history_enabled=True,

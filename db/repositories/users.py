@@ -52,7 +52,7 @@ class UsersRepository:
             """
             SELECT u.id, u.telegram_id, u.username, u.profile_name, u.language, u.theme,
                    u.features, u.history_enabled, u.is_blocked, u.referral_code, u.invited_by,
-                   u.ref1_count, u.ref2_count, u.created_at, u.last_activity_at,
+                   u.ref1_count, u.ref2_count, u.created_at, u.last_activity_at, u.timezone,
                    (SELECT c.policy_version FROM consents c WHERE c.user_id = u.id
                     ORDER BY c.accepted_at DESC, c.id DESC LIMIT 1) AS consent_version
             FROM users u WHERE u.telegram_id = $1

@@ -295,7 +295,7 @@ async def test_a_subscription_is_paid_renewed_cancelled_and_resumed(
 ) -> None:
     kim = await _onboard(person, "Kim")
     [plans] = await kim.say("/subscribe")
-    assert "Plus" in text_of(plans) and "3 free basic requests" in text_of(plans)
+    assert "Plus" in text_of(plans) and "3 free basic requests a day" in text_of(plans)
     [subscribe] = buttons(plans)
     [offer] = await kim.tap(plans, subscribe["callback_data"])
     [link_button] = buttons(offer)
@@ -308,12 +308,13 @@ async def test_a_subscription_is_paid_renewed_cancelled_and_resumed(
     [welcome] = await kim.replies(after, 1)
     assert "Plan Plus is active until" in text_of(welcome)
     [view] = await kim.say("/balance")
-    assert "Plan Plus until" in text_of(view) and "renews automatically" in text_of(view)
+    assert "Plan Plus, paid in Stars every 30 days. Renews on" in text_of(view)
     assert "basic 3/3" in text_of(view)
     # The balance is untouched: the Stars paid for the plan, as two explained entries.
     assert await _balance(harness, kim.id) == 0
     [history] = await kim.say("/history")
-    assert text_of(history).count("subscription") == 2
+    assert "+₽130.00 · paid in Stars for plan Plus" in text_of(history)
+    assert "−₽130.00 · plan Plus, 30 days" in text_of(history)
 
     async def period_end() -> datetime:
         async with harness.uow_factory() as uow:

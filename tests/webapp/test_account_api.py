@@ -165,6 +165,7 @@ ROUTES = [
     ("GET", "/api/referrals", None),
     ("GET", "/api/settings", None),
     ("PATCH", "/api/settings", {"theme": "dark"}),
+    ("PUT", "/api/settings/timezone", {"timezone": "UTC"}),
     ("GET", "/api/auth/methods", None),
 ]
 
@@ -436,6 +437,7 @@ async def test_settings_are_read_and_changed_together(env: Env) -> None:
             "history_enabled": True,
             "marketing_opt_in": False,
             "read_aloud": False,
+            "timezone": None,
         },
     )
     change = {
@@ -447,10 +449,35 @@ async def test_settings_are_read_and_changed_together(env: Env) -> None:
         "read_aloud": True,
     }
     status, data = await env.call(ann, "PATCH", "/api/settings", change)
-    assert (status, data) == (200, {**change, "history_enabled": True})
+    assert (status, data) == (200, {**change, "history_enabled": True, "timezone": None})
     async with env.factory() as uow:
         prefs = await chat.get_prefs(uow, ann.id)
         assert (prefs.reasoning, prefs.web_search, prefs.read_aloud) == (True, True, True)
+
+
+async def test_the_time_zone_is_chosen_by_name_and_shown_with_the_account(env: Env) -> None:
+    ann, bob = await env.user(), await env.user()
+    status, data = await env.call(ann, "PUT", "/api/settings/timezone", {"timezone": "asia/tokyo"})
+    assert (status, data) == (200, {"timezone": "Asia/Tokyo"})
+    status, settings = await env.call(ann, "GET", "/api/settings")
+    assert settings["timezone"] == "Asia/Tokyo"
+    status, me = await env.call(ann, "GET", "/api/me")
+    assert me["timezone"] == "Asia/Tokyo"
+    # Only Ann's account changed.
+    status, others = await env.call(bob, "GET", "/api/settings")
+    assert others["timezone"] is None
+
+
+@pytest.mark.parametrize("body", [{"timezone": "Mars/Olympus_Mons"}, {"timezone": 3}, {}])
+async def test_an_unknown_time_zone_is_refused(env: Env, body: dict[str, Any]) -> None:
+    ann = await env.user()
+    status, data = await env.call(ann, "PUT", "/api/settings/timezone", body)
+    assert status == 400
+    if body.get("timezone") == "Mars/Olympus_Mons":
+        assert data["error"] == "unknown_time_zone"
+        assert "Europe/Moscow" in data["message"]
+    status, settings = await env.call(ann, "GET", "/api/settings")
+    assert settings["timezone"] is None
 
 
 async def test_turning_history_off_clears_the_stored_chats(env: Env) -> None:

@@ -231,6 +231,10 @@ async def test_a_plan_bought_from_the_web_is_paid_in_telegram_and_becomes_active
         {"tier": "basic", "limit": 200, "used": 0, "left": 200}
     ]
     assert after["balance_kopecks"] == 0
+    # The history names the plan on both entries: the Stars in, the plan's charge out.
+    status, listed = await env.call(ann, "GET", "/api/transactions")
+    entries = [(t["category"], t["amount_kopecks"] > 0, t["plan"]) for t in listed["transactions"]]
+    assert sorted(entries) == [("subscription", False, "plus"), ("subscription", True, "plus")]
 
 
 async def test_a_second_plan_is_refused_while_one_is_active(env: Env) -> None:

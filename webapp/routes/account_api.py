@@ -324,6 +324,7 @@ async def list_transactions(request: web.Request) -> web.Response:
                     "input_tokens": e.input_tokens,
                     "output_tokens": e.output_tokens,
                     "created_at": _iso(e.created_at),
+                    "plan": e.plan,
                 }
                 for e in entries
             ],
@@ -450,6 +451,7 @@ def _settings(s: accounts.AccountSettings) -> dict[str, object]:
         "history_enabled": s.history_enabled,
         "marketing_opt_in": s.marketing_opt_in,
         "read_aloud": s.read_aloud,
+        "timezone": s.timezone,
     }
 
 
@@ -476,6 +478,18 @@ async def change_settings(request: web.Request) -> web.Response:
     return web.json_response(_settings(found))
 
 
+async def set_timezone(request: web.Request) -> web.Response:
+    """``{"timezone": "Europe/Moscow"}`` → ``{"timezone": ...}``; an unknown zone is a 400."""
+    ctx = request.app[CONTEXT]
+    user_id = user_id_of(request)
+    zone = (await json_body(request)).get("timezone")
+    if not isinstance(zone, str):
+        raise InvalidInput('expected {"timezone": "<IANA name>"}')
+    async with ctx.uow_factory() as uow:
+        user = await accounts.set_timezone(uow, user_id, zone)
+    return web.json_response({"timezone": user.timezone})
+
+
 def setup(app: web.Application) -> None:
     app.router.add_get("/api/presets", list_presets)
     app.router.add_post("/api/presets", create_preset)
@@ -493,3 +507,4 @@ def setup(app: web.Application) -> None:
     app.router.add_get("/api/referrals", show_referrals)
     app.router.add_get("/api/settings", show_settings)
     app.router.add_patch("/api/settings", change_settings)
+    app.router.add_put("/api/settings/timezone", set_timezone)

@@ -237,6 +237,7 @@ async def me(request: web.Request) -> web.Response:
             "model": prefs.model_id,
             "referral_code": user.referral_code,
             "referrals": {"level1": user.ref1_count, "level2": user.ref2_count},
+            "timezone": user.timezone,
         }
     )
 

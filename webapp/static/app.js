@@ -4,7 +4,7 @@
 import { api, ApiError, forget, hasBrowserSession, onSignedOut, refresh, signedIn, useTokens } from "./app/api.js";
 import { confirmEmail, hideSignIn, showSignIn, signInWithLink, startOAuth } from "./app/signin.js";
 import { tg } from "./app/tg.js";
-import { lang, money, settings, t, toast } from "./app/ui.js";
+import { browserTimeZone, lang, money, setTimeZone, settings, t, toast } from "./app/ui.js";
 import * as balanceView from "./app/views/balance.js";
 import * as chatView from "./app/views/chat.js";
 import * as galleryView from "./app/views/gallery.js";
@@ -372,6 +372,24 @@ function pendingCopy() {
   return token;
 }
 
+// Times are shown in the account's zone. An account without one takes the browser's, once: the
+// bot shows times in it too from then on.
+function useAccountTimeZone() {
+  if (app.settings.timezone) {
+    setTimeZone(app.settings.timezone);
+    return;
+  }
+  const zone = browserTimeZone();
+  setTimeZone(zone);
+  api("/api/settings/timezone", { method: "PUT", body: { timezone: zone } })
+    .then((saved) => {
+      app.settings = { ...app.settings, timezone: saved.timezone };
+    })
+    .catch(() => {
+      /* a zone the server does not know: times still follow the browser here */
+    });
+}
+
 async function start() {
   hideSignIn();
   bootMessage(t("signing_in"));
@@ -395,6 +413,7 @@ async function start() {
   }
   remember(LANG_RELOAD, null);
   applyTheme(app.settings.theme);
+  useAccountTimeZone();
   // Accounts made with email alone have no name: the address's first part stands in.
   const name = me.name || me.username || (me.email || "").split("@")[0];
   document.getElementById("hello").textContent = name ? t("hello", { name }) : t("hello_anon");

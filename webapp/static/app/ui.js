@@ -106,26 +106,78 @@ export function signedMoney(kopecks) {
 }
 
 const locale = lang === "ru" ? "ru-RU" : "en-GB";
-const dateTime = new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" });
-const dateOnly = new Intl.DateTimeFormat(locale, { day: "numeric", month: "short", year: "numeric" });
-const timeOnly = new Intl.DateTimeFormat(locale, { hour: "2-digit", minute: "2-digit" });
+
+// Every time on the page is shown in the account's time zone (the browser's until the account
+// has one). Formatters are rebuilt when it changes.
+export function browserTimeZone() {
+  try {
+    return Intl.DateTimeFormat().resolvedOptions().timeZone || "UTC";
+  } catch (_) {
+    return "UTC";
+  }
+}
+
+let zone = browserTimeZone();
+let formats = makeFormats(zone);
+
+function makeFormats(timeZone) {
+  return {
+    dateTime: new Intl.DateTimeFormat(locale, { timeZone, day: "numeric", month: "short", hour: "2-digit", minute: "2-digit" }),
+    fullDateTime: new Intl.DateTimeFormat(locale, { timeZone, day: "numeric", month: "short", year: "numeric", hour: "2-digit", minute: "2-digit" }),
+    dateOnly: new Intl.DateTimeFormat(locale, { timeZone, day: "numeric", month: "short", year: "numeric" }),
+    timeOnly: new Intl.DateTimeFormat(locale, { timeZone, hour: "2-digit", minute: "2-digit" }),
+    dayKey: new Intl.DateTimeFormat("en-CA", { timeZone, year: "numeric", month: "2-digit", day: "2-digit" }),
+  };
+}
+
+export function timeZone() {
+  return zone;
+}
+
+// A zone the browser does not know leaves the current one in place.
+export function setTimeZone(name) {
+  if (!name || name === zone) return;
+  try {
+    formats = makeFormats(name);
+    zone = name;
+  } catch (_) {
+    /* kept the previous zone */
+  }
+}
+
+// The zones offered in the settings: the browser's list, with UTC and the current zone.
+export function timeZones() {
+  let names = [];
+  try {
+    names = Intl.supportedValuesOf("timeZone");
+  } catch (_) {
+    names = [];
+  }
+  return [...new Set(["UTC", zone, ...names])].sort();
+}
 
 export function when(iso) {
   if (!iso) return "";
-  return dateTime.format(new Date(iso));
+  return formats.dateTime.format(new Date(iso));
+}
+
+// Where the moment matters (a plan's renewal, the next free-tier reset): the year and the zone.
+export function zonedWhen(iso) {
+  if (!iso) return "";
+  return `${formats.fullDateTime.format(new Date(iso))} (${zone})`;
 }
 
 export function day(iso) {
   if (!iso) return "";
-  return dateOnly.format(new Date(iso));
+  return formats.dateOnly.format(new Date(iso));
 }
 
-// Today: the time; otherwise the date.
+// Today (in the account's zone): the time; otherwise the date.
 export function shortWhen(iso) {
   if (!iso) return "";
   const date = new Date(iso);
-  const now = new Date();
-  return date.toDateString() === now.toDateString() ? timeOnly.format(date) : dateOnly.format(date);
+  const today = formats.dayKey.format(new Date()) === formats.dayKey.format(date);
+  return today ? formats.timeOnly.format(date) : formats.dateOnly.format(date);
 }
 
 export function number(value) {

@@ -3,7 +3,7 @@
 // (Telegram Stars inside Telegram, a bank card through YooKassa) and the transaction history, paged.
 
 import { api } from "../api.js";
-import { button, card, day, dialog, el, errorBox, icon, money, number, sectionTitle, signedMoney, spinner, t, toast, when } from "../ui.js";
+import { button, card, day, dialog, el, errorBox, icon, money, number, sectionTitle, signedMoney, spinner, t, toast, when, zonedWhen } from "../ui.js";
 
 const CATEGORY_ICONS = { text: "chat", image: "image", video: "video", topup: "plus", referral: "gift", bonus: "gift", subscription: "star", other: "dot" };
 
@@ -11,8 +11,19 @@ function capital(text) {
   return text ? text.charAt(0).toUpperCase() + text.slice(1) : text;
 }
 
+// A free-tier class in the page's language; an id without a name is shown as it is.
 function tierName(tier) {
-  return capital(tier);
+  const key = `tier_${tier}`;
+  const name = t(key);
+  return name === key ? tier : name;
+}
+
+// A plan bought with Stars is two entries: the Stars coming in, the plan's charge going out.
+function txLabel(tx) {
+  if (tx.category === "subscription" && tx.plan) {
+    return capital(t(tx.amount_kopecks > 0 ? "tx_plan_paid" : "tx_plan_charge", { plan: capital(tx.plan) }));
+  }
+  return capital(t(`cat_${tx.category}`));
 }
 
 function sleep(ms) {
@@ -61,15 +72,15 @@ export function mount(root, params, app) {
       return el(
         "div",
         { class: "meter-row", testid: "allowance", dataset: { tier: a.tier } },
-        el("div", { class: "meter-head" }, el("span", { class: "meter-name", text: tierName(a.tier) }), el("span", { class: "meter-value", text: t("free_left", { left: number(a.left), limit: number(a.limit) }) })),
+        el("div", { class: "meter-head" }, el("span", { class: "meter-name", text: capital(tierName(a.tier)) }), el("span", { class: "meter-value", text: t("free_left", { left: number(a.left), limit: number(a.limit) }) })),
         el("span", { class: "meter" }, bar),
       );
     });
-    return card(sectionTitle(t("free_requests")), el("p", { class: "muted small", text: t(`free_period_${free.period}`) }), ...rows, el("p", { class: "muted small", testid: "next-reset", text: t("next_reset", { when: when(free.next_reset) }) }));
+    return card(sectionTitle(t("free_requests")), el("p", { class: "muted small", text: t(`free_period_${free.period}`) }), ...rows, el("p", { class: "muted small", testid: "next-reset", text: t("free_renew", { when: zonedWhen(free.next_reset) }) }));
   }
 
-  function planPerks(plan) {
-    const perks = Object.entries(plan.free_tier || {}).map(([tier, count]) => t("plan_free", { count, tier: tierName(tier) }));
+  function planPerks(plan, period) {
+    const perks = Object.entries(plan.free_tier || {}).map(([tier, count]) => t(`plan_free_${period}`, { count: number(count), tier: tierName(tier) }));
     if (plan.discount_percent) perks.push(t("discount", { percent: plan.discount_percent }));
     return perks.join(" · ");
   }
@@ -88,7 +99,7 @@ export function mount(root, params, app) {
           "div",
           { class: "plan current", testid: "plan" },
           el("div", { class: "plan-head" }, el("span", { class: "plan-name", text: capital(plan.id) }), el("span", { class: `badge ${plan.renews ? "badge-success" : ""}`, testid: "plan-renewal", text: plan.renews ? t("renews") : t("renewal_off") })),
-          el("p", { class: "muted small", text: t("plan_until", { date: day(plan.until) }) }),
+          el("p", { class: "muted small", testid: "plan-until", text: t(plan.renews ? "plan_renews_on" : "plan_until", { date: zonedWhen(plan.until) }) }),
           action ? el("div", { class: "plan-actions" }, action) : null,
         ),
         !action && plan.renews ? el("p", { class: "muted small", text: t("plan_manage_in_bot") }) : null,
@@ -108,7 +119,7 @@ export function mount(root, params, app) {
           "div",
           { class: "plan", testid: "plan-offer", dataset: { plan: plan.id } },
           el("div", { class: "plan-head" }, el("span", { class: "plan-name", text: capital(plan.id) }), el("span", { class: "plan-price" }, icon("star"), t("stars_per_month", { stars: number(plan.stars) }))),
-          el("p", { class: "muted small", text: planPerks(plan) }),
+          el("p", { class: "muted small", testid: "plan-perks", text: planPerks(plan, (data.free_tier && data.free_tier.period) || "day") }),
           buy ? el("div", { class: "plan-actions" }, buy) : null,
           note,
         );
@@ -279,7 +290,7 @@ export function mount(root, params, app) {
   }
 
   function txRow(tx) {
-    const label = capital(t(`cat_${tx.category}`));
+    const label = txLabel(tx);
     const detail = [tx.model_id, when(tx.created_at)].filter(Boolean).join(" · ");
     return el(
       "li",

@@ -1,7 +1,34 @@
-// Settings: language, theme, chat features, history storage, news.
+// Settings: language, time zone, theme, chat features, history storage, news.
 
 import { api } from "../api.js";
-import { button, card, confirmAction, el, errorBox, icon, sectionTitle, segmented, settings, spinner, t, toast, toggle } from "../ui.js";
+import { browserTimeZone, button, card, confirmAction, el, errorBox, field, icon, sectionTitle, segmented, setTimeZone, settings, spinner, t, timeZone, timeZones, toast, toggle } from "../ui.js";
+
+// The time zone every time is shown in, here and in the bot; the browser's is the first guess.
+function timeZoneCard(app, prefs) {
+  const select = el("select", { class: "input", testid: "timezone" });
+  const current = prefs.timezone || timeZone();
+  for (const name of timeZones()) {
+    const option = el("option", { value: name, text: name.replaceAll("_", " ") });
+    option.selected = name === current;
+    select.append(option);
+  }
+  select.addEventListener("change", async () => {
+    const chosen = select.value;
+    select.disabled = true;
+    try {
+      const saved = await api("/api/settings/timezone", { method: "PUT", body: { timezone: chosen } });
+      app.settings = { ...app.settings, timezone: saved.timezone };
+      setTimeZone(saved.timezone);
+      toast(t("saved"));
+    } catch (error) {
+      select.value = app.settings.timezone || timeZone();
+      toast(error.message, "error");
+    } finally {
+      select.disabled = false;
+    }
+  });
+  return card(sectionTitle(t("time_zone")), field({ label: t("time_zone_label"), input: select, hint: t("time_zone_hint", { zone: browserTimeZone() }) }));
+}
 
 export function mount(root, params, app) {
   let alive = true;
@@ -94,6 +121,7 @@ export function mount(root, params, app) {
     const account = [card(sectionTitle(t("account")), security, signOut)];
     root.replaceChildren(
       card(sectionTitle(t("interface_language")), language),
+      timeZoneCard(app, current),
       card(sectionTitle(t("appearance")), theme, el("p", { class: "muted small", text: app.tg.inTelegram ? t("theme_hint_telegram") : t("theme_hint") })),
       card(
         sectionTitle(t("chat_settings")),
