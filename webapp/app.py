@@ -7,7 +7,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from webapp import headers, openapi
+from webapp import contract, headers
 from webapp.errors import error_middleware, request_log_middleware
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
@@ -48,6 +48,7 @@ def create_app(context: WebContext) -> web.Application:
     privacy.setup(app)
     account_api.setup(app)
     chat_api.setup(app)
-    openapi.setup(app)
+    contract.setup(app)
     sharing.setup(app)
+    contract.check_contracts(app)
     return app
