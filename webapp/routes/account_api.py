@@ -74,8 +74,8 @@ class Presets(Out):
 
 
 class PresetFields(Body):
-    title: Annotated[str, Field(max_length=4096)]
-    system_prompt: Annotated[str, Field(max_length=100_000)]
+    title: Annotated[str, Field(min_length=1, max_length=64)]
+    system_prompt: Annotated[str, Field(min_length=1, max_length=4000)]
 
 
 class PresetPath(PathParams):

@@ -41,6 +41,7 @@ from core.outages import as_unavailable
 from core.providers.base import ReasoningDelta, StreamEvent, TextDelta, Usage, UsageReport
 from core.services import billing, chat, conversations, turn_lock, turns
 from webapp.contract import (
+    JSON,
     TIME,
     Answer,
     Body,
@@ -178,6 +179,32 @@ CHAT_EVENTS = (
     "last for every turn that started. Closing the connection stops the reply: only what was "
     "delivered is paid for."
 )
+EVENTS: dict[str, type[Out]] = {
+    "start": ChatStart,
+    "reasoning": ChatText,
+    "delta": ChatText,
+    "error": ChatError,
+    "done": ChatDone,
+}
+# One event of the stream: its name, and its data as JSON of that event's model.
+EVENT_SCHEMA = {
+    "description": CHAT_EVENTS,
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": list(EVENTS)},
+        "data": {"type": "string", "contentMediaType": JSON},
+    },
+    "oneOf": [
+        {
+            "properties": {
+                "event": {"const": name},
+                "data": {"contentSchema": {"$ref": f"#/components/schemas/{model.__name__}"}},
+            }
+        }
+        for name, model in EVENTS.items()
+    ],
+}
 
 
 # --- parsing and rendering -------------------------------------------------------------------
@@ -482,24 +509,16 @@ def _client_gone(request: web.Request) -> Callable[[], bool]:
     summary="Send a message; the reply streams back as Server-Sent Events",
     responses={
         200: Answer(
-            "The reply as it is written.",
+            "The reply as it is written: each event as `event` and its JSON `data`.",
             media="text/event-stream",
-            schema={"type": "string", "description": CHAT_EVENTS},
+            schema=EVENT_SCHEMA,
         )
     },
     errors={
         404: "No such conversation of the user, or no such model.",
         409: "A reply to the user is still being written.",
     },
-    extra={
-        "x-sse-events": {
-            "start": ChatStart,
-            "reasoning": ChatText,
-            "delta": ChatText,
-            "error": ChatError,
-            "done": ChatDone,
-        }
-    },
+    extra={"x-sse-events": EVENTS},
     tags=TAGS,
 )
 async def send_message(request: web.Request, body: ChatRequest) -> web.StreamResponse:

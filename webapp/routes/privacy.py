@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from pydantic import Field
 
 from core.documents import DocumentTooLarge
@@ -256,18 +257,22 @@ async def upload_file(request: web.Request) -> web.Response:
     limits = ctx.file_limits
     if not request.content_type.startswith("multipart/"):
         raise UnsupportedMediaType(f"content type {request.content_type!r}")
-    reader = await request.multipart()
-    part = await reader.next()
-    if part is None or getattr(part, "name", None) != "file":
-        raise InvalidInput("expected a multipart field named file")
-    data = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
-        data.extend(chunk)
-        if len(data) > limits.max_bytes:
-            raise DocumentTooLarge(
-                "upload over the limit", limit_mb=limits.max_bytes // (1024 * 1024)
-            )
-    name = getattr(part, "filename", None) or "document"
+    try:
+        reader = await request.multipart()
+        part = await reader.next()
+        if part is None or getattr(part, "name", None) != "file":
+            raise InvalidInput("expected a multipart field named file", fields=["file"])
+        data = bytearray()
+        while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
+            data.extend(chunk)
+            if len(data) > limits.max_bytes:
+                raise DocumentTooLarge(
+                    "upload over the limit", limit_mb=limits.max_bytes // (1024 * 1024)
+                )
+        name = getattr(part, "filename", None) or "document"
+    except (ValueError, HttpProcessingError) as exc:
+        # No boundary, broken part headers, a body cut short: not a form we can read.
+        raise InvalidInput(f"unreadable multipart body: {exc}", fields=["file"]) from None
     async with ctx.uow_factory() as uow:
         stored = await files.upload(
             uow,

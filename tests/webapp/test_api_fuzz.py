@@ -1,0 +1,192 @@
+"""Schemathesis against the real app: ``create_app()`` served on a real port over real Postgres
+and Redis, the sandbox standing in for the model providers and mail, a signed-in user's bearer
+token on every request, a fixed seed and a deterministic generation. Every documented operation
+gets valid and invalid input; the run fails on any 5xx (``not_a_server_error``), any status,
+content type or body the document does not describe (``status_code_conformance``,
+``content_type_conformance``, ``response_schema_conformance``).
+
+The operations that end the session or the account (signing out, ending sessions, erasure) run
+last, in a run of their own with an account of their own, so the main run keeps its token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import sys
+from pathlib import Path
+
+import aiohttp
+import httpx
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from core.media import LocalMediaStore
+from core.providers.registry import ProviderRegistry
+from core.providers.settings import sandbox_providers
+from core.services import billing
+from core.services.chat import ModelMenu, ModelTerms
+from core.services.tariffs import Tariffs
+from db.engine import UnitOfWorkFactory
+from sandbox.app import SandboxServer
+from tests.factories import register
+from tests.webapp.authkit import SECRET, Kit, make_kit
+from tests.webapp.conftest import ClientMaker, web_access_token
+
+SEED = 20261205
+# Cases per operation and phase: the whole module stays near a minute on a busy machine.
+MAX_EXAMPLES = 8
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "response_schema_conformance"
+)
+DESTRUCTIVE = (
+    "^/api/auth/sign-out$|^/api/auth/sign-out-everywhere$|^/api/sessions/\\{session_id\\}$"
+    "|^/api/privacy/delete/confirm$"
+)
+
+
+class Jobs:
+    """The job queue's port: what the web app hands to the worker, kept in memory."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, dict[str, object]]] = []
+
+    async def enqueue(self, task_name: str, **kwargs: object) -> None:
+        self.sent.append((task_name, kwargs))
+
+
+async def _user(factory: UnitOfWorkFactory) -> str:
+    async with factory() as uow:
+        user = (await register(uow)).user
+        async with uow.transaction():
+            await billing.credit(
+                uow, user_id=user.id, amount=500_000, category="topup", key=secrets.token_hex(8)
+            )
+        return await web_access_token(uow, user.id, secret=SECRET)
+
+
+async def _things(kit: Kit, token: str) -> dict[str, object]:
+    """A conversation with messages, a preset, a shared preset link and a document of the user,
+    made through the API: their ids are given to the run, so valid requests reach them."""
+    auth = {"Authorization": f"Bearer {token}"}
+    chat = await kit.client.post(
+        "/api/chat", json={"text": "Hello", "conversation_id": None}, headers=auth
+    )
+    assert chat.status == 200
+    await chat.read()
+    conversation = (await (await kit.client.get("/api/conversations", headers=auth)).json())[
+        "conversations"
+    ][0]["id"]
+    messages = await (
+        await kit.client.get(f"/api/conversations/{conversation}/messages", headers=auth)
+    ).json()
+    preset = await (
+        await kit.client.post(
+            "/api/presets", json={"title": "Poet", "system_prompt": "Rhyme."}, headers=auth
+        )
+    ).json()
+    link = await (await kit.client.post(f"/api/presets/{preset['id']}/share", headers=auth)).json()
+    form = aiohttp.FormData()
+    form.add_field("file", b"Notes about rivers.", filename="notes.txt", content_type="text/plain")
+    upload = await (await kit.client.post("/api/files", data=form, headers=auth)).json()
+    return {
+        "path.conversation_id": conversation,
+        "path.message_id": messages["messages"][-1]["id"],
+        "path.preset_id": preset["id"],
+        "path.link_id": link["id"],
+        "path.token": link["token"],
+        "path.file_id": upload["id"],
+    }
+
+
+def _config(folder: Path, parameters: dict[str, object]) -> Path:
+    path = folder / "schemathesis.toml"
+    lines = ["[parameters]"] + [f'"{k}" = {json.dumps(v)}' for k, v in parameters.items()]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+async def _schemathesis(base: str, token: str, report: Path, *selection: str) -> tuple[int, str]:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "schemathesis.cli",
+        "--config-file",
+        str(report / "schemathesis.toml"),
+        "run",
+        f"{base}/api/openapi.json",
+        "--url",
+        base,
+        "--header",
+        f"Authorization: Bearer {token}",
+        "--checks",
+        CHECKS,
+        "--seed",
+        str(SEED),
+        "--generation-deterministic",
+        "--max-examples",
+        str(MAX_EXAMPLES),
+        "--phases",
+        "examples,coverage,fuzzing",
+        "--workers",
+        "1",
+        "--request-timeout",
+        "30",
+        "--no-color",
+        "--report",
+        "junit",
+        "--report-dir",
+        str(report),
+        *selection,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
+        cwd=report,
+    )
+    out, _ = await process.communicate()
+    text = out.decode(errors="replace")
+    # The summary stays in the test's captured output: how many cases, which phases, how long.
+    print(text[text.find("SUMMARY") :])
+    return process.returncode or 0, text
+
+
+async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
+    aiohttp_client: ClientMaker,
+    engine: AsyncEngine,
+    redis: Redis,
+    sandbox: SandboxServer,
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+) -> None:
+    tag = secrets.token_hex(4)
+    model = ModelTerms(
+        id="fuzz-gpt",
+        provider="openai",
+        provider_model=f"gpt-fuzz-{tag}",
+        context_window=16_000,
+        input_per_1k=10,
+        output_per_1k=30,
+        reasoning=True,
+    )
+    kit = await make_kit(
+        aiohttp_client,
+        engine,
+        redis,
+        sandbox,
+        http,
+        models=ModelMenu(models=(model,), default_id="fuzz-gpt"),
+        providers=ProviderRegistry(sandbox_providers(sandbox.url), http),
+        tariffs=Tariffs(free_limits={"basic": 1}, timezone="Europe/Moscow"),
+        media_store=LocalMediaStore(tmp_path / "media"),
+        jobs=Jobs(),
+    )
+    base = str(kit.client.make_url("")).rstrip("/")
+    main, last = await _user(kit.factory), await _user(kit.factory)
+    _config(tmp_path, await _things(kit, main))
+    code, output = await _schemathesis(base, main, tmp_path, "--exclude-path-regex", DESTRUCTIVE)
+    assert code == 0, output
+    code, output = await _schemathesis(base, last, tmp_path, "--include-path-regex", DESTRUCTIVE)
+    assert code == 0, output
