@@ -185,8 +185,14 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
     )
     base = str(kit.client.make_url("")).rstrip("/")
     main, last = await _user(kit.factory), await _user(kit.factory)
-    _config(tmp_path, await _things(kit, main))
+    things = await _things(kit, main)
+    _config(tmp_path, things)
     code, output = await _schemathesis(base, main, tmp_path, "--exclude-path-regex", DESTRUCTIVE)
     assert code == 0, output
+    # The run reached the user's own objects, not only ids that name nothing: the document it
+    # was given is deleted by now.
+    auth = {"Authorization": f"Bearer {main}"}
+    gone = await kit.client.get(f"/api/files/{things['path.file_id']}", headers=auth)
+    assert gone.status == 404
     code, output = await _schemathesis(base, last, tmp_path, "--include-path-regex", DESTRUCTIVE)
     assert code == 0, output

@@ -4,9 +4,11 @@ main routes (successes and refusals alike) are what the document says they are."
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import secrets
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +193,12 @@ class Checked:
         return body
 
 
+async def _pieces(data: bytes, size: int = 1000) -> AsyncIterator[bytes]:
+    for start in range(0, len(data), size):
+        await asyncio.sleep(0)
+        yield data[start : start + size]
+
+
 @pytest.fixture
 async def checked(
     aiohttp_client: ClientMaker,
@@ -358,6 +366,19 @@ async def test_refusals_answer_in_the_one_documented_shape(checked: Checked) -> 
         headers={"Content-Type": "application/json"},
         expect=413,
     )
+    # Sent in pieces with no declared length: read whole (a valid body arriving in many pieces
+    # is served), and refused past the limit all the same.
+    for pieces, status in (
+        (_pieces(b'{"title": "Slow", "system_prompt": "' + b"x" * 3000 + b'"}'), 201),
+        (_pieces(b"[" + b"0," * 400_000 + b"0]"), 413),
+    ):
+        await c.call(
+            "POST",
+            "/api/presets",
+            data=pieces,
+            headers={"Content-Type": "application/json"},
+            expect=status,
+        )
     # A wrong method or an unknown /api path answers in the same shape.
     for method, path, status in (("PUT", "/api/me", 405), ("GET", "/api/nothing-here", 404)):
         response = await c.kit.client.request(method, path, headers=c.auth)
