@@ -5,8 +5,14 @@ gets valid and invalid input; the run fails on any 5xx (``not_a_server_error``),
 content type or body the document does not describe (``status_code_conformance``,
 ``content_type_conformance``, ``response_schema_conformance``).
 
-The operations that end the session or the account (signing out, ending sessions, erasure) run
-last, in a run of their own with an account of their own, so the main run keeps its token.
+The user's own objects (a conversation, a message, a preset, a share link, a document) are made
+first and named in the run's configuration, so valid requests reach them; deletions get a second
+set. The operations that end the session or the account (signing out, ending sessions, erasure)
+run last, in runs of their own, each with an account of its own, so every one of them meets a
+live session and the main run keeps its token.
+
+Findings are fixed in the code, never by loosening the document. The run's summary is printed
+(``pytest -s`` shows it); the JUnit report lands in the test's temporary folder.
 """
 
 from __future__ import annotations
@@ -42,9 +48,21 @@ CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
     "response_schema_conformance"
 )
-DESTRUCTIVE = (
-    "^/api/auth/sign-out$|^/api/auth/sign-out-everywhere$|^/api/sessions/\\{session_id\\}$"
-    "|^/api/privacy/delete/confirm$"
+DESTRUCTIVE = "|".join(
+    (
+        "^/api/sessions/\\{session_id\\}$",
+        "^/api/privacy/delete/confirm$",
+        "^/api/auth/sign-out-everywhere$",
+        "^/api/auth/sign-out$",
+    )
+)
+# Run last, each with an account of its own: what ends the session ends it for the rest of its
+# run, so each of these meets a live session first. (Random session ids and confirmation tokens
+# name nothing, so the first two share a run.)
+LAST_RUNS = (
+    ("^/api/sessions/\\{session_id\\}$|^/api/privacy/delete/confirm$", False),
+    ("^/api/auth/sign-out-everywhere$", True),
+    ("^/api/auth/sign-out$", True),
 )
 
 
@@ -90,7 +108,8 @@ async def _things(kit: Kit, token: str) -> dict[str, object]:
     ).json()
     link = await (await kit.client.post(f"/api/presets/{preset['id']}/share", headers=auth)).json()
     form = aiohttp.FormData()
-    form.add_field("file", b"Notes about rivers.", filename="notes.txt", content_type="text/plain")
+    notes = f"Notes about rivers, set {secrets.token_hex(4)}.".encode()
+    form.add_field("file", notes, filename="notes.txt", content_type="text/plain")
     upload = await (await kit.client.post("/api/files", data=form, headers=auth)).json()
     return {
         "path.conversation_id": conversation,
@@ -102,10 +121,18 @@ async def _things(kit: Kit, token: str) -> dict[str, object]:
     }
 
 
-def _config(folder: Path, parameters: dict[str, object]) -> Path:
+def _config(folder: Path, kept: dict[str, object], doomed: dict[str, object]) -> Path:
+    """Every request names the user's own objects; deletions name a second set of them, so the
+    first set lives through the run."""
+
+    def table(values: dict[str, object]) -> str:
+        return ", ".join(f'"{k}" = {json.dumps(v)}' for k, v in values.items())
+
     path = folder / "schemathesis.toml"
-    lines = ["[parameters]"] + [f'"{k}" = {json.dumps(v)}' for k, v in parameters.items()]
-    path.write_text("\n".join(lines) + "\n")
+    path.write_text(
+        f"parameters = {{ {table(kept)} }}\n\n"
+        f'[[operations]]\ninclude-method = "DELETE"\nparameters = {{ {table(doomed)} }}\n'
+    )
     return path
 
 
@@ -184,15 +211,21 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
         jobs=Jobs(),
     )
     base = str(kit.client.make_url("")).rstrip("/")
-    main, last = await _user(kit.factory), await _user(kit.factory)
-    things = await _things(kit, main)
-    _config(tmp_path, things)
+    main = await _user(kit.factory)
+    kept, doomed = await _things(kit, main), await _things(kit, main)
+    _config(tmp_path, kept, doomed)
     code, output = await _schemathesis(base, main, tmp_path, "--exclude-path-regex", DESTRUCTIVE)
     assert code == 0, output
     # The run reached the user's own objects, not only ids that name nothing: the document it
-    # was given is deleted by now.
+    # was given to delete is gone, the other one is still there.
     auth = {"Authorization": f"Bearer {main}"}
-    gone = await kit.client.get(f"/api/files/{things['path.file_id']}", headers=auth)
-    assert gone.status == 404
-    code, output = await _schemathesis(base, last, tmp_path, "--include-path-regex", DESTRUCTIVE)
-    assert code == 0, output
+    for things, status in ((doomed, 404), (kept, 200)):
+        found = await kit.client.get(f"/api/files/{things['path.file_id']}", headers=auth)
+        assert found.status == status
+    for selection, ends_session in LAST_RUNS:
+        token = await _user(kit.factory)
+        code, output = await _schemathesis(base, token, tmp_path, "--include-path-regex", selection)
+        assert code == 0, output
+        me = await kit.client.get("/api/me", headers={"Authorization": f"Bearer {token}"})
+        # Signing out was reached with the live session (then every later case was refused).
+        assert me.status == (401 if ends_session else 200), selection
