@@ -12,8 +12,12 @@ Adding an operation takes a decorator and one line in the module's ``setup``::
         id: int
         title: str
 
+    class ThingPath(PathParams):              # the path's variables
+        thing_id: Id                          # digits up to the largest bigint
+
     @operation("PUT", r"/api/things/{thing_id:\\d+}", summary="Rename a thing",
-               responses={200: Answer("Renamed.", Renamed)}, errors={409: "Taken."})
+               responses={200: Answer("Renamed.", Renamed)}, errors={409: "Taken."},
+               tags=("things",))
     async def rename(request: web.Request, path: ThingPath, body: Rename) -> web.Response:
         ...                                    # path.thing_id and body.title are checked
 
@@ -25,7 +29,9 @@ the path's variables), ``query`` (a ``Query`` model) and ``body`` (a ``Body`` mo
 ``Model | None`` when the body may be left out). A route added any other way under ``/api`` has
 no contract, and ``create_app`` refuses to start with one (``check_contracts``).
 
-Refusals, one shape for every transport error: ``{"error", "message", "fields"?}``.
+Refusals, one shape for every transport error: ``{"error", "message", "fields"?}``. Input that
+does not fit its model is 400 ``invalid_input`` (not 422: the same code the services' own checks
+give, so a client handles one).
 
 - The body: declared JSON (else 415 ``unsupported_media_type``), at most ``MAX_JSON_BYTES``
   (else 413 ``payload_too_large``), nested at most ``MAX_JSON_DEPTH`` deep, every string and key
@@ -209,7 +215,6 @@ class Operation:
         return await self.handler(request, **kwargs)
 
     def all_responses(self) -> dict[int, Answer]:
-        error = Answer
         out: dict[int, Answer] = dict(self.responses)
         inputs = self.path_model or self.query_model or self.body_model or self.raw_body
         standard: dict[int, str] = {}
@@ -225,7 +230,7 @@ class Operation:
             standard[415] = f"The body is not {self.body_media}."
         standard[503] = "A dependency is unreachable for a moment; see Retry-After."
         for status, text in {**standard, **self.errors}.items():
-            out.setdefault(status, error(text, Error))
+            out.setdefault(status, Answer(text, Error))
         return dict(sorted(out.items()))
 
 
