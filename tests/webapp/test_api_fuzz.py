@@ -175,8 +175,9 @@ async def _schemathesis(base: str, token: str, report: Path, *selection: str) ->
     )
     out, _ = await process.communicate()
     text = out.decode(errors="replace")
-    # The summary stays in the test's captured output: how many cases, which phases, how long.
-    print(text[text.find("SUMMARY") :])
+    # Warnings and summary stay in the captured output: how many cases, which phases, how long.
+    start = text.find("WARNINGS")
+    print(text[start if start >= 0 else text.find("SUMMARY") :])
     return process.returncode or 0, text
 
 
