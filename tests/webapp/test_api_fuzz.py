@@ -22,23 +22,31 @@ import json
 import os
 import secrets
 import sys
+from ipaddress import ip_network
 from pathlib import Path
 
 import aiohttp
 import httpx
+from aiogram import Bot
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.factory import create_bot
+from bot.stars import renewal_switch
 from core.media import LocalMediaStore
+from core.payments.yookassa import YooKassaClient
 from core.providers.registry import ProviderRegistry
 from core.providers.settings import sandbox_providers
 from core.services import billing
 from core.services.chat import ModelMenu, ModelTerms
-from core.services.tariffs import Tariffs
+from core.services.payments import PaymentTerms
+from core.services.tariffs import Plan, Tariffs
 from db.engine import UnitOfWorkFactory
+from netroom.processes import invoice_links
 from sandbox.app import SandboxServer
+from sandbox.client import SandboxClient
 from tests.factories import register
-from tests.webapp.authkit import SECRET, Kit, make_kit
+from tests.webapp.authkit import SECRET, Kit, make_kit, oauth_clients
 from tests.webapp.conftest import ClientMaker, web_access_token
 
 SEED = 20261205
@@ -199,6 +207,20 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
         output_per_1k=30,
         reasoning=True,
     )
+    # Telegram (Stars invoices and renewals through the web process's own Bot), YooKassa and the
+    # OAuth providers are the sandbox's, so the payment and sign-in operations are reached too.
+    token = f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
+    async with SandboxClient(sandbox.url) as control:
+        await control.register_bot(token, "netroom_fuzz_bot", "NetRoom")
+    bot: Bot = create_bot(token, sandbox.url)
+    shop_id, key = f"shop-{tag}", secrets.token_urlsafe(16)
+    terms = PaymentTerms.build(
+        kopecks_per_star=150,
+        star_packages=[50, 100],
+        referral_level1_percent=10,
+        referral_level2_percent=3,
+        signing_secret=SECRET,
+    )
     kit = await make_kit(
         aiohttp_client,
         engine,
@@ -207,10 +229,32 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
         http,
         models=ModelMenu(models=(model,), default_id="fuzz-gpt"),
         providers=ProviderRegistry(sandbox_providers(sandbox.url), http),
-        tariffs=Tariffs(free_limits={"basic": 1}, timezone="Europe/Moscow"),
+        tariffs=Tariffs(
+            free_limits={"basic": 1},
+            plans=(Plan("plus", 250, {"basic": 200}, 10),),
+            timezone="Europe/Moscow",
+        ),
         media_store=LocalMediaStore(tmp_path / "media"),
         jobs=Jobs(),
+        oauth=await oauth_clients(sandbox, http),
+        payment_terms=terms,
+        stars_invoice_links=invoice_links(bot),
+        subscription_renewals=renewal_switch(bot),
+        yookassa=YooKassaClient(http, shop_id, key, f"{sandbox.url}/yookassa/v3"),
+        yookassa_packages=(300, 1000),
+        yookassa_networks=(ip_network("127.0.0.0/8"), ip_network("::1/128")),
     )
+    await http.post(
+        f"{sandbox.url}/sandbox/api/yookassa/shops",
+        json={"shop_id": shop_id, "secret_key": key, "webhook_url": "http://netroom.test/"},
+    )
+    try:
+        await _fuzz(kit, tmp_path)
+    finally:
+        await bot.session.close()
+
+
+async def _fuzz(kit: Kit, tmp_path: Path) -> None:
     base = str(kit.client.make_url("")).rstrip("/")
     main = await _user(kit.factory)
     kept, doomed = await _things(kit, main), await _things(kit, main)
