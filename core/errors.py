@@ -50,6 +50,16 @@ class UnknownTimeZone(InvalidInput):
     )
 
 
+class PayloadTooLarge(InvalidInput):
+    code = "payload_too_large"
+    msgid = N_("The request is too large.")
+
+
+class MethodNotAllowed(InvalidInput):
+    code = "method_not_allowed"
+    msgid = N_("The request is not valid.")
+
+
 class ConsentRequired(DomainError):
     code = "consent_required"
     msgid = N_("Please accept the privacy policy first.")

@@ -7,7 +7,7 @@ import aiohttp_jinja2
 import jinja2
 from aiohttp import web
 
-from webapp import headers, observe, openapi
+from webapp import contract, headers, observe
 from webapp.errors import error_middleware, request_log_middleware
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
@@ -52,7 +52,8 @@ def create_app(context: WebContext) -> web.Application:
     privacy.setup(app)
     account_api.setup(app)
     chat_api.setup(app)
-    openapi.setup(app)
+    contract.setup(app)
     sharing.setup(app)
     voice.setup(app)
+    contract.check_contracts(app)
     return app

@@ -17,7 +17,9 @@ from core.errors import (
     DomainError,
     Forbidden,
     InvalidInput,
+    MethodNotAllowed,
     NotFound,
+    PayloadTooLarge,
     RateLimited,
     ServiceUnavailable,
     ShuttingDown,
@@ -46,6 +48,8 @@ STATUS: dict[type[DomainError], int] = {
     UserBlocked: 403,
     ConsentRequired: 403,
     UnsupportedMediaType: 415,
+    PayloadTooLarge: 413,
+    MethodNotAllowed: 405,
     InvalidInput: 400,
     Unauthorized: 401,
     RateLimited: 429,
@@ -86,9 +90,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except DomainError as exc:
         log.info("%s %s: %s (%s)", request.method, _route(request), exc.code, exc.detail)
         return domain_error_response(request, exc)
-    except web.HTTPNotFound:
-        return not_found(request)
-    except web.HTTPException:
+    except web.HTTPException as exc:
+        if exc.status >= 400 and request.path.startswith("/api/"):
+            # The router's own refusals (no such route, another method, a body over aiohttp's
+            # limit) answer in the API's one error shape too.
+            return http_error_response(request, exc)
+        if exc.status == 404:
+            return not_found(request)
         raise
     except Exception as exc:
         outage = as_unavailable(exc)
@@ -130,6 +138,22 @@ def domain_error_response(request: web.Request, exc: DomainError) -> web.Respons
         # Which input was refused, for forms to point at.
         body["fields"] = fields
     return web.json_response(body, status=status_for(exc), headers=headers)
+
+
+HTTP_ERRORS: dict[int, type[DomainError]] = {
+    404: NotFound,
+    405: MethodNotAllowed,
+    413: PayloadTooLarge,
+}
+
+
+def http_error_response(request: web.Request, exc: web.HTTPException) -> web.Response:
+    error = HTTP_ERRORS.get(exc.status, InvalidInput)(f"{exc.status} {exc.reason}")
+    response = domain_error_response(request, error)
+    response.set_status(exc.status)
+    if "Allow" in exc.headers:
+        response.headers["Allow"] = exc.headers["Allow"]
+    return response
 
 
 UNLOGGED = ("/static/", "/healthz", "/readyz", "/metrics")

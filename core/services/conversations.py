@@ -10,6 +10,7 @@ from sqlalchemy import delete, select, update
 
 from core.errors import NotFound, UserBlocked
 from core.services.chat import ModelMenu, prefs_of, user_of
+from core.text import clean
 from db.models import ChatMessageRow, Conversation, User
 from db.uow import UnitOfWork
 
@@ -100,7 +101,7 @@ async def _open_conversation(uow: UnitOfWork, user: User, *, title: str, model_i
         user_id=user.id,
         model_id=model_id,
         preset_id=(user.features or {}).get("preset_id"),
-        title=title.strip()[:64] or None,
+        title=clean(title).strip()[:64] or None,
     )
     async with uow.transaction():
         uow.session.add(conversation)

@@ -50,6 +50,7 @@ from core.media import MediaStore
 from core.providers.embeddings import Embeddings
 from core.providers.errors import ProviderError
 from core.services import billing
+from core.text import clean_file_name
 from db.models import Conversation, File, FileChunk, FileLink, Preset, User
 from db.uow import UnitOfWork
 
@@ -203,7 +204,7 @@ async def upload(
             f"user {user_id} uses {used} bytes", quota_mb=limits.quota_bytes // (1024 * 1024)
         )
     key = await store.save(data, detection.mime)
-    clean_name = (name or "document").replace("/", "_").strip()[:255] or "document"
+    clean_name = clean_file_name(name)
     async with uow.transaction():
         inserted = await uow.session.scalar(
             insert(File)

@@ -15,6 +15,7 @@ from core.media import MediaStore
 from core.providers.base import ImageProvider, ImageRequest
 from core.providers.errors import ProviderError
 from core.services import billing
+from core.text import clean
 from db.models import Media
 from db.uow import UnitOfWork
 
@@ -56,7 +57,7 @@ async def generate_image(
     model: ImageTerms,
     now: datetime,
 ) -> GeneratedImage:
-    prompt = prompt.strip()
+    prompt = clean(prompt).strip()
     if not prompt:
         raise EmptyPrompt("no prompt")
     if len(prompt) > MAX_PROMPT:

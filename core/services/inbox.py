@@ -33,6 +33,7 @@ from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from core.text import clean_json
 from db.models import InboxMark, InboxUpdate
 from db.uow import UnitOfWork
 
@@ -96,7 +97,9 @@ async def record(
     if not updates:
         return set()
     rows = [
-        {"update_id": int(u["update_id"]), "telegram_id": sender_of(u), "payload": dict(u)}
+        # A message may carry NUL or a lone surrogate, which jsonb refuses: the row keeps the
+        # update cleaned (handlers store what they keep cleaned too), never the whole batch stuck.
+        {"update_id": int(u["update_id"]), "telegram_id": sender_of(u), "payload": clean_json(u)}
         for u in updates
     ]
     inserted = (

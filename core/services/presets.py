@@ -9,6 +9,7 @@ from sqlalchemy import select, update
 
 from core.errors import InvalidInput, NotFound
 from core.services.chat import ChatPrefs, set_prefs, user_of
+from core.text import clean
 from db.models import Preset, User
 from db.uow import UnitOfWork
 
@@ -21,7 +22,7 @@ class PresetDTO:
 
 
 async def create_preset(uow: UnitOfWork, user_id: int, *, title: str, prompt: str) -> PresetDTO:
-    title, prompt = title.strip(), prompt.strip()
+    title, prompt = clean(title).strip(), clean(prompt).strip()
     if not 1 <= len(title) <= 64 or not 1 <= len(prompt) <= 4000:
         raise InvalidInput("a preset needs a title (1-64) and a prompt (1-4000 characters)")
     async with uow.transaction():
@@ -70,7 +71,7 @@ async def edit_preset(
     uow: UnitOfWork, user_id: int, preset_id: int, *, title: str, prompt: str, now: datetime
 ) -> PresetDTO:
     preset = await _own_preset(uow, user_id, preset_id)
-    title, prompt = title.strip(), prompt.strip()
+    title, prompt = clean(title).strip(), clean(prompt).strip()
     if not 1 <= len(title) <= 64 or not 1 <= len(prompt) <= 4000:
         raise InvalidInput("a preset needs a title (1-64) and a prompt (1-4000 characters)")
     async with uow.transaction():

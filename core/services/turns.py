@@ -35,7 +35,6 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
-import re
 import secrets
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
@@ -74,6 +73,7 @@ from core.services.chat import (
 )
 from core.services.conversations import own_conversation
 from core.services.tariffs import Tariffs, active_plan, give_back_free_use, take_free_use
+from core.text import UNSAFE, clean
 from db.models import ChatMessageRow, Conversation, Preset, User
 from db.uow import UnitOfWork
 
@@ -83,12 +83,6 @@ STATUSES = ("complete", "stopped", "cut", "failed", "undelivered")
 # How often a running turn looks for a Stop; how long a stream may take to heed one.
 STOP_POLL = 0.2
 STOP_GRACE = 1.0
-_UNSAFE = re.compile("[\x00\ud800-\udfff]")
-
-
-def clean(text: str) -> str:
-    """Text Postgres and every encoder accept: NUL and lone surrogates become U+FFFD."""
-    return _UNSAFE.sub("\ufffd", text) if _UNSAFE.search(text) else text
 
 
 RETENTION = timedelta(days=14)
@@ -592,9 +586,9 @@ async def _cleaned(
             if type(event) is TextDelta and first_text is not None:
                 first_text()
                 first_text = None
-            if type(event) is TextDelta and _UNSAFE.search(event.text):
+            if type(event) is TextDelta and UNSAFE.search(event.text):
                 event = TextDelta(clean(event.text))
-            elif type(event) is ReasoningDelta and _UNSAFE.search(event.text):
+            elif type(event) is ReasoningDelta and UNSAFE.search(event.text):
                 event = ReasoningDelta(clean(event.text))
             yield event
 

@@ -17,6 +17,7 @@ from core.media import MediaStore
 from core.providers.base import VideoProvider, VideoRequest, VideoStatus
 from core.providers.errors import ProviderError
 from core.services import billing
+from core.text import clean
 from db.models import Media, User
 from db.uow import UnitOfWork
 
@@ -59,7 +60,7 @@ async def submit_video(
     now: datetime,
 ) -> int:
     """Hold the price, start the job at the provider, record it; the media id to watch."""
-    prompt = prompt.strip()
+    prompt = clean(prompt).strip()
     if not prompt:
         raise EmptyVideoPrompt("no prompt")
     balance = await billing.get_balance(uow, user_id)

@@ -7,7 +7,10 @@ import io
 import zipfile
 from typing import Any
 
+from sqlalchemy import select
+
 from core.services import billing
+from db.models import File
 from tests.bot.conftest import BotHarness, Person, PersonFactory, buttons, text_of
 from tests.core.test_documents import make_pdf
 
@@ -134,3 +137,19 @@ async def test_a_file_that_failed_is_read_again_when_sent_again(
     [retry] = await _send(harness, uma, "report.pdf", damaged)
     assert "Trying again" in text_of(retry) and "report.pdf" in text_of(retry)
     assert await failure_after(after)
+
+
+async def test_a_file_name_with_a_nul_is_stored_cleaned_not_refused(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    kai = await _ready_person(harness, person, "Kai")
+    [got] = await _send(harness, kai, "river\x00notes.md", FACTS)
+    assert "Got river\ufffdnotes.md" in text_of(got)
+    async with harness.uow_factory() as uow:
+        user = await uow.users.by_telegram_id(kai.id)
+        assert user is not None
+        names = (await uow.session.scalars(select(File.name).filter_by(user_id=user.id))).all()
+    assert list(names) == ["river\ufffdnotes.md"]
+    # A message with one is answered too (the inbox keeps the update cleaned).
+    [answer] = await kai.say("What about\x00 rivers?")
+    assert "busy" not in text_of(answer) and "Something went wrong" not in text_of(answer)

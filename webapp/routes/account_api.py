@@ -25,59 +25,245 @@ another user's preset answers 404 exactly like one that never existed.
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from babel.numbers import format_decimal
+from pydantic import Field
 
 from core.deeplinks import referral_payload
-from core.errors import InvalidInput, NotFound
-from core.i18n import N_
+from core.errors import NotFound
+from core.i18n import N_, money
 from core.services import accounts, billing, chat, images, payments, presets, subscriptions, tariffs
 from core.services.presets import PresetDTO
 from core.services.tariffs import Plan
+from webapp.contract import (
+    TIME,
+    Answer,
+    Body,
+    Cursor,
+    Id,
+    Out,
+    PathParams,
+    Query,
+    add_routes,
+    operation,
+)
 from webapp.i18n import translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes.api import MAX_ID, json_body, object_id, user_id_of
+from webapp.routes.api import user_id_of
 
-SETTINGS = {
-    "language": str,
-    "theme": str,
-    "reasoning": bool,
-    "web_search": bool,
-    "history_enabled": bool,
-    "marketing_opt_in": bool,
-    "read_aloud": bool,
-}
 TRANSACTIONS_PAGE = 20
 MEDIA_PAGE = 24
+TAGS = ("account",)
 
 
-def _int_query(request: web.Request, name: str, default: int | None) -> int | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"{name} is not a number") from exc
-    if value < 0:
-        raise InvalidInput(f"{name} must not be negative", fields=[name])
-    # Ids are bigint: a bound past every id is no bound at all.
-    return min(value, MAX_ID)
+# --- the contract --------------------------------------------------------------------------------
+
+
+class Preset(Out):
+    id: int
+    title: str
+    system_prompt: str
+    active: bool = Field(description="In use for new chats.")
+
+
+class Presets(Out):
+    presets: list[Preset]
+    active_id: int | None
+
+
+class PresetFields(Body):
+    title: Annotated[str, Field(min_length=1, max_length=64)]
+    system_prompt: Annotated[str, Field(min_length=1, max_length=4000)]
+
+
+class PresetPath(PathParams):
+    preset_id: Id
+
+
+class ActivePreset(Out):
+    active_id: int | None
+
+
+class Page(Query):
+    limit: Cursor | None = Field(None, description="At most this many.")
+    before: Cursor | None = Field(
+        None, description="Only items older than this id (the previous page's next_before)."
+    )
+
+
+class Media(Out):
+    id: int
+    kind: Literal["image", "video"]
+    prompt: str
+    model_id: str | None
+    status: Literal["pending", "ready", "failed"]
+    created_at: TIME
+    url: str | None
+    mime: str | None
+    width: int | None
+    height: int | None
+    duration_seconds: float | None
+
+
+class MediaPage(Out):
+    media: list[Media]
+    next_before: int | None
+
+
+class Allowance(Out):
+    tier: str
+    limit: int
+    used: int
+    left: int
+
+
+class FreeTier(Out):
+    period: str
+    next_reset: TIME
+    allowances: list[Allowance]
+
+
+class CurrentPlan(Out):
+    id: str
+    stars: int = Field(description="Stars every 30 days.")
+    discount_percent: int
+    until: TIME | None
+    renews: bool = Field(description="False once the renewal is cancelled.")
+
+
+class OfferedPlan(Out):
+    id: str
+    stars: int
+    discount_percent: int
+    free_tier: dict[str, int]
+
+
+class StarPackage(Out):
+    stars: int
+    kopecks: int
+
+
+class StarOffers(Out):
+    packages: list[StarPackage]
+    purchasable: bool
+
+
+class CardPackage(Out):
+    rub: int
+    kopecks: int
+
+
+class CardOffers(Out):
+    packages: list[CardPackage]
+
+
+class Balance(Out):
+    balance_kopecks: int = Field(description="Money in kopecks (1/100 rouble).")
+    reserved_kopecks: int
+    available_kopecks: int
+    discount_percent: int
+    bonus_percent: int
+    free_tier: FreeTier | None
+    plan: CurrentPlan | None
+    plans: list[OfferedPlan]
+    plans_purchasable: bool = Field(
+        description="Plans can be bought and their renewal changed here (with Telegram)."
+    )
+    stars: StarOffers | None
+    card: CardOffers | None
+
+
+class Transaction(Out):
+    id: int
+    kind: str
+    category: str | None
+    amount_kopecks: int
+    balance_after_kopecks: int | None
+    model_id: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    created_at: TIME | None
+    plan: str | None = Field(None, description="The plan a subscription entry paid for.")
+
+
+class Transactions(Out):
+    transactions: list[Transaction]
+    next_before: int | None
+
+
+class BuyStars(Body):
+    stars: Annotated[int, Field(ge=1, le=1_000_000, description="One of the offered packages.")]
+
+
+class InvoiceLink(Out):
+    invoice_link: str
+
+
+class Subscribe(Body):
+    plan: Annotated[str, Field(max_length=64, description="The id of a plan on offer.")]
+
+
+class Renewal(Body):
+    renews: bool
+
+
+class Percents(Out):
+    level1: int
+    level2: int
+
+
+class ReferralInfo(Out):
+    code: str
+    bot_link: str | None
+    app_link: str | None
+    level1: int
+    level2: int
+    earned_kopecks: int
+    percents: Percents | None
+
+
+class Settings(Out):
+    language: str
+    theme: str
+    reasoning: bool
+    web_search: bool
+    history_enabled: bool
+    marketing_opt_in: bool
+    read_aloud: bool = Field(description="Replies also come as voice messages in the bot.")
+    timezone: str | None = Field(
+        description="The IANA time zone times are shown in; null until chosen. Set with "
+        "PUT /api/settings/timezone."
+    )
+
+
+class TimeZoneChange(Body):
+    timezone: Annotated[str, Field(min_length=1, max_length=64, description="An IANA name.")]
+
+
+class TimeZone(Out):
+    timezone: str
+
+
+class MediaPath(PathParams):
+    media_id: Id
+
+
+class SettingsChange(Body):
+    """Any subset of the settings; an unknown one is refused."""
+
+    model_config = Body.model_config | {"extra": "forbid"}
+    language: Literal["en", "ru"] | None = None
+    theme: Literal["auto", "light", "dark"] | None = None
+    reasoning: bool | None = None
+    web_search: bool | None = None
+    history_enabled: bool | None = None
+    marketing_opt_in: bool | None = None
+    read_aloud: bool | None = None
 
 
 def _iso(value: datetime | None) -> str | None:
     return None if value is None else value.isoformat()
-
-
-def money(kopecks: int, language: str) -> str:
-    """Roubles as people write them: 1 300,00 ₽ in Russian, ₽1,300.00 in English."""
-    value = format_decimal(
-        Decimal(kopecks) / 100, format="#,##0.00", locale="ru" if language == "ru" else "en"
-    )
-    return f"{value} ₽" if language == "ru" else f"₽{value}"
 
 
 # --- presets -----------------------------------------------------------------------------------
@@ -92,13 +278,13 @@ def _preset(preset: PresetDTO, active_id: int | None) -> dict[str, object]:
     }
 
 
-def _preset_fields(body: dict[str, Any]) -> tuple[str, str]:
-    title, prompt = body.get("title"), body.get("system_prompt")
-    if not isinstance(title, str) or not isinstance(prompt, str):
-        raise InvalidInput('expected {"title": ..., "system_prompt": ...}')
-    return title, prompt
-
-
+@operation(
+    "GET",
+    "/api/presets",
+    summary="The user's presets and the one in use",
+    responses={200: Answer("OK.", Presets)},
+    tags=TAGS,
+)
 async def list_presets(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
@@ -110,47 +296,84 @@ async def list_presets(request: web.Request) -> web.Response:
     )
 
 
-async def create_preset(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/presets",
+    summary="Create a preset",
+    responses={201: Answer("Created.", Preset)},
+    tags=TAGS,
+)
+async def create_preset(request: web.Request, body: PresetFields) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    title, prompt = _preset_fields(await json_body(request))
     async with ctx.uow_factory() as uow:
-        preset = await presets.create_preset(uow, user_id, title=title, prompt=prompt)
+        preset = await presets.create_preset(
+            uow, user_id, title=body.title, prompt=body.system_prompt
+        )
     return web.json_response(_preset(preset, None), status=201)
 
 
-async def edit_preset(request: web.Request) -> web.Response:
+@operation(
+    "PUT",
+    r"/api/presets/{preset_id:\d+}",
+    summary="Edit a preset",
+    responses={200: Answer("Edited.", Preset)},
+    tags=TAGS,
+)
+async def edit_preset(request: web.Request, path: PresetPath, body: PresetFields) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    preset_id = object_id(request, "preset_id")
-    title, prompt = _preset_fields(await json_body(request))
     async with ctx.uow_factory() as uow:
         preset = await presets.edit_preset(
-            uow, user_id, preset_id, title=title, prompt=prompt, now=ctx.clock()
+            uow,
+            user_id,
+            path.preset_id,
+            title=body.title,
+            prompt=body.system_prompt,
+            now=ctx.clock(),
         )
         active_id = (await chat.get_prefs(uow, user_id)).preset_id
     return web.json_response(_preset(preset, active_id))
 
 
-async def delete_preset(request: web.Request) -> web.Response:
+@operation(
+    "DELETE",
+    r"/api/presets/{preset_id:\d+}",
+    summary="Delete a preset",
+    responses={204: Answer("Deleted.")},
+    tags=TAGS,
+)
+async def delete_preset(request: web.Request, path: PresetPath) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    preset_id = object_id(request, "preset_id")
     async with ctx.uow_factory() as uow:
-        await presets.delete_preset(uow, user_id, preset_id)
+        await presets.delete_preset(uow, user_id, path.preset_id)
     return web.Response(status=204)
 
 
-async def use_preset(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    r"/api/presets/{preset_id:\d+}/use",
+    summary="Use a preset for new conversations",
+    responses={200: Answer("In use.", ActivePreset)},
+    tags=TAGS,
+)
+async def use_preset(request: web.Request, path: PresetPath) -> web.Response:
     """The preset becomes the instructions of new conversations → ``{"active_id"}``."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    preset_id = object_id(request, "preset_id")
     async with ctx.uow_factory() as uow:
-        prefs = await presets.use_preset(uow, user_id, preset_id)
+        prefs = await presets.use_preset(uow, user_id, path.preset_id)
     return web.json_response({"active_id": prefs.preset_id})
 
 
+@operation(
+    "DELETE",
+    "/api/presets/active",
+    summary="New conversations start without a preset",
+    responses={200: Answer("None in use.", ActivePreset)},
+    tags=TAGS,
+)
 async def stop_using_presets(request: web.Request) -> web.Response:
     """``DELETE /api/presets/active``: new conversations start without instructions."""
     ctx = request.app[CONTEXT]
@@ -179,11 +402,18 @@ def _media(m: images.MediaDTO) -> dict[str, object]:
     }
 
 
-async def list_media(request: web.Request) -> web.Response:
+@operation(
+    "GET",
+    "/api/media",
+    summary="Generated images and videos, newest first",
+    responses={200: Answer("OK.", MediaPage)},
+    tags=TAGS,
+)
+async def list_media(request: web.Request, query: Page) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    limit = _int_query(request, "limit", MEDIA_PAGE) or MEDIA_PAGE
-    before = _int_query(request, "before", None)
+    limit = query.limit or MEDIA_PAGE
+    before = query.before
     async with ctx.uow_factory() as uow:
         found = await images.list_media(uow, user_id, limit=limit, before_id=before)
     full = len(found) == min(limit, images.MEDIA_PAGE_MAX)
@@ -195,14 +425,21 @@ async def list_media(request: web.Request) -> web.Response:
     )
 
 
-async def delete_media(request: web.Request) -> web.Response:
+@operation(
+    "DELETE",
+    r"/api/media/{media_id:\d+}",
+    summary="Delete one's own picture or video (the record and the file)",
+    responses={204: Answer("Deleted.")},
+    errors={400: "Still being made.", 404: "No such media of this account."},
+    tags=TAGS,
+)
+async def delete_media(request: web.Request, path: MediaPath) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    media_id = object_id(request, "media_id")
     if ctx.media_store is None:
         raise NotFound("no media store")
     async with ctx.uow_factory() as uow:
-        await images.delete_media(uow, ctx.media_store, user_id=user_id, media_id=media_id)
+        await images.delete_media(uow, ctx.media_store, user_id=user_id, media_id=path.media_id)
     return web.Response(status=204)
 
 
@@ -244,6 +481,13 @@ def _plans_purchasable(ctx: WebContext, telegram_id: int | None) -> bool:
     )
 
 
+@operation(
+    "GET",
+    "/api/balance",
+    summary="Balance, free-tier allowances, plan and the top-up offers",
+    responses={200: Answer("OK.", Balance)},
+    tags=TAGS,
+)
 async def show_balance(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
@@ -304,11 +548,18 @@ async def show_balance(request: web.Request) -> web.Response:
     )
 
 
-async def list_transactions(request: web.Request) -> web.Response:
+@operation(
+    "GET",
+    "/api/transactions",
+    summary="Ledger entries, newest first",
+    responses={200: Answer("OK.", Transactions)},
+    tags=TAGS,
+)
+async def list_transactions(request: web.Request, query: Page) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    limit = min(_int_query(request, "limit", TRANSACTIONS_PAGE) or TRANSACTIONS_PAGE, 100)
-    before = _int_query(request, "before", None)
+    limit = min(query.limit or TRANSACTIONS_PAGE, 100)
+    before = query.before
     async with ctx.uow_factory() as uow:
         entries = await billing.history(uow, user_id, limit=limit, before_id=before)
     return web.json_response(
@@ -333,15 +584,21 @@ async def list_transactions(request: web.Request) -> web.Response:
     )
 
 
-async def buy_stars(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/payments/stars",
+    summary="A Telegram Stars invoice link for Telegram.WebApp.openInvoice",
+    responses={201: Answer("Created.", InvoiceLink)},
+    errors={404: "Stars top-ups are not offered, or no Telegram account to pay with."},
+    tags=("payments",),
+)
+async def buy_stars(request: web.Request, body: BuyStars) -> web.Response:
     """``{"stars": 100}`` → 201 ``{"invoice_link"}`` for ``Telegram.WebApp.openInvoice``."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     if ctx.stars_invoice_links is None or ctx.payment_terms is None:
         raise NotFound("Stars top-ups are not offered here")
-    stars = (await json_body(request)).get("stars")
-    if not isinstance(stars, int) or isinstance(stars, bool):
-        raise InvalidInput('expected {"stars": <package>}')
+    stars = body.stars
     async with ctx.uow_factory() as uow:
         user = await accounts.get_user(uow, user_id)
     if user.telegram_id is None:
@@ -360,16 +617,25 @@ async def buy_stars(request: web.Request) -> web.Response:
     return web.json_response({"invoice_link": link}, status=201)
 
 
-async def subscribe(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/subscription",
+    summary="A Telegram Stars subscription invoice link (renewed every 30 days) for openInvoice",
+    responses={201: Answer("Created.", InvoiceLink)},
+    errors={
+        404: "No such plan, or no Telegram account to pay with.",
+        409: "A subscription is already active.",
+    },
+    tags=("payments",),
+)
+async def subscribe(request: web.Request, body: Subscribe) -> web.Response:
     """``{"plan": "plus"}`` → 201 ``{"invoice_link"}``: a Stars subscription Telegram renews
     every 30 days until it is cancelled, opened with ``Telegram.WebApp.openInvoice``."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     if ctx.stars_invoice_links is None or ctx.payment_terms is None or ctx.tariffs is None:
         raise NotFound("Stars subscriptions are not offered here")
-    plan_id = (await json_body(request)).get("plan")
-    if not isinstance(plan_id, str):
-        raise InvalidInput('expected {"plan": <plan id>}')
+    plan_id = body.plan
     async with ctx.uow_factory() as uow:
         user = await accounts.get_user(uow, user_id)
         if user.telegram_id is None:
@@ -391,16 +657,26 @@ async def subscribe(request: web.Request) -> web.Response:
     return web.json_response({"invoice_link": link}, status=201)
 
 
-async def change_subscription(request: web.Request) -> web.Response:
+@operation(
+    "PATCH",
+    "/api/subscription",
+    summary="Cancel (false) or resume (true) the renewal of the user's subscription",
+    responses={200: Answer("The plan.", CurrentPlan)},
+    errors={
+        404: "The user has no active subscription.",
+        502: "Telegram did not accept the change; nothing changed.",
+    },
+    description="Telegram is told first; the plan stays active until the paid period ends.",
+    tags=("payments",),
+)
+async def change_subscription(request: web.Request, body: Renewal) -> web.Response:
     """``{"renews": false}`` cancels the renewal of the user's subscription (the plan stays until
     the paid period ends), ``true`` resumes it → the plan."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     if ctx.subscription_renewals is None or ctx.tariffs is None:
         raise NotFound("subscriptions are not managed here")
-    renews = (await json_body(request)).get("renews")
-    if not isinstance(renews, bool):
-        raise InvalidInput('expected {"renews": true | false}')
+    renews = body.renews
     async with ctx.uow_factory() as uow:
         sub = await subscriptions.switch_renewal(
             uow, ctx.subscription_renewals, user_id=user_id, renew=renews, now=ctx.clock()
@@ -413,6 +689,13 @@ async def change_subscription(request: web.Request) -> web.Response:
 # --- referrals ---------------------------------------------------------------------------------
 
 
+@operation(
+    "GET",
+    "/api/referrals",
+    summary="Referral code, links, counts and earnings",
+    responses={200: Answer("OK.", ReferralInfo)},
+    tags=TAGS,
+)
 async def show_referrals(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
@@ -455,6 +738,13 @@ def _settings(s: accounts.AccountSettings) -> dict[str, object]:
     }
 
 
+@operation(
+    "GET",
+    "/api/settings",
+    summary="Account settings",
+    responses={200: Answer("OK.", Settings)},
+    tags=TAGS,
+)
 async def show_settings(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
@@ -463,48 +753,57 @@ async def show_settings(request: web.Request) -> web.Response:
     return web.json_response(_settings(found))
 
 
-async def change_settings(request: web.Request) -> web.Response:
+@operation(
+    "PATCH",
+    "/api/settings",
+    summary="Change some account settings",
+    responses={200: Answer("The settings now.", Settings)},
+    tags=TAGS,
+)
+async def change_settings(request: web.Request, body: SettingsChange) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    body = await json_body(request)
-    unknown = set(body) - set(SETTINGS)
-    if unknown:
-        raise InvalidInput(f"unknown settings {sorted(unknown)}")
-    for name, value in body.items():
-        if not isinstance(value, SETTINGS[name]):
-            raise InvalidInput(f"{name} has the wrong type")
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True)
     async with ctx.uow_factory() as uow:
-        found = await accounts.update_settings(uow, user_id, **body)
+        found = await accounts.update_settings(uow, user_id, **changes)
     return web.json_response(_settings(found))
 
 
-async def set_timezone(request: web.Request) -> web.Response:
+@operation(
+    "PUT",
+    "/api/settings/timezone",
+    summary="The time zone every time is shown in, here and in the bot",
+    responses={200: Answer("The zone now, in its canonical spelling.", TimeZone)},
+    errors={400: "Not a known IANA time zone."},
+    tags=TAGS,
+)
+async def set_timezone(request: web.Request, body: TimeZoneChange) -> web.Response:
     """``{"timezone": "Europe/Moscow"}`` → ``{"timezone": ...}``; an unknown zone is a 400."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    zone = (await json_body(request)).get("timezone")
-    if not isinstance(zone, str):
-        raise InvalidInput('expected {"timezone": "<IANA name>"}')
     async with ctx.uow_factory() as uow:
-        user = await accounts.set_timezone(uow, user_id, zone)
+        user = await accounts.set_timezone(uow, user_id, body.timezone)
     return web.json_response({"timezone": user.timezone})
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/presets", list_presets)
-    app.router.add_post("/api/presets", create_preset)
-    app.router.add_put(r"/api/presets/{preset_id:\d+}", edit_preset)
-    app.router.add_delete(r"/api/presets/{preset_id:\d+}", delete_preset)
-    app.router.add_post(r"/api/presets/{preset_id:\d+}/use", use_preset)
-    app.router.add_delete("/api/presets/active", stop_using_presets)
-    app.router.add_get("/api/media", list_media)
-    app.router.add_delete(r"/api/media/{media_id:\d+}", delete_media)
-    app.router.add_get("/api/balance", show_balance)
-    app.router.add_get("/api/transactions", list_transactions)
-    app.router.add_post("/api/payments/stars", buy_stars)
-    app.router.add_post("/api/subscription", subscribe)
-    app.router.add_patch("/api/subscription", change_subscription)
-    app.router.add_get("/api/referrals", show_referrals)
-    app.router.add_get("/api/settings", show_settings)
-    app.router.add_patch("/api/settings", change_settings)
-    app.router.add_put("/api/settings/timezone", set_timezone)
+    add_routes(
+        app,
+        list_presets,
+        create_preset,
+        edit_preset,
+        delete_preset,
+        use_preset,
+        stop_using_presets,
+        list_media,
+        delete_media,
+        show_balance,
+        list_transactions,
+        buy_stars,
+        subscribe,
+        change_subscription,
+        show_referrals,
+        show_settings,
+        change_settings,
+        set_timezone,
+    )

@@ -3,27 +3,22 @@ one error middleware."""
 
 from __future__ import annotations
 
-import json
 import re
-from typing import Any
+from typing import Literal
 
 from aiohttp import web
+from pydantic import Field
 
 from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo
-from core.errors import (
-    ConsentRequired,
-    InvalidInput,
-    NotFound,
-    Unauthorized,
-    UnsupportedMediaType,
-)
+from core.errors import ConsentRequired, Unauthorized
 from core.security.initdata import InitDataInvalid
 from core.security.tokens import SessionInvalid, issue_access_token
 from core.services import accounts, auth, billing, chat, sessions
 from core.services.sessions import IssuedSession
 from webapp.auth import bearer_user
 from webapp.clientip import client_address
+from webapp.contract import Answer, Body, Consent, Out, add_routes, operation
 from webapp.keys import CONTEXT, WebContext
 
 TMA = re.compile(r"^tma (.+)$", re.DOTALL)
@@ -90,7 +85,31 @@ def token_body(
     return body
 
 
-async def sign_in_telegram(request: web.Request) -> web.Response:
+class Tokens(Out):
+    access_token: str = Field(description="A JWT for the Authorization header.")
+    token_type: Literal["bearer"]
+    expires_in: int = Field(description="Seconds the access token stays valid.")
+    refresh_token: str = Field(
+        "",
+        description="Exchanged at /api/auth/refresh for new tokens (not given to a cookie "
+        "refresh).",
+    )
+
+
+class TelegramSignIn(Body):
+    accept_policy: Consent = Field(False, description="The user accepted the policy just now.")
+
+
+@operation(
+    "POST",
+    "/api/auth/telegram",
+    summary="Sign in from the Mini App with Telegram's initData",
+    auth="tma",
+    responses={200: Answer("Signed in: a new session.", Tokens)},
+    errors={403: "The policy is not accepted yet (ask again with accept_policy)."},
+    description="`Authorization: tma <initData>`; each initData signs in once.",
+)
+async def sign_in_telegram(request: web.Request, body: TelegramSignIn | None) -> web.Response:
     """``Authorization: tma <initData>`` → ``{access_token, token_type, expires_in,
     refresh_token}`` for the Mini App: a new session."""
     ctx = request.app[CONTEXT]
@@ -101,9 +120,7 @@ async def sign_in_telegram(request: web.Request) -> web.Response:
         raise InitDataInvalid("no tma authorization header")
     now = ctx.clock()
     data = ctx.init_data.verify(match.group(1), now=now)
-    accepted = False
-    if request.can_read_body:
-        accepted = (await json_body(request)).get("accept_policy") is True
+    accepted = body is not None and body.accept_policy
     async with ctx.uow_factory() as uow:
         user = await accounts.get_by_telegram_id(uow, data.user.id)
         if (user is None or user.needs_consent(ctx.policy_version)) and not accepted:
@@ -142,77 +159,32 @@ async def sign_in_telegram(request: web.Request) -> web.Response:
     return web.json_response(token_body(ctx, issued))
 
 
-# Ids are bigint: a larger number names nothing.
-MAX_ID = 2**63 - 1
-
-
-# A JSON body nested deeper than this is not one our routes take.
-MAX_JSON_DEPTH = 32
-
-
-async def json_body(request: web.Request) -> dict[str, Any]:
-    """The request's JSON object, checked before any use: declared as JSON (else 415), no
-    deeper than ``MAX_JSON_DEPTH``, and every string free of NUL characters and lone
-    surrogates (which no database or client takes); anything else is InvalidInput naming the
-    offending field."""
-    if request.content_type != "application/json":
-        raise UnsupportedMediaType(f"content type {request.content_type!r}")
-    raw = await request.read()
-    try:
-        body = json.loads(raw)
-    except RecursionError as exc:
-        raise InvalidInput("body nested too deeply") from exc
-    except ValueError as exc:
-        raise InvalidInput("body is not JSON") from exc
-    if not isinstance(body, dict):
-        raise InvalidInput("body is not a JSON object")
-    check_json(body)
-    return body
-
-
-def check_json(value: object) -> None:
-    """Depth and strings of a parsed JSON value (see ``json_body``), without recursion."""
-    stack: list[tuple[object, str, int]] = [(value, "", 0)]
-    while stack:
-        item, path, depth = stack.pop()
-        if depth > MAX_JSON_DEPTH:
-            raise InvalidInput("body nested too deeply", fields=[path or "body"])
-        if isinstance(item, str):
-            if not clean_text(item):
-                raise InvalidInput("a string with NUL or a lone surrogate", fields=[path])
-        elif isinstance(item, dict):
-            for key, child in item.items():
-                name = f"{path}.{key}" if path else str(key)
-                if not clean_text(str(key)):
-                    raise InvalidInput("a key with NUL or a lone surrogate", fields=[path])
-                stack.append((child, name, depth + 1))
-        elif isinstance(item, list):
-            stack.extend((child, f"{path}[{i}]", depth + 1) for i, child in enumerate(item))
-
-
-_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
-
-
-def clean_text(text: str) -> bool:
-    """No NUL character and no lone surrogate."""
-    return _UNSTORABLE.search(text) is None
-
-
-def object_id(request: web.Request, name: str) -> int:
-    """A numeric id from the path (routes match digits only). A number too large for the
-    database names nothing: 404, like any id that is not the user's."""
-    value = int(request.match_info[name])
-    if value > MAX_ID:
-        raise NotFound(f"{name} {value}")
-    return value
-
-
 def user_id_of(request: web.Request) -> int:
     """The signed-in user: a valid access token whose session is alive (checked by the session
     middleware, see ``webapp.auth``)."""
     return bearer_user(request)
 
 
+class Referrals(Out):
+    level1: int
+    level2: int
+
+
+class Me(Out):
+    id: int
+    name: str | None
+    username: str | None
+    email: str | None = Field(description="The address of email-and-password sign-in.")
+    language: str
+    balance_kopecks: int = Field(description="Money in kopecks (1/100 rouble).")
+    reserved_kopecks: int
+    model: str | None = Field(description="The picked model id.")
+    referral_code: str
+    referrals: Referrals
+    timezone: str | None = Field(description="The IANA time zone chosen; null until chosen.")
+
+
+@operation("GET", "/api/me", summary="The signed-in account", responses={200: Answer("OK.", Me)})
 async def me(request: web.Request) -> web.Response:
     """The signed-in account: who, language, balance, chat preferences."""
     ctx = request.app[CONTEXT]
@@ -243,5 +215,4 @@ async def me(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/api/auth/telegram", sign_in_telegram)
-    app.router.add_get("/api/me", me)
+    add_routes(app, sign_in_telegram, me)

@@ -18,12 +18,13 @@ from __future__ import annotations
 import hashlib
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Literal
 from urllib.parse import quote
 
 from aiohttp import web
+from pydantic import Field
 
-from core.errors import DomainError, InvalidInput, NotFound
+from core.errors import DomainError, NotFound
 from core.i18n import N_
 from core.mail import Mail
 from core.oauth import PROVIDERS, OAuthRejected
@@ -39,6 +40,17 @@ from core.services.auth import (
 )
 from core.services.sessions import IssuedSession
 from webapp.auth import bearer_session, bearer_user, install
+from webapp.contract import (
+    TIME,
+    Answer,
+    Body,
+    Consent,
+    Out,
+    PathParams,
+    Query,
+    add_routes,
+    operation,
+)
 from webapp.cookies import (
     OAUTH_COOKIE,
     REFRESH_COOKIE,
@@ -50,7 +62,7 @@ from webapp.cookies import (
 )
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes.api import client_info, json_body, token_body
+from webapp.routes.api import Tokens, client_info, token_body
 
 log = logging.getLogger(__name__)
 
@@ -60,11 +72,120 @@ MAILS_PER_IP = 10
 LINKS_PER_ADDRESS = 5
 
 
-def _text(body: dict[str, Any], name: str, *, limit: int = 4096) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value or len(value) > limit:
-        raise InvalidInput(f"{name} missing or not a string")
-    return value
+TAGS = ("sign-in",)
+
+
+# --- the contract --------------------------------------------------------------------------------
+
+Email = Annotated[str, Field(min_length=1, max_length=320)]
+Secret = Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class Status(Out):
+    status: str
+
+
+class Registration(Body):
+    email: Email
+    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    accept_policy: Consent = Field(False, description="Must be true.")
+    language: Annotated[str, Field(max_length=16)] | None = Field(
+        None, description="en or ru (else the request's language)."
+    )
+
+
+class TokenBody(Body):
+    token: Secret
+
+
+class EmailBody(Body):
+    email: Email
+
+
+class PasswordSignIn(Body):
+    email: Email
+    password: Secret
+    accept_policy: Consent = False
+
+
+class LinkSignIn(Body):
+    token: Secret
+    accept_policy: Consent = False
+
+
+class Confirmed(Out):
+    confirmed: bool
+
+
+class PasswordChange(Body):
+    current: Secret
+    new: Secret
+
+
+class Ended(Out):
+    ended_sessions: int
+
+
+class SignInMethods(Out):
+    email: str | None = Field(description="The address of email-and-password sign-in.")
+    password: bool = Field(description="A password is set (it can be changed).")
+    google: bool = Field(description="A Google account is linked.")
+    yandex: bool = Field(description="A Yandex account is linked.")
+    telegram: bool = Field(description="A Telegram account is linked.")
+    google_email: str | None = Field(description="The linked Google account's verified address.")
+    yandex_email: str | None = Field(description="The linked Yandex account's verified address.")
+    oauth_offered: list[Literal["google", "yandex"]]
+
+
+class Refresh(Body):
+    refresh_token: Annotated[str, Field(min_length=1, max_length=256)] | None = Field(
+        None, description="Omitted: the refresh cookie (with X-CSRF-Token) is used."
+    )
+
+
+class Session(Out):
+    id: str
+    current: bool = Field(description="The session of this request.")
+    platform: str | None
+    device: str | None
+    os: str | None
+    browser: str | None
+    ip: str | None
+    created_at: TIME
+    last_used_at: TIME
+    expires_at: TIME
+
+
+class Sessions(Out):
+    sessions: list[Session]
+
+
+class SessionPath(PathParams):
+    session_id: Annotated[str, Field(max_length=64)]
+
+
+class ProviderPath(PathParams):
+    provider: Literal["google", "yandex"]
+
+
+Flag = Annotated[str, Field(max_length=16)] | None
+
+
+class OAuthStartQuery(Query):
+    accept_policy: Flag = Field(None, description="1: the user accepted the policy.")
+    link: Flag = Field(None, description="1: add the account to the signed-in user.")
+
+
+class AuthorizeUrl(Out):
+    authorize_url: str
+
+
+class OAuthCallbackQuery(Query):
+    """What the provider sends back (any of it may be missing)."""
+
+    code: str | None = None
+    state: str | None = None
+    error: str | None = None
 
 
 def _guard(ctx: WebContext) -> LoginGuard:
@@ -129,24 +250,38 @@ async def _mail_quota(ctx: WebContext, request: web.Request) -> None:
     )
 
 
-async def register(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/auth/register",
+    summary="Sign up with email and password",
+    auth="none",
+    responses={
+        201: Answer("Registered (no confirmation needed).", Status),
+        202: Answer("A confirmation mail was sent.", Status),
+    },
+    errors={
+        409: "The address is taken (without confirmation only).",
+        429: "Too many mails from this address; see Retry-After.",
+    },
+    tags=TAGS,
+)
+async def register(request: web.Request, body: Registration) -> web.Response:
     """``{email, password, accept_policy: true, language?}`` → 202 ``{"status":
     "confirmation_sent"}`` (the same whether or not the address had an account), or, with
     confirmation off, 201 ``{"status": "registered"}`` (409 ``email_taken`` for a taken one)."""
     ctx = request.app[CONTEXT]
     if ctx.email_confirmation and ctx.mailer is None:
         raise EmailSignUpUnavailable("no mailer configured")
-    body = await json_body(request)
-    language = body.get("language")
+    language = body.language
     if language not in LANGUAGES:
         language = request_language(request)
     await _mail_quota(ctx, request)
     async with ctx.uow_factory() as uow:
         registration = await auth.register_with_email(
             uow,
-            email=_text(body, "email", limit=320),
-            password=_text(body, "password", limit=1024),
-            accept_policy=body.get("accept_policy") is True,
+            email=body.email,
+            password=body.password,
+            accept_policy=body.accept_policy,
             language=str(language),
             policy_version=ctx.policy_version,
             client=client_info(request, "web"),
@@ -162,17 +297,25 @@ async def register(request: web.Request) -> web.Response:
     return web.json_response({"status": "confirmation_sent"}, status=202)
 
 
-async def resend_confirmation(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/auth/confirm/resend",
+    summary="Mail the confirmation link again",
+    auth="none",
+    responses={202: Answer("Sent, whatever the address.", Status)},
+    errors={429: "Too many mails from this address; see Retry-After."},
+    tags=TAGS,
+)
+async def resend_confirmation(request: web.Request, body: EmailBody) -> web.Response:
     """``{email}`` → 202 ``{"status": "confirmation_sent"}``, whatever the address."""
     ctx = request.app[CONTEXT]
     if ctx.mailer is None:
         raise EmailSignUpUnavailable("no mailer configured")
-    body = await json_body(request)
     await _mail_quota(ctx, request)
     async with ctx.uow_factory() as uow:
         registration = await auth.confirmation_to_resend(
             uow,
-            email=_text(body, "email", limit=320),
+            email=body.email,
             secret=ctx.jwt_secret,
             now=ctx.clock(),
             confirmation_ttl=ctx.confirmation_ttl,
@@ -182,30 +325,47 @@ async def resend_confirmation(request: web.Request) -> web.Response:
     return web.json_response({"status": "confirmation_sent"}, status=202)
 
 
-async def confirm(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/auth/confirm",
+    summary="Confirm an email address with the mailed token",
+    auth="none",
+    responses={200: Answer("Confirmed.", Confirmed)},
+    tags=TAGS,
+)
+async def confirm(request: web.Request, body: TokenBody) -> web.Response:
     """``{token}`` (from the emailed link) → ``{"confirmed": true}``."""
     ctx = request.app[CONTEXT]
-    body = await json_body(request)
     async with ctx.uow_factory() as uow:
-        await auth.confirm_email(
-            uow, token=_text(body, "token"), secret=ctx.jwt_secret, now=ctx.clock()
-        )
+        await auth.confirm_email(uow, token=body.token, secret=ctx.jwt_secret, now=ctx.clock())
     return web.json_response({"confirmed": True})
 
 
-async def sign_in(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/auth/sign-in",
+    summary="Sign in with email and password (also sets the session cookies)",
+    auth="none",
+    responses={200: Answer("Signed in.", Tokens)},
+    errors={
+        401: "Unknown address or wrong password.",
+        403: "The policy is not accepted yet, or the account is blocked.",
+        429: "Too many failures; see Retry-After.",
+    },
+    tags=TAGS,
+)
+async def sign_in(request: web.Request, body: PasswordSignIn) -> web.Response:
     """``{email, password, accept_policy?}`` → tokens, and the session cookies. 401
     ``bad_credentials`` for an unknown address and a wrong password alike; 429 with
     Retry-After after too many failures."""
     ctx = request.app[CONTEXT]
-    body = await json_body(request)
     async with ctx.uow_factory() as uow:
         issued = await auth.sign_in_with_password(
             uow,
             _guard(ctx),
-            email=_text(body, "email", limit=320),
-            password=_text(body, "password", limit=4096),
-            accept_policy=body.get("accept_policy") is True,
+            email=body.email,
+            password=body.password,
+            accept_policy=body.accept_policy,
             policy_version=ctx.policy_version,
             client=client_info(request, "web"),
             confirmation_required=ctx.email_confirmation,
@@ -232,14 +392,22 @@ def _sign_in_link_mail(ctx: WebContext, link: auth.SignInLink) -> Mail:
     )
 
 
-async def send_sign_in_link(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/auth/email-link",
+    summary="Mail a sign-in link (once, within 15 minutes) to a confirmed address",
+    auth="none",
+    responses={202: Answer("Sent, whatever the address.", Status)},
+    errors={429: "Too many mails; see Retry-After."},
+    tags=TAGS,
+)
+async def send_sign_in_link(request: web.Request, body: EmailBody) -> web.Response:
     """``{email}`` → 202 ``{"status": "link_sent"}``, whatever the address: a confirmed one gets
     a link that signs in once within 15 minutes, whatever failed passwords did to the account."""
     ctx = request.app[CONTEXT]
     if ctx.mailer is None:
         raise EmailSignUpUnavailable("no mailer configured")
-    body = await json_body(request)
-    email = _text(body, "email", limit=320)
+    email = body.email
     await _mail_quota(ctx, request)
     # Counted per address and client address together: a stranger asking for links to the
     # owner's address spends only their own allowance, never the owner's.
@@ -259,18 +427,29 @@ async def send_sign_in_link(request: web.Request) -> web.Response:
     return web.json_response({"status": "link_sent"}, status=202)
 
 
-async def sign_in_by_link(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/auth/email-link/sign-in",
+    summary="Sign in with the mailed link's token (also sets the session cookies)",
+    auth="none",
+    responses={200: Answer("Signed in.", Tokens)},
+    errors={
+        400: "The link is invalid, expired or used.",
+        403: "The policy is not accepted yet, or the account is blocked.",
+    },
+    tags=TAGS,
+)
+async def sign_in_by_link(request: web.Request, body: LinkSignIn) -> web.Response:
     """``{token, accept_policy?}`` (from the emailed link) → tokens, and the session
     cookies."""
     ctx = request.app[CONTEXT]
-    body = await json_body(request)
     async with ctx.uow_factory() as uow:
         issued = await auth.sign_in_with_link(
             uow,
             ctx.redis,
-            token=_text(body, "token"),
+            token=body.token,
             secret=ctx.jwt_secret,
-            accept_policy=body.get("accept_policy") is True,
+            accept_policy=body.accept_policy,
             policy_version=ctx.policy_version,
             client=client_info(request, "web"),
             now=ctx.clock(),
@@ -279,26 +458,40 @@ async def sign_in_by_link(request: web.Request) -> web.Response:
     return _signed_in(ctx, issued, cookies=True)
 
 
-async def change_password(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/auth/password",
+    summary="Change the password; every other session ends",
+    responses={200: Answer("Changed.", Ended)},
+    errors={429: "Too many failures; see Retry-After."},
+    tags=TAGS,
+)
+async def change_password(request: web.Request, body: PasswordChange) -> web.Response:
     """``{current, new}`` with a bearer token → ``{"ended_sessions": n}``: every other session
     of the account ends."""
     ctx = request.app[CONTEXT]
     user_id, session_id = bearer_session(request)
-    body = await json_body(request)
     async with ctx.uow_factory() as uow:
         ended = await auth.change_password(
             uow,
             _guard(ctx),
             user_id=user_id,
             session_id=session_id,
-            current=_text(body, "current", limit=4096),
-            new=_text(body, "new", limit=4096),
+            current=body.current,
+            new=body.new,
             ip=client_info(request, "web").ip,
             now=ctx.clock(),
         )
     return web.json_response({"ended_sessions": ended})
 
 
+@operation(
+    "GET",
+    "/api/auth/methods",
+    summary="How the account signs in, and the providers this server offers to link",
+    responses={200: Answer("OK.", SignInMethods)},
+    tags=TAGS,
+)
 async def sign_in_methods(request: web.Request) -> web.Response:
     """``{email, password, google, yandex, telegram, google_email, yandex_email,
     oauth_offered}`` with a bearer token: how the account signs in, and the providers this
@@ -341,16 +534,21 @@ async def _session_of_request(request: web.Request) -> tuple[int, str]:
         return await sessions.owner_of_refresh_token(uow, cookie, now=ctx.clock())
 
 
-async def refresh(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/auth/refresh",
+    summary="New tokens for a refresh token (body) or the refresh cookie (with X-CSRF-Token)",
+    auth="none",
+    responses={200: Answer("New tokens.", Tokens)},
+    errors={401: "The refresh token or the session is not valid.", 403: "CSRF check failed."},
+    tags=TAGS,
+)
+async def refresh(request: web.Request, body: Refresh | None) -> web.Response:
     """``{refresh_token}`` → new tokens (the refresh token replaced); or, from a browser, the
     refresh cookie with ``X-CSRF-Token`` → a new access token, the cookie replaced. An old
     refresh token presented again ends its session."""
     ctx = request.app[CONTEXT]
-    token: str | None = None
-    if request.can_read_body:
-        body = await json_body(request)
-        if "refresh_token" in body:
-            token = _text(body, "refresh_token", limit=256)
+    token = body.refresh_token if body is not None else None
     by_cookie = token is None
     if token is None:
         token = request.cookies.get(REFRESH_COOKIE)
@@ -371,6 +569,15 @@ async def refresh(request: web.Request) -> web.Response:
     return response
 
 
+@operation(
+    "POST",
+    "/api/auth/sign-out",
+    summary="End this session",
+    auth="session",
+    responses={204: Answer("Ended.")},
+    errors={403: "CSRF check failed."},
+    tags=TAGS,
+)
 async def sign_out(request: web.Request) -> web.Response:
     """End this session (the bearer token's or the cookie's) → 204."""
     ctx = request.app[CONTEXT]
@@ -382,6 +589,15 @@ async def sign_out(request: web.Request) -> web.Response:
     return response
 
 
+@operation(
+    "POST",
+    "/api/auth/sign-out-everywhere",
+    summary="End every session of the account",
+    auth="session",
+    responses={200: Answer("Ended.", Ended)},
+    errors={403: "CSRF check failed."},
+    tags=TAGS,
+)
 async def sign_out_everywhere(request: web.Request) -> web.Response:
     """End every session of the account, this one included → ``{"ended_sessions": n}``."""
     ctx = request.app[CONTEXT]
@@ -393,6 +609,13 @@ async def sign_out_everywhere(request: web.Request) -> web.Response:
     return response
 
 
+@operation(
+    "GET",
+    "/api/sessions",
+    summary="The account's live sessions, most recently used first",
+    responses={200: Answer("OK.", Sessions)},
+    tags=TAGS,
+)
 async def list_sessions(request: web.Request) -> web.Response:
     """``{"sessions": [{id, current, platform, device, os, browser, ip, created_at,
     last_used_at, expires_at}]}``: the account's live sessions, most recently used first."""
@@ -421,24 +644,27 @@ async def list_sessions(request: web.Request) -> web.Response:
     )
 
 
-async def delete_session(request: web.Request) -> web.Response:
+@operation(
+    "DELETE",
+    "/api/sessions/{session_id}",
+    summary="End one of the account's sessions (anyone else's: 404)",
+    responses={204: Answer("Ended.")},
+    tags=TAGS,
+)
+async def delete_session(request: web.Request, path: SessionPath) -> web.Response:
     """End one of the account's own sessions → 204; anyone else's is 404."""
     ctx = request.app[CONTEXT]
     user_id, _ = bearer_session(request)
-    session_id = request.match_info["session_id"]
-    if len(session_id) > 64:
-        raise NotFound("session id too long")
     async with ctx.uow_factory() as uow:
-        await sessions.revoke(uow, user_id=user_id, session_id=session_id, now=ctx.clock())
+        await sessions.revoke(uow, user_id=user_id, session_id=path.session_id, now=ctx.clock())
     return web.Response(status=204)
 
 
 # --- Google and Yandex -------------------------------------------------------------------------
 
 
-def _provider(request: web.Request) -> str:
+def _provider(request: web.Request, name: str) -> str:
     ctx = request.app[CONTEXT]
-    name = request.match_info["provider"]
     if name not in PROVIDERS or ctx.oauth is None or name not in ctx.oauth.providers:
         raise NotFound(f"{name} sign-in is not offered")
     return name
@@ -448,19 +674,33 @@ def _redirect_uri(ctx: WebContext, provider: str) -> str:
     return f"{ctx.public_url.rstrip('/')}/api/auth/{provider}/callback"
 
 
-def _flag(request: web.Request, name: str) -> bool:
-    return request.query.get(name, "") in ("1", "true", "yes")
+def _flag(value: str | None) -> bool:
+    return value in ("1", "true", "yes")
 
 
-async def oauth_start(request: web.Request) -> web.Response:
+@operation(
+    "GET",
+    "/api/auth/{provider}/start",
+    summary="Start Google or Yandex sign-in (or linking, with ?link=1 and a bearer token)",
+    auth="none",
+    responses={
+        200: Answer("With Accept: application/json.", AuthorizeUrl),
+        302: Answer("To the provider."),
+    },
+    errors={401: "Linking without a valid bearer token."},
+    tags=TAGS,
+)
+async def oauth_start(
+    request: web.Request, path: ProviderPath, query: OAuthStartQuery
+) -> web.Response:
     """302 to the provider. ``?accept_policy=1``: the user accepted the policy, so a new
     account may be created; ``?link=1`` with a bearer token: add the provider's account to the
     signed-in user instead. With ``Accept: application/json`` the answer is ``{"authorize_url"}``
     (a script cannot follow a cross-site redirect itself)."""
     ctx = request.app[CONTEXT]
-    provider = _provider(request)
+    provider = _provider(request, path.provider)
     assert ctx.oauth is not None
-    link = _flag(request, "link")
+    link = _flag(query.link)
     user_id, session_id = bearer_session(request) if link else (None, None)
     start = await auth.begin_oauth(
         ctx.redis,
@@ -468,7 +708,7 @@ async def oauth_start(request: web.Request) -> web.Response:
         provider=provider,
         redirect_uri=_redirect_uri(ctx, provider),
         mode=OAuthMode.LINK if link else OAuthMode.SIGN_IN,
-        accept_policy=_flag(request, "accept_policy"),
+        accept_policy=_flag(query.accept_policy),
         user_id=user_id,
         session_id=session_id,
     )
@@ -480,14 +720,30 @@ async def oauth_start(request: web.Request) -> web.Response:
     return response
 
 
-async def oauth_callback(request: web.Request) -> web.Response:
+@operation(
+    "GET",
+    "/api/auth/{provider}/callback",
+    summary="Where Google or Yandex sends the browser back",
+    auth="none",
+    responses={302: Answer("To /app, signed in (cookies set) or linked, or with the error.")},
+    errors={
+        401: "The provider's answer did not sign anyone in.",
+        403: "The policy is not accepted yet, or the account is blocked.",
+        409: "The provider's account belongs to another user.",
+        502: "The provider could not be reached.",
+    },
+    tags=TAGS,
+)
+async def oauth_callback(
+    request: web.Request, path: ProviderPath, query: OAuthCallbackQuery
+) -> web.Response:
     """The provider sends the browser back here with ``code`` and ``state``. Signed in: 302 to
     ``/app#signed_in=<provider>`` with the session cookies set (the page then calls
     ``/api/auth/refresh``); linked: 302 to ``/app#linked=<provider>``. A flow that fails is a
     JSON error, except for a browser page load (``Accept: text/html``): that goes back to the app
     with ``#auth_error=<code>``, which the page explains (it shows only texts of its own)."""
     try:
-        return await _finish_oauth(request)
+        return await _finish_oauth(request, path.provider, query)
     except DomainError as exc:
         if "text/html" not in request.headers.get("Accept", ""):
             raise
@@ -505,21 +761,21 @@ async def oauth_callback(request: web.Request) -> web.Response:
         return response
 
 
-async def _finish_oauth(request: web.Request) -> web.Response:
+async def _finish_oauth(request: web.Request, name: str, query: OAuthCallbackQuery) -> web.Response:
     ctx = request.app[CONTEXT]
-    provider = _provider(request)
+    provider = _provider(request, name)
     assert ctx.oauth is not None
     flow = await auth.take_oauth_flow(
         ctx.redis,
         provider=provider,
-        state=request.query.get("state"),
+        state=query.state,
         nonce=request.cookies.get(OAUTH_COOKIE),
     )
-    if "error" in request.query or not request.query.get("code"):
-        raise OAuthRejected(f"{provider}: {request.query.get('error', 'no code')}")
+    if query.error is not None or not query.code:
+        raise OAuthRejected(f"{provider}: {query.error or 'no code'}")
     redirect_uri = _redirect_uri(ctx, provider)
     access = await ctx.oauth.exchange(
-        provider, code=request.query["code"], redirect_uri=redirect_uri, verifier=flow.verifier
+        provider, code=query.code, redirect_uri=redirect_uri, verifier=flow.verifier
     )
     profile = await ctx.oauth.profile(provider, access)
     async with ctx.uow_factory() as uow:
@@ -545,18 +801,21 @@ async def _finish_oauth(request: web.Request) -> web.Response:
 
 def setup(app: web.Application) -> None:
     install(app)
-    app.router.add_post("/api/auth/register", register)
-    app.router.add_post("/api/auth/confirm", confirm)
-    app.router.add_post("/api/auth/confirm/resend", resend_confirmation)
-    app.router.add_post("/api/auth/sign-in", sign_in)
-    app.router.add_post("/api/auth/email-link", send_sign_in_link)
-    app.router.add_post("/api/auth/email-link/sign-in", sign_in_by_link)
-    app.router.add_post("/api/auth/password", change_password)
-    app.router.add_get("/api/auth/methods", sign_in_methods)
-    app.router.add_post("/api/auth/refresh", refresh)
-    app.router.add_post("/api/auth/sign-out", sign_out)
-    app.router.add_post("/api/auth/sign-out-everywhere", sign_out_everywhere)
-    app.router.add_get("/api/sessions", list_sessions)
-    app.router.add_delete("/api/sessions/{session_id}", delete_session)
-    app.router.add_get("/api/auth/{provider}/start", oauth_start)
-    app.router.add_get("/api/auth/{provider}/callback", oauth_callback)
+    add_routes(
+        app,
+        register,
+        confirm,
+        resend_confirmation,
+        sign_in,
+        send_sign_in_link,
+        sign_in_by_link,
+        change_password,
+        sign_in_methods,
+        refresh,
+        sign_out,
+        sign_out_everywhere,
+        list_sessions,
+        delete_session,
+        oauth_start,
+        oauth_callback,
+    )

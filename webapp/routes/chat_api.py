@@ -37,21 +37,204 @@ import contextlib
 import json
 import logging
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Annotated, Literal
 
 from aiohttp import web
+from pydantic import Field
 
 from core.catalogue import ModelUnavailable
-from core.errors import DomainError, InvalidInput, NotFound
+from core.errors import DomainError, InvalidInput
 from core.outages import as_unavailable
 from core.providers.base import ReasoningDelta, StreamEvent, TextDelta, Usage, UsageReport
 from core.services import chat, conversations, payments, redo, turn_lock, turns
+from webapp.contract import (
+    JSON,
+    TIME,
+    Answer,
+    Body,
+    BodyId,
+    Id,
+    Out,
+    PathParams,
+    add_routes,
+    operation,
+)
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
-from webapp.routes.api import MAX_ID, json_body, object_id, user_id_of
+from webapp.routes.api import user_id_of
 
 log = logging.getLogger(__name__)
 # How often a running reply looks for a Stop and for a client that went away.
 STOP_POLL = 0.2
+TAGS = ("chat",)
+
+
+# --- the contract --------------------------------------------------------------------------------
+
+Status = Literal["complete", "stopped", "failed"]
+
+
+class ModelInfo(Out):
+    id: str
+    name: str = Field("", description="Display name (absent when none is set).")
+    provider: str
+    vision: bool = Field(description="Reads pictures.")
+    reasoning: bool = Field(description="Can think before answering.")
+    price_hint_kopecks: int = Field(description="Price of a short request (500 + 500 tokens).")
+
+
+class Models(Out):
+    models: list[ModelInfo]
+    default: str | None
+    current: str | None
+
+
+class ChooseModel(Body):
+    model_id: Annotated[str, Field(max_length=200)]
+
+
+class Current(Out):
+    current: str
+
+
+class Conversation(Out):
+    id: int
+    title: str | None
+    model_id: str
+    preset_id: int | None
+    updated_at: TIME
+
+
+class Conversations(Out):
+    conversations: list[Conversation]
+
+
+class NewConversation(Body):
+    title: Annotated[str, Field(max_length=4096)] = Field(
+        "", description="At most 64 characters are kept."
+    )
+
+
+class ConversationPath(PathParams):
+    conversation_id: Id
+
+
+class Message(Out):
+    id: int
+    role: Literal["user", "assistant"]
+    content: str
+    reasoning: str | None
+    model_id: str | None
+    is_pinned: bool
+    status: Status
+    created_at: TIME
+    replaced: bool = Field(description="Asked again since: kept, but no longer sent to models.")
+    rating: Literal[1, -1] | None = Field(description="1: 👍, -1: 👎 (replies only).")
+    cost_kopecks: int | None = Field(
+        description="What the reply cost (0: free); null for prompts and replies not charged."
+    )
+
+
+class Messages(Out):
+    messages: list[Message]
+
+
+class MessagePath(PathParams):
+    message_id: Id
+
+
+class Pin(Body):
+    pinned: bool
+
+
+class RedoRequest(Body):
+    text: Annotated[str, Field(min_length=1, max_length=100_000)] | None = Field(
+        None, description="An edited prompt; omitted: the same prompt again."
+    )
+    model_id: Annotated[str, Field(max_length=200)] | None = Field(
+        None, description="Another model of the menu; omitted: the one that answered."
+    )
+
+
+class Rating(Body):
+    rating: Literal[1, -1] | None = Field(description="1: 👍, -1: 👎, null: no rating.")
+
+
+class Rated(Out):
+    message_id: int
+    rating: Literal[1, -1] | None
+
+
+class ChatRequest(Body):
+    text: Annotated[str, Field(min_length=1, max_length=100_000)]
+    conversation_id: BodyId | None = Field(
+        None, description="Omitted: the current conversation; null: a new one."
+    )
+    model_id: Annotated[str, Field(max_length=200)] | None = Field(
+        None, description="A model of the menu, for this request."
+    )
+
+
+class ChatStart(Out):
+    turn_id: str
+    conversation_id: int
+
+
+class ChatText(Out):
+    text: str
+
+
+class ChatError(Out):
+    code: str
+    message: str
+
+
+class ChatDone(Out):
+    message_id: int | None = Field(description="The stored reply (null when it was not stored).")
+    status: Literal["complete", "stopped", "failed", "cut"]
+    charged_kopecks: int
+    free: bool = Field(description="Covered by the free tier.")
+    balance_kopecks: int | None
+
+
+class TurnPath(PathParams):
+    turn_id: Annotated[str, Field(pattern="^[0-9a-f]{16}$")]
+
+
+CHAT_EVENTS = (
+    "Server-Sent Events, in this order: `start` (ChatStart) once the prompt is stored and "
+    "money held; `reasoning` (ChatText, when reasoning is shown) and `delta` (ChatText) as the "
+    "model writes; `error` (ChatError) when the turn cannot start (then it is the only event "
+    "and nothing is charged, e.g. `insufficient_funds`) or the model fails; `done` (ChatDone) "
+    "last for every turn that started. Closing the connection stops the reply: only what was "
+    "delivered is paid for."
+)
+EVENTS: dict[str, type[Out]] = {
+    "start": ChatStart,
+    "reasoning": ChatText,
+    "delta": ChatText,
+    "error": ChatError,
+    "done": ChatDone,
+}
+# One event of the stream: its name, and its data as JSON of that event's model.
+EVENT_SCHEMA = {
+    "description": CHAT_EVENTS,
+    "type": "object",
+    "required": ["event", "data"],
+    "properties": {
+        "event": {"enum": list(EVENTS)},
+        "data": {"type": "string", "contentMediaType": JSON},
+    },
+    "oneOf": [
+        {
+            "properties": {
+                "event": {"const": name},
+                "data": {"contentSchema": {"$ref": f"#/components/schemas/{model.__name__}"}},
+            }
+        }
+        for name, model in EVENTS.items()
+    ],
+}
 
 
 # --- parsing and rendering -------------------------------------------------------------------
@@ -92,6 +275,13 @@ def _menu(ctx: WebContext) -> chat.ModelMenu:
 # --- models and settings ---------------------------------------------------------------------
 
 
+@operation(
+    "GET",
+    "/api/models",
+    summary="The text models on offer, the default and the user's current one",
+    responses={200: Answer("OK.", Models)},
+    tags=TAGS,
+)
 async def list_models(request: web.Request) -> web.Response:
     """``GET /api/models``: the models on offer, the default one and the user's current one."""
     ctx = request.app[CONTEXT]
@@ -118,21 +308,33 @@ async def list_models(request: web.Request) -> web.Response:
     )
 
 
-async def set_model(request: web.Request) -> web.Response:
+@operation(
+    "PUT",
+    "/api/settings/model",
+    summary="Pick the model for the next requests (ids of the menu only)",
+    responses={200: Answer("Picked.", Current)},
+    errors={404: "Not on the menu."},
+    tags=TAGS,
+)
+async def set_model(request: web.Request, body: ChooseModel) -> web.Response:
     """``PUT /api/settings/model`` ``{"model_id"}``: the model for the next requests."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    model_id = (await json_body(request)).get("model_id")
-    if not isinstance(model_id, str):
-        raise InvalidInput('expected {"model_id": "..."}')
     async with ctx.uow_factory() as uow:
-        prefs = await chat.choose_model(uow, user_id, model_id=model_id, models=_menu(ctx))
+        prefs = await chat.choose_model(uow, user_id, model_id=body.model_id, models=_menu(ctx))
     return web.json_response({"current": prefs.model_id})
 
 
 # --- conversations and messages --------------------------------------------------------------
 
 
+@operation(
+    "GET",
+    "/api/conversations",
+    summary="The user's conversations, most recently active first",
+    responses={200: Answer("OK.", Conversations)},
+    tags=TAGS,
+)
 async def list_conversations(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
@@ -141,15 +343,20 @@ async def list_conversations(request: web.Request) -> web.Response:
     return web.json_response({"conversations": [_conversation(c) for c in found]})
 
 
-async def start_conversation(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/conversations",
+    summary="Start a new, empty conversation and make it the current one (to attach files first)",
+    responses={201: Answer("Started.", Conversation)},
+    errors={404: "No text models on this server."},
+    tags=TAGS,
+)
+async def start_conversation(request: web.Request, body: NewConversation | None) -> web.Response:
     """``POST /api/conversations`` ``{"title"?}`` → 201, a new empty conversation that becomes
     the current one: files are attached to it before the first message."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    body = await json_body(request) if request.can_read_body else {}
-    title = body.get("title", "")
-    if not isinstance(title, str):
-        raise InvalidInput("title must be a string")
+    title = body.title if body is not None else ""
     async with ctx.uow_factory() as uow:
         started = await conversations.start_conversation(
             uow, user_id, title=title, models=_menu(ctx)
@@ -157,34 +364,51 @@ async def start_conversation(request: web.Request) -> web.Response:
     return web.json_response(_conversation(started), status=201)
 
 
-async def delete_conversation(request: web.Request) -> web.Response:
+@operation(
+    "DELETE",
+    r"/api/conversations/{conversation_id:\d+}",
+    summary="Delete a conversation with its messages",
+    responses={204: Answer("Deleted.")},
+    tags=TAGS,
+)
+async def delete_conversation(request: web.Request, path: ConversationPath) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    conversation_id = object_id(request, "conversation_id")
+    conversation_id = path.conversation_id
     async with ctx.uow_factory() as uow:
         await conversations.delete_conversation(uow, user_id, conversation_id)
     return web.Response(status=204)
 
 
-async def list_messages(request: web.Request) -> web.Response:
+@operation(
+    "GET",
+    r"/api/conversations/{conversation_id:\d+}/messages",
+    summary="A conversation's messages, oldest first (the newest 1000)",
+    responses={200: Answer("OK.", Messages)},
+    tags=TAGS,
+)
+async def list_messages(request: web.Request, path: ConversationPath) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    conversation_id = object_id(request, "conversation_id")
+    conversation_id = path.conversation_id
     async with ctx.uow_factory() as uow:
         found = await conversations.conversation_messages(uow, user_id, conversation_id)
     return web.json_response({"messages": [_message(m) for m in found]})
 
 
-async def pin_message(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    r"/api/messages/{message_id:\d+}/pin",
+    summary="Pin or unpin a message",
+    responses={200: Answer("The message.", Message)},
+    tags=TAGS,
+)
+async def pin_message(request: web.Request, path: MessagePath, body: Pin) -> web.Response:
     """``POST /api/messages/{id}/pin`` ``{"pinned": true|false}``."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    message_id = object_id(request, "message_id")
-    pinned = (await json_body(request)).get("pinned")
-    if not isinstance(pinned, bool):
-        raise InvalidInput('expected {"pinned": true|false}')
     async with ctx.uow_factory() as uow:
-        found = await conversations.pin_message(uow, user_id, message_id, pinned=pinned)
+        found = await conversations.pin_message(uow, user_id, path.message_id, pinned=body.pinned)
     return web.json_response(_message(found))
 
 
@@ -312,26 +536,35 @@ def _client_gone(request: web.Request) -> Callable[[], bool]:
     return gone
 
 
-async def send_message(request: web.Request) -> web.StreamResponse:
+@operation(
+    "POST",
+    "/api/chat",
+    summary="Send a message; the reply streams back as Server-Sent Events",
+    responses={
+        200: Answer(
+            "The reply as it is written: each event as `event` and its JSON `data`.",
+            media="text/event-stream",
+            schema=EVENT_SCHEMA,
+        )
+    },
+    errors={
+        404: "No such conversation of the user, or no such model.",
+        409: "A reply to the user is still being written.",
+    },
+    extra={"x-sse-events": EVENTS},
+    tags=TAGS,
+)
+async def send_message(request: web.Request, body: ChatRequest) -> web.StreamResponse:
     """``POST /api/chat`` ``{"text", "conversation_id"?: int|null, "model_id"?}``: the reply as
     Server-Sent Events (see the module's description). ``conversation_id`` omitted continues
     the current conversation, null starts a new one."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    body = await json_body(request)
-    text = body.get("text")
-    if not isinstance(text, str) or not text.strip():
-        raise InvalidInput('expected {"text": "..."}')
-    conversation_id = body.get("conversation_id")
-    if conversation_id is not None and (
-        isinstance(conversation_id, bool) or not isinstance(conversation_id, int)
-    ):
-        raise InvalidInput("conversation_id must be an integer or null")
-    if conversation_id is not None and not 0 < conversation_id <= MAX_ID:
-        raise NotFound(f"conversation {conversation_id}")
-    model_id = body.get("model_id")
-    if model_id is not None and not isinstance(model_id, str):
-        raise InvalidInput("model_id must be a string")
+    text = body.text
+    if not text.strip():
+        raise InvalidInput('expected {"text": "..."}', fields=["text"])
+    conversation_id = body.conversation_id
+    model_id = body.model_id
     menu = _menu(ctx)
     if ctx.providers is None:
         raise ModelUnavailable("no model providers configured")
@@ -341,7 +574,7 @@ async def send_message(request: web.Request) -> web.StreamResponse:
             user_id=user_id,
             models=menu,
             conversation_id=conversation_id,
-            new_conversation="conversation_id" in body and conversation_id is None,
+            new_conversation="conversation_id" in body.model_fields_set and conversation_id is None,
             model_id=model_id,
         )
         sink = WebSink(request, ctx, language=request_language(request))
@@ -482,19 +715,37 @@ class WebSink:
         await self._end()
 
 
-async def redo_message(request: web.Request) -> web.StreamResponse:
+@operation(
+    "POST",
+    r"/api/messages/{message_id:\d+}/redo",
+    summary="Ask the last turn again (regenerate, another model, an edited prompt, retry)",
+    responses={
+        200: Answer(
+            "The new reply as it is written, as for POST /api/chat.",
+            media="text/event-stream",
+            schema=EVENT_SCHEMA,
+        )
+    },
+    errors={
+        400: "Not the last turn, or a turn that cannot be asked again.",
+        404: "No such message of the user, or no such model.",
+        409: "A reply to the user is still being written.",
+    },
+    extra={"x-sse-events": EVENTS},
+    tags=TAGS,
+)
+async def redo_message(
+    request: web.Request, path: MessagePath, body: RedoRequest
+) -> web.StreamResponse:
     """``POST /api/messages/{message_id}/redo`` ``{"text"?, "model_id"?}``: the last turn
     asked again, as Server-Sent Events (see the module's description)."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    message_id = object_id(request, "message_id")
-    body = await json_body(request) if request.can_read_body else {}
-    text = body.get("text")
-    if text is not None and (not isinstance(text, str) or not text.strip()):
-        raise InvalidInput('expected {"text": "..."} or no text')
-    model_id = body.get("model_id")
-    if model_id is not None and not isinstance(model_id, str):
-        raise InvalidInput("model_id must be a string")
+    message_id = path.message_id
+    text = body.text
+    if text is not None and not text.strip():
+        raise InvalidInput('expected {"text": "..."} or no text', fields=["text"])
+    model_id = body.model_id
     menu = _menu(ctx)
     if ctx.providers is None:
         raise ModelUnavailable("no model providers configured")
@@ -527,38 +778,52 @@ async def redo_message(request: web.Request) -> web.StreamResponse:
     return sink.response
 
 
-async def rate_message(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    r"/api/messages/{message_id:\d+}/rating",
+    summary="Rate a reply 👍 (1) or 👎 (-1), or clear the rating (null)",
+    responses={200: Answer("The rated reply and its rating.", Rated)},
+    errors={404: "No such reply of the user."},
+    tags=TAGS,
+)
+async def rate_message(request: web.Request, path: MessagePath, body: Rating) -> web.Response:
     """``POST /api/messages/{message_id}/rating`` ``{"rating": 1|-1|null}``: 👍, 👎 or none on
     a reply (or the reply to a prompt)."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    message_id = object_id(request, "message_id")
-    body = await json_body(request)
-    rating = body.get("rating", "missing")
-    if rating is not None and (isinstance(rating, bool) or rating not in redo.RATINGS):
-        raise InvalidInput('expected {"rating": 1, -1 or null}')
+    rating = body.rating
     async with ctx.uow_factory() as uow:
-        reply_id = await redo.rate_reply(uow, user_id, message_id, rating=rating)
+        reply_id = await redo.rate_reply(uow, user_id, path.message_id, rating=rating)
     return web.json_response({"message_id": reply_id, "rating": rating})
 
 
-async def stop_turn(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/chat/{turn_id:[0-9a-f]{16}}/stop",
+    summary="Stop a reply being written (the user's own; others: 404)",
+    responses={204: Answer("Stopped, or already over.")},
+    tags=TAGS,
+)
+async def stop_turn(request: web.Request, path: TurnPath) -> web.Response:
     """``POST /api/chat/{turn_id}/stop``: the reply ends with what was written so far."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    await turn_lock.request_stop(ctx.redis, user_id=user_id, turn_id=request.match_info["turn_id"])
+    await turn_lock.request_stop(ctx.redis, user_id=user_id, turn_id=path.turn_id)
     return web.Response(status=204)
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/models", list_models)
-    app.router.add_put("/api/settings/model", set_model)
-    app.router.add_get("/api/conversations", list_conversations)
-    app.router.add_post("/api/conversations", start_conversation)
-    app.router.add_delete(r"/api/conversations/{conversation_id:\d+}", delete_conversation)
-    app.router.add_get(r"/api/conversations/{conversation_id:\d+}/messages", list_messages)
-    app.router.add_post(r"/api/messages/{message_id:\d+}/pin", pin_message)
-    app.router.add_post(r"/api/messages/{message_id:\d+}/redo", redo_message)
-    app.router.add_post(r"/api/messages/{message_id:\d+}/rating", rate_message)
-    app.router.add_post("/api/chat", send_message)
-    app.router.add_post("/api/chat/{turn_id:[0-9a-f]{16}}/stop", stop_turn)
+    add_routes(
+        app,
+        list_models,
+        set_model,
+        list_conversations,
+        start_conversation,
+        delete_conversation,
+        list_messages,
+        pin_message,
+        redo_message,
+        rate_message,
+        send_message,
+        stop_turn,
+    )

@@ -10,31 +10,64 @@ a notification that is not one (no JSON, no event, an id that is not YooKassa's)
 from __future__ import annotations
 
 import logging
+from typing import Annotated, Any
 
 from aiohttp import web
+from pydantic import ConfigDict, Field
 
-from core.errors import Forbidden, InvalidInput, NotFound
+from core.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable
 from core.payments.yookassa import PaymentGatewayError, is_object_id
 from core.services import yookassa_topups
 from webapp.clientip import address_in, client_address
+from webapp.contract import Answer, Body, Out, add_routes, operation, parse_body
 from webapp.keys import CONTEXT
 from webapp.routes.api import user_id_of
 
 log = logging.getLogger(__name__)
 NOTIFICATION_PATH = "/api/payments/yookassa/notifications"
+TAGS = ("payments",)
 
 
-async def start_card_top_up(request: web.Request) -> web.Response:
+class CardTopUp(Body):
+    rub: Annotated[int, Field(ge=1, le=10_000_000, description="One of the offered amounts.")]
+
+
+class Checkout(Out):
+    order_id: str
+    confirmation_url: str
+
+
+class Notification(Body):
+    """YooKassa's notification: ``{type, event, object}`` (more is ignored)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    type: str
+    event: str
+    object: dict[str, Any]
+
+
+class Outcome(Out):
+    status: str
+
+
+@operation(
+    "POST",
+    "/api/payments/yookassa",
+    summary="Start a card top-up; send the user to confirmation_url",
+    responses={201: Answer("Created.", Checkout)},
+    errors={
+        404: "Card top-ups are not offered here.",
+        502: "YooKassa could not be reached; nothing was charged.",
+    },
+    tags=TAGS,
+)
+async def start_card_top_up(request: web.Request, body: CardTopUp) -> web.Response:
     """``{"rub": 300}`` → ``{"order_id", "confirmation_url"}``: send the user there."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     if ctx.yookassa is None:
         raise NotFound("card top-ups are not offered")
-    try:
-        body = await request.json()
-        rub = int(body["rub"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput('expected {"rub": <amount>}') from exc
+    rub = body.rub
     async with ctx.uow_factory() as uow:
         checkout = await yookassa_topups.start_top_up(
             uow,
@@ -52,7 +85,23 @@ async def start_card_top_up(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "POST",
+    NOTIFICATION_PATH,
+    summary="YooKassa's payment notifications (from YooKassa's networks only)",
+    auth="none",
+    raw_body=Notification,
+    responses={200: Answer("Handled (however often it is sent).", Outcome)},
+    errors={
+        403: "Not from YooKassa.",
+        404: "Card top-ups are not offered here.",
+        503: "Could not check the payment; YooKassa retries.",
+    },
+    tags=TAGS,
+)
 async def yookassa_notification(request: web.Request) -> web.Response:
+    """The sender is checked before the body is read; YooKassa labels the body as JSON, but a
+    body that is not one is 400 whatever its label."""
     ctx = request.app[CONTEXT]
     if ctx.yookassa is None or ctx.payment_terms is None:
         raise NotFound("card top-ups are not offered")
@@ -60,14 +109,11 @@ async def yookassa_notification(request: web.Request) -> web.Response:
     if not address_in(address, ctx.yookassa_networks):
         log.warning("YooKassa notification refused from %s", address)
         raise Forbidden(f"notification from {address}")
-    try:
-        body = await request.json()
-        event = str(body["event"])
-        payment_id = body["object"]["payment_id" if event.startswith("refund.") else "id"]
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InvalidInput("not a YooKassa notification") from exc
+    body = await parse_body(request, Notification, any_type=True)
+    event = body.event
+    payment_id = body.object.get("payment_id" if event.startswith("refund.") else "id")
     if (
-        body.get("type") != "notification"
+        body.type != "notification"
         or not event.startswith(("payment.", "refund."))
         or not isinstance(payment_id, str)
         or not is_object_id(payment_id)
@@ -86,7 +132,8 @@ async def yookassa_notification(request: web.Request) -> web.Response:
                 )
     except PaymentGatewayError as exc:
         log.warning("YooKassa notification for %s not checked: %s", payment_id, exc.detail)
-        return web.json_response({"error": "try_again"}, status=503)
+        # 503 with Retry-After: YooKassa delivers it again later.
+        raise ServiceUnavailable(f"YooKassa: {exc.detail}") from exc
     log.info("YooKassa %s %s: %s", event, payment_id, result.outcome)
     if result.outcome == "credited" and result.top_up is not None and ctx.jobs is not None:
         await ctx.jobs.enqueue(
@@ -101,5 +148,4 @@ async def yookassa_notification(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/api/payments/yookassa", start_card_top_up)
-    app.router.add_post(NOTIFICATION_PATH, yookassa_notification)
+    add_routes(app, start_card_top_up, yookassa_notification)

@@ -3,28 +3,121 @@ Documents uploaded from the web app live here too (the same store and index as t
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from pydantic import Field
 
 from core.documents import DocumentTooLarge
 from core.errors import InvalidInput, NotFound, UnsupportedMediaType
 from core.services import accounts, files, privacy, subscriptions, support
+from webapp.contract import (
+    TIME,
+    Answer,
+    Body,
+    BodyId,
+    Id,
+    Out,
+    PathParams,
+    Query,
+    add_routes,
+    operation,
+)
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT
-from webapp.routes.api import json_body, object_id, user_id_of
+from webapp.routes.api import user_id_of
+from webapp.routes.chat_api import ConversationPath
+
+TAGS = ("privacy",)
+FILE_TAGS = ("documents",)
 
 
-async def export(request: web.Request) -> web.StreamResponse:
+# --- the contract --------------------------------------------------------------------------------
+
+
+class ExportQuery(Query):
+    format: Literal["json", "zip", "html"] = Field(
+        "json", description="json by default; html: the chats as a readable page."
+    )
+
+
+class DeleteToken(Out):
+    confirm_token: str
+    expires_in: int = Field(description="Seconds the token stays valid.")
+
+
+class DeleteConfirmation(Body):
+    confirm_token: Annotated[str, Field(min_length=1, max_length=4096)]
+
+
+class Deleted(Out):
+    deleted: bool
+
+
+class File(Out):
+    id: int
+    name: str
+    mime: str
+    size: int = Field(description="Bytes.")
+    status: Literal["queued", "indexing", "ready", "failed"]
+    error: str | None
+    error_message: str | None = Field(description="Why it failed, in the user's language.")
+    pages: int | None
+    chunks: int | None
+    billed_tokens: int | None
+    created_at: TIME
+
+
+class Files(Out):
+    files: list[File]
+
+
+class Upload(Body):
+    """multipart/form-data with the document in the field ``file``."""
+
+    file: bytes
+
+
+class FilePath(PathParams):
+    file_id: Id
+
+
+class FileTarget(Body):
+    """Exactly one of the two."""
+
+    conversation_id: BodyId | None = None
+    preset_id: BodyId | None = None
+
+
+@operation(
+    "GET",
+    "/api/privacy/export",
+    summary="Download everything held about the account (once an hour)",
+    responses={
+        200: Answer(
+            "An attachment: JSON, a zip archive of CSV files, or an HTML transcript.",
+            schema={"type": "object"},
+            extra_media={
+                "application/zip": {"type": "string", "format": "binary"},
+                "text/html": {"type": "string"},
+            },
+        )
+    },
+    errors={429: "This format was exported less than an hour ago; see Retry-After."},
+    tags=TAGS,
+)
+async def export(request: web.Request, query: ExportQuery) -> web.StreamResponse:
     """``GET /api/privacy/export?format=json|zip|html``: everything we hold, or the chats as a
     readable page, as a download (each format once an hour, like the bot's /export)."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    fmt = request.query.get("format", "json")
     language = request_language(request)
     async with ctx.uow_factory() as uow:
         result = await privacy.export_user(
             uow,
             user_id,
-            fmt=fmt,
+            fmt=query.format,
             now=ctx.clock(),
             translate=translations(language).gettext,
             language=language,
@@ -45,6 +138,13 @@ async def export(request: web.Request) -> web.StreamResponse:
     return response
 
 
+@operation(
+    "POST",
+    "/api/privacy/delete",
+    summary="Step one of erasure: a confirmation token (10 minutes)",
+    responses={200: Answer("The token to confirm with.", DeleteToken)},
+    tags=TAGS,
+)
 async def start_delete(request: web.Request) -> web.Response:
     """``POST /api/privacy/delete``: step one, a confirmation token valid for 10 minutes."""
     ctx = request.app[CONTEXT]
@@ -55,15 +155,19 @@ async def start_delete(request: web.Request) -> web.Response:
     )
 
 
-async def confirm_delete(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/privacy/delete/confirm",
+    summary="Erase the account; every session ends",
+    responses={200: Answer("Erased.", Deleted)},
+    tags=TAGS,
+)
+async def confirm_delete(request: web.Request, body: DeleteConfirmation) -> web.Response:
     """``POST /api/privacy/delete/confirm`` ``{"confirm_token"}``: the account is erased in
     one transaction, its files removed, and every session ends."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    token = (await json_body(request)).get("confirm_token")
-    if not isinstance(token, str):
-        raise InvalidInput('expected {"confirm_token": ...}', fields=["confirm_token"])
-    privacy.check_delete_token(token, user_id, secret=ctx.jwt_secret, now=ctx.clock())
+    privacy.check_delete_token(body.confirm_token, user_id, secret=ctx.jwt_secret, now=ctx.clock())
     async with ctx.uow_factory() as uow:
         telegram_id = (await accounts.get_user(uow, user_id)).telegram_id
         renewing = await subscriptions.renewing(uow, user_id, ctx.clock())
@@ -110,6 +214,13 @@ def _file(request: web.Request, f: files.FileDTO) -> dict[str, object]:
     }
 
 
+@operation(
+    "GET",
+    "/api/files",
+    summary="The user's documents",
+    responses={200: Answer("OK.", Files)},
+    tags=FILE_TAGS,
+)
 async def list_files(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
@@ -118,15 +229,38 @@ async def list_files(request: web.Request) -> web.Response:
     return web.json_response({"files": [_file(request, f) for f in found]})
 
 
-async def conversation_files(request: web.Request) -> web.Response:
+@operation(
+    "GET",
+    r"/api/conversations/{conversation_id:\d+}/files",
+    summary="The documents attached to a conversation, newest first",
+    responses={200: Answer("OK.", Files)},
+    tags=FILE_TAGS,
+)
+async def conversation_files(request: web.Request, path: ConversationPath) -> web.Response:
     """``GET /api/conversations/{id}/files``: the files attached to one of the user's chats."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
-        found = await files.conversation_files(uow, user_id, object_id(request, "conversation_id"))
+        found = await files.conversation_files(uow, user_id, path.conversation_id)
     return web.json_response({"files": [_file(request, f) for f in found]})
 
 
+@operation(
+    "POST",
+    "/api/files",
+    summary="Upload a document (indexed in the background)",
+    raw_body=Upload,
+    body_media="multipart/form-data",
+    responses={
+        200: Answer("The same content was stored before.", File),
+        201: Answer("Stored.", File),
+    },
+    errors={
+        404: "Uploads are not available here.",
+        415: "The body is not multipart/form-data.",
+    },
+    tags=FILE_TAGS,
+)
 async def upload_file(request: web.Request) -> web.Response:
     """``POST /api/files`` (multipart, field ``file``): stored, then indexed on the worker."""
     ctx = request.app[CONTEXT]
@@ -136,18 +270,22 @@ async def upload_file(request: web.Request) -> web.Response:
     limits = ctx.file_limits
     if not request.content_type.startswith("multipart/"):
         raise UnsupportedMediaType(f"content type {request.content_type!r}")
-    reader = await request.multipart()
-    part = await reader.next()
-    if part is None or getattr(part, "name", None) != "file":
-        raise InvalidInput("expected a multipart field named file")
-    data = bytearray()
-    while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
-        data.extend(chunk)
-        if len(data) > limits.max_bytes:
-            raise DocumentTooLarge(
-                "upload over the limit", limit_mb=limits.max_bytes // (1024 * 1024)
-            )
-    name = getattr(part, "filename", None) or "document"
+    try:
+        reader = await request.multipart()
+        part = await reader.next()
+        if part is None or getattr(part, "name", None) != "file":
+            raise InvalidInput("expected a multipart field named file", fields=["file"])
+        data = bytearray()
+        while chunk := await part.read_chunk(64 * 1024):  # type: ignore[union-attr]
+            data.extend(chunk)
+            if len(data) > limits.max_bytes:
+                raise DocumentTooLarge(
+                    "upload over the limit", limit_mb=limits.max_bytes // (1024 * 1024)
+                )
+        name = getattr(part, "filename", None) or "document"
+    except (ValueError, HttpProcessingError) as exc:
+        # No boundary, broken part headers, a body cut short: not a form we can read.
+        raise InvalidInput(f"unreadable multipart body: {exc}", fields=["file"]) from None
     async with ctx.uow_factory() as uow:
         stored = await files.upload(
             uow,
@@ -163,80 +301,94 @@ async def upload_file(request: web.Request) -> web.Response:
     return web.json_response(_file(request, stored), status=201 if stored.new else 200)
 
 
-async def get_file(request: web.Request) -> web.Response:
+@operation(
+    "GET",
+    r"/api/files/{file_id:\d+}",
+    summary="One of the user's documents",
+    responses={200: Answer("OK.", File)},
+    tags=FILE_TAGS,
+)
+async def get_file(request: web.Request, path: FilePath) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
-        found = await files.get_file(uow, user_id, object_id(request, "file_id"))
+        found = await files.get_file(uow, user_id, path.file_id)
     return web.json_response(_file(request, found))
 
 
-async def delete_file(request: web.Request) -> web.Response:
+@operation(
+    "DELETE",
+    r"/api/files/{file_id:\d+}",
+    summary="Delete a document",
+    responses={204: Answer("Deleted.")},
+    tags=FILE_TAGS,
+)
+async def delete_file(request: web.Request, path: FilePath) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     if ctx.media_store is None:
         raise NotFound("uploads are not available")
     async with ctx.uow_factory() as uow:
-        await files.delete_file(
-            uow, ctx.media_store, user_id=user_id, file_id=object_id(request, "file_id")
-        )
+        await files.delete_file(uow, ctx.media_store, user_id=user_id, file_id=path.file_id)
     return web.Response(status=204)
 
 
-async def _link_target(request: web.Request) -> tuple[int | None, int | None]:
-    body = await json_body(request)
-    try:
-        conversation = body.get("conversation_id")
-        preset = body.get("preset_id")
-        return (
-            int(conversation) if conversation is not None else None,
-            int(preset) if preset is not None else None,
-        )
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise InvalidInput('expected {"conversation_id"} or {"preset_id"}') from exc
-
-
-async def attach_file(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    r"/api/files/{file_id:\d+}/links",
+    summary="Attach a document to a conversation or a preset: its passages answer there",
+    responses={204: Answer("Attached.")},
+    tags=FILE_TAGS,
+)
+async def attach_file(request: web.Request, path: FilePath, body: FileTarget) -> web.Response:
     """``POST /api/files/{id}/links`` ``{"conversation_id"}`` or ``{"preset_id"}``: its
     passages are searched for every request in that chat, or in chats using that preset."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    conversation_id, preset_id = await _link_target(request)
     async with ctx.uow_factory() as uow:
         await files.attach(
             uow,
             user_id=user_id,
-            file_id=object_id(request, "file_id"),
-            conversation_id=conversation_id,
-            preset_id=preset_id,
+            file_id=path.file_id,
+            conversation_id=body.conversation_id,
+            preset_id=body.preset_id,
         )
     return web.Response(status=204)
 
 
-async def detach_file(request: web.Request) -> web.Response:
+@operation(
+    "DELETE",
+    r"/api/files/{file_id:\d+}/links",
+    summary="Detach a document from a conversation or a preset",
+    responses={204: Answer("Detached.")},
+    tags=FILE_TAGS,
+)
+async def detach_file(request: web.Request, path: FilePath, body: FileTarget) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
-    conversation_id, preset_id = await _link_target(request)
     async with ctx.uow_factory() as uow:
-        await files.get_file(uow, user_id, object_id(request, "file_id"))
+        await files.get_file(uow, user_id, path.file_id)
         await files.detach(
             uow,
             user_id=user_id,
-            file_id=object_id(request, "file_id"),
-            conversation_id=conversation_id,
-            preset_id=preset_id,
+            file_id=path.file_id,
+            conversation_id=body.conversation_id,
+            preset_id=body.preset_id,
         )
     return web.Response(status=204)
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_get("/api/privacy/export", export)
-    app.router.add_post("/api/privacy/delete", start_delete)
-    app.router.add_post("/api/privacy/delete/confirm", confirm_delete)
-    app.router.add_get("/api/files", list_files)
-    app.router.add_get(r"/api/conversations/{conversation_id:\d+}/files", conversation_files)
-    app.router.add_post("/api/files", upload_file)
-    app.router.add_get(r"/api/files/{file_id:\d+}", get_file)
-    app.router.add_delete(r"/api/files/{file_id:\d+}", delete_file)
-    app.router.add_post(r"/api/files/{file_id:\d+}/links", attach_file)
-    app.router.add_delete(r"/api/files/{file_id:\d+}/links", detach_file)
+    add_routes(
+        app,
+        export,
+        start_delete,
+        confirm_delete,
+        list_files,
+        conversation_files,
+        upload_file,
+        get_file,
+        delete_file,
+        attach_file,
+        detach_file,
+    )

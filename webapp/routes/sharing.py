@@ -10,23 +10,58 @@ from __future__ import annotations
 import secrets
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from aiohttp import web
 from markdown_it import MarkdownIt
 from markdown_it.renderer import RendererHTML
 from markdown_it.token import Token
 from markdown_it.utils import EnvType, OptionsDict
+from pydantic import Field
 
 from core.errors import NotFound
 from core.services import sharing
 from core.services.presets import PresetDTO
 from core.services.sharing import SharedLinkDTO, ShareLinkDTO
+from webapp.contract import TIME, Answer, Id, Out, PathParams, add_routes, operation
 from webapp.i18n import render_page
 from webapp.keys import CONTEXT
-from webapp.routes.api import object_id, user_id_of
+from webapp.routes.account_api import Preset, PresetPath
+from webapp.routes.api import user_id_of
+from webapp.routes.chat_api import ConversationPath
 
 PRIVATE = {"Cache-Control": "no-store"}
+TAGS = ("sharing",)
+
+
+class ShareCreated(Out):
+    id: int
+    url: str = Field(json_schema_extra={"format": "uri"})
+    token: str
+
+
+class ShareLink(Out):
+    id: int
+    kind: Literal["conversation", "preset"]
+    target_id: int
+    title: str | None
+    created_at: TIME
+    revoked_at: TIME | None
+    disabled_at: TIME | None
+    views: int
+    active: bool
+
+
+class ShareLinks(Out):
+    links: list[ShareLink]
+
+
+class LinkPath(PathParams):
+    link_id: Id
+
+
+class TokenPath(PathParams):
+    token: Annotated[str, Field(max_length=128)]
 
 
 def _link_open(
@@ -87,31 +122,49 @@ def _preset(preset: PresetDTO) -> dict[str, object]:
     }
 
 
-async def share_conversation(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    r"/api/conversations/{conversation_id:\d+}/share",
+    summary="A public read-only link to a conversation",
+    responses={201: Answer("Created.", ShareCreated)},
+    tags=TAGS,
+)
+async def share_conversation(request: web.Request, path: ConversationPath) -> web.Response:
     """``POST /api/conversations/{id}/share`` → 201 ``{id, url, token}``."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         link = await sharing.share_conversation(
-            uow,
-            user_id=user_id,
-            conversation_id=object_id(request, "conversation_id"),
-            now=ctx.clock(),
+            uow, user_id=user_id, conversation_id=path.conversation_id, now=ctx.clock()
         )
     return _created(request, link)
 
 
-async def share_preset(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    r"/api/presets/{preset_id:\d+}/share",
+    summary="A public link to a preset",
+    responses={201: Answer("Created.", ShareCreated)},
+    tags=TAGS,
+)
+async def share_preset(request: web.Request, path: PresetPath) -> web.Response:
     """``POST /api/presets/{id}/share`` → 201 ``{id, url, token}``."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         link = await sharing.share_preset(
-            uow, user_id=user_id, preset_id=object_id(request, "preset_id"), now=ctx.clock()
+            uow, user_id=user_id, preset_id=path.preset_id, now=ctx.clock()
         )
     return _created(request, link)
 
 
+@operation(
+    "GET",
+    "/api/shares",
+    summary="The user's share links, newest first",
+    responses={200: Answer("OK.", ShareLinks)},
+    tags=TAGS,
+)
 async def list_links(request: web.Request) -> web.Response:
     """``GET /api/shares``: the user's links, newest first."""
     ctx = request.app[CONTEXT]
@@ -121,25 +174,35 @@ async def list_links(request: web.Request) -> web.Response:
     return web.json_response({"links": [_link(link) for link in links]})
 
 
-async def revoke_link(request: web.Request) -> web.Response:
+@operation(
+    "DELETE",
+    r"/api/shares/{link_id:\d+}",
+    summary="Revoke a share link",
+    responses={204: Answer("Revoked.")},
+    tags=TAGS,
+)
+async def revoke_link(request: web.Request, path: LinkPath) -> web.Response:
     """``DELETE /api/shares/{id}`` → 204; the link answers 404 from now on."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
-        await sharing.revoke(
-            uow, user_id=user_id, link_id=object_id(request, "link_id"), now=ctx.clock()
-        )
+        await sharing.revoke(uow, user_id=user_id, link_id=path.link_id, now=ctx.clock())
     return web.Response(status=204)
 
 
-async def copy_preset(request: web.Request) -> web.Response:
+@operation(
+    "POST",
+    "/api/shared/{token}/copy",
+    summary="Copy a shared preset into the user's presets",
+    responses={201: Answer("Created.", Preset)},
+    tags=TAGS,
+)
+async def copy_preset(request: web.Request, path: TokenPath) -> web.Response:
     """``POST /api/shared/{token}/copy`` → 201, the new preset of the signed-in user."""
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
-        preset = await sharing.copy_preset(
-            uow, user_id=user_id, token=request.match_info["token"], now=ctx.clock()
-        )
+        preset = await sharing.copy_preset(uow, user_id=user_id, token=path.token, now=ctx.clock())
     return web.json_response(_preset(preset), status=201)
 
 
@@ -191,9 +254,5 @@ async def show_shared(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post(r"/api/conversations/{conversation_id:\d+}/share", share_conversation)
-    app.router.add_post(r"/api/presets/{preset_id:\d+}/share", share_preset)
-    app.router.add_get("/api/shares", list_links)
-    app.router.add_delete(r"/api/shares/{link_id:\d+}", revoke_link)
-    app.router.add_post("/api/shared/{token}/copy", copy_preset)
+    add_routes(app, share_conversation, share_preset, list_links, revoke_link, copy_preset)
     app.router.add_get("/s/{token}", show_shared, name="shared")

@@ -14,9 +14,11 @@ import re
 import secrets
 
 from aiohttp import BodyPartReader, web
+from pydantic import Field
 
 from core.errors import InvalidInput, NotFound, UnsupportedMediaType
 from core.services import voice
+from webapp.contract import Answer, Body, Out, add_routes, operation
 from webapp.keys import CONTEXT
 from webapp.routes.api import user_id_of
 
@@ -36,6 +38,39 @@ async def _read_audio(part: BodyPartReader, limit: int) -> bytes:
     return bytes(data)
 
 
+class Recording(Body):
+    """multipart/form-data: the recording in ``file``, and ``duration`` (whole seconds, as the
+    browser measured it)."""
+
+    file: bytes
+    duration: int | None = Field(None, ge=0, le=MAX_DURATION)
+
+
+class Transcript(Out):
+    text: str
+    minutes: int = Field(description="Started minutes billed.")
+    charged_kopecks: int
+
+
+@operation(
+    "POST",
+    "/api/transcriptions",
+    summary="Transcribe a recording for the composer (billed per started minute)",
+    raw_body=Recording,
+    body_media="multipart/form-data",
+    responses={200: Answer("The text heard.", Transcript)},
+    errors={
+        400: "Too large, a bad duration, or a bad Idempotency-Key header.",
+        402: "Not enough money.",
+        404: "Voice input is not available here.",
+        415: "Not multipart/form-data, or not audio.",
+    },
+    description=(
+        "An `Idempotency-Key` header (8-64 letters, digits, - or _) names the recording: an "
+        "upload retried with the same key is charged once. The audio itself is never stored."
+    ),
+    tags=("chat",),
+)
 async def transcribe(request: web.Request) -> web.Response:
     ctx = request.app[CONTEXT]
     user_id = user_id_of(request)
@@ -87,4 +122,4 @@ async def transcribe(request: web.Request) -> web.Response:
 
 
 def setup(app: web.Application) -> None:
-    app.router.add_post("/api/transcriptions", transcribe)
+    add_routes(app, transcribe)
