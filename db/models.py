@@ -26,6 +26,16 @@ from sqlalchemy.orm import Mapped, mapped_column
 from db.base import Base, created_at_column
 
 
+def search_document(column: str) -> str:
+    """What full-text search matches ``column`` against: its words stemmed as Russian and as
+    English (a query is both languages' tsquery, or-ed). The GIN indexes are built over exactly
+    this expression (migration 0024), so queries must use it as it is written here."""
+    return (
+        f"(to_tsvector('russian'::regconfig, {column})"
+        f" || to_tsvector('english'::regconfig, {column}))"
+    )
+
+
 class User(Base):
     __tablename__ = "users"
 
@@ -285,12 +295,21 @@ class Preset(Base):
 
 class Conversation(Base):
     __tablename__ = "conversations"
-    __table_args__ = (Index("ix_conversations_user_id_updated_at", "user_id", "updated_at"),)
+    __table_args__ = (
+        Index("ix_conversations_user_id_updated_at", "user_id", "updated_at"),
+        # Full-text search over titles, in both languages (core.services.search).
+        Index(
+            "ix_conversations_search",
+            text(search_document("coalesce(title, '')")),
+            postgresql_using="gin",
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)
     user_id: Mapped[int] = mapped_column(BigInteger, ForeignKey("users.id", ondelete="CASCADE"))
     title: Mapped[str | None] = mapped_column(String(128))
-    model_id: Mapped[str] = mapped_column(String(128))
+    # The model its turns use; null: the user's default (their pick, else the menu's).
+    model_id: Mapped[str | None] = mapped_column(String(128))
     preset_id: Mapped[int | None] = mapped_column(
         BigInteger, ForeignKey("presets.id", ondelete="SET NULL")
     )
@@ -311,6 +330,8 @@ class ChatMessageRow(Base):
         CheckConstraint("cost >= 0", name="cost_not_negative"),
         Index("ix_messages_conversation_id_id", "conversation_id", "id"),
         Index("ix_messages_expires_at", "expires_at"),
+        # Full-text search over what was said, in both languages (core.services.search).
+        Index("ix_messages_search", text(search_document("content")), postgresql_using="gin"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, Generated(), primary_key=True)

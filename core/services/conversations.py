@@ -1,17 +1,24 @@
-"""Conversations and their messages: the current one, new ones, listing, pinning and deleting.
-Someone else's conversation or message is NotFound, never forbidden: ids reveal nothing."""
+"""Conversations and their messages: the current one, new ones, listing, naming, their own
+model and preset, pinning and deleting. Someone else's conversation or message is NotFound,
+never forbidden: ids reveal nothing.
+
+A conversation's settings are its own: ``model_id`` (null: the user's default, their pick else
+the menu's) and ``preset_id`` (the instructions it began with, unless changed here). Picking a
+model or a preset elsewhere never starts a new conversation: a preset applies to the next one,
+a model to every conversation that follows the default (``settings_of``)."""
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
-from core.errors import NotFound, UserBlocked
-from core.services.chat import ModelMenu, prefs_of, user_of
+from core.errors import InvalidInput, NotFound, UserBlocked
+from core.services.chat import ChatPrefs, ModelMenu, menu_model, prefs_of, user_of
 from core.text import clean
-from db.models import ChatMessageRow, Conversation, User
+from db.models import ChatMessageRow, Conversation, Preset, User
 from db.uow import UnitOfWork
 
 
@@ -19,7 +26,8 @@ from db.uow import UnitOfWork
 class ConversationDTO:
     id: int
     title: str | None
-    model_id: str
+    # Null: the user's default model.
+    model_id: str | None
     preset_id: int | None
     updated_at: datetime
 
@@ -41,6 +49,28 @@ class MessageDTO:
     cost: int | None = None
 
 
+# Titles made from a first message fit a list line; a name given by the user may be longer.
+TITLE_CHARS = 64
+MAX_TITLE_CHARS = 128
+
+
+def title_from(text: str, limit: int = TITLE_CHARS) -> str | None:
+    """A title from what was said: one line, cut at a word boundary with "…" when longer than
+    ``limit`` characters (a single long word is cut where it must)."""
+    words = " ".join(clean(text).split())
+    if len(words) <= limit:
+        return words or None
+    head = words[: limit - 1]
+    if words[limit - 1] != " " and " " in head:
+        # The last word would be cut: leave it out.
+        head = head.rsplit(" ", 1)[0]
+    return head.rstrip(" ,.;:-–—") + "…"
+
+
+def _dto(c: Conversation) -> ConversationDTO:
+    return ConversationDTO(c.id, c.title, c.model_id, c.preset_id, c.updated_at)
+
+
 def _message(row: ChatMessageRow) -> MessageDTO:
     return MessageDTO(
         id=row.id,
@@ -57,7 +87,9 @@ def _message(row: ChatMessageRow) -> MessageDTO:
     )
 
 
-async def current_conversation(uow: UnitOfWork, user_id: int, *, title: str, model_id: str) -> int:
+async def current_conversation(
+    uow: UnitOfWork, user_id: int, *, title: str, model_id: str | None = None
+) -> int:
     """The user's current conversation, started now if there is none (files are attached to
     it before anything is said)."""
     async with uow.transaction():
@@ -78,9 +110,10 @@ async def start_conversation(
     user = await user_of(uow, user_id)
     if user.is_blocked:
         raise UserBlocked(f"user {user_id}")
-    model = models.get(prefs_of(user).model_id)
+    # The menu must have a model for it (NotFound otherwise); it follows the user's default.
+    models.get(prefs_of(user).model_id)
     # Commits in a block that the reads above join.
-    conversation_id = await _open_conversation(uow, user, title=title, model_id=model.id)
+    conversation_id = await _open_conversation(uow, user, title=title, model_id=None)
     async with uow.reading():
         row = (
             await uow.session.execute(
@@ -96,12 +129,14 @@ async def start_conversation(
     return ConversationDTO(*row)
 
 
-async def _open_conversation(uow: UnitOfWork, user: User, *, title: str, model_id: str) -> int:
+async def _open_conversation(
+    uow: UnitOfWork, user: User, *, title: str, model_id: str | None
+) -> int:
     conversation = Conversation(
         user_id=user.id,
         model_id=model_id,
         preset_id=(user.features or {}).get("preset_id"),
-        title=clean(title).strip()[:64] or None,
+        title=title_from(title),
     )
     async with uow.transaction():
         uow.session.add(conversation)
@@ -123,7 +158,7 @@ async def list_conversations(
             .order_by(Conversation.updated_at.desc(), Conversation.id.desc())
             .limit(limit)
         )
-        return [ConversationDTO(c.id, c.title, c.model_id, c.preset_id, c.updated_at) for c in rows]
+        return [_dto(c) for c in rows]
 
 
 async def own_conversation(uow: UnitOfWork, user_id: int, conversation_id: int) -> Conversation:
@@ -132,6 +167,62 @@ async def own_conversation(uow: UnitOfWork, user_id: int, conversation_id: int) 
     if conversation is None or conversation.user_id != user_id:
         raise NotFound(f"conversation {conversation_id}")
     return conversation
+
+
+_KEEP = object()
+
+
+async def update_conversation(
+    uow: UnitOfWork,
+    user_id: int,
+    conversation_id: int,
+    *,
+    models: ModelMenu,
+    title: str | None | object = _KEEP,
+    model_id: str | None | object = _KEEP,
+    preset_id: int | None | object = _KEEP,
+) -> ConversationDTO:
+    """Rename a conversation, give it a model of its own (None: follow the user's default) or
+    other instructions (None: none). What is not given stays. A title is one line of 1 to 128
+    characters; a model must be on the menu, a preset the user's own."""
+    async with uow.transaction():
+        conversation = await own_conversation(uow, user_id, conversation_id)
+        if title is not _KEEP:
+            name = " ".join(clean(str(title or "")).split())
+            if not 1 <= len(name) <= MAX_TITLE_CHARS:
+                raise InvalidInput(
+                    f"a title has 1 to {MAX_TITLE_CHARS} characters", fields=["title"]
+                )
+            conversation.title = name
+        if model_id is not _KEEP:
+            conversation.model_id = (
+                None if model_id is None else menu_model(models, str(model_id)).id
+            )
+        if preset_id is not _KEEP:
+            if isinstance(preset_id, int):
+                preset = await uow.session.get(Preset, preset_id)
+                if preset is None or preset.user_id != user_id:
+                    raise NotFound(f"preset {preset_id}")
+                conversation.preset_id = preset_id
+            else:
+                conversation.preset_id = None
+        await uow.session.flush()
+        result = _dto(conversation)
+    return result
+
+
+async def settings_of(
+    uow: UnitOfWork, user_id: int, prefs: ChatPrefs
+) -> tuple[ChatPrefs, str | None]:
+    """The settings a turn in ``prefs.conversation_id`` uses: that conversation's preset, and
+    its own model (None: the user's default). A new conversation (none, or one that is gone)
+    takes the user's preset."""
+    if prefs.conversation_id is None:
+        return prefs, None
+    conversation = await uow.session.get(Conversation, prefs.conversation_id)
+    if conversation is None or conversation.user_id != user_id:
+        return prefs, None
+    return dataclasses.replace(prefs, preset_id=conversation.preset_id), conversation.model_id
 
 
 async def conversation_messages(

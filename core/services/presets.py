@@ -49,10 +49,11 @@ async def _own_preset(uow: UnitOfWork, user_id: int, preset_id: int) -> Preset:
 
 
 async def use_preset(uow: UnitOfWork, user_id: int, preset_id: int | None) -> ChatPrefs:
-    """Pick a preset (None: none) for new conversations; the next message starts one."""
+    """Pick a preset (None: none) for the next conversation. The current one goes on with its
+    own instructions: picking starts nothing (a conversation's preset is changed on it)."""
     if preset_id is not None:
         await _own_preset(uow, user_id, preset_id)
-    return await set_prefs(uow, user_id, preset_id=preset_id, conversation_id=None)
+    return await set_prefs(uow, user_id, preset_id=preset_id)
 
 
 async def delete_preset(uow: UnitOfWork, user_id: int, preset_id: int) -> None:

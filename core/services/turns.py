@@ -27,6 +27,10 @@ the turn it replaces, see ``core.services.redo``): they are marked replaced in t
 that stores the new prompt and holds its money, so a refused turn replaces nothing and a turn
 already replaced cannot be replaced twice; replaced messages stay visible but never reach a
 model again. Asking again is a turn like any other, billed the same way.
+
+A turn in an existing conversation uses that conversation's preset and, unless the request
+names a model, its own model (``core.services.conversations.settings_of``); a new conversation
+takes the user's preset and follows the user's default model.
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ from core.providers.base import (
     Usage,
 )
 from core.providers.registry import ProviderRegistry
-from core.services import billing, files, redo, settlement, turn_lock
+from core.services import billing, conversations, files, redo, settlement, turn_lock
 from core.services.chat import (
     ChatPrefs,
     ModelMenu,
@@ -276,7 +280,11 @@ async def begin_turn(
             )
         if conversation is None:
             conversation = Conversation(
-                user_id=user_id, model_id=model.id, preset_id=prefs.preset_id, title=text[:64]
+                # Follows the user's default model until one of its own is picked.
+                user_id=user_id,
+                model_id=None,
+                preset_id=prefs.preset_id,
+                title=conversations.title_from(text),
             )
             uow.session.add(conversation)
             await uow.session.flush()
@@ -508,8 +516,9 @@ async def setup_turn(
     model_id: str | None = None,
 ) -> TurnSetup:
     """Check a request before its turn begins: a model of the menu (the given one, else the
-    user's pick, else the default), and a conversation of the user's own (the given one, a new
-    one, else the current one). Someone else's conversation is NotFound."""
+    conversation's own, else the user's pick, else the default), and a conversation of the
+    user's own (the given one, a new one, else the current one) with its preset. Someone else's
+    conversation is NotFound."""
     if not models.models:
         raise ModelUnavailable("no text models on this server")
     async with uow.reading():
@@ -523,6 +532,10 @@ async def setup_turn(
         elif conversation_id is not None:
             await own_conversation(uow, user_id, conversation_id)
             prefs = dataclasses.replace(prefs, conversation_id=conversation_id)
+        # A conversation's own model, unless the request names one.
+        prefs, own_model = await conversations.settings_of(uow, user_id, prefs)
+        if model_id is None and own_model is not None:
+            model = models.get(own_model)
         documents = bool((user.features or {}).get("files"))
     return TurnSetup(prefs=prefs, model=model, documents=documents)
 
@@ -669,6 +682,11 @@ async def run_turn(
                 text = text or target.prompt
                 if model is None and models is not None:
                     model = models.get(target.model_id)
+            # The conversation's own preset and model (the user's for a new one).
+            async with uow.reading():
+                prefs, own_model = await conversations.settings_of(uow, user_id, prefs)
+            if model is None and own_model is not None and models is not None:
+                model = models.get(own_model)
             context = None
             if documents and file_limits is not None:
                 context = await files.context_for(
