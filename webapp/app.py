@@ -16,6 +16,7 @@ from webapp.routes import (
     api,
     auth,
     chat_api,
+    conversations_api,
     health,
     media,
     pages,
@@ -52,6 +53,7 @@ def create_app(context: WebContext) -> web.Application:
     privacy.setup(app)
     account_api.setup(app)
     chat_api.setup(app)
+    conversations_api.setup(app)
     contract.setup(app)
     sharing.setup(app)
     voice.setup(app)

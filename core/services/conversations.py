@@ -178,9 +178,9 @@ async def update_conversation(
     conversation_id: int,
     *,
     models: ModelMenu,
-    title: str | None | object = _KEEP,
-    model_id: str | None | object = _KEEP,
-    preset_id: int | None | object = _KEEP,
+    title: str | object | None = _KEEP,
+    model_id: str | object | None = _KEEP,
+    preset_id: int | object | None = _KEEP,
 ) -> ConversationDTO:
     """Rename a conversation, give it a model of its own (None: follow the user's default) or
     other instructions (None: none). What is not given stays. A title is one line of 1 to 128

@@ -15,7 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func, literal_column, select, text
+from sqlalchemy import func, literal_column, select
 from sqlalchemy.sql.elements import ColumnElement
 
 from core.errors import InvalidInput
@@ -40,8 +40,8 @@ class SearchHit:
     snippet: str | None
 
 
-RUSSIAN = literal_column("'russian'::regconfig")
-ENGLISH = literal_column("'english'::regconfig")
+RUSSIAN: ColumnElement[object] = literal_column("'russian'::regconfig")
+ENGLISH: ColumnElement[object] = literal_column("'english'::regconfig")
 
 
 def _query(words: str) -> ColumnElement[object]:

@@ -100,7 +100,7 @@ class Current(Out):
 class Conversation(Out):
     id: int
     title: str | None
-    model_id: str
+    model_id: str | None = Field(description="Its own model; null: the user's default.")
     preset_id: int | None
     updated_at: TIME
 
