@@ -7,12 +7,15 @@
 // The last turn can be asked again (regenerate, with the same model or another; edit the prompt;
 // retry one that failed): POST /api/messages/{id}/redo streams like /api/chat, and the turn it
 // replaces stays, marked. Replies can be rated 👍/👎 and tell what they cost on request.
+// Chats are found, renamed and given a model of their own with chat_find.js: the picker in an
+// open chat sets that chat's model; in a new chat it sets the default for new ones.
 
 import { ApiError, api, request } from "../api.js";
 import { render } from "../markdown.js";
 import { showShareLink } from "../share.js";
 import { button, confirmAction, copyWithToast, dialog, el, empty, errorBox, icon, iconButton, money, settings, shortWhen, spinner, t, toast } from "../ui.js";
 import { microphone } from "../voice.js";
+import { findChats, renameChat, resultNode, searchBox, setChatModel } from "./chat_find.js";
 
 // Server-Sent Events from a fetch body: {event, data} with data parsed as JSON.
 async function* events(body) {
@@ -63,6 +66,10 @@ export function mount(root, params, app) {
   const state = {
     models: [],
     current: null,
+    // The user's default model: what a chat without one of its own answers with.
+    defaultModel: null,
+    // The search in the chat list ("" shows the list).
+    query: "",
     conversations: [],
     conversationId: params.id ? Number(params.id) : null,
     messages: [],
@@ -83,6 +90,7 @@ export function mount(root, params, app) {
     "aside",
     { class: "chat-list" },
     el("div", { class: "chat-list-head" }, el("h2", { text: t("chats") }), button(t("new_chat"), { variant: "primary", class: "btn-sm", testid: "new-chat", onclick: () => app.go("chat") }, "plus")),
+    searchBox((query) => search(query)),
     list,
   );
   const picker = el("select", { class: "model-picker", testid: "model-picker", "aria-label": t("model") });
@@ -126,6 +134,7 @@ export function mount(root, params, app) {
   // --- conversation list ------------------------------------------------------------------------
 
   function renderList() {
+    if (state.query) return;
     if (!state.conversations.length) {
       list.replaceChildren(el("li", { class: "conv-empty muted", text: t("no_chats") }));
       return;
@@ -139,7 +148,7 @@ export function mount(root, params, app) {
             "a",
             { href: `#/chat/${c.id}`, class: `conv${c.id === state.conversationId ? " active" : ""}`, testid: "conversation", dataset: { id: String(c.id) } },
             el("span", { class: "conv-title", text: c.title || t("untitled") }),
-            el("span", { class: "conv-meta", text: `${modelName(c.model_id)} · ${shortWhen(c.updated_at)}` }),
+            el("span", { class: "conv-meta", text: [modelName(c.model_id || state.defaultModel), shortWhen(c.updated_at)].filter(Boolean).join(" · ") }),
           ),
         ),
       ),
@@ -154,13 +163,51 @@ export function mount(root, params, app) {
       renderList();
       const current = state.conversations.find((c) => c.id === state.conversationId);
       if (current && !listMode) app.setTitle(current.title || t("chat"));
+      syncModel();
     } catch (error) {
       if (!state.alive) return;
       list.replaceChildren(el("li", { class: "conv-empty muted", text: error.message }));
     }
   }
 
+  async function search(query) {
+    state.query = query;
+    if (!query) {
+      renderList();
+      return;
+    }
+    list.replaceChildren(el("li", { class: "conv-empty muted", text: t("loading") }));
+    try {
+      const hits = await findChats(query);
+      if (!state.alive || state.query !== query) return;
+      list.replaceChildren(
+        ...(hits.length
+          ? hits.map((hit) => resultNode(hit, query, { active: hit.conversation_id === state.conversationId, modelName: (id) => modelName(id || state.defaultModel) }))
+          : [el("li", { class: "conv-empty muted", testid: "search-empty", text: t("search_nothing", { query }) })]),
+      );
+    } catch (error) {
+      if (!state.alive || state.query !== query) return;
+      list.replaceChildren(el("li", { class: "conv-empty muted", text: error.message }));
+    }
+  }
+
   // --- models -----------------------------------------------------------------------------------
+
+  function openConversation() {
+    return state.conversations.find((c) => c.id === state.conversationId) || null;
+  }
+
+  // The picker shows what the open chat answers with: its own model, else the default.
+  function syncModel() {
+    if (!state.models.length || state.streaming) return;
+    const open = openConversation();
+    const own = open && open.model_id && state.models.some((m) => m.id === open.model_id) ? open.model_id : null;
+    const shown = own || state.defaultModel;
+    if (shown && shown !== state.current) {
+      state.current = shown;
+      renderPicker();
+    }
+  }
 
   function modelName(id) {
     const model = state.models.find((m) => m.id === id);
@@ -180,9 +227,19 @@ export function mount(root, params, app) {
   picker.addEventListener("change", async () => {
     const previous = state.current;
     state.current = picker.value;
+    const open = openConversation();
     try {
-      await api("/api/settings/model", { method: "PUT", body: { model_id: picker.value } });
-      toast(t("model_changed", { model: modelName(picker.value) }));
+      if (open) {
+        // An open chat gets the model as its own; new chats keep the default.
+        const saved = await setChatModel(open.id, picker.value);
+        open.model_id = saved.model_id;
+        renderList();
+        toast(t("chat_model_changed", { model: modelName(picker.value) }));
+      } else {
+        await api("/api/settings/model", { method: "PUT", body: { model_id: picker.value } });
+        state.defaultModel = picker.value;
+        toast(t("model_changed", { model: modelName(picker.value) }));
+      }
     } catch (error) {
       state.current = previous;
       renderPicker();
@@ -303,9 +360,25 @@ export function mount(root, params, app) {
       return;
     }
     headActions.replaceChildren(
+      iconButton("edit", t("rename_chat"), { testid: "rename-conversation", onclick: rename }),
       iconButton("share", t("share"), { testid: "share-conversation", onclick: shareConversation }),
       iconButton("trash", t("delete"), { testid: "delete-conversation", onclick: deleteConversation }),
     );
+  }
+
+  async function rename() {
+    const open = openConversation() || { id: state.conversationId, title: null };
+    try {
+      const saved = await renameChat(open);
+      if (!saved || !state.alive) return;
+      const listed = openConversation();
+      if (listed) listed.title = saved.title;
+      renderList();
+      if (!listMode) app.setTitle(saved.title);
+      toast(t("chat_renamed"));
+    } catch (error) {
+      toast(error.message, "error");
+    }
   }
 
   async function shareConversation() {
@@ -802,12 +875,14 @@ export function mount(root, params, app) {
       if (!state.alive) return;
       state.models = models.models || [];
       state.current = models.current || models.default || (state.models[0] && state.models[0].id) || null;
+      state.defaultModel = state.current;
       if (presets && presets.active_id) {
         const active = presets.presets.find((p) => p.id === presets.active_id);
         state.activePreset = active ? active.title : null;
       }
       renderPicker();
       renderList();
+      syncModel();
       if (!state.models.length) {
         composer.hidden = true;
         thread.replaceChildren(empty(t("no_models"), null, "sparkle"));
