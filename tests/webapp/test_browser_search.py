@@ -61,9 +61,7 @@ async def test_chats_are_found_by_what_was_said_and_renamed_on_a_phone(
         await expect(found.locator("mark").first).to_have_text("Island")
         await screenshot(page, "phone-chat-search-en")
         await page.get_by_test_id("chat-search").fill("zebra")
-        await expect(page.get_by_test_id("search-empty")).to_have_text(
-            "Nothing found for “zebra”."
-        )
+        await expect(page.get_by_test_id("search-empty")).to_have_text("Nothing found for “zebra”.")
         await page.get_by_test_id("chat-search").fill("")
         await expect(page.get_by_test_id("conversation")).to_have_count(2)
         await page.get_by_test_id("chat-search").fill("quokka")
