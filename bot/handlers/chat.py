@@ -31,7 +31,7 @@ from core.errors import DomainError, NotFound
 from core.media import MediaStore
 from core.providers.base import ImagePart, StreamEvent
 from core.providers.registry import ProviderRegistry
-from core.services import chat, turn_lock, turns
+from core.services import chat, conversations, turn_lock, turns
 from core.services.billing import InsufficientFunds
 from core.services.turn_lock import ReplyInProgress
 from db.engine import UnitOfWorkFactory
@@ -120,9 +120,12 @@ async def on_model(
     if model.id != callback_data.id:
         await query.answer(_("This model is not available any more."), show_alert=True)
         return
-    await chat.set_prefs(uow, user.id, model=model.id)
+    before = (await chat.get_prefs(uow, user.id)).model_id
+    # The current conversation answers with it from the next message; nothing new is started.
+    await conversations.choose_model_now(uow, user.id, model_id=model.id, models=ctx.models)
     await query.answer(_("Model: {model}").format(model=model.id))
-    if query.message is not None:
+    # The same pick again leaves the keyboard as it is (Telegram refuses an edit to the same).
+    if query.message is not None and ctx.models.get(before).id != model.id:
         await bot.edit_message_reply_markup(
             chat_id=query.from_user.id,
             message_id=query.message.message_id,

@@ -211,6 +211,28 @@ async def update_conversation(
     return result
 
 
+async def choose_model_now(
+    uow: UnitOfWork, user_id: int, *, model_id: str, models: ModelMenu
+) -> ChatPrefs:
+    """The user's default model, which the current conversation answers with from now on too
+    (one it had of its own is dropped): a pick in the bot applies where the user is talking,
+    and never starts a new conversation."""
+    model = menu_model(models, model_id)
+    async with uow.transaction():
+        user = await user_of(uow, user_id)
+        features = {**(user.features or {}), "model": model.id}
+        await uow.session.execute(update(User).where(User.id == user_id).values(features=features))
+        current = features.get("conversation_id")
+        if current:
+            await uow.session.execute(
+                update(Conversation)
+                .where(Conversation.id == current, Conversation.user_id == user_id)
+                .values(model_id=None)
+            )
+    user.features = features
+    return prefs_of(user)
+
+
 async def settings_of(
     uow: UnitOfWork, user_id: int, prefs: ChatPrefs
 ) -> tuple[ChatPrefs, str | None]:

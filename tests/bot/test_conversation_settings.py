@@ -72,3 +72,17 @@ async def test_a_conversation_with_its_own_model_answers_with_it_in_the_bot(
     await _script(harness, provider="openai", reply="From its own.")
     sent = await _ask(harness, ann.id, "Hi again", "From its own.")
     assert sent["model"] == "gpt-mini-sandbox"
+    # A pick in /model applies to this conversation from the next message on, and starts none.
+    [listing] = await ann.say("/model")
+    pick = next(b for b in buttons(listing) if "sandbox-gpt " in b["text"])
+    after = await harness.client.last_seq()
+    await harness.client.tap(ann.id, listing["message_id"], pick["callback_data"])
+    await harness.client.wait_for(
+        lambda e: e["type"] == "callback_answered", chat_id=ann.id, after=after
+    )
+    await _script(harness, provider="openai", reply="Back to the pick.")
+    sent = await _ask(harness, ann.id, "And now?", "Back to the pick.")
+    assert sent["model"] == "gpt-sandbox"
+    assert len(sent["messages"]) == 5  # the same conversation, its history sent along
+    async with harness.uow_factory() as uow:
+        assert (await chat.get_prefs(uow, user_id)).conversation_id == current
