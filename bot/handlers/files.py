@@ -68,9 +68,9 @@ async def on_document(
         limits=limits,
         now=ctx.clock(),
     )
-    model = ctx.models.get(user.features.get("model"))
+    # A conversation started for a file follows the user's default model, as any other.
     conversation_id = await conversations.current_conversation(
-        uow, user.id, title=f"📄 {stored.name}", model_id=model.id
+        uow, user.id, title=f"📄 {stored.name}"
     )
     await files.attach(uow, user_id=user.id, file_id=stored.id, conversation_id=conversation_id)
     if stored.new:
@@ -149,10 +149,7 @@ async def on_files_action(
         await files.delete_file(uow, media_store, user_id=user.id, file_id=callback_data.id)
         note = _("Deleted, with everything indexed from it.")
     else:
-        model = ctx.models.get(user.features.get("model"))
-        conversation_id = await conversations.current_conversation(
-            uow, user.id, title="📄", model_id=model.id
-        )
+        conversation_id = await conversations.current_conversation(uow, user.id, title="📄")
         if callback_data.action == "attach":
             await files.attach(
                 uow, user_id=user.id, file_id=callback_data.id, conversation_id=conversation_id

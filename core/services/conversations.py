@@ -91,7 +91,7 @@ async def current_conversation(
     uow: UnitOfWork, user_id: int, *, title: str, model_id: str | None = None
 ) -> int:
     """The user's current conversation, started now if there is none (files are attached to
-    it before anything is said)."""
+    it before anything is said), with ``model_id`` of its own (None: the user's default)."""
     async with uow.transaction():
         user = await user_of(uow, user_id)
         current = (user.features or {}).get("conversation_id")
