@@ -14,7 +14,7 @@ from playwright.async_api import Browser, expect
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.services import chat, conversations, turns
+from core.services import chat, conversations, presets, turns
 from db.models import Conversation
 from tests.sandbox_web.stage import PageServer
 from tests.webapp.test_browser_pages import Account, Stage, open_app, running_stage, screenshot
@@ -103,6 +103,10 @@ async def test_russian_chats_are_found_and_an_open_chat_gets_its_own_model_on_a_
         "Коты спят до шестнадцати часов в сутки: так они берегут силы для охоты.",
     )
     await talk(stage, ivan, "Рецепт борща", "Свёкла, капуста, картофель.")
+    async with stage.factory() as uow:
+        scholar = await presets.create_preset(
+            uow, ivan.user_id, title="Кот-учёный", prompt="Отвечай как кот-учёный."
+        )
     context, page = await open_app(browser, stage, ivan, errors, phone=False)
     try:
         # The long first message made a title cut at a word, with an ellipsis.
@@ -139,10 +143,17 @@ async def test_russian_chats_are_found_and_an_open_chat_gets_its_own_model_on_a_
         await expect(page.get_by_test_id("model-picker")).to_have_value("gpt-4o")
         await page.get_by_test_id("conversation").last.click()
         await expect(page.get_by_test_id("model-picker")).to_have_value("o3-mini")
+        # The chat's own instructions: a preset picked for it alone.
         await page.get_by_test_id("rename-conversation").click()
-        await expect(page.get_by_test_id("rename-dialog")).to_contain_text("Переименовать чат")
+        await expect(page.get_by_test_id("rename-dialog")).to_contain_text("Название и инструкции")
+        await page.get_by_test_id("chat-preset").select_option(label="Кот-учёный")
         await screenshot(page, "desktop-chat-rename-ru")
-        await page.get_by_test_id("dialog-cancel").click()
+        await page.get_by_test_id("dialog-confirm").click()
+        await expect(page.get_by_test_id("toast")).to_have_text("Сохранено.")
+        async with stage.factory() as uow:
+            conversation = await uow.session.get(Conversation, cats)
+            assert conversation is not None and conversation.preset_id == scholar.id
+            assert (await chat.get_prefs(uow, ivan.user_id)).preset_id is None
         assert errors == []
     finally:
         await context.close()

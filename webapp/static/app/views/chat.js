@@ -15,7 +15,7 @@ import { render } from "../markdown.js";
 import { showShareLink } from "../share.js";
 import { button, confirmAction, copyWithToast, dialog, el, empty, errorBox, icon, iconButton, money, settings, shortWhen, spinner, t, toast } from "../ui.js";
 import { microphone } from "../voice.js";
-import { findChats, renameChat, resultNode, searchBox, setChatModel } from "./chat_find.js";
+import { editChat, findChats, resultNode, searchBox, setChatModel } from "./chat_find.js";
 
 // Server-Sent Events from a fetch body: {event, data} with data parsed as JSON.
 async function* events(body) {
@@ -76,6 +76,8 @@ export function mount(root, params, app) {
     streaming: null,
     pinnedOnly: false,
     activePreset: null,
+    // The user's presets, to pick one for an open chat.
+    presets: [],
     files: [],
     // The composer waits for the models and the conversation: a message sent before would be
     // wiped from the page when they arrive.
@@ -360,22 +362,23 @@ export function mount(root, params, app) {
       return;
     }
     headActions.replaceChildren(
-      iconButton("edit", t("rename_chat"), { testid: "rename-conversation", onclick: rename }),
+      iconButton("edit", t("chat_options"), { testid: "rename-conversation", onclick: rename }),
       iconButton("share", t("share"), { testid: "share-conversation", onclick: shareConversation }),
       iconButton("trash", t("delete"), { testid: "delete-conversation", onclick: deleteConversation }),
     );
   }
 
   async function rename() {
-    const open = openConversation() || { id: state.conversationId, title: null };
+    const open = openConversation() || { id: state.conversationId, title: null, preset_id: null };
     try {
-      const saved = await renameChat(open);
+      const saved = await editChat(open, state.presets);
       if (!saved || !state.alive) return;
+      const renamed = saved.title !== open.title;
       const listed = openConversation();
-      if (listed) listed.title = saved.title;
+      if (listed) Object.assign(listed, { title: saved.title, preset_id: saved.preset_id });
       renderList();
-      if (!listMode) app.setTitle(saved.title);
-      toast(t("chat_renamed"));
+      if (!listMode && saved.title) app.setTitle(saved.title);
+      toast(renamed ? t("chat_renamed") : t("saved"));
     } catch (error) {
       toast(error.message, "error");
     }
@@ -876,6 +879,7 @@ export function mount(root, params, app) {
       state.models = models.models || [];
       state.current = models.current || models.default || (state.models[0] && state.models[0].id) || null;
       state.defaultModel = state.current;
+      state.presets = (presets && presets.presets) || [];
       if (presets && presets.active_id) {
         const active = presets.presets.find((p) => p.id === presets.active_id);
         state.activePreset = active ? active.title : null;

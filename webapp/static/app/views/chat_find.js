@@ -1,5 +1,5 @@
 // Finding and naming chats: the search box over the chat list (GET /api/conversations/search,
-// titles and messages, both languages), the rename dialog and a chat's own model
+// titles and messages, both languages), the chat's settings (its name and preset) and its own model
 // (PATCH /api/conversations/{id}). The chat view mounts these; every found text is put in as
 // text, the matched words wrapped in <mark> by the browser, never as markup from the server.
 
@@ -76,17 +76,34 @@ export function resultNode(hit, query, { active, modelName }) {
   );
 }
 
-// Asks for a new name and saves it; the conversation as saved, or null when nothing changed.
-export async function renameChat(conversation) {
+// The chat's settings dialog: its name and, when the user has presets, its instructions.
+// Saves what changed; the conversation as saved, or null when nothing changed.
+export async function editChat(conversation, presets = []) {
   const input = el("input", { type: "text", class: "input", testid: "rename-input", maxlength: 128, "aria-label": t("chat_name") });
   input.value = conversation.title || "";
   setTimeout(() => {
     input.focus();
     input.select();
   }, 0);
-  const form = el("form", { class: "rename-form" }, el("label", { class: "field-label", text: t("chat_name") }), input);
+  const preset = presets.length
+    ? el(
+        "select",
+        { class: "input", testid: "chat-preset", "aria-label": t("chat_preset") },
+        el("option", { value: "", text: t("no_preset") }),
+        ...presets.map((p) => el("option", { value: String(p.id), text: p.title })),
+      )
+    : null;
+  if (preset) preset.value = conversation.preset_id ? String(conversation.preset_id) : "";
+  const form = el(
+    "form",
+    { class: "rename-form" },
+    el("label", { class: "field-label", text: t("chat_name") }),
+    input,
+    preset ? el("label", { class: "field-label", text: t("chat_preset") }) : null,
+    preset,
+  );
   const closing = dialog({
-    title: t("rename_chat"),
+    title: t("chat_options"),
     body: [form],
     testid: "rename-dialog",
     actions: [
@@ -99,9 +116,16 @@ export async function renameChat(conversation) {
     document.querySelector('#dialog [data-testid="dialog-confirm"]')?.click();
   });
   const chosen = await closing;
+  if (chosen !== "save") return null;
+  const body = {};
   const title = input.value.trim();
-  if (chosen !== "save" || !title || title === conversation.title) return null;
-  return api(`/api/conversations/${conversation.id}`, { method: "PATCH", body: { title } });
+  if (title && title !== conversation.title) body.title = title;
+  if (preset) {
+    const presetId = preset.value ? Number(preset.value) : null;
+    if (presetId !== (conversation.preset_id || null)) body.preset_id = presetId;
+  }
+  if (!Object.keys(body).length) return null;
+  return api(`/api/conversations/${conversation.id}`, { method: "PATCH", body });
 }
 
 // Gives a conversation a model of its own; the conversation as saved.
