@@ -17,6 +17,7 @@ from webapp.routes import (
     auth,
     chat_api,
     health,
+    linking,
     media,
     pages,
     pay_result,
@@ -46,6 +47,7 @@ def create_app(context: WebContext) -> web.Application:
     pages.setup(app)
     api.setup(app)
     auth.setup(app)
+    linking.setup(app)
     media.setup(app)
     payments.setup(app)
     pay_result.setup(app)
