@@ -14,7 +14,14 @@ from core.dto import ClientInfo
 from core.services import accounts, billing, linking, sessions
 from core.services.accounts import NewIdentity
 from db.models import LedgerEntry, User
-from tests.bot.conftest import POLICY_VERSION, BotHarness, PersonFactory, button_data, text_of
+from tests.bot.conftest import (
+    POLICY_VERSION,
+    BotHarness,
+    PersonFactory,
+    button_data,
+    buttons,
+    text_of,
+)
 
 
 async def _web_account(harness: BotHarness, redis: Redis) -> tuple[int, str, str]:
@@ -85,6 +92,7 @@ async def test_the_deep_link_asks_and_confirming_links_a_new_telegram_user(
     assert (await _user(harness, web_id)).telegram_id is None
     done, menu = await dana.tap(question, button_data(question, "Link"), replies=2)
     assert "now share one NetRoom account" in text_of(done)
+    assert any("web_app" in b for b in buttons(menu))
     user = await _user(harness, web_id)
     assert (user.telegram_id, user.username) == (dana.id, "dana_tg")
     # Dana is that account in the bot now: the menu works without a consent of her own.

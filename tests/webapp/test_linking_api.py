@@ -74,7 +74,8 @@ async def test_a_telegram_account_adds_email_and_signs_in_with_it_once_confirmed
     # The same account, on the web now, with both ways in.
     assert await _me(kit, web_token) == user_id
     methods = await _methods(kit, web_token)
-    assert (methods["email"], methods["password"], methods["telegram"]) == (email.lower(), True, True)
+    linked = (methods["email"], methods["password"], methods["telegram"])
+    assert linked == (email.lower(), True, True)
     again = await kit.post(
         "/api/auth/email/add", {"email": new_email(), "password": PASSWORD}, headers=_bearer(token)
     )
