@@ -404,6 +404,9 @@ APP_TEXTS: dict[str, str] = {
         "We sent a link to {email}. Open it to confirm the address, then sign in on the website "
         "with it."
     ),
+    "link_in_browser": N_(
+        "Finish in the browser that opened, then come back here: the account shows as linked."
+    ),
     "link_telegram": N_("Link Telegram"),
     "link_telegram_lead": N_(
         "Open this link in Telegram and confirm in the bot. It works once, within {minutes} "

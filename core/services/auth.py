@@ -825,6 +825,40 @@ async def begin_oauth(
     return OAuthStart(url, nonce)
 
 
+HANDOFF_TTL = 300
+
+
+def _handoff_key(token: str) -> str:
+    return f"{KEY}:oauth-handoff:{_hash(token)}"
+
+
+async def begin_link_handoff(
+    redis: Redis, client: OAuthClient, *, provider: str, user_id: int, session_id: str
+) -> str:
+    """A one-time token (five minutes) that starts linking ``provider`` to the user in another
+    browser: inside Telegram the provider's page opens in the phone's browser, away from the
+    Mini App, so the flow (and its binding cookie) has to begin there. Only the token's hash is
+    kept; the session that asked must still be alive when the flow completes."""
+    client.provider(provider)
+    token = secrets.token_urlsafe(32)
+    data = json.dumps({"provider": provider, "user_id": user_id, "session_id": session_id})
+    await redis.set(_handoff_key(token), data, ex=HANDOFF_TTL)
+    return token
+
+
+async def take_link_handoff(redis: Redis, *, provider: str, token: str) -> tuple[int, str]:
+    """The user and session a handoff token links for, removed as it is taken (used once)."""
+    if not token or len(token) > 256:
+        raise OAuthStateInvalid("no handoff token")
+    raw = await redis.getdel(_handoff_key(token))
+    if raw is None:
+        raise OAuthStateInvalid("unknown, expired or used handoff")
+    data = json.loads(raw)
+    if data.get("provider") != provider:
+        raise OAuthStateInvalid(f"handoff of {data.get('provider')}, started for {provider}")
+    return int(data["user_id"]), str(data["session_id"])
+
+
 async def take_oauth_flow(
     redis: Redis, *, provider: str, state: str | None, nonce: str | None
 ) -> OAuthFlow:

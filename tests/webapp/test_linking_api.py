@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.services import linking
 from sandbox.app import SandboxServer
 from tests.factories import register, telegram_id
-from tests.webapp.authkit import Kit, make_kit, new_email
+from tests.webapp.authkit import Kit, make_kit, new_email, oauth_clients, set_cookies
 from tests.webapp.conftest import ClientMaker
 
 PASSWORD = "correct horse battery"
@@ -128,3 +128,51 @@ async def test_linking_needs_a_signed_in_user(kit: Kit) -> None:
     assert (await kit.post("/api/link/telegram")).status == 401
     add = await kit.post("/api/auth/email/add", {"email": new_email(), "password": PASSWORD})
     assert add.status == 401
+
+
+@pytest.fixture
+async def oauth_kit(
+    aiohttp_client: ClientMaker,
+    engine: AsyncEngine,
+    redis: Redis,
+    sandbox: SandboxServer,
+    http: httpx.AsyncClient,
+) -> Kit:
+    oauth = await oauth_clients(sandbox, http)
+    return await make_kit(aiohttp_client, engine, redis, sandbox, http, oauth=oauth)
+
+
+async def test_a_telegram_account_links_google_through_a_handoff_to_the_browser(
+    oauth_kit: Kit,
+) -> None:
+    kit = oauth_kit
+    _, token = await _telegram_account(kit)
+    handoff = await kit.post("/api/auth/google/link-handoff", headers=_bearer(token))
+    assert handoff.status == 200, await handoff.text()
+    url = str((await handoff.json())["url"])
+    assert url.startswith("http://netroom.test/api/auth/google/start?handoff=")
+    created = await kit.control(
+        "/accounts",
+        {"provider": "google", "email": new_email(), "email_verified": True, "name": "Mina"},
+    )
+    # The phone's browser: no bearer token, no cookies of the Mini App.
+    path = url.removeprefix("http://netroom.test")
+    start = await kit.get(path)
+    assert start.status == 302, await start.text()
+    nonce = set_cookies(start)["__Host-netroom_oauth"].value
+    approved = await kit.control(
+        "/approve",
+        {"authorize_url": start.headers["Location"], "subject": created["account"]["subject"]},
+    )
+    callback = await kit.callback(str(approved["redirect_url"]), nonce)
+    assert callback.headers["Location"].endswith("/app#linked=google")
+    methods = await _methods(kit, token)
+    assert (methods["google"], methods["google_email"], methods["telegram"]) == (
+        True,
+        created["account"]["email"].lower(),
+        True,
+    )
+    # The handoff worked once.
+    again = await kit.get(path, headers={"Accept": "application/json"})
+    assert again.status == 400
+    assert (await again.json())["error"] == "oauth_state_invalid"

@@ -4,6 +4,8 @@
 email-and-password sign-in; the address is confirmed by the mailed link, as at sign-up.
 ``POST /api/link/telegram``: a one-time code (ten minutes) for linking Telegram, shown as the
 deep link ``https://t.me/<bot>?start=link-<code>`` that the bot confirms.
+``POST /api/auth/{provider}/link-handoff``: inside Telegram, a one-time URL that starts linking
+Google or Yandex in the phone's browser (the flow cannot run inside Telegram's frame).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from core.services.auth import EmailSignUpUnavailable
 from webapp.auth import bearer_session, bearer_user
 from webapp.contract import Answer, Body, Out, add_routes, operation
 from webapp.keys import CONTEXT
-from webapp.routes.auth import Status, _confirmation_mail, _mail_quota
+from webapp.routes.auth import ProviderPath, Status, _confirmation_mail, _mail_quota, _provider
 
 TAGS = ("sign-in",)
 
@@ -26,6 +28,11 @@ TAGS = ("sign-in",)
 class AddEmail(Body):
     email: Annotated[str, Field(min_length=1, max_length=320)]
     password: Annotated[str, Field(min_length=1, max_length=1024)]
+
+
+class Handoff(Out):
+    url: str = Field(description="Open in the phone's browser: it links the provider's account.")
+    expires_in: int
 
 
 class TelegramLinkCode(Out):
@@ -105,5 +112,27 @@ async def telegram_code(request: web.Request) -> web.Response:
     )
 
 
+@operation(
+    "POST",
+    "/api/auth/{provider}/link-handoff",
+    summary="A one-time URL (five minutes) that links Google or Yandex from another browser",
+    responses={200: Answer("The URL.", Handoff)},
+    tags=TAGS,
+)
+async def link_handoff(request: web.Request, path: ProviderPath) -> web.Response:
+    """A bearer token → ``{url, expires_in}``. Inside Telegram the provider's page opens in the
+    phone's browser, so the Mini App hands the link flow over: the URL starts it there, once,
+    for this account and session."""
+    ctx = request.app[CONTEXT]
+    provider = _provider(request, path.provider)
+    assert ctx.oauth is not None
+    user_id, session_id = bearer_session(request)
+    token = await auth.begin_link_handoff(
+        ctx.redis, ctx.oauth, provider=provider, user_id=user_id, session_id=session_id
+    )
+    url = f"{ctx.public_url.rstrip('/')}/api/auth/{provider}/start?handoff={token}"
+    return web.json_response({"url": url, "expires_in": auth.HANDOFF_TTL})
+
+
 def setup(app: web.Application) -> None:
-    add_routes(app, add_email, telegram_code)
+    add_routes(app, add_email, telegram_code, link_handoff)

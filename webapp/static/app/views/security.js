@@ -65,11 +65,11 @@ export function mount(root, params, app) {
       const title = t(`method_${provider}`);
       if (methods[provider]) {
         rows.push(methodRow({ id: provider, mark: providerMark(provider), title, hint: methods[`${provider}_email`], linked: true, address: true }));
-      } else if ((methods.oauth_offered || []).includes(provider) && !app.tg.inTelegram) {
-        // Inside Telegram the flow could not come back: the provider's page would open in
-        // Telegram's frame or another browser, away from the cookie that binds the flow.
+      } else if ((methods.oauth_offered || []).includes(provider)) {
+        // Inside Telegram the provider's page opens in the phone's browser, so the flow is
+        // handed over to it by a one-time URL; the page looks again when the user comes back.
         const action = button(t("link_method"), { class: "btn-sm", testid: `link-${provider}` });
-        action.addEventListener("click", () => link(provider, action));
+        action.addEventListener("click", () => (app.tg.inTelegram ? handOff(provider, action) : link(provider, action)));
         rows.push(methodRow({ id: provider, mark: providerMark(provider), title, hint: t("method_not_linked"), linked: false, action }));
       }
     }
@@ -86,6 +86,24 @@ export function mount(root, params, app) {
     }
     return card(sectionTitle(t("sign_in_methods")), el("p", { class: "muted small", text: t("sign_in_methods_lead") }), el("div", { class: "method-list", testid: "sign-in-methods" }, ...rows), telegramPanel);
   }
+
+  async function handOff(provider, node) {
+    node.disabled = true;
+    try {
+      const data = await api(`/api/auth/${provider}/link-handoff`, { method: "POST" });
+      app.tg.openLink(data.url);
+      toast(t("link_in_browser"));
+    } catch (error) {
+      toast(error.message, "error");
+    }
+    node.disabled = false;
+  }
+
+  // Back from the phone's browser: a provider linked there shows at once.
+  function onVisible() {
+    if (document.visibilityState === "visible" && alive) load();
+  }
+  if (app.tg.inTelegram) document.addEventListener("visibilitychange", onVisible);
 
   async function linkTelegram(node, panel) {
     node.disabled = true;
@@ -298,5 +316,6 @@ export function mount(root, params, app) {
   load();
   return () => {
     alive = false;
+    document.removeEventListener("visibilitychange", onVisible);
   };
 }
