@@ -176,3 +176,14 @@ async def test_a_telegram_account_links_google_through_a_handoff_to_the_browser(
     again = await kit.get(path, headers={"Accept": "application/json"})
     assert again.status == 400
     assert (await again.json())["error"] == "oauth_state_invalid"
+
+
+async def test_codes_asked_for_too_often_are_refused_for_a_while(kit: Kit) -> None:
+    email = new_email()
+    await kit.signed_up(email, PASSWORD)
+    token = str((await (await kit.sign_in(email, PASSWORD)).json())["access_token"])
+    for _ in range(20):
+        assert (await kit.post("/api/link/telegram", headers=_bearer(token))).status == 200
+    refused = await kit.post("/api/link/telegram", headers=_bearer(token))
+    assert refused.status == 429
+    assert int(refused.headers["Retry-After"]) > 0

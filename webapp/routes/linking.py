@@ -10,6 +10,7 @@ Google or Yandex in the phone's browser (the flow cannot run inside Telegram's f
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated
 
 from aiohttp import web
@@ -23,6 +24,8 @@ from webapp.keys import CONTEXT
 from webapp.routes.auth import ProviderPath, Status, _confirmation_mail, _mail_quota, _provider
 
 TAGS = ("sign-in",)
+# Link codes and handoff URLs one account may ask for, per hour (each lives in Redis a while).
+LINKS_PER_HOUR = 20
 
 
 class AddEmail(Body):
@@ -90,7 +93,10 @@ async def add_email(request: web.Request, body: AddEmail) -> web.Response:
     "/api/link/telegram",
     summary="A one-time code (ten minutes) and deep link for linking Telegram to this account",
     responses={200: Answer("The code.", TelegramLinkCode)},
-    errors={409: "The account has a Telegram account already."},
+    errors={
+        409: "The account has a Telegram account already.",
+        429: "Too many codes asked for; see Retry-After.",
+    },
     tags=TAGS,
 )
 async def telegram_code(request: web.Request) -> web.Response:
@@ -98,6 +104,9 @@ async def telegram_code(request: web.Request) -> web.Response:
     confirming in the bot links that Telegram account to this one."""
     ctx = request.app[CONTEXT]
     user_id, session_id = bearer_session(request)
+    await auth.within_rate(
+        ctx.redis, f"link:user:{user_id}", limit=LINKS_PER_HOUR, window=timedelta(hours=1)
+    )
     async with ctx.uow_factory() as uow:
         issued = await linking.create_telegram_code(
             uow, ctx.redis, user_id=user_id, session_id=session_id
@@ -117,6 +126,7 @@ async def telegram_code(request: web.Request) -> web.Response:
     "/api/auth/{provider}/link-handoff",
     summary="A one-time URL (five minutes) that links Google or Yandex from another browser",
     responses={200: Answer("The URL.", Handoff)},
+    errors={429: "Too many asked for; see Retry-After."},
     tags=TAGS,
 )
 async def link_handoff(request: web.Request, path: ProviderPath) -> web.Response:
@@ -127,6 +137,9 @@ async def link_handoff(request: web.Request, path: ProviderPath) -> web.Response
     provider = _provider(request, path.provider)
     assert ctx.oauth is not None
     user_id, session_id = bearer_session(request)
+    await auth.within_rate(
+        ctx.redis, f"link:user:{user_id}", limit=LINKS_PER_HOUR, window=timedelta(hours=1)
+    )
     token = await auth.begin_link_handoff(
         ctx.redis, ctx.oauth, provider=provider, user_id=user_id, session_id=session_id
     )
