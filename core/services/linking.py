@@ -36,6 +36,7 @@ from datetime import datetime, timedelta
 
 from redis.asyncio import Redis
 from sqlalchemy import exists, select, update
+from sqlalchemy.exc import IntegrityError
 
 from core.errors import InvalidInput
 from core.i18n import N_
@@ -86,6 +87,11 @@ class AccountsNotMergeable(IdentityTaken):
         "and so does the other account. Accounts that both have money or history are not "
         "merged: keep using them separately, or delete one of them first."
     )
+
+
+class LinkRaced(InvalidInput):
+    code = "link_raced"
+    msgid = N_("Something changed meanwhile. Please open the link from the website again.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,15 +232,31 @@ async def confirm_telegram_link(
     """Link the Telegram user to the code's web account, merging by the module's rule. Commits
     once; the code is removed after."""
     web_id, _ = await _pending(uow, redis, code, now)
+    try:
+        outcome = await _link(uow, web_id, telegram_id, username, now)
+    except IntegrityError as exc:
+        # The Telegram user registered in the bot at the same moment: the code stays, and the
+        # link opened again meets the account that exists now.
+        raise LinkRaced(f"telegram user of user {web_id} changed meanwhile") from exc
+    await redis.delete(_key(code))
+    return outcome
+
+
+async def _link(
+    uow: UnitOfWork, web_id: int, telegram_id: int, username: str | None, now: datetime
+) -> LinkOutcome:
     async with uow.transaction():
-        web = await uow.users.get(web_id)
         other = await uow.users.by_telegram_id(telegram_id)
         # Both rows locked in id order: two confirmations cannot interleave.
         ids = sorted({web_id} | ({other.id} if other is not None else set()))
         rows = {
             row.id: row
             for row in await uow.session.scalars(
-                select(User).where(User.id.in_(ids)).order_by(User.id).with_for_update()
+                select(User)
+                .where(User.id.in_(ids))
+                .order_by(User.id)
+                .with_for_update()
+                .execution_options(populate_existing=True)
             )
         }
         web = rows.get(web_id)
@@ -247,10 +269,10 @@ async def confirm_telegram_link(
         elif other is None:
             await _attach_telegram(uow, web, telegram_id, username)
             outcome = LinkOutcome(web_id)
+        elif rows[other.id].telegram_id != telegram_id:
+            raise LinkRaced(f"user {other.id} changed meanwhile")
         else:
-            tg = rows[other.id]
-            outcome = await _merge(uow, web=web, tg=tg, username=username, now=now)
-    await redis.delete(_key(code))
+            outcome = await _merge(uow, web=web, tg=rows[other.id], username=username, now=now)
     return outcome
 
 
