@@ -97,3 +97,9 @@ class ReplacedCallback(CallbackData, prefix="replaced"):
 class TimeZoneCallback(CallbackData, prefix="tz"):
     # An IANA name such as "Asia/Yekaterinburg".
     zone: str
+
+
+class LinkCallback(CallbackData, prefix="link"):
+    # yes or no
+    action: str
+    code: str

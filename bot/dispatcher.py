@@ -16,6 +16,7 @@ from bot.handlers import (
     fallback,
     files,
     images,
+    linking,
     money,
     presets,
     privacy,
@@ -74,6 +75,8 @@ def create_dispatcher(
         # Before support, which mirrors every other edit.
         redo.router,
         support.router,
+        # Before start: /start link-<code> is this router's.
+        linking.router,
         start.router,
         account.router,
         timezone.router,

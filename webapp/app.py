@@ -18,6 +18,7 @@ from webapp.routes import (
     chat_api,
     conversations_api,
     health,
+    linking,
     media,
     pages,
     pay_result,
@@ -47,6 +48,7 @@ def create_app(context: WebContext) -> web.Application:
     pages.setup(app)
     api.setup(app)
     auth.setup(app)
+    linking.setup(app)
     media.setup(app)
     payments.setup(app)
     pay_result.setup(app)

@@ -397,6 +397,32 @@ APP_TEXTS: dict[str, str] = {
     "method_linked": N_("Linked"),
     "method_not_linked": N_("Not linked"),
     "link_method": N_("Link"),
+    "add_method": N_("Add"),
+    "add_email_title": N_("Add email and password"),
+    "add_email_lead": N_(
+        "Sign in on the website with this address and password too. We will email you a link "
+        "to confirm the address; the password works once it is confirmed."
+    ),
+    "email_address": N_("Email address"),
+    "password_field": N_("Password"),
+    "repeat_password_field": N_("Repeat the password"),
+    "enter_email": N_("Please enter a valid email address."),
+    "add_email_submit": N_("Send the confirmation link"),
+    "add_email_sent": N_(
+        "We sent a link to {email}. Open it to confirm the address, then sign in on the website "
+        "with it."
+    ),
+    "link_in_browser": N_(
+        "Finish in the browser that opened, then come back here: the account shows as linked."
+    ),
+    "link_telegram": N_("Link Telegram"),
+    "link_telegram_lead": N_(
+        "Open this link in Telegram and confirm in the bot. It works once, within {minutes} "
+        "minutes. Then your balance, history and plans are the same here and in the bot."
+    ),
+    "link_telegram_open": N_("Open in Telegram"),
+    "link_telegram_done": N_("I have confirmed"),
+    "link_telegram_waiting": N_("Not linked yet. Confirm in the bot, then try again."),
     "change_password": N_("Change password"),
     "change_password_lead": N_(
         "You stay signed in on this device; every other device is signed out."

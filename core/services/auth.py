@@ -386,6 +386,85 @@ async def register_with_email(
     )
 
 
+class EmailAlreadySet(InvalidInput):
+    code = "email_already_set"
+    msgid = N_("This account already has an email address.")
+
+
+async def add_email_password(
+    uow: UnitOfWork,
+    *,
+    user_id: int,
+    email: str,
+    password: str,
+    confirmation_required: bool,
+    secret: str,
+    now: datetime,
+    confirmation_ttl: timedelta,
+) -> EmailRegistration:
+    """Give an account without an email address (one made in Telegram) email-and-password
+    sign-in. The address is confirmed by the mailed link, as at sign-up; until then the password
+    does not sign in. An address of another account is not attached: with confirmation on, the
+    answer is the same as for a free one and only the address's owner is told (EXISTS); without
+    it, ``EmailTaken``. Asking again before confirming replaces the pending address."""
+    address = normalize_email(email)
+    passwords.check_rules(password)
+    password_hash = await passwords.hash_password(password)
+    async with uow.transaction():
+        user = await uow.users.get(user_id)
+        if user is None:
+            raise NotFound(f"user {user_id}")
+        language = user.language
+        own = await uow.session.scalar(
+            select(Identity)
+            .where(Identity.user_id == user_id, Identity.provider == "email")
+            .with_for_update()
+        )
+        if own is not None and own.email_verified:
+            raise EmailAlreadySet(f"user {user_id} has a confirmed address")
+        found = await _email_identity(uow, address, for_update=True)
+        if found is not None and found[1].id != user_id:
+            if not confirmation_required:
+                raise EmailTaken(f"address of user {found[1].id}")
+            return EmailRegistration(
+                RegistrationOutcome.EXISTS, found[1].id, address, found[1].language, None
+            )
+        outcome = RegistrationOutcome.CREATED if own is None else RegistrationOutcome.PENDING
+        if own is None:
+            try:
+                async with uow.session.begin_nested():
+                    uow.session.add(
+                        Identity(
+                            user_id=user_id,
+                            provider="email",
+                            subject=address,
+                            email=address,
+                            email_verified=not confirmation_required,
+                            password_hash=password_hash,
+                        )
+                    )
+                    await uow.session.flush()
+            except IntegrityError as exc:
+                raise IdentityTaken("email identity added meanwhile") from exc
+        else:
+            own.subject = address
+            own.email = address
+            own.password_hash = password_hash
+    token = (
+        confirmation_token(
+            user_id=user_id,
+            email=address,
+            password_hash=password_hash,
+            secret=secret,
+            now=now,
+            ttl=confirmation_ttl,
+        )
+        if confirmation_required
+        else None
+    )
+    return EmailRegistration(outcome, user_id, address, language, token)
+
+
 async def confirmation_to_resend(
     uow: UnitOfWork, *, email: str, secret: str, now: datetime, confirmation_ttl: timedelta
 ) -> EmailRegistration | None:
@@ -744,6 +823,40 @@ async def begin_oauth(
     await redis.set(_state_key(state), flow.dump(), ex=OAUTH_STATE_TTL)
     url = client.authorize_url(provider, redirect_uri=redirect_uri, state=state, verifier=verifier)
     return OAuthStart(url, nonce)
+
+
+HANDOFF_TTL = 300
+
+
+def _handoff_key(token: str) -> str:
+    return f"{KEY}:oauth-handoff:{_hash(token)}"
+
+
+async def begin_link_handoff(
+    redis: Redis, client: OAuthClient, *, provider: str, user_id: int, session_id: str
+) -> str:
+    """A one-time token (five minutes) that starts linking ``provider`` to the user in another
+    browser: inside Telegram the provider's page opens in the phone's browser, away from the
+    Mini App, so the flow (and its binding cookie) has to begin there. Only the token's hash is
+    kept; the session that asked must still be alive when the flow completes."""
+    client.provider(provider)
+    token = secrets.token_urlsafe(32)
+    data = json.dumps({"provider": provider, "user_id": user_id, "session_id": session_id})
+    await redis.set(_handoff_key(token), data, ex=HANDOFF_TTL)
+    return token
+
+
+async def take_link_handoff(redis: Redis, *, provider: str, token: str) -> tuple[int, str]:
+    """The user and session a handoff token links for, removed as it is taken (used once)."""
+    if not token or len(token) > 256:
+        raise OAuthStateInvalid("no handoff token")
+    raw = await redis.getdel(_handoff_key(token))
+    if raw is None:
+        raise OAuthStateInvalid("unknown, expired or used handoff")
+    data = json.loads(raw)
+    if data.get("provider") != provider:
+        raise OAuthStateInvalid(f"handoff of {data.get('provider')}, started for {provider}")
+    return int(data["user_id"]), str(data["session_id"])
 
 
 async def take_oauth_flow(

@@ -409,9 +409,11 @@ async def test_the_security_page_inside_the_mini_app(
         await expect(page.get_by_test_id("method-telegram")).to_have_attribute(
             "data-linked", "true"
         )
-        # Nothing here that cannot work inside Telegram, and no password to change.
-        await expect(page.get_by_test_id("link-google")).to_have_count(0)
-        await expect(page.get_by_test_id("link-yandex")).to_have_count(0)
+        # Google and Yandex are linked through the phone's browser (a one-time handoff), email
+        # and password can be added, and there is no password to change yet.
+        await expect(page.get_by_test_id("link-google")).to_be_visible()
+        await expect(page.get_by_test_id("link-yandex")).to_be_visible()
+        await expect(page.get_by_test_id("add-email-address")).to_be_visible()
         await expect(page.get_by_test_id("password-current")).to_have_count(0)
         current = page.locator('[data-testid="session"][data-current="true"]')
         await expect(current).to_contain_text("Telegram")

@@ -174,6 +174,9 @@ Flag = Annotated[str, Field(max_length=16)] | None
 class OAuthStartQuery(Query):
     accept_policy: Flag = Field(None, description="1: the user accepted the policy.")
     link: Flag = Field(None, description="1: add the account to the signed-in user.")
+    handoff: Annotated[str, Field(max_length=256)] | None = Field(
+        None, description="A one-time link handoff token (see .../link-handoff): link, no bearer."
+    )
 
 
 class AuthorizeUrl(Out):
@@ -695,13 +698,24 @@ async def oauth_start(
 ) -> web.Response:
     """302 to the provider. ``?accept_policy=1``: the user accepted the policy, so a new
     account may be created; ``?link=1`` with a bearer token: add the provider's account to the
-    signed-in user instead. With ``Accept: application/json`` the answer is ``{"authorize_url"}``
-    (a script cannot follow a cross-site redirect itself)."""
+    signed-in user instead; ``?handoff=<token>`` (from ``link-handoff``, in another browser): the
+    same, for the token's user. With ``Accept: application/json`` the answer is
+    ``{"authorize_url"}`` (a script cannot follow a cross-site redirect itself)."""
     ctx = request.app[CONTEXT]
     provider = _provider(request, path.provider)
     assert ctx.oauth is not None
-    link = _flag(query.link)
-    user_id, session_id = bearer_session(request) if link else (None, None)
+    link = _flag(query.link) or query.handoff is not None
+    user_id: int | None
+    session_id: str | None
+    if query.handoff is not None:
+        # Opened in the phone's browser from the Mini App: the token stands for its session.
+        user_id, session_id = await auth.take_link_handoff(
+            ctx.redis, provider=provider, token=query.handoff
+        )
+    elif link:
+        user_id, session_id = bearer_session(request)
+    else:
+        user_id, session_id = None, None
     start = await auth.begin_oauth(
         ctx.redis,
         ctx.oauth,

@@ -1,5 +1,7 @@
-// Sign-in and security: how the account signs in (email, Google, Yandex, Telegram) and linking
-// a provider, changing the password, the sessions signed in now, and signing out everywhere.
+// Sign-in and security: how the account signs in (email, Google, Yandex, Telegram), linking a
+// provider or Telegram (a one-time deep link the bot confirms), adding email and password to an
+// account made in Telegram, changing the password, the sessions signed in now, and signing out
+// everywhere.
 
 import { api } from "../api.js";
 import { button, card, confirmAction, el, errorBox, field, icon, sectionTitle, spinner, t, toast, when } from "../ui.js";
@@ -63,19 +65,131 @@ export function mount(root, params, app) {
       const title = t(`method_${provider}`);
       if (methods[provider]) {
         rows.push(methodRow({ id: provider, mark: providerMark(provider), title, hint: methods[`${provider}_email`], linked: true, address: true }));
-      } else if ((methods.oauth_offered || []).includes(provider) && !app.tg.inTelegram) {
-        // Inside Telegram the flow could not come back: the provider's page would open in
-        // Telegram's frame or another browser, away from the cookie that binds the flow.
+      } else if ((methods.oauth_offered || []).includes(provider)) {
+        // Inside Telegram the provider's page opens in the phone's browser, so the flow is
+        // handed over to it by a one-time URL; the page looks again when the user comes back.
         const action = button(t("link_method"), { class: "btn-sm", testid: `link-${provider}` });
-        action.addEventListener("click", () => link(provider, action));
+        action.addEventListener("click", () => (app.tg.inTelegram ? handOff(provider, action) : link(provider, action)));
         rows.push(methodRow({ id: provider, mark: providerMark(provider), title, hint: t("method_not_linked"), linked: false, action }));
       }
     }
+    let telegramPanel = null;
     if (methods.telegram) {
       const username = app.me && app.me.username ? `@${app.me.username}` : null;
       rows.push(methodRow({ id: "telegram", mark: glyph("telegram"), title: t("method_telegram"), hint: username || t("method_telegram_hint"), linked: true }));
+    } else if (!app.tg.inTelegram) {
+      // A web account links Telegram through a one-time deep link that the bot confirms.
+      telegramPanel = el("div", { class: "link-telegram", testid: "link-telegram-panel", hidden: true });
+      const action = button(t("link_telegram"), { class: "btn-sm", testid: "link-telegram" });
+      action.addEventListener("click", () => linkTelegram(action, telegramPanel));
+      rows.push(methodRow({ id: "telegram", mark: glyph("telegram"), title: t("method_telegram"), hint: t("method_not_linked"), linked: false, action }));
     }
-    return card(sectionTitle(t("sign_in_methods")), el("p", { class: "muted small", text: t("sign_in_methods_lead") }), el("div", { class: "method-list", testid: "sign-in-methods" }, ...rows));
+    return card(sectionTitle(t("sign_in_methods")), el("p", { class: "muted small", text: t("sign_in_methods_lead") }), el("div", { class: "method-list", testid: "sign-in-methods" }, ...rows), telegramPanel);
+  }
+
+  async function handOff(provider, node) {
+    node.disabled = true;
+    try {
+      const data = await api(`/api/auth/${provider}/link-handoff`, { method: "POST" });
+      app.tg.openLink(data.url);
+      toast(t("link_in_browser"));
+    } catch (error) {
+      toast(error.message, "error");
+    }
+    node.disabled = false;
+  }
+
+  // Back from the phone's browser: a provider linked there shows at once.
+  function onVisible() {
+    if (document.visibilityState === "visible" && alive) load();
+  }
+  if (app.tg.inTelegram) document.addEventListener("visibilitychange", onVisible);
+
+  async function linkTelegram(node, panel) {
+    node.disabled = true;
+    let data;
+    try {
+      data = await api("/api/link/telegram", { method: "POST" });
+    } catch (error) {
+      node.disabled = false;
+      toast(error.message, "error");
+      return;
+    }
+    const done = button(t("link_telegram_done"), { variant: "ghost", class: "btn-sm", testid: "link-telegram-done" });
+    done.addEventListener("click", async () => {
+      done.disabled = true;
+      try {
+        const methods = await api("/api/auth/methods");
+        if (methods.telegram) {
+          toast(t("method_linked"));
+          load();
+          return;
+        }
+        toast(t("link_telegram_waiting"), "error");
+      } catch (error) {
+        toast(error.message, "error");
+      }
+      done.disabled = false;
+    });
+    const open = data.deep_link
+      ? el("a", { class: "btn btn-primary btn-sm", href: data.deep_link, target: "_blank", rel: "noopener", testid: "link-telegram-open", text: t("link_telegram_open") })
+      : el("code", { testid: "link-telegram-code", text: `/start link-${data.code}` });
+    panel.replaceChildren(el("p", { class: "muted small", text: t("link_telegram_lead", { minutes: Math.round(data.expires_in / 60) }) }), el("div", { class: "button-row" }, open, done));
+    panel.hidden = false;
+  }
+
+  function addEmailCard() {
+    const email = el("input", { class: "input", type: "email", name: "email", autocomplete: "username", required: true, testid: "add-email-address" });
+    const input = (name) => el("input", { class: "input", type: "password", name, autocomplete: "new-password", required: true, testid: `add-email-${name}` });
+    const password = input("password");
+    const repeat = input("repeat");
+    const problem = el("p", { class: "notice error", role: "alert", testid: "add-email-error", hidden: true });
+    const sent = el("p", { class: "notice", role: "status", testid: "add-email-sent", hidden: true });
+    const submit = button(t("add_email_submit"), { variant: "primary", type: "submit", testid: "add-email-submit" });
+    const form = el(
+      "form",
+      { class: "form add-email-form", novalidate: true, autocomplete: "on" },
+      field({ label: t("email_address"), input: email }),
+      field({ label: t("password_field"), input: password, hint: t("password_rules") }),
+      field({ label: t("repeat_password_field"), input: repeat }),
+      problem,
+      el("div", { class: "button-row" }, submit),
+    );
+
+    function say(text, node = null) {
+      problem.textContent = text || "";
+      problem.hidden = !text;
+      for (const each of [email, password, repeat]) each.removeAttribute("aria-invalid");
+      if (node) {
+        node.setAttribute("aria-invalid", "true");
+        node.focus();
+      }
+    }
+
+    form.addEventListener("submit", async (event) => {
+      event.preventDefault();
+      say("");
+      const address = email.value.trim();
+      const length = [...password.value.normalize("NFC")].length;
+      if (!/^[^@\s]+@[^@\s]+\.[^@\s.]+$/.test(address)) return say(t("enter_email"), email);
+      if (length < MIN_LENGTH || length > MAX_LENGTH || !password.value.trim()) return say(t("password_length"), password);
+      if (password.value !== repeat.value) return say(t("passwords_differ"), repeat);
+      submit.disabled = true;
+      try {
+        await api("/api/auth/email/add", { method: "POST", body: { email: address, password: password.value } });
+        password.value = "";
+        repeat.value = "";
+        sent.textContent = t("add_email_sent", { email: address });
+        sent.hidden = false;
+        form.hidden = true;
+      } catch (error) {
+        say(error.message, email);
+      } finally {
+        submit.disabled = false;
+      }
+      return undefined;
+    });
+    return card(sectionTitle(t("add_email_title")), el("p", { class: "muted small", text: t("add_email_lead") }), form, sent);
   }
 
   function passwordCard(methods) {
@@ -195,12 +309,13 @@ export function mount(root, params, app) {
       return;
     }
     if (!alive) return;
-    root.replaceChildren(methodsCard(methods), ...(methods.password ? [passwordCard(methods)] : []), sessionsCard());
+    root.replaceChildren(methodsCard(methods), ...(methods.email ? [] : [addEmailCard()]), ...(methods.password ? [passwordCard(methods)] : []), sessionsCard());
     loadSessions();
   }
 
   load();
   return () => {
     alive = false;
+    document.removeEventListener("visibilitychange", onVisible);
   };
 }
