@@ -21,7 +21,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import BotContext
-from bot.texts import money
+from bot.texts import media_caption
 from core.dto import UserDTO
 from core.media import MediaStore
 from core.ports import JobQueue
@@ -145,14 +145,14 @@ async def draw(
         now=ctx.clock(),
     )
     extension = {"image/jpeg": "jpg", "image/webp": "webp"}.get(picture.mime, "png")
-    caption = _("🎨 {model}").format(model=model.id)
-    if picture.charged:
-        caption += " · " + money(picture.charged, user.language)
-    link = _media_link(ctx, picture.storage_key)
-    caption += f"\n{link}"
+    # The model, the price and the prompt; the full-size file behind a button, not a raw URL.
+    caption = media_caption("🎨", model.id, picture.charged, prompt.strip(), user.language)
+    full_size = InlineKeyboardBuilder()
+    full_size.button(text=_("🔍 Full size"), url=_media_link(ctx, picture.storage_key))
     await message.answer_photo(
         BufferedInputFile(picture.data, filename=f"netroom-{picture.media_id}.{extension}"),
         caption=caption,
+        reply_markup=full_size.as_markup(),
     )
 
 
