@@ -69,8 +69,9 @@ SERVER_ERROR = "The server had an error while processing your request. Sorry abo
 IMAGE_OUTPUT_TOKENS = {"low": 272, "medium": 1056, "high": 4160, "auto": 1056}
 VIDEO_SIZES = frozenset({"720x1280", "1280x720", "1024x1792", "1792x1024"})
 VIDEO_SECONDS = frozenset({"4", "8", "12"})
-# Every video the fake makes: a real, playable MP4 of a few KB (3 s, 320x180, H.264 constrained
-# baseline, moov first), so the result can be watched in Telegram and the web gallery.
+# Every video the fake makes: a real, playable MP4 of a few KB (3 s, 320x180, 12 fps, H.264
+# constrained baseline, moov first; a sun crossing an evening sky, drawn with Pillow and encoded
+# once with PyAV's libx264), so the result can be watched in Telegram and the web gallery.
 MP4_BLOB = (Path(__file__).parent / "sample.mp4").read_bytes()
 EMBEDDING_DIMENSIONS = 256
 MAX_EMBEDDING_DIMENSIONS = 3072
