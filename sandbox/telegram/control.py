@@ -599,6 +599,8 @@ def _transcript_message(world: World, message: dict[str, Any]) -> dict[str, Any]
         "reply_to_message_id": (message.get("reply_to_message") or {}).get("message_id"),
         "message_thread_id": message.get("message_thread_id"),
         "is_topic_message": bool(message.get("is_topic_message")),
+        # Sent through a bot's inline mode.
+        "via_bot": message.get("via_bot"),
     }
     for kind in (
         "invoice",
