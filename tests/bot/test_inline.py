@@ -155,3 +155,13 @@ async def test_an_inline_question_without_money_says_so_and_costs_nothing(
     # The result sent into the bot's own chat is not taken for a prompt.
     events, _ = await harness.client.events(after=after)
     assert not [e for e in events if e["type"] == "bot_message" and e["chat_id"] == cal.id]
+
+
+async def test_an_inline_query_in_russian_offers_the_start_link_in_russian(
+    harness: BotHarness, person: PersonFactory, inline_on: None
+) -> None:
+    stranger = await person("Незнакомец", language_code="ru")
+    _, answer = await _ask_inline(harness, stranger.id, "Привет?")
+    [result] = answer["results"]
+    assert result["title"] == "Откройте NetRoom, чтобы начать"
+    assert answer["button"]["text"] == "Откройте NetRoom, чтобы начать"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import httpx
+import pytest
 from playwright.async_api import Browser, expect
 
 from db.models import Media
@@ -34,14 +35,16 @@ async def _made_video(stage: Stage, account: Account) -> str:
     return key
 
 
+@pytest.mark.parametrize("phone", [True, False], ids=["phone", "desktop"])
 async def test_a_made_video_shows_its_first_frame_and_plays_in_the_gallery(
-    browser: Browser, stage: Stage, errors: list[str]
+    browser: Browser, stage: Stage, errors: list[str], phone: bool
 ) -> None:
     vera = await stage.account("Vera")
     await _made_video(stage, vera)
-    context, page = await open_app(browser, stage, vera, errors)
+    device = "phone" if phone else "desktop"
+    context, page = await open_app(browser, stage, vera, errors, phone=phone)
     try:
-        await page.get_by_test_id("tab-gallery").click()
+        await page.get_by_test_id("tab-gallery" if phone else "nav-gallery").click()
         tile = page.get_by_test_id("tile-video")
         await expect(tile).to_have_count(1)
         # A decoded frame, so the tile is a picture of the video, not an empty box.
@@ -51,7 +54,7 @@ async def test_a_made_video_shows_its_first_frame_and_plays_in_the_gallery(
             " v.addEventListener('error', () => r(0)); })"
         )
         assert await tile.evaluate(frame) == 320
-        await screenshot(page, "phone-gallery-video")
+        await screenshot(page, f"{device}-gallery-video")
 
         await page.get_by_test_id("media").click()
         player = page.get_by_test_id("viewer-video")
@@ -64,7 +67,7 @@ async def test_a_made_video_shows_its_first_frame_and_plays_in_the_gallery(
             " return v.currentTime; }"
         )
         assert await player.evaluate(played) > 0.5
-        await screenshot(page, "phone-gallery-video-player")
+        await screenshot(page, f"{device}-gallery-video-player")
     finally:
         await context.close()
 
