@@ -165,3 +165,35 @@ async def test_an_inline_query_in_russian_offers_the_start_link_in_russian(
     [result] = answer["results"]
     assert result["title"] == "Откройте NetRoom, чтобы начать"
     assert answer["button"]["text"] == "Откройте NetRoom, чтобы начать"
+
+
+async def test_an_inline_answer_the_model_cut_short_says_so_and_costs_nothing(
+    harness: BotHarness, person: PersonFactory, inline_on: None
+) -> None:
+    dee = await _ready(harness, person, "Dee")
+    group = await harness.client.create_group("Pals", [dee.id], with_bot=False)
+    group_id = int(group["id"])
+    await _script(
+        harness,
+        provider="openai",
+        reply="partial answer " * 30,
+        chunk_size=15,
+        fault={"kind": "cut", "after_chunks": 5},
+    )
+    query_id, answer = await _ask_inline(harness, dee.id, "Tell me a story")
+    [result] = answer["results"]
+    after = await harness.client.last_seq()
+    sent = await harness.client.choose_inline_result(query_id, result["id"], chat_id=group_id)
+    edited = await harness.client.wait_for(
+        lambda e: (
+            e["type"] == "message_edited" and e["message_id"] == sent["message"]["message_id"]
+        ),
+        chat_id=group_id,
+        after=after,
+    )
+    text = edited["message"]["text"]
+    assert text.startswith("❓ Tell me a story")
+    assert "partial answer" not in text
+    assert "Please try again" in text
+    assert await _settled(harness, dee.user_id) == []  # type: ignore[attr-defined]
+    assert await _balance(harness, dee) == 100_000
