@@ -43,7 +43,8 @@ All routes are JSON under ``/sandbox/api``:
 A private chat's id is the user's id; ``from_user_id`` defaults to it. Errors are 400
 ``{"error": "..."}`` (a refusal Telegram would give carries Telegram's description). A bot gets
 every message people send in its groups (as with privacy mode off). Forum topics and
-administrators: ``sandbox.telegram.forum``; Stars: ``sandbox.telegram.payments``.
+administrators: ``sandbox.telegram.forum``; Stars: ``sandbox.telegram.payments``; inline mode
+(``@bot query``, choosing a result): ``sandbox.telegram.inline``.
 """
 
 from __future__ import annotations
