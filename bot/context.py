@@ -33,6 +33,8 @@ class BotContext:
     admin_ids: frozenset[int] = frozenset()
     # Where support conversations go (a forum supergroup gives each user a topic).
     admin_chat_id: int | None = None
+    # Inline mode (`@bot question` in any chat): the operator's switch, off by default.
+    inline_mode: bool = False
     tariffs: Tariffs = field(default_factory=lambda: Tariffs(free_limits={}))
     # Rouble top-ups: the client and the amounts offered, in roubles (None: not offered).
     yookassa: YooKassaClient | None = None

@@ -16,6 +16,7 @@ from bot.handlers import (
     fallback,
     files,
     images,
+    inline,
     linking,
     money,
     presets,
@@ -86,6 +87,9 @@ def create_dispatcher(
         files.router,
         images.router,
         voice.router,
+        # Before chat: a result sent through inline mode into the bot's own chat is no prompt.
+        # Answers only while the operator's switch (ctx.inline_mode) is on.
+        inline.router,
         chat.router,
         fallback.router,
     )

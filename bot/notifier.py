@@ -9,7 +9,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, Teleg
 from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import I18n
 
-from bot.texts import referral_earning_text, topped_up_text
+from bot.texts import media_caption, referral_earning_text, topped_up_text
 
 log = logging.getLogger(__name__)
 
@@ -20,10 +20,23 @@ class BotNotifier:
         self.i18n = i18n
 
     async def send_video(
-        self, *, telegram_id: int, data: bytes, file_name: str, caption: str, language: str
+        self,
+        *,
+        telegram_id: int,
+        data: bytes,
+        file_name: str,
+        prompt: str,
+        model_id: str,
+        charged: int,
+        language: str,
     ) -> None:
+        with self.i18n.context(), self.i18n.use_locale(language):
+            caption = media_caption("🎬", model_id, charged, prompt, language)
         await self.bot.send_video(
-            telegram_id, BufferedInputFile(data, filename=file_name), caption=caption
+            telegram_id,
+            BufferedInputFile(data, filename=file_name),
+            caption=caption,
+            supports_streaming=True,
         )
 
     async def send_notice(

@@ -286,3 +286,17 @@ def pay_support_text() -> str:
         "we answer within 10 business days. Telegram Stars payments can be refunded to the "
         "Stars balance they came from. Your payments are listed in /history."
     )
+
+
+# Telegram's caption limit is 1,024 characters; the prompt gives way.
+CAPTION_PROMPT_CHARS = 800
+
+
+def media_caption(mark: str, model_id: str, charged: int, prompt: str, language: str) -> str:
+    """A picture's or video's caption: the model and price, then the prompt it was made from."""
+    head = f"{mark} {escape(model_id)}"
+    if charged:
+        head += " · " + money(charged, language)
+    if len(prompt) > CAPTION_PROMPT_CHARS:
+        prompt = prompt[: CAPTION_PROMPT_CHARS - 1].rstrip() + "…"
+    return f"{head}\n<i>{escape(prompt)}</i>" if prompt else head

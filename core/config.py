@@ -88,6 +88,9 @@ class BotSettings(BaseModel):
     webhook_path: str = "/telegram/webhook"
     # One shared send budget per bot (bot.pacing): previews give way, replies always arrive.
     send_pacing: bool = True
+    # Inline mode (`@bot question` in any chat, billed to whoever asks): off unless the operator
+    # turns it on here and enables inline mode and inline feedback for the bot in @BotFather.
+    inline_mode: bool = False
 
     @field_validator("token")
     @classmethod

@@ -7,8 +7,18 @@ from typing import Protocol
 
 class Notifier(Protocol):
     async def send_video(
-        self, *, telegram_id: int, data: bytes, file_name: str, caption: str, language: str
-    ) -> None: ...
+        self,
+        *,
+        telegram_id: int,
+        data: bytes,
+        file_name: str,
+        prompt: str,
+        model_id: str,
+        charged: int,
+        language: str,
+    ) -> None:
+        """The finished video, captioned with its prompt, model and price (kopecks)."""
+        ...
 
     async def send_notice(
         self, *, telegram_id: int, msgid: str, language: str, **params: object

@@ -198,6 +198,7 @@ class Deployment:
             speech=self.speech,
             admin_ids=frozenset(s.bot.admin_ids),
             admin_chat_id=s.bot.admin_chat_id,
+            inline_mode=s.bot.inline_mode,
             file_limits=self.file_limits,
             embedder=self.embedder,
             tariffs=self.tariffs,

@@ -394,6 +394,31 @@ class SandboxClient:
             body["from_user_id"] = from_user_id
         return dict(await self._call("POST", f"/chats/{chat_id}/callbacks", json=body))
 
+    async def inline_query(
+        self, from_user_id: int, query: str, *, chat_type: str | None = None
+    ) -> dict[str, Any]:
+        """The person types ``@bot query``: ``{inline_query_id, update_id}``."""
+        body: dict[str, Any] = {"from_user_id": from_user_id, "query": query}
+        if chat_type is not None:
+            body["chat_type"] = chat_type
+        return dict(await self._call("POST", "/inline-queries", json=body))
+
+    async def inline_answer(self, inline_query_id: str) -> dict[str, Any] | None:
+        """The bot's answer to an inline query (None: not answered)."""
+        found = await self._call("GET", f"/inline-queries/{inline_query_id}")
+        return found["answer"]
+
+    async def choose_inline_result(
+        self, inline_query_id: str, result_id: str, *, chat_id: int | None = None
+    ) -> dict[str, Any]:
+        """The person sends a result: ``{message, inline_message_id, update_id}``."""
+        body: dict[str, Any] = {"result_id": result_id}
+        if chat_id is not None:
+            body["chat_id"] = chat_id
+        return dict(
+            await self._call("POST", f"/inline-queries/{inline_query_id}/choose", json=body)
+        )
+
     async def initdata(
         self, user_id: int, *, start_param: str | None = None, url: str | None = None
     ) -> dict[str, Any]:

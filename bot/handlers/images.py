@@ -3,8 +3,10 @@ newest and delete any of them (they stay until the user deletes them or the acco
 
 from __future__ import annotations
 
+import ipaddress
 import logging
 from html import escape
+from urllib.parse import urlsplit
 
 from aiogram import Bot, Router
 from aiogram.enums import ChatAction
@@ -21,7 +23,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import BotContext
-from bot.texts import money
+from bot.texts import media_caption
 from core.dto import UserDTO
 from core.media import MediaStore
 from core.ports import JobQueue
@@ -45,6 +47,19 @@ class MediaCallback(CallbackData, prefix="media"):
 
 def _media_link(ctx: BotContext, key: str) -> str:
     return f"{ctx.web_app_url.rstrip('/').removesuffix('/app')}/media/{key}"
+
+
+def _button_url(url: str) -> bool:
+    """Whether Telegram takes ``url`` for a button: it refuses loopback and private addresses
+    (a server on 127.0.0.1 in development), and a refused button would lose the picture."""
+    host = urlsplit(url).hostname or ""
+    if host == "localhost" or host.endswith(".localhost"):
+        return False
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return bool(host)
+    return address.is_global
 
 
 def _media_view(
@@ -145,14 +160,18 @@ async def draw(
         now=ctx.clock(),
     )
     extension = {"image/jpeg": "jpg", "image/webp": "webp"}.get(picture.mime, "png")
-    caption = _("🎨 {model}").format(model=model.id)
-    if picture.charged:
-        caption += " · " + money(picture.charged, user.language)
+    # The model, the price and the prompt; the full-size file behind a button, not a raw URL.
+    caption = media_caption("🎨", model.id, picture.charged, prompt.strip(), user.language)
     link = _media_link(ctx, picture.storage_key)
-    caption += f"\n{link}"
+    full_size = None
+    if _button_url(link):
+        builder = InlineKeyboardBuilder()
+        builder.button(text=_("🔍 Full size"), url=link)
+        full_size = builder.as_markup()
     await message.answer_photo(
         BufferedInputFile(picture.data, filename=f"netroom-{picture.media_id}.{extension}"),
         caption=caption,
+        reply_markup=full_size,
     )
 
 

@@ -31,6 +31,10 @@ model again. Asking again is a turn like any other, billed the same way.
 A turn in an existing conversation uses that conversation's preset and, unless the request
 names a model, its own model (``core.services.conversations.settings_of``); a new conversation
 takes the user's preset and follows the user's default model.
+
+A detached turn (inline mode: a question asked in some other chat) belongs to no conversation:
+no history goes to the model, nothing of it is stored and no conversation is made; its output
+is capped (``DETACHED_MAX_OUTPUT``) so the answer fits one message. It is billed the same way.
 """
 
 from __future__ import annotations
@@ -94,6 +98,8 @@ RETENTION = timedelta(days=14)
 IMAGE_TOKENS = 1_500
 DEFAULT_MAX_OUTPUT = 2048
 MAX_PROMPT_CHARS = 16_000
+# A detached answer fits one Telegram message.
+DETACHED_MAX_OUTPUT = 1024
 
 
 class VisionUnsupported(InvalidInput):
@@ -181,6 +187,7 @@ async def begin_turn(
     documents: str | None = None,
     owner: str | None = None,
     replaces: tuple[int, ...] = (),
+    detached: bool = False,
 ) -> Turn:
     """Store the prompt, assemble the request and hold money for it, before the provider call.
     A request the free tier covers holds nothing and counts against the allowance instead.
@@ -198,7 +205,9 @@ async def begin_turn(
         model = models.get(prefs.model_id)
     if images and not model.vision:
         raise VisionUnsupported(f"model {model.id}")
-    store = prefs.history_enabled
+    store = prefs.history_enabled and not detached
+    if detached:
+        max_output_tokens = min(max_output_tokens, DETACHED_MAX_OUTPUT)
     system: str | None = None
     if prefs.preset_id is not None:
         preset = await uow.session.get(Preset, prefs.preset_id)
@@ -208,7 +217,11 @@ async def begin_turn(
         # Passages from the user's attached files, to answer from and cite.
         system = f"{system}\n\n{documents}" if system else documents
     conversation_id = prefs.conversation_id
-    conversation = await uow.session.get(Conversation, conversation_id) if conversation_id else None
+    conversation = (
+        await uow.session.get(Conversation, conversation_id)
+        if conversation_id and not detached
+        else None
+    )
     if conversation is not None and conversation.user_id != user_id:
         conversation = None
     max_output = min(max_output_tokens, max(256, model.context_window // 4))
@@ -278,7 +291,9 @@ async def begin_turn(
                 model_id=model.id,
                 owner=owner,
             )
-        if conversation is None:
+        if detached:
+            conversation_id = 0
+        elif conversation is None:
             conversation = Conversation(
                 # Follows the user's default model until one of its own is picked.
                 user_id=user_id,
@@ -300,7 +315,7 @@ async def begin_turn(
                 )
             )
         prompt_id: int | None = None
-        if store:
+        if store and conversation is not None:
             row = ChatMessageRow(
                 conversation_id=conversation.id,
                 user_id=user_id,
@@ -314,10 +329,11 @@ async def begin_turn(
             uow.session.add(row)
             await uow.session.flush()
             prompt_id = row.id
-        if now - conversation.updated_at > timedelta(hours=1):
-            # Recent-first ordering needs no more precision than this.
-            conversation.updated_at = now
-        conversation_id = conversation.id
+        if conversation is not None:
+            if now - conversation.updated_at > timedelta(hours=1):
+                # Recent-first ordering needs no more precision than this.
+                conversation.updated_at = now
+            conversation_id = conversation.id
     request = ChatRequest(
         model=model.provider_model,
         messages=messages,
@@ -328,7 +344,7 @@ async def begin_turn(
     )
     return Turn(
         user_id=user_id,
-        conversation_id=conversation_id,
+        conversation_id=conversation_id or 0,
         prompt_message_id=prompt_id,
         request=request,
         model=model,
@@ -664,6 +680,7 @@ async def run_turn(
     embedder: files.Embedder | None = None,
     documents: bool = True,
     redo_of: int | None = None,
+    detached: bool = False,
 ) -> TurnOutcome | None:
     """One turn for one user: take the user's lock (or ReplyInProgress), begin (refusals go to
     the sink), stream through the sink, settle, store, tell. None when the turn never began.
@@ -712,6 +729,7 @@ async def run_turn(
                 documents=context.prompt() if context is not None and passages else None,
                 owner=owner,
                 replaces=replaces,
+                detached=detached,
             )
         except DomainError as exc:
             await sink.refused(exc)

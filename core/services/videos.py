@@ -4,6 +4,7 @@ delivered through the Notifier."""
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +49,10 @@ class VideoState:
     data: bytes | None = None
     telegram_id: int | None = None
     language: str = "en"
+    # What the video shows and who made it, for its caption; what it cost the user.
+    prompt: str = ""
+    model_id: str = ""
+    charged: int = 0
 
 
 async def submit_video(
@@ -132,13 +137,23 @@ async def check_video(
         user = await uow.session.get(User, media.user_id)
         telegram_id = user.telegram_id if user else None
         language = user.language if user else "en"
-        if media.status != "pending":
-            return VideoState(media_id, media.status, None, telegram_id, language)
         data = dict(media.provider_data)
         user_id, cost, model_id = media.user_id, media.cost or 0, media.model_id
+        about = VideoState(
+            media_id,
+            media.status,
+            None,
+            telegram_id,
+            language,
+            prompt=media.prompt,
+            model_id=model_id,
+            charged=int(data.get("reserved") or 0) if media.status == "ready" else 0,
+        )
+        if media.status != "pending":
+            return about
     job = await provider.poll_video(str(data["job_id"]))
     if not job.done:
-        return VideoState(media_id, "pending", None, telegram_id, language)
+        return about
     hold_id = data.get("reservation_id")
     if job.status is VideoStatus.FAILED:
         async with uow.transaction():
@@ -147,7 +162,7 @@ async def check_video(
             )
             if hold_id:
                 await billing.release(uow, reservation_id=int(hold_id))
-        return VideoState(media_id, "failed", None, telegram_id, language)
+        return dataclasses.replace(about, status="failed")
     content = await provider.download_video(str(data["job_id"]))
     key = await store.save(content.data, content.mime)
     async with uow.transaction():
@@ -173,4 +188,6 @@ async def check_video(
                     meta={"media_id": media_id},
                 ),
             )
-    return VideoState(media_id, "ready", content.data, telegram_id, language)
+    return dataclasses.replace(
+        about, status="ready", data=content.data, charged=int(data.get("reserved") or 0)
+    )

@@ -7,6 +7,7 @@ from aiohttp import web
 from sandbox.telegram.botapi import WORLD, setup_botapi
 from sandbox.telegram.control import setup_control
 from sandbox.telegram.forum import setup_forum
+from sandbox.telegram.inline import setup_inline
 from sandbox.telegram.payments import setup_payments
 from sandbox.telegram.state import TelegramOptions, World
 from sandbox.telegram.webhooks import webhook_ctx
@@ -23,5 +24,6 @@ def setup_telegram(app: web.Application, options: TelegramOptions | None = None)
     setup_control(app)
     setup_payments(app)
     setup_forum(app)
+    setup_inline(app)
     app.cleanup_ctx.append(webhook_ctx)
     return world

@@ -30,6 +30,8 @@ JSON_FIELDS = {
     "reply_parameters",
     "link_preview_options",
     "message_ids",
+    "results",
+    "button",
 }
 METHODS: dict[str, Method] = {}
 
@@ -381,8 +383,19 @@ _public = public
 
 
 def _bot_message(world: World, bot: Bot, params: Params, method_name: str) -> tuple[Chat, dict]:
-    if params.get("inline_message_id"):
-        raise bad_request("MESSAGE_ID_INVALID")
+    inline_id = params.get("inline_message_id")
+    if inline_id:
+        # A message a person sent through the bot's inline mode.
+        if method_name not in ("editmessagetext", "editmessagereplymarkup"):
+            raise bad_request("MESSAGE_ID_INVALID")
+        found = world.inline_messages.get(str(inline_id))
+        if found is None or found[2] != bot.id:
+            raise bad_request("MESSAGE_ID_INVALID")
+        inline_chat = world.chats[found[0]]
+        inline_message = inline_chat.messages.get(found[1])
+        if inline_message is None or inline_message.get("_deleted"):
+            raise bad_request("MESSAGE_ID_INVALID")
+        return inline_chat, inline_message
     chat_id = params.get("chat_id")
     fault = world.take_fault(bot, method_name, chat_id)
     if fault is not None:
@@ -432,7 +445,8 @@ async def edit_message_text(world: World, bot: Bot, params: Params) -> Any:
     world.emit(
         "message_edited", chat.id, message_id=message["message_id"], message=_public(message)
     )
-    return _public(message)
+    # An inline message is edited blind: Telegram answers True.
+    return True if params.get("inline_message_id") else _public(message)
 
 
 @method("editMessageReplyMarkup")
@@ -452,7 +466,7 @@ async def edit_message_reply_markup(world: World, bot: Bot, params: Params) -> A
         message.pop("reply_markup", None)
     message["edit_date"] = int(time.time())
     world.emit("markup_edited", chat.id, message_id=message["message_id"], message=_public(message))
-    return _public(message)
+    return True if params.get("inline_message_id") else _public(message)
 
 
 @method("editMessageCaption")

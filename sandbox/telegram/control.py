@@ -43,7 +43,8 @@ All routes are JSON under ``/sandbox/api``:
 A private chat's id is the user's id; ``from_user_id`` defaults to it. Errors are 400
 ``{"error": "..."}`` (a refusal Telegram would give carries Telegram's description). A bot gets
 every message people send in its groups (as with privacy mode off). Forum topics and
-administrators: ``sandbox.telegram.forum``; Stars: ``sandbox.telegram.payments``.
+administrators: ``sandbox.telegram.forum``; Stars: ``sandbox.telegram.payments``; inline mode
+(``@bot query``, choosing a result): ``sandbox.telegram.inline``.
 """
 
 from __future__ import annotations
@@ -599,6 +600,8 @@ def _transcript_message(world: World, message: dict[str, Any]) -> dict[str, Any]
         "reply_to_message_id": (message.get("reply_to_message") or {}).get("message_id"),
         "message_thread_id": message.get("message_thread_id"),
         "is_topic_message": bool(message.get("is_topic_message")),
+        # Sent through a bot's inline mode.
+        "via_bot": message.get("via_bot"),
     }
     for kind in (
         "invoice",

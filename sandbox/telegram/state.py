@@ -122,6 +122,8 @@ class TelegramOptions:
     callback_query_ttl: float = 900.0
     # The bot must answer a pre-checkout query within this many seconds.
     pre_checkout_timeout: float = 10.0
+    # The bot must answer an inline query within this many seconds.
+    inline_query_ttl: float = 10.0
 
 
 class Bucket:
@@ -303,6 +305,10 @@ class World:
         self.events: list[dict[str, Any]] = []
         self.events_changed = asyncio.Event()
         self.faults: list[Fault] = []
+        # Inline mode (sandbox.telegram.inline): queries by id; sent results that carry a
+        # keyboard by inline_message_id, as (chat id, message id, bot id).
+        self.inline_queries: dict[str, dict[str, Any]] = {}
+        self.inline_messages: dict[str, tuple[int, int, int]] = {}
         self._next_user_id = random.randint(5_000_000_000, 5_900_000_000)  # nosec B311 # made-up ids
         self._next_group_id = random.randint(4_000_000_000, 4_900_000_000)  # nosec B311 # made-up ids
         self._next_supergroup_id = random.randint(1_000_000_000, 2_900_000_000)  # nosec B311 # made-up ids

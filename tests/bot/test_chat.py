@@ -325,8 +325,13 @@ async def test_image_command_draws_sends_the_picture_and_charges_its_price(
         after=before,
         wait=20,
     )
-    assert sent["message"]["caption"].startswith("🎨 sandbox-image")
-    assert "http://netroom.test/media/" in sent["message"]["caption"]
+    caption = sent["message"]["caption"]
+    assert caption.startswith("🎨 sandbox-image · ₽5.00")
+    assert "a red fox in the snow" in caption
+    # The full-size file is behind a button, not a raw URL in the caption.
+    assert "http" not in caption
+    [full_size] = buttons(sent)
+    assert full_size["url"].startswith("http://netroom.test/media/")
     transcript = await harness.client.transcript(kim.id)
     [photo] = [m for m in transcript["messages"] if m.get("photo")]
     async with httpx.AsyncClient() as http:
@@ -404,6 +409,11 @@ async def test_a_video_is_made_in_the_background_and_arrives_when_ready(
         wait=30,
     )
     assert delivered["message"]["video"]["file_size"] > 0
+    # The caption tells what it is: the model, the price and the prompt, not just "🎬".
+    caption = delivered["message"]["caption"]
+    assert caption.startswith("🎬 sandbox-video · ₽8.00")
+    assert "waves on a beach" in caption
+    assert any(e["type"] == "italic" for e in delivered["message"]["caption_entities"])
     # 8 seconds at 100 kopecks a second.
     assert await _balance(harness, ora) == 100_000 - 800
 

@@ -11,9 +11,14 @@ from typing import Any
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject, CommandStart
 from aiogram.types import (
+    BufferedInputFile,
     CallbackQuery,
+    ChosenInlineResult,
     InlineKeyboardButton,
     InlineKeyboardMarkup,
+    InlineQuery,
+    InlineQueryResultArticle,
+    InputTextMessageContent,
     KeyboardButton,
     LabeledPrice,
     Message,
@@ -25,6 +30,7 @@ from aiohttp import web
 
 from sandbox.app import create_app
 from sandbox.client import SandboxClient
+from sandbox.providers.openai import MP4_BLOB
 from sandbox.web import setup_page
 
 CHROMIUM = "/usr/bin/chromium"
@@ -165,7 +171,37 @@ def echo_router(gates: Gates, mini_app_url: str) -> Router:
     async def on_photo(message: Message) -> None:
         await message.answer(f"Nice photo: {html.escape(message.caption or 'no caption')}")
 
-    @router.message(F.text)
+    @router.message(Command("video"))
+    async def on_video(message: Message) -> None:
+        await message.answer_video(
+            BufferedInputFile(MP4_BLOB, filename="clip.mp4"), caption="A short clip"
+        )
+
+    @router.inline_query()
+    async def on_inline_query(query: InlineQuery) -> None:
+        said = html.escape(query.query)
+        result = InlineQueryResultArticle(
+            id="echo",
+            title=f"Echo {query.query}",
+            description="Sent, then edited",
+            input_message_content=InputTextMessageContent(message_text=f"Echoing {said}…"),
+            reply_markup=InlineKeyboardMarkup(
+                inline_keyboard=[
+                    [InlineKeyboardButton(text="Docs", url="https://docs.example.org")]
+                ]
+            ),
+        )
+        await query.answer([result], cache_time=0, is_personal=True)
+
+    @router.chosen_inline_result()
+    async def on_chosen(chosen: ChosenInlineResult, bot: Bot) -> None:
+        if chosen.inline_message_id:
+            await bot.edit_message_text(
+                inline_message_id=chosen.inline_message_id,
+                text=f"Echoed inline: <b>{html.escape(chosen.query)}</b>",
+            )
+
+    @router.message(F.text, F.via_bot.is_(None))
     async def on_text(message: Message) -> None:
         keyboard = InlineKeyboardMarkup(
             inline_keyboard=[

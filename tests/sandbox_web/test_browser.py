@@ -511,3 +511,34 @@ async def test_an_invoice_link_in_a_message_opens_the_checkout_and_pays(
     await expect(dialog).to_contain_text("https://x.test")
     await page.get_by_test_id("share-close").click()
     assert len(page.context.pages) == 1
+
+
+async def test_inline_mode_offers_the_bots_result_and_the_sent_message_is_edited(
+    page: Page, stage: Stage
+) -> None:
+    user = await stage.user("Ines")
+    await open_as(page, stage, user)
+    await page.get_by_test_id("composer-input").fill("@echo_sandbox_bot hello there")
+    result = page.get_by_test_id("inline-result")
+    await expect(result).to_have_count(1)
+    await expect(result).to_contain_text("Echo hello there")
+    await result.click()
+    await expect(page.get_by_test_id("composer-input")).to_have_value("")
+    await expect(user_messages(page).last).to_contain_text("Echoed inline: hello there")
+    await expect(user_messages(page).last.get_by_test_id("message-via")).to_have_text(
+        "via @echo_sandbox_bot"
+    )
+
+
+async def test_a_video_from_the_bot_plays_in_the_chat(page: Page, stage: Stage) -> None:
+    user = await stage.user("Vic")
+    await open_as(page, stage, user)
+    await say(page, "/video")
+    video = bot_messages(page).last.get_by_test_id("message-video")
+    await expect(video).to_be_visible()
+    width = (
+        "v => v.readyState >= 1 ? v.videoWidth : new Promise(r => {"
+        " v.addEventListener('loadedmetadata', () => r(v.videoWidth));"
+        " v.addEventListener('error', () => r(0)); })"
+    )
+    assert await video.evaluate(width) == 320

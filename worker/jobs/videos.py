@@ -37,7 +37,9 @@ async def watch_video(deps: JobDeps, media_id: int) -> str:
             telegram_id=state.telegram_id,
             data=state.data,
             file_name=f"netroom-{media_id}.mp4",
-            caption="🎬",
+            prompt=state.prompt,
+            model_id=state.model_id,
+            charged=state.charged,
             language=state.language,
         )
     elif state.status == "failed":

@@ -42,6 +42,9 @@ export const sandbox = {
   tap: (chatId, body) => api("POST", `/chats/${encodeURIComponent(chatId)}/callbacks`, body),
   pay: (chatId, body) => api("POST", `/chats/${encodeURIComponent(chatId)}/pay`, body),
   initData: (body) => api("POST", "/initdata", body),
+  inlineQuery: (body) => api("POST", "/inline-queries", body),
+  inlineAnswer: (queryId) => api("GET", `/inline-queries/${encodeURIComponent(queryId)}`),
+  chooseInline: (queryId, body) => api("POST", `/inline-queries/${encodeURIComponent(queryId)}/choose`, body),
   events: (after, timeout, options) =>
     api("GET", `/events?after=${encodeURIComponent(after)}&timeout=${encodeURIComponent(timeout)}`, undefined, options),
 };

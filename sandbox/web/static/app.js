@@ -837,6 +837,96 @@ function updateHints(forceAll = false) {
   ui.input.setAttribute("aria-expanded", "true");
 }
 
+// --- inline mode: "@bot question" offers the bot's results; picking one sends it here -----------
+
+let inlineTimer = null;
+let inlineSeq = 0;
+
+function inlineText() {
+  const bot = currentBot();
+  const match = /^@(\w+)\s+([\s\S]*)$/.exec(ui.input.value);
+  if (!bot || !match || match[1].toLowerCase() !== String(bot.username).toLowerCase()) return null;
+  return match[2];
+}
+
+function updateInline() {
+  clearTimeout(inlineTimer);
+  const query = inlineText();
+  if (query === null || state.userId === null) return;
+  inlineTimer = setTimeout(() => askInline(query), 400);
+}
+
+async function askInline(query) {
+  const seq = ++inlineSeq;
+  let sent;
+  try {
+    sent = await sandbox.inlineQuery(actingBody({ query, chat_type: chatType() === "private" ? "sender" : chatType() }));
+  } catch (error) {
+    toast(`Inline query not sent: ${error.message}`, "error");
+    return;
+  }
+  // Telegram gives the bot a few seconds to answer.
+  for (let waited = 0; waited < 10_000 && seq === inlineSeq; waited += 250) {
+    const found = await sandbox.inlineAnswer(sent.inline_query_id);
+    if (found.answer) {
+      if (seq === inlineSeq && inlineText() !== null) showInline(sent.inline_query_id, found.answer);
+      return;
+    }
+    await new Promise((resolve) => setTimeout(resolve, 250));
+  }
+}
+
+function showInline(queryId, answer) {
+  const items = [];
+  if (answer.button && answer.button.start_parameter) {
+    const start = answer.button.start_parameter;
+    items.push(
+      el("li", { class: "command-hint", "data-testid": "inline-button", onmousedown: (event) => event.preventDefault(), onclick: () => startFromInline(start) },
+        el("span", { class: "command-name", text: answer.button.text || "Start" })),
+    );
+  }
+  for (const result of answer.results || []) {
+    items.push(
+      el("li", { class: "command-hint", "data-testid": "inline-result", "data-result-id": result.id, onmousedown: (event) => event.preventDefault(), onclick: () => chooseInline(queryId, result.id) },
+        el("span", { class: "command-name", text: result.title || result.id }),
+        el("span", { class: "command-description", text: result.description || "" })),
+    );
+  }
+  if (!items.length) {
+    hideHints();
+    return;
+  }
+  ui.hints.replaceChildren(...items);
+  ui.hints.hidden = false;
+}
+
+async function chooseInline(queryId, resultId) {
+  hideHints();
+  inlineSeq += 1;
+  try {
+    await sandbox.chooseInline(queryId, { result_id: resultId, chat_id: state.chatId });
+  } catch (error) {
+    toast(`Not sent: ${error.message}`, "error");
+    return;
+  }
+  ui.input.value = "";
+  autosize();
+  await refreshChat({ toBottom: true });
+}
+
+// The button above the results opens the private chat with the bot, started with its parameter.
+async function startFromInline(start) {
+  hideHints();
+  inlineSeq += 1;
+  ui.input.value = "";
+  autosize();
+  try {
+    await sandbox.sendText(state.userId, actingBody({ text: `/start ${start}` }));
+  } catch (error) {
+    toast(`Not sent: ${error.message}`, "error");
+  }
+}
+
 function hideHints() {
   ui.hints.hidden = true;
   ui.hints.replaceChildren();
@@ -1097,6 +1187,7 @@ ui.input.addEventListener("keydown", (event) => {
 ui.input.addEventListener("input", () => {
   autosize();
   updateHints();
+  updateInline();
 });
 
 ui.menuButton.addEventListener("click", () => {

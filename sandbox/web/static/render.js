@@ -176,6 +176,14 @@ function attachment(message) {
       : el("span", { class: "missing-file", text: "Photo (file no longer stored)" });
     parts.push(el("div", { class: "msg-photo" }, image));
   }
+  if (message.video) {
+    const url = safeUrl(message.video.url);
+    parts.push(
+      url
+        ? el("div", { class: "msg-photo" }, el("video", { src: url, controls: true, playsinline: true, preload: "metadata", class: "msg-video", "data-testid": "message-video" }))
+        : el("span", { class: "missing-file", text: "Video (file no longer stored)" }),
+    );
+  }
   if (message.document) {
     const doc = message.document;
     const url = safeUrl(doc.url);
@@ -263,6 +271,9 @@ export function messageElement(message, context) {
     const original = context.lookup(message.reply_to_message_id);
     const preview = original ? original.text || original.caption || "(media)" : "(deleted message)";
     bubble.append(el("div", { class: "msg-reply", text: `↩ ${preview.slice(0, 80)}` }));
+  }
+  if (message.via_bot && message.via_bot.username) {
+    bubble.append(el("div", { class: "msg-via", "data-testid": "message-via", text: `via @${message.via_bot.username}` }));
   }
   bubble.append(...attachment(message));
   const options = { linkify: true, onCommand: fromBot ? context.onCommand : null };

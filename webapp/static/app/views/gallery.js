@@ -31,7 +31,7 @@ export function mount(root, params, app) {
   function open(item, node) {
     const media =
       item.kind === "video"
-        ? el("video", { src: item.url, controls: true, playsinline: true, class: "viewer-media" })
+        ? el("video", { src: item.url, controls: true, playsinline: true, class: "viewer-media", testid: "viewer-video" })
         : el("img", { src: item.url, alt: item.prompt, class: "viewer-media" });
     dialog({
       testid: "media-viewer",
@@ -57,7 +57,8 @@ export function mount(root, params, app) {
     if (item.status === "ready" && item.url) {
       preview =
         item.kind === "video"
-          ? el("video", { src: item.url, preload: "metadata", muted: true, playsinline: true, class: "tile-media" })
+          ? // "#t=0.1": the first frame stands as the poster (not a blank tile).
+            el("video", { src: `${item.url}#t=0.1`, preload: "metadata", muted: true, playsinline: true, class: "tile-media", testid: "tile-video" })
           : el("img", { src: item.url, alt: item.prompt, loading: "lazy", class: "tile-media" });
     } else {
       preview = el(
