@@ -108,6 +108,20 @@ APP_TEXTS: dict[str, str] = {
     "untitled": N_("Untitled chat"),
     "model": N_("Model"),
     "model_changed": N_("Model: {model}"),
+    "cap_vision": N_("sees pictures"),
+    "cap_reasoning": N_("reasons"),
+    "cap_web_search": N_("web search"),
+    "typical_price": N_("≈{amount} a typical request"),
+    "free_class": N_("free: {tier}"),
+    "free_classes": N_("Free classes"),
+    "all_models": N_("All models: what they can do and cost"),
+    "typical_request_note": N_(
+        "Prices are for a typical request: about 500 tokens in and 500 out."
+    ),
+    "free_classes_note": N_(
+        "Requests to models of a free class are free up to the allowance, then at the price "
+        "shown. Prices are for a typical request: about 500 tokens in and 500 out."
+    ),
     "composer_placeholder": N_("Message NetRoom…"),
     "composer_note": N_("Chats are kept for 14 days. You pay only for what is written."),
     "send": N_("Send"),

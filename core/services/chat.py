@@ -38,6 +38,13 @@ class ModelTerms:
     vision: bool = False
     # The free-tier class whose allowance this model uses, if any.
     free_tier: str | None = None
+    # What people see (the catalogue's ``name``); empty: the id is shown.
+    name: str = ""
+
+    @property
+    def title(self) -> str:
+        """The one display name of this model, in the bot and the web app alike."""
+        return self.name or self.id
 
 
 @dataclass(frozen=True, slots=True)

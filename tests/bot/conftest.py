@@ -71,6 +71,7 @@ MODELS = ModelMenu(
             input_per_1k=2,
             output_per_1k=6,
             free_tier="basic",
+            name="Sandbox Mini",
         ),
     ),
     default_id="sandbox-gpt",

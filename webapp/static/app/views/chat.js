@@ -12,6 +12,7 @@ import { ApiError, api, request } from "../api.js";
 import { render } from "../markdown.js";
 import { showShareLink } from "../share.js";
 import { button, confirmAction, copyWithToast, dialog, el, empty, errorBox, icon, iconButton, money, settings, shortWhen, spinner, t, toast } from "../ui.js";
+import { renderModelPicker } from "../model_picker.js";
 import { microphone } from "../voice.js";
 
 // Server-Sent Events from a fetch body: {event, data} with data parsed as JSON.
@@ -86,6 +87,7 @@ export function mount(root, params, app) {
     list,
   );
   const picker = el("select", { class: "model-picker", testid: "model-picker", "aria-label": t("model") });
+  const info = el("div", { class: "model-info", testid: "model-info", hidden: true });
   const headActions = el("div", { class: "chat-head-actions" });
   const pinnedBar = el("div", { class: "pinned-bar", hidden: true });
   const thread = el("div", { class: "thread", testid: "thread", "aria-live": "polite" });
@@ -109,6 +111,7 @@ export function mount(root, params, app) {
     "section",
     { class: "chat-pane" },
     el("div", { class: "chat-head" }, el("label", { class: "picker-wrap" }, icon("sparkle"), picker, icon("chevron-down", "icon chevron")), headActions),
+    info,
     pinnedBar,
     thread,
     composer,
@@ -168,19 +171,18 @@ export function mount(root, params, app) {
   }
 
   function renderPicker() {
-    picker.replaceChildren(
-      ...state.models.map((m) => {
-        const option = el("option", { value: m.id, text: m.price_hint_kopecks ? `${m.name || m.id} · ≈${money(m.price_hint_kopecks)}` : `${m.name || m.id} · ${t("free")}` });
-        option.selected = m.id === state.current;
-        return option;
-      }),
-    );
+    renderModelPicker(picker, info, state, (id) => {
+      if (id === state.current) return;
+      picker.value = id;
+      picker.dispatchEvent(new Event("change"));
+    });
   }
 
   picker.addEventListener("change", async () => {
     const previous = state.current;
     state.current = picker.value;
     try {
+      renderPicker();
       await api("/api/settings/model", { method: "PUT", body: { model_id: picker.value } });
       toast(t("model_changed", { model: modelName(picker.value) }));
     } catch (error) {
@@ -801,6 +803,7 @@ export function mount(root, params, app) {
       const [models, presets] = await Promise.all([api("/api/models"), api("/api/presets").catch(() => null)]);
       if (!state.alive) return;
       state.models = models.models || [];
+      state.freeClasses = models.free_classes || [];
       state.current = models.current || models.default || (state.models[0] && state.models[0].id) || null;
       if (presets && presets.active_id) {
         const active = presets.presets.find((p) => p.id === presets.active_id);
