@@ -26,6 +26,7 @@ from bot.model_picker import picker_keyboard, picker_text
 from bot.rendering import html_to_plain
 from bot.speech import Speaker
 from bot.streaming import Outcome, Relay
+from core.citations import cited
 from core.dto import UserDTO
 from core.errors import DomainError, NotFound
 from core.media import MediaStore
@@ -472,11 +473,10 @@ class BotSink:
             await self._remember(turn, reply_tg=self.relay.final_id)
         if delivery.status == "cut":
             return
-        if turn.sources and delivery.text:
+        # Only the passages the answer cites: none cited, no list.
+        if sources := cited(turn.sources, delivery.text):
             await self.message.answer(
-                _("📎 Sources: {sources}").format(
-                    sources="; ".join(escape(s) for s in turn.sources)
-                )
+                _("📎 Sources: {sources}").format(sources="; ".join(escape(s) for s in sources))
             )
         if delivery.error is not None:
             await _report(

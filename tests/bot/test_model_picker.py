@@ -25,6 +25,7 @@ async def test_model_menu_groups_models_by_provider_with_marks_prices_and_classe
     assert lines[openai + 1].startswith("▶️ sandbox-gpt 👁🧠 · ~₽")
     assert lines[openai + 2] == "• Sandbox Mini · ~₽0.04 · 🎁 basic"
     assert lines[anthropic + 1].startswith("• sandbox-claude · ~₽")
+    assert lines[lines.index("DeepSeek") + 1].startswith("• Sandbox Thinker 🧠 · ~₽")
     assert "👁 sees pictures · 🧠 reasons before answering · 🌐 searches the web" in lines
     assert "• basic: light, fast models; 1 free basic requests a day" in lines
     labels = [b["text"] for b in buttons(menu)]
