@@ -2,15 +2,15 @@
 grouped by provider (in catalogue order), each with its capabilities, the price of a typical
 request and its free-tier class, and what those classes mean on this deployment.
 
-Nothing here translates: class hints are ``N_`` msgids that each transport translates, and
-provider names are brands, the same in every language.
+Nothing here translates: class hints are msgids (``core.i18n.TIER_HINTS``) that each transport
+translates, and provider names are brands, the same in every language.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.i18n import N_
+from core.i18n import TIER_HINTS
 from core.services.chat import ModelMenu, ModelTerms
 from core.services.tariffs import Tariffs
 
@@ -21,12 +21,6 @@ PROVIDER_NAMES = {
     "mistral": "Mistral",
     "deepseek": "DeepSeek",
     "openrouter": "OpenRouter",
-}
-# What a free-tier class holds, shown next to its name wherever the class appears; a class with
-# no hint here is shown by its allowance alone.
-TIER_HINTS = {
-    "basic": N_("light, fast models"),
-    "standard": N_("stronger models"),
 }
 # A typical request, for the price shown in pickers (see ``ModelMenu.request_price``).
 TYPICAL_INPUT_TOKENS = 500

@@ -151,6 +151,10 @@ class ModelMenu:
                 return model
         raise NotFound(f"model {model_id!r}")
 
+    def title_of(self, model_id: str) -> str:
+        """The display name of a model on the menu; an id no longer on it, as it is."""
+        return next((m.title for m in self.models if m.id == model_id), model_id)
+
     def request_price(
         self, model: ModelTerms, *, input_tokens: int = 500, output_tokens: int = 500
     ) -> int:

@@ -4,6 +4,7 @@ class explained; picking one edits the whole message, text included."""
 from __future__ import annotations
 
 from tests.bot.conftest import BotHarness, Person, PersonFactory, buttons, text_of
+from tests.bot.test_redo import _ask, _tap
 
 
 async def _ready(person: PersonFactory, name: str, language: str = "en") -> Person:
@@ -68,3 +69,42 @@ async def test_model_menu_explains_the_free_classes_in_russian(
     assert text.startswith("🤖 Текущая модель: sandbox-gpt\n")
     assert "• базовые: лёгкие быстрые модели;" in text
     assert "Цены — за типичный запрос" in text
+
+
+async def test_a_replys_cost_names_the_model_as_the_menu_does(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    kim = await _ready(person, "Kim")
+    [menu] = await kim.say("/model")
+    mini = next(b for b in buttons(menu) if b["text"].startswith("Sandbox Mini"))
+    after = await harness.client.last_seq()
+    await harness.client.tap(kim.id, menu["message_id"], mini["callback_data"])
+    await harness.client.wait_for(
+        lambda e: e["type"] == "callback_answered", chat_id=kim.id, after=after
+    )
+    _, reply = await _ask(harness, kim, "Hello", "Hello from the mini model.")
+    after = await _tap(harness, kim, reply, "ℹ️")
+    answer = await harness.client.wait_for(
+        lambda e: e["type"] == "callback_answered", chat_id=kim.id, after=after
+    )
+    assert "This reply was free (Sandbox Mini)." in answer["text"]
+
+
+async def test_balance_and_plans_tell_what_the_free_classes_hold(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    lea = await _ready(person, "Lea")
+    [balance] = await lea.say("/balance")
+    lines = text_of(balance).split("\n")
+    left = lines.index("🎁 Free requests left: basic 1/1.")
+    assert lines[left + 1] == "Classes: basic: light, fast models."
+    [plans] = await lea.say("/subscribe")
+    assert "Classes: basic: light, fast models." in text_of(plans).split("\n")
+
+
+async def test_balance_tells_the_free_classes_in_russian(
+    harness: BotHarness, person: PersonFactory
+) -> None:
+    lev = await _ready(person, "Lev", language="ru")
+    [balance] = await lev.say("/balance")
+    assert "Классы: базовые: лёгкие быстрые модели." in text_of(balance).split("\n")

@@ -132,3 +132,23 @@ async def test_the_model_picker_speaks_russian_on_a_desktop(
         assert errors == []
     finally:
         await context.close()
+
+
+async def test_the_balance_page_tells_what_each_free_class_holds(
+    browser: Browser, stage: Stage, errors: list[str]
+) -> None:
+    mina = await stage.account("Mina", money=50_000)
+    context, page = await open_app(browser, stage, mina, errors)
+    try:
+        await page.get_by_test_id("tab-balance").click()
+        await expect(page.get_by_test_id("allowance").get_by_test_id("tier-hint")).to_have_text(
+            [" · light, fast models", " · stronger models"]
+        )
+        await expect(page.get_by_test_id("tier-hints")).to_have_text(
+            "Classes: basic: light, fast models; standard: stronger models."
+        )
+        await page.get_by_test_id("tier-hints").scroll_into_view_if_needed()
+        await screenshot(page, "balance-classes-phone-en")
+        assert errors == []
+    finally:
+        await context.close()
