@@ -52,7 +52,7 @@ class FreeClass:
 @dataclass(frozen=True, slots=True)
 class ModelGuide:
     groups: tuple[ProviderGroup, ...]
-    # Only the classes some model on the menu belongs to, in the order they first appear.
+    # Only the classes some model on the menu belongs to and that give free requests, by id.
     free_classes: tuple[FreeClass, ...]
     period: str
 
@@ -85,7 +85,7 @@ def model_guide(menu: ModelMenu, tariffs: Tariffs | None) -> ModelGuide:
         # A class without free requests here is no class to explain: its models are paid.
         free_classes=tuple(
             FreeClass(tier, limits[tier], TIER_HINTS.get(tier))
-            for tier in tiers
+            for tier in sorted(tiers)
             if limits.get(tier, 0) > 0
         ),
         period=tariffs.period if tariffs is not None else "day",

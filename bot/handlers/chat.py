@@ -118,7 +118,7 @@ async def on_model(
         with contextlib.suppress(TelegramBadRequest):  # tapped twice: "message is not modified"
             await bot.edit_message_text(
                 picker_text(guide, model, user.language),
-                chat_id=query.from_user.id,
+                chat_id=query.message.chat.id,
                 message_id=query.message.message_id,
                 reply_markup=picker_keyboard(guide, model.id, user.language),
             )
