@@ -163,6 +163,6 @@ def replaced_keyboard(prompt_id: int) -> InlineKeyboardMarkup:
 def redo_models_keyboard(menu: ModelMenu, prompt_id: int) -> InlineKeyboardMarkup:
     builder = InlineKeyboardBuilder()
     for index, model in enumerate(menu.models):
-        builder.button(text=model.id, callback_data=RedoCallback(m=prompt_id, k=index))
+        builder.button(text=model.title, callback_data=RedoCallback(m=prompt_id, k=index))
     builder.adjust(1)
     return builder.as_markup()

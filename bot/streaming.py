@@ -287,7 +287,9 @@ class Relay:
         body = render_markdown(outcome.text) if outcome.text.strip() else ""
         if self.show_reasoning and outcome.reasoning.strip():
             thought = render_markdown(outcome.reasoning[-REASONING_SHOWN:])
-            body = f"<blockquote>🤔 {thought}</blockquote>" + (f"\n\n{body}" if body else "")
+            # Collapsed until tapped: the answer, not the thinking, is what is read first.
+            quote = f"<blockquote expandable>🤔 {thought}</blockquote>"
+            body = quote + (f"\n\n{body}" if body else "")
         return body
 
     async def _close(self, outcome: Outcome) -> None:

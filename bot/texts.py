@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
@@ -10,7 +11,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.context import BotContext
 from core.dto import ReferralInfo, ReferralOutcome
-from core.i18n import FREE_PER_PERIOD, N_, TIER_NAMES, money
+from core.i18n import FREE_PER_PERIOD, N_, TIER_HINTS, TIER_NAMES, money
 from core.services.billing import BalanceDTO, EntryDTO
 from core.services.tariffs import Plan, TariffState
 
@@ -132,6 +133,16 @@ def tier_name(tier: str) -> str:
     return _(TIER_NAMES[tier]) if tier in TIER_NAMES else tier
 
 
+def tier_hints(tiers: Iterable[str]) -> str | None:
+    """What the classes named mean, as one line (None: none of them has a hint)."""
+    told = [
+        _("<b>{tier}</b>: {hint}").format(tier=escape(tier_name(t)), hint=_(TIER_HINTS[t]))
+        for t in dict.fromkeys(tiers)
+        if t in TIER_HINTS
+    ]
+    return _("Classes: {classes}.").format(classes="; ".join(told)) if told else None
+
+
 def plan_name(plan_id: str) -> str:
     return plan_id.title()
 
@@ -189,6 +200,9 @@ def tariff_lines(state: TariffState | None, timezone: str) -> list[str]:
         )
         if left:
             lines.append(_("🎁 Free requests left: {left}.").format(left=left))
+            hints = tier_hints(a.tier for a in state.allowances if a.limit > 0)
+            if hints:
+                lines.append(hints)
             lines.append(
                 _("Free requests renew: {when}").format(when=local_time(state.next_reset, timezone))
             )
@@ -235,6 +249,9 @@ def plans_text(plans: tuple[Plan, ...], language: str, period: str) -> str:
                 plan=escape(plan_name(plan.id)), stars=plan.stars, perks="; ".join(perks)
             )
         )
+    hints = tier_hints(tier for plan in plans for tier in sorted(plan.free_tier))
+    if hints:
+        lines.append(hints)
     lines.append("")
     lines.append(_("You can cancel renewal at any time in /subscribe."))
     return "\n".join(lines)

@@ -31,6 +31,9 @@ def money(kopecks: int, language: str) -> str:
 # The free-tier classes of the model catalogue, as people read them; an id not listed here is
 # shown as it is.
 TIER_NAMES = {"basic": N_("basic"), "standard": N_("standard")}
+# What each class holds, told next to its name wherever a class appears; a class with no hint
+# is shown by its name alone.
+TIER_HINTS = {"basic": N_("light, fast models"), "standard": N_("stronger models")}
 
 # A plan's (or the free tier's) allowance per class, one text for each free-tier period.
 FREE_PER_PERIOD = {

@@ -26,6 +26,7 @@ def terms(entry: ModelEntry) -> ModelTerms:
         web_search=Capability.WEB_SEARCH in entry.capabilities,
         vision=Capability.VISION in entry.capabilities,
         free_tier=entry.free_tier,
+        name=entry.name,
     )
 
 

@@ -116,6 +116,20 @@ APP_TEXTS: dict[str, str] = {
     "no_preset": N_("No preset"),
     "chat_name": N_("Chat name"),
     "chat_renamed": N_("Chat renamed."),
+    "cap_vision": N_("sees pictures"),
+    "cap_reasoning": N_("reasons"),
+    "cap_web_search": N_("web search"),
+    "typical_price": N_("≈{amount} a typical request"),
+    "free_class": N_("free: {tier}"),
+    "free_classes": N_("Free classes"),
+    "all_models": N_("All models: what they can do and cost"),
+    "typical_request_note": N_(
+        "Prices are for a typical request: about 500 tokens in and 500 out."
+    ),
+    "free_classes_note": N_(
+        "Requests to models of a free class are free up to the allowance, then at the price "
+        "shown. Prices are for a typical request: about 500 tokens in and 500 out."
+    ),
     "composer_placeholder": N_("Message NetRoom…"),
     "composer_note": N_("Chats are kept for 14 days. You pay only for what is written."),
     "send": N_("Send"),
@@ -239,6 +253,9 @@ APP_TEXTS: dict[str, str] = {
     "plan_free_month": N_("{count} free {tier} requests a month"),
     "tier_basic": N_("basic"),
     "tier_standard": N_("standard"),
+    "tier_hint_basic": N_("light, fast models"),
+    "tier_hint_standard": N_("stronger models"),
+    "tier_classes": N_("Classes: {classes}."),
     "plan_until": N_("Active until {date}"),
     "plan_renews_on": N_("Renews on {date}"),
     "renews": N_("Renews"),

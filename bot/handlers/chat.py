@@ -10,7 +10,7 @@ from html import escape
 
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
-from aiogram.exceptions import TelegramAPIError
+from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
 from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
@@ -22,13 +22,15 @@ from bot.callbacks import MenuCallback, ModelCallback, SettingCallback, StopCall
 from bot.context import BotContext
 from bot.handlers.images import draw
 from bot.keyboards import replaced_keyboard, reply_keyboard, retry_keyboard
+from bot.model_picker import picker_keyboard, picker_text
 from bot.rendering import html_to_plain
 from bot.speech import Speaker
 from bot.streaming import Outcome, Relay
-from bot.texts import money
+from core.citations import cited
 from core.dto import UserDTO
 from core.errors import DomainError, NotFound
 from core.media import MediaStore
+from core.model_guide import model_guide
 from core.providers.base import ImagePart, StreamEvent
 from core.providers.registry import ProviderRegistry
 from core.services import chat, conversations, turn_lock, turns
@@ -41,17 +43,6 @@ log = logging.getLogger(__name__)
 router = Router(name="chat")
 # The Bot API lets bots download files up to 20 MB.
 MAX_PHOTO_BYTES = 20 * 1024 * 1024
-
-
-def model_keyboard(menu: chat.ModelMenu, current: str, language: str) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    for model in menu.models:
-        mark = "• " if model.id == current else ""
-        price = menu.request_price(model)
-        label = _("free") if price == 0 else "~" + money(price, language)
-        builder.button(text=f"{mark}{model.id} · {label}", callback_data=ModelCallback(id=model.id))
-    builder.adjust(1)
-    return builder.as_markup()
 
 
 def settings_keyboard(prefs: chat.ChatPrefs, *, speech: bool = False) -> InlineKeyboardMarkup:
@@ -99,11 +90,10 @@ async def show_models(message: Message, uow: UnitOfWork, user: UserDTO, ctx: Bot
         return
     prefs = await chat.get_prefs(uow, user.id)
     current = ctx.models.get(prefs.model_id)
+    guide = model_guide(ctx.models, ctx.tariffs)
     await message.answer(
-        _("🤖 Current model: <b>{model}</b>. Pick another (price of a short request):").format(
-            model=current.id
-        ),
-        reply_markup=model_keyboard(ctx.models, current.id, user.language),
+        picker_text(guide, current, user.language),
+        reply_markup=picker_keyboard(guide, current.id, user.language),
     )
 
 
@@ -120,17 +110,19 @@ async def on_model(
     if model.id != callback_data.id:
         await query.answer(_("This model is not available any more."), show_alert=True)
         return
-    before = (await chat.get_prefs(uow, user.id)).model_id
     # The current conversation answers with it from the next message; nothing new is started.
     await conversations.choose_model_now(uow, user.id, model_id=model.id, models=ctx.models)
-    await query.answer(_("Model: {model}").format(model=model.id))
-    # The same pick again leaves the keyboard as it is (Telegram refuses an edit to the same).
-    if query.message is not None and ctx.models.get(before).id != model.id:
-        await bot.edit_message_reply_markup(
-            chat_id=query.from_user.id,
-            message_id=query.message.message_id,
-            reply_markup=model_keyboard(ctx.models, model.id, user.language),
-        )
+    await query.answer(_("Model: {model}").format(model=model.title))
+    if query.message is not None:
+        # The text names the current model too, so it is edited with the keyboard.
+        guide = model_guide(ctx.models, ctx.tariffs)
+        with contextlib.suppress(TelegramBadRequest):  # tapped twice: "message is not modified"
+            await bot.edit_message_text(
+                picker_text(guide, model, user.language),
+                chat_id=query.message.chat.id,
+                message_id=query.message.message_id,
+                reply_markup=picker_keyboard(guide, model.id, user.language),
+            )
 
 
 @router.message(Command("settings"))
@@ -482,11 +474,10 @@ class BotSink:
             await self._remember(turn, reply_tg=self.relay.final_id)
         if delivery.status == "cut":
             return
-        if turn.sources and delivery.text:
+        # Only the passages the answer cites: none cited, no list.
+        if sources := cited(turn.sources, delivery.text):
             await self.message.answer(
-                _("📎 Sources: {sources}").format(
-                    sources="; ".join(escape(s) for s in turn.sources)
-                )
+                _("📎 Sources: {sources}").format(sources="; ".join(escape(s) for s in sources))
             )
         if delivery.error is not None:
             await _report(

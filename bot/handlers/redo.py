@@ -141,11 +141,15 @@ async def on_rate(
 
 @router.callback_query(CostCallback.filter())
 async def show_cost(
-    query: CallbackQuery, callback_data: CostCallback, uow: UnitOfWork, user: UserDTO
+    query: CallbackQuery,
+    callback_data: CostCallback,
+    uow: UnitOfWork,
+    user: UserDTO,
+    ctx: BotContext,
 ) -> None:
     """ℹ️: what this reply cost, in an alert."""
     cost = await _once_stored(lambda: redo.reply_cost(uow, user.id, callback_data.m))
-    model = cost.model_id or "—"
+    model = ctx.models.title_of(cost.model_id) if cost.model_id else "—"
     if cost.cost is None:
         text = _("The cost of this reply is not known.")
     elif cost.cost == 0:

@@ -38,6 +38,13 @@ class ModelTerms:
     vision: bool = False
     # The free-tier class whose allowance this model uses, if any.
     free_tier: str | None = None
+    # What people see (the catalogue's ``name``); empty: the id is shown.
+    name: str = ""
+
+    @property
+    def title(self) -> str:
+        """The one display name of this model, in the bot and the web app alike."""
+        return self.name or self.id
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,6 +150,10 @@ class ModelMenu:
             if model.id == self.default_id:
                 return model
         raise NotFound(f"model {model_id!r}")
+
+    def title_of(self, model_id: str) -> str:
+        """The display name of a model on the menu; an id no longer on it, as it is."""
+        return next((m.title for m in self.models if m.id == model_id), model_id)
 
     def request_price(
         self, model: ModelTerms, *, input_tokens: int = 500, output_tokens: int = 500

@@ -136,6 +136,10 @@ class Context:
             lines.append(f"[{n}] ({p.cite})\n{p.text}")
         return "\n\n".join(lines)
 
+    def cites(self) -> tuple[str, ...]:
+        """Each passage's source, in prompt order: passage ``[n]`` is ``cites()[n - 1]``."""
+        return tuple(p.cite for p in self.passages)
+
     def sources(self) -> list[str]:
         seen: list[str] = []
         for p in self.passages:

@@ -129,7 +129,8 @@ class Turn:
     # The id Stop names, and the process that runs the turn (None: not known).
     turn_id: str = ""
     owner: str | None = None
-    # Where the passages given to the model came from, for citing.
+    # Where each passage given to the model came from: passage [n] is sources[n - 1]. Only
+    # those the answer cites are shown (``core.citations.cited``).
     sources: tuple[str, ...] = ()
 
 
@@ -738,7 +739,7 @@ async def run_turn(
             turn,
             turn_id=turn_id,
             owner=owner,
-            sources=tuple(context.sources()) if context is not None and passages else (),
+            sources=context.cites() if context is not None and passages else (),
         )
         return await _stream_and_finish(
             uow, uow_factory, redis, sink, turn, providers, clock, lock, started

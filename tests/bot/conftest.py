@@ -71,6 +71,18 @@ MODELS = ModelMenu(
             input_per_1k=2,
             output_per_1k=6,
             free_tier="basic",
+            name="Sandbox Mini",
+        ),
+        # Streams its reasoning (DeepSeek's reasoning_content), unlike OpenAI's chat API.
+        ModelTerms(
+            id="sandbox-thinker",
+            provider="deepseek",
+            provider_model="deepseek-reasoner",
+            context_window=16_000,
+            input_per_1k=5,
+            output_per_1k=20,
+            reasoning=True,
+            name="Sandbox Thinker",
         ),
     ),
     default_id="sandbox-gpt",

@@ -329,10 +329,23 @@ async def test_models_are_the_menu_and_only_its_ids_can_be_picked(env: Env) -> N
         "id": "web-gpt",
         "name": "Web GPT",
         "provider": "openai",
+        "provider_name": "OpenAI",
         "vision": False,
         "reasoning": True,
+        "web_search": False,
         "price_hint_kopecks": 20,
+        "free_tier": None,
     }
+    # A model without a display name is shown by its id; its free class is explained.
+    assert listed["models"][1]["name"] == "web-mini"
+    assert listed["models"][1]["free_tier"] == "basic"
+    assert listed["free_classes"] == [
+        {
+            "id": "basic",
+            "name": "basic",
+            "explanation": "light, fast models; 1 free basic requests a day",
+        }
+    ]
     unknown = await env.client.put(
         "/api/settings/model", json={"model_id": "gpt-9"}, headers=hal.headers
     )

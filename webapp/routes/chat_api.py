@@ -44,6 +44,7 @@ from pydantic import Field
 
 from core.catalogue import ModelUnavailable
 from core.errors import DomainError, InvalidInput
+from core.model_guide import model_guide
 from core.outages import as_unavailable
 from core.providers.base import ReasoningDelta, StreamEvent, TextDelta, Usage, UsageReport
 from core.services import chat, conversations, payments, redo, turn_lock, turns
@@ -61,6 +62,7 @@ from webapp.contract import (
 )
 from webapp.i18n import request_language, translations
 from webapp.keys import CONTEXT, WebContext
+from webapp.model_picker import picker_json
 from webapp.routes.api import user_id_of
 
 log = logging.getLogger(__name__)
@@ -76,17 +78,31 @@ Status = Literal["complete", "stopped", "failed"]
 
 class ModelInfo(Out):
     id: str
-    name: str = Field("", description="Display name (absent when none is set).")
+    name: str = Field(description="The display name, the same as in the bot.")
     provider: str
+    provider_name: str = Field(description="The provider as people know it (models group by it).")
     vision: bool = Field(description="Reads pictures.")
     reasoning: bool = Field(description="Can think before answering.")
-    price_hint_kopecks: int = Field(description="Price of a short request (500 + 500 tokens).")
+    web_search: bool = Field(description="Can search the web.")
+    price_hint_kopecks: int = Field(description="Price of a typical request (500 + 500 tokens).")
+    free_tier: str | None = Field(
+        description="The free class whose allowance its requests use first (one of free_classes)."
+    )
+
+
+class FreeClassInfo(Out):
+    id: str
+    name: str = Field(description="The class as people read it, in the request's language.")
+    explanation: str = Field(description="What the class holds and its free allowance.")
 
 
 class Models(Out):
     models: list[ModelInfo]
     default: str | None
     current: str | None
+    free_classes: list[FreeClassInfo] = Field(
+        description="The free classes of the models on offer, explained."
+    )
 
 
 class ChooseModel(Body):
@@ -288,23 +304,18 @@ async def list_models(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     menu = ctx.models
     if menu is None or not menu.models:
-        return web.json_response({"models": [], "default": None, "current": None})
+        return web.json_response(
+            {"models": [], "default": None, "current": None, "free_classes": []}
+        )
     async with ctx.uow_factory() as uow:
         prefs = await chat.get_prefs(uow, user_id)
-    models = []
-    for model in menu.models:
-        item: dict[str, object] = {"id": model.id}
-        if model.id in ctx.model_names:
-            item["name"] = ctx.model_names[model.id]
-        item.update(
-            provider=model.provider,
-            vision=model.vision,
-            reasoning=model.reasoning,
-            price_hint_kopecks=menu.request_price(model),
-        )
-        models.append(item)
+    guide = model_guide(menu, ctx.tariffs)
     return web.json_response(
-        {"models": models, "default": menu.default_id, "current": menu.get(prefs.model_id).id}
+        {
+            **picker_json(guide, translations(request_language(request)).gettext, ctx.model_names),
+            "default": menu.default_id,
+            "current": menu.get(prefs.model_id).id,
+        }
     )
 
 

@@ -18,6 +18,13 @@ function tierName(tier) {
   return name === key ? tier : name;
 }
 
+// What a free-tier class holds ("light, fast models"); empty for a class without a hint.
+function tierHint(tier) {
+  const key = `tier_hint_${tier}`;
+  const hint = t(key);
+  return hint === key ? "" : hint;
+}
+
 // A plan bought with Stars is two entries: the Stars coming in, the plan's charge going out.
 function txLabel(tx) {
   if (tx.category === "subscription" && tx.plan) {
@@ -72,11 +79,17 @@ export function mount(root, params, app) {
       return el(
         "div",
         { class: "meter-row", testid: "allowance", dataset: { tier: a.tier } },
-        el("div", { class: "meter-head" }, el("span", { class: "meter-name", text: capital(tierName(a.tier)) }), el("span", { class: "meter-value", text: t("free_left", { left: number(a.left), limit: number(a.limit) }) })),
+        el("div", { class: "meter-head" }, el("span", { class: "meter-name" }, capital(tierName(a.tier)), tierHint(a.tier) ? el("span", { class: "meter-hint", testid: "tier-hint", text: ` · ${tierHint(a.tier)}` }) : null), el("span", { class: "meter-value", text: t("free_left", { left: number(a.left), limit: number(a.limit) }) })),
         el("span", { class: "meter" }, bar),
       );
     });
     return card(sectionTitle(t("free_requests")), el("p", { class: "muted small", text: t(`free_period_${free.period}`) }), ...rows, el("p", { class: "muted small", testid: "next-reset", text: t("free_renew", { when: zonedWhen(free.next_reset) }) }));
+  }
+
+  // The classes the plans name, each with what it holds.
+  function tierHints(tiers) {
+    const told = [...new Set(tiers)].filter((tier) => tierHint(tier)).map((tier) => `${tierName(tier)}: ${tierHint(tier)}`);
+    return told.length ? el("p", { class: "muted small", testid: "tier-hints", text: t("tier_classes", { classes: told.join("; ") }) }) : null;
   }
 
   function planPerks(plan, period) {
@@ -124,6 +137,7 @@ export function mount(root, params, app) {
           note,
         );
       }),
+      tierHints(data.plans.flatMap((plan) => Object.keys(plan.free_tier || {}))),
       data.plans_purchasable ? null : el("p", { class: "muted small", testid: "plans-in-bot", text: t("plans_in_bot") }),
     );
   }

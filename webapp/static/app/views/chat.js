@@ -14,6 +14,7 @@ import { ApiError, api, request } from "../api.js";
 import { render } from "../markdown.js";
 import { showShareLink } from "../share.js";
 import { button, confirmAction, copyWithToast, dialog, el, empty, errorBox, icon, iconButton, money, settings, shortWhen, spinner, t, toast } from "../ui.js";
+import { renderModelPicker } from "../model_picker.js";
 import { microphone } from "../voice.js";
 import { editChat, findChats, resultNode, searchBox, setChatModel } from "./chat_find.js";
 
@@ -96,6 +97,7 @@ export function mount(root, params, app) {
     list,
   );
   const picker = el("select", { class: "model-picker", testid: "model-picker", "aria-label": t("model") });
+  const info = el("div", { class: "model-info", testid: "model-info", hidden: true });
   const headActions = el("div", { class: "chat-head-actions" });
   const pinnedBar = el("div", { class: "pinned-bar", hidden: true });
   const thread = el("div", { class: "thread", testid: "thread", "aria-live": "polite" });
@@ -119,6 +121,7 @@ export function mount(root, params, app) {
     "section",
     { class: "chat-pane" },
     el("div", { class: "chat-head" }, el("label", { class: "picker-wrap" }, icon("sparkle"), picker, icon("chevron-down", "icon chevron")), headActions),
+    info,
     pinnedBar,
     thread,
     composer,
@@ -217,13 +220,11 @@ export function mount(root, params, app) {
   }
 
   function renderPicker() {
-    picker.replaceChildren(
-      ...state.models.map((m) => {
-        const option = el("option", { value: m.id, text: m.price_hint_kopecks ? `${m.name || m.id} · ≈${money(m.price_hint_kopecks)}` : `${m.name || m.id} · ${t("free")}` });
-        option.selected = m.id === state.current;
-        return option;
-      }),
-    );
+    renderModelPicker(picker, info, state, (id) => {
+      if (id === state.current) return;
+      picker.value = id;
+      picker.dispatchEvent(new Event("change"));
+    });
   }
 
   picker.addEventListener("change", async () => {
@@ -231,6 +232,7 @@ export function mount(root, params, app) {
     state.current = picker.value;
     const open = openConversation();
     try {
+      renderPicker();
       if (open) {
         // An open chat gets the model as its own; new chats keep the default.
         const saved = await setChatModel(open.id, picker.value);
@@ -877,6 +879,7 @@ export function mount(root, params, app) {
       const [models, presets] = await Promise.all([api("/api/models"), api("/api/presets").catch(() => null)]);
       if (!state.alive) return;
       state.models = models.models || [];
+      state.freeClasses = models.free_classes || [];
       state.current = models.current || models.default || (state.models[0] && state.models[0].id) || null;
       state.defaultModel = state.current;
       state.presets = (presets && presets.presets) || [];
