@@ -238,7 +238,8 @@ async def test_a_new_chat_takes_a_document_before_its_first_message(env: Env) ->
     assert started.status == 201
     conversation = await started.json()
     assert conversation["title"] == "Runbook questions"
-    assert conversation["model_id"] == "docs-gpt"
+    # A new chat follows the user's default model until it is given one of its own.
+    assert conversation["model_id"] is None
     conversation_id = conversation["id"]
     # It is the current conversation: a message without an id continues it.
     async with env.factory() as uow:
