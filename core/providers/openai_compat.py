@@ -112,6 +112,30 @@ def _content_events(content: Any) -> list[StreamEvent]:
     return events
 
 
+def openai_http(
+    client: httpx.AsyncClient,
+    *,
+    name: str,
+    base_url: str,
+    api_key: str | None,
+    retry: RetryPolicy | None,
+    timeout: httpx.Timeout,
+) -> ProviderHTTP:
+    """The HTTP side of any OpenAI-style API (chat, images, video, audio, embeddings): Bearer
+    key, the key kept out of errors and logs, OpenAI's error bodies read."""
+    headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
+    return ProviderHTTP(
+        client,
+        provider=name,
+        base_url=base_url,
+        headers=headers,
+        secret=api_key,
+        parse_error=parse_openai_error,
+        retry=retry,
+        timeout=timeout,
+    )
+
+
 class OpenAICompatProvider:
     def __init__(
         self,
@@ -126,16 +150,8 @@ class OpenAICompatProvider:
     ) -> None:
         self.name = name
         self.dialect = dialect
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = ProviderHTTP(
-            client,
-            provider=name,
-            base_url=base_url,
-            headers=headers,
-            secret=api_key,
-            parse_error=parse_openai_error,
-            retry=retry,
-            timeout=timeout,
+        self._http = openai_http(
+            client, name=name, base_url=base_url, api_key=api_key, retry=retry, timeout=timeout
         )
 
     def build_body(self, request: ChatRequest) -> dict[str, Any]:

@@ -15,9 +15,9 @@ import httpx
 
 from core.providers.base import ImageRequest, ImageResult, Usage
 from core.providers.errors import ProviderUnavailable
-from core.providers.http import DEFAULT_TIMEOUT, ProviderHTTP, RetryPolicy
+from core.providers.http import DEFAULT_TIMEOUT, RetryPolicy
 from core.providers.imageinfo import image_size, sniff_mime
-from core.providers.openai_compat import parse_openai_error
+from core.providers.openai_compat import openai_http
 
 _FORMATS = {"png": "image/png", "jpeg": "image/jpeg", "webp": "image/webp"}
 
@@ -45,16 +45,8 @@ class OpenAIImageProvider:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         self.name = name
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = ProviderHTTP(
-            client,
-            provider=name,
-            base_url=base_url,
-            headers=headers,
-            secret=api_key,
-            parse_error=parse_openai_error,
-            retry=retry,
-            timeout=timeout,
+        self._http = openai_http(
+            client, name=name, base_url=base_url, api_key=api_key, retry=retry, timeout=timeout
         )
 
     def build_body(self, request: ImageRequest) -> dict[str, Any]:

@@ -17,8 +17,8 @@ from core.providers.errors import (
     ProviderError,
     ProviderUnavailable,
 )
-from core.providers.http import DEFAULT_TIMEOUT, ProviderHTTP, RetryPolicy
-from core.providers.openai_compat import parse_openai_error
+from core.providers.http import DEFAULT_TIMEOUT, RetryPolicy
+from core.providers.openai_compat import openai_http
 
 MODERATION_CODES = frozenset(
     {"moderation_blocked", "content_policy_violation", "input_moderation", "output_moderation"}
@@ -37,16 +37,8 @@ class OpenAIVideoProvider:
         timeout: httpx.Timeout = DEFAULT_TIMEOUT,
     ) -> None:
         self.name = name
-        headers = {"authorization": f"Bearer {api_key}"} if api_key else {}
-        self._http = ProviderHTTP(
-            client,
-            provider=name,
-            base_url=base_url,
-            headers=headers,
-            secret=api_key,
-            parse_error=parse_openai_error,
-            retry=retry,
-            timeout=timeout,
+        self._http = openai_http(
+            client, name=name, base_url=base_url, api_key=api_key, retry=retry, timeout=timeout
         )
 
     async def submit_video(self, request: VideoRequest) -> VideoJob:
