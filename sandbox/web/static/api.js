@@ -10,13 +10,28 @@ export class ApiError extends Error {
   }
 }
 
+// The sandbox could not be reached (stopped, restarting): no answer at all.
+export class Unreachable extends Error {
+  constructor(cause) {
+    super(cause && cause.message ? cause.message : "the sandbox is not reachable");
+    this.name = "Unreachable";
+    this.cause = cause;
+  }
+}
+
 export async function api(method, path, body, { signal } = {}) {
   const init = { method, headers: { Accept: "application/json" }, signal };
   if (body !== undefined) {
     init.headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  const response = await fetch(BASE + path, init);
+  let response;
+  try {
+    response = await fetch(BASE + path, init);
+  } catch (error) {
+    if (error && error.name === "AbortError") throw error;
+    throw new Unreachable(error);
+  }
   let data = null;
   try {
     data = await response.json();

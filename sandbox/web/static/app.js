@@ -1,7 +1,7 @@
 // The sandbox page: a person plays a Telegram user chatting with the bot. Everything it shows
 // comes from the control API; live changes arrive through the /events long-poll.
 
-import { ApiError, sandbox } from "./api.js";
+import { ApiError, sandbox, Unreachable } from "./api.js";
 import { alertBox, ask } from "./dialog.js";
 import { MiniAppPanel } from "./miniapp.js";
 import { draftElement, el, messageElement, updateDraftElement } from "./render.js";
@@ -323,7 +323,7 @@ async function openChat(chatId, { keepView = false } = {}) {
   if (changed && miniApp.isOpen) miniApp.close();
   renderSidebar();
   renderChatChrome();
-  if (chatId !== null) await refreshChat({ toBottom: true });
+  if (chatId !== null) await refreshQuietly({ toBottom: true });
 }
 
 function renderChatChrome() {
@@ -398,6 +398,17 @@ let refreshing = null;
 let refreshAgain = false;
 
 // Coalesced: while one fetch runs, further requests collapse into one more fetch after it.
+// For what the person does (sending, opening a chat): a lost connection is shown by the
+// events loop, which reconnects and reloads; it is no error of the action itself.
+async function refreshQuietly(options = {}) {
+  try {
+    await refreshChat(options);
+  } catch (error) {
+    // The events loop shows the lost connection and reloads once it is back.
+    if (!(error instanceof Unreachable)) throw error;
+  }
+}
+
 async function refreshChat(options = {}) {
   if (refreshing) {
     refreshAgain = true;
@@ -513,7 +524,7 @@ function renderDrafts(drafts) {
   }
   // A draft ends on its own when the bot stops updating it: look again later.
   clearTimeout(draftTimer);
-  if (active.length) draftTimer = setTimeout(() => refreshChat(), 3000);
+  if (active.length) draftTimer = setTimeout(() => refreshQuietly(), 3000);
 }
 
 // On opening a chat: an action shown a moment ago and not yet followed by a bot message.
@@ -630,7 +641,7 @@ async function sendText(text) {
     if (!state.bots.length) loadBots().then(renderSidebar, () => {});
     return false;
   }
-  await refreshChat({ toBottom: true });
+  await refreshQuietly({ toBottom: true });
   return true;
 }
 
@@ -684,7 +695,7 @@ async function sendFile(file) {
   }
   ui.input.value = "";
   autosize();
-  await refreshChat({ toBottom: true });
+  await refreshQuietly({ toBottom: true });
 }
 
 async function tapCallback(button, message, node) {
@@ -911,7 +922,7 @@ async function chooseInline(queryId, resultId) {
   }
   ui.input.value = "";
   autosize();
-  await refreshChat({ toBottom: true });
+  await refreshQuietly({ toBottom: true });
 }
 
 // The button above the results opens the private chat with the bot, started with its parameter.
