@@ -17,20 +17,16 @@ from core.services.payments import TopUp
 from webapp.errors import not_found
 from webapp.i18n import render_page, request_language
 from webapp.keys import CONTEXT, WebContext
+from webapp.routes.payments import queue_top_up_notices
 
 log = logging.getLogger(__name__)
 REFRESH_SECONDS = 3
 
 
 async def _tell(ctx: WebContext, credited: TopUp) -> None:
-    """As the notification would have: the payer hears in Telegram, the inviters too."""
-    if ctx.jobs is None:
-        return
+    """As the notification would have; a notice not queued never costs the payer the page."""
     try:
-        await ctx.jobs.enqueue(
-            "payments.notify_top_up", user_id=credited.user_id, credited=credited.credited
-        )
-        await ctx.jobs.enqueue("payments.notify_referral_earnings", payment_id=credited.payment_id)
+        await queue_top_up_notices(ctx, credited)
     except Exception:
         log.warning("notices for payment %d not queued", credited.payment_id, exc_info=True)
 

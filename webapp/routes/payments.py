@@ -18,9 +18,10 @@ from pydantic import ConfigDict, Field
 from core.errors import Forbidden, InvalidInput, NotFound, ServiceUnavailable
 from core.payments.yookassa import PaymentGatewayError, is_object_id
 from core.services import yookassa_topups
+from core.services.payments import TopUp
 from webapp.clientip import address_in, client_address
 from webapp.contract import Answer, Body, Out, add_routes, operation, parse_body
-from webapp.keys import CONTEXT
+from webapp.keys import CONTEXT, WebContext
 from webapp.routes.api import user_id_of
 
 log = logging.getLogger(__name__)
@@ -135,16 +136,20 @@ async def yookassa_notification(request: web.Request) -> web.Response:
         # 503 with Retry-After: YooKassa delivers it again later.
         raise ServiceUnavailable(f"YooKassa: {exc.detail}") from exc
     log.info("YooKassa %s %s: %s", event, payment_id, result.outcome)
-    if result.outcome == "credited" and result.top_up is not None and ctx.jobs is not None:
-        await ctx.jobs.enqueue(
-            "payments.notify_top_up",
-            user_id=result.top_up.user_id,
-            credited=result.top_up.credited,
-        )
-        await ctx.jobs.enqueue(
-            "payments.notify_referral_earnings", payment_id=result.top_up.payment_id
-        )
+    if result.outcome == "credited" and result.top_up is not None:
+        await queue_top_up_notices(ctx, result.top_up)
     return web.json_response({"status": result.outcome})
+
+
+async def queue_top_up_notices(ctx: WebContext, credited: TopUp) -> None:
+    """A card payment just credited: the payer hears in Telegram, the inviters too (from the
+    worker, as jobs)."""
+    if ctx.jobs is None:
+        return
+    await ctx.jobs.enqueue(
+        "payments.notify_top_up", user_id=credited.user_id, credited=credited.credited
+    )
+    await ctx.jobs.enqueue("payments.notify_referral_earnings", payment_id=credited.payment_id)
 
 
 def setup(app: web.Application) -> None:
