@@ -105,7 +105,7 @@ async def _providers(uow: UnitOfWork, user_id: int) -> set[str]:
         )
 
 
-async def _history(
+async def with_history(
     uow: UnitOfWork, user_id: int, word: str, *, document: bytes | None = None
 ) -> int:
     """A conversation with a prompt (the current one), a preset, an indexed document attached
@@ -157,7 +157,7 @@ async def _history(
     return conversation
 
 
-async def _counts(uow: UnitOfWork, user_id: int) -> dict[str, int]:
+async def history_counts(uow: UnitOfWork, user_id: int) -> dict[str, int]:
     async with uow.reading():
         return {
             model.__tablename__: int(
@@ -333,10 +333,10 @@ async def test_history_of_both_merges_into_the_account_with_money(
 ) -> None:
     web_id, _, session_id = await _web_account(uow)
     await _credit(uow, web_id, 5_000)
-    web_chat = await _history(uow, web_id, "walnut")
+    web_chat = await with_history(uow, web_id, "walnut")
     tg = telegram_id()
     tg_id = (await register(uow, tg_id=tg)).user.id
-    tg_chat = await _history(uow, tg_id, "quince")
+    tg_chat = await with_history(uow, tg_id, "quince")
     await accounts.set_timezone(uow, tg_id, "Asia/Tokyo")
     await support.save_thread(
         uow, user_id=tg_id, admin_chat_id=-100555, topic_id=7, header_message_id=8, now=NOW
@@ -351,7 +351,7 @@ async def test_history_of_both_merges_into_the_account_with_money(
         now=NOW,
     )
     await uow.commit()
-    before_web, before_tg = await _counts(uow, web_id), await _counts(uow, tg_id)
+    before_web, before_tg = await history_counts(uow, web_id), await history_counts(uow, tg_id)
     code = await _code(uow, redis, web_id, session_id)
     outcome = await linking.confirm_telegram_link(
         uow, redis, code=code, telegram_id=tg, username="quince_tg", now=NOW, store=STORE
@@ -359,10 +359,10 @@ async def test_history_of_both_merges_into_the_account_with_money(
     assert (outcome.user_id, outcome.erased_user_id) == (web_id, tg_id)
     assert outcome.history_moved and not outcome.web_signed_out
     # Every item of both is the survivor's; nothing is left with the erased account.
-    after = await _counts(uow, web_id)
+    after = await history_counts(uow, web_id)
     assert after == {name: before_web[name] + before_tg[name] for name in after}
     assert all(n > 0 for n in before_tg.values())
-    assert await _counts(uow, tg_id) == dict.fromkeys(after, 0)
+    assert await history_counts(uow, tg_id) == dict.fromkeys(after, 0)
     async with uow.reading():
         owners = set(
             await uow.session.scalars(
@@ -410,7 +410,7 @@ async def test_the_export_of_the_survivor_lists_the_moved_history(
     await _credit(uow, web_id, 1_000)
     tg = telegram_id()
     tg_id = (await register(uow, tg_id=tg)).user.id
-    await _history(uow, tg_id, "medlar")
+    await with_history(uow, tg_id, "medlar")
     code = await _code(uow, redis, web_id, session_id)
     await linking.confirm_telegram_link(
         uow, redis, code=code, telegram_id=tg, username=None, now=NOW, store=STORE
@@ -429,20 +429,20 @@ async def test_without_money_on_either_side_the_telegram_account_takes_the_web_h
     uow: UnitOfWork, redis: Redis
 ) -> None:
     web_id, address, session_id = await _web_account(uow)
-    await _history(uow, web_id, "sorrel")
+    await with_history(uow, web_id, "sorrel")
     tg = telegram_id()
     tg_id = (await register(uow, tg_id=tg)).user.id
-    tg_chat = await _history(uow, tg_id, "chervil")
-    before_web, before_tg = await _counts(uow, web_id), await _counts(uow, tg_id)
+    tg_chat = await with_history(uow, tg_id, "chervil")
+    before_web, before_tg = await history_counts(uow, web_id), await history_counts(uow, tg_id)
     code = await _code(uow, redis, web_id, session_id)
     outcome = await linking.confirm_telegram_link(
         uow, redis, code=code, telegram_id=tg, username=None, now=NOW, store=STORE
     )
     assert (outcome.user_id, outcome.erased_user_id) == (tg_id, web_id)
     assert outcome.web_signed_out and outcome.history_moved
-    after = await _counts(uow, tg_id)
+    after = await history_counts(uow, tg_id)
     assert after == {name: before_web[name] + before_tg[name] for name in after}
-    assert await _counts(uow, web_id) == dict.fromkeys(after, 0)
+    assert await history_counts(uow, web_id) == dict.fromkeys(after, 0)
     assert await _providers(uow, tg_id) == {"email", "telegram"}
     # The bot's current conversation stays the Telegram account's own.
     assert (await _user(uow, tg_id)).features["conversation_id"] == tg_chat
@@ -466,18 +466,21 @@ async def test_accounts_that_both_have_money_and_history_stay_exactly_as_they_we
 ) -> None:
     web_id, _, session_id = await _web_account(uow)
     await _credit(uow, web_id, 3_000)
-    await _history(uow, web_id, "lovage")
+    await with_history(uow, web_id, "lovage")
     tg = telegram_id()
     tg_id = (await register(uow, tg_id=tg)).user.id
     await _credit(uow, tg_id, 4_000)
-    await _history(uow, tg_id, "fennel")
-    before_web, before_tg = await _counts(uow, web_id), await _counts(uow, tg_id)
+    await with_history(uow, tg_id, "fennel")
+    before_web, before_tg = await history_counts(uow, web_id), await history_counts(uow, tg_id)
     code = await _code(uow, redis, web_id, session_id)
     with pytest.raises(AccountsNotMergeable):
         await linking.confirm_telegram_link(
             uow, redis, code=code, telegram_id=tg, username=None, now=NOW, store=STORE
         )
-    assert (await _counts(uow, web_id), await _counts(uow, tg_id)) == (before_web, before_tg)
+    assert (await history_counts(uow, web_id), await history_counts(uow, tg_id)) == (
+        before_web,
+        before_tg,
+    )
     assert (await _user(uow, web_id)).telegram_id is None
     assert await _providers(uow, tg_id) == {"telegram"}
     assert await _balance_and_sum(uow, web_id) == (3_000, 3_000)
@@ -524,10 +527,10 @@ async def test_a_document_both_accounts_uploaded_is_kept_once_where_both_used_it
     same = b"The shared almanac of the fig grove, long enough to be indexed twice."
     web_id, _, session_id = await _web_account(uow)
     await _credit(uow, web_id, 1_000)
-    await _history(uow, web_id, "fig", document=same)
+    await with_history(uow, web_id, "fig", document=same)
     tg = telegram_id()
     tg_id = (await register(uow, tg_id=tg)).user.id
-    tg_chat = await _history(uow, tg_id, "date", document=same)
+    tg_chat = await with_history(uow, tg_id, "date", document=same)
     async with uow.reading():
         tg_key = await uow.session.scalar(select(File.storage_key).where(File.user_id == tg_id))
     assert tg_key is not None and (await STORE.load(tg_key))
@@ -537,7 +540,7 @@ async def test_a_document_both_accounts_uploaded_is_kept_once_where_both_used_it
     )
     kept = await files.list_files(uow, web_id, conversation_id=tg_chat)
     assert [(f.name, f.attached) for f in kept] == [("fig.txt", True)]
-    assert await _counts(uow, tg_id) == dict.fromkeys(await _counts(uow, tg_id), 0)
+    assert await history_counts(uow, tg_id) == dict.fromkeys(await history_counts(uow, tg_id), 0)
     # The erased copy's bytes are gone from the store.
     with pytest.raises(FileNotFoundError):
         await STORE.load(tg_key)
@@ -568,8 +571,8 @@ async def test_two_confirmations_at_once_merge_once(engine: AsyncEngine, redis: 
         await _credit(uow, web_id, 2_000)
         tg = telegram_id()
         tg_id = (await register(uow, tg_id=tg)).user.id
-        await _history(uow, tg_id, "rowan")
-        before = await _counts(uow, tg_id)
+        await with_history(uow, tg_id, "rowan")
+        before = await history_counts(uow, tg_id)
         code = await _code(uow, redis, web_id, session_id)
 
     async def confirm() -> linking.LinkOutcome | None:
@@ -586,6 +589,6 @@ async def test_two_confirmations_at_once_merge_once(engine: AsyncEngine, redis: 
     assert [(o.user_id, o.erased_user_id) for o in merged] == [(web_id, tg_id)]
     assert all(o.user_id == web_id for o in outcomes)
     async with factory() as uow:
-        assert await _counts(uow, web_id) == before
+        assert await history_counts(uow, web_id) == before
         assert await _balance_and_sum(uow, web_id) == (2_000, 2_000)
         assert await _providers(uow, web_id) == {"email", "telegram"}
