@@ -307,8 +307,7 @@ async def confirm_telegram_link(
         # link opened again meets the account that exists now.
         raise LinkRaced(f"telegram user of user {web_id} changed meanwhile") from exc
     done = {"web_signed_out": outcome.web_signed_out, "history_moved": outcome.history_moved}
-    if not outcome.already:
-        await redis.set(f"{DONE_KEY}:{code}", json.dumps(done), ex=int(CODE_TTL.total_seconds()))
+    await redis.set(f"{DONE_KEY}:{code}", json.dumps(done), ex=int(CODE_TTL.total_seconds()))
     await redis.delete(_key(code))
     return outcome
 

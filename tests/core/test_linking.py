@@ -304,6 +304,8 @@ async def test_confirming_twice_changes_nothing_the_second_time(
         uow, redis, code="again", telegram_id=tg, username=None, now=NOW
     )
     assert again.already and again.user_id == web_id
+    # The page that asked for the second code learns it is linked.
+    assert (await linking.link_status(redis, code="again")).linked
     assert await _providers(uow, web_id) == {"email", "telegram"}
 
 
