@@ -6,8 +6,10 @@ code, and the web shows it as the deep link ``https://t.me/<bot>?start=link-<cod
 /start with that payload shows whose account it is (``telegram_link_request``, nothing used up)
 and asks the Telegram user to confirm; ``confirm_telegram_link`` links. The session that asked
 must still be alive when the code is shown and when it is confirmed. The code is removed after
-the link is committed: confirming twice (a redelivered tap) finds the accounts linked already
-and changes nothing; a code that is gone, expired or of an ended session links nothing.
+the link is committed, and what it did is kept ten minutes more for the page that asked
+(``link_status``: that page may be signed out by then, its account merged away). Confirming
+twice (a redelivered tap) finds the accounts linked already, or the code used, and changes
+nothing; a code that is gone, expired or of an ended session links nothing.
 
 The merge rule, when the Telegram user already has an account of their own. Money never moves
 between ledgers (every balance stays the sum of its own entries); history always moves:
