@@ -440,6 +440,18 @@ APP_TEXTS: dict[str, str] = {
     "link_telegram_open": N_("Open in Telegram"),
     "link_telegram_done": N_("I have confirmed"),
     "link_telegram_waiting": N_("Not linked yet. Confirm in the bot, then try again."),
+    "link_merged_here": N_(
+        "Telegram is linked. Your chats, presets, files and pictures from the bot are here now."
+    ),
+    "link_merged_away": N_(
+        "Telegram is linked: this account joined your Telegram account, which is your one "
+        "account now. Sign in again the same way to continue there."
+    ),
+    "link_merged_away_history": N_(
+        "Telegram is linked: your chats, presets, files and pictures from here moved to your "
+        "Telegram account, which is your one account now. Sign in again the same way to find "
+        "them there."
+    ),
     "change_password": N_("Change password"),
     "change_password_lead": N_(
         "You stay signed in on this device; every other device is signed out."

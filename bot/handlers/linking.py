@@ -6,9 +6,11 @@ account, whose owner accepted the policy there."""
 
 from __future__ import annotations
 
+import contextlib
 from html import escape
 
 from aiogram import Bot, F, Router
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.filters import CommandObject, CommandStart
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
@@ -18,6 +20,7 @@ from bot.callbacks import LinkCallback
 from bot.context import BotContext
 from bot.keyboards import main_menu
 from bot.texts import menu_text
+from core.media import MediaStore
 from core.services import linking
 from db.uow import UnitOfWork
 
@@ -67,12 +70,17 @@ async def on_link_answer(
     redis: Redis,
     ctx: BotContext,
     bot: Bot,
+    media_store: MediaStore,
 ) -> None:
     await query.answer()
     if query.message is not None:
-        await bot.edit_message_reply_markup(
-            chat_id=query.message.chat.id, message_id=query.message.message_id, reply_markup=None
-        )
+        # A double tap: the buttons are gone already ("message is not modified").
+        with contextlib.suppress(TelegramBadRequest):
+            await bot.edit_message_reply_markup(
+                chat_id=query.message.chat.id,
+                message_id=query.message.message_id,
+                reply_markup=None,
+            )
     if callback_data.action != "yes":
         await bot.send_message(query.from_user.id, _("Nothing was linked."))
         return
@@ -83,13 +91,23 @@ async def on_link_answer(
         telegram_id=query.from_user.id,
         username=query.from_user.username,
         now=ctx.clock(),
+        store=media_store,
     )
     text = _(
         "Linked: this Telegram account and the website now share one NetRoom account, with "
         "one balance and one history. Plans can be bought on the website too."
     )
+    if outcome.history_moved and outcome.web_signed_out:
+        text += "\n\n" + _(
+            "Your chats, presets, files and pictures from the website are here now too."
+        )
+    elif outcome.history_moved:
+        text += "\n\n" + _(
+            "Your earlier chats, presets, files and pictures in the bot are all kept, and the "
+            "website shows them now too."
+        )
     if outcome.web_signed_out:
-        # The empty web account's sign-in methods moved here; its session ended with it.
+        # The web account's sign-in methods and history moved here; its session ended with it.
         text += "\n\n" + _(
             "On the website, sign in again the same way: you will find this account there."
         )

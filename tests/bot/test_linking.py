@@ -22,6 +22,7 @@ from tests.bot.conftest import (
     buttons,
     text_of,
 )
+from tests.core.test_linking import history_counts, with_history
 
 
 async def _web_account(harness: BotHarness, redis: Redis) -> tuple[int, str, str]:
@@ -134,7 +135,7 @@ async def test_two_accounts_with_money_are_not_merged(
     await _credit(harness, own.id, 1_500)
     [question] = await gina.say(f"/start link-{code}")
     [refused] = await gina.tap(question, button_data(question, "Link"))
-    assert "are not merged" in text_of(refused)
+    assert "cannot become one" in text_of(refused)
     assert (await _user(harness, web_id)).telegram_id is None
     assert (await _user(harness, own.id)).telegram_id == gina.id
     assert await _balance_and_sum(harness, web_id) == (2_500, 2_500)
@@ -157,3 +158,61 @@ async def test_an_empty_telegram_account_is_merged_into_the_web_account(
     assert (await _user(harness, web_id)).telegram_id == hugo.id
     assert (await _user(harness, own.id)).deleted_at is not None
     assert await _balance_and_sum(harness, web_id) == (4_000, 4_000)
+
+
+async def _own_account(harness: BotHarness, person: Any) -> int:
+    """The person accepts the policy in the bot: their own account's id."""
+    [consent] = await person.say("/start")
+    await person.accept(consent)
+    async with harness.uow_factory() as uow:
+        own = await accounts.get_by_telegram_id(uow, person.id)
+    assert own is not None
+    return own.id
+
+
+async def test_the_bot_history_moves_to_the_web_account_with_money(
+    harness: BotHarness, person: PersonFactory, redis: Redis
+) -> None:
+    web_id, _, code = await _web_account(harness, redis)
+    await _credit(harness, web_id, 3_000)
+    iris = await person("Iris")
+    own_id = await _own_account(harness, iris)
+    async with harness.uow_factory() as uow:
+        await with_history(uow, own_id, "iris")
+        before = await history_counts(uow, own_id)
+    [question] = await iris.say(f"/start link-{code}")
+    data = button_data(question, "Link")
+    # A double tap: the second finds the code used.
+    await iris.client.tap(iris.id, question["message_id"], data)
+    done, menu, again = await iris.tap(question, data, replies=3)
+    texts = [text_of(m) for m in (done, menu, again)]
+    assert sum("now share one NetRoom account" in t for t in texts) == 1
+    assert any("in the bot are all kept, and the website shows them now too" in t for t in texts)
+    assert any("invalid, has expired or has already been used" in t for t in texts)
+    async with harness.uow_factory() as uow:
+        assert await history_counts(uow, web_id) == before
+    assert (await _user(harness, web_id)).telegram_id == iris.id
+    assert (await _user(harness, own_id)).deleted_at is not None
+    assert await _balance_and_sum(harness, web_id) == (3_000, 3_000)
+    # The bot serves the web account now: its balance is the one shown.
+    [balance] = await iris.say("/balance")
+    assert "30" in text_of(balance)
+
+
+async def test_without_money_the_telegram_account_keeps_the_web_history(
+    harness: BotHarness, person: PersonFactory, redis: Redis
+) -> None:
+    web_id, _, code = await _web_account(harness, redis)
+    async with harness.uow_factory() as uow:
+        await with_history(uow, web_id, "juno")
+        before = await history_counts(uow, web_id)
+    juno = await person("Juno")
+    own_id = await _own_account(harness, juno)
+    [question] = await juno.say(f"/start link-{code}")
+    done, _ = await juno.tap(question, button_data(question, "Link"), replies=2)
+    assert "from the website are here now too" in text_of(done)
+    assert "sign in again the same way" in text_of(done)
+    async with harness.uow_factory() as uow:
+        assert await history_counts(uow, own_id) == before
+    assert (await _user(harness, own_id)).telegram_id == juno.id
+    assert (await _user(harness, web_id)).deleted_at is not None

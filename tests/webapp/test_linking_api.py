@@ -5,6 +5,7 @@ asks for the one-time deep link that the bot confirms."""
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -12,7 +13,7 @@ import pytest
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from core.services import linking
+from core.services import billing, linking
 from sandbox.app import SandboxServer
 from tests.factories import register, telegram_id
 from tests.webapp.authkit import Kit, make_kit, new_email, oauth_clients, set_cookies
@@ -115,6 +116,39 @@ async def test_a_web_account_gets_a_one_time_telegram_deep_link(kit: Kit, redis:
     assert re.fullmatch(r"[A-Za-z0-9_-]{16}", body["code"])
     assert body["deep_link"] == f"https://t.me/netroom_test_bot?start=link-{body['code']}"
     assert 0 < await redis.ttl(f"{linking.KEY}:{body['code']}") <= 600
+
+
+async def test_the_code_tells_the_page_what_the_bot_did_even_after_a_sign_out(
+    kit: Kit, redis: Redis
+) -> None:
+    email = new_email()
+    await kit.signed_up(email, PASSWORD)
+    token = str((await (await kit.sign_in(email, PASSWORD)).json())["access_token"])
+    code = (await (await kit.post("/api/link/telegram", headers=_bearer(token))).json())["code"]
+    waiting = await kit.get(f"/api/link/telegram/{code}")
+    assert waiting.status == 200
+    assert await waiting.json() == {
+        "linked": False,
+        "web_signed_out": False,
+        "history_moved": False,
+    }
+    # The Telegram user has an account of their own with money: the web account joins it.
+    tg_id, _ = await _telegram_account(kit)
+    async with kit.factory() as uow:
+        await billing.credit(uow, user_id=tg_id, amount=1_000, category="topup", key=code)
+        await uow.commit()
+        tg = (await uow.users.get(tg_id)).telegram_id
+        await linking.confirm_telegram_link(
+            uow, redis, code=code, telegram_id=tg, username=None, now=datetime.now(UTC)
+        )
+    assert (await kit.get("/api/auth/methods", headers=_bearer(token))).status == 401
+    # Asked with the ended session's token still attached, as the page does.
+    done = await kit.get(f"/api/link/telegram/{code}", headers=_bearer(token))
+    assert done.status == 200
+    assert await done.json() == {"linked": True, "web_signed_out": True, "history_moved": False}
+    unknown = await kit.get("/api/link/telegram/nosuchcode12345")
+    assert unknown.status == 400
+    assert (await unknown.json())["error"] == "link_code_invalid"
 
 
 async def test_an_account_with_telegram_gets_no_telegram_link(kit: Kit) -> None:

@@ -4,6 +4,8 @@
 email-and-password sign-in; the address is confirmed by the mailed link, as at sign-up.
 ``POST /api/link/telegram``: a one-time code (ten minutes) for linking Telegram, shown as the
 deep link ``https://t.me/<bot>?start=link-<code>`` that the bot confirms.
+``GET /api/link/telegram/{code}``: whether the bot confirmed the code yet and what it did (the
+web account may have been merged into the Telegram one and be signed out by then).
 ``POST /api/auth/{provider}/link-handoff``: inside Telegram, a one-time URL that starts linking
 Google or Yandex in the phone's browser (the flow cannot run inside Telegram's frame).
 """
@@ -19,7 +21,7 @@ from pydantic import Field
 from core.services import auth, linking
 from core.services.auth import EmailSignUpUnavailable
 from webapp.auth import bearer_session, bearer_user
-from webapp.contract import Answer, Body, Out, add_routes, operation
+from webapp.contract import Answer, Body, Out, PathParams, add_routes, operation
 from webapp.keys import CONTEXT
 from webapp.routes.auth import ProviderPath, Status, _confirmation_mail, _mail_quota, _provider
 
@@ -121,6 +123,44 @@ async def telegram_code(request: web.Request) -> web.Response:
     )
 
 
+class CodePath(PathParams):
+    code: Annotated[str, Field(min_length=1, max_length=linking.CODE_MAX, pattern=r"^[\w-]+$")]
+
+
+class TelegramLinkStatus(Out):
+    linked: bool = Field(description="The bot confirmed the code.")
+    web_signed_out: bool = Field(
+        description="This web account was merged into the Telegram account and erased: sign in "
+        "again the same way to find that account."
+    )
+    history_moved: bool = Field(
+        description="The erased account's chats, presets, files and media moved to the one kept."
+    )
+
+
+@operation(
+    "GET",
+    "/api/link/telegram/{code}",
+    summary="Whether a Telegram link code was confirmed in the bot, and what it did",
+    responses={200: Answer("The code's state.", TelegramLinkStatus)},
+    auth="none",
+    errors={400: "The code is unknown, or expired ten minutes after it was made or used."},
+    tags=TAGS,
+)
+async def telegram_code_status(request: web.Request, path: CodePath) -> web.Response:
+    """No token needed: the web account may be gone by the time the page asks (merged into the
+    Telegram account); the random code itself is what only the asking page knows."""
+    ctx = request.app[CONTEXT]
+    status = await linking.link_status(ctx.redis, code=path.code)
+    return web.json_response(
+        {
+            "linked": status.linked,
+            "web_signed_out": status.web_signed_out,
+            "history_moved": status.history_moved,
+        }
+    )
+
+
 @operation(
     "POST",
     "/api/auth/{provider}/link-handoff",
@@ -148,4 +188,4 @@ async def link_handoff(request: web.Request, path: ProviderPath) -> web.Response
 
 
 def setup(app: web.Application) -> None:
-    add_routes(app, add_email, telegram_code, link_handoff)
+    add_routes(app, add_email, telegram_code, telegram_code_status, link_handoff)

@@ -228,6 +228,13 @@ const app = {
     forget();
     signedOutScreen(t("account_deleted"));
   },
+
+  // This web account was merged into the Telegram account (linking): it is gone, and signing in
+  // again the same way finds the Telegram one.
+  mergedAway(message) {
+    forget();
+    signedOutScreen(message);
+  },
 };
 
 backButton.addEventListener("click", () => app.back());

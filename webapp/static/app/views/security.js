@@ -119,9 +119,15 @@ export function mount(root, params, app) {
     done.addEventListener("click", async () => {
       done.disabled = true;
       try {
-        const methods = await api("/api/auth/methods");
-        if (methods.telegram) {
-          toast(t("method_linked"));
+        // What the bot's confirmation did: this web account may have been merged into the
+        // Telegram account and signed out, so the code, not the session, is asked.
+        const status = await api(`/api/link/telegram/${encodeURIComponent(data.code)}`);
+        if (status.web_signed_out) {
+          app.mergedAway(t(status.history_moved ? "link_merged_away_history" : "link_merged_away"));
+          return;
+        }
+        if (status.linked) {
+          toast(t(status.history_moved ? "link_merged_here" : "method_linked"));
           load();
           return;
         }
