@@ -316,6 +316,13 @@ async def serve(
                     asyncio.create_task(supervise("bot polling", poll, stop), name="bot-polling")
                 )
 
+        if bot is not None and roles.bot:
+            every = times.sweep_every.total_seconds()
+            sweeper = asyncio.create_task(
+                _sweep_inline_answers(bot, resources, every), name="inline-sweep"
+            )
+            stack.push_async_callback(_cancel, sweeper)
+
         if roles.worker:
             tasks.append(
                 asyncio.create_task(
@@ -350,6 +357,28 @@ async def serve(
         for task, result in zip(tasks, results, strict=True):
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 log.error("%s stopped with an error", task.get_name(), exc_info=result)
+
+
+async def _sweep_inline_answers(bot: Bot, resources: Resources, every: float) -> None:
+    """Inline answers a stopped process was writing are told as cut short (bot.inline_open)."""
+    from bot import inline_open
+    from bot.dispatcher import create_i18n
+    from bot.handlers import inline
+
+    await inline_open.keep_sweeping(
+        bot,
+        resources.redis,
+        create_i18n(),
+        render=inline.message_html,
+        keyboard=lambda: inline.sweep_keyboard(bot),
+        every=every,
+    )
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _notifier(bot: Bot | None) -> BotNotifier | None:

@@ -16,7 +16,10 @@ Invariants:
   result, "Open NetRoom to start", with a start link; a blocked account gets nothing;
 - each chosen result is answered and billed once: a repeated report of the same result id is
   ignored (a Redis marker set before the turn, kept a day);
-- money as in every turn: a failure or an edit that never arrived costs nothing.
+- money as in every turn: a failure or an edit that never arrived costs nothing;
+- an answer is never left reading "writing…": while it is written it is remembered with the
+  process writing it (``bot.inline_open``), and if that process dies a living one edits the
+  message to say so within about a minute.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ from aiogram.types import (
 from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
 
+from bot import inline_open
 from bot.context import BotContext
 from bot.rendering import LIMIT, html_to_plain, render_markdown, split_html
 from core.dto import UserDTO
@@ -172,7 +176,7 @@ class InlineSink:
         try:
             await self.bot.edit_message_text(
                 inline_message_id=self.inline_message_id,
-                text=f"{_question_html(self.question)}\n\n{body_html}",
+                text=message_html(self.question, body_html),
                 reply_markup=self.keyboard,
                 link_preview_options=LinkPreviewOptions(is_disabled=True),
             )
@@ -253,6 +257,15 @@ async def on_chosen_inline_result(
         bot, chosen.inline_message_id, question, _open_keyboard(_start_link(me.username))
     )
     prefs = chat.prefs_from(user.features, history_enabled=False)
+    # Remembered while it is written: if this process dies, another one tells the asker.
+    if ctx.owner is not None:
+        await inline_open.remember(
+            redis,
+            chosen.inline_message_id,
+            owner=ctx.owner,
+            question=question,
+            language=user.language,
+        )
     try:
         await turns.run_turn(
             uow,
@@ -274,3 +287,16 @@ async def on_chosen_inline_result(
         await sink.show(
             escape(_("⏳ I am still answering your previous request. Ask again when it is done."))
         )
+    finally:
+        await inline_open.forget(redis, chosen.inline_message_id)
+
+
+def message_html(question: str, body_html: str) -> str:
+    """An inline answer's message: the question, then ``body_html``."""
+    return f"{_question_html(question)}\n\n{body_html}"
+
+
+async def sweep_keyboard(bot: Bot) -> InlineKeyboardMarkup:
+    """The button every inline answer carries, for messages told by the sweeper."""
+    me = await bot.me()
+    return _open_keyboard(_start_link(me.username))

@@ -96,3 +96,53 @@ async def test_in_webhook_mode_an_update_arriving_while_stopping_is_answered_by_
     assert code == 0, figures
     assert delivered, figures
     _assert_clean(figures)
+
+
+async def test_an_inline_answer_whose_process_was_killed_tells_the_asker_to_ask_again(
+    world: World,
+) -> None:
+    """An inline answer lives in someone else's chat: after a kill -9 mid-answer, a living
+    process edits it from "writing…" to "ask again", and the asker's hold comes back."""
+    env = {**faultkit.QUICK_HOLDS, "BOT__INLINE_MODE": "true"}
+    async with asyncio.timeout(180):
+        service = await world.start_service("inline", **env)
+        [asker] = await world.users(1)
+        group = await world.control.create_group("Friends", [asker.telegram_id], with_bot=False)
+        await world.script(faultkit.slow_reply(200), times=1, chunk_delay_ms=150)
+        asked = await world.control.inline_query(
+            asker.telegram_id, "Tell me a long story", chat_type="group"
+        )
+        query_id = str(asked["inline_query_id"])
+        answer = await world.control.wait_for(
+            lambda e: e["type"] == "inline_answered" and e["inline_query_id"] == query_id,
+            chat_id=asker.telegram_id,
+            wait=30,
+        )
+        [result] = answer["results"]
+        sent = await world.control.choose_inline_result(
+            query_id, result["id"], chat_id=int(group["id"])
+        )
+        message_id = sent["message"]["message_id"]
+        assert "writing" in sent["message"]["text"]
+        await world.wait_held([asker], 1)
+        service.kill()
+        assert service.proc is not None
+        await service.proc.wait()
+
+        after = await world.control.last_seq()
+        await world.start_service("inline-restarted", **env)
+        told = await world.control.wait_for(
+            lambda e: e["type"] == "message_edited" and e["message_id"] == message_id,
+            chat_id=int(group["id"]),
+            after=after,
+            wait=60,
+        )
+        text = told["message"]["text"]
+        assert text.startswith("❓ Tell me a long story")
+        assert "restarted while writing it" in text and "ask again" in text
+        assert faultkit.SLOW_MARKER not in text
+        figures = await world.figures(
+            [asker], hold_deadline=120, markers=(faultkit.SLOW_MARKER,), drafts=False
+        )
+    assert figures.holds_left == 0, figures
+    assert figures.inconsistent == 0, figures
