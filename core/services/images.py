@@ -14,7 +14,7 @@ from datetime import datetime
 
 from sqlalchemy import delete, select, update
 
-from core.errors import DomainError, InvalidInput, NotFound
+from core.errors import InvalidInput, NotFound
 from core.i18n import N_
 from core.media import MediaStore
 from core.providers.base import ImageProvider, ImageRequest, ImageResult
@@ -113,8 +113,6 @@ class GeneratedImages:
     pictures: tuple[GeneratedImage, ...]
     failed: int
     charged: int
-    # Why the first failed one failed (None: all were made).
-    error: DomainError | None = None
 
 
 async def generate_image(
@@ -251,7 +249,6 @@ async def generate_images(
         raise unexpected
     if not made:
         raise errors[0]
-    first_error = errors[0] if errors else None
     each = charged // len(made)
     return GeneratedImages(
         pictures=tuple(
@@ -260,7 +257,6 @@ async def generate_images(
         ),
         failed=len(errors),
         charged=charged,
-        error=first_error if isinstance(first_error, DomainError) else None,
     )
 
 
