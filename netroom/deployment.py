@@ -259,6 +259,8 @@ class Deployment:
             providers=r.providers,
             tariffs=self.tariffs,
             embedder=self.embedder,
+            image_models=self.image_models,
+            video_models=self.video_models,
             transcription=self.transcription,
             read_aloud_offered=self.speech is not None,
             stars_invoice_links=stars_invoice_links,

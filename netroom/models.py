@@ -46,6 +46,7 @@ def image_models(
             provider_model=e.model,
             image_price=0 if sandbox else (e.image_price or 0),
             markup_percent=e.markup_percent,
+            name=e.name,
         )
         for e in entries
     )
@@ -66,6 +67,7 @@ def video_models(
             provider_model=e.model,
             second_price=0 if sandbox else (e.second_price or 0),
             markup_percent=e.markup_percent,
+            name=e.name,
         )
         for e in entries
     )

@@ -17,6 +17,7 @@ from webapp.routes import (
     auth,
     chat_api,
     conversations_api,
+    gallery_api,
     health,
     linking,
     media,
@@ -54,6 +55,7 @@ def create_app(context: WebContext) -> web.Application:
     pay_result.setup(app)
     privacy.setup(app)
     account_api.setup(app)
+    gallery_api.setup(app)
     chat_api.setup(app)
     conversations_api.setup(app)
     contract.setup(app)

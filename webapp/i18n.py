@@ -232,6 +232,52 @@ APP_TEXTS: dict[str, str] = {
     "delete_media_title": N_("Delete this picture or video?"),
     "delete_media_text": N_("Its link stops working. This cannot be undone."),
     "media_deleted": N_("Deleted."),
+    "no_media_create": N_("Describe a picture or a video above and press Create."),
+    "create_title": N_("Create"),
+    "create_hint": N_("A picture or a video from a few words"),
+    "create_picture": N_("Picture"),
+    "create_video": N_("Video"),
+    "create_prompt": N_("What to draw"),
+    "create_placeholder": N_("A lighthouse on a cliff at dawn, watercolour"),
+    "create_shape": N_("Shape"),
+    "create_count": N_("Variations"),
+    "create_price": N_("Price: {price}"),
+    "create_discount": N_("−{percent}% with your plan"),
+    "create_video_length": N_("{seconds} s long"),
+    "create_button": N_("Create"),
+    "create_one_picture": N_("Create a picture"),
+    "create_pictures": N_("Create {count} pictures"),
+    "create_one_video": N_("Create a video"),
+    "create_describe": N_("Describe what to make first."),
+    "pictures_made": N_("Ready: {count} · charged {charged}"),
+    "pictures_partly": N_(
+        "Ready: {made}. {failed} could not be made and cost nothing · charged {charged}"
+    ),
+    "video_started": N_(
+        "The video is being made. It appears here when ready; you can leave this page."
+    ),
+    "video_ready": N_("Your video is ready."),
+    "more_like_this": N_("More like this · {price}"),
+    "not_enough_money": N_("Not enough money"),
+    "open_gallery": N_("Open in the gallery"),
+    "aspect_1_1": N_("Square"),
+    "aspect_3_2": N_("Landscape 3:2"),
+    "aspect_2_3": N_("Portrait 2:3"),
+    "aspect_16_9": N_("Wide 16:9"),
+    "aspect_9_16": N_("Tall 9:16"),
+    # image mode (settings and the chat)
+    "image_mode": N_("Image mode"),
+    "image_mode_hint": N_(
+        "Your messages draw pictures instead of getting answers, here and in the bot. "
+        "Each picture is paid."
+    ),
+    "image_mode_on_done": N_("Image mode is on: messages draw pictures."),
+    "image_mode_off_done": N_("Image mode is off: messages get answers again."),
+    "image_mode_on": N_("Image mode: each message becomes a picture"),
+    "image_mode_on_price": N_("Image mode: each message becomes a picture ({price})"),
+    "image_mode_turn_off": N_("Turn off"),
+    "composer_image_placeholder": N_("Describe a picture…"),
+    "drawing_picture": N_("Drawing the picture…"),
     # time zone (settings)
     "time_zone": N_("Time zone"),
     "time_zone_label": N_("Times are shown in"),

@@ -22,9 +22,11 @@ from core.security.initdata import InitDataVerifier
 from core.services.auth import LoginLimits
 from core.services.chat import ModelMenu
 from core.services.files import Embedder, FileLimits
+from core.services.images import ImageTerms
 from core.services.payments import InvoiceLinks, PaymentTerms
 from core.services.subscriptions import RenewalSwitch
 from core.services.tariffs import Tariffs
+from core.services.videos import VideoTerms
 from core.services.voice import TranscriptionTerms
 from db.engine import UnitOfWorkFactory
 
@@ -79,6 +81,10 @@ class WebContext:
     providers: ProviderRegistry | None = None
     tariffs: Tariffs | None = None
     embedder: Embedder | None = None
+    # Pictures and videos made from the web app (empty: not offered); videos also need ``jobs``
+    # (the worker watches them).
+    image_models: tuple[ImageTerms, ...] = ()
+    video_models: tuple[VideoTerms, ...] = ()
     # The microphone in the chat: recordings transcribed with this model (None: not offered).
     transcription: TranscriptionTerms | None = None
     # The bot reads replies aloud for users who ask (the setting is shown only then).

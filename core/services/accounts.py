@@ -381,6 +381,8 @@ class AccountSettings:
     marketing_opt_in: bool
     # Replies also come as voice messages in the bot.
     read_aloud: bool = False
+    # Messages draw pictures (the bot's image mode; one switch for both).
+    image_mode: bool = False
     # None until chosen: the web app then sends the browser's zone.
     timezone: str | None = None
 
@@ -395,6 +397,7 @@ def _settings(user: User) -> AccountSettings:
         history_enabled=user.history_enabled,
         marketing_opt_in=user.marketing_opt_in,
         read_aloud=bool(features.get("read_aloud", False)),
+        image_mode=bool(features.get("image_mode", False)),
         timezone=user.timezone,
     )
 
@@ -427,6 +430,7 @@ async def update_settings(
     history_enabled: bool | None = None,
     marketing_opt_in: bool | None = None,
     read_aloud: bool | None = None,
+    image_mode: bool | None = None,
 ) -> AccountSettings:
     """Change any of the settings in one transaction; what is not given stays. Turning history
     off clears what is stored, exactly as the bot's switch does."""
@@ -450,6 +454,7 @@ async def update_settings(
             ("reasoning", reasoning),
             ("web_search", web_search),
             ("read_aloud", read_aloud),
+            ("image_mode", image_mode),
         )
         if value is not None
     }

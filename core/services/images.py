@@ -1,8 +1,13 @@
 """Image generation: priced through the same ledger as chats (reserve, then settle or release),
-the file kept in the media store, its metadata recorded."""
+the file kept in the media store, its metadata recorded.
+
+Several pictures from one prompt (variations) are held together, asked of the provider at once,
+and settled in one entry for the pictures made: a picture the provider failed to make costs
+nothing, and the rest of the hold goes back."""
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,7 +17,7 @@ from sqlalchemy import delete, select, update
 from core.errors import InvalidInput, NotFound
 from core.i18n import N_
 from core.media import MediaStore
-from core.providers.base import ImageProvider, ImageRequest
+from core.providers.base import ImageProvider, ImageRequest, ImageResult
 from core.providers.errors import ProviderError
 from core.services import billing
 from core.text import clean
@@ -20,6 +25,16 @@ from db.models import Media
 from db.uow import UnitOfWork
 
 MAX_PROMPT = 4000
+# Pictures from one prompt at a time.
+MAX_VARIATIONS = 4
+SQUARE = "1:1"
+# What each kind of provider takes for an aspect: OpenAI's image models a size from a short list
+# (GPT image: 1024x1024, 1536x1024, 1024x1536; DALL·E 3: 1024x1024, 1792x1024, 1024x1792;
+# DALL·E 2: square only), Stability an aspect ratio.
+GPT_IMAGE_SIZES = {"1:1": "1024x1024", "3:2": "1536x1024", "2:3": "1024x1536"}
+DALLE3_SIZES = {"1:1": "1024x1024", "16:9": "1792x1024", "9:16": "1024x1792"}
+DALLE2_SIZES = {"1:1": "1024x1024"}
+STABILITY_ASPECTS = ("1:1", "3:2", "2:3", "16:9", "9:16")
 
 
 class EmptyPrompt(InvalidInput):
@@ -35,6 +50,50 @@ class ImageTerms:
     # Kopecks per image, before markup.
     image_price: int
     markup_percent: int = 0
+    # What people see (the catalogue's ``name``); empty: the id is shown.
+    name: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+
+def _sizes(model: ImageTerms) -> dict[str, str | None]:
+    if model.provider == "stability":
+        return dict.fromkeys(STABILITY_ASPECTS)
+    if model.provider_model.startswith("dall-e-3"):
+        return dict(DALLE3_SIZES)
+    if model.provider_model.startswith("dall-e"):
+        return dict(DALLE2_SIZES)
+    return dict(GPT_IMAGE_SIZES)
+
+
+def aspects(model: ImageTerms) -> tuple[str, ...]:
+    """The aspect ratios (``"3:2"``) ``model`` can draw, square first."""
+    return tuple(_sizes(model))
+
+
+class AspectNotOffered(InvalidInput):
+    code = "aspect_not_offered"
+    msgid = N_("This model cannot draw pictures of that shape. Please pick another one.")
+
+
+def request_for(model: ImageTerms, prompt: str, aspect: str) -> ImageRequest:
+    """The provider's request for one picture of ``aspect``: a size for OpenAI's models, an
+    aspect ratio for Stability's."""
+    sizes = _sizes(model)
+    if aspect not in sizes:
+        raise AspectNotOffered(f"{model.id} draws no {aspect}")
+    return ImageRequest(
+        model=model.provider_model, prompt=prompt, size=sizes[aspect], aspect_ratio=aspect
+    )
+
+
+def price_of(model: ImageTerms, discount_percent: int) -> int:
+    """Kopecks one picture costs the user."""
+    return billing.price(
+        model.image_price, markup_percent=model.markup_percent, discount_percent=discount_percent
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +106,15 @@ class GeneratedImage:
     storage_key: str
 
 
+@dataclass(frozen=True, slots=True)
+class GeneratedImages:
+    """Pictures made from one prompt; ``failed`` more were asked for and cost nothing."""
+
+    pictures: tuple[GeneratedImage, ...]
+    failed: int
+    charged: int
+
+
 async def generate_image(
     uow: UnitOfWork,
     *,
@@ -56,76 +124,140 @@ async def generate_image(
     prompt: str,
     model: ImageTerms,
     now: datetime,
+    aspect: str = SQUARE,
 ) -> GeneratedImage:
+    """One picture (the bot's /image and image mode); a provider failure is raised."""
+    made = await generate_images(
+        uow,
+        store=store,
+        provider=provider,
+        user_id=user_id,
+        prompt=prompt,
+        model=model,
+        now=now,
+        aspect=aspect,
+    )
+    return made.pictures[0]
+
+
+async def generate_images(
+    uow: UnitOfWork,
+    *,
+    store: MediaStore,
+    provider: ImageProvider,
+    user_id: int,
+    prompt: str,
+    model: ImageTerms,
+    now: datetime,
+    aspect: str = SQUARE,
+    count: int = 1,
+) -> GeneratedImages:
+    """``count`` pictures of ``prompt``: the price of all held first (not enough money: nothing
+    held, ``InsufficientFunds``), the provider asked for each at once, each one made stored and
+    recorded, and one charge settled for those made. When none could be made, the first
+    provider error is raised and nothing is charged."""
     prompt = clean(prompt).strip()
     if not prompt:
         raise EmptyPrompt("no prompt")
     if len(prompt) > MAX_PROMPT:
         raise InvalidInput(f"prompt of {len(prompt)} characters")
+    if not 1 <= count <= MAX_VARIATIONS:
+        raise InvalidInput(f"{count} pictures at once")
+    request = request_for(model, prompt, aspect)
     balance = await billing.get_balance(uow, user_id)
-    price = billing.price(
-        model.image_price,
-        markup_percent=model.markup_percent,
-        discount_percent=balance.discount_percent,
-    )
+    price = price_of(model, balance.discount_percent)
     key = f"image:{user_id}:{secrets.token_hex(8)}"
     reservation = (
         await billing.reserve(
-            uow, user_id=user_id, amount=price, key=f"{key}:hold", model_id=model.id
+            uow, user_id=user_id, amount=price * count, key=f"{key}:hold", model_id=model.id
         )
         if price
         else None
     )
-    media = Media(user_id=user_id, kind="image", prompt=prompt, model_id=model.id, created_at=now)
-    uow.session.add(media)
+    rows = [
+        Media(
+            user_id=user_id,
+            kind="image",
+            prompt=prompt,
+            model_id=model.id,
+            provider_data={"aspect": aspect},
+            created_at=now,
+        )
+        for _ in range(count)
+    ]
+    uow.session.add_all(rows)
     await uow.session.flush()
-    media_id = media.id
+    media_ids = [m.id for m in rows]
     await uow.commit()
-    try:
-        result = await provider.generate_image(
-            ImageRequest(model=model.provider_model, prompt=prompt)
-        )
-        storage_key = await store.save(result.data, result.mime)
-    except ProviderError:
-        async with uow.transaction():
+
+    async def draw_one() -> tuple[ImageResult, str]:
+        result = await provider.generate_image(request)
+        return result, await store.save(result.data, result.mime)
+
+    outcomes = await asyncio.gather(*(draw_one() for _ in media_ids), return_exceptions=True)
+    made = [
+        (media_id, outcome)
+        for media_id, outcome in zip(media_ids, outcomes, strict=True)
+        if not isinstance(outcome, BaseException)
+    ]
+    errors = [o for o in outcomes if isinstance(o, BaseException)]
+    unexpected = next((e for e in errors if not isinstance(e, ProviderError)), None)
+    failed_ids = [
+        i for i, o in zip(media_ids, outcomes, strict=True) if isinstance(o, BaseException)
+    ]
+    async with uow.transaction():
+        if failed_ids:
             await uow.session.execute(
-                update(Media).where(Media.id == media_id).values(status="failed")
+                update(Media).where(Media.id.in_(failed_ids)).values(status="failed")
             )
-            if reservation is not None:
-                await billing.release(uow, reservation_id=reservation.id)
-        raise
-    await uow.session.execute(
-        update(Media)
-        .where(Media.id == media_id)
-        .values(
-            status="ready",
-            storage_key=storage_key,
-            mime=result.mime,
-            width=result.width,
-            height=result.height,
-            cost=model.image_price,
-            provider_data={k: str(v) for k, v in result.provider_data.items()},
-        )
+        for media_id, (result, storage_key) in made:
+            await uow.session.execute(
+                update(Media)
+                .where(Media.id == media_id)
+                .values(
+                    status="ready",
+                    storage_key=storage_key,
+                    mime=result.mime,
+                    width=result.width,
+                    height=result.height,
+                    cost=model.image_price,
+                    provider_data={
+                        **{k: str(v) for k, v in result.provider_data.items()},
+                        "aspect": aspect,
+                    },
+                )
+            )
+        charged = 0
+        if reservation is not None:
+            # Settling nothing gives the whole hold back and records no entry.
+            entry = await billing.settle(
+                uow,
+                reservation=reservation,
+                amount=price * len(made),
+                category="image",
+                key=f"{key}:settle",
+                charge=billing.Charge(
+                    cost=model.image_price * len(made),
+                    markup_percent=model.markup_percent,
+                    discount_percent=balance.discount_percent,
+                    model_id=model.id,
+                    meta={"media_ids": [media_id for media_id, _ in made]},
+                ),
+            )
+            charged = -entry.amount
+    if unexpected is not None:
+        raise unexpected
+    if not made:
+        raise errors[0]
+    each = charged // len(made)
+    return GeneratedImages(
+        pictures=tuple(
+            GeneratedImage(media_id, result.data, result.mime, each, storage_key)
+            for media_id, (result, storage_key) in made
+        ),
+        failed=len(errors),
+        charged=charged,
     )
-    charged = 0
-    if reservation is not None:
-        entry = await billing.settle(
-            uow,
-            reservation=reservation,
-            amount=price,
-            category="image",
-            key=f"{key}:settle",
-            charge=billing.Charge(
-                cost=model.image_price,
-                markup_percent=model.markup_percent,
-                discount_percent=balance.discount_percent,
-                model_id=model.id,
-                meta={"media_id": media_id},
-            ),
-        )
-        charged = -entry.amount
-    await uow.commit()
-    return GeneratedImage(media_id, result.data, result.mime, charged, storage_key)
 
 
 async def storage_keys(uow: UnitOfWork, user_id: int) -> list[str]:
@@ -156,6 +288,35 @@ class MediaDTO:
     width: int | None
     height: int | None
     duration_seconds: int | None
+    # The shape asked for ("3:2"), when it was made from the web app.
+    aspect: str | None = None
+
+
+def _dto(m: Media) -> MediaDTO:
+    return MediaDTO(
+        id=m.id,
+        kind=m.kind,
+        prompt=m.prompt,
+        model_id=m.model_id,
+        status=m.status,
+        created_at=m.created_at,
+        storage_key=m.storage_key if m.status == "ready" else None,
+        mime=m.mime,
+        width=m.width,
+        height=m.height,
+        duration_seconds=m.duration_seconds,
+        aspect=(m.provider_data or {}).get("aspect"),
+    )
+
+
+async def get_media(uow: UnitOfWork, *, user_id: int, media_id: int) -> MediaDTO:
+    """One of the user's own pictures or videos (another user's: ``NotFound``)."""
+    async with uow.reading():
+        row = await uow.session.get(Media, media_id)
+        found = _dto(row) if row is not None and row.user_id == user_id else None
+    if found is None:
+        raise NotFound(f"media {media_id} of user {user_id}")
+    return found
 
 
 async def list_media(
@@ -169,22 +330,7 @@ async def list_media(
         rows = await uow.session.scalars(
             query.order_by(Media.id.desc()).limit(min(max(limit, 1), MEDIA_PAGE_MAX))
         )
-        found = [
-            MediaDTO(
-                id=m.id,
-                kind=m.kind,
-                prompt=m.prompt,
-                model_id=m.model_id,
-                status=m.status,
-                created_at=m.created_at,
-                storage_key=m.storage_key if m.status == "ready" else None,
-                mime=m.mime,
-                width=m.width,
-                height=m.height,
-                duration_seconds=m.duration_seconds,
-            )
-            for m in rows
-        ]
+        found = [_dto(m) for m in rows]
     return found
 
 

@@ -40,6 +40,36 @@ class VideoTerms:
     markup_percent: int = 0
     seconds: int = 8
     size: str = "1280x720"
+    # What people see (the catalogue's ``name``); empty: the id is shown.
+    name: str = ""
+
+    @property
+    def title(self) -> str:
+        return self.name or self.id
+
+
+# The shapes a video can take, as sizes of OpenAI's Videos API.
+VIDEO_SIZES = {"16:9": "1280x720", "9:16": "720x1280"}
+
+
+def aspects(model: VideoTerms) -> tuple[str, ...]:
+    """The aspect ratios ``model`` makes, its own size's first."""
+    own = next((a for a, size in VIDEO_SIZES.items() if size == model.size), None)
+    return tuple(sorted(VIDEO_SIZES, key=lambda a: a != own))
+
+
+def price_of(model: VideoTerms, discount_percent: int) -> int:
+    """Kopecks one video costs the user."""
+    return billing.price(
+        model.second_price * model.seconds,
+        markup_percent=model.markup_percent,
+        discount_percent=discount_percent,
+    )
+
+
+class VideoAspectNotOffered(InvalidInput):
+    code = "aspect_not_offered"
+    msgid = N_("This model cannot make videos of that shape. Please pick another one.")
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,16 +93,19 @@ async def submit_video(
     prompt: str,
     model: VideoTerms,
     now: datetime,
+    aspect: str | None = None,
 ) -> int:
-    """Hold the price, start the job at the provider, record it; the media id to watch."""
+    """Hold the price, start the job at the provider, record it; the media id to watch.
+    ``aspect`` (``"9:16"``): the shape, else the model's own size."""
     prompt = clean(prompt).strip()
     if not prompt:
         raise EmptyVideoPrompt("no prompt")
+    if aspect is not None and aspect not in VIDEO_SIZES:
+        raise VideoAspectNotOffered(f"no {aspect} video")
+    size = VIDEO_SIZES[aspect] if aspect is not None else model.size
     balance = await billing.get_balance(uow, user_id)
     cost = model.second_price * model.seconds
-    price = billing.price(
-        cost, markup_percent=model.markup_percent, discount_percent=balance.discount_percent
-    )
+    price = price_of(model, balance.discount_percent)
     key = f"video:{user_id}:{secrets.token_hex(8)}"
     hold = None
     if price:
@@ -93,7 +126,7 @@ async def submit_video(
                 model=model.provider_model,
                 prompt=prompt[:4000],
                 seconds=model.seconds,
-                size=model.size,
+                size=size,
             )
         )
     except ProviderError:
@@ -116,6 +149,7 @@ async def submit_video(
             "key": key,
             "discount_percent": balance.discount_percent,
             "markup_percent": model.markup_percent,
+            "aspect": aspect or next((a for a, v in VIDEO_SIZES.items() if v == size), None),
         },
         created_at=now,
     )

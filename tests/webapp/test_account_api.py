@@ -316,6 +316,7 @@ async def test_the_gallery_pages_back_and_links_only_finished_media(env: Env) ->
         "width",
         "height",
         "duration_seconds",
+        "aspect",
     }
     status, data = await env.call(ann, "GET", "/api/media?before=soon")
     assert (status, data["error"]) == (400, "invalid_input")
@@ -437,6 +438,7 @@ async def test_settings_are_read_and_changed_together(env: Env) -> None:
             "history_enabled": True,
             "marketing_opt_in": False,
             "read_aloud": False,
+            "image_mode": False,
             "timezone": None,
         },
     )
@@ -447,12 +449,18 @@ async def test_settings_are_read_and_changed_together(env: Env) -> None:
         "web_search": True,
         "marketing_opt_in": True,
         "read_aloud": True,
+        "image_mode": True,
     }
     status, data = await env.call(ann, "PATCH", "/api/settings", change)
     assert (status, data) == (200, {**change, "history_enabled": True, "timezone": None})
     async with env.factory() as uow:
         prefs = await chat.get_prefs(uow, ann.id)
-        assert (prefs.reasoning, prefs.web_search, prefs.read_aloud) == (True, True, True)
+        assert (prefs.reasoning, prefs.web_search, prefs.read_aloud, prefs.image_mode) == (
+            True,
+            True,
+            True,
+            True,
+        )
 
 
 async def test_the_time_zone_is_chosen_by_name_and_shown_with_the_account(env: Env) -> None:

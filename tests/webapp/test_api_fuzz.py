@@ -39,8 +39,10 @@ from core.providers.registry import ProviderRegistry
 from core.providers.settings import sandbox_providers
 from core.services import billing
 from core.services.chat import ModelMenu, ModelTerms
+from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Plan, Tariffs
+from core.services.videos import VideoTerms
 from db.engine import UnitOfWorkFactory
 from netroom.processes import invoice_links
 from sandbox.app import SandboxServer
@@ -119,7 +121,11 @@ async def _things(kit: Kit, token: str) -> dict[str, object]:
     notes = f"Notes about rivers, set {secrets.token_hex(4)}.".encode()
     form.add_field("file", notes, filename="notes.txt", content_type="text/plain")
     upload = await (await kit.client.post("/api/files", data=form, headers=auth)).json()
+    picture = await (
+        await kit.client.post("/api/media/images", json={"prompt": "A river"}, headers=auth)
+    ).json()
     return {
+        "path.media_id": picture["media"][0]["id"],
         "path.conversation_id": conversation,
         "path.message_id": messages["messages"][-1]["id"],
         "path.preset_id": preset["id"],
@@ -235,6 +241,9 @@ async def test_schemathesis_finds_no_server_error_and_nothing_undocumented(
             timezone="Europe/Moscow",
         ),
         media_store=LocalMediaStore(tmp_path / "media"),
+        # Pictures and videos from the gallery: each drawn by the sandbox, priced per picture.
+        image_models=(ImageTerms("fuzz-image", "openai", f"gpt-image-fuzz-{tag}", 500),),
+        video_models=(VideoTerms("fuzz-video", "video", f"sora-fuzz-{tag}", 100, seconds=4),),
         jobs=Jobs(),
         oauth=await oauth_clients(sandbox, http),
         payment_terms=terms,

@@ -1,5 +1,5 @@
-"""The account pages' JSON API: presets, the gallery, balance and history, referrals, settings,
-and Telegram Stars top-ups from the Mini App.
+"""The account pages' JSON API: presets, balance and history, referrals, settings, and Telegram
+Stars top-ups from the Mini App (the gallery is ``gallery_api``).
 
 Every route needs the bearer token; every object is looked up together with its owner, so
 another user's preset answers 404 exactly like one that never existed.
@@ -8,15 +8,12 @@ another user's preset answers 404 exactly like one that never existed.
   ``POST /api/presets`` ``{title, system_prompt}`` → 201 preset; ``PUT /api/presets/{id}`` the
   same → preset; ``DELETE /api/presets/{id}`` → 204; ``POST /api/presets/{id}/use``
   → ``{active_id}``; ``DELETE /api/presets/active`` → ``{active_id: null}``.
-- ``GET /api/media?before=&limit=`` → ``{media: [{id, kind, prompt, model_id, status,
-  created_at, url, mime, width, height, duration_seconds}], next_before}``;
-  ``DELETE /api/media/{id}`` → 204 (the record and the file; one still being made: 400).
 - ``GET /api/balance`` → balance, reserve, free tier, plan, Star and card packages.
 - ``GET /api/transactions?before=&limit=`` → ``{transactions: [...], next_before}``.
 - ``GET /api/referrals`` → ``{code, bot_link, app_link, level1, level2, earned_kopecks,
   percents}``.
 - ``GET /api/settings``, ``PATCH /api/settings`` ``{language?, theme?, reasoning?,
-  web_search?, history_enabled?, marketing_opt_in?, read_aloud?}`` → the settings.
+  web_search?, history_enabled?, marketing_opt_in?, read_aloud?, image_mode?}`` → the settings.
 - ``POST /api/payments/stars`` ``{stars}`` → 201 ``{invoice_link}``.
 - ``POST /api/subscription`` ``{plan}`` → 201 ``{invoice_link}``; ``PATCH /api/subscription``
   ``{renews}`` → the plan, as in the balance.
@@ -33,7 +30,7 @@ from pydantic import Field
 from core.deeplinks import referral_payload
 from core.errors import NotFound
 from core.i18n import N_, money
-from core.services import accounts, billing, chat, images, payments, presets, subscriptions, tariffs
+from core.services import accounts, billing, chat, payments, presets, subscriptions, tariffs
 from core.services.presets import PresetDTO
 from core.services.tariffs import Plan
 from webapp.contract import (
@@ -53,7 +50,6 @@ from webapp.keys import CONTEXT, WebContext
 from webapp.routes.api import user_id_of
 
 TRANSACTIONS_PAGE = 20
-MEDIA_PAGE = 24
 TAGS = ("account",)
 
 
@@ -90,25 +86,6 @@ class Page(Query):
     before: Cursor | None = Field(
         None, description="Only items older than this id (the previous page's next_before)."
     )
-
-
-class Media(Out):
-    id: int
-    kind: Literal["image", "video"]
-    prompt: str
-    model_id: str | None
-    status: Literal["pending", "ready", "failed"]
-    created_at: TIME
-    url: str | None
-    mime: str | None
-    width: int | None
-    height: int | None
-    duration_seconds: float | None
-
-
-class MediaPage(Out):
-    media: list[Media]
-    next_before: int | None
 
 
 class Allowance(Out):
@@ -231,6 +208,9 @@ class Settings(Out):
     history_enabled: bool
     marketing_opt_in: bool
     read_aloud: bool = Field(description="Replies also come as voice messages in the bot.")
+    image_mode: bool = Field(
+        description="Messages draw pictures instead of being answered (here and in the bot)."
+    )
     timezone: str | None = Field(
         description="The IANA time zone times are shown in; null until chosen. Set with "
         "PUT /api/settings/timezone."
@@ -245,10 +225,6 @@ class TimeZone(Out):
     timezone: str
 
 
-class MediaPath(PathParams):
-    media_id: Id
-
-
 class SettingsChange(Body):
     """Any subset of the settings; an unknown one is refused."""
 
@@ -260,6 +236,7 @@ class SettingsChange(Body):
     history_enabled: bool | None = None
     marketing_opt_in: bool | None = None
     read_aloud: bool | None = None
+    image_mode: bool | None = None
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -381,66 +358,6 @@ async def stop_using_presets(request: web.Request) -> web.Response:
     async with ctx.uow_factory() as uow:
         prefs = await presets.use_preset(uow, user_id, None)
     return web.json_response({"active_id": prefs.preset_id})
-
-
-# --- gallery -----------------------------------------------------------------------------------
-
-
-def _media(m: images.MediaDTO) -> dict[str, object]:
-    return {
-        "id": m.id,
-        "kind": m.kind,
-        "prompt": m.prompt,
-        "model_id": m.model_id,
-        "status": m.status,
-        "created_at": m.created_at.isoformat(),
-        "url": f"/media/{m.storage_key}" if m.storage_key else None,
-        "mime": m.mime,
-        "width": m.width,
-        "height": m.height,
-        "duration_seconds": m.duration_seconds,
-    }
-
-
-@operation(
-    "GET",
-    "/api/media",
-    summary="Generated images and videos, newest first",
-    responses={200: Answer("OK.", MediaPage)},
-    tags=TAGS,
-)
-async def list_media(request: web.Request, query: Page) -> web.Response:
-    ctx = request.app[CONTEXT]
-    user_id = user_id_of(request)
-    limit = query.limit or MEDIA_PAGE
-    before = query.before
-    async with ctx.uow_factory() as uow:
-        found = await images.list_media(uow, user_id, limit=limit, before_id=before)
-    full = len(found) == min(limit, images.MEDIA_PAGE_MAX)
-    return web.json_response(
-        {
-            "media": [_media(m) for m in found],
-            "next_before": found[-1].id if found and full else None,
-        }
-    )
-
-
-@operation(
-    "DELETE",
-    r"/api/media/{media_id:\d+}",
-    summary="Delete one's own picture or video (the record and the file)",
-    responses={204: Answer("Deleted.")},
-    errors={400: "Still being made.", 404: "No such media of this account."},
-    tags=TAGS,
-)
-async def delete_media(request: web.Request, path: MediaPath) -> web.Response:
-    ctx = request.app[CONTEXT]
-    user_id = user_id_of(request)
-    if ctx.media_store is None:
-        raise NotFound("no media store")
-    async with ctx.uow_factory() as uow:
-        await images.delete_media(uow, ctx.media_store, user_id=user_id, media_id=path.media_id)
-    return web.Response(status=204)
 
 
 # --- balance -----------------------------------------------------------------------------------
@@ -734,6 +651,7 @@ def _settings(s: accounts.AccountSettings) -> dict[str, object]:
         "history_enabled": s.history_enabled,
         "marketing_opt_in": s.marketing_opt_in,
         "read_aloud": s.read_aloud,
+        "image_mode": s.image_mode,
         "timezone": s.timezone,
     }
 
@@ -795,8 +713,6 @@ def setup(app: web.Application) -> None:
         delete_preset,
         use_preset,
         stop_using_presets,
-        list_media,
-        delete_media,
         show_balance,
         list_transactions,
         buy_stars,

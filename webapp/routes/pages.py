@@ -82,6 +82,8 @@ async def show_mini_app(request: web.Request) -> web.Response:
             if ctx.transcription is not None and ctx.providers is not None
             else None
         ),
+        # Pictures are drawn here: the gallery's Create panel and image mode in the chat.
+        "images": bool(ctx.image_models and ctx.providers and ctx.media_store),
         # The "Read replies aloud" setting (the bot's voice replies).
         "read_aloud": ctx.read_aloud_offered,
         # The page names no other site; the script makes the link to the bot.

@@ -10,9 +10,10 @@ from worker.deps import JobDeps
 
 
 async def watch_video(deps: JobDeps, media_id: int) -> str:
-    """Poll the provider until the video is ready or failed, then deliver it."""
-    if deps.providers is None or deps.media_store is None or deps.notifier is None:
-        raise RuntimeError("this worker cannot make videos (no providers or no bot)")
+    """Poll the provider until the video is ready or failed, then deliver it: in Telegram to a
+    user who has it (the gallery shows it to everyone, web-only users too)."""
+    if deps.providers is None or deps.media_store is None:
+        raise RuntimeError("this worker cannot make videos (no providers or no media store)")
     started = asyncio.get_running_loop().time()
     while True:
         async with deps.uow_factory() as uow:
@@ -30,7 +31,7 @@ async def watch_video(deps: JobDeps, media_id: int) -> str:
         ):
             break
         await asyncio.sleep(deps.video_poll_seconds)
-    if state.telegram_id is None:
+    if state.telegram_id is None or deps.notifier is None:
         return state.status
     if state.status == "ready" and state.data is not None:
         await deps.notifier.send_video(

@@ -11,6 +11,7 @@
 // open chat sets that chat's model; in a new chat it sets the default for new ones.
 
 import { ApiError, api, request } from "../api.js";
+import { drawPictures, mediaOptions } from "../create.js";
 import { render } from "../markdown.js";
 import { showShareLink } from "../share.js";
 import { button, confirmAction, copyWithToast, dialog, el, empty, errorBox, icon, iconButton, money, settings, shortWhen, spinner, t, toast } from "../ui.js";
@@ -116,7 +117,16 @@ export function mount(root, params, app) {
       input.focus();
     },
   });
-  const composer = el("form", { class: "composer", testid: "composer" }, tray, el("div", { class: "composer-box" }, attachButton, input, mic && mic.node, sendButton, stopButton), note, uploadLimit ? fileInput : null);
+  // Image mode (the bot's one switch): messages draw pictures; the bar says so and turns it off.
+  const imageModeText = el("span", { testid: "image-mode-text" });
+  const imageBar = el(
+    "div",
+    { class: "image-mode-bar", testid: "image-mode-bar", hidden: true, role: "status" },
+    icon("image"),
+    imageModeText,
+    button(t("image_mode_turn_off"), { variant: "secondary", class: "btn-sm", testid: "image-mode-off", onclick: () => turnOffImageMode() }),
+  );
+  const composer = el("form", { class: "composer", testid: "composer" }, imageBar, tray, el("div", { class: "composer-box" }, attachButton, input, mic && mic.node, sendButton, stopButton), note, uploadLimit ? fileInput : null);
   const pane = el(
     "section",
     { class: "chat-pane" },
@@ -720,7 +730,96 @@ export function mount(root, params, app) {
     input.style.height = `${Math.min(input.scrollHeight, 200)}px`;
   }
 
+  // --- image mode -------------------------------------------------------------------------------
+
+  function imageMode() {
+    return Boolean(settings.images && app.settings && app.settings.image_mode);
+  }
+
+  async function syncImageMode() {
+    const on = imageMode();
+    imageBar.hidden = !on;
+    input.placeholder = on ? t("composer_image_placeholder") : t("composer_placeholder");
+    input.setAttribute("aria-label", input.placeholder);
+    if (!on) return;
+    imageModeText.textContent = t("image_mode_on");
+    try {
+      const options = await mediaOptions();
+      if (options.images.length) imageModeText.textContent = t("image_mode_on_price", { price: money(options.images[0].price_kopecks) });
+    } catch (_) {
+      /* the bar still says what the mode does */
+    }
+  }
+
+  async function turnOffImageMode() {
+    try {
+      app.settings = await api("/api/settings", { method: "PATCH", body: { image_mode: false } });
+      toast(t("image_mode_off_done"));
+    } catch (error) {
+      toast(error.message, "error");
+    }
+    syncImageMode();
+    input.focus();
+  }
+
+  function viewPicture(item) {
+    dialog({
+      testid: "media-viewer",
+      body: [el("img", { src: item.url, alt: item.prompt, class: "viewer-media", testid: "viewer-image" }), el("p", { class: "viewer-prompt", text: item.prompt })],
+      actions: [
+        { id: "gallery", label: t("open_gallery") },
+        { id: "close", label: t("done"), variant: "primary" },
+      ],
+    }).then((chosen) => {
+      if (chosen === "gallery") app.go("gallery");
+    });
+  }
+
+  // A message in image mode: its picture drawn into the thread (and kept in the gallery).
+  async function draw(text) {
+    if (state.drawing || !text.trim()) return;
+    state.drawing = true;
+    sendButton.disabled = true;
+    if (!state.messages.length) thread.replaceChildren();
+    const prompt = messageNode({ id: null, role: "user", content: text, is_pinned: false, status: "complete" });
+    const figure = el("figure", { class: "msg-picture", testid: "chat-picture" }, el("div", { class: "drawing" }, el("div", { class: "mini-spinner" }), el("span", { text: t("drawing_picture") })));
+    const reply = el("article", { class: "msg msg-assistant", testid: "message", dataset: { role: "assistant" } }, el("div", { class: "bubble" }, figure));
+    thread.append(prompt, reply);
+    input.value = "";
+    autosize();
+    scrollDown();
+    try {
+      const made = await drawPictures({ prompt: text });
+      if (!state.alive) return;
+      const [item] = made.media;
+      const options = await mediaOptions().catch(() => null);
+      const model = options && options.images.find((m) => m.id === item.model_id);
+      const image = el("img", { src: item.url, alt: item.prompt, testid: "chat-picture-image" });
+      image.addEventListener("click", () => viewPicture(item));
+      figure.replaceChildren(
+        image,
+        el(
+          "figcaption",
+          { testid: "chat-picture-caption" },
+          `${model ? model.name : item.model_id} · ${made.charged_kopecks ? money(made.charged_kopecks) : t("free_request")} · `,
+          el("a", { href: "#/gallery", testid: "chat-picture-gallery", text: t("open_gallery") }),
+        ),
+      );
+      app.setBalance(made.balance_kopecks);
+      image.addEventListener("load", () => scrollDown(), { once: true });
+    } catch (error) {
+      if (state.alive) reply.replaceWith(errorNode({ code: error.code, message: error.message }));
+    } finally {
+      state.drawing = false;
+      if (state.alive) renderFiles();
+    }
+  }
+
   async function send(text, again = null) {
+    if (!again && imageMode()) {
+      draw(text);
+      return;
+    }
     if (state.streaming || !text.trim() || sendButton.disabled) return;
     if (state.pinnedOnly) state.pinnedOnly = false;
     const prompt = { id: null, role: "user", content: text, is_pinned: false, status: "complete" };
@@ -899,6 +998,7 @@ export function mount(root, params, app) {
       if (!state.alive) return;
       state.ready = true;
       input.disabled = false;
+      syncImageMode();
       renderFiles();
       if (!listMode && window.matchMedia("(pointer: fine)").matches) input.focus();
     } catch (error) {

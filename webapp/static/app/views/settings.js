@@ -127,6 +127,7 @@ export function mount(root, params, app) {
         sectionTitle(t("chat_settings")),
         toggle({ label: t("show_reasoning"), hint: t("show_reasoning_hint"), checked: current.reasoning, testid: "reasoning-toggle", onchange: (on, input) => change({ reasoning: on }, input) }),
         toggle({ label: t("web_search"), hint: t("web_search_hint"), checked: current.web_search, testid: "web-search-toggle", onchange: (on, input) => change({ web_search: on }, input) }),
+        settings.images && toggle({ label: t("image_mode"), hint: t("image_mode_hint"), checked: current.image_mode, testid: "image-mode-toggle", onchange: (on, input) => change({ image_mode: on }, input, on ? t("image_mode_on_done") : t("image_mode_off_done")) }),
         settings.read_aloud && toggle({ label: t("read_aloud"), hint: t("read_aloud_hint"), checked: current.read_aloud, testid: "read-aloud-toggle", onchange: (on, input) => change({ read_aloud: on }, input) }),
       ),
       card(sectionTitle(t("privacy_settings")), history, toggle({ label: t("news"), hint: t("news_hint"), checked: current.marketing_opt_in, testid: "news-toggle", onchange: (on, input) => change({ marketing_opt_in: on }, input) })),
