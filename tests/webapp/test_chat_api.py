@@ -118,6 +118,18 @@ async def env(
     sandbox: SandboxServer,
     http: httpx.AsyncClient,
 ) -> Env:
+    return await chat_env(aiohttp_client, engine, redis, sandbox, http)
+
+
+async def chat_env(
+    aiohttp_client: ClientMaker,
+    engine: AsyncEngine,
+    redis: Redis,
+    sandbox: SandboxServer,
+    http: httpx.AsyncClient,
+    **context: object,
+) -> Env:
+    """The web app with two models of this test; ``context``: more of its WebContext."""
     # Models of this test only, so scripts and recorded requests never mix between tests.
     tag = secrets.token_hex(4)
     paid = ModelTerms(
@@ -147,6 +159,7 @@ async def env(
             model_names={"web-gpt": "Web GPT"},
             providers=ProviderRegistry(sandbox_providers(sandbox.url), http),
             tariffs=Tariffs(free_limits={"basic": 1}, timezone="Europe/Moscow"),
+            **context,
         )
     )
     client = await aiohttp_client(app)

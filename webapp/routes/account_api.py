@@ -8,8 +8,8 @@ another user's preset answers 404 exactly like one that never existed.
   ``POST /api/presets`` ``{title, system_prompt}`` → 201 preset; ``PUT /api/presets/{id}`` the
   same → preset; ``DELETE /api/presets/{id}`` → 204; ``POST /api/presets/{id}/use``
   → ``{active_id}``; ``DELETE /api/presets/active`` → ``{active_id: null}``.
-- ``GET /api/media?before=&limit=`` → ``{media: [{id, kind, prompt, model_id, status,
-  created_at, url, mime, width, height, duration_seconds}], next_before}``;
+- ``GET /api/media?before=&limit=`` → ``{media: [{id, kind, prompt, model_id, model_name,
+  status, created_at, url, mime, width, height, duration_seconds}], next_before}``;
   ``DELETE /api/media/{id}`` → 204 (the record and the file; one still being made: 400).
 - ``GET /api/balance`` → balance, reserve, free tier, plan, Star and card packages.
 - ``GET /api/transactions?before=&limit=`` → ``{transactions: [...], next_before}``.
@@ -97,6 +97,10 @@ class Media(Out):
     kind: Literal["image", "video"]
     prompt: str
     model_id: str | None
+    model_name: str | None = Field(
+        description="The model as people read it (its display name; its id once the catalogue "
+        "no longer has it)."
+    )
     status: Literal["pending", "ready", "failed"]
     created_at: TIME
     url: str | None
@@ -181,6 +185,10 @@ class Transaction(Out):
     amount_kopecks: int
     balance_after_kopecks: int | None
     model_id: str | None
+    model_name: str | None = Field(
+        description="The model as people read it (its display name; its id once the catalogue "
+        "no longer has it)."
+    )
     input_tokens: int | None
     output_tokens: int | None
     created_at: TIME | None
@@ -386,12 +394,13 @@ async def stop_using_presets(request: web.Request) -> web.Response:
 # --- gallery -----------------------------------------------------------------------------------
 
 
-def _media(m: images.MediaDTO) -> dict[str, object]:
+def _media(m: images.MediaDTO, ctx: WebContext) -> dict[str, object]:
     return {
         "id": m.id,
         "kind": m.kind,
         "prompt": m.prompt,
         "model_id": m.model_id,
+        "model_name": ctx.model_name(m.model_id),
         "status": m.status,
         "created_at": m.created_at.isoformat(),
         "url": f"/media/{m.storage_key}" if m.storage_key else None,
@@ -419,7 +428,7 @@ async def list_media(request: web.Request, query: Page) -> web.Response:
     full = len(found) == min(limit, images.MEDIA_PAGE_MAX)
     return web.json_response(
         {
-            "media": [_media(m) for m in found],
+            "media": [_media(m, ctx) for m in found],
             "next_before": found[-1].id if found and full else None,
         }
     )
@@ -572,6 +581,7 @@ async def list_transactions(request: web.Request, query: Page) -> web.Response:
                     "amount_kopecks": e.amount,
                     "balance_after_kopecks": e.balance_after,
                     "model_id": e.model_id,
+                    "model_name": ctx.model_name(e.model_id),
                     "input_tokens": e.input_tokens,
                     "output_tokens": e.output_tokens,
                     "created_at": _iso(e.created_at),

@@ -35,7 +35,7 @@ export function mount(root, params, app) {
         : el("img", { src: item.url, alt: item.prompt, class: "viewer-media" });
     dialog({
       testid: "media-viewer",
-      body: [media, el("p", { class: "viewer-prompt", text: item.prompt }), el("p", { class: "muted small", text: `${item.model_id} · ${day(item.created_at)}` })],
+      body: [media, el("p", { class: "viewer-prompt", text: item.prompt }), el("p", { class: "muted small", text: `${item.model_name || item.model_id} · ${day(item.created_at)}` })],
       actions: [
         { id: "delete", label: t("delete"), variant: "danger", testid: "viewer-delete" },
         { id: "download", label: t("download") },
@@ -72,7 +72,7 @@ export function mount(root, params, app) {
       "figure",
       { class: `tile tile-${item.kind}`, testid: "media", dataset: { id: String(item.id), kind: item.kind, status: item.status } },
       el("div", { class: "tile-frame" }, preview, item.kind === "video" ? el("span", { class: "tile-badge" }, icon("video"), item.duration_seconds ? `${item.duration_seconds}s` : "") : null),
-      el("figcaption", {}, el("span", { class: "tile-prompt", text: item.prompt }), el("span", { class: "tile-meta", text: `${item.model_id} · ${day(item.created_at)}` })),
+      el("figcaption", {}, el("span", { class: "tile-prompt", text: item.prompt }), el("span", { class: "tile-meta", text: `${item.model_name || item.model_id} · ${day(item.created_at)}` })),
     );
     // One still being made is settled first (its hold, the job watching it); then it can go.
     if (item.status !== "pending") {
