@@ -194,6 +194,8 @@ async def test_a_reply_streams_in_order_and_is_stored_and_charged(env: Env) -> N
         ("assistant", reply, "complete"),
     ]
     assert stored[1]["id"] == done["message_id"] and stored[1]["model_id"] == "web-gpt"
+    # Named as people read it (the footer shows that), beside its id.
+    assert stored[1]["model_name"] == "Web GPT"
 
 
 async def test_stop_mid_stream_keeps_and_bills_only_what_was_delivered(env: Env) -> None:

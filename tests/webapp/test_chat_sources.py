@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -16,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.media import LocalMediaStore
 from core.services import files
 from core.services.files import FileLimits
+from db.engine import UnitOfWorkFactory
 from sandbox.app import SandboxServer
 from tests.core.test_files import CORPUS
 from tests.webapp.conftest import ClientMaker
@@ -36,18 +38,21 @@ async def env(
     return await chat_env(aiohttp_client, engine, redis, sandbox, http, file_limits=LIMITS)
 
 
-async def with_document(env: Env, user: User, store: LocalMediaStore) -> int:
-    """A new conversation of ``user`` with servers.md attached, read and indexed."""
-    response = await env.client.post("/api/conversations", json={}, headers=user.headers)
-    assert response.status == 201
-    conversation_id = int((await response.json())["id"])
+async def attach_document(
+    factory: UnitOfWorkFactory,
+    store: LocalMediaStore,
+    user_id: int,
+    conversation_id: int,
+    name: str = "servers.md",
+) -> None:
+    """servers.md (under ``name``), read, indexed and attached to the conversation."""
     now = datetime.now(UTC)
-    async with env.factory() as uow:
+    async with factory() as uow:
         uploaded = await files.upload(
             uow,
             store,
-            user_id=user.id,
-            name="servers.md",
+            user_id=user_id,
+            name=name,
             data=CORPUS["servers.md"],
             limits=LIMITS,
             now=now,
@@ -56,15 +61,27 @@ async def with_document(env: Env, user: User, store: LocalMediaStore) -> int:
             uow, store, file_id=uploaded.id, limits=LIMITS, embedder=None, now=now
         )
         assert done.status == "ready"
-        await files.attach(uow, user_id=user.id, file_id=done.id, conversation_id=conversation_id)
+        await files.attach(uow, user_id=user_id, file_id=done.id, conversation_id=conversation_id)
+
+
+def cited_passages(requests: list[dict[str, Any]]) -> list[str]:
+    """Where each passage of the last chat request came from: passage [n] is item n - 1."""
+    *_, request = requests
+    system = str(request["json"]["messages"][0]["content"])
+    return re.findall(r"^\[\d+\] \((.+)\)$", system, flags=re.MULTILINE)
+
+
+async def with_document(env: Env, user: User, store: LocalMediaStore) -> int:
+    """A new conversation of ``user`` with servers.md attached."""
+    response = await env.client.post("/api/conversations", json={}, headers=user.headers)
+    assert response.status == 201
+    conversation_id = int((await response.json())["id"])
+    await attach_document(env.factory, store, user.id, conversation_id)
     return conversation_id
 
 
 async def passages_sent(env: Env) -> list[str]:
-    """Where each passage of the last request came from: passage [n] is item n - 1."""
-    *_, request = await env.provider_requests()
-    system = str(request["json"]["messages"][0]["content"])
-    return re.findall(r"^\[\d+\] \((.+)\)$", system, flags=re.MULTILINE)
+    return cited_passages(await env.provider_requests())
 
 
 async def test_a_reply_lists_only_the_sources_it_cites_then_and_after_a_reload(
