@@ -118,6 +118,10 @@ class Conversation(Out):
     id: int
     title: str | None
     model_id: str | None = Field(description="Its own model; null: the user's default.")
+    model_name: str | None = Field(
+        description="Its own model as people read it (display name; id once no longer in the "
+        "catalogue); null: the user's default."
+    )
     preset_id: int | None
     updated_at: TIME
 
@@ -269,11 +273,12 @@ EVENT_SCHEMA = {
 # --- parsing and rendering -------------------------------------------------------------------
 
 
-def _conversation(c: conversations.ConversationDTO) -> dict[str, object]:
+def _conversation(c: conversations.ConversationDTO, ctx: WebContext) -> dict[str, object]:
     return {
         "id": c.id,
         "title": c.title,
         "model_id": c.model_id,
+        "model_name": ctx.model_name(c.model_id),
         "preset_id": c.preset_id,
         "updated_at": c.updated_at.isoformat(),
     }
@@ -366,7 +371,7 @@ async def list_conversations(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         found = await conversations.list_conversations(uow, user_id)
-    return web.json_response({"conversations": [_conversation(c) for c in found]})
+    return web.json_response({"conversations": [_conversation(c, ctx) for c in found]})
 
 
 @operation(
@@ -387,7 +392,7 @@ async def start_conversation(request: web.Request, body: NewConversation | None)
         started = await conversations.start_conversation(
             uow, user_id, title=title, models=_menu(ctx)
         )
-    return web.json_response(_conversation(started), status=201)
+    return web.json_response(_conversation(started, ctx), status=201)
 
 
 @operation(

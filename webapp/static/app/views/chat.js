@@ -153,7 +153,7 @@ export function mount(root, params, app) {
             "a",
             { href: `#/chat/${c.id}`, class: `conv${c.id === state.conversationId ? " active" : ""}`, testid: "conversation", dataset: { id: String(c.id) } },
             el("span", { class: "conv-title", text: c.title || t("untitled") }),
-            el("span", { class: "conv-meta", text: [modelName(c.model_id || state.defaultModel), shortWhen(c.updated_at)].filter(Boolean).join(" · ") }),
+            el("span", { class: "conv-meta", text: [(c.model_id ? modelName(c.model_id, c.model_name) : modelName(state.defaultModel)), shortWhen(c.updated_at)].filter(Boolean).join(" · ") }),
           ),
         ),
       ),
@@ -187,7 +187,7 @@ export function mount(root, params, app) {
       if (!state.alive || state.query !== query) return;
       list.replaceChildren(
         ...(hits.length
-          ? hits.map((hit) => resultNode(hit, query, { active: hit.conversation_id === state.conversationId, modelName: (id) => modelName(id || state.defaultModel) }))
+          ? hits.map((hit) => resultNode(hit, query, { active: hit.conversation_id === state.conversationId, modelName: (id, named) => (id ? modelName(id, named) : modelName(state.defaultModel)) }))
           : [el("li", { class: "conv-empty muted", testid: "search-empty", text: t("search_nothing", { query }) })]),
       );
     } catch (error) {
