@@ -21,7 +21,7 @@ from db.engine import UnitOfWorkFactory
 from sandbox.app import SandboxServer
 from tests.core.test_files import CORPUS
 from tests.webapp.conftest import ClientMaker
-from tests.webapp.test_chat_api import Env, User, chat_env
+from tests.webapp.test_chat_api import Env, User, chat_env, read_events
 
 LIMITS = FileLimits()
 QUESTION = "How many nodes does the cluster run, and how long are database snapshots kept?"
@@ -119,3 +119,24 @@ async def test_a_reply_that_cites_nothing_lists_no_sources(env: Env, tmp_path: P
     assert name == "done" and done["sources"] == []
     *_, reply = await env.messages(user, conversation_id)
     assert reply["id"] == done["message_id"] and reply["sources"] == []
+
+
+async def test_a_reply_asked_again_lists_its_own_sources(env: Env, tmp_path: Path) -> None:
+    user = await env.user(money=100_000)
+    conversation_id = await with_document(env, user, LocalMediaStore(tmp_path / "store"))
+    await env.script(reply="Snapshots are kept for ninety days [2].", chunk_delay_ms=0)
+    first = (await env.chat(user, text=QUESTION, conversation_id=conversation_id))[-1][1]
+
+    # Regenerated: the new reply cites another passage, and lists that one.
+    await env.script(reply="The cluster runs on twelve nodes [1].", chunk_delay_ms=0)
+    response = await env.client.post(
+        f"/api/messages/{first['message_id']}/redo", json={}, headers=user.headers
+    )
+    assert response.status == 200
+    name, done = [event async for event in read_events(response)][-1]
+    sent = await passages_sent(env)
+    assert name == "done" and done["sources"] == [sent[0]]
+    # The replaced reply keeps what it cited.
+    _, old, _, new = await env.messages(user, conversation_id)
+    assert (old["id"], old["replaced"], old["sources"]) == (first["message_id"], True, [sent[1]])
+    assert (new["id"], new["sources"]) == (done["message_id"], [sent[0]])
