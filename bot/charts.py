@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 
 import matplotlib
 
@@ -13,13 +14,13 @@ from matplotlib.figure import Figure
 from core.services.stats import Stats
 
 
-def usage_chart(stats: Stats, title: str) -> bytes:
-    """Spend by model over the period, as a PNG bar chart."""
+def usage_chart(stats: Stats, title: str, model_name: Callable[[str], str] = str) -> bytes:
+    """Spend by model (by its display name) over the period, as a PNG bar chart."""
     usage = sorted(stats.usage, key=lambda u: u.spent)[-12:]
     figure = Figure(figsize=(8, 4.5), dpi=100)
     axes = figure.add_subplot()
     if usage:
-        names = [u.model_id for u in usage]
+        names = [model_name(u.model_id) for u in usage]
         roubles = [u.spent / 100 for u in usage]
         bars = axes.barh(names, roubles, color="#3a7bd5")
         for bar, u in zip(bars, usage, strict=True):

@@ -1,10 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from core.clock import Clock, utcnow
 from core.payments.yookassa import YooKassaClient
-from core.services.chat import ModelMenu
+from core.services.chat import ModelMenu, display_name
 from core.services.files import Embedder, FileLimits
 from core.services.images import ImageTerms
 from core.services.payments import PaymentTerms
@@ -45,6 +46,13 @@ class BotContext:
     clock: Clock = utcnow
     # This process, as the owner of the holds it makes (core/owners.py); None outside a service.
     owner: str | None = None
+    # Every catalogue model's display name by id (``Catalogue.names``).
+    model_names: Mapping[str, str] = field(default_factory=dict)
+
+    def model_name(self, model_id: str) -> str:
+        """A model as people read it, in every place the bot names one (a model no longer in
+        the catalogue, by its id)."""
+        return display_name(self.model_names, model_id, self.models)
 
     @property
     def public_url(self) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from aiogram import Bot
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError, TelegramRetryAfter
@@ -10,14 +11,17 @@ from aiogram.types import BufferedInputFile
 from aiogram.utils.i18n import I18n
 
 from bot.texts import media_caption, referral_earning_text, topped_up_text
+from core.services.chat import display_name
 
 log = logging.getLogger(__name__)
 
 
 class BotNotifier:
-    def __init__(self, bot: Bot, i18n: I18n) -> None:
+    def __init__(self, bot: Bot, i18n: I18n, model_names: Mapping[str, str] | None = None) -> None:
         self.bot = bot
         self.i18n = i18n
+        # Every catalogue model's display name by id (``Catalogue.names``).
+        self.model_names = model_names or {}
 
     async def send_video(
         self,
@@ -31,7 +35,8 @@ class BotNotifier:
         language: str,
     ) -> None:
         with self.i18n.context(), self.i18n.use_locale(language):
-            caption = media_caption("🎬", model_id, charged, prompt, language)
+            model = display_name(self.model_names, model_id)
+            caption = media_caption("🎬", model, charged, prompt, language)
         await self.bot.send_video(
             telegram_id,
             BufferedInputFile(data, filename=file_name),

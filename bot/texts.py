@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from html import escape
 from zoneinfo import ZoneInfo
@@ -157,14 +157,16 @@ def entry_what(entry: EntryDTO) -> str:
     return _(CATEGORY_NAMES.get(entry.category, CATEGORY_NAMES["other"]))
 
 
-def entry_line(entry: EntryDTO, language: str, timezone: str) -> str:
+def entry_line(
+    entry: EntryDTO, language: str, timezone: str, model_name: Callable[[str], str]
+) -> str:
     sign = "+" if entry.amount > 0 else "−"
     when = (
         f"{entry.created_at.astimezone(ZoneInfo(timezone)):%Y-%m-%d %H:%M}"
         if entry.created_at
         else ""
     )
-    model = f" · {escape(entry.model_id)}" if entry.model_id else ""
+    model = f" · {escape(model_name(entry.model_id))}" if entry.model_id else ""
     return f"{when} {sign}{money(abs(entry.amount), language)} · {entry_what(entry)}{model}"
 
 
@@ -215,6 +217,7 @@ def balance_text(
     language: str,
     state: TariffState | None = None,
     timezone: str = "UTC",
+    model_name: Callable[[str], str] = str,
 ) -> str:
     lines = [_("💰 <b>Balance:</b> {amount}").format(amount=money(balance.balance, language))]
     if balance.reserved:
@@ -227,7 +230,7 @@ def balance_text(
     if entries:
         lines.append("")
         lines.append(_("Recent transactions:"))
-        lines.extend(entry_line(e, language, timezone) for e in entries)
+        lines.extend(entry_line(e, language, timezone, model_name) for e in entries)
     lines.append("")
     lines.append(_("Top up:"))
     return "\n".join(lines)
@@ -257,7 +260,10 @@ def plans_text(plans: tuple[Plan, ...], language: str, period: str) -> str:
     return "\n".join(lines)
 
 
-def history_text(entries: list[EntryDTO], language: str, timezone: str) -> str:
+def history_text(
+    entries: list[EntryDTO], language: str, timezone: str, model_name: Callable[[str], str]
+) -> str:
+    """Ledger lines, each paid request with the model by its display name (``model_name``)."""
     if not entries:
         return _("No transactions yet.")
     return "\n".join(
@@ -265,7 +271,7 @@ def history_text(entries: list[EntryDTO], language: str, timezone: str) -> str:
             _("🧾 <b>Transactions</b>"),
             times_in_text(timezone),
             "",
-            *(entry_line(e, language, timezone) for e in entries),
+            *(entry_line(e, language, timezone, model_name) for e in entries),
         ]
     )
 
@@ -309,9 +315,10 @@ def pay_support_text() -> str:
 CAPTION_PROMPT_CHARS = 800
 
 
-def media_caption(mark: str, model_id: str, charged: int, prompt: str, language: str) -> str:
-    """A picture's or video's caption: the model and price, then the prompt it was made from."""
-    head = f"{mark} {escape(model_id)}"
+def media_caption(mark: str, model: str, charged: int, prompt: str, language: str) -> str:
+    """A picture's or video's caption: the model (its display name) and price, then the prompt
+    it was made from."""
+    head = f"{mark} {escape(model)}"
     if charged:
         head += " · " + money(charged, language)
     if len(prompt) > CAPTION_PROMPT_CHARS:

@@ -194,6 +194,10 @@ class Catalogue(BaseModel):
                 return entry
         return None
 
+    def names(self) -> dict[str, str]:
+        """Every model's display name by id, enabled or not: what people read instead of ids."""
+        return {entry.id: entry.name for entry in self.models}
+
     def get(self, model_id: str) -> ModelEntry:
         """The enabled entry with this id, or ``ModelUnavailable``."""
         entry = self.find(model_id)

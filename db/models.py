@@ -356,6 +356,9 @@ class ChatMessageRow(Base):
     rating: Mapped[int | None] = mapped_column(SmallInteger)
     # What the reply was charged, in kopecks (0: free; None: not known).
     cost: Mapped[int | None] = mapped_column(BigInteger)
+    # Where the passages a reply cites came from, in the order first cited ("a.pdf, p. 3");
+    # None: no document cited (``core.citations.cited``).
+    sources: Mapped[list[str] | None] = mapped_column(ARRAY(Text))
     created_at: Mapped[datetime] = created_at_column()
     expires_at: Mapped[datetime]
 

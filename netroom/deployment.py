@@ -146,7 +146,7 @@ class Deployment:
     # Voice messages to text, and replies read aloud (None: not offered).
     transcription: TranscriptionTerms | None
     speech: SpeechTerms | None
-    # The text models' display names by id (the web app shows them).
+    # Every catalogue model's display name by id: what people read instead of ids.
     model_names: Mapping[str, str]
     payment_terms: PaymentTerms
     tariffs: Tariffs
@@ -171,7 +171,7 @@ class Deployment:
             video_models=video_models(catalogue, resources.providers, sandbox=sandbox),
             transcription=transcription_model(catalogue, resources.providers, sandbox=sandbox),
             speech=speech_model(catalogue, resources.providers, sandbox=sandbox),
-            model_names={m.id: e.name for m in menu.models if (e := catalogue.find(m.id))},
+            model_names=catalogue.names(),
             payment_terms=payment_terms(settings),
             tariffs=tariffs(settings),
             file_limits=file_limits(settings),
@@ -192,6 +192,7 @@ class Deployment:
             payment_terms=self.payment_terms,
             secret=s.web.jwt_secret.get_secret_value(),
             models=self.models,
+            model_names=self.model_names,
             image_models=self.image_models,
             video_models=self.video_models,
             transcription=self.transcription,

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import TYPE_CHECKING
@@ -261,7 +261,7 @@ async def serve(
         broker = create_broker(
             resources.endpoints.redis_url,
             deployment.job_deps(
-                notifier=_notifier(bot),
+                notifier=_notifier(bot, deployment.model_names),
                 stars_source=TelegramStars(bot) if bot is not None else None,
             ),
             redeliver_after=settings.redis.job_redeliver_seconds,
@@ -337,7 +337,7 @@ async def serve(
                     broker,
                     stop,
                     uow_factory=resources.uow_factory,
-                    notifier=_notifier(scheduler_bot),
+                    notifier=_notifier(scheduler_bot, deployment.model_names),
                     admin_chat_ids=deployment.admin_chat_ids,
                     overrides=settings.jobs.schedule_overrides,
                 )
@@ -381,13 +381,13 @@ async def _cancel(task: asyncio.Task[None]) -> None:
         await task
 
 
-def _notifier(bot: Bot | None) -> BotNotifier | None:
+def _notifier(bot: Bot | None, model_names: Mapping[str, str]) -> BotNotifier | None:
     """Reports and background results told through the bot, in each person's language."""
     if bot is None:
         return None
     from bot.dispatcher import create_i18n
 
-    return BotNotifier(bot, create_i18n())
+    return BotNotifier(bot, create_i18n(), model_names)
 
 
 async def _step_down(

@@ -152,6 +152,8 @@ APP_TEXTS: dict[str, str] = {
     "document_too_large": N_("{name} is too large: the limit is {limit} MB."),
     "document_detached": N_("{name} no longer answers in this chat."),
     "reasoning": N_("Reasoning"),
+    "sources": N_("Sources: {sources}"),
+    "sources_more": N_("{first} and {count} more"),
     "pin": N_("Pin"),
     "unpin": N_("Unpin"),
     "pinned_done": N_("Pinned."),

@@ -20,7 +20,7 @@ from core.ports import JobQueue
 from core.providers.registry import ProviderRegistry
 from core.security.initdata import InitDataVerifier
 from core.services.auth import LoginLimits
-from core.services.chat import ModelMenu
+from core.services.chat import ModelMenu, display_name
 from core.services.files import Embedder, FileLimits
 from core.services.images import ImageTerms
 from core.services.payments import InvoiceLinks, PaymentTerms
@@ -102,6 +102,10 @@ class WebContext:
     # and what brings gauges up to date before a scrape (the job queue's depth).
     metrics_token: str | None = field(default=None, repr=False)
     metrics_refreshers: tuple[Callable[[], Awaitable[None]], ...] = ()
+
+    def model_name(self, model_id: str | None) -> str | None:
+        """A model as people read it (``core.services.chat.display_name``); None for none."""
+        return None if model_id is None else display_name(self.model_names, model_id, self.models)
 
     async def resolved_bot_username(self) -> str | None:
         """The bot's username, configured or asked of Telegram (None: no bot, or not known)."""

@@ -195,7 +195,9 @@ async def show_stats(
     # matplotlib (and numpy) load when an operator first asks for a chart, not with the bot.
     from bot.charts import usage_chart
 
-    chart = usage_chart(figures, _("Spend by model, last {days} days").format(days=days))
+    chart = usage_chart(
+        figures, _("Spend by model, last {days} days").format(days=days), ctx.model_name
+    )
     await message.reply_photo(BufferedInputFile(chart, "stats.png"), caption=caption)
 
 

@@ -26,7 +26,6 @@ from bot.model_picker import picker_keyboard, picker_text
 from bot.rendering import html_to_plain
 from bot.speech import Speaker
 from bot.streaming import Outcome, Relay
-from core.citations import cited
 from core.dto import UserDTO
 from core.errors import DomainError, NotFound
 from core.media import MediaStore
@@ -475,7 +474,7 @@ class BotSink:
         if delivery.status == "cut":
             return
         # Only the passages the answer cites: none cited, no list.
-        if sources := cited(turn.sources, delivery.text):
+        if sources := turn.cited(delivery.text):
             await self.message.answer(
                 _("📎 Sources: {sources}").format(sources="; ".join(escape(s) for s in sources))
             )

@@ -161,7 +161,9 @@ async def draw(
     )
     extension = {"image/jpeg": "jpg", "image/webp": "webp"}.get(picture.mime, "png")
     # The model, the price and the prompt; the full-size file behind a button, not a raw URL.
-    caption = media_caption("🎨", model.id, picture.charged, prompt.strip(), user.language)
+    caption = media_caption(
+        "🎨", ctx.model_name(model.id), picture.charged, prompt.strip(), user.language
+    )
     link = _media_link(ctx, picture.storage_key)
     full_size = None
     if _button_url(link):

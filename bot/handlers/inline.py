@@ -147,12 +147,12 @@ async def on_inline_query(
     article = InlineQueryResultArticle(
         # Fresh for every query: a result is answered (and billed) once.
         id=secrets.token_urlsafe(24),
-        title=_("Ask {model}").format(model=model.id),
+        title=_("Ask {model}").format(model=ctx.model_name(model.id)),
         description=question[:200],
         input_message_content=InputTextMessageContent(
             message_text=_question_html(question)
             + "\n\n"
-            + _("✍️ {model} is writing…").format(model=escape(model.id)),
+            + _("✍️ {model} is writing…").format(model=escape(ctx.model_name(model.id))),
             link_preview_options=LinkPreviewOptions(is_disabled=True),
         ),
         reply_markup=_open_keyboard(link),

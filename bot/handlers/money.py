@@ -80,7 +80,7 @@ async def _balance_view(
     state = await tariffs.tariff_state(uow, ctx.tariffs, user.id, ctx.clock())
     offers = payments.star_offers(ctx.payment_terms)
     return (
-        balance_text(balance, recent, user.language, state, _zone(user, ctx)),
+        balance_text(balance, recent, user.language, state, _zone(user, ctx), ctx.model_name),
         top_up_keyboard(
             offers,
             user.language,
@@ -349,7 +349,7 @@ async def show_history(message: Message, uow: UnitOfWork, user: UserDTO, ctx: Bo
     entries = await payments.history_of(uow, user.id, limit=HISTORY_PAGE + 1)
     page, older = entries[:HISTORY_PAGE], entries[HISTORY_PAGE:]
     await message.answer(
-        history_text(page, user.language, _zone(user, ctx)),
+        history_text(page, user.language, _zone(user, ctx), ctx.model_name),
         reply_markup=history_keyboard(page[-1].id if older else None),
     )
 
@@ -370,7 +370,7 @@ async def on_history_page(
     await query.answer()
     await bot.send_message(
         query.from_user.id,
-        history_text(page, user.language, _zone(user, ctx)),
+        history_text(page, user.language, _zone(user, ctx), ctx.model_name),
         reply_markup=history_keyboard(page[-1].id if older else None),
     )
 

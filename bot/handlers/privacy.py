@@ -54,6 +54,7 @@ async def on_export(
         now=ctx.clock(),
         translate=_,
         language=user.language,
+        model_names=ctx.model_names,
     )
     await query.answer()
     with export.data:

@@ -149,7 +149,7 @@ async def show_cost(
 ) -> None:
     """ℹ️: what this reply cost, in an alert."""
     cost = await _once_stored(lambda: redo.reply_cost(uow, user.id, callback_data.m))
-    model = ctx.models.title_of(cost.model_id) if cost.model_id else "—"
+    model = ctx.model_name(cost.model_id) if cost.model_id else "—"
     if cost.cost is None:
         text = _("The cost of this reply is not known.")
     elif cost.cost == 0:

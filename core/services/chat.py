@@ -9,6 +9,7 @@ serve.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -164,6 +165,12 @@ class ModelMenu:
             markup_percent=model.markup_percent,
             discount_percent=0,
         )
+
+
+def display_name(names: Mapping[str, str], model_id: str, menu: ModelMenu | None = None) -> str:
+    """A model as people read it, wherever one is named: its name in the catalogue
+    (``Catalogue.names``), else on the menu; a model no longer in either, by its id."""
+    return names.get(model_id) or (menu.title_of(model_id) if menu is not None else model_id)
 
 
 async def set_history(uow: UnitOfWork, user_id: int, *, enabled: bool) -> ChatPrefs:

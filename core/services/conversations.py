@@ -47,6 +47,8 @@ class MessageDTO:
     # The user's 👍 (1) or 👎 (-1), and what the reply cost in kopecks (None: not known).
     rating: int | None = None
     cost: int | None = None
+    # Where the passages a reply cites came from ("a.pdf, p. 3"), in the order first cited.
+    sources: tuple[str, ...] = ()
 
 
 # Titles made from a first message fit a list line; a name given by the user may be longer.
@@ -84,6 +86,7 @@ def _message(row: ChatMessageRow) -> MessageDTO:
         replaced=row.replaced,
         rating=row.rating,
         cost=row.cost,
+        sources=tuple(row.sources or ()),
     )
 
 

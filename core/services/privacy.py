@@ -22,7 +22,7 @@ import secrets
 import tempfile
 import textwrap
 import zipfile
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
@@ -33,6 +33,7 @@ from core.errors import InvalidInput, RateLimited
 from core.i18n import N_
 from core.media import MediaStore
 from core.services import inbox
+from core.services.chat import display_name
 from db.models import (
     AdminAction,
     ChatMessageRow,
@@ -312,6 +313,7 @@ EXPORTED: dict[str, tuple[str, str, tuple[str, ...]]] = {
             "replaced",
             "rating",
             "cost",
+            "sources",
             "created_at",
             "expires_at",
         ),
@@ -445,6 +447,7 @@ TRANSCRIPT_UNTITLED = N_("Untitled chat")
 TRANSCRIPT_YOU = N_("You")
 TRANSCRIPT_ASSISTANT = N_("Assistant")
 TRANSCRIPT_REASONING = N_("Reasoning")
+TRANSCRIPT_SOURCES = N_("Sources: {sources}")
 
 
 class DeleteLinkExpired(InvalidInput):
@@ -511,9 +514,11 @@ async def export_user(
     now: datetime,
     translate: Callable[[str], str] = _identity,
     language: str = "en",
+    model_names: Mapping[str, str] | None = None,
 ) -> Export:
     """Everything NetRoom holds about the user, as one JSON document or a ZIP of CSV files; or
-    the chats as a readable HTML transcript (its words through ``translate``)."""
+    the chats as a readable HTML transcript (its words through ``translate``, each model by its
+    display name from ``model_names``, a model no longer named there by its id)."""
     if fmt not in FORMATS:
         raise InvalidInput(f"export format {fmt!r}")
     await _check_rate(uow, user_id, fmt, now)
@@ -526,7 +531,9 @@ async def export_user(
         elif fmt == "zip":
             rows = await _write_zip(uow, user_id, spool)
         else:
-            rows = await _write_transcript(uow, user_id, spool, now, translate, language)
+            rows = await _write_transcript(
+                uow, user_id, spool, now, translate, language, model_names or {}
+            )
     spool.seek(0)
     name, mime = _MIME[fmt]
     return Export(file_name=name, mime=mime, data=spool, rows=rows)
@@ -586,8 +593,9 @@ h1 { font-size: 26px; margin: 0 0 4px; } h2 { font-size: 20px; margin: 36px 0 12
 .who { font-size: 13px; color: #5b6570; margin-bottom: 4px; }
 .text { white-space: pre-wrap; overflow-wrap: anywhere; }
 details { margin-bottom: 6px; color: #5b6570; } details .text { font-size: 14px; }
+.sources { margin-top: 6px; font-size: 13px; color: #5b6570; }
 @media (prefers-color-scheme: dark) {
-  body { color: #e6e9ec; background: #16181b; } .muted, .who, details { color: #9aa4ad; }
+  body { color: #e6e9ec; background: #16181b; } .muted, .who, details, .sources { color: #9aa4ad; }
   .msg { border-color: #343a40; } .msg.user { background: #1d2a38; }
 }
 @media print { .msg { break-inside: avoid; } }
@@ -595,7 +603,8 @@ details { margin-bottom: 6px; color: #5b6570; } details .text { font-size: 14px;
 
 TRANSCRIPT_ROWS = text(
     """
-    SELECT m.conversation_id, c.title, m.role, m.content, m.reasoning, m.model_id, m.created_at
+    SELECT m.conversation_id, c.title, m.role, m.content, m.reasoning, m.model_id, m.sources,
+           m.created_at
     FROM messages m LEFT JOIN conversations c ON c.id = m.conversation_id
     WHERE m.user_id = :user_id
     ORDER BY m.conversation_id, m.created_at, m.id
@@ -610,6 +619,7 @@ async def _write_transcript(
     now: datetime,
     translate: Callable[[str], str],
     language: str,
+    model_names: Mapping[str, str],
 ) -> int:
     """The chats as one HTML page. Every text from the user or a model goes through
     ``html.escape``; the page holds no script and loads nothing."""
@@ -648,14 +658,23 @@ async def _write_transcript(
         role = row["role"] if row["role"] in names else "assistant"
         who = names.get(row["role"], esc(str(row["role"])))
         when = row["created_at"].strftime("%Y-%m-%d %H:%M")
-        model = f" · {esc(row['model_id'])}" if role == "assistant" and row["model_id"] else ""
+        model_id = row["model_id"]
+        model = (
+            f" · {esc(display_name(model_names, model_id))}"
+            if role == "assistant" and model_id
+            else ""
+        )
         out.write(f'<article class="msg {role}">\n<div class="who">{who}{model} · {when}</div>\n')
         if row["reasoning"]:
             out.write(
                 f"<details><summary>{reasoning_label}</summary>"
                 f'<div class="text">{esc(row["reasoning"])}</div></details>\n'
             )
-        out.write(f'<div class="text">{esc(row["content"])}</div>\n</article>\n')
+        out.write(f'<div class="text">{esc(row["content"])}</div>\n')
+        if row["sources"]:
+            listed = translate(TRANSCRIPT_SOURCES).format(sources="; ".join(row["sources"]))
+            out.write(f'<div class="sources">{esc(listed)}</div>\n')
+        out.write("</article>\n")
         rows += 1
     if current is not None:
         out.write("</section>\n")

@@ -55,6 +55,7 @@ from sqlalchemy import BigInteger, String, func, literal, select, update
 
 from core import metrics
 from core.catalogue import ModelUnavailable
+from core.citations import cited
 from core.errors import DomainError, InvalidInput, UserBlocked
 from core.i18n import N_
 from core.providers.base import (
@@ -132,6 +133,11 @@ class Turn:
     # Where each passage given to the model came from: passage [n] is sources[n - 1]. Only
     # those the answer cites are shown (``core.citations.cited``).
     sources: tuple[str, ...] = ()
+
+    def cited(self, answer: str) -> list[str]:
+        """Where the passages ``answer`` cites came from: what the bot and the web app show
+        under a reply, and what is stored with it (``core.citations.cited``)."""
+        return cited(self.sources, answer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -503,6 +509,7 @@ async def finish_turn(
                     created_at=now,
                     expires_at=now + RETENTION,
                     cost=charged,
+                    sources=turn.cited(text) or None,
                 )
         except Exception:
             # The conversation was deleted meanwhile, or the database refused the text: the

@@ -9,8 +9,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 APPEND = """
     INSERT INTO messages (conversation_id, user_id, role, content, reasoning, model_id,
-                          input_tokens, output_tokens, status, created_at, expires_at, cost)
-    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                          input_tokens, output_tokens, status, created_at, expires_at, cost,
+                          sources)
+    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)
     RETURNING id
 """
 
@@ -42,6 +43,7 @@ class ChatsRepository:
         created_at: datetime,
         expires_at: datetime,
         cost: int | None = None,
+        sources: list[str] | None = None,
     ) -> int:
         connection = await self.session.connection()
         raw = await connection.get_raw_connection()
@@ -61,5 +63,6 @@ class ChatsRepository:
             created_at,
             expires_at,
             cost,
+            sources,
         )
         return int(message_id)

@@ -94,6 +94,11 @@ TRANSCRIPTION = TranscriptionTerms(
 SPEECH = SpeechTerms(
     "sandbox-tts", "openai", "tts-sandbox", voice="alloy", chars_price_1k=1000, markup_percent=0
 )
+# Display names, as the catalogue gives them (Catalogue.names); the text models keep their ids.
+MODEL_NAMES = {m.id: m.title for m in MODELS.models} | {
+    "sandbox-image": "Sandbox Picture",
+    "sandbox-video": "Sandbox Motion",
+}
 PLUS = Plan("plus", stars=100, free_tier={"basic": 3}, discount_percent=10)
 TARIFFS = Tariffs(free_limits={"basic": 1}, timezone="Europe/Moscow", plans=(PLUS,))
 YOOKASSA_SHOP = ("bot-test-shop", "bot-test-shop-secret")
@@ -140,6 +145,7 @@ async def harness(
         tariffs=TARIFFS,
         yookassa=None,
         yookassa_packages=(100, 500),
+        model_names=MODEL_NAMES,
     )
     # As in production (netroom.resources): every streaming reply holds a provider connection.
     http = httpx.AsyncClient(
@@ -164,7 +170,7 @@ async def harness(
             uow_factory=uow_factory,
             providers=providers,
             media_store=media_store,
-            notifier=BotNotifier(bot, create_i18n()),
+            notifier=BotNotifier(bot, create_i18n(), MODEL_NAMES),
             video_poll_seconds=0.2,
             tariffs=TARIFFS,
             stars_source=TelegramStars(bot),

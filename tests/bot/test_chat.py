@@ -326,7 +326,8 @@ async def test_image_command_draws_sends_the_picture_and_charges_its_price(
         wait=20,
     )
     caption = sent["message"]["caption"]
-    assert caption.startswith("🎨 sandbox-image · ₽5.00")
+    # The model by its display name, in the caption and in the history of payments.
+    assert caption.startswith("🎨 Sandbox Picture · ₽5.00")
     assert "a red fox in the snow" in caption
     # The full-size file is behind a button, not a raw URL in the caption.
     assert "http" not in caption
@@ -342,6 +343,9 @@ async def test_image_command_draws_sends_the_picture_and_charges_its_price(
         "requests"
     ]
     assert requests[-1]["json"]["prompt"] == "a red fox in the snow"
+    [history] = await kim.say("/history")
+    assert "−₽5.00 · image · Sandbox Picture" in text_of(history)
+    assert "sandbox-image" not in text_of(history)
 
 
 async def test_image_without_a_prompt_explains_how(
@@ -411,7 +415,7 @@ async def test_a_video_is_made_in_the_background_and_arrives_when_ready(
     assert delivered["message"]["video"]["file_size"] > 0
     # The caption tells what it is: the model, the price and the prompt, not just "🎬".
     caption = delivered["message"]["caption"]
-    assert caption.startswith("🎬 sandbox-video · ₽8.00")
+    assert caption.startswith("🎬 Sandbox Motion · ₽8.00")
     assert "waves on a beach" in caption
     assert any(e["type"] == "italic" for e in delivered["message"]["caption_entities"])
     # 8 seconds at 100 kopecks a second.

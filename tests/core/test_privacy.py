@@ -238,24 +238,57 @@ async def test_html_transcript_shows_the_chats_escaped_and_runs_nothing(uow: Uni
         status="complete",
         created_at=NOW + timedelta(seconds=1),
         expires_at=NOW + timedelta(days=14),
+        sources=["<notes>.pdf, p. 2", "plan.md › Goals"],
+    )
+    await uow.chats.append_message(
+        conversation_id=conversation,
+        user_id=user_id,
+        role="assistant",
+        content="An older answer.",
+        reasoning=None,
+        model_id="gpt-retired",
+        input_tokens=None,
+        output_tokens=None,
+        status="complete",
+        created_at=NOW + timedelta(seconds=2),
+        expires_at=NOW + timedelta(days=14),
     )
     await uow.commit()
-    labels = {"You": "Вы", "Assistant": "Ассистент"}
+    labels = {"You": "Вы", "Assistant": "Ассистент", "Sources: {sources}": "Источники: {sources}"}
     export = await privacy.export_user(
-        uow, user_id, fmt="html", now=NOW, translate=lambda s: labels.get(s, s), language="ru"
+        uow,
+        user_id,
+        fmt="html",
+        now=NOW,
+        translate=lambda s: labels.get(s, s),
+        language="ru",
+        model_names={"gpt-test": "GPT <Test>"},
     )
     assert (export.file_name, export.mime) == ("netroom-chats.html", "text/html; charset=utf-8")
     with export.data:
         page = export.data.read().decode()
     assert page.startswith("<!doctype html>") and '<html lang="ru">' in page
     assert "<h2>Diary</h2>" in page and markers["message"] in page
-    assert ">Вы · " in page and ">Ассистент · gpt-test · " in page
+    # Models by their display names; one no longer in the catalogue by its id.
+    assert ">Вы · " in page and ">Ассистент · GPT &lt;Test&gt; · " in page
+    assert ">Ассистент · gpt-retired · " in page and "gpt-test" not in page
+    # The sources a reply cited, under it.
+    assert "Источники: &lt;notes&gt;.pdf, p. 2; plan.md › Goals" in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x" in page
     assert "thinking &lt;b&gt;hard&lt;/b&gt;" in page
     # Nothing runs and nothing is fetched, whatever the messages held.
     assert "<script" not in page and "<img" not in page
     assert "default-src 'none'" in page
-    assert export.rows == 2
+    assert export.rows == 3
+    # The JSON export holds them with the message.
+    document = await privacy.export_user(uow, user_id, fmt="json", now=NOW)
+    with document.data:
+        messages = json.loads(document.data.read())["categories"]["messages"]
+    assert [m["sources"] for m in messages] == [
+        None,
+        ["<notes>.pdf, p. 2", "plan.md › Goals"],
+        None,
+    ]
 
 
 async def test_zip_export_has_one_csv_per_category(uow: UnitOfWork) -> None:

@@ -14,6 +14,7 @@ from core.catalogue import (
     load_catalogue,
 )
 from core.providers.registry import CHAT_PROVIDERS
+from core.services.chat import display_name
 
 GOOD_TEXT = """
 [[models]]
@@ -78,6 +79,17 @@ def test_disabled_and_unknown_models_are_unavailable(tmp_path: Path) -> None:
     with pytest.raises(ModelUnavailable):
         catalogue.get("nowhere")
     assert [m.id for m in catalogue.enabled()] == ["on"]
+
+
+def test_every_model_has_a_display_name_and_one_gone_is_shown_by_its_id() -> None:
+    catalogue = load_catalogue()
+    names = catalogue.names()
+    # Every kind, enabled or not: the history of a model switched off still reads well.
+    assert set(names) == {m.id for m in catalogue.models}
+    image = catalogue.default(ModelKind.IMAGE)
+    assert image is not None and names[image.id] == image.name != image.id
+    assert display_name(names, image.id) == image.name
+    assert display_name(names, "gpt-retired") == "gpt-retired"
 
 
 def test_cost_is_in_kopecks_rounded_up() -> None:

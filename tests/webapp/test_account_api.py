@@ -117,6 +117,10 @@ class Env:
             return media_id
 
 
+# The catalogue's display names (Catalogue.names).
+MODEL_NAMES = {"dall-e-3": "DALL·E 3", "gpt-4o": "GPT-4o"}
+
+
 @pytest.fixture
 async def env(
     aiohttp_client: ClientMaker, engine: AsyncEngine, redis: Redis, sandbox: SandboxServer
@@ -141,6 +145,7 @@ async def env(
         payment_terms=TERMS,
         tariffs=TARIFFS,
         stars_invoice_links=invoice_link,
+        model_names=MODEL_NAMES,
     )
     client = await aiohttp_client(create_app(context))
     try:
@@ -309,6 +314,7 @@ async def test_the_gallery_pages_back_and_links_only_finished_media(env: Env) ->
         "kind",
         "prompt",
         "model_id",
+        "model_name",
         "status",
         "created_at",
         "url",
@@ -318,6 +324,11 @@ async def test_the_gallery_pages_back_and_links_only_finished_media(env: Env) ->
         "duration_seconds",
         "aspect",
     }
+    # The model as people read it, beside its id.
+    assert (rest["media"][0]["model_id"], rest["media"][0]["model_name"]) == (
+        "dall-e-3",
+        "DALL·E 3",
+    )
     status, data = await env.call(ann, "GET", "/api/media?before=soon")
     assert (status, data["error"]) == (400, "invalid_input")
 
@@ -361,14 +372,22 @@ async def test_transactions_page_back_newest_first(env: Env) -> None:
                     amount=100 + n,
                     category="text",
                     key=secrets.token_hex(8),
-                    charge=billing.Charge(model_id="gpt-4o", input_tokens=10, output_tokens=20),
+                    charge=billing.Charge(
+                        # The first by a model the catalogue no longer has.
+                        model_id="gpt-4o" if n else "gpt-retired",
+                        input_tokens=10,
+                        output_tokens=20,
+                    ),
                 )
     _, first = await env.call(ann, "GET", "/api/transactions?limit=3")
     assert [t["amount_kopecks"] for t in first["transactions"]] == [-103, -102, -101]
     assert first["transactions"][0]["model_id"] == "gpt-4o"
+    # Named as people read it; one no longer in the catalogue, by its id.
+    assert first["transactions"][0]["model_name"] == "GPT-4o"
     assert first["transactions"][0]["balance_after_kopecks"] == 10_000 - 406
     _, rest = await env.call(ann, "GET", f"/api/transactions?limit=3&before={first['next_before']}")
     assert [t["amount_kopecks"] for t in rest["transactions"]] == [-100, 10_000]
+    assert [t["model_name"] for t in rest["transactions"]] == ["gpt-retired", None]
     assert rest["next_before"] is None
 
 

@@ -123,7 +123,13 @@ def models(tag: str) -> tuple[ModelTerms, ...]:
     )
 
 
-NAMES = {"gpt-4o": "GPT-4o", "o3-mini": "o3-mini", "gpt-4o-mini": "GPT-4o mini"}
+NAMES = {
+    "gpt-4o": "GPT-4o",
+    "o3-mini": "o3-mini",
+    "gpt-4o-mini": "GPT-4o mini",
+    "dall-e-3": "DALL·E 3",
+    "sora-2": "Sora 2",
+}
 
 
 @dataclass
@@ -441,6 +447,9 @@ async def test_a_mini_app_user_signs_in_and_visits_every_view_on_a_phone(
         await expect(page.locator('[data-testid="media"][data-status="pending"]')).to_contain_text(
             "Being made"
         )
+        # Each picture names its model as people read it, not by its id.
+        tile = page.locator('[data-testid="media"][data-status="ready"]').first
+        await expect(tile.locator(".tile-meta")).to_contain_text("DALL·E 3 · ")
         await screenshot(page, "phone-gallery")
 
         await page.get_by_test_id("tab-balance").click()
@@ -558,7 +567,8 @@ async def test_the_balance_shows_the_money_and_pages_through_the_history(
         # Newest first: the referral earning, then the last request.
         await expect(rows.first).to_contain_text("Referral earning")
         await expect(rows.first.get_by_test_id("transaction-amount")).to_have_text("+₽45.00")
-        await expect(rows.nth(1)).to_contain_text("gpt-4o")
+        # The model as people read it, not its id.
+        await expect(rows.nth(1)).to_contain_text("GPT-4o · ")
         await page.get_by_test_id("more-transactions").click()
         await expect(rows).to_have_count(27)
         await expect(rows.last).to_contain_text("Top-up")

@@ -118,6 +118,18 @@ async def env(
     sandbox: SandboxServer,
     http: httpx.AsyncClient,
 ) -> Env:
+    return await chat_env(aiohttp_client, engine, redis, sandbox, http)
+
+
+async def chat_env(
+    aiohttp_client: ClientMaker,
+    engine: AsyncEngine,
+    redis: Redis,
+    sandbox: SandboxServer,
+    http: httpx.AsyncClient,
+    **context: object,
+) -> Env:
+    """The web app with two models of this test; ``context``: more of its WebContext."""
     # Models of this test only, so scripts and recorded requests never mix between tests.
     tag = secrets.token_hex(4)
     paid = ModelTerms(
@@ -147,6 +159,7 @@ async def env(
             model_names={"web-gpt": "Web GPT"},
             providers=ProviderRegistry(sandbox_providers(sandbox.url), http),
             tariffs=Tariffs(free_limits={"basic": 1}, timezone="Europe/Moscow"),
+            **context,
         )
     )
     client = await aiohttp_client(app)
@@ -181,6 +194,8 @@ async def test_a_reply_streams_in_order_and_is_stored_and_charged(env: Env) -> N
         ("assistant", reply, "complete"),
     ]
     assert stored[1]["id"] == done["message_id"] and stored[1]["model_id"] == "web-gpt"
+    # Named as people read it (the footer shows that), beside its id.
+    assert stored[1]["model_name"] == "Web GPT"
 
 
 async def test_stop_mid_stream_keeps_and_bills_only_what_was_delivered(env: Env) -> None:

@@ -92,6 +92,24 @@ async def test_a_conversation_answers_with_its_own_model(env: Env) -> None:
     assert (await env.messages(ann, start["conversation_id"]))[-1]["model_id"] == "web-gpt"
 
 
+async def test_a_conversations_own_model_is_named_as_people_read_it(env: Env) -> None:
+    ann, conversation_id = await _a_conversation(env)
+    changed = await env.client.patch(
+        f"/api/conversations/{conversation_id}", json={"model_id": "web-gpt"}, headers=ann.headers
+    )
+    assert (await changed.json())["model_name"] == "Web GPT"
+    listed = await (await env.client.get("/api/conversations", headers=ann.headers)).json()
+    [own] = listed["conversations"]
+    assert (own["model_id"], own["model_name"]) == ("web-gpt", "Web GPT")
+    [hit] = await _search(env, ann, "question")
+    assert (hit["model_id"], hit["model_name"]) == ("web-gpt", "Web GPT")
+    # Back to the user's default: no model of its own, no name.
+    reset = await env.client.patch(
+        f"/api/conversations/{conversation_id}", json={"model_id": None}, headers=ann.headers
+    )
+    assert (await reset.json())["model_name"] is None
+
+
 async def test_a_long_first_message_titles_the_chat_cut_at_a_word(env: Env) -> None:
     ann = await env.user(money=100_000)
     await env.script(reply="Sure.", chunk_delay_ms=0)

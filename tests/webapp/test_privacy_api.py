@@ -8,6 +8,7 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -17,7 +18,7 @@ from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.media import LocalMediaStore
-from core.services import chat, files, presets
+from core.services import chat, conversations, files, presets
 from core.services.chat import ModelMenu, ModelTerms
 from db.engine import UnitOfWorkFactory
 from db.models import Media
@@ -74,6 +75,7 @@ async def env(
             media_store=store,
             jobs=BrokerQueue(client_broker),
             models=ModelMenu(models=(MODEL,), default_id=MODEL.id),
+            model_names={MODEL.id: "Docs GPT"},
         )
     )
     try:
@@ -85,7 +87,27 @@ async def env(
 
 
 async def test_export_downloads_everything_once_an_hour_in_each_format(env: Env) -> None:
-    headers = await env.user()
+    headers, user_id = await env.user_with_id()
+    now = datetime.now(UTC)
+    async with env.factory() as uow:
+        conversation = await conversations.current_conversation(
+            uow, user_id, title="Docs", model_id=MODEL.id
+        )
+        await uow.chats.append_message(
+            conversation_id=conversation,
+            user_id=user_id,
+            role="assistant",
+            content="Kept for ninety days [1].",
+            reasoning=None,
+            model_id=MODEL.id,
+            input_tokens=None,
+            output_tokens=None,
+            status="complete",
+            created_at=now,
+            expires_at=now + timedelta(days=14),
+            sources=["servers.md › Backups"],
+        )
+        await uow.commit()
     response = await env.client.get("/api/privacy/export?format=json", headers=headers)
     assert response.status == 200
     assert "attachment" in response.headers["Content-Disposition"]
@@ -98,7 +120,11 @@ async def test_export_downloads_everything_once_an_hour_in_each_format(env: Env)
     assert page.status == 200
     assert page.headers["Content-Type"].startswith("text/html")
     assert 'filename="netroom-chats.html"' in page.headers["Content-Disposition"]
-    assert (await page.text()).startswith("<!doctype html>")
+    transcript = await page.text()
+    assert transcript.startswith("<!doctype html>")
+    # The model by its display name, and the sources the reply cited.
+    assert " · Docs GPT · " in transcript and "docs-gpt" not in transcript
+    assert "Sources: servers.md › Backups" in transcript
     again = await env.client.get("/api/privacy/export?format=zip", headers=headers)
     assert again.status == 429
     anonymous = await env.client.get("/api/privacy/export")

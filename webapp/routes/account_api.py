@@ -158,6 +158,10 @@ class Transaction(Out):
     amount_kopecks: int
     balance_after_kopecks: int | None
     model_id: str | None
+    model_name: str | None = Field(
+        description="The model as people read it (its display name; its id once the catalogue "
+        "no longer has it)."
+    )
     input_tokens: int | None
     output_tokens: int | None
     created_at: TIME | None
@@ -489,6 +493,7 @@ async def list_transactions(request: web.Request, query: Page) -> web.Response:
                     "amount_kopecks": e.amount,
                     "balance_after_kopecks": e.balance_after,
                     "model_id": e.model_id,
+                    "model_name": ctx.model_name(e.model_id),
                     "input_tokens": e.input_tokens,
                     "output_tokens": e.output_tokens,
                     "created_at": _iso(e.created_at),

@@ -10,11 +10,12 @@ replies streamed live as Server-Sent Events.
   event: nothing was asked of the model and nothing charged), or the model failed, or the reply
   could not be stored and settled (code ``unavailable`` when Postgres or Redis was unreachable:
   try again in a moment);
-- ``done`` ``{"message_id", "status", "charged_kopecks", "free", "balance_kopecks"}``, last, for
-  every turn that started. ``status`` is ``complete``, ``stopped`` (Stop, or the client went
-  away), ``failed`` (the model failed; an ``error`` event comes before), or ``cut`` (the server
-  is restarting: what was delivered is kept and billed); ``message_id`` is null when the reply
-  could not be stored (it is still billed for what was delivered).
+- ``done`` ``{"message_id", "status", "charged_kopecks", "free", "balance_kopecks", "sources"}``,
+  last, for every turn that started (``sources``: where the passages of the user's documents
+  the reply cites came from, as stored with it). ``status`` is ``complete``, ``stopped`` (Stop,
+  or the client went away), ``failed`` (the model failed; an ``error`` event comes before), or
+  ``cut`` (the server is restarting: what was delivered is kept and billed); ``message_id`` is
+  null when the reply could not be stored (it is still billed for what was delivered).
 
 The turn is the bot's (``core.services.turns.run_turn``; this module only passes in a sink that
 writes events): a Stop, a failure or a client that went away pays only for what was delivered and
@@ -117,6 +118,10 @@ class Conversation(Out):
     id: int
     title: str | None
     model_id: str | None = Field(description="Its own model; null: the user's default.")
+    model_name: str | None = Field(
+        description="Its own model as people read it (display name; id once no longer in the "
+        "catalogue); null: the user's default."
+    )
     preset_id: int | None
     updated_at: TIME
 
@@ -141,6 +146,10 @@ class Message(Out):
     content: str
     reasoning: str | None
     model_id: str | None
+    model_name: str | None = Field(
+        description="The model as people read it (its display name; its id once the catalogue "
+        "no longer has it)."
+    )
     is_pinned: bool
     status: Status
     created_at: TIME
@@ -148,6 +157,10 @@ class Message(Out):
     rating: Literal[1, -1] | None = Field(description="1: 👍, -1: 👎 (replies only).")
     cost_kopecks: int | None = Field(
         description="What the reply cost (0: free); null for prompts and replies not charged."
+    )
+    sources: list[str] = Field(
+        description="Where the passages of the user's documents this reply cites came from "
+        '("a.pdf, p. 3"), in the order first cited; empty when it cites none.'
     )
 
 
@@ -211,6 +224,10 @@ class ChatDone(Out):
     charged_kopecks: int
     free: bool = Field(description="Covered by the free tier.")
     balance_kopecks: int | None
+    sources: list[str] = Field(
+        description="Where the passages of the user's documents the reply cites came from, "
+        "as stored with it (Message.sources)."
+    )
 
 
 class TurnPath(PathParams):
@@ -256,29 +273,32 @@ EVENT_SCHEMA = {
 # --- parsing and rendering -------------------------------------------------------------------
 
 
-def _conversation(c: conversations.ConversationDTO) -> dict[str, object]:
+def _conversation(c: conversations.ConversationDTO, ctx: WebContext) -> dict[str, object]:
     return {
         "id": c.id,
         "title": c.title,
         "model_id": c.model_id,
+        "model_name": ctx.model_name(c.model_id),
         "preset_id": c.preset_id,
         "updated_at": c.updated_at.isoformat(),
     }
 
 
-def _message(m: conversations.MessageDTO) -> dict[str, object]:
+def _message(m: conversations.MessageDTO, ctx: WebContext) -> dict[str, object]:
     return {
         "id": m.id,
         "role": m.role,
         "content": m.content,
         "reasoning": m.reasoning,
         "model_id": m.model_id,
+        "model_name": ctx.model_name(m.model_id),
         "is_pinned": m.is_pinned,
         "status": m.status,
         "created_at": m.created_at.isoformat(),
         "replaced": m.replaced,
         "rating": m.rating,
         "cost_kopecks": m.cost,
+        "sources": list(m.sources),
     }
 
 
@@ -351,7 +371,7 @@ async def list_conversations(request: web.Request) -> web.Response:
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         found = await conversations.list_conversations(uow, user_id)
-    return web.json_response({"conversations": [_conversation(c) for c in found]})
+    return web.json_response({"conversations": [_conversation(c, ctx) for c in found]})
 
 
 @operation(
@@ -372,7 +392,7 @@ async def start_conversation(request: web.Request, body: NewConversation | None)
         started = await conversations.start_conversation(
             uow, user_id, title=title, models=_menu(ctx)
         )
-    return web.json_response(_conversation(started), status=201)
+    return web.json_response(_conversation(started, ctx), status=201)
 
 
 @operation(
@@ -404,7 +424,7 @@ async def list_messages(request: web.Request, path: ConversationPath) -> web.Res
     conversation_id = path.conversation_id
     async with ctx.uow_factory() as uow:
         found = await conversations.conversation_messages(uow, user_id, conversation_id)
-    return web.json_response({"messages": [_message(m) for m in found]})
+    return web.json_response({"messages": [_message(m, ctx) for m in found]})
 
 
 @operation(
@@ -420,7 +440,7 @@ async def pin_message(request: web.Request, path: MessagePath, body: Pin) -> web
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         found = await conversations.pin_message(uow, user_id, path.message_id, pinned=body.pinned)
-    return web.json_response(_message(found))
+    return web.json_response(_message(found, ctx))
 
 
 # --- a streamed reply ------------------------------------------------------------------------
@@ -721,6 +741,7 @@ class WebSink:
                     "charged_kopecks": result.charged,
                     "free": result.free,
                     "balance_kopecks": balance,
+                    "sources": turn.cited(delivery.text),
                 },
             )
         await self._end()

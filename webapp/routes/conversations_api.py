@@ -47,6 +47,10 @@ class SearchHit(Out):
     conversation_id: int
     title: str | None
     model_id: str | None = Field(description="Its own model; null: the user's default.")
+    model_name: str | None = Field(
+        description="Its own model as people read it (display name; id once no longer in the "
+        "catalogue); null: the user's default."
+    )
     updated_at: TIME
     message_id: int | None = Field(description="The newest matching message; null: the title.")
     snippet: str | None = Field(description="Plain text around the match in that message.")
@@ -91,6 +95,7 @@ async def search_conversations(request: web.Request, query: SearchQuery) -> web.
                     "conversation_id": h.conversation_id,
                     "title": h.title,
                     "model_id": h.model_id,
+                    "model_name": ctx.model_name(h.model_id),
                     "updated_at": h.updated_at.isoformat(),
                     "message_id": h.message_id,
                     "snippet": h.snippet,
@@ -121,7 +126,7 @@ async def update_conversation(
         changed = await conversations.update_conversation(
             uow, user_id, path.conversation_id, models=_menu(ctx), **changes
         )
-    return web.json_response(_conversation(changed))
+    return web.json_response(_conversation(changed, ctx))
 
 
 def setup(app: web.Application) -> None:

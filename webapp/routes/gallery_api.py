@@ -52,6 +52,10 @@ class Media(Out):
     kind: Literal["image", "video"]
     prompt: str
     model_id: str | None
+    model_name: str | None = Field(
+        description="The model as people read it (its display name; its id once the catalogue "
+        "no longer has it)."
+    )
     status: Literal["pending", "ready", "failed"]
     created_at: TIME
     url: str | None
@@ -127,12 +131,13 @@ class NewVideo(Body):
 # --- the gallery ---------------------------------------------------------------------------------
 
 
-def _media(m: images.MediaDTO) -> dict[str, object]:
+def _media(m: images.MediaDTO, ctx: WebContext) -> dict[str, object]:
     return {
         "id": m.id,
         "kind": m.kind,
         "prompt": m.prompt,
         "model_id": m.model_id,
+        "model_name": ctx.model_name(m.model_id),
         "status": m.status,
         "created_at": m.created_at.isoformat(),
         "url": f"/media/{m.storage_key}" if m.storage_key else None,
@@ -161,7 +166,7 @@ async def list_media(request: web.Request, query: Page) -> web.Response:
     full = len(found) == min(limit, images.MEDIA_PAGE_MAX)
     return web.json_response(
         {
-            "media": [_media(m) for m in found],
+            "media": [_media(m, ctx) for m in found],
             "next_before": found[-1].id if found and full else None,
         }
     )
@@ -180,7 +185,7 @@ async def show_media(request: web.Request, path: MediaPath) -> web.Response:
     user_id = user_id_of(request)
     async with ctx.uow_factory() as uow:
         found = await images.get_media(uow, user_id=user_id, media_id=path.media_id)
-    return web.json_response(_media(found))
+    return web.json_response(_media(found, ctx))
 
 
 @operation(
@@ -288,7 +293,7 @@ async def _draw(
         balance = await billing.get_balance(uow, user_id)
     return web.json_response(
         {
-            "media": [_media(m) for m in found],
+            "media": [_media(m, ctx) for m in found],
             "failed": made.failed,
             "charged_kopecks": made.charged,
             "balance_kopecks": balance.available,
@@ -380,7 +385,7 @@ async def create_video(request: web.Request, body: NewVideo) -> web.Response:
         )
         await ctx.jobs.enqueue("videos.watch", media_id=media_id)
         found = await images.get_media(uow, user_id=user_id, media_id=media_id)
-    return web.json_response(_media(found), status=201)
+    return web.json_response(_media(found, ctx), status=201)
 
 
 def setup(app: web.Application) -> None:

@@ -121,6 +121,7 @@ async def export(request: web.Request, query: ExportQuery) -> web.StreamResponse
             now=ctx.clock(),
             translate=translations(language).gettext,
             language=language,
+            model_names=ctx.model_names,
         )
     response = web.StreamResponse(
         headers={

@@ -305,7 +305,7 @@ export function mount(root, params, app) {
 
   function txRow(tx) {
     const label = txLabel(tx);
-    const detail = [tx.model_id, when(tx.created_at)].filter(Boolean).join(" · ");
+    const detail = [tx.model_name || tx.model_id, when(tx.created_at)].filter(Boolean).join(" · ");
     return el(
       "li",
       { class: "tx", testid: "transaction", dataset: { id: String(tx.id), category: tx.category } },

@@ -163,7 +163,7 @@ export function mount(root, params, app) {
             "a",
             { href: `#/chat/${c.id}`, class: `conv${c.id === state.conversationId ? " active" : ""}`, testid: "conversation", dataset: { id: String(c.id) } },
             el("span", { class: "conv-title", text: c.title || t("untitled") }),
-            el("span", { class: "conv-meta", text: [modelName(c.model_id || state.defaultModel), shortWhen(c.updated_at)].filter(Boolean).join(" · ") }),
+            el("span", { class: "conv-meta", text: [(c.model_id ? modelName(c.model_id, c.model_name) : modelName(state.defaultModel)), shortWhen(c.updated_at)].filter(Boolean).join(" · ") }),
           ),
         ),
       ),
@@ -197,7 +197,7 @@ export function mount(root, params, app) {
       if (!state.alive || state.query !== query) return;
       list.replaceChildren(
         ...(hits.length
-          ? hits.map((hit) => resultNode(hit, query, { active: hit.conversation_id === state.conversationId, modelName: (id) => modelName(id || state.defaultModel) }))
+          ? hits.map((hit) => resultNode(hit, query, { active: hit.conversation_id === state.conversationId, modelName: (id, named) => (id ? modelName(id, named) : modelName(state.defaultModel)) }))
           : [el("li", { class: "conv-empty muted", testid: "search-empty", text: t("search_nothing", { query }) })]),
       );
     } catch (error) {
@@ -224,9 +224,11 @@ export function mount(root, params, app) {
     }
   }
 
-  function modelName(id) {
+  // A model as people read it: as on the menu, else as the server named it (one no longer on
+  // the menu), else its id.
+  function modelName(id, named = null) {
     const model = state.models.find((m) => m.id === id);
-    return (model && (model.name || model.id)) || id || "";
+    return (model && (model.name || model.id)) || named || id || "";
   }
 
   function renderPicker() {
@@ -285,6 +287,22 @@ export function mount(root, params, app) {
     else body.replaceChildren(el("p", { class: "plain", text: message.content }));
   }
 
+  // Where the passages the reply cites came from: one line, or folded when long.
+  function sourcesNode(sources) {
+    if (!sources || !sources.length) return null;
+    const all = sources.join("; ");
+    if (sources.length <= 2 && all.length <= 80) {
+      return el("p", { class: "msg-sources", testid: "message-sources" }, icon("paperclip"), el("span", { text: t("sources", { sources: all }) }));
+    }
+    const summary = t("sources", { sources: t("sources_more", { first: sources[0], count: sources.length - 1 }) });
+    return el(
+      "details",
+      { class: "msg-sources", testid: "message-sources" },
+      el("summary", {}, icon("paperclip"), el("span", { text: summary })),
+      el("ol", {}, ...sources.map((source) => el("li", { text: source }))),
+    );
+  }
+
   function messageNode(message) {
     const body = el("div", { class: "msg-body", testid: "message-body" });
     fillBody(body, message);
@@ -300,7 +318,7 @@ export function mount(root, params, app) {
       reasoning.hidden = !message.reasoning;
       status.textContent = { stopped: t("status_stopped"), failed: t("status_failed"), cut: t("status_cut"), undelivered: t("status_undelivered") }[message.status] || "";
       const parts = [];
-      if (message.role === "assistant" && message.model_id) parts.push(el("span", { class: "msg-model", text: modelName(message.model_id) }));
+      if (message.role === "assistant" && message.model_id) parts.push(el("span", { class: "msg-model", text: modelName(message.model_id, message.model_name) }));
       if (message.cost) parts.push(el("span", { class: "msg-cost", testid: "message-cost", text: message.cost }));
       if (status.textContent) parts.push(status);
       if (message.replaced) parts.push(el("span", { class: "msg-replaced", testid: "replaced", text: t("replaced") }));
@@ -314,6 +332,13 @@ export function mount(root, params, app) {
       meta.replaceChildren(el("div", { class: "msg-info" }, ...parts), el("div", { class: "msg-actions" }, ...actions));
       node.classList.toggle("is-pinned", Boolean(message.is_pinned));
       if (message.id) node.dataset.id = String(message.id);
+      const shown = node.querySelector(":scope > .msg-sources");
+      const listed = message.role === "assistant" && message.status !== "streaming" ? sourcesNode(message.sources) : null;
+      if (shown && (!listed || shown.dataset.sources !== message.sources.join("\n"))) shown.remove();
+      if (listed && !node.querySelector(":scope > .msg-sources")) {
+        listed.dataset.sources = message.sources.join("\n");
+        meta.before(listed);
+      }
     };
     update();
     message.update = update;
@@ -494,8 +519,8 @@ export function mount(root, params, app) {
 
   function showCost(message) {
     let text = t("cost_unknown");
-    if (message.cost_kopecks === 0) text = t("cost_free", { model: modelName(message.model_id) });
-    else if (typeof message.cost_kopecks === "number") text = t("cost_of_reply", { amount: money(message.cost_kopecks), model: modelName(message.model_id) });
+    if (message.cost_kopecks === 0) text = t("cost_free", { model: modelName(message.model_id, message.model_name) });
+    else if (typeof message.cost_kopecks === "number") text = t("cost_of_reply", { amount: money(message.cost_kopecks), model: modelName(message.model_id, message.model_name) });
     toast(text);
   }
 
@@ -891,6 +916,7 @@ export function mount(root, params, app) {
           if (data.free) reply.cost = t("free_request");
           else if (data.charged_kopecks) reply.cost = money(data.charged_kopecks);
           if (typeof data.balance_kopecks === "number") app.setBalance(data.balance_kopecks);
+          reply.sources = data.sources || [];
         } else if (event === "error") {
           reply.status = "failed";
           reply.error = { code: data.code, message: data.message };

@@ -71,7 +71,7 @@ export function resultNode(hit, query, { active, modelName }) {
       { href: `#/chat/${hit.conversation_id}`, class: `conv found${active ? " active" : ""}`, testid: "search-result", dataset: { id: String(hit.conversation_id) } },
       el("span", { class: "conv-title" }, ...marked(hit.title || t("untitled"), query)),
       hit.snippet ? el("span", { class: "conv-snippet", testid: "search-snippet" }, ...marked(hit.snippet, query)) : null,
-      el("span", { class: "conv-meta", text: [modelName(hit.model_id), shortWhen(hit.updated_at)].filter(Boolean).join(" · ") }),
+      el("span", { class: "conv-meta", text: [modelName(hit.model_id, hit.model_name), shortWhen(hit.updated_at)].filter(Boolean).join(" · ") }),
     ),
   );
 }

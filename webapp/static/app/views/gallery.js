@@ -60,7 +60,7 @@ export function mount(root, params, app) {
   function modelOf(item) {
     const models = options ? [...options.images, ...options.videos] : [];
     const found = models.find((m) => m.id === item.model_id);
-    return found ? found.name : item.model_id;
+    return item.model_name || (found ? found.name : item.model_id);
   }
 
   // Pictures drawn again like `item` (its prompt, model and shape), as many as the panel asks.
