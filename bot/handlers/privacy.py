@@ -54,6 +54,7 @@ async def on_export(
         now=ctx.clock(),
         translate=_,
         language=user.language,
+        fallback_zone=ctx.tariffs.timezone,
     )
     await query.answer()
     with export.data:

@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.services import accounts
 from db.models import Media
 from tests.sandbox_web.stage import PageServer
 from tests.webapp.test_browser_chat import ask, replies
@@ -176,6 +177,8 @@ EXPORT = {
         "button": "Chats as a web page (HTML)",
         "you": ">You · ",
         "title": "NetRoom: your chats",
+        "zone": "Asia/Tokyo",
+        "exported": "(Asia/Tokyo); times are in that zone.",
     },
     "ru": {
         "prompt": "Привет <script>",
@@ -184,6 +187,8 @@ EXPORT = {
         "button": "Переписка веб-страницей (HTML)",
         "you": ">Вы · ",
         "title": "NetRoom: ваши чаты",
+        "zone": "Asia/Vladivostok",
+        "exported": "(Asia/Vladivostok), время указано в этом поясе.",
     },
 }
 
@@ -197,6 +202,8 @@ async def test_the_chats_download_as_a_page_right_after_another_format(
     texts = EXPORT[language]
     device = "phone" if phone else "desktop"
     ada = await stage.account("Ada", language=language, money=50_000)
+    async with stage.factory() as uow:
+        await accounts.set_timezone(uow, ada.user_id, texts["zone"])
     await stage.script("gpt-4o", reply=texts["reply"])
     context, page = await open_app(browser, stage, ada, errors, phone=phone)
     try:
@@ -222,6 +229,8 @@ async def test_the_chats_download_as_a_page_right_after_another_format(
         await download.save_as(saved)
         page_text = await asyncio.to_thread(saved.read_text, encoding="utf-8")
         assert f'<html lang="{language}">' in page_text and texts["you"] in page_text
+        # The times are the account's, its zone named.
+        assert texts["exported"] in page_text
         assert texts["prompt"].replace("<", "&lt;").replace(">", "&gt;") in page_text
         assert texts["escaped"] in page_text
         assert "<script" not in page_text

@@ -121,6 +121,7 @@ async def export(request: web.Request, query: ExportQuery) -> web.StreamResponse
             now=ctx.clock(),
             translate=translations(language).gettext,
             language=language,
+            fallback_zone=ctx.tariffs.timezone if ctx.tariffs else "UTC",
         )
     response = web.StreamResponse(
         headers={
