@@ -86,13 +86,16 @@ async def test_a_web_account_links_telegram_with_the_deep_link(
     assert errors == []
 
 
+@pytest.mark.parametrize(
+    ("language", "phone"), [("en", True), ("ru", False)], ids=["en-phone", "ru-desktop"]
+)
 async def test_an_account_made_in_telegram_adds_email_and_password_in_the_mini_app(
-    browser: Browser, stage: Stage, errors: list[str]
+    browser: Browser, stage: Stage, errors: list[str], language: str, phone: bool
 ) -> None:
-    mina = await stage.account("Mina")
-    context, page = await open_app(browser, stage, mina, errors)
+    mina = await stage.account("Mina", language=language)
+    context, page = await open_app(browser, stage, mina, errors, phone=phone)
     try:
-        await open_security(page, phone=True)
+        await open_security(page, phone=phone, language=language)
         # Telegram cannot be linked again from inside it.
         await expect(page.get_by_test_id("link-telegram")).to_have_count(0)
         address = new_address("mina")
@@ -101,11 +104,13 @@ async def test_an_account_made_in_telegram_adds_email_and_password_in_the_mini_a
         await page.get_by_test_id("add-email-repeat").fill("not the same")
         await page.get_by_test_id("add-email-submit").click()
         await expect(page.get_by_test_id("add-email-error")).to_have_text(
-            "The new passwords do not match."
+            {"en": "The new passwords do not match.", "ru": "Новые пароли не совпадают."}[language]
         )
         await page.get_by_test_id("add-email-repeat").fill(PASSWORD)
         await page.get_by_test_id("add-email-submit").click()
         await expect(page.get_by_test_id("add-email-sent")).to_contain_text(address)
+        await assert_fits(page)
+        await screenshot(page, f"{'phone' if phone else 'desktop'}-add-email-{language}")
     finally:
         await context.close()
     mails = await stage.mails(address)
