@@ -55,6 +55,7 @@ async def on_export(
         translate=_,
         language=user.language,
         fallback_zone=ctx.tariffs.timezone,
+        model_title=ctx.models.title_of,
     )
     await query.answer()
     with export.data:

@@ -517,10 +517,12 @@ async def export_user(
     translate: Callable[[str], str] = _identity,
     language: str = "en",
     fallback_zone: str = "UTC",
+    model_title: Callable[[str], str] = _identity,
 ) -> Export:
     """Everything NetRoom holds about the user, as one JSON document or a ZIP of CSV files; or
-    the chats as a readable HTML transcript (its words through ``translate``, its times in the
-    user's zone: their own, else their language's, else ``fallback_zone``)."""
+    the chats as a readable HTML transcript (its words through ``translate``, its models by
+    ``model_title``, its times in the user's zone: their own, else their language's, else
+    ``fallback_zone``)."""
     if fmt not in FORMATS:
         raise InvalidInput(f"export format {fmt!r}")
     await _check_rate(uow, user_id, fmt, now)
@@ -538,7 +540,13 @@ async def export_user(
             if user is not None:
                 zone = user.timezone or LANGUAGE_ZONES.get(user.language, fallback_zone)
             rows = await _write_transcript(
-                uow, user_id, spool, now.astimezone(ZoneInfo(zone)), translate, language
+                uow,
+                user_id,
+                spool,
+                now.astimezone(ZoneInfo(zone)),
+                translate,
+                language,
+                model_title,
             )
     spool.seek(0)
     name, mime = _MIME[fmt]
@@ -623,6 +631,7 @@ async def _write_transcript(
     now: datetime,
     translate: Callable[[str], str],
     language: str,
+    model_title: Callable[[str], str],
 ) -> int:
     """The chats as one HTML page, its times in the zone of ``now``. Every text from the user or
     a model goes through ``html.escape``; the page holds no script and loads nothing."""
@@ -665,7 +674,8 @@ async def _write_transcript(
         role = row["role"] if row["role"] in names else "assistant"
         who = names.get(row["role"], esc(str(row["role"])))
         when = row["created_at"].astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M")
-        model = f" · {esc(row['model_id'])}" if role == "assistant" and row["model_id"] else ""
+        model_id = row["model_id"]
+        model = f" · {esc(model_title(model_id))}" if role == "assistant" and model_id else ""
         out.write(f'<article class="msg {role}">\n<div class="who">{who}{model} · {when}</div>\n')
         if row["reasoning"]:
             out.write(

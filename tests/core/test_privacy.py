@@ -242,14 +242,21 @@ async def test_html_transcript_shows_the_chats_escaped_and_runs_nothing(uow: Uni
     await uow.commit()
     labels = {"You": "Вы", "Assistant": "Ассистент"}
     export = await privacy.export_user(
-        uow, user_id, fmt="html", now=NOW, translate=lambda s: labels.get(s, s), language="ru"
+        uow,
+        user_id,
+        fmt="html",
+        now=NOW,
+        translate=lambda s: labels.get(s, s),
+        language="ru",
+        model_title=lambda model_id: {"gpt-test": "GPT Test"}.get(model_id, model_id),
     )
     assert (export.file_name, export.mime) == ("netroom-chats.html", "text/html; charset=utf-8")
     with export.data:
         page = export.data.read().decode()
     assert page.startswith("<!doctype html>") and '<html lang="ru">' in page
     assert "<h2>Diary</h2>" in page and markers["message"] in page
-    assert ">Вы · " in page and ">Ассистент · gpt-test · " in page
+    # The model by its display name, as the bot and the web app name it.
+    assert ">Вы · " in page and ">Ассистент · GPT Test · " in page
     assert "&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt; &amp; &lt;img src=x" in page
     assert "thinking &lt;b&gt;hard&lt;/b&gt;" in page
     # Nothing runs and nothing is fetched, whatever the messages held.

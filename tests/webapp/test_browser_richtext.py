@@ -229,8 +229,9 @@ async def test_the_chats_download_as_a_page_right_after_another_format(
         await download.save_as(saved)
         page_text = await asyncio.to_thread(saved.read_text, encoding="utf-8")
         assert f'<html lang="{language}">' in page_text and texts["you"] in page_text
-        # The times are the account's, its zone named.
+        # The times are the account's, its zone named; the model by its display name.
         assert texts["exported"] in page_text
+        assert " · GPT-4o · " in page_text
         assert texts["prompt"].replace("<", "&lt;").replace(">", "&gt;") in page_text
         assert texts["escaped"] in page_text
         assert "<script" not in page_text

@@ -122,6 +122,10 @@ async def export(request: web.Request, query: ExportQuery) -> web.StreamResponse
             translate=translations(language).gettext,
             language=language,
             fallback_zone=ctx.tariffs.timezone if ctx.tariffs else "UTC",
+            model_title=lambda model_id: (
+                ctx.model_names.get(model_id)
+                or (ctx.models.title_of(model_id) if ctx.models else model_id)
+            ),
         )
     response = web.StreamResponse(
         headers={
