@@ -447,7 +447,7 @@ APP_TEXTS: dict[str, str] = {
     "plan_open_invoice": N_("Open the invoice"),
     "plan_check_payment": N_("I have paid"),
     "plan_not_yet": N_("No payment yet. It can take a minute after paying in Telegram."),
-    "plan_manage_in_bot": N_("You can cancel renewal at any time in /subscribe."),
+    "plan_manage_in_bot": N_("You can cancel renewal at any time in the bot with /subscribe."),
     # sign-in and security page
     "security": N_("Sign-in and security"),
     "security_hint": N_("Sign-in methods, password, devices"),

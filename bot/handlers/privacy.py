@@ -55,6 +55,7 @@ async def on_export(
         translate=_,
         language=user.language,
         model_names=ctx.model_names,
+        fallback_zone=ctx.tariffs.timezone,
     )
     await query.answer()
     with export.data:

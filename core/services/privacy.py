@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import IO, Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import delete, select, text, update
 
@@ -34,6 +35,7 @@ from core.i18n import N_
 from core.media import MediaStore
 from core.services import inbox
 from core.services.chat import display_name
+from core.services.accounts import LANGUAGE_ZONES
 from db.models import (
     AdminAction,
     ChatMessageRow,
@@ -441,7 +443,10 @@ class ExportTooSoon(RateLimited):
 
 # The transcript's own words, translated by the transport that asked for it.
 TRANSCRIPT_TITLE = N_("NetRoom: your chats")
-TRANSCRIPT_EXPORTED = N_("Exported {time} UTC. Messages are kept for 14 days; older ones are gone.")
+TRANSCRIPT_EXPORTED = N_(
+    "Exported {time} ({zone}); times are in that zone. Messages are kept for 14 days; older ones "
+    "are gone."
+)
 TRANSCRIPT_EMPTY = N_("There are no chat messages to show.")
 TRANSCRIPT_UNTITLED = N_("Untitled chat")
 TRANSCRIPT_YOU = N_("You")
@@ -515,10 +520,12 @@ async def export_user(
     translate: Callable[[str], str] = _identity,
     language: str = "en",
     model_names: Mapping[str, str] | None = None,
+    fallback_zone: str = "UTC",
 ) -> Export:
     """Everything NetRoom holds about the user, as one JSON document or a ZIP of CSV files; or
     the chats as a readable HTML transcript (its words through ``translate``, each model by its
-    display name from ``model_names``, a model no longer named there by its id)."""
+    display name from ``model_names``, a model no longer named there by its id; its times in the
+    user's zone: their own, else their language's, else ``fallback_zone``)."""
     if fmt not in FORMATS:
         raise InvalidInput(f"export format {fmt!r}")
     await _check_rate(uow, user_id, fmt, now)
@@ -531,8 +538,18 @@ async def export_user(
         elif fmt == "zip":
             rows = await _write_zip(uow, user_id, spool)
         else:
+            user = await uow.users.get(user_id)
+            zone = fallback_zone
+            if user is not None:
+                zone = user.timezone or LANGUAGE_ZONES.get(user.language, fallback_zone)
             rows = await _write_transcript(
-                uow, user_id, spool, now, translate, language, model_names or {}
+                uow,
+                user_id,
+                spool,
+                now.astimezone(ZoneInfo(zone)),
+                translate,
+                language,
+                model_names or {},
             )
     spool.seek(0)
     name, mime = _MIME[fmt]
@@ -621,8 +638,8 @@ async def _write_transcript(
     language: str,
     model_names: Mapping[str, str],
 ) -> int:
-    """The chats as one HTML page. Every text from the user or a model goes through
-    ``html.escape``; the page holds no script and loads nothing."""
+    """The chats as one HTML page, its times in the zone of ``now``. Every text from the user or
+    a model goes through ``html.escape``; the page holds no script and loads nothing."""
     esc = html.escape
     out = io.TextIOWrapper(spool, encoding="utf-8", write_through=True)
     title = esc(translate(TRANSCRIPT_TITLE))
@@ -635,8 +652,12 @@ async def _write_transcript(
         f"<title>{title}</title>\n<style>\n{TRANSCRIPT_STYLE}\n</style>\n</head>\n<body>\n"
         f"<h1>{title}</h1>\n"
         f'<p class="muted">'
-        f"{esc(translate(TRANSCRIPT_EXPORTED).format(time=now.strftime('%Y-%m-%d %H:%M')))}"
-        "</p>\n"
+        + esc(
+            translate(TRANSCRIPT_EXPORTED).format(
+                time=now.strftime("%Y-%m-%d %H:%M"), zone=str(now.tzinfo)
+            )
+        )
+        + "</p>\n"
     )
     names = {
         "user": esc(translate(TRANSCRIPT_YOU)),
@@ -657,7 +678,7 @@ async def _write_transcript(
             out.write(f"<section>\n<h2>{esc(heading)}</h2>\n")
         role = row["role"] if row["role"] in names else "assistant"
         who = names.get(row["role"], esc(str(row["role"])))
-        when = row["created_at"].strftime("%Y-%m-%d %H:%M")
+        when = row["created_at"].astimezone(now.tzinfo).strftime("%Y-%m-%d %H:%M")
         model_id = row["model_id"]
         model = (
             f" · {esc(display_name(model_names, model_id))}"

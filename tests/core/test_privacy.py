@@ -291,6 +291,44 @@ async def test_html_transcript_shows_the_chats_escaped_and_runs_nothing(uow: Uni
     ]
 
 
+async def test_html_transcript_tells_times_in_the_users_zone_and_names_it(
+    uow: UnitOfWork,
+) -> None:
+    user_id, _ = await _rich_user(uow)
+    conversation = await conversations.current_conversation(uow, user_id, title="Zones")
+    await uow.chats.append_message(
+        conversation_id=conversation,
+        user_id=user_id,
+        role="user",
+        content="What time is it?",
+        reasoning="",
+        model_id=None,
+        input_tokens=None,
+        output_tokens=None,
+        status="complete",
+        created_at=NOW + timedelta(minutes=7),
+        expires_at=NOW + timedelta(days=14),
+    )
+    await uow.commit()
+    await accounts.set_timezone(uow, user_id, "Asia/Tokyo")
+    export = await privacy.export_user(
+        uow, user_id, fmt="html", now=NOW, fallback_zone="Europe/Moscow"
+    )
+    with export.data:
+        page = export.data.read().decode()
+    # 12:00 UTC is 21:00 in Tokyo; the message 7 minutes later.
+    assert "Exported 2026-11-24 21:00 (Asia/Tokyo); times are in that zone." in page
+    assert "You · 2026-11-24 21:07</div>" in page
+    # Without a zone of their own, the deployment's zone stands in (named as well).
+    async with uow.transaction():
+        await uow.users.set_fields(user_id, timezone=None)
+    later = await privacy.export_user(
+        uow, user_id, fmt="html", now=NOW + timedelta(hours=2), fallback_zone="Europe/Moscow"
+    )
+    with later.data:
+        assert "Exported 2026-11-24 17:00 (Europe/Moscow)" in later.data.read().decode()
+
+
 async def test_zip_export_has_one_csv_per_category(uow: UnitOfWork) -> None:
     user_id, markers = await _rich_user(uow)
     export = await privacy.export_user(uow, user_id, fmt="zip", now=NOW)

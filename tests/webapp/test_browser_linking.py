@@ -9,6 +9,7 @@ import re
 from datetime import UTC, datetime
 from urllib.parse import unquote
 
+import pytest
 from playwright.async_api import Browser, Page, expect
 from redis.asyncio import Redis
 from sqlalchemy import select
@@ -17,7 +18,7 @@ from core.services import accounts, billing, linking
 from db.models import Identity
 from tests.core.test_linking import with_history
 from tests.factories import telegram_id
-from tests.webapp.test_browser_pages import Stage, new_page, open_app, screenshot
+from tests.webapp.test_browser_pages import Stage, assert_fits, new_page, open_app, screenshot
 from tests.webapp.test_browser_security import (
     PASSWORD,
     email_account,
@@ -30,14 +31,24 @@ from tests.webapp.test_browser_security import (
 __all__ = ["stage"]
 
 
+LINK_TEXTS = {
+    "en": ("10 minutes", "Not linked yet"),
+    "ru": ("10 минут", "Пока не привязано"),
+}
+
+
+@pytest.mark.parametrize(
+    ("language", "phone"), [("en", False), ("ru", True)], ids=["en-desktop", "ru-phone"]
+)
 async def test_a_web_account_links_telegram_with_the_deep_link(
-    browser: Browser, stage: Stage, redis: Redis, errors: list[str]
+    browser: Browser, stage: Stage, redis: Redis, errors: list[str], language: str, phone: bool
 ) -> None:
-    email = await email_account(stage)
-    context, page = await new_page(browser, errors, phone=False)
+    minutes, waiting = LINK_TEXTS[language]
+    email = await email_account(stage, language=language)
+    context, page = await new_page(browser, errors, phone=phone)
     try:
         await sign_in(page, stage, email)
-        await open_security(page, phone=False)
+        await open_security(page, phone=phone, language=language)
         telegram = page.get_by_test_id("method-telegram")
         await expect(telegram).to_have_attribute("data-linked", "false")
         await page.get_by_test_id("link-telegram").click()
@@ -48,10 +59,12 @@ async def test_a_web_account_links_telegram_with_the_deep_link(
             r"https://t\.me/netroom_test_bot\?start=(link-[A-Za-z0-9_-]{16})", href or ""
         )
         assert found, href
-        await expect(page.get_by_test_id("link-telegram-panel")).to_contain_text("10 minutes")
+        await expect(page.get_by_test_id("link-telegram-panel")).to_contain_text(minutes)
+        await assert_fits(page)
+        await screenshot(page, f"{'phone' if phone else 'desktop'}-link-telegram-{language}")
         # Not confirmed in the bot yet: the page says so.
         await page.get_by_test_id("link-telegram-done").click()
-        await expect(page.get_by_text("Not linked yet")).to_be_visible()
+        await expect(page.get_by_text(waiting)).to_be_visible()
         code = linking.code_of_payload(found.group(1))
         assert code is not None
         async with stage.factory() as uow:
@@ -73,13 +86,16 @@ async def test_a_web_account_links_telegram_with_the_deep_link(
     assert errors == []
 
 
+@pytest.mark.parametrize(
+    ("language", "phone"), [("en", True), ("ru", False)], ids=["en-phone", "ru-desktop"]
+)
 async def test_an_account_made_in_telegram_adds_email_and_password_in_the_mini_app(
-    browser: Browser, stage: Stage, errors: list[str]
+    browser: Browser, stage: Stage, errors: list[str], language: str, phone: bool
 ) -> None:
-    mina = await stage.account("Mina")
-    context, page = await open_app(browser, stage, mina, errors)
+    mina = await stage.account("Mina", language=language)
+    context, page = await open_app(browser, stage, mina, errors, phone=phone)
     try:
-        await open_security(page, phone=True)
+        await open_security(page, phone=phone, language=language)
         # Telegram cannot be linked again from inside it.
         await expect(page.get_by_test_id("link-telegram")).to_have_count(0)
         address = new_address("mina")
@@ -88,11 +104,13 @@ async def test_an_account_made_in_telegram_adds_email_and_password_in_the_mini_a
         await page.get_by_test_id("add-email-repeat").fill("not the same")
         await page.get_by_test_id("add-email-submit").click()
         await expect(page.get_by_test_id("add-email-error")).to_have_text(
-            "The new passwords do not match."
+            {"en": "The new passwords do not match.", "ru": "Новые пароли не совпадают."}[language]
         )
         await page.get_by_test_id("add-email-repeat").fill(PASSWORD)
         await page.get_by_test_id("add-email-submit").click()
         await expect(page.get_by_test_id("add-email-sent")).to_contain_text(address)
+        await assert_fits(page)
+        await screenshot(page, f"{'phone' if phone else 'desktop'}-add-email-{language}")
     finally:
         await context.close()
     mails = await stage.mails(address)
@@ -139,8 +157,10 @@ async def test_a_web_account_merged_into_the_telegram_account_is_told_where_its_
     context, page = await new_page(browser, errors, phone=True)
     try:
         await sign_in(page, stage, email)
-        # The page came back in the account's language, on its settings.
-        await expect(page.get_by_test_id("view-title")).to_have_text("Настройки")
+        # The page came back in the account's language, on the chat as any sign-in.
+        await expect(page.locator("html")).to_have_attribute("lang", "ru")
+        await expect(page.get_by_test_id("tab-chat")).to_have_class("active")
+        await expect(page.get_by_test_id("tab-chat")).to_be_visible()
         await page.evaluate("location.hash = '#/security'")
         await expect(page.get_by_test_id("view-title")).to_have_text("Вход и безопасность")
         code = await _asked_code(page)

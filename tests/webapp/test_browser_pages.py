@@ -354,7 +354,12 @@ async def running_stage(
 
 
 async def new_page(
-    browser: Browser, errors: list[str], *, phone: bool = True, dark: bool = False
+    browser: Browser,
+    errors: list[str],
+    *,
+    phone: bool = True,
+    dark: bool = False,
+    locale: str = "en-US",
 ) -> tuple[BrowserContext, Page]:
     """A fresh browser profile; script errors on the page are collected in ``errors``."""
     context = await browser.new_context(
@@ -363,12 +368,18 @@ async def new_page(
         is_mobile=phone,
         has_touch=phone,
         color_scheme="dark" if dark else "light",
-        locale="en-US",
+        locale=locale,
         accept_downloads=True,
     )
     page = await context.new_page()
     page.on("pageerror", lambda error: errors.append(str(error)))
     return context, page
+
+
+async def assert_fits(page: Page) -> None:
+    """Nothing on the page is wider than the window (no sideways scrolling on a phone)."""
+    widths = await page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
+    assert widths[0] <= widths[1], f"the page is {widths[0]}px wide in a {widths[1]}px window"
 
 
 async def screenshot(page: Page, name: str) -> None:
@@ -486,6 +497,50 @@ async def test_a_mini_app_user_signs_in_and_visits_every_view_on_a_phone(
         await expect(page.get_by_test_id("export-json")).to_be_visible()
         await expect(page.get_by_test_id("policy-link")).to_have_attribute("href", "/privacy/")
         await screenshot(page, "phone-privacy")
+    finally:
+        await context.close()
+
+
+@pytest.mark.parametrize(
+    ("language", "phone"), [("en", True), ("ru", False)], ids=["en-phone", "ru-desktop"]
+)
+async def test_the_referral_page_states_both_percentages_and_shares_the_link(
+    browser: Browser, stage: Stage, errors: list[str], language: str, phone: bool
+) -> None:
+    texts = {
+        "en": (
+            "Invite friends",
+            "Your share of your friends' top-ups: 10%; of their friends' top-ups: 3%.",
+            "Chat with every leading AI model in NetRoom",
+        ),
+        "ru": (
+            "Пригласить друзей",
+            "Ваша доля от пополнений друзей: 10%; от пополнений их друзей: 3%.",
+            "Общайтесь со всеми ведущими моделями ИИ в NetRoom",
+        ),
+    }[language]
+    mina = await stage.account("Mina", language=language)
+    context, page = await open_app(browser, stage, mina, errors, phone=phone)
+    # Telegram's share page is not reached from the tests; the address asked for is enough.
+    await context.route("https://t.me/**", lambda route: route.fulfill(body="t.me"))
+    try:
+        if phone:
+            await page.get_by_test_id("tab-more").click()
+            await page.get_by_test_id("more-referrals").click()
+        else:
+            await page.get_by_test_id("nav-referrals").click()
+        await expect(page.get_by_test_id("view-title")).to_have_text(texts[0])
+        await expect(page.locator(".hero-invite .hero-text")).to_have_text(texts[1])
+        link = await page.get_by_test_id("bot-link-url").input_value()
+        await assert_fits(page)
+        await screenshot(page, f"{'phone' if phone else 'desktop'}-referrals-{language}")
+        async with context.expect_page() as shared:
+            await page.get_by_test_id("share-invite").click()
+        sheet = await shared.value
+        assert sheet.url == (
+            f"https://t.me/share/url?url={quote(link, safe='')}&text={quote(texts[2], safe='')}"
+        )
+        assert errors == []
     finally:
         await context.close()
 

@@ -17,10 +17,17 @@ from redis.asyncio import Redis
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from core.services import accounts
 from db.models import Media
 from tests.sandbox_web.stage import PageServer
 from tests.webapp.test_browser_chat import ask, replies
-from tests.webapp.test_browser_pages import Stage, open_app, running_stage, screenshot
+from tests.webapp.test_browser_pages import (
+    Stage,
+    assert_fits,
+    open_app,
+    running_stage,
+    screenshot,
+)
 
 DISPLAY = "\\int_0^1 x^2\\,dx = \\frac{1}{3}"
 REPLY = (
@@ -162,23 +169,58 @@ async def test_a_picture_is_deleted_from_the_gallery_with_its_file(
         await context.close()
 
 
+EXPORT = {
+    "en": {
+        "prompt": "Hello <script>",
+        "reply": "An answer <b>without</b> markup & $x^2$.",
+        "escaped": "An answer &lt;b&gt;without&lt;/b&gt; markup &amp; $x^2$.",
+        "button": "Chats as a web page (HTML)",
+        "you": ">You · ",
+        "title": "NetRoom: your chats",
+        "zone": "Asia/Tokyo",
+        "exported": "(Asia/Tokyo); times are in that zone.",
+    },
+    "ru": {
+        "prompt": "Привет <script>",
+        "reply": "Ответ <b>без</b> разметки & $x^2$.",
+        "escaped": "Ответ &lt;b&gt;без&lt;/b&gt; разметки &amp; $x^2$.",
+        "button": "Переписка веб-страницей (HTML)",
+        "you": ">Вы · ",
+        "title": "NetRoom: ваши чаты",
+        "zone": "Asia/Vladivostok",
+        "exported": "(Asia/Vladivostok), время указано в этом поясе.",
+    },
+}
+
+
+@pytest.mark.parametrize(
+    ("language", "phone"), [("ru", True), ("en", False)], ids=["ru-phone", "en-desktop"]
+)
 async def test_the_chats_download_as_a_page_right_after_another_format(
-    browser: Browser, stage: Stage, errors: list[str], tmp_path: Path
+    browser: Browser, stage: Stage, errors: list[str], tmp_path: Path, language: str, phone: bool
 ) -> None:
-    ada = await stage.account("Ada", language="ru", money=50_000)
-    await stage.script("gpt-4o", reply="Ответ <b>без</b> разметки & $x^2$.")
-    context, page = await open_app(browser, stage, ada, errors)
+    texts = EXPORT[language]
+    device = "phone" if phone else "desktop"
+    ada = await stage.account("Ada", language=language, money=50_000)
+    async with stage.factory() as uow:
+        await accounts.set_timezone(uow, ada.user_id, texts["zone"])
+    await stage.script("gpt-4o", reply=texts["reply"])
+    context, page = await open_app(browser, stage, ada, errors, phone=phone)
     try:
-        await ask(page, "Привет <script>")
+        await ask(page, texts["prompt"])
         await expect(replies(page).last.get_by_test_id("pin")).to_be_enabled(timeout=15_000)
-        await page.get_by_test_id("tab-more").click()
-        await page.get_by_test_id("more-privacy").click()
+        if phone:
+            await page.get_by_test_id("tab-more").click()
+            await page.get_by_test_id("more-privacy").click()
+        else:
+            await page.get_by_test_id("nav-privacy").click()
         async with page.expect_download() as first:
             await page.get_by_test_id("export-json").click()
         assert (await first.value).suggested_filename == "netroom-export.json"
         transcript = page.get_by_test_id("export-html")
-        await expect(transcript).to_have_text("Переписка веб-страницей (HTML)")
-        await screenshot(page, "phone-privacy-export-ru")
+        await expect(transcript).to_have_text(texts["button"])
+        await assert_fits(page)
+        await screenshot(page, f"{device}-privacy-export-{language}")
         async with page.expect_download() as second:
             await transcript.click()
         download = await second.value
@@ -186,15 +228,19 @@ async def test_the_chats_download_as_a_page_right_after_another_format(
         saved = tmp_path / download.suggested_filename
         await download.save_as(saved)
         page_text = await asyncio.to_thread(saved.read_text, encoding="utf-8")
-        assert '<html lang="ru">' in page_text and ">Вы · " in page_text
-        assert "Привет &lt;script&gt;" in page_text
-        assert "Ответ &lt;b&gt;без&lt;/b&gt; разметки &amp; $x^2$." in page_text
+        assert f'<html lang="{language}">' in page_text and texts["you"] in page_text
+        # The times are the account's, its zone named; the model by its display name.
+        assert texts["exported"] in page_text
+        assert " · GPT-4o · " in page_text
+        assert texts["prompt"].replace("<", "&lt;").replace(">", "&gt;") in page_text
+        assert texts["escaped"] in page_text
         assert "<script" not in page_text
         # Opened on its own, the saved page reads as a transcript.
         await page.goto(saved.as_uri())
-        await expect(page.locator("h1")).to_have_text("NetRoom: ваши чаты")
+        await expect(page.locator("h1")).to_have_text(texts["title"])
         await expect(page.locator("article.msg")).to_have_count(2)
-        await expect(page.locator("article.msg.user .text")).to_have_text("Привет <script>")
-        await screenshot(page, "phone-chats-transcript-ru")
+        await expect(page.locator("article.msg.user .text")).to_have_text(texts["prompt"])
+        await assert_fits(page)
+        await screenshot(page, f"{device}-chats-transcript-{language}")
     finally:
         await context.close()

@@ -17,7 +17,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.services import chat, conversations, presets, turns
 from db.models import Conversation
 from tests.sandbox_web.stage import PageServer
-from tests.webapp.test_browser_pages import Account, Stage, open_app, running_stage, screenshot
+from tests.webapp.test_browser_pages import (
+    Account,
+    Stage,
+    assert_fits,
+    open_app,
+    running_stage,
+    screenshot,
+)
 
 
 @pytest.fixture
@@ -42,7 +49,7 @@ async def talk(stage: Stage, account: Account, prompt: str, reply: str) -> int:
     return turn.conversation_id
 
 
-async def test_chats_are_found_by_what_was_said_and_renamed_on_a_phone(
+async def test_chats_are_found_by_what_was_said_renamed_and_given_their_own_model_on_a_phone(
     browser: Browser, stage: Stage, errors: list[str]
 ) -> None:
     mina = await stage.account("Mina", money=50_000)
@@ -50,6 +57,10 @@ async def test_chats_are_found_by_what_was_said_and_renamed_on_a_phone(
         stage, mina, "Where do quokkas live?", "Quokkas live on Rottnest Island, near Perth."
     )
     await talk(stage, mina, "A bread recipe", "Flour, water, salt and time.")
+    async with stage.factory() as uow:
+        guide = await presets.create_preset(
+            uow, mina.user_id, title="Travel guide", prompt="Answer as a travel guide."
+        )
     context, page = await open_app(browser, stage, mina, errors)
     try:
         await page.get_by_test_id("open-chats").click()
@@ -69,8 +80,16 @@ async def test_chats_are_found_by_what_was_said_and_renamed_on_a_phone(
         await expect(page.get_by_test_id("message")).to_have_count(2)
         assert page.url.endswith(f"/chat/{quokkas}")
 
+        # This chat alone answers with another model and its own instructions.
+        await page.get_by_test_id("model-picker").select_option("o3-mini")
+        await expect(page.get_by_test_id("toast")).to_have_text(
+            "This chat now answers with o3-mini."
+        )
         await page.get_by_test_id("rename-conversation").click()
+        await expect(page.get_by_test_id("rename-dialog")).to_contain_text("Name and instructions")
         await page.get_by_test_id("rename-input").fill("Trip to Australia")
+        await page.get_by_test_id("chat-preset").select_option(label="Travel guide")
+        await assert_fits(page)
         await screenshot(page, "phone-chat-rename-en")
         await page.get_by_test_id("dialog-confirm").click()
         await expect(page.get_by_test_id("view-title")).to_have_text("Trip to Australia")
@@ -81,6 +100,12 @@ async def test_chats_are_found_by_what_was_said_and_renamed_on_a_phone(
                 for c in await conversations.list_conversations(uow, mina.user_id)
                 if c.id == quokkas
             ]
+            conversation = await uow.session.get(Conversation, quokkas)
+            assert conversation is not None
+            assert (conversation.model_id, conversation.preset_id) == ("o3-mini", guide.id)
+            # The defaults for other and new chats stay.
+            prefs = await chat.get_prefs(uow, mina.user_id)
+            assert (prefs.model_id, prefs.preset_id) == (None, None)
         assert mine.title == "Trip to Australia"
         # The new name is found too.
         await page.get_by_test_id("open-chats").click()

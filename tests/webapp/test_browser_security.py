@@ -27,8 +27,10 @@ from core.oauth import OAuthClient, OAuthProvider
 from db.models import Identity
 from tests.sandbox_web.stage import PageServer
 from tests.webapp.test_browser_pages import (
+    PHONE,
     SCREENSHOTS,
     Stage,
+    assert_fits,
     new_page,
     open_app,
     running_stage,
@@ -95,12 +97,12 @@ def new_address(name: str) -> str:
     return f"{name}.{secrets.token_hex(4)}@example.test"
 
 
-async def email_account(stage: Stage, password: str = PASSWORD) -> str:
+async def email_account(stage: Stage, password: str = PASSWORD, *, language: str = "en") -> str:
     """Signed up and confirmed through the mailed link, over the app's API."""
     email = new_address("guard")
     registered = await stage.http.post(
         f"{stage.url}/api/auth/register",
-        json={"email": email, "password": password, "accept_policy": True},
+        json={"email": email, "password": password, "accept_policy": True, "language": language},
     )
     assert registered.status_code == 202, registered.text
     mails = await stage.mails(email)
@@ -132,13 +134,14 @@ async def sign_in(page: Page, stage: Stage, email: str, password: str = PASSWORD
     await expect(page.get_by_test_id("view-title")).to_be_visible()
 
 
-async def open_security(page: Page, *, phone: bool) -> None:
+async def open_security(page: Page, *, phone: bool, language: str = "en") -> None:
     if phone:
         await page.get_by_test_id("tab-more").click()
         await page.get_by_test_id("more-security").click()
     else:
         await page.get_by_test_id("nav-security").click()
-    await expect(page.get_by_test_id("view-title")).to_have_text("Sign-in and security")
+    title = {"en": "Sign-in and security", "ru": "Вход и безопасность"}[language]
+    await expect(page.get_by_test_id("view-title")).to_have_text(title)
     await expect(page.get_by_test_id("session").first).to_be_visible()
 
 
@@ -502,6 +505,34 @@ async def test_an_unfinished_google_or_yandex_sign_in_comes_back_to_the_page_wit
         await expect(page.get_by_test_id("view-title")).to_have_text("Sign-in and security")
         await expect(page.get_by_test_id("method-google")).to_have_attribute("data-linked", "false")
         assert await identities(stage, "google", taken) == [first_owner]
+    finally:
+        await context.close()
+
+
+async def test_a_newcomer_with_google_accepts_the_policy_on_the_card_in_russian_on_a_phone(
+    browser: Browser, stage: Stage, errors: list[str]
+) -> None:
+    address = new_address("novichok")
+    context, page = await new_page(browser, errors, phone=True, locale="ru-RU")
+    try:
+        await page.goto(f"{stage.url}/app")
+        await page.get_by_test_id("oauth-google").click()
+        await consent(page, stage, "google", address, "Новичок")
+        card = page.get_by_test_id("consent")
+        await expect(card).to_be_visible()
+        await expect(card).to_contain_text("политик")
+        accept = page.get_by_test_id("consent-accept")
+        await expect(accept).to_have_text("Принять и продолжить с Google")
+        box = await accept.bounding_box()
+        assert box is not None and box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+        await assert_fits(page)
+        await screenshot(page, "phone-google-consent-ru")
+        assert await identities(stage, "google", address) == []
+        await accept.click()
+        await consent(page, stage, "google", address, "Новичок")
+        await expect(page.get_by_test_id("hello")).to_have_text("Здравствуйте, Новичок!")
+        assert len(await identities(stage, "google", address)) == 1
+        assert errors == []
     finally:
         await context.close()
 

@@ -9,6 +9,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from playwright.async_api import Browser, async_playwright, expect
@@ -19,7 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from core.services import billing, voice
 from db.models import LedgerEntry
 from tests.sandbox_web.stage import CHROMIUM, CHROMIUM_ARGS, PageServer
-from tests.webapp.test_browser_pages import Stage, open_app, running_stage, screenshot
+from tests.webapp.test_browser_pages import (
+    Stage,
+    assert_fits,
+    open_app,
+    running_stage,
+    screenshot,
+)
 
 TERMS = voice.TranscriptionTerms(
     "browser-transcribe", "openai", f"whisper-browser-{secrets.token_hex(3)}", minute_price=40
@@ -59,23 +66,52 @@ async def stage(
         yield running
 
 
+async def transcriptions(stage: Stage) -> list[dict[str, Any]]:
+    """The forms sent to the sandbox's transcription model so far, oldest first."""
+    answer = await stage.http.get(f"{stage.sandbox.url}/sandbox/api/providers/requests")
+    return [
+        r["form"]
+        for r in answer.json()["requests"]
+        if (r["form"] or {}).get("model") == TERMS.provider_model
+    ]
+
+
+BOTH = pytest.mark.parametrize(
+    ("language", "phone"), [("en", True), ("ru", False)], ids=["en-phone", "ru-desktop"]
+)
+TEXTS = {
+    "en": {
+        "dictate": "Dictate a message",
+        "blocked": "The microphone is blocked. Allow it in the browser to dictate.",
+    },
+    "ru": {
+        "dictate": "Надиктовать сообщение",
+        "blocked": "Микрофон заблокирован. Разрешите его в браузере, чтобы диктовать.",
+    },
+}
+
+
+@BOTH
 async def test_dictating_puts_the_transcript_in_the_composer_and_bills_it(
-    browser: Browser, stage: Stage, errors: list[str]
+    browser: Browser, stage: Stage, errors: list[str], language: str, phone: bool
 ) -> None:
-    mia = await stage.account("Mia", money=10_000)
-    context, page = await open_app(browser, stage, mia, errors)
+    shot = f"voice-{'phone' if phone else 'desktop'}-{language}"
+    before = await transcriptions(stage)
+    mia = await stage.account("Mia", language=language, money=10_000)
+    context, page = await open_app(browser, stage, mia, errors, phone=phone)
     try:
         await context.grant_permissions(["microphone"], origin=stage.url)
         await expect(page.get_by_test_id("composer-input")).to_be_enabled()
         mic = page.get_by_test_id("mic")
         await expect(mic).to_be_visible()
-        await expect(mic).to_have_attribute("aria-label", "Dictate a message")
-        await screenshot(page, "voice-mic-idle")
+        await expect(mic).to_have_attribute("aria-label", TEXTS[language]["dictate"])
+        await screenshot(page, f"{shot}-mic-idle")
 
         await mic.click()
         await expect(mic).to_have_attribute("aria-pressed", "true")
         await expect(page.get_by_test_id("mic-timer")).to_have_text("0:02", timeout=5_000)
-        await screenshot(page, "voice-mic-recording")
+        await assert_fits(page)
+        await screenshot(page, f"{shot}-mic-recording")
         await mic.click()
 
         composer = page.get_by_test_id("composer-input")
@@ -85,15 +121,13 @@ async def test_dictating_puts_the_transcript_in_the_composer_and_bills_it(
             timeout=15_000,
         )
         await expect(mic).to_have_attribute("aria-pressed", "false")
-        await screenshot(page, "voice-mic-transcribed")
+        await screenshot(page, f"{shot}-mic-transcribed")
 
         # A real recording went up: WebM or Ogg with Opus, with the time the browser measured.
-        answer = await stage.http.get(f"{stage.sandbox.url}/sandbox/api/providers/requests")
-        [upload] = [
-            r["form"]
-            for r in answer.json()["requests"]
-            if (r["form"] or {}).get("model") == TERMS.provider_model
-        ]
+        uploads = await transcriptions(stage)
+        # The sandbox outlives a test: this one added one upload to what earlier ones made.
+        assert len(uploads) == len(before) + 1
+        upload = uploads[-1]
         assert upload["filename"] in ("voice.webm", "voice.ogg")
         assert int(upload["file_bytes"]) > 1000
         # One started minute at 40 kopecks, nothing left held.
@@ -113,7 +147,7 @@ async def test_dictating_puts_the_transcript_in_the_composer_and_bills_it(
         await page.get_by_test_id("send").click()
         reply = page.locator('[data-testid="message"][data-role="assistant"]').last
         await expect(reply).to_contain_text("You said: Sandbox transcript of", timeout=15_000)
-        await screenshot(page, "voice-mic-sent")
+        await screenshot(page, f"{shot}-mic-sent")
     finally:
         await context.close()
 
@@ -163,35 +197,29 @@ async def test_without_voice_input_the_composer_has_no_microphone(
             await context.close()
 
 
+@BOTH
 async def test_a_blocked_microphone_is_explained_and_nothing_is_sent(
-    stage: Stage, errors: list[str]
+    stage: Stage, errors: list[str], language: str, phone: bool
 ) -> None:
-    async def transcriptions() -> int:
-        answer = await stage.http.get(f"{stage.sandbox.url}/sandbox/api/providers/requests")
-        return sum(
-            1
-            for r in answer.json()["requests"]
-            if (r["form"] or {}).get("model") == TERMS.provider_model
-        )
-
     # Earlier tests on this stage transcribed; this one must add nothing.
-    before = await transcriptions()
+    before = await transcriptions(stage)
     # A browser that asks before opening the microphone, and is refused.
     async with async_playwright() as playwright:
         refusing = await playwright.chromium.launch(
             executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--use-fake-device-for-media-stream"]
         )
         try:
-            eli = await stage.account("Eli", money=1_000)
-            context, page = await open_app(refusing, stage, eli, errors)
+            eli = await stage.account("Eli", language=language, money=1_000)
+            context, page = await open_app(refusing, stage, eli, errors, phone=phone)
             await expect(page.get_by_test_id("composer-input")).to_be_enabled()
             await page.get_by_test_id("mic").click()
-            await expect(page.get_by_test_id("toast")).to_have_text(
-                "The microphone is blocked. Allow it in the browser to dictate."
-            )
+            await expect(page.get_by_test_id("toast")).to_have_text(TEXTS[language]["blocked"])
             await expect(page.get_by_test_id("mic")).to_have_attribute("aria-pressed", "false")
-            await screenshot(page, "voice-mic-blocked")
+            await assert_fits(page)
+            await screenshot(
+                page, f"voice-{'phone' if phone else 'desktop'}-{language}-mic-blocked"
+            )
             await context.close()
         finally:
             await refusing.close()
-    assert await transcriptions() == before
+    assert await transcriptions(stage) == before

@@ -122,6 +122,7 @@ async def export(request: web.Request, query: ExportQuery) -> web.StreamResponse
             translate=translations(language).gettext,
             language=language,
             model_names=ctx.model_names,
+            fallback_zone=ctx.tariffs.timezone if ctx.tariffs else "UTC",
         )
     response = web.StreamResponse(
         headers={

@@ -206,8 +206,9 @@ const app = {
 
   applyTheme,
 
-  reloadInLanguage(language) {
-    const hash = window.location.hash || "#/settings";
+  // The page again in another language, on the view it shows (Settings, where the language
+  // is chosen, unless another `hash` is given).
+  reloadInLanguage(language, hash = window.location.hash || "#/settings") {
     window.location.replace(`/app?lang=${encodeURIComponent(language)}${hash}`);
   },
 
@@ -413,9 +414,10 @@ async function start() {
   }
   app.me = me;
   if (app.settings.language !== lang && !remembered(LANG_RELOAD)) {
-    // The page speaks the account's language: load it again in that one.
+    // The page speaks the account's language: load it again in that one, on the view asked
+    // for (the chat when none was), as if it had opened in that language.
     remember(LANG_RELOAD, "1");
-    app.reloadInLanguage(app.settings.language);
+    app.reloadInLanguage(app.settings.language, window.location.hash);
     return;
   }
   remember(LANG_RELOAD, null);
