@@ -34,8 +34,8 @@ from core.errors import InvalidInput, RateLimited
 from core.i18n import N_
 from core.media import MediaStore
 from core.services import inbox
-from core.services.chat import display_name
 from core.services.accounts import LANGUAGE_ZONES
+from core.services.chat import display_name
 from db.models import (
     AdminAction,
     ChatMessageRow,
