@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from bot import last_turn
 from bot.callbacks import MenuCallback, ModelCallback, SettingCallback, StopCallback
 from bot.context import BotContext
+from bot.filters import on_loop
 from bot.handlers.images import draw
 from bot.keyboards import replaced_keyboard, reply_keyboard, retry_keyboard
 from bot.model_picker import picker_keyboard, picker_text
@@ -192,7 +193,7 @@ def _addressed_to_bot(
     return bool(bot_username) and f"@{bot_username}".lower() in (text or "").lower()
 
 
-@router.message(F.photo)
+@router.message(on_loop(F.photo))
 async def on_photo(
     message: Message,
     bot: Bot,
@@ -233,7 +234,7 @@ async def on_photo(
     )
 
 
-@router.message(F.text & ~F.text.startswith("/"))
+@router.message(on_loop(F.text & ~F.text.startswith("/")))
 async def on_text(
     message: Message,
     bot: Bot,

@@ -16,6 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import BotContext
+from bot.filters import on_loop
 from core.documents import DocumentTooLarge
 from core.dto import UserDTO
 from core.media import MediaStore
@@ -39,7 +40,7 @@ class FilesCallback(CallbackData, prefix="files"):
     id: int
 
 
-@router.message(F.document, F.chat.type == "private")
+@router.message(on_loop(F.document & (F.chat.type == "private")))
 async def on_document(
     message: Message,
     bot: Bot,

@@ -49,6 +49,7 @@ from redis.asyncio import Redis
 
 from bot import inline_open
 from bot.context import BotContext
+from bot.filters import on_loop
 from bot.rendering import LIMIT, html_to_plain, render_markdown, split_html
 from core.dto import UserDTO
 from core.errors import DomainError
@@ -65,7 +66,7 @@ log = logging.getLogger(__name__)
 router = Router(name="inline")
 
 
-def _switched_on(event: object, ctx: BotContext) -> bool:
+async def _switched_on(event: object, ctx: BotContext) -> bool:
     return ctx.inline_mode
 
 
@@ -100,7 +101,7 @@ def _asker_ready(user: UserDTO | None, ctx: BotContext) -> bool:
     return user is not None and not user.is_blocked and not user.needs_consent(ctx.policy_version)
 
 
-@router.message(F.via_bot)
+@router.message(on_loop(F.via_bot))
 async def on_sent_through_inline(message: Message, bot: Bot) -> None:
     """A result sent through inline mode into a chat with the bot: already answered there."""
     if message.via_bot is None or message.via_bot.id != bot.id:

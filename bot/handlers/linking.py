@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 
 from bot.callbacks import LinkCallback
 from bot.context import BotContext
+from bot.filters import on_loop
 from bot.keyboards import main_menu
 from bot.texts import menu_text
 from core.media import MediaStore
@@ -25,7 +26,7 @@ from core.services import linking
 from db.uow import UnitOfWork
 
 router = Router(name="linking")
-router.message.filter(F.chat.type == "private")
+router.message.filter(on_loop(F.chat.type == "private"))
 
 
 @router.message(

@@ -24,6 +24,7 @@ from bot.callbacks import (
     YooKassaCallback,
 )
 from bot.context import BotContext
+from bot.filters import on_loop
 from bot.keyboards import (
     history_keyboard,
     pay_link_keyboard,
@@ -284,7 +285,7 @@ async def on_pre_checkout(query: PreCheckoutQuery, uow: UnitOfWork, ctx: BotCont
     await query.answer(ok=True)
 
 
-@router.message(F.successful_payment, flags={"consent_free": True})
+@router.message(on_loop(F.successful_payment), flags={"consent_free": True})
 async def on_successful_payment(
     message: Message, uow: UnitOfWork, ctx: BotContext, user: UserDTO | None, jobs: JobQueue
 ) -> None:
@@ -327,7 +328,7 @@ async def on_successful_payment(
     await message.answer(topped_up_text(recorded.top_up.credited, account.balance, language))
 
 
-@router.message(F.refunded_payment, flags={"consent_free": True})
+@router.message(on_loop(F.refunded_payment), flags={"consent_free": True})
 async def on_refunded_payment(message: Message, uow: UnitOfWork, ctx: BotContext) -> None:
     """A Stars payment was refunded: its credit and the referral earnings it brought go back."""
     refunded = message.refunded_payment

@@ -11,6 +11,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import PresetCallback
 from bot.context import BotContext
+from bot.filters import on_loop
 from bot.states import PresetForm
 from core.dto import UserDTO
 from core.services import chat
@@ -18,7 +19,7 @@ from core.services import presets as preset_book
 from db.uow import UnitOfWork
 
 router = Router(name="presets")
-router.message.filter(F.chat.type == "private")
+router.message.filter(on_loop(F.chat.type == "private"))
 
 
 def presets_keyboard(
@@ -62,7 +63,7 @@ async def on_new(query: CallbackQuery, bot: Bot, state: FSMContext) -> None:
     await bot.send_message(query.from_user.id, _("Send a short title for the preset."))
 
 
-@router.message(StateFilter(PresetForm.title), F.text)
+@router.message(StateFilter(PresetForm.title), on_loop(F.text))
 async def on_title(message: Message, state: FSMContext) -> None:
     title = (message.text or "").strip()
     if not 1 <= len(title) <= 64 or title.startswith("/"):
@@ -73,7 +74,7 @@ async def on_title(message: Message, state: FSMContext) -> None:
     await message.answer(_("Now send the instructions for the model."))
 
 
-@router.message(StateFilter(PresetForm.prompt), F.text)
+@router.message(StateFilter(PresetForm.prompt), on_loop(F.text))
 async def on_prompt(
     message: Message, bot: Bot, state: FSMContext, uow: UnitOfWork, user: UserDTO
 ) -> None:
@@ -100,7 +101,7 @@ async def on_edit(
     await bot.send_message(query.from_user.id, _("Send the new instructions for this preset."))
 
 
-@router.message(StateFilter(PresetForm.new_prompt), F.text)
+@router.message(StateFilter(PresetForm.new_prompt), on_loop(F.text))
 async def on_new_prompt(
     message: Message, state: FSMContext, uow: UnitOfWork, user: UserDTO, ctx: BotContext
 ) -> None:

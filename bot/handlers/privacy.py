@@ -14,6 +14,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import DeclineCallback, DeleteCallback, ExportCallback
 from bot.context import BotContext
+from bot.filters import on_loop
 from core.dto import UserDTO
 from core.media import MediaStore
 from core.ports import JobQueue
@@ -22,7 +23,7 @@ from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
 router = Router(name="privacy")
-router.message.filter(F.chat.type == "private")
+router.message.filter(on_loop(F.chat.type == "private"))
 
 
 @router.message(Command("export"))

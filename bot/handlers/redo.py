@@ -27,6 +27,7 @@ from bot.callbacks import (
     ReplacedCallback,
 )
 from bot.context import BotContext
+from bot.filters import on_loop
 from bot.handlers.chat import _answer_once
 from bot.keyboards import redo_models_keyboard, reply_keyboard
 from bot.texts import money
@@ -183,7 +184,7 @@ async def _last_prompt(
     return {"shown": shown}
 
 
-@router.edited_message(F.text & ~F.text.startswith("/"), _last_prompt)
+@router.edited_message(on_loop(F.text & ~F.text.startswith("/")), _last_prompt)
 async def on_edited_prompt(
     message: Message,
     bot: Bot,

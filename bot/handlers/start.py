@@ -15,6 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.callbacks import ConsentCallback
 from bot.commands import set_admin_commands
 from bot.context import BotContext
+from bot.filters import on_loop
 from bot.keyboards import consent_keyboard, main_menu
 from bot.texts import (
     consent_text,
@@ -29,7 +30,7 @@ from core.services import accounts
 from db.uow import UnitOfWork
 
 router = Router(name="start")
-router.message.filter(F.chat.type == "private")
+router.message.filter(on_loop(F.chat.type == "private"))
 
 PAYLOAD_KEY = "start_payload"
 

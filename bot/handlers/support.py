@@ -26,6 +26,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import MenuCallback
 from bot.context import BotContext
+from bot.filters import on_loop
 from bot.keyboards import support_keyboard
 from bot.states import SupportForm
 from bot.texts import local_time, money
@@ -42,7 +43,7 @@ def _in_admin_chat(message: Message, ctx: BotContext) -> bool:
     return ctx.admin_chat_id is not None and message.chat.id == ctx.admin_chat_id
 
 
-@router.message(Command("support"), F.chat.type == "private")
+@router.message(Command("support"), on_loop(F.chat.type == "private"))
 async def open_support(message: Message, state: FSMContext, ctx: BotContext) -> None:
     await _open(message.bot, message.chat.id, state, ctx)
 
@@ -80,14 +81,14 @@ async def on_support_done(query: CallbackQuery, bot: Bot, state: FSMContext) -> 
     )
 
 
-@router.message(SupportForm.open, F.chat.type == "private", F.text.startswith("/"))
+@router.message(SupportForm.open, on_loop((F.chat.type == "private") & F.text.startswith("/")))
 async def leave_on_command(message: Message, state: FSMContext) -> None:
     """Any command ends the support conversation and then does what it always does."""
     await state.clear()
     raise SkipHandler
 
 
-@router.message(SupportForm.open, F.chat.type == "private", ~F.text.startswith("/"))
+@router.message(SupportForm.open, on_loop((F.chat.type == "private") & ~F.text.startswith("/")))
 async def relay_to_support(
     message: Message, bot: Bot, uow: UnitOfWork, user: UserDTO, ctx: BotContext
 ) -> None:
@@ -190,7 +191,11 @@ def card_text(card: support.UserCard, ctx: BotContext) -> str:
     return "\n".join(lines)
 
 
-@router.message(F.func(lambda m: not (m.text or "").startswith("/")), flags={"consent_free": True})
+async def _not_a_command(message: Message) -> bool:
+    return not (message.text or "").startswith("/")
+
+
+@router.message(_not_a_command, flags={"consent_free": True})
 async def relay_to_user(message: Message, bot: Bot, uow: UnitOfWork, ctx: BotContext) -> None:
     """An administrator's message in the admin chat goes to the user it is meant for."""
     if not _in_admin_chat(message, ctx) or message.from_user is None or message.from_user.is_bot:

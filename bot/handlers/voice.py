@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 
 from bot.callbacks import MenuCallback
 from bot.context import BotContext
+from bot.filters import on_loop
 from bot.handlers.chat import _addressed_to_bot, _answer_once
 from core.dto import UserDTO
 from core.providers.registry import ProviderRegistry
@@ -37,7 +38,7 @@ def _too_large() -> str:
     )
 
 
-@router.message(F.voice | F.audio)
+@router.message(on_loop(F.voice | F.audio))
 async def on_voice(
     message: Message,
     bot: Bot,
