@@ -1,11 +1,11 @@
 """Magic filters (``F.text``, ``F.chat.type == "private"``) checked on the event loop.
 
 aiogram runs a filter that is not a coroutine function in a worker thread (``asyncio.to_thread``),
-once per update it is checked against. A text message passes several routers' filters, so under
-load every update queued behind the default executor's few threads and paid a thread handoff
-per check, for checks that take microseconds. Wrapped in ``on_loop`` a magic filter is an
-aiogram ``Filter`` (always awaited directly) with the same result: falsy skips the handler, a
-dict is passed on to it as keyword arguments."""
+once per update it is checked against, and a text message passes several routers' filters: a
+thread handoff each, through the default executor's few threads, for checks that take
+microseconds. Wrapped in ``on_loop`` a magic filter is an aiogram ``Filter`` (always awaited
+directly) with the same result: falsy skips the handler, a dict is passed on to it as keyword
+arguments."""
 
 from __future__ import annotations
 
