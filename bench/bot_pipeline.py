@@ -40,6 +40,7 @@ from core.services.chat import ModelMenu, ModelTerms
 from core.services.payments import PaymentTerms
 from db.engine import UnitOfWorkFactory, create_engine
 from netroom.jobs import BrokerQueue, JobDeps, create_broker
+from netroom.resources import outbound_http
 from sandbox.app import start_sandbox
 from sandbox.client import SandboxClient
 from sandbox.telegram import TelegramOptions
@@ -136,7 +137,8 @@ async def main_async(url: str, users: int, messages: int, rounds: int) -> None:
     factory = UnitOfWorkFactory.for_engine(engine)
     client = SandboxClient(sandbox.url)
     redis = Redis.from_url(REDIS_URL)
-    http = httpx.AsyncClient()
+    # The production client (netroom.resources).
+    http = outbound_http()
     # The echo bot as plain aiogram (a 429 retried, nothing paced); NetRoom's with its send
     # pacer, whose budgets are lifted as the sandbox's flood limits are.
     echo_bot = create_bot(token(), sandbox.url, pacing=False)

@@ -39,7 +39,6 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
 from aiogram import Bot
 from redis.asyncio import Redis
 from sqlalchemy import func, select
@@ -54,6 +53,7 @@ from core.services import accounts, billing
 from core.services.chat import ModelTerms
 from db.engine import UnitOfWorkFactory, create_engine
 from db.models import ChatMessageRow, LedgerEntry, Reservation
+from netroom.resources import outbound_http
 from sandbox.app import start_sandbox
 from sandbox.client import SandboxClient
 
@@ -481,11 +481,8 @@ async def _compare(url: str, base: str, shape: Shape) -> None:
     factory = UnitOfWorkFactory.for_engine(engine)
     client = SandboxClient(base)
     redis = Redis.from_url(REDIS_URL)
-    # As in production (netroom.resources): every streaming reply holds a provider connection.
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=10.0),
-        limits=httpx.Limits(max_connections=1_000, max_keepalive_connections=100),
-    )
+    # The production client (netroom.resources).
+    http = outbound_http()
 
     def token() -> str:
         return f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
 import httpx
+from httpx_aiohttp import AiohttpTransport
 from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -93,6 +94,23 @@ def yookassa_client(settings: Settings, http: httpx.AsyncClient) -> YooKassaClie
     return YooKassaClient(http, y.shop_id, y.secret_key.get_secret_value(), y.api_base)
 
 
+def outbound_http() -> httpx.AsyncClient:
+    """The HTTP client for the AI providers, YooKassa and the OAuth sign-in services.
+
+    Every streaming reply holds a provider connection for its whole length: the pool must not be
+    what limits how many people are answered at once. Requests go through aiohttp's transport
+    (``httpx-aiohttp``, what the OpenAI SDK offers for the same reason): reading a stream through
+    httpx's own transport (httpcore, h11, anyio) cost the bot more CPU than anything else in a
+    chat turn, and the same streams take about 40 % less through aiohttp's parser. The adapters
+    keep httpx's interface and its exceptions."""
+    limits = httpx.Limits(max_connections=1_000, max_keepalive_connections=100)
+    return httpx.AsyncClient(
+        timeout=httpx.Timeout(30.0, connect=10.0),
+        limits=limits,
+        transport=AiohttpTransport(limits=limits),
+    )
+
+
 @contextlib.asynccontextmanager
 async def open_resources(
     settings: Settings,
@@ -107,12 +125,7 @@ async def open_resources(
         max_overflow=settings.database.max_overflow,
     )
     redis = Redis.from_url(endpoints.redis_url)
-    # Every streaming reply holds a provider connection for its whole length: the pool must
-    # not be what limits how many people are answered at once.
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=10.0),
-        limits=httpx.Limits(max_connections=1_000, max_keepalive_connections=100),
-    )
+    http = outbound_http()
     try:
         yield Resources(
             settings=settings,

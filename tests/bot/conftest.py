@@ -10,7 +10,6 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import pytest
 from aiogram import Bot, Dispatcher
 from aiogram.fsm.storage.base import DefaultKeyBuilder
@@ -36,6 +35,7 @@ from core.services.videos import VideoTerms
 from core.services.voice import SpeechTerms, TranscriptionTerms
 from db.engine import UnitOfWorkFactory
 from netroom.jobs import BrokerQueue, JobDeps, create_broker, run_worker
+from netroom.resources import outbound_http
 from sandbox.app import SandboxServer, start_sandbox
 from sandbox.client import Event, SandboxClient
 
@@ -147,11 +147,8 @@ async def harness(
         yookassa_packages=(100, 500),
         model_names=MODEL_NAMES,
     )
-    # As in production (netroom.resources): every streaming reply holds a provider connection.
-    http = httpx.AsyncClient(
-        timeout=httpx.Timeout(30.0, connect=10.0),
-        limits=httpx.Limits(max_connections=1_000, max_keepalive_connections=100),
-    )
+    # The production client (netroom.resources).
+    http = outbound_http()
     await http.post(
         f"{sandbox.url}/sandbox/api/yookassa/shops",
         json={"shop_id": YOOKASSA_SHOP[0], "secret_key": YOOKASSA_SHOP[1]},

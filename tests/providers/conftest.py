@@ -13,6 +13,7 @@ from aiohttp import web
 from core.providers.http import RetryPolicy
 from core.providers.registry import ProviderRegistry
 from core.providers.settings import ProvidersSettings, sandbox_providers
+from netroom.resources import outbound_http
 from sandbox.providers import PROVIDERS_STATE, ProvidersOptions, setup_providers
 
 
@@ -53,7 +54,8 @@ async def fake() -> AsyncIterator[Fake]:
 
 @pytest.fixture
 async def http() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    """The adapters' client as production builds it (netroom.resources)."""
+    async with outbound_http() as client:
         yield client
 
 
