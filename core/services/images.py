@@ -10,10 +10,11 @@ from __future__ import annotations
 import asyncio
 import secrets
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import delete, select, update
 
+from core.clock import utcnow
 from core.errors import InvalidInput, NotFound
 from core.i18n import N_
 from core.media import MediaStore
@@ -270,6 +271,10 @@ async def storage_keys(uow: UnitOfWork, user_id: int) -> list[str]:
 # --- the gallery -------------------------------------------------------------------------------
 
 MEDIA_PAGE_MAX = 60
+# A picture is drawn within the request that asked for it (the provider's read timeout and the
+# retries included). One still "being made" after this was abandoned by a process that stopped
+# (its hold came back through core.owners): it shows as failed and can be deleted.
+IMAGE_ABANDONED_AFTER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,13 +297,18 @@ class MediaDTO:
     aspect: str | None = None
 
 
-def _dto(m: Media) -> MediaDTO:
+def _status(m: Media, now: datetime) -> str:
+    abandoned = m.kind == "image" and m.created_at < now - IMAGE_ABANDONED_AFTER
+    return "failed" if m.status == "pending" and abandoned else m.status
+
+
+def _dto(m: Media, now: datetime) -> MediaDTO:
     return MediaDTO(
         id=m.id,
         kind=m.kind,
         prompt=m.prompt,
         model_id=m.model_id,
-        status=m.status,
+        status=_status(m, now),
         created_at=m.created_at,
         storage_key=m.storage_key if m.status == "ready" else None,
         mime=m.mime,
@@ -313,7 +323,7 @@ async def get_media(uow: UnitOfWork, *, user_id: int, media_id: int) -> MediaDTO
     """One of the user's own pictures or videos (another user's: ``NotFound``)."""
     async with uow.reading():
         row = await uow.session.get(Media, media_id)
-        found = _dto(row) if row is not None and row.user_id == user_id else None
+        found = _dto(row, utcnow()) if row is not None and row.user_id == user_id else None
     if found is None:
         raise NotFound(f"media {media_id} of user {user_id}")
     return found
@@ -330,7 +340,8 @@ async def list_media(
         rows = await uow.session.scalars(
             query.order_by(Media.id.desc()).limit(min(max(limit, 1), MEDIA_PAGE_MAX))
         )
-        found = [_dto(m) for m in rows]
+        now = utcnow()
+        found = [_dto(m, now) for m in rows]
     return found
 
 
@@ -341,7 +352,8 @@ class MediaStillPending(InvalidInput):
 
 async def delete_media(uow: UnitOfWork, store: MediaStore, *, user_id: int, media_id: int) -> None:
     """The user's own picture or video: the file, then the record. One still being made is
-    refused: its hold and the job watching it settle it first.
+    refused: its hold and the request or job making it settle it first (a picture abandoned by a
+    stopped process is not being made: see ``IMAGE_ABANDONED_AFTER``).
 
     The file goes first because its link (``/media/<key>``) is served from the store alone: a
     crash between the two steps leaves a record without a file, which the user can delete
@@ -349,7 +361,8 @@ async def delete_media(uow: UnitOfWork, store: MediaStore, *, user_id: int, medi
     async with uow.reading():
         row = await uow.session.get(Media, media_id)
         found = row is not None and row.user_id == user_id
-        status, key = (row.status, row.storage_key) if row is not None else (None, None)
+        status = _status(row, utcnow()) if row is not None else None
+        key = row.storage_key if row is not None else None
     if not found:
         raise NotFound(f"media {media_id} of user {user_id}")
     if status == "pending":

@@ -9,6 +9,7 @@ import secrets
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -21,7 +22,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from core.dto import ClientInfo
-from core.services import accounts, billing, chat, conversations, payments, presets
+from core.media import LocalMediaStore
+from core.services import accounts, billing, chat, conversations, images, payments, presets
 from core.services.accounts import NewIdentity
 from core.services.payments import PaymentTerms
 from core.services.tariffs import Plan, Tariffs
@@ -97,7 +99,14 @@ class Env:
         async with self.factory() as uow:
             return (await presets.create_preset(uow, user.id, title=title, prompt="Be kind.")).id
 
-    async def media(self, user: Person, *, status: str = "ready", prompt: str = "a fox") -> int:
+    async def media(
+        self,
+        user: Person,
+        *,
+        status: str = "ready",
+        prompt: str = "a fox",
+        created_at: datetime | None = None,
+    ) -> int:
         async with self.factory() as uow:
             row = Media(
                 user_id=user.id,
@@ -110,6 +119,8 @@ class Env:
                 width=64,
                 height=64,
             )
+            if created_at is not None:
+                row.created_at = created_at
             uow.session.add(row)
             await uow.session.flush()
             media_id = row.id
@@ -331,6 +342,31 @@ async def test_the_gallery_pages_back_and_links_only_finished_media(env: Env) ->
     )
     status, data = await env.call(ann, "GET", "/api/media?before=soon")
     assert (status, data["error"]) == (400, "invalid_input")
+
+
+async def test_a_picture_abandoned_by_a_stopped_process_shows_as_failed_and_can_be_deleted(
+    env: Env, tmp_path: Path
+) -> None:
+    """A picture is drawn within its request: one still "being made" ten minutes on was left by
+    a process that stopped mid-drawing. It is not shown as being made for ever, and it can go."""
+    ann = await env.user()
+    drawing = await env.media(ann, status="pending", prompt="still drawing")
+    left = await env.media(
+        ann,
+        status="pending",
+        prompt="left behind",
+        created_at=datetime.now(UTC) - timedelta(minutes=11),
+    )
+    _, page = await env.call(ann, "GET", "/api/media")
+    status_of = {m["id"]: m["status"] for m in page["media"]}
+    assert (status_of[drawing], status_of[left]) == ("pending", "failed")
+    store = LocalMediaStore(tmp_path / "media")
+    async with env.factory() as uow:
+        with pytest.raises(images.MediaStillPending):
+            await images.delete_media(uow, store, user_id=ann.id, media_id=drawing)
+        await images.delete_media(uow, store, user_id=ann.id, media_id=left)
+    _, page = await env.call(ann, "GET", "/api/media")
+    assert [m["id"] for m in page["media"]] == [drawing]
 
 
 # --- balance -------------------------------------------------------------------------------------
