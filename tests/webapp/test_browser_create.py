@@ -151,7 +151,8 @@ async def test_too_little_money_for_pictures_offers_a_top_up(
         await context.close()
 
 
-@pytest.mark.parametrize(("phone", "language"), CASES)
+# The other two of the four cases than the video's: each language and each screen once.
+@pytest.mark.parametrize(("phone", "language"), CASES[2:])
 async def test_image_mode_is_turned_on_in_the_settings_and_draws_in_the_chat(
     browser: Browser, stage: CreativeStage, errors: list[str], phone: bool, language: str
 ) -> None:
