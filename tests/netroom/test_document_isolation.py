@@ -94,7 +94,10 @@ async def test_docx_bomb_is_refused_quickly_without_slowing_the_service(
         done.set()
         await watcher
     assert "Split it into smaller documents" in refusal["message"]["text"]
-    assert took < 10, f"refused after {took:.1f} s"
+    # About 2 s on a quiet machine. The reader runs at a low priority, so on a machine busy with
+    # other work it waits for the CPU; a reader that inflated the whole bomb would instead run
+    # into its 20 s CPU limit.
+    assert took < 20, f"refused after {took:.1f} s"
     p99 = statistics.quantiles(latencies, n=100)[98]
     assert p99 < 0.2, f"/healthz p99 {p99 * 1000:.0f} ms over {len(latencies)} checks"
     assert peak - baseline < 100 * 1024 * 1024, f"grew by {(peak - baseline) / 2**20:.0f} MB"

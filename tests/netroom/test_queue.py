@@ -103,8 +103,14 @@ async def test_a_job_is_acknowledged_only_after_it_ends(jobs: Jobs, redis: Redis
 
     client = await jobs.client({"test.hold": hold})
     jobs.worker({"test.hold": hold})
-    # The sweep a worker queues as it starts is done first.
-    await _until(lambda: _empty(redis, jobs.stream), 15, "the start-up sweep done")
+
+    # The sweep a worker queues as it starts is done first: queued (the stream was empty
+    # already before the worker started) and then gone.
+    async def sweep_done() -> bool:
+        added = int((await redis.xinfo_stream(jobs.stream))["entries-added"])
+        return added >= 1 and await _empty(redis, jobs.stream)
+
+    await _until(sweep_done, 15, "the start-up sweep done")
     await client.find_task("test.hold").kiq()  # type: ignore[union-attr]
     try:
         async with asyncio.timeout(15):
