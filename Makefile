@@ -42,7 +42,7 @@ chromium:
 # Most tests wait on real processes and servers: three workers, each with its own database and
 # Redis database, a test module each at a time.
 test: install locales chromium lint
-	$(BIN)/python -m pytest -q -n 3 --dist loadfile
+	$(BIN)/python -m pytest -q -n 3 --dist loadfile --durations=30
 
 # Every benchmark, each printing its figures beside its baseline and its bar.
 bench: install locales
