@@ -1,12 +1,17 @@
 from __future__ import annotations
 
+from typing import Any
+
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import ConnectionPoolEntry
 
 from db.uow import UnitOfWork
 
@@ -20,12 +25,26 @@ def async_url(url: str) -> str:
 
 
 def create_engine(url: str, *, pool_size: int = 10, max_overflow: int = 10) -> AsyncEngine:
-    return create_async_engine(
+    """The pool hands out only connections that are still open. A connection the server
+    closed (a restart, a failover, an administrator) is known closed as soon as the event loop
+    read its end, so it is checked without a round trip at each checkout, where the stock
+    pre-ping costs three (BEGIN, a ping, ROLLBACK) before every transaction. A connection that
+    dies unnoticed fails its first statement, and the pool then drops every connection opened
+    before that failure."""
+    engine = create_async_engine(
         async_url(url),
         pool_size=pool_size,
         max_overflow=max_overflow,
-        pool_pre_ping=True,
     )
+    event.listen(engine.sync_engine, "checkout", _still_open)
+    return engine
+
+
+def _still_open(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) -> None:
+    driver = record.driver_connection
+    if driver is None or driver.is_closed():
+        # The pool replaces it with a new connection.
+        raise DisconnectionError("the server closed this connection")
 
 
 class UnitOfWorkFactory:
