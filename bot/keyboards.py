@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from aiogram.types import InlineKeyboardMarkup, WebAppInfo
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup, WebAppInfo
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
@@ -130,19 +131,27 @@ def support_keyboard() -> InlineKeyboardMarkup:
 
 def reply_keyboard(prompt_id: int, rating: int | None = None) -> InlineKeyboardMarkup:
     """Under a reply: ask again (the same model, another one), rate it, what it cost. The
-    buttons name the turn by its stored prompt."""
-    builder = InlineKeyboardBuilder()
-    builder.button(text="🔄", callback_data=RedoCallback(m=prompt_id))
-    builder.button(text="🔀", callback_data=RedoModelsCallback(m=prompt_id))
-    builder.button(
-        text="👍✓" if rating == 1 else "👍", callback_data=RateCallback(m=prompt_id, v=1)
+    buttons name the turn by its stored prompt. Built directly: one goes with every reply, and
+    the builder copies what it built."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                _button("🔄", RedoCallback(m=prompt_id)),
+                _button("🔀", RedoModelsCallback(m=prompt_id)),
+                _button("👍✓" if rating == 1 else "👍", RateCallback(m=prompt_id, v=1)),
+                _button("👎✓" if rating == -1 else "👎", RateCallback(m=prompt_id, v=-1)),
+                _button("ℹ️", CostCallback(m=prompt_id)),
+            ]
+        ]
     )
-    builder.button(
-        text="👎✓" if rating == -1 else "👎", callback_data=RateCallback(m=prompt_id, v=-1)
-    )
-    builder.button(text="ℹ️", callback_data=CostCallback(m=prompt_id))
-    builder.adjust(5)
-    return builder.as_markup()
+
+
+def one_button(text: str, data: CallbackData) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[_button(text, data)]])
+
+
+def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data.pack())
 
 
 def retry_keyboard(prompt_id: int) -> InlineKeyboardMarkup:

@@ -22,7 +22,7 @@ from bot.callbacks import MenuCallback, ModelCallback, SettingCallback, StopCall
 from bot.context import BotContext
 from bot.filters import on_loop
 from bot.handlers.images import draw
-from bot.keyboards import replaced_keyboard, reply_keyboard, retry_keyboard
+from bot.keyboards import one_button, replaced_keyboard, reply_keyboard, retry_keyboard
 from bot.model_picker import picker_keyboard, picker_text
 from bot.rendering import html_to_plain
 from bot.speech import Speaker
@@ -377,15 +377,13 @@ class BotSink:
         await self.message.reply(text, reply_markup=builder.as_markup())
 
     async def started(self, turn: turns.Turn) -> None:
-        stop = InlineKeyboardBuilder()
-        stop.button(text=_("⏹ Stop"), callback_data=StopCallback(turn=turn.turn_id))
         self.relay = Relay(
             self.bot,
             self.message.chat.id,
             private=self.message.chat.type == ChatType.PRIVATE,
             reply_to=self.message.message_id,
             show_reasoning=turn.prefs.reasoning,
-            stop_markup=stop.as_markup(),
+            stop_markup=one_button(_("⏹ Stop"), StopCallback(turn=turn.turn_id)),
             thinking_text=_("✍️ Writing…"),
             # Ask again, rate, cost: only for a turn that is kept.
             final_markup=(

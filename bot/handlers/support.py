@@ -19,7 +19,7 @@ from html import escape
 from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
-from aiogram.filters import Command
+from aiogram.filters import Command, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
@@ -81,14 +81,18 @@ async def on_support_done(query: CallbackQuery, bot: Bot, state: FSMContext) -> 
     )
 
 
-@router.message(SupportForm.open, on_loop((F.chat.type == "private") & F.text.startswith("/")))
+@router.message(
+    StateFilter(SupportForm.open), on_loop((F.chat.type == "private") & F.text.startswith("/"))
+)
 async def leave_on_command(message: Message, state: FSMContext) -> None:
     """Any command ends the support conversation and then does what it always does."""
     await state.clear()
     raise SkipHandler
 
 
-@router.message(SupportForm.open, on_loop((F.chat.type == "private") & ~F.text.startswith("/")))
+@router.message(
+    StateFilter(SupportForm.open), on_loop((F.chat.type == "private") & ~F.text.startswith("/"))
+)
 async def relay_to_support(
     message: Message, bot: Bot, uow: UnitOfWork, user: UserDTO, ctx: BotContext
 ) -> None:
