@@ -18,7 +18,9 @@ from collections.abc import Callable
 from pathlib import Path
 
 import httpx
-from aiogram import Dispatcher
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
 from aiogram.fsm.storage.base import DefaultKeyBuilder
 from aiogram.fsm.storage.redis import RedisStorage
 from aiogram.types import Message
@@ -139,9 +141,10 @@ async def main_async(url: str, users: int, messages: int, rounds: int) -> None:
     redis = Redis.from_url(REDIS_URL)
     # The production client (netroom.resources).
     http = outbound_http()
-    # The echo bot as plain aiogram (a 429 retried, nothing paced); NetRoom's with its send
-    # pacer, whose budgets are lifted as the sandbox's flood limits are.
-    echo_bot = create_bot(token(), sandbox.url, pacing=False)
+    # The echo bot as plain aiogram: its stock session, no middleware (the sandbox's flood
+    # limits are off, so there is no 429 to retry); NetRoom's as `netroom bot` builds it, with
+    # its send pacer, whose budgets are lifted as the sandbox's flood limits are.
+    echo_bot = Bot(token(), session=AiohttpSession(api=TelegramAPIServer.from_base(sandbox.url)))
     netroom_bot = create_bot(token(), sandbox.url, limits=Limits.unlimited())
     echo_dp = echo_dispatcher()
     netroom_dp = netroom_dispatcher(sandbox.url, factory, redis, http)
