@@ -51,7 +51,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from redis.asyncio import Redis
-from sqlalchemy import BigInteger, String, func, literal, select, update
+from sqlalchemy import BigInteger, String, bindparam, func, literal, select, update
 
 from core import metrics
 from core.catalogue import ModelUnavailable
@@ -148,21 +148,28 @@ class TurnResult:
     free: bool = False
 
 
+# Built once: every turn reads its history, and building the statement costs more CPU than
+# Postgres spends answering it.
+_HISTORY = (
+    select(ChatMessageRow.role, ChatMessageRow.content)
+    .where(
+        ChatMessageRow.conversation_id == bindparam("conversation_id"),
+        ChatMessageRow.status != "failed",
+        ChatMessageRow.replaced.is_(False),
+        ChatMessageRow.id.not_in(bindparam("replaces", expanding=True)),
+    )
+    .order_by(ChatMessageRow.id.desc())
+    .limit(200)
+)
+
+
 async def _history(
     uow: UnitOfWork, conversation_id: int, budget: int, replaces: tuple[int, ...] = ()
 ) -> list[ChatMessage]:
     """The newest turns that fit ``budget`` tokens, oldest first; replaced messages (and those
     this turn replaces) are left out."""
     rows = await uow.session.execute(
-        select(ChatMessageRow.role, ChatMessageRow.content)
-        .where(
-            ChatMessageRow.conversation_id == conversation_id,
-            ChatMessageRow.status != "failed",
-            ChatMessageRow.replaced.is_(False),
-            ChatMessageRow.id.not_in(replaces),
-        )
-        .order_by(ChatMessageRow.id.desc())
-        .limit(200)
+        _HISTORY, {"conversation_id": conversation_id, "replaces": list(replaces)}
     )
     picked: list[ChatMessage] = []
     used = 0
