@@ -11,8 +11,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from aiogram import Bot, filters
 from aiogram.filters import Filter
-from aiogram.types import TelegramObject
+from aiogram.types import Message, TelegramObject
 from aiogram.utils.magic_filter import MagicFilter
 
 
@@ -29,3 +30,27 @@ class OnLoop(Filter):
 
 def on_loop(magic: MagicFilter) -> OnLoop:
     return OnLoop(magic)
+
+
+class Command(filters.Command):
+    """aiogram's ``Command``, answering at once for the text that is not a command at all. A
+    plain message passes every command handler of every router on its way to the chat; the
+    stock filter parses each time and raises and catches an exception to say no."""
+
+    async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, Any]:
+        if isinstance(message, Message):
+            text = message.text or message.caption
+            if text and text[0] not in self.prefix:
+                return False
+        return await super().__call__(message, bot)
+
+
+class CommandStart(filters.CommandStart):
+    """aiogram's ``CommandStart``, with the same quick answer as ``Command``."""
+
+    async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, Any]:
+        if isinstance(message, Message):
+            text = message.text or message.caption
+            if text and text[0] not in self.prefix:
+                return False
+        return await super().__call__(message, bot)

@@ -12,11 +12,12 @@ from typing import Any
 
 from aiogram import Bot, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import BaseFilter, Command, CommandObject
+from aiogram.filters import BaseFilter, CommandObject
 from aiogram.types import BufferedInputFile, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.context import BotContext
+from bot.filters import Command
 from bot.handlers.support import card_text
 from bot.texts import local_time, money
 from core.errors import InvalidInput

@@ -11,7 +11,6 @@ from html import escape
 from aiogram import Bot, F, Router
 from aiogram.enums import ChatType
 from aiogram.exceptions import TelegramAPIError, TelegramBadRequest
-from aiogram.filters import Command
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
@@ -20,7 +19,7 @@ from redis.asyncio import Redis
 from bot import last_turn
 from bot.callbacks import MenuCallback, ModelCallback, SettingCallback, StopCallback
 from bot.context import BotContext
-from bot.filters import on_loop
+from bot.filters import Command, on_loop
 from bot.handlers.images import draw
 from bot.keyboards import one_button, replaced_keyboard, reply_keyboard, retry_keyboard
 from bot.model_picker import picker_keyboard, picker_text

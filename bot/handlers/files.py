@@ -9,14 +9,13 @@ import logging
 from html import escape
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import BotContext
-from bot.filters import on_loop
+from bot.filters import Command, on_loop
 from core.documents import DocumentTooLarge
 from core.dto import UserDTO
 from core.media import MediaStore

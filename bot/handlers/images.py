@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from aiogram import Bot, Router
 from aiogram.enums import ChatAction
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import CommandObject
 from aiogram.filters.callback_data import CallbackData
 from aiogram.types import (
     BufferedInputFile,
@@ -23,6 +23,7 @@ from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.context import BotContext
+from bot.filters import Command
 from bot.texts import media_caption
 from core.dto import UserDTO
 from core.media import MediaStore

@@ -11,14 +11,14 @@ from html import escape
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import CommandObject, CommandStart
+from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from redis.asyncio import Redis
 
 from bot.callbacks import LinkCallback
 from bot.context import BotContext
-from bot.filters import on_loop
+from bot.filters import CommandStart, on_loop
 from bot.keyboards import main_menu
 from bot.texts import menu_text
 from core.media import MediaStore

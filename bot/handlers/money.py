@@ -6,7 +6,7 @@ import logging
 from datetime import UTC, datetime
 
 from aiogram import Bot, F, Router
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import CommandObject
 from aiogram.types import (
     CallbackQuery,
     InlineKeyboardMarkup,
@@ -24,7 +24,7 @@ from bot.callbacks import (
     YooKassaCallback,
 )
 from bot.context import BotContext
-from bot.filters import on_loop
+from bot.filters import Command, on_loop
 from bot.keyboards import (
     history_keyboard,
     pay_link_keyboard,

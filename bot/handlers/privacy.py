@@ -6,7 +6,6 @@ import logging
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command
 from aiogram.fsm.context import FSMContext
 from aiogram.types import BufferedInputFile, CallbackQuery, MenuButtonDefault, Message
 from aiogram.utils.i18n import gettext as _
@@ -14,7 +13,7 @@ from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import DeclineCallback, DeleteCallback, ExportCallback
 from bot.context import BotContext
-from bot.filters import on_loop
+from bot.filters import Command, on_loop
 from core.dto import UserDTO
 from core.media import MediaStore
 from core.ports import JobQueue

@@ -6,7 +6,7 @@ from contextlib import suppress
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
-from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.filters import CommandObject
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, MenuButtonWebApp, Message, WebAppInfo
 from aiogram.utils.i18n import I18n
@@ -15,7 +15,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.callbacks import ConsentCallback
 from bot.commands import set_admin_commands
 from bot.context import BotContext
-from bot.filters import on_loop
+from bot.filters import Command, CommandStart, on_loop
 from bot.keyboards import consent_keyboard, main_menu
 from bot.texts import (
     consent_text,

@@ -19,14 +19,14 @@ from html import escape
 from aiogram import Bot, F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
 from aiogram.exceptions import TelegramBadRequest, TelegramForbiddenError
-from aiogram.filters import Command, StateFilter
+from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.callbacks import MenuCallback
 from bot.context import BotContext
-from bot.filters import on_loop
+from bot.filters import Command, on_loop
 from bot.keyboards import support_keyboard
 from bot.states import SupportForm
 from bot.texts import local_time, money

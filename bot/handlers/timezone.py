@@ -13,13 +13,14 @@ from zoneinfo import ZoneInfo
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramBadRequest
-from aiogram.filters import Command, CommandObject
+from aiogram.filters import CommandObject
 from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 from aiogram.utils.keyboard import InlineKeyboardBuilder
 
 from bot.callbacks import MenuCallback, TimeZoneCallback
 from bot.context import BotContext
+from bot.filters import Command
 from bot.texts import local_time
 from core.dto import UserDTO
 from core.i18n import N_
