@@ -660,14 +660,14 @@ async def _watch_stop(
     redis: Redis, turn_id: str, stop: asyncio.Event, streaming: asyncio.Task[Delivery]
 ) -> None:
     """Stop from any transport or process; a model that stays silent is not waited for."""
-    while not streaming.done():
-        await asyncio.sleep(STOP_POLL)
+    with turn_lock.stop_watch(redis, STOP_POLL).watching(turn_id) as requested:
+        seen = asyncio.ensure_future(requested.wait())
         try:
-            if await turn_lock.stop_requested(redis, turn_id):
-                stop.set()
-                break
-        except Exception:
-            log.warning("turn %s: stop flag not read", turn_id, exc_info=True)
+            await asyncio.wait([seen, streaming], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            seen.cancel()
+    if requested.is_set():
+        stop.set()
     if stop.is_set() and not streaming.done():
         done, _ = await asyncio.wait([streaming], timeout=STOP_GRACE)
         if not done:

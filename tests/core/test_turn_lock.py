@@ -4,6 +4,7 @@ and a short wait lets a turn in right after the previous one ends."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 
 import pytest
@@ -87,3 +88,31 @@ async def test_a_lock_of_a_process_without_a_heartbeat_is_taken_over_at_once(
     assert (await redis.get(turn_lock.lock_key(user_id))) == taken.token.encode()
     await taken.release(redis)
     await redis.delete(turn_lock.HEARTBEAT_PREFIX + alive)
+
+
+async def test_one_stop_watch_sees_each_turns_own_stop_and_ends_with_the_last_turn(
+    redis: Redis,
+) -> None:
+    user_id = _user()
+    locks = [
+        await turn_lock.acquire(redis, user_id=user_id + n, turn_id=turn_lock.new_turn_id())
+        for n in range(3)
+    ]
+    watch = turn_lock.stop_watch(redis, 0.05)
+    assert turn_lock.stop_watch(redis, 0.05) is watch
+    with contextlib.ExitStack() as stack:
+        events = [stack.enter_context(watch.watching(lock.turn_id)) for lock in locks]
+        await asyncio.sleep(0.2)
+        assert not any(event.is_set() for event in events)
+        await turn_lock.request_stop(redis, user_id=user_id + 1, turn_id=locks[1].turn_id)
+        async with asyncio.timeout(2):
+            await events[1].wait()
+        await asyncio.sleep(0.2)
+        assert not events[0].is_set() and not events[2].is_set()
+        task = watch.task
+        assert task is not None and not task.done()
+    # Nothing watched: the reading task ends by itself.
+    async with asyncio.timeout(2):
+        await task
+    for lock in locks:
+        await lock.release(redis)
