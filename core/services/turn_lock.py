@@ -228,7 +228,8 @@ class StopWatch:
     runs only while some turn is watched."""
 
     def __init__(self, redis: Redis, every: float) -> None:
-        self.redis = redis
+        # Weakly: the watch is kept per client (``stop_watch``) and must not keep it alive.
+        self.redis = weakref.ref(redis)
         self.every = every
         self.turns: dict[str, asyncio.Event] = {}
         self.task: asyncio.Task[None] | None = None
@@ -251,8 +252,11 @@ class StopWatch:
             watched = list(self.turns)
             if not watched:
                 break
+            redis = self.redis()
+            if redis is None:
+                break
             try:
-                found = await self.redis.mget([_stop_key(turn_id) for turn_id in watched])
+                found = await redis.mget([_stop_key(turn_id) for turn_id in watched])
             except Exception:
                 log.warning("stop flags of %d turns not read", len(watched), exc_info=True)
                 continue
