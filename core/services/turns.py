@@ -714,9 +714,10 @@ async def run_turn(
                 text = text or target.prompt
                 if model is None and models is not None:
                     model = models.get(target.model_id)
-            # The conversation's own preset and model (the user's for a new one).
-            async with uow.reading():
-                prefs, own_model = await conversations.settings_of(uow, user_id, prefs)
+            # The conversation's own preset and model (the user's for a new one), read in the
+            # transaction the turn begins in: no network call comes between (``context_for``
+            # ends it before an embeddings call), and begin_turn finds the conversation loaded.
+            prefs, own_model = await conversations.settings_of(uow, user_id, prefs)
             if model is None and own_model is not None and models is not None:
                 model = models.get(own_model)
             context = None
@@ -747,6 +748,8 @@ async def run_turn(
                 detached=detached,
             )
         except DomainError as exc:
+            # What was read ends here: telling the user is a network call.
+            await uow.rollback()
             await sink.refused(exc)
             return None
         turn = dataclasses.replace(
