@@ -330,19 +330,21 @@ async def begin_turn(
             )
         prompt_id: int | None = None
         if store and conversation is not None:
-            row = ChatMessageRow(
+            # One statement, as the reply is stored (no ORM flush on every turn).
+            prompt_id = await uow.chats.append_message(
                 conversation_id=conversation.id,
                 user_id=user_id,
                 role="user",
                 # Pictures are sent to the model, not kept; the text says one was there.
                 content=(redo.PICTURE_MARK * len(images)) + text,
+                reasoning=None,
                 model_id=model.id,
+                input_tokens=None,
+                output_tokens=None,
+                status="complete",
                 created_at=now,
                 expires_at=now + RETENTION,
             )
-            uow.session.add(row)
-            await uow.session.flush()
-            prompt_id = row.id
         if conversation is not None:
             if now - conversation.updated_at > timedelta(hours=1):
                 # Recent-first ordering needs no more precision than this.
