@@ -1,9 +1,13 @@
 """Processes own the holds they make, and holds die with their owner.
 
 Invariants:
-- Every process that serves turns has one owner id (``host:pid:random``), written on each
-  reservation it makes, and a heartbeat key in Redis (``netroom:owner:<id>``) that lives
-  ``ttl`` seconds and is renewed well within that.
+- Every process that serves turns has one owner id (``machine:pid:random``; the machine is the
+  host name and, on Linux, the pid namespace), written on each reservation it makes, and a
+  heartbeat key in Redis (``netroom:owner:<id>``) that lives ``ttl`` seconds and is renewed
+  well within that.
+- A process starting drops the heartbeats of processes of its own machine whose process id is
+  gone (``forget_dead_neighbours``): after a crash and a restart on the same machine, the dead
+  process's locks and holds are taken over at once, not when its key expires.
 - The sweeper, at start-up and then periodically in each such process, first applies the
   settlements kept while Postgres was away (core/services/settlement.py), then releases held
   reservations whose owner process has no heartbeat, and ownerless ones older than
@@ -62,8 +66,54 @@ class Swept:
     holds_released: int
 
 
+def _machine() -> str:
+    """This machine as process ids see it: the host name, and on Linux the pid namespace (two
+    containers may share a host name, yet each has process ids of its own)."""
+    try:
+        return f"{socket.gethostname()}/{os.stat('/proc/self/ns/pid').st_ino}"
+    except OSError:
+        return socket.gethostname()
+
+
 def new_owner_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+    return f"{_machine()}:{os.getpid()}:{secrets.token_hex(4)}"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        # Someone else's process: alive.
+        return True
+    return True
+
+
+async def forget_dead_neighbours(redis: Redis, me: str) -> list[str]:
+    """Drop the heartbeats of processes of this machine that are gone (``kill -9``, a crash)
+    while their keys still live: their locks can then be taken over and their holds released
+    at once, not when the keys expire. Only where the machine is known by its pid namespace
+    (Linux); a process id now used by this process counts as gone."""
+    machine, _, _ = me.rsplit(":", 2)
+    if "/" not in machine:
+        return []
+    dead: list[str] = []
+    async for key in redis.scan_iter(match=f"{HEARTBEAT_PREFIX}{machine}:*", count=500):
+        owner = (key.decode() if isinstance(key, bytes) else str(key))[len(HEARTBEAT_PREFIX) :]
+        if owner == me:
+            continue
+        try:
+            their_machine, pid_text, _ = owner.rsplit(":", 2)
+            pid = int(pid_text)
+        except ValueError:
+            continue
+        if their_machine == machine and (pid == os.getpid() or not _pid_alive(pid)):
+            dead.append(owner)
+    if dead:
+        await redis.delete(*(heartbeat_key(owner) for owner in dead))
+        log.info("heartbeats of %d stopped processes of this machine dropped", len(dead))
+    return dead
 
 
 def heartbeat_key(owner: str) -> str:

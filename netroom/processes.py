@@ -248,6 +248,11 @@ async def serve(
         if roles.bot or roles.web or roles.worker:
             # Alive before the first hold is made; the first sweep runs at once.
             await owners.beat(resources.redis, owner, times.heartbeat_ttl)
+            # A process of this machine that crashed holds nothing back until its key expires.
+            try:
+                await owners.forget_dead_neighbours(resources.redis, owner)
+            except Exception:
+                log.warning("stopped processes' heartbeats not checked", exc_info=True)
             keeper = asyncio.create_task(
                 owners.keep_alive(resources.uow_factory, resources.redis, owner, times),
                 name="holds",

@@ -37,6 +37,16 @@ async def test_kill_9_mid_stream_frees_every_user_and_every_hold(world: World) -
     _assert_clean(figures)
 
 
+async def test_kill_9_with_the_products_heartbeat_times_frees_every_user_at_the_restart(
+    world: World,
+) -> None:
+    """With the 30 s heartbeats of a real deployment, a process restarted on the same machine
+    knows the dead one is gone (its process id is) and takes over its users at once."""
+    async with asyncio.timeout(300):
+        figures = await faultkit.kill_mid_stream(world, users=10, holds={}, answer_within=15)
+    _assert_clean(figures)
+
+
 async def test_sigterm_lets_replies_in_flight_finish_within_the_grace_period(
     world: World,
 ) -> None:
