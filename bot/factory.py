@@ -17,7 +17,7 @@ TELEGRAM_API = "https://api.telegram.org"
 
 # aiogram reads every answer as ``Response[<the method's result type>]``. pydantic keeps such a
 # class only while something refers to it, so each garbage collection dropped them and the next
-# answers built them again, a few milliseconds of CPU each; held here, each is built once.
+# answers built them again (over half a millisecond of CPU each); held here, each is built once.
 _RESPONSE_TYPES: dict[Any, Any] = {}
 
 

@@ -32,16 +32,23 @@ def on_loop(magic: MagicFilter) -> OnLoop:
     return OnLoop(magic)
 
 
+def _plainly_not_a_command(message: Message, prefix: str) -> bool:
+    if not isinstance(message, Message):
+        return False
+    text = message.text or message.caption
+    if not text:
+        return False
+    return text[0] not in prefix
+
+
 class Command(filters.Command):
     """aiogram's ``Command``, answering at once for the text that is not a command at all. A
     plain message passes every command handler of every router on its way to the chat; the
     stock filter parses each time and raises and catches an exception to say no."""
 
     async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, Any]:
-        if isinstance(message, Message):
-            text = message.text or message.caption
-            if text and text[0] not in self.prefix:
-                return False
+        if _plainly_not_a_command(message, self.prefix):
+            return False
         return await super().__call__(message, bot)
 
 
@@ -49,8 +56,6 @@ class CommandStart(filters.CommandStart):
     """aiogram's ``CommandStart``, with the same quick answer as ``Command``."""
 
     async def __call__(self, message: Message, bot: Bot) -> bool | dict[str, Any]:
-        if isinstance(message, Message):
-            text = message.text or message.caption
-            if text and text[0] not in self.prefix:
-                return False
+        if _plainly_not_a_command(message, self.prefix):
+            return False
         return await super().__call__(message, bot)
