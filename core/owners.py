@@ -2,9 +2,9 @@
 
 Invariants:
 - Every process that serves turns has one owner id (``machine:pid:random``; the machine is the
-  host name and, on Linux, the pid namespace), written on each reservation it makes, and a
-  heartbeat key in Redis (``netroom:owner:<id>``) that lives ``ttl`` seconds and is renewed
-  well within that.
+  host name and, on Linux, the boot id and the pid namespace), written on each reservation it
+  makes, and a heartbeat key in Redis (``netroom:owner:<id>``) that lives ``ttl`` seconds and
+  is renewed well within that.
 - A process starting drops the heartbeats of processes of its own machine whose process id is
   gone (``forget_dead_neighbours``): after a crash and a restart on the same machine, the dead
   process's locks and holds are taken over at once, not when its key expires.
@@ -29,6 +29,7 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -67,10 +68,13 @@ class Swept:
 
 
 def _machine() -> str:
-    """This machine as process ids see it: the host name, and on Linux the pid namespace (two
-    containers may share a host name, yet each has process ids of its own)."""
+    """This machine as process ids see it: the host name and, on Linux, the kernel's boot id
+    and the pid namespace. Two machines may share a host name (and every machine's first pid
+    namespace has the same number), and two containers on one machine have process ids of
+    their own: only the three together say that a process id means the same process."""
     try:
-        return f"{socket.gethostname()}/{os.stat('/proc/self/ns/pid').st_ino}"
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip().replace("-", "")
+        return f"{socket.gethostname()}/{boot}/{os.stat('/proc/self/ns/pid').st_ino}"
     except OSError:
         return socket.gethostname()
 
