@@ -155,18 +155,12 @@ def _button(text: str, data: CallbackData) -> InlineKeyboardButton:
 
 
 def retry_keyboard(prompt_id: int) -> InlineKeyboardMarkup:
-    builder = InlineKeyboardBuilder()
-    builder.button(text=_("🔁 Retry"), callback_data=RedoCallback(m=prompt_id))
-    return builder.as_markup()
+    return one_button(_("🔁 Retry"), RedoCallback(m=prompt_id))
 
 
 def replaced_keyboard(prompt_id: int) -> InlineKeyboardMarkup:
     """What stays under a reply that was asked again."""
-    builder = InlineKeyboardBuilder()
-    builder.button(
-        text=_("♻️ Replaced by a newer answer"), callback_data=ReplacedCallback(m=prompt_id)
-    )
-    return builder.as_markup()
+    return one_button(_("♻️ Replaced by a newer answer"), ReplacedCallback(m=prompt_id))
 
 
 def redo_models_keyboard(menu: ModelMenu, prompt_id: int) -> InlineKeyboardMarkup:

@@ -89,7 +89,7 @@ def _turn_key(turn_id: str) -> str:
     return f"netroom:turn:{turn_id}"
 
 
-def _stop_key(turn_id: str) -> str:
+def stop_key(turn_id: str) -> str:
     return f"netroom:stop:{turn_id}"
 
 
@@ -119,7 +119,7 @@ class TurnLock:
         if self.released:
             return False
         freed = await redis.eval(  # type: ignore[misc]
-            _RELEASE, 2, lock_key(self.user_id), _stop_key(self.turn_id), self.token
+            _RELEASE, 2, lock_key(self.user_id), stop_key(self.turn_id), self.token
         )
         self.released = True
         return bool(freed)
@@ -212,11 +212,7 @@ async def request_stop(redis: Redis, *, user_id: int, turn_id: str) -> None:
     owner = await redis.get(_turn_key(turn_id))
     if owner is None or int(owner) != user_id:
         raise NotFound(f"turn {turn_id}")
-    await redis.set(_stop_key(turn_id), "1", ex=TURN_TTL)
-
-
-async def stop_requested(redis: Redis, turn_id: str) -> bool:
-    return bool(await redis.exists(_stop_key(turn_id)))
+    await redis.set(stop_key(turn_id), "1", ex=TURN_TTL)
 
 
 class StopWatch:
@@ -256,7 +252,7 @@ class StopWatch:
             if redis is None:
                 break
             try:
-                found = await redis.mget([_stop_key(turn_id) for turn_id in watched])
+                found = await redis.mget([stop_key(turn_id) for turn_id in watched])
             except Exception:
                 log.warning("stop flags of %d turns not read", len(watched), exc_info=True)
                 continue

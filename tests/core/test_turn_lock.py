@@ -64,11 +64,11 @@ async def test_stop_is_for_the_turns_own_user_only(redis: Redis) -> None:
     lock = await turn_lock.acquire(redis, user_id=user_id, turn_id=turn_lock.new_turn_id())
     with pytest.raises(NotFound):
         await turn_lock.request_stop(redis, user_id=user_id + 1, turn_id=lock.turn_id)
-    assert not await turn_lock.stop_requested(redis, lock.turn_id)
+    assert not await redis.exists(turn_lock.stop_key(lock.turn_id))
     await turn_lock.request_stop(redis, user_id=user_id, turn_id=lock.turn_id)
-    assert await turn_lock.stop_requested(redis, lock.turn_id)
+    assert await redis.exists(turn_lock.stop_key(lock.turn_id))
     await lock.release(redis)
-    assert not await turn_lock.stop_requested(redis, lock.turn_id)
+    assert not await redis.exists(turn_lock.stop_key(lock.turn_id))
 
 
 async def test_a_lock_of_a_process_without_a_heartbeat_is_taken_over_at_once(
