@@ -129,8 +129,11 @@ async def test_two_schedulers_side_by_side_enqueue_each_tick_once(
             )
         ).all()
     ticks = [r.scheduled_for for r in rows]
-    # Every claimed tick was enqueued by exactly one of the two.
-    assert set(ticks) == by_first | by_second
+    # Every enqueued tick was claimed, and every claimed tick was enqueued by exactly one of the
+    # two, but for one the kill -9 may have cut between its claim and the line saying so.
+    assert by_first | by_second <= set(ticks)
+    unlogged = set(ticks) - (by_first | by_second)
+    assert all(abs((t - killed).total_seconds()) <= 2 for t in unlogged), (unlogged, killed)
     # Ticks well inside the window were all run and finished.
     window = [r for r in rows if began <= r.scheduled_for <= killed - timedelta(seconds=2)]
     assert len(window) >= 3, rows
