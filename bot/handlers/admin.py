@@ -112,19 +112,29 @@ async def refund(
         return
     assert message.from_user is not None
     _user_id, telegram_id = await admin.stars_charge_owner(uow, charge_id)
+    refunded_before = False
     try:
         await bot.refund_star_payment(user_id=telegram_id, telegram_payment_charge_id=charge_id)
     except TelegramBadRequest as exc:
         # Refunded before (by us or through Telegram): the money is back either way.
         if "CHARGE_ALREADY_REFUNDED" not in exc.message:
             raise
+        refunded_before = True
+    # Telegram's refund notice may reach the bot first and record the refund; either way the
+    # figures are those of this payment's one refund.
     result = await admin.record_refund(
         uow, admin_telegram_id=message.from_user.id, charge_id=charge_id, now=ctx.clock()
     )
-    await message.reply(
+    text = (
         _(
-            "Refunded. Taken back from the balance: {amount}; referral earnings reversed: {n}."
-        ).format(amount=money(result.taken_back, "en"), n=len(result.reversed_earnings))
+            "Refunded before. Taken back from the balance then: {amount}; "
+            "referral earnings reversed: {n}."
+        )
+        if refunded_before
+        else _("Refunded. Taken back from the balance: {amount}; referral earnings reversed: {n}.")
+    )
+    await message.reply(
+        text.format(amount=money(result.taken_back, "en"), n=len(result.reversed_earnings))
     )
 
 

@@ -82,6 +82,9 @@ class Refund:
     taken_back: int
     # Referral earnings reversed, per inviter.
     reversed_earnings: dict[int, int]
+    # Recorded earlier (by Telegram's refund notice or a first /refund): the figures are what
+    # was taken back then.
+    recorded_before: bool = False
 
 
 def star_offers(terms: PaymentTerms) -> list[StarOffer]:
@@ -302,8 +305,8 @@ async def refund_payment(
             .execution_options(synchronize_session=False)
         )
         if changed.rowcount == 0:  # type: ignore[attr-defined]
-            # Refunded before: nothing changes.
-            return Refund(payment_id, user_id, 0, {})
+            # Refunded before: nothing changes; say what was taken back then.
+            return await _refund_recorded(uow, payment_id, user_id)
         # A refunded subscription charge ends the period it paid for.
         await uow.session.execute(
             update(Subscription)
@@ -335,6 +338,22 @@ async def refund_payment(
             reversed_earnings[earning.user_id] = -back.amount if back else 0
     metrics.payment(provider, "refunded")
     return Refund(payment.id, payment.user_id, -taken.amount if taken else 0, reversed_earnings)
+
+
+async def _refund_recorded(uow: UnitOfWork, payment_id: int, user_id: int) -> Refund:
+    taken = await uow.ledger.entry_by_key(f"refund:{payment_id}")
+    reversed_earnings: dict[int, int] = {}
+    for level in (1, 2):
+        back = await uow.ledger.entry_by_key(f"referral-refund:{payment_id}:{level}")
+        if back is not None:
+            reversed_earnings[back.user_id] = -back.amount
+    return Refund(
+        payment_id,
+        user_id,
+        -taken.amount if taken else 0,
+        reversed_earnings,
+        recorded_before=True,
+    )
 
 
 @dataclass(frozen=True, slots=True)

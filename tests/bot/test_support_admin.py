@@ -290,8 +290,9 @@ async def test_admin_commands_do_their_work_and_leave_an_audit_record(
     await olga.replies(after, 1)
     [refunded] = await boss.say(f"/refund {paid['charge_id']}")
     assert "Taken back from the balance: ₽65.00" in text_of(refunded)
+    # Asked again: nothing more is taken, and the operator is told what the refund took.
     [again] = await boss.say(f"/refund {paid['charge_id']}")
-    assert "Taken back from the balance: ₽0.00" in text_of(again)
+    assert "Refunded before. Taken back from the balance then: ₽65.00" in text_of(again)
 
     after = await harness.client.last_seq()
     await harness.client.send_text(boss.id, "/stats 7")
