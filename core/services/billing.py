@@ -305,17 +305,28 @@ async def reserve(
     key: str,
     model_id: str | None = None,
     owner: str | None = None,
+    fresh_key: bool = False,
 ) -> ReservationDTO:
     """Hold money for a request before calling the provider. ``owner`` is the process serving
-    the request (core/owners.py): when it dies, the sweeper gives the hold back."""
+    the request (core/owners.py): when it dies, the sweeper gives the hold back. A ``key`` that
+    may have been used before is replayed; a ``fresh_key`` (new and random, so never used
+    before) saves the savepoint's two round trips, and should it ever meet an old key the
+    transaction fails as a whole."""
     if amount <= 0:
         raise InvalidInput("a reserve must be positive")
     try:
-        async with uow.session.begin_nested():
+        if fresh_key:
             reservation_id = await uow.ledger.reserve(
                 user_id=user_id, amount=amount, model_id=model_id, key=key, owner=owner
             )
+        else:
+            async with uow.session.begin_nested():
+                reservation_id = await uow.ledger.reserve(
+                    user_id=user_id, amount=amount, model_id=model_id, key=key, owner=owner
+                )
     except DuplicateKey:
+        if fresh_key:
+            raise
         reservation_id = None
     if reservation_id is None:
         existing = await uow.ledger.reservation_by_key(key)

@@ -103,7 +103,8 @@ async def _apply(
 ) -> EntryDTO | None:
     """Settle; when the hold was released meanwhile, take the amount as a capped debit."""
     try:
-        async with uow.transaction():
+        # Settling is one statement: it commits by itself, in one round trip.
+        async with uow.statement():
             return await billing.settle(
                 uow,
                 reservation=reservation,

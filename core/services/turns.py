@@ -51,7 +51,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from redis.asyncio import Redis
-from sqlalchemy import BigInteger, String, bindparam, func, literal, select, update
+from sqlalchemy import bindparam, select, update
 
 from core import metrics
 from core.catalogue import ModelUnavailable
@@ -81,9 +81,9 @@ from core.services.chat import (
     user_of,
 )
 from core.services.conversations import own_conversation
-from core.services.tariffs import Tariffs, active_plan, give_back_free_use, take_free_use
+from core.services.tariffs import Tariffs, give_back_free_use, take_free_use
 from core.text import UNSAFE, clean
-from db.models import ChatMessageRow, Conversation, Preset, User
+from db.models import ChatMessageRow, Conversation, Preset
 from db.uow import UnitOfWork
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,9 @@ async def begin_turn(
     input_estimate = prompt_tokens + sum(estimate_tokens(m.text) for m in history)
     key = f"turn:{user_id}:{secrets.token_hex(8)}"
     provider_cost = cost(model, input_estimate, max_output)
-    plan = await active_plan(uow, tariffs, user_id, now) if tariffs is not None else None
+    # The balance's discount and the running plan, read together.
+    balance_discount, plan_id = await uow.ledger.price_terms(user_id, now)
+    plan = tariffs.plan(plan_id) if tariffs is not None and plan_id is not None else None
     free_tier: str | None = None
     # Counted in this transaction: it commits with the prompt, or not at all.
     if (
@@ -274,7 +276,7 @@ async def begin_turn(
     # A free model needs no balance at all.
     discount = 0
     if provider_cost and free_tier is None:
-        discount = (await billing.get_balance(uow, user_id)).discount_percent
+        discount = balance_discount
         if plan is not None:
             discount = max(discount, plan.discount_percent)
     estimate = billing.price(
@@ -308,31 +310,21 @@ async def begin_turn(
         if detached:
             conversation_id = 0
         elif conversation is None:
-            conversation = Conversation(
-                # Follows the user's default model until one of its own is picked.
-                user_id=user_id,
-                model_id=None,
-                preset_id=prefs.preset_id,
-                title=conversations.title_from(text),
+            # Follows the user's default model until one of its own is picked; becomes the
+            # user's current conversation.
+            conversation_id = await uow.chats.new_conversation(
+                user_id=user_id, title=conversations.title_from(text), preset_id=prefs.preset_id
             )
-            uow.session.add(conversation)
-            await uow.session.flush()
-            await uow.session.execute(
-                update(User)
-                .where(User.id == user_id)
-                .values(
-                    features=User.features.op("||")(
-                        func.jsonb_build_object(
-                            literal("conversation_id", String), literal(conversation.id, BigInteger)
-                        )
-                    )
-                )
-            )
+        else:
+            if now - conversation.updated_at > timedelta(hours=1):
+                # Recent-first ordering needs no more precision than this.
+                conversation.updated_at = now
+            conversation_id = conversation.id
         prompt_id: int | None = None
-        if store and conversation is not None:
+        if store and conversation_id:
             # One statement, as the reply is stored (no ORM flush on every turn).
             prompt_id = await uow.chats.append_message(
-                conversation_id=conversation.id,
+                conversation_id=conversation_id,
                 user_id=user_id,
                 role="user",
                 # Pictures are sent to the model, not kept; the text says one was there.
@@ -345,11 +337,6 @@ async def begin_turn(
                 created_at=now,
                 expires_at=now + RETENTION,
             )
-        if conversation is not None:
-            if now - conversation.updated_at > timedelta(hours=1):
-                # Recent-first ordering needs no more precision than this.
-                conversation.updated_at = now
-            conversation_id = conversation.id
     request = ChatRequest(
         model=model.provider_model,
         messages=messages,

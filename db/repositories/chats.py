@@ -1,11 +1,13 @@
 """Chat statements on the hot path: appending a message is one statement on the unit of work's
-own asyncpg connection (outside a transaction it commits on its own)."""
+own asyncpg connection (``db.driver``: outside a transaction it commits on its own)."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from db.driver import driver_of
 
 APPEND = """
     INSERT INTO messages (conversation_id, user_id, role, content, reasoning, model_id,
@@ -16,17 +18,34 @@ APPEND = """
 """
 
 
+NEW_CONVERSATION = """
+    WITH c AS (
+        INSERT INTO conversations (user_id, title, model_id, preset_id)
+        VALUES ($1, $2, NULL, $3)
+        RETURNING id),
+    u AS (
+        UPDATE users SET features = features || jsonb_build_object('conversation_id', c.id)
+        FROM c WHERE users.id = $1)
+    SELECT id FROM c
+"""
+
+
 class ChatsRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
 
     async def execute_raw(self, sql: str, *args: object) -> None:
         """A statement from the repositories' own constants on the asyncpg connection."""
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
+        driver = await driver_of(self.session)
         await driver.execute(sql, *args)
+
+    async def new_conversation(
+        self, *, user_id: int, title: str | None, preset_id: int | None
+    ) -> int:
+        """A conversation following the user's default model, made the user's current one:
+        one statement."""
+        driver = await driver_of(self.session)
+        return int(await driver.fetchval(NEW_CONVERSATION, user_id, title, preset_id))
 
     async def append_message(
         self,
@@ -45,10 +64,7 @@ class ChatsRepository:
         cost: int | None = None,
         sources: list[str] | None = None,
     ) -> int:
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert driver is not None
+        driver = await driver_of(self.session)
         message_id = await driver.fetchval(
             APPEND,
             conversation_id,

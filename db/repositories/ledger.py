@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from db.driver import driver_of
 from db.models import Balance, LedgerEntry, Reservation
 
 # Parameters of an entry: $1 user_id, $2 amount (kopecks, positive), $3 kind, $4 category,
@@ -138,13 +139,8 @@ class LedgerRepository:
         self.session = session
 
     async def _driver(self) -> asyncpg.Connection:
-        """The asyncpg connection under this unit of work's session (its transaction, if one is
-        open, as in tests; otherwise each statement commits on its own)."""
-        connection = await self.session.connection()
-        raw = await connection.get_raw_connection()
-        driver = raw.driver_connection
-        assert isinstance(driver, asyncpg.Connection)
-        return driver
+        """The asyncpg connection under this unit of work's session (see ``db.driver``)."""
+        return await driver_of(self.session)
 
     async def _fetchrow(self, sql: str, *args: Any) -> asyncpg.Record | None:
         driver = await self._driver()
@@ -259,6 +255,23 @@ class LedgerRepository:
 
     async def ensure_balance(self, user_id: int) -> None:
         await self.session.execute(insert(Balance).values(user_id=user_id).on_conflict_do_nothing())
+
+    async def price_terms(self, user_id: int, now: datetime) -> tuple[int, str | None]:
+        """What a request's price depends on, in one round trip: the balance's discount and
+        the plan of the subscription running at ``now`` (None: none)."""
+        driver = await self._driver()
+        row = await driver.fetchrow(
+            """
+            SELECT (SELECT discount_percent FROM balances WHERE user_id = $1) AS discount,
+                   (SELECT plan FROM subscriptions
+                    WHERE user_id = $1 AND current_period_end > $2 AND status <> 'expired'
+                    ORDER BY current_period_end DESC LIMIT 1) AS plan
+            """,
+            user_id,
+            now,
+        )
+        assert row is not None
+        return int(row["discount"] or 0), row["plan"]
 
     async def balance(self, user_id: int) -> Balance | None:
         return await self.session.get(Balance, user_id, populate_existing=True)

@@ -3,10 +3,13 @@ or nothing, and a read block leaves no connection idle in a transaction, however
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from db.driver import driver_of
 from db.engine import UnitOfWorkFactory
 from db.models import User
 from db.uow import UnitOfWork
@@ -65,3 +68,51 @@ async def test_a_read_block_leaves_no_transaction_open(engine: AsyncEngine) -> N
         async with uow.transaction():
             pid = await _pid(uow)
         assert await _state(engine, pid) == "idle"
+
+
+async def test_the_repositories_direct_statements_join_the_block_from_the_first(
+    engine: AsyncEngine,
+) -> None:
+    """A block whose first statements go straight to the driver (the hot path's hand-written
+    ones) is still one transaction: a refusal after them leaves nothing."""
+    factory = UnitOfWorkFactory.for_engine(engine)
+    async with factory() as uow:
+        user_id = (await register(uow)).user.id
+    seen = select(User.last_activity_at).where(User.id == user_id)
+    async with factory() as uow:
+        before = await uow.session.scalar(seen)
+        await uow.rollback()
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    async with factory() as uow:
+        with pytest.raises(Refused):
+            async with uow.transaction():
+                await uow.users.touch_activity(user_id, later)
+                pid = int(await uow.session.scalar(text("SELECT pg_backend_pid()")) or 0)
+                assert await _state(engine, pid) == "idle in transaction"
+                raise Refused
+    async with factory() as uow, uow.reading():
+        assert await uow.session.scalar(seen) == before
+    async with factory() as uow, uow.transaction():
+        await uow.users.touch_activity(user_id, later)
+    async with factory() as uow, uow.reading():
+        assert await uow.session.scalar(seen) == later
+
+
+async def test_a_single_statement_commits_by_itself_without_a_transaction(
+    engine: AsyncEngine,
+) -> None:
+    factory = UnitOfWorkFactory.for_engine(engine)
+    async with factory() as uow:
+        user_id = (await register(uow)).user.id
+        await uow.rollback()
+    seen = select(User.last_activity_at).where(User.id == user_id)
+    later = datetime(2030, 1, 1, tzinfo=UTC)
+    async with factory() as uow:
+        async with uow.statement():
+            await uow.users.touch_activity(user_id, later)
+            driver = await driver_of(uow.session)
+            pid = int(await driver.fetchval("SELECT pg_backend_pid()"))
+            # Applied and committed already: nothing is open around it.
+            assert await _state(engine, pid) == "idle"
+        async with factory() as other, other.reading():
+            assert await other.session.scalar(seen) == later
