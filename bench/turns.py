@@ -13,9 +13,11 @@ Two shapes of load, both printed:
   (``--think``, seconds, drawn uniformly) and asking again, for ``--minutes``; users join spread
   over the first think time.
 
-The two designs are compared with the bot's dispatcher in this process. The burst and the
-conversation are then run against ``netroom bot`` as deployed: a process of its own, with the
-sandbox and this load in another, as Telegram and the people are.
+Both designs run as deployed: ``netroom bot`` in a process of its own (the previous design with
+``BOT__SEND_PACING=false``), the sandbox and this load in this one, as Telegram and the people
+are; each in a world of its own (sandbox, bot token, flood budgets). The load watches the turns
+through the database and reads what the sandbox recorded once a round is over, so that
+watching costs the machine little while the bot is measured.
 
     python -m bench.turns [--users 200] [--messages 1] [--delay-ms 50] [--think 20 40]
                           [--minutes 1.5]
@@ -29,32 +31,25 @@ import contextlib
 import logging
 import os
 import random
-import re
 import secrets
 import shutil
-import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from aiogram import Bot
-from redis.asyncio import Redis
 from sqlalchemy import func, select
 
 from bench._db import scratch_database
-from bench.bot_pipeline import netroom_dispatcher
 from bench.faultkit import World
-from bot.factory import create_bot
 from core.deeplinks import parse_start_payload
 from core.dto import ClientInfo
 from core.services import accounts, billing
 from core.services.chat import ModelTerms
-from db.engine import UnitOfWorkFactory, create_engine
+from db.engine import UnitOfWorkFactory
 from db.models import ChatMessageRow, LedgerEntry, Reservation
-from netroom.resources import outbound_http
-from sandbox.app import start_sandbox
 from sandbox.client import SandboxClient
 
 POLICY = "2026-11-01"
@@ -206,21 +201,18 @@ async def run_load(
             *(client.send_text(u, f"Question {_round} from {u}", bot_id=bot.id) for u in users)
         )
         result.turns += len(users)
-        finals: set[int] = set()
         until = time.monotonic() + deadline
-        seq = after
-        while time.monotonic() < until and len(finals) < len(users):
-            batch, _ = await client.events(after=seq, wait=1.0)
-            for event in batch:
-                seq = max(seq, event["seq"])
-                if event["type"] == "bot_message" and END in (event["message"].get("text") or ""):
-                    finals.add(event["chat_id"])
-            if len(finals) < len(users):
-                stored = await _stored(factory, list(people.values()))
-                if stored - before_stored >= len(users):
-                    # Every turn ended; what was not delivered by now never will be.
-                    await asyncio.sleep(1.0)
-                    break
+        # Watched through the database only: every draft and message the sandbox records is
+        # read once, at the end, so that reading them does not take CPU from the bot (in the
+        # comparison the bot shares this process) while it is being measured. A turn is stored
+        # after its final message was delivered or given up.
+        while time.monotonic() < until:
+            await asyncio.sleep(0.25)
+            stored = await _stored(factory, list(people.values()))
+            if stored - before_stored >= len(users):
+                # Every turn ended; what was not delivered by now never will be.
+                await asyncio.sleep(1.0)
+                break
         events, _ = await client.events(after=after)
         asked: dict[int, float] = {}
         first: dict[int, float] = {}
@@ -378,30 +370,6 @@ async def run_conversations(
     return result
 
 
-@contextlib.asynccontextmanager
-async def sandbox_process() -> AsyncIterator[str]:
-    """The sandbox in a process of its own, as Telegram and the providers are: its HTML
-    rendering and streaming do not compete with the bot for one event loop."""
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "sandbox", "--port", "0", stdout=asyncio.subprocess.PIPE
-    )
-    try:
-        assert proc.stdout is not None
-        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
-        match = re.search(r"(http://\S+?)/?$", line.strip())
-        if match is None:
-            raise RuntimeError(f"the sandbox did not start: {line!r}")
-        yield match.group(1)
-    finally:
-        if proc.returncode is None:
-            proc.terminate()
-            try:
-                await asyncio.wait_for(proc.wait(), 10)
-            except TimeoutError:
-                proc.kill()
-                await proc.wait()
-
-
 @dataclass(frozen=True, slots=True)
 class Shape:
     users: int
@@ -411,12 +379,20 @@ class Shape:
     minutes: float
 
 
-async def deployed(url: str, shape: Shape) -> tuple[LoadResult, LoadResult | None]:
-    """The burst and the conversation against a real ``netroom bot`` process."""
+async def deployed(
+    url: str, shape: Shape, *, pacing: bool, talk: bool
+) -> tuple[LoadResult, LoadResult | None]:
+    """The burst (and, with ``talk``, the conversation) against a real ``netroom bot``
+    process, with the send pacer or without it (the previous design)."""
     workdir = Path(tempfile.mkdtemp(prefix="netroom-bench-turns-"))
     try:
         async with World.open(url, REDIS_URL, workdir) as world:
-            await world.start_command("bot", ("bot",), LOG_LEVEL="WARNING")
+            await world.start_command(
+                "bot",
+                ("bot",),
+                LOG_LEVEL="WARNING",
+                BOT__SEND_PACING="true" if pacing else "false",
+            )
             # Only its id is used: which bot the people write to.
             bot = Bot(world.token)
             try:
@@ -437,8 +413,8 @@ async def deployed(url: str, shape: Shape) -> tuple[LoadResult, LoadResult | Non
                     delay_ms=shape.delay_ms,
                     deadline=120,
                 )
-                talk = None
-                if shape.minutes > 0:
+                conversation = None
+                if talk and shape.minutes > 0:
                     people = await register_users(
                         world.control,
                         world.uow_factory,
@@ -446,7 +422,7 @@ async def deployed(url: str, shape: Shape) -> tuple[LoadResult, LoadResult | Non
                         money=1_000_000,
                         policy=POLICY,
                     )
-                    talk = await run_conversations(
+                    conversation = await run_conversations(
                         world.control,
                         world.uow_factory,
                         bot,
@@ -457,103 +433,43 @@ async def deployed(url: str, shape: Shape) -> tuple[LoadResult, LoadResult | Non
                     )
             finally:
                 await bot.session.close()
-        return burst, talk
+        return burst, conversation
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
 
 
-async def main_async(url: str, shape: Shape, *, separate: bool = True) -> None:
-    # The sandbox's default flood limits: about 1/s per private chat, 30/s per bot. Its
-    # buckets are per bot, so the two designs, one after the other, do not share a budget.
-    async with contextlib.AsyncExitStack() as stack:
-        if separate:
-            base = await stack.enter_async_context(sandbox_process())
-        else:
-            server = await start_sandbox()
-            stack.push_async_callback(server.stop)
-            base = server.url
-        await _compare(url, base, shape)
-
-
-async def _compare(url: str, base: str, shape: Shape) -> None:
-    users, messages, delay_ms = shape.users, shape.messages, shape.delay_ms
-    engine = create_engine(url, pool_size=10, max_overflow=20)
-    factory = UnitOfWorkFactory.for_engine(engine)
-    client = SandboxClient(base)
-    redis = Redis.from_url(REDIS_URL)
-    # The production client (netroom.resources).
-    http = outbound_http()
-
-    def token() -> str:
-        return f"{secrets.randbelow(10**9) + 10**9}:{secrets.token_urlsafe(27)}"
-
-    old_bot = create_bot(token(), base, pacing=False)
-    new_bot = create_bot(token(), base, pacing=True)
-    # Routers are attached once per process: one dispatcher serves both bots.
-    dp = netroom_dispatcher(base, factory, redis, http, PAID_MODEL)
-    for bot in (old_bot, new_bot):
-        await client.register_bot(bot.token, f"bench_turns_{bot.id}_bot")
-    polling = asyncio.create_task(
-        dp.start_polling(old_bot, new_bot, handle_signals=False, polling_timeout=1)
-    )
-    results: list[LoadResult] = []
-    try:
-        for bot in (old_bot, new_bot):
-            people = await register_users(client, factory, users, money=1_000_000, policy=POLICY)
-            results.append(
-                await run_load(
-                    client,
-                    factory,
-                    bot,
-                    people,
-                    messages=messages,
-                    delay_ms=delay_ms,
-                    deadline=120,
-                )
-            )
-    finally:
-        with contextlib.suppress(RuntimeError):
-            await dp.stop_polling()
-        await asyncio.gather(polling, return_exceptions=True)
-        for bot in (old_bot, new_bot):
-            await bot.session.close()
-        await http.aclose()
-        await redis.aclose()
-        await client.aclose()
-        await engine.dispose()
-    old, new = results
+async def main_async(url: str, shape: Shape) -> None:
+    # The sandbox's default flood limits: about 1/s per private chat, 30/s per bot. Each
+    # design runs in a world of its own, so the two do not share a budget.
+    old, _ = await deployed(url, shape, pacing=False, talk=False)
+    burst, talk = await deployed(url, shape, pacing=True, talk=True)
     print(
-        f"users={users} messages/user={messages} paced model: {delay_ms} ms per chunk; "
-        "sandbox flood limits on"
+        f"users={shape.users} messages/user={shape.messages} paced model: {shape.delay_ms} ms "
+        "per chunk; sandbox flood limits on; `netroom bot` in a process of its own, as deployed"
     )
-    print("burst, every user sending at the same instant; the dispatcher in this process:")
-    for line in old.lines("previous design (no shared pacing)") + new.lines("send pacer"):
-        print(line)
-    burst, talk = await deployed(url, shape)
-    print("`netroom bot` in a process of its own, as deployed:")
-    for line in burst.lines("burst"):
+    print("burst, every user sending at the same instant:")
+    for line in old.lines("previous design (no shared pacing)") + burst.lines("send pacer"):
         print(line)
     if talk is not None:
         low, high = shape.think
         print(
-            f"conversation: {users} users for {shape.minutes:g} min, each reading a reply "
+            f"conversation: {shape.users} users for {shape.minutes:g} min, each reading a reply "
             f"{low:g}-{high:g} s before asking again ({talk.turns / talk.seconds:.1f} turns/s)"
         )
         for line in talk.lines("conversation"):
             print(line)
-    checks: dict[str, bool] = {}
-    for label, run in (("in this process", new), ("as deployed", burst)):
-        p95 = percentile(run.first_text, 95)
-        checks[f"burst {label}: 100 % delivered"] = run.delivered == run.turns
-        checks[f"burst {label}: none billed undelivered"] = run.billed_undelivered == 0
-        checks[f"burst {label}: first text p95 < {FIRST_TEXT_P95_TARGET} s"] = (
-            p95 < FIRST_TEXT_P95_TARGET
-        )
+    checks: dict[str, bool] = {
+        "burst: 100 % delivered": burst.delivered == burst.turns,
+        "burst: none billed undelivered": burst.billed_undelivered == 0,
+        f"burst: first text p95 < {FIRST_TEXT_P95_TARGET} s": (
+            percentile(burst.first_text, 95) < FIRST_TEXT_P95_TARGET
+        ),
+    }
     if talk is not None:
-        checks["conversation 100 % delivered"] = talk.delivered == talk.turns
-        talk_p95 = percentile(talk.first_text, 95)
-        checks[f"conversation first text p95 < {FIRST_TEXT_P95_TARGET} s"] = (
-            talk_p95 < FIRST_TEXT_P95_TARGET
+        checks["conversation: 100 % delivered"] = talk.delivered == talk.turns
+        checks["conversation: none billed undelivered"] = talk.billed_undelivered == 0
+        checks[f"conversation: first text p95 < {FIRST_TEXT_P95_TARGET} s"] = (
+            percentile(talk.first_text, 95) < FIRST_TEXT_P95_TARGET
         )
     for name, ok in checks.items():
         print(f"target {name}: {'met' if ok else 'NOT met'}")
@@ -568,11 +484,7 @@ def main() -> None:
     parser.add_argument(
         "--minutes", type=float, default=1.5, help="the conversation run; 0: the burst only"
     )
-    parser.add_argument(
-        "--in-process-sandbox", action="store_true", help="run the sandbox in this event loop"
-    )
     args = parser.parse_args()
-    # The previous design logs every lost reply; the figures say how many.
     logging.basicConfig(level=logging.ERROR)
     with scratch_database() as url:
         asyncio.run(
@@ -585,7 +497,6 @@ def main() -> None:
                     (args.think[0], args.think[1]),
                     args.minutes,
                 ),
-                separate=not args.in_process_sandbox,
             )
         )
 
