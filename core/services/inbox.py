@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import BigInteger, any_, bindparam, delete, select, text, update
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from core.text import clean_json
@@ -88,6 +88,41 @@ async def _run(uow: UnitOfWork, statement: Any, *, returning: bool) -> tuple[lis
     return ids, count
 
 
+_NEW_ROWS = """
+    INSERT INTO inbox_updates (update_id, telegram_id, payload)
+    SELECT * FROM unnest(:ids, :senders, :payloads)
+    ON CONFLICT (update_id) DO NOTHING
+    RETURNING update_id
+"""
+_ARRAYS = (
+    bindparam("ids", type_=ARRAY(BigInteger)),
+    bindparam("senders", type_=ARRAY(BigInteger)),
+    bindparam("payloads", type_=ARRAY(JSONB)),
+)
+_RECORD = text(_NEW_ROWS).bindparams(*_ARRAYS).columns(update_id=BigInteger)
+_RECORD_AND_MARK = (
+    text(
+        """
+        WITH new_rows AS (
+            INSERT INTO inbox_updates (update_id, telegram_id, payload)
+            SELECT * FROM unnest(:ids, :senders, :payloads)
+            ON CONFLICT (update_id) DO NOTHING
+            RETURNING update_id),
+        moved AS (
+            INSERT INTO inbox_marks (bot_id, last_update_id) VALUES (:bot_id, :last)
+            ON CONFLICT (bot_id) DO UPDATE
+                SET last_update_id = excluded.last_update_id, recorded_at = now()
+            RETURNING bot_id)
+        SELECT update_id FROM new_rows
+        """
+    )
+    .bindparams(
+        *_ARRAYS, bindparam("bot_id", type_=BigInteger), bindparam("last", type_=BigInteger)
+    )
+    .columns(update_id=BigInteger)
+)
+
+
 async def record(
     uow: UnitOfWork, updates: Sequence[Mapping[str, Any]], *, bot_id: int | None = None
 ) -> set[int]:
@@ -102,27 +137,28 @@ async def record(
         {"update_id": int(u["update_id"]), "telegram_id": sender_of(u), "payload": clean_json(u)}
         for u in updates
     ]
-    inserted = (
-        insert(InboxUpdate)
-        .values(rows)
-        .on_conflict_do_nothing(index_elements=[InboxUpdate.update_id])
-        .returning(InboxUpdate.update_id)
-    )
+    # One statement whatever the batch's size: the rows travel as three arrays, so the
+    # statement is compiled once per process, not once per batch size.
+    params = {
+        "ids": [row["update_id"] for row in rows],
+        "senders": [row["telegram_id"] for row in rows],
+        "payloads": [row["payload"] for row in rows],
+    }
+    statement: Any
     if bot_id is None:
-        statement: Any = inserted
+        statement = _RECORD.bindparams(**params)
     else:
         last = max(int(u["update_id"]) for u in updates)
-        mark = insert(InboxMark).values(bot_id=bot_id, last_update_id=last)
-        mark = mark.on_conflict_do_update(
-            index_elements=[InboxMark.bot_id],
-            set_={"last_update_id": mark.excluded.last_update_id, "recorded_at": func.now()},
-        )
-        # One statement: Postgres runs both parts of the CTE, or neither.
-        new_rows = inserted.cte("new_rows")
-        moved = mark.returning(InboxMark.bot_id).cte("moved")
-        statement = select(new_rows.c.update_id).add_cte(moved)
+        # Postgres runs both parts of the statement, or neither.
+        statement = _RECORD_AND_MARK.bindparams(**params, bot_id=bot_id, last=last)
     ids, _ = await _run(uow, statement, returning=True)
     return set(ids)
+
+
+def _ids(ids: list[int]) -> Any:
+    # One array parameter: the statement is the same for any number of ids (an IN list is
+    # rendered anew for each).
+    return bindparam("ids", ids, type_=ARRAY(BigInteger))
 
 
 async def forget(uow: UnitOfWork, update_ids: Iterable[int], *, keep_ids: bool = False) -> int:
@@ -135,11 +171,11 @@ async def forget(uow: UnitOfWork, update_ids: Iterable[int], *, keep_ids: bool =
     if keep_ids:
         statement = (
             update(InboxUpdate)
-            .where(InboxUpdate.update_id.in_(ids), InboxUpdate.payload != HANDLED)
+            .where(InboxUpdate.update_id == any_(_ids(ids)), InboxUpdate.payload != HANDLED)
             .values(payload=HANDLED, telegram_id=None)
         )
     else:
-        statement = delete(InboxUpdate).where(InboxUpdate.update_id.in_(ids))
+        statement = delete(InboxUpdate).where(InboxUpdate.update_id == any_(_ids(ids)))
     _, count = await _run(uow, statement, returning=False)
     return count
 
