@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import event
@@ -45,6 +46,26 @@ def _still_open(dbapi_connection: Any, record: ConnectionPoolEntry, proxy: Any) 
     if driver is None or driver.is_closed():
         # The pool replaces it with a new connection.
         raise DisconnectionError("the server closed this connection")
+
+
+async def warm_pool(engine: AsyncEngine, connections: int, *, within: float) -> int:
+    """Open up to ``connections`` of the pool's connections now, at start-up, so the first
+    burst of requests does not also pay for connecting (TCP, authentication, the driver's type
+    set-up: several round trips each). Gives up on what is not open ``within`` seconds.
+    How many were opened; the pool keeps them."""
+    tasks = [asyncio.create_task(engine.connect().start()) for _ in range(connections)]
+    _done, pending = await asyncio.wait(tasks, timeout=within)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    opened = [
+        task.result()
+        for task in tasks
+        if task.done() and not task.cancelled() and task.exception() is None
+    ]
+    for connection in opened:
+        await connection.close()
+    return len(opened)
 
 
 class UnitOfWorkFactory:

@@ -35,6 +35,7 @@ from core.ports import JobQueue
 from core.security.initdata import InitDataVerifier
 from core.services.payments import InvoiceLinks
 from core.services.subscriptions import RenewalSwitch
+from db.engine import warm_pool
 from netroom.deployment import Deployment
 from netroom.drain import InFlight, TrackUpdates, new_turns, track_requests
 from netroom.jobs import BrokerQueue, create_broker, queue_depth_of, run_scheduler, run_worker
@@ -48,6 +49,8 @@ if TYPE_CHECKING:
     from bot.inbox import InboxPolling, InboxWebhookHandler
 
 log = logging.getLogger(__name__)
+# How long start-up waits for the pool's connections to open; the process serves either way.
+POOL_WARM_UP = 10.0
 
 
 @dataclass(frozen=True)
@@ -258,6 +261,18 @@ async def serve(
                 name="holds",
             )
             stack.push_async_callback(_step_down, keeper, resources, owner, times.ownerless_after)
+        if roles.bot or roles.web:
+            # The pool's connections opened before the first update or request, not during the
+            # first burst of them.
+            opened = await warm_pool(
+                resources.engine, settings.database.pool_size, within=POOL_WARM_UP
+            )
+            if opened < settings.database.pool_size:
+                log.warning(
+                    "%d of %d database connections opened ahead",
+                    opened,
+                    settings.database.pool_size,
+                )
         # The bot answers updates; a worker uses one too, to deliver what finishes in the
         # background (videos).
         if link is not None and (roles.bot or roles.worker):

@@ -134,9 +134,11 @@ async def test_two_schedulers_side_by_side_enqueue_each_tick_once(
     assert by_first | by_second <= set(ticks)
     unlogged = set(ticks) - (by_first | by_second)
     assert all(abs((t - killed).total_seconds()) <= 2 for t in unlogged), (unlogged, killed)
-    # Ticks well inside the window were all run and finished.
+    # Ticks well inside the window (about three) ran and finished. A tick that passes while no
+    # scheduler gets the CPU is not caught up (the module's invariants), and on a machine busy
+    # with other tests both may miss one second.
     window = [r for r in rows if began <= r.scheduled_for <= killed - timedelta(seconds=2)]
-    assert len(window) >= 3, rows
+    assert len(window) >= 2, rows
     assert {r.status for r in window} == {"ok"}
     assert all(r.finished_at >= r.started_at >= r.scheduled_for for r in window)
     after_kill = {t for t in ticks if killed + timedelta(seconds=1) <= t <= ended}
