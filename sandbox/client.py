@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import base64
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import Any
 
@@ -150,6 +150,18 @@ class SandboxClient:
             message_thread_id=message_thread_id,
         )
         return dict(await self._call("POST", f"/chats/{chat_id}/messages", json=body))
+
+    async def send_texts(
+        self, texts: Sequence[tuple[int, str]], *, bot_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Each (chat id, text) sent by that private chat's person, all at the same instant."""
+        body = {
+            "messages": [
+                {"chat_id": chat_id, "text": text} | _given(bot_id=bot_id)
+                for chat_id, text in texts
+            ]
+        }
+        return list((await self._call("POST", "/messages", json=body))["messages"])
 
     async def send_document(
         self,

@@ -148,6 +148,13 @@ def _optional_int(body: dict[str, Any], key: str) -> int | None:
 def _deliver_message(
     world: World, chat: Chat, body: dict[str, Any], **content: Any
 ) -> web.Response:
+    shown, update_id = _message_from_person(world, chat, body, **content)
+    return web.json_response({"message": shown, "update_id": update_id}, status=201)
+
+
+def _message_from_person(
+    world: World, chat: Chat, body: dict[str, Any], **content: Any
+) -> tuple[dict[str, Any], int | None]:
     bot = _bot(world, body)
     sender = _sender(world, chat, body)
     reply_to = _optional_int(body, "reply_to_message_id")
@@ -164,7 +171,7 @@ def _deliver_message(
     shown = public(message)
     update_id = world.push_update(bot, "message", shown) if chat.bot_member else None
     world.emit("user_message", chat.id, message_id=message["message_id"], message=shown)
-    return web.json_response({"message": shown, "update_id": update_id}, status=201)
+    return shown, update_id
 
 
 @guarded
@@ -336,14 +343,45 @@ async def send_message(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     chat = _chat(world, request)
     body = await _body(request)
+    text = _checked_text(body)
+    return _deliver_message(
+        world, chat, body, text=text, entities=markup.command_entities(text) or None
+    )
+
+
+def _checked_text(body: dict[str, Any]) -> str:
     text = str(body.get("text") or "")
     if not text.strip():
         raise ControlError("text is required")
     if len(text) > 4096:
         raise ControlError("text is longer than 4096 characters")
-    return _deliver_message(
-        world, chat, body, text=text, entities=markup.command_entities(text) or None
-    )
+    return text
+
+
+@guarded
+async def send_messages(request: web.Request) -> web.Response:
+    """Many people send a text each at the same instant (a load test's burst): all are checked
+    first, then all are sent, in the order given."""
+    world = request.app[WORLD]
+    body = await _body(request)
+    items = body.get("messages")
+    if not isinstance(items, list) or not items:
+        raise ControlError("messages: a non-empty list is required")
+    checked: list[tuple[Chat, dict[str, Any], str]] = []
+    for item in items:
+        if not isinstance(item, dict):
+            raise ControlError("each message is an object with chat_id and text")
+        chat = world.chats.get(_optional_int(item, "chat_id") or 0)
+        if chat is None:
+            raise ControlError(f"no chat {item.get('chat_id')}")
+        checked.append((chat, item, _checked_text(item)))
+    sent = []
+    for chat, item, text in checked:
+        shown, update_id = _message_from_person(
+            world, chat, item, text=text, entities=markup.command_entities(text) or None
+        )
+        sent.append({"message": shown, "update_id": update_id})
+    return web.json_response({"messages": sent}, status=201)
 
 
 @guarded
@@ -746,6 +784,7 @@ def setup_control(app: web.Application) -> None:
     r.add_post("/sandbox/api/bots", register_bot)
     r.add_get("/sandbox/api/bots", list_bots)
     r.add_post("/sandbox/api/chats/{chat_id}/messages", send_message)
+    r.add_post("/sandbox/api/messages", send_messages)
     r.add_post("/sandbox/api/chats/{chat_id}/messages/{message_id}/edit", edit_message)
     r.add_post("/sandbox/api/chats/{chat_id}/forwards", forward_message)
     r.add_post("/sandbox/api/chats/{chat_id}/documents", send_document)

@@ -18,7 +18,7 @@ from aiogram.exceptions import TelegramBadRequest, TelegramRetryAfter
 from aiohttp import web
 
 from sandbox.app import SandboxServer, start_sandbox
-from sandbox.client import SandboxClient
+from sandbox.client import SandboxClient, SandboxError
 from sandbox.telegram import TelegramOptions
 
 
@@ -426,3 +426,22 @@ async def test_mini_app_data_reaches_the_bot_as_a_message(client: SandboxClient,
         "data": '{"plan":"pro"}',
         "button_text": "Choose",
     }
+
+
+async def test_many_people_send_at_one_instant_all_or_none(client: SandboxClient, api: Any) -> None:
+    first = await _user_chat(client, api)
+    second = await client.create_user("Uma", language_code="en")
+    await client.send_text(second["id"], "/start")
+    tail = (await api("getUpdates", offset=-1)).json()["result"][-1]["update_id"]
+    # One bad item (no text) refuses the whole batch: nothing is sent.
+    with pytest.raises(SandboxError, match="text is required"):
+        await client.send_texts([(first["id"], "fine"), (second["id"], " ")])
+    assert (await api("getUpdates", offset=tail + 1)).json()["result"] == []
+    sent = await client.send_texts([(first["id"], "one"), (second["id"], "two")])
+    assert [s["message"]["text"] for s in sent] == ["one", "two"]
+    updates = (await api("getUpdates", offset=tail + 1)).json()["result"]
+    assert [(u["message"]["chat"]["id"], u["message"]["text"]) for u in updates] == [
+        (first["id"], "one"),
+        (second["id"], "two"),
+    ]
+    assert [u["update_id"] for u in updates] == [s["update_id"] for s in sent]
