@@ -14,6 +14,7 @@ the step returns the earlier entry (``applied=False``).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -314,16 +315,12 @@ async def reserve(
     transaction fails as a whole."""
     if amount <= 0:
         raise InvalidInput("a reserve must be positive")
+    guard = contextlib.nullcontext() if fresh_key else uow.session.begin_nested()
     try:
-        if fresh_key:
+        async with guard:
             reservation_id = await uow.ledger.reserve(
                 user_id=user_id, amount=amount, model_id=model_id, key=key, owner=owner
             )
-        else:
-            async with uow.session.begin_nested():
-                reservation_id = await uow.ledger.reserve(
-                    user_id=user_id, amount=amount, model_id=model_id, key=key, owner=owner
-                )
     except DuplicateKey:
         if fresh_key:
             raise

@@ -116,15 +116,6 @@ async def active_subscription(uow: UnitOfWork, user_id: int, now: datetime) -> S
     ).first()
 
 
-async def active_plan(
-    uow: UnitOfWork, tariffs: Tariffs, user_id: int, now: datetime
-) -> Plan | None:
-    if not tariffs.plans:
-        return None
-    subscription = await active_subscription(uow, user_id, now)
-    return None if subscription is None else tariffs.plan(subscription.plan)
-
-
 _TAKE = text(
     """
     INSERT INTO free_usage (user_id, tier, used, reset_at) VALUES (:user_id, :tier, 1, :now)

@@ -261,7 +261,7 @@ async def begin_turn(
     provider_cost = cost(model, input_estimate, max_output)
     # The balance's discount and the running plan, read together.
     balance_discount, plan_id = await uow.ledger.price_terms(user_id, now)
-    plan = tariffs.plan(plan_id) if tariffs is not None and plan_id is not None else None
+    plan = tariffs.plan(plan_id) if tariffs is not None else None
     free_tier: str | None = None
     # Counted in this transaction: it commits with the prompt, or not at all.
     if (

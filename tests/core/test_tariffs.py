@@ -274,7 +274,10 @@ async def test_a_withdrawn_plan_still_shows_to_its_subscriber_without_perks(
     state = await tariffs.tariff_state(uow, withdrawn, user.id, NOW)
     assert state.plan == Plan("plus", stars=250) and state.renews
     assert [(a.tier, a.limit) for a in state.allowances] == [("basic", 2)]
-    assert await tariffs.active_plan(uow, withdrawn, user.id, NOW) is None
+    # A turn finds the subscription running (its price terms) and no perks in a withdrawn plan.
+    _discount, plan_id = await uow.ledger.price_terms(user.id, NOW)
+    assert plan_id == "plus"
+    assert withdrawn.plan(plan_id) is None
     # So renewal can still be cancelled.
     current = await subscriptions.current_subscription(uow, user.id, NOW)
     assert current is not None and current.plan == "plus"
