@@ -343,43 +343,43 @@ async def send_message(request: web.Request) -> web.Response:
     world = request.app[WORLD]
     chat = _chat(world, request)
     body = await _body(request)
-    text = _checked_text(body)
-    return _deliver_message(
-        world, chat, body, text=text, entities=markup.command_entities(text) or None
-    )
+    return _deliver_message(world, chat, body, **_text_content(body))
 
 
-def _checked_text(body: dict[str, Any]) -> str:
+def _text_content(body: dict[str, Any]) -> dict[str, Any]:
+    """A person's text message, checked: the text and its command entities."""
     text = str(body.get("text") or "")
     if not text.strip():
         raise ControlError("text is required")
     if len(text) > 4096:
         raise ControlError("text is longer than 4096 characters")
-    return text
+    return {"text": text, "entities": markup.command_entities(text) or None}
 
 
 @guarded
 async def send_messages(request: web.Request) -> web.Response:
-    """Many people send a text each at the same instant (a load test's burst): all are checked
-    first, then all are sent, in the order given."""
+    """Many people send a text each at the same instant (a load test's burst): each item is
+    ``chat_id``, ``text`` and optionally ``bot_id``; all are checked first (chat, sender, bot,
+    text), then all are sent, in the order given."""
     world = request.app[WORLD]
     body = await _body(request)
     items = body.get("messages")
     if not isinstance(items, list) or not items:
         raise ControlError("messages: a non-empty list is required")
-    checked: list[tuple[Chat, dict[str, Any], str]] = []
+    checked: list[tuple[Chat, dict[str, Any], dict[str, Any]]] = []
     for item in items:
-        if not isinstance(item, dict):
-            raise ControlError("each message is an object with chat_id and text")
+        if not isinstance(item, dict) or not set(item) <= {"chat_id", "text", "bot_id"}:
+            raise ControlError("each message is an object with chat_id, text and bot_id")
         chat = world.chats.get(_optional_int(item, "chat_id") or 0)
         if chat is None:
             raise ControlError(f"no chat {item.get('chat_id')}")
-        checked.append((chat, item, _checked_text(item)))
+        # What sending checks, checked before anything is sent.
+        _bot(world, item)
+        _sender(world, chat, item)
+        checked.append((chat, item, _text_content(item)))
     sent = []
-    for chat, item, text in checked:
-        shown, update_id = _message_from_person(
-            world, chat, item, text=text, entities=markup.command_entities(text) or None
-        )
+    for chat, item, content in checked:
+        shown, update_id = _message_from_person(world, chat, item, **content)
         sent.append({"message": shown, "update_id": update_id})
     return web.json_response({"messages": sent}, status=201)
 

@@ -436,6 +436,18 @@ async def test_many_people_send_at_one_instant_all_or_none(client: SandboxClient
     # One bad item (no text) refuses the whole batch: nothing is sent.
     with pytest.raises(SandboxError, match="text is required"):
         await client.send_texts([(first["id"], "fine"), (second["id"], " ")])
+    # So does one for a bot nobody registered, wherever it stands in the batch.
+    with pytest.raises(SandboxError):
+        await client._call(
+            "POST",
+            "/messages",
+            json={
+                "messages": [
+                    {"chat_id": first["id"], "text": "fine"},
+                    {"chat_id": second["id"], "text": "also", "bot_id": 42},
+                ]
+            },
+        )
     assert (await api("getUpdates", offset=tail + 1)).json()["result"] == []
     sent = await client.send_texts([(first["id"], "one"), (second["id"], "two")])
     assert [s["message"]["text"] for s in sent] == ["one", "two"]
